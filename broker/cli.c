@@ -1,0 +1,1118 @@
+/*
+ * cli.c: the `sluice` command-line tool: topic admin, pub, sub, group and
+ * node status (bench lives in bench.c). Built on libsluice.
+ *
+ * Global options (--server, --json, --help) may appear anywhere; they are
+ * pulled out of argv before the subcommand's own getopt_long runs. Exit
+ * codes follow <sysexits.h>: EX_USAGE for bad arguments, EX_UNAVAILABLE when
+ * the server cannot be reached, EX_DATAERR/EX_SOFTWARE for server errors,
+ * EX_TEMPFAIL when some but not all publishes were acknowledged.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+#include <sodium.h>
+
+#include "cli.h"
+#include "codec.h"
+#include "err.h"
+#include "sluice.h"
+
+#define CLI_CONNECT_TIMEOUT_MS 3000
+#define CLI_RETRY_MAX_MS 2000
+#define CLI_WINDOW_DEFAULT 1000
+#define CLI_HEADERS_MAX 64
+#define CLI_LINE_BYTES_MAX CODEC_FRAME_BYTES_DEFAULT
+#define CLI_READ_CHUNK_BYTES (256u << 10)
+#define CLI_COMMIT_INTERVAL_MS 200
+#define CLI_EXIT_COMMIT_WAIT_MS 5000
+#define CLI_SUB_PARTITIONS_MAX 1024
+
+static const char *prog = "sluice";
+
+/* ---------- shared helpers ---------- */
+
+int cli_exit_code(int err)
+{
+	switch (err) {
+	case SL_OK:
+		return EX_OK;
+	case SL_EUNAVAILABLE:
+	case SL_ECLOSED:
+	case SL_ETIMEOUT:
+		return EX_UNAVAILABLE;
+	case SL_ENOTOPIC:
+	case SL_ETOPIC_EXISTS:
+	case SL_EINVAL:
+	case SL_ERANGE:
+	case SL_ENOSUB:
+	case SL_ETOOLARGE:
+	case SL_EMALFORMED:
+		return EX_DATAERR;
+	case SL_EFULL:
+	case SL_ETOOMANY:
+		return EX_TEMPFAIL;
+	default:
+		return EX_SOFTWARE;
+	}
+}
+
+struct sluice_client_opts cli_client_opts(const struct cli_global *g, uint32_t pipeline_max)
+{
+	struct sluice_client_opts o = {0};
+	o.servers = g->server;
+	o.client_name = "sluice-cli";
+	o.pipeline_max = pipeline_max;
+	o.connect_timeout_ms = CLI_CONNECT_TIMEOUT_MS;
+	o.retry_max_ms = CLI_RETRY_MAX_MS;
+	return o;
+}
+
+int cli_connect(const struct cli_global *g, uint32_t pipeline_max, struct sluice_sync **out)
+{
+	struct sluice_client_opts o = cli_client_opts(g, pipeline_max);
+	int err = sluice_sync_open(&o, out);
+	if (err != SL_OK) {
+		const char *srv = g->server ? g->server : getenv("SLUICE_SERVER");
+		fprintf(stderr, "%s: cannot connect to %s: %s\n", prog, srv && srv[0] ? srv : "127.0.0.1:7400",
+			sl_strerror(err));
+		return EX_UNAVAILABLE;
+	}
+	return EX_OK;
+}
+
+static int report_err(const char *what, int err, const char *msg)
+{
+	fprintf(stderr, "%s: %s: %s\n", prog, what, msg && msg[0] ? msg : sl_strerror(err));
+	return cli_exit_code(err);
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	if (!s || !*s || *s == '-')
+		return -1;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_i64(const char *s, int64_t *out)
+{
+	char *end;
+	if (!s || !*s)
+		return -1;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || *end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_u32(const char *s, uint32_t *out)
+{
+	uint64_t v;
+	if (parse_u64(s, &v) || v > UINT32_MAX)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static void json_print(json_t *j)
+{
+	char *s = json_dumps(j, JSON_COMPACT);
+	if (s) {
+		puts(s);
+		free(s);
+	}
+	json_decref(j);
+}
+
+/* Drive the client's loop until *done is set (bounded by the client's own timeouts). */
+static void wait_done(struct sluice_sync *s, const int *done)
+{
+	while (!*done)
+		event_base_loop(sluice_sync_base(s), EVLOOP_ONCE);
+}
+
+static int want_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--"))
+			break;
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return 1;
+	}
+	return 0;
+}
+
+/* ---------- usage ---------- */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: sluice [--server HOST:PORT] [--json] COMMAND ...\n"
+		"\n"
+		"commands:\n"
+		"  topic create NAME [--partitions N] [--retention-ms MS] [--retention-bytes B]\n"
+		"  topic list\n"
+		"  topic describe NAME\n"
+		"  topic delete NAME\n"
+		"  pub TOPIC [--key K] [--partition P] [--header k=v]... [--window W] [MESSAGE]\n"
+		"  sub TOPIC [--from earliest|latest|OFFSET|@UNIX_MS] [--partition P]... [--group G]\n"
+		"            [--count N] [--format raw|json]\n"
+		"  group describe GROUP\n"
+		"  node status\n"
+		"  bench pub|sub|e2e [--topic T] [--partitions N] [--size BYTES] [--count N | --duration S]\n"
+		"            [--producers P] [--window W]\n"
+		"\n"
+		"--server defaults to $SLUICE_SERVER or 127.0.0.1:7400; --json prints JSON.\n"
+		"`sluice COMMAND --help` describes a command.\n");
+}
+
+static void usage_topic(FILE *f)
+{
+	fprintf(f, "usage: sluice topic create NAME [--partitions N] [--retention-ms MS] [--retention-bytes B]\n"
+		   "       sluice topic list\n"
+		   "       sluice topic describe NAME   (per partition: first offset, end offset, bytes)\n"
+		   "       sluice topic delete NAME\n");
+}
+
+static void usage_pub(FILE *f)
+{
+	fprintf(f, "usage: sluice pub TOPIC [--key K] [--partition P] [--header k=v]... [--window W] [MESSAGE]\n"
+		   "  With MESSAGE, publishes it and prints \"partition P offset O\".\n"
+		   "  Without, publishes each line of stdin as a message, up to W (default %d) in flight,\n"
+		   "  and prints a summary on stderr.\n",
+		CLI_WINDOW_DEFAULT);
+}
+
+static void usage_sub(FILE *f)
+{
+	fprintf(f, "usage: sluice sub TOPIC [--from earliest|latest|OFFSET|@UNIX_MS] [--partition P]...\n"
+		   "                  [--group G] [--count N] [--format raw|json]\n"
+		   "  --from defaults to latest; with --group, the group's committed offsets win.\n"
+		   "  --group commits what was printed every %d ms and at exit.\n",
+		CLI_COMMIT_INTERVAL_MS);
+}
+
+static void usage_group(FILE *f)
+{
+	fprintf(f, "usage: sluice group describe GROUP   (committed offset, end offset and lag per partition)\n");
+}
+
+static void usage_node(FILE *f)
+{
+	fprintf(f, "usage: sluice node status\n");
+}
+
+/* ---------- topic ---------- */
+
+static int cmd_topic_create(const struct cli_global *g, int argc, char **argv)
+{
+	static const struct option lo[] = {{"partitions", required_argument, 0, 'p'},
+					   {"retention-ms", required_argument, 0, 'r'},
+					   {"retention-bytes", required_argument, 0, 'b'},
+					   {0, 0, 0, 0}};
+	uint32_t partitions = 1;
+	int64_t rms = 0, rbytes = 0;
+	int ch;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "p:", lo, NULL)) != -1) {
+		if ((ch == 'p' && (parse_u32(optarg, &partitions) || partitions == 0)) ||
+		    (ch == 'r' && (parse_i64(optarg, &rms) || rms < 0)) ||
+		    (ch == 'b' && (parse_i64(optarg, &rbytes) || rbytes < 0)) || ch == '?') {
+			usage_topic(stderr);
+			return EX_USAGE;
+		}
+	}
+	if (optind + 1 != argc) {
+		usage_topic(stderr);
+		return EX_USAGE;
+	}
+	const char *name = argv[optind];
+	struct sluice_sync *s;
+	char msg[256];
+	int rc = cli_connect(g, 0, &s);
+	if (rc)
+		return rc;
+	int err = sluice_sync_topic_create(s, name, partitions, rms, rbytes, msg, sizeof(msg));
+	sluice_sync_close(s);
+	if (err)
+		return report_err("topic create", err, msg);
+	if (g->json)
+		json_print(json_pack("{s:s, s:I, s:I, s:I}", "created", name, "partitions", (json_int_t)partitions,
+				     "retention_ms", (json_int_t)rms, "retention_bytes", (json_int_t)rbytes));
+	else
+		printf("created topic %s with %u partition%s\n", name, partitions, partitions == 1 ? "" : "s");
+	return EX_OK;
+}
+
+static int cmd_topic_delete(const struct cli_global *g, int argc, char **argv)
+{
+	if (argc != 2 || argv[1][0] == '-') {
+		usage_topic(stderr);
+		return EX_USAGE;
+	}
+	struct sluice_sync *s;
+	char msg[256];
+	int rc = cli_connect(g, 0, &s);
+	if (rc)
+		return rc;
+	int err = sluice_sync_topic_delete(s, argv[1], msg, sizeof(msg));
+	sluice_sync_close(s);
+	if (err)
+		return report_err("topic delete", err, msg);
+	if (g->json)
+		json_print(json_pack("{s:s}", "deleted", argv[1]));
+	else
+		printf("deleted topic %s\n", argv[1]);
+	return EX_OK;
+}
+
+struct topic_result {
+	const struct cli_global *g;
+	int done, err;
+	char msg[256];
+};
+
+static json_t *topic_json(const struct sluice_topic_info *t, int with_parts)
+{
+	json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I}", "name", t->name, "partition_count",
+			      (json_int_t)t->partitions, "retention_ms", (json_int_t)t->retention_ms,
+			      "retention_bytes", (json_int_t)t->retention_bytes, "created_ms",
+			      (json_int_t)t->created_ms);
+	if (!with_parts) {
+		json_object_set_new(o, "partitions", json_integer(t->partitions));
+		return o;
+	}
+	json_t *a = json_array();
+	for (size_t i = 0; i < t->parts_n; i++)
+		json_array_append_new(a, json_pack("{s:I, s:I, s:I, s:I}", "partition",
+						   (json_int_t)t->parts[i].partition, "first_offset",
+						   (json_int_t)t->parts[i].first_offset, "end_offset",
+						   (json_int_t)t->parts[i].end_offset, "bytes",
+						   (json_int_t)t->parts[i].bytes));
+	json_object_set_new(o, "partitions", a);
+	return o;
+}
+
+static void topic_list_cb(void *arg, int err, const char *errmsg, const struct sluice_topic_info *tis, size_t n)
+{
+	struct topic_result *r = arg;
+	r->done = 1;
+	r->err = err;
+	if (err) {
+		snprintf(r->msg, sizeof(r->msg), "%s", errmsg ? errmsg : sl_strerror(err));
+		return;
+	}
+	if (r->g->json) {
+		json_t *a = json_array();
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(a, topic_json(&tis[i], 0));
+		json_print(a);
+		return;
+	}
+	printf("%-32s %10s %14s %16s\n", "TOPIC", "PARTITIONS", "RETENTION_MS", "RETENTION_BYTES");
+	for (size_t i = 0; i < n; i++)
+		printf("%-32s %10u %14" PRId64 " %16" PRId64 "\n", tis[i].name, tis[i].partitions,
+		       tis[i].retention_ms, tis[i].retention_bytes);
+}
+
+static void topic_describe_cb(void *arg, int err, const char *errmsg, const struct sluice_topic_info *t)
+{
+	struct topic_result *r = arg;
+	r->done = 1;
+	r->err = err;
+	if (err) {
+		snprintf(r->msg, sizeof(r->msg), "%s", errmsg ? errmsg : sl_strerror(err));
+		return;
+	}
+	if (r->g->json) {
+		json_print(topic_json(t, 1));
+		return;
+	}
+	printf("topic %s: %u partition%s, retention_ms %" PRId64 ", retention_bytes %" PRId64 "\n", t->name,
+	       t->partitions, t->partitions == 1 ? "" : "s", t->retention_ms, t->retention_bytes);
+	printf("%9s %14s %14s %14s\n", "PARTITION", "FIRST_OFFSET", "END_OFFSET", "BYTES");
+	for (size_t i = 0; i < t->parts_n; i++)
+		printf("%9u %14" PRIu64 " %14" PRIu64 " %14" PRIu64 "\n", t->parts[i].partition,
+		       t->parts[i].first_offset, t->parts[i].end_offset, t->parts[i].bytes);
+}
+
+static int cmd_topic_query(const struct cli_global *g, int argc, char **argv, int describe)
+{
+	if ((describe && (argc != 2 || argv[1][0] == '-')) || (!describe && argc != 1)) {
+		usage_topic(stderr);
+		return EX_USAGE;
+	}
+	struct sluice_sync *s;
+	struct topic_result r = {.g = g};
+	int rc = cli_connect(g, 0, &s);
+	if (rc)
+		return rc;
+	struct sluice_client *c = sluice_sync_client(s);
+	int err = describe ? sluice_topic_describe(c, argv[1], topic_describe_cb, &r)
+			   : sluice_topic_list(c, topic_list_cb, &r);
+	if (err == SL_OK) {
+		wait_done(s, &r.done);
+		err = r.err;
+	}
+	sluice_sync_close(s);
+	return err ? report_err(describe ? "topic describe" : "topic list", err, r.msg) : EX_OK;
+}
+
+static int cmd_topic(const struct cli_global *g, int argc, char **argv)
+{
+	if (argc < 2 || want_help(argc, argv)) {
+		usage_topic(argc < 2 ? stderr : stdout);
+		return argc < 2 ? EX_USAGE : EX_OK;
+	}
+	const char *sub = argv[1];
+	if (!strcmp(sub, "create"))
+		return cmd_topic_create(g, argc - 1, argv + 1);
+	if (!strcmp(sub, "delete"))
+		return cmd_topic_delete(g, argc - 1, argv + 1);
+	if (!strcmp(sub, "list"))
+		return cmd_topic_query(g, argc - 1, argv + 1, 0);
+	if (!strcmp(sub, "describe"))
+		return cmd_topic_query(g, argc - 1, argv + 1, 1);
+	usage_topic(stderr);
+	return EX_USAGE;
+}
+
+/* ---------- pub ---------- */
+
+struct pub_state {
+	const struct cli_global *g;
+	struct sluice_sync *s;
+	struct sluice_pub tmpl;
+	uint32_t window;
+	struct event *in_ev;
+	int in_regular;          /* stdin is a regular file: always readable, no fd event */
+	int in_paused, eof, skipping;
+	uint8_t *buf;
+	size_t len, start;       /* unread bytes are buf[start, len) */
+	size_t cap;
+	uint64_t published, acked, failed;
+	int first_err;
+	char first_msg[256];
+};
+
+static void pub_maybe_finish(struct pub_state *ps)
+{
+	if (ps->eof && sluice_client_inflight(sluice_sync_client(ps->s)) == 0)
+		event_base_loopbreak(sluice_sync_base(ps->s));
+}
+
+static void pub_resume(struct pub_state *ps)
+{
+	if (!ps->in_paused || ps->eof)
+		return;
+	ps->in_paused = 0;
+	if (ps->in_regular)
+		event_active(ps->in_ev, EV_READ, 0);
+	else
+		event_add(ps->in_ev, NULL);
+}
+
+static void pub_ack_cb(void *arg, int err, const char *errmsg, uint32_t partition, uint64_t offset,
+		       int64_t timestamp_ms, int duplicate)
+{
+	struct pub_state *ps = arg;
+	if (err == SL_OK) {
+		ps->acked++;
+	} else {
+		ps->failed++;
+		if (!ps->first_err) {
+			ps->first_err = err;
+			snprintf(ps->first_msg, sizeof(ps->first_msg), "%s", errmsg ? errmsg : sl_strerror(err));
+		}
+	}
+	if (sluice_client_inflight(sluice_sync_client(ps->s)) < ps->window)
+		pub_resume(ps);
+	pub_maybe_finish(ps);
+}
+
+static void pub_one(struct pub_state *ps, const uint8_t *line, size_t n)
+{
+	struct sluice_pub p = ps->tmpl;
+	p.payload = slice_make(line, n);
+	ps->published++;
+	int err = sluice_publish(sluice_sync_client(ps->s), &p, pub_ack_cb, ps);
+	if (err != SL_OK)
+		pub_ack_cb(ps, err, NULL, 0, 0, 0, 0);
+}
+
+/* Publish the next complete line in the buffer; returns 0 if there is none. */
+static int pub_next_line(struct pub_state *ps)
+{
+	uint8_t *p = ps->buf + ps->start;
+	uint8_t *nl = memchr(p, '\n', ps->len - ps->start);
+	if (!nl)
+		return 0;
+	size_t n = (size_t)(nl - p);
+	if (ps->skipping) {
+		ps->skipping = 0; /* the tail of an oversized line */
+	} else {
+		if (n > 0 && p[n - 1] == '\r')
+			n--;
+		pub_one(ps, p, n);
+	}
+	ps->start = (size_t)(nl - ps->buf) + 1;
+	return 1;
+}
+
+/* Read more of stdin; returns bytes read, 0 at EOF, -1 when nothing is there yet. */
+static ssize_t pub_fill(struct pub_state *ps)
+{
+	if (ps->start > 0) {
+		memmove(ps->buf, ps->buf + ps->start, ps->len - ps->start);
+		ps->len -= ps->start;
+		ps->start = 0;
+	}
+	if (ps->len == ps->cap) {
+		/* A line longer than any frame: fail it and drop the rest of it. */
+		ps->published++;
+		pub_ack_cb(ps, SL_ETOOLARGE, "line longer than frame_bytes_max", 0, 0, 0, 0);
+		ps->len = 0;
+		ps->skipping = 1;
+	}
+	size_t want = ps->cap - ps->len;
+	if (want > CLI_READ_CHUNK_BYTES)
+		want = CLI_READ_CHUNK_BYTES;
+	ssize_t n = read(STDIN_FILENO, ps->buf + ps->len, want);
+	if (n < 0)
+		return (errno == EAGAIN || errno == EINTR) ? -1 : 0;
+	ps->len += (size_t)n;
+	return n;
+}
+
+static void pub_stdin_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pub_state *ps = arg;
+	struct sluice_client *c = sluice_sync_client(ps->s);
+	int may_read = 1; /* a pipe or tty is readable once per event; a file always */
+	while (sluice_client_inflight(c) < ps->window) {
+		if (pub_next_line(ps))
+			continue;
+		if (!may_read)
+			return; /* wait for the next readiness event */
+		ssize_t n = pub_fill(ps);
+		if (!ps->in_regular)
+			may_read = 0;
+		if (n < 0)
+			return;
+		if (n == 0) {
+			if (ps->len > ps->start && !ps->skipping)
+				pub_one(ps, ps->buf + ps->start, ps->len - ps->start);
+			ps->len = ps->start = 0;
+			ps->eof = 1;
+			if (!ps->in_regular)
+				event_del(ps->in_ev);
+			pub_maybe_finish(ps);
+			return;
+		}
+	}
+	/* Window full: stop reading until acks come back. */
+	ps->in_paused = 1;
+	if (!ps->in_regular)
+		event_del(ps->in_ev);
+}
+
+static int pub_stream(struct pub_state *ps)
+{
+	struct stat st;
+	struct event_base *base = sluice_sync_base(ps->s);
+	ps->in_regular = fstat(STDIN_FILENO, &st) == 0 && S_ISREG(st.st_mode);
+	ps->cap = CLI_LINE_BYTES_MAX + 1;
+	ps->buf = malloc(ps->cap);
+	ps->in_ev = ps->in_regular ? event_new(base, -1, 0, pub_stdin_cb, ps)
+				   : event_new(base, STDIN_FILENO, EV_READ | EV_PERSIST, pub_stdin_cb, ps);
+	if (!ps->buf || !ps->in_ev) {
+		free(ps->buf);
+		if (ps->in_ev)
+			event_free(ps->in_ev);
+		return report_err("pub", SL_ENOMEM, NULL);
+	}
+	ps->in_paused = 1;
+	pub_resume(ps);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	event_base_dispatch(base);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	fprintf(stderr, "published %" PRIu64 " messages, %" PRIu64 " acknowledged, %" PRIu64 " failed in %.3f s (%.0f msg/s)\n",
+		ps->published, ps->acked, ps->failed, secs, secs > 0 ? (double)ps->acked / secs : 0.0);
+	if (ps->first_err)
+		fprintf(stderr, "%s: first error: %s\n", prog, ps->first_msg);
+	event_free(ps->in_ev);
+	free(ps->buf);
+	if (ps->acked == ps->published)
+		return EX_OK;
+	return ps->acked == 0 && ps->first_err ? cli_exit_code(ps->first_err) : EX_TEMPFAIL;
+}
+
+static int pub_single(struct pub_state *ps, const char *message)
+{
+	uint32_t partition = 0;
+	uint64_t offset = 0;
+	char msg[256];
+	struct sluice_pub p = ps->tmpl;
+	p.payload = slice_cstr(message);
+	int err = sluice_sync_publish(ps->s, &p, &partition, &offset, msg, sizeof(msg));
+	if (err)
+		return report_err("pub", err, msg);
+	if (ps->g->json)
+		json_print(json_pack("{s:s, s:I, s:I}", "topic", p.topic, "partition", (json_int_t)partition, "offset",
+				     (json_int_t)offset));
+	else
+		printf("partition %u offset %" PRIu64 "\n", partition, offset);
+	return EX_OK;
+}
+
+static int pub_header_add(struct sluice_header *hs, size_t *n, char *kv)
+{
+	char *eq = strchr(kv, '=');
+	if (!eq || eq == kv || *n >= CLI_HEADERS_MAX)
+		return -1;
+	*eq = 0;
+	hs[*n].key = kv;
+	hs[*n].value = slice_cstr(eq + 1);
+	(*n)++;
+	return 0;
+}
+
+static int cmd_pub(const struct cli_global *g, int argc, char **argv)
+{
+	static const struct option lo[] = {{"key", required_argument, 0, 'k'},
+					   {"partition", required_argument, 0, 'p'},
+					   {"header", required_argument, 0, 'H'},
+					   {"window", required_argument, 0, 'w'},
+					   {0, 0, 0, 0}};
+	struct sluice_header hs[CLI_HEADERS_MAX];
+	struct pub_state ps = {.g = g, .window = CLI_WINDOW_DEFAULT};
+	int ch;
+	if (want_help(argc, argv)) {
+		usage_pub(stdout);
+		return EX_OK;
+	}
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "k:p:H:w:", lo, NULL)) != -1) {
+		int bad = ch == '?';
+		if (ch == 'k')
+			ps.tmpl.key = slice_cstr(optarg);
+		else if (ch == 'p')
+			bad = parse_u32(optarg, &ps.tmpl.partition), ps.tmpl.has_partition = 1;
+		else if (ch == 'H')
+			bad = pub_header_add(hs, &ps.tmpl.headers_n, optarg);
+		else if (ch == 'w')
+			bad = parse_u32(optarg, &ps.window) || ps.window == 0;
+		if (bad) {
+			usage_pub(stderr);
+			return EX_USAGE;
+		}
+	}
+	if (optind >= argc || argc - optind > 2) {
+		usage_pub(stderr);
+		return EX_USAGE;
+	}
+	ps.tmpl.topic = argv[optind];
+	ps.tmpl.headers = hs;
+	int rc = cli_connect(g, ps.window, &ps.s);
+	if (rc)
+		return rc;
+	rc = optind + 1 < argc ? pub_single(&ps, argv[optind + 1]) : pub_stream(&ps);
+	sluice_sync_close(ps.s);
+	return rc;
+}
+
+/* ---------- sub ---------- */
+
+struct sub_part_state {
+	uint32_t partition;
+	uint64_t next;           /* after the last printed message */
+	uint64_t committed;      /* last commit sent */
+	int seen;
+};
+
+struct sub_state {
+	const struct cli_global *g;
+	struct sluice_sync *s;
+	const char *topic, *group;
+	int json;
+	uint64_t count, printed;
+	int stopping, exit_code;
+	uint64_t sub_id;
+	struct sub_part_state *parts;
+	size_t parts_n, parts_cap;
+	uint32_t commits_out;
+	struct event *flush_ev, *commit_ev, *sigint_ev, *sigterm_ev, *deadline_ev;
+	int flush_pending;
+};
+
+static struct sub_part_state *sub_part(struct sub_state *st, uint32_t partition)
+{
+	for (size_t i = 0; i < st->parts_n; i++)
+		if (st->parts[i].partition == partition)
+			return &st->parts[i];
+	if (st->parts_n == st->parts_cap) {
+		size_t cap = st->parts_cap ? st->parts_cap * 2 : 16;
+		struct sub_part_state *np = realloc(st->parts, cap * sizeof(*np));
+		if (!np)
+			return NULL;
+		st->parts = np;
+		st->parts_cap = cap;
+	}
+	struct sub_part_state *p = &st->parts[st->parts_n++];
+	memset(p, 0, sizeof(*p));
+	p->partition = partition;
+	return p;
+}
+
+static json_t *json_bytes(json_t *obj, const char *key, const char *key_b64, struct slice v)
+{
+	json_t *s = json_stringn((const char *)v.base, v.len);
+	if (s) {
+		json_object_set_new(obj, key, s);
+		return obj;
+	}
+	size_t blen = sodium_base64_encoded_len(v.len, sodium_base64_VARIANT_ORIGINAL);
+	char *b = malloc(blen);
+	if (b) {
+		sodium_bin2base64(b, blen, v.base, v.len, sodium_base64_VARIANT_ORIGINAL);
+		json_object_set_new(obj, key_b64, json_string(b));
+		free(b);
+	}
+	return obj;
+}
+
+static void sub_print_json(const struct sluice_msg *m)
+{
+	json_t *o = json_pack("{s:s, s:I, s:I, s:I}", "topic", m->topic, "partition", (json_int_t)m->partition,
+			      "offset", (json_int_t)m->offset, "timestamp_ms", (json_int_t)m->timestamp_ms);
+	if (m->key.len)
+		json_bytes(o, "key", "key_base64", m->key);
+	else
+		json_object_set_new(o, "key", json_null());
+	json_t *h = json_object();
+	for (size_t i = 0; i < m->headers_n; i++) {
+		json_t *v = json_stringn((const char *)m->headers[i].value.base, m->headers[i].value.len);
+		if (!v) {
+			size_t blen = sodium_base64_encoded_len(m->headers[i].value.len, sodium_base64_VARIANT_ORIGINAL);
+			char *b = malloc(blen);
+			if (b)
+				sodium_bin2base64(b, blen, m->headers[i].value.base, m->headers[i].value.len,
+						  sodium_base64_VARIANT_ORIGINAL);
+			v = json_string(b ? b : "");
+			free(b);
+		}
+		json_object_set_new(h, m->headers[i].key, v);
+	}
+	json_object_set_new(o, "headers", h);
+	json_bytes(o, "payload", "payload_base64", m->payload);
+	char *s = json_dumps(o, JSON_COMPACT);
+	if (s) {
+		fputs(s, stdout);
+		fputc('\n', stdout);
+		free(s);
+	}
+	json_decref(o);
+}
+
+static void sub_commit_done_cb(void *arg, int err, const char *errmsg)
+{
+	struct sub_state *st = arg;
+	st->commits_out--;
+	if (err)
+		fprintf(stderr, "%s: commit: %s\n", prog, errmsg ? errmsg : sl_strerror(err));
+	if (st->stopping && st->commits_out == 0)
+		event_base_loopbreak(sluice_sync_base(st->s));
+}
+
+/* Commit the next offset of every partition printed since the last commit. */
+static void sub_commit_all(struct sub_state *st)
+{
+	if (!st->group)
+		return;
+	fflush(stdout); /* commit only what has really been written out */
+	for (size_t i = 0; i < st->parts_n; i++) {
+		struct sub_part_state *p = &st->parts[i];
+		if (!p->seen || p->next == p->committed)
+			continue;
+		if (sluice_commit(sluice_sync_client(st->s), st->group, st->topic, p->partition, p->next,
+				  sub_commit_done_cb, st) == SL_OK) {
+			st->commits_out++;
+			p->committed = p->next;
+		}
+	}
+}
+
+static void sub_stop(struct sub_state *st)
+{
+	if (st->stopping)
+		return;
+	st->stopping = 1;
+	fflush(stdout);
+	sluice_unsubscribe(sluice_sync_client(st->s), st->sub_id);
+	sub_commit_all(st);
+	struct timeval tv = {CLI_EXIT_COMMIT_WAIT_MS / 1000, 0};
+	evtimer_add(st->deadline_ev, &tv);
+	if (st->commits_out == 0)
+		event_base_loopbreak(sluice_sync_base(st->s));
+}
+
+static void sub_msg_cb(void *arg, int err, const char *errmsg, const struct sluice_msg *m)
+{
+	struct sub_state *st = arg;
+	if (err) {
+		st->exit_code = report_err("sub", err, errmsg);
+		st->stopping = 1;
+		event_base_loopbreak(sluice_sync_base(st->s));
+		return;
+	}
+	if (st->stopping || (st->count && st->printed >= st->count))
+		return;
+	if (st->json) {
+		sub_print_json(m);
+	} else {
+		fwrite(m->payload.base, 1, m->payload.len, stdout);
+		fputc('\n', stdout);
+	}
+	st->printed++;
+	struct sub_part_state *p = sub_part(st, m->partition);
+	if (p) {
+		p->next = m->offset + 1;
+		p->seen = 1;
+	}
+	if (!st->flush_pending) {
+		st->flush_pending = 1;
+		event_active(st->flush_ev, EV_TIMEOUT, 0);
+	}
+	if (st->count && st->printed >= st->count)
+		sub_stop(st);
+}
+
+static void sub_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sub_state *st = arg;
+	st->flush_pending = 0;
+	fflush(stdout);
+}
+
+static void sub_commit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	sub_commit_all(arg);
+}
+
+static void sub_signal_cb(evutil_socket_t fd, short what, void *arg)
+{
+	sub_stop(arg);
+}
+
+static void sub_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sub_state *st = arg;
+	fprintf(stderr, "%s: gave up waiting for offset commits\n", prog);
+	st->exit_code = EX_TEMPFAIL;
+	event_base_loopbreak(sluice_sync_base(st->s));
+}
+
+static int sub_parse_from(const char *s, struct sluice_sub_opts *o)
+{
+	if (!strcmp(s, "earliest"))
+		o->start = SLUICE_EARLIEST;
+	else if (!strcmp(s, "latest"))
+		o->start = SLUICE_LATEST;
+	else if (s[0] == '@') {
+		o->start = SLUICE_TIMESTAMP;
+		return parse_i64(s + 1, &o->timestamp_ms);
+	} else {
+		o->start = SLUICE_OFFSET;
+		return parse_u64(s, &o->offset);
+	}
+	return 0;
+}
+
+static int sub_run(struct sub_state *st, struct sluice_sub_opts *o)
+{
+	struct event_base *base = sluice_sync_base(st->s);
+	int err;
+	st->flush_ev = event_new(base, -1, 0, sub_flush_cb, st);
+	st->commit_ev = event_new(base, -1, EV_PERSIST, sub_commit_cb, st);
+	st->sigint_ev = evsignal_new(base, SIGINT, sub_signal_cb, st);
+	st->sigterm_ev = evsignal_new(base, SIGTERM, sub_signal_cb, st);
+	st->deadline_ev = evtimer_new(base, sub_deadline_cb, st);
+	if (!st->flush_ev || !st->commit_ev || !st->sigint_ev || !st->sigterm_ev || !st->deadline_ev) {
+		err = SL_ENOMEM;
+		goto done;
+	}
+	struct timeval tv = {0, CLI_COMMIT_INTERVAL_MS * 1000};
+	if (st->group)
+		event_add(st->commit_ev, &tv);
+	event_add(st->sigint_ev, NULL);
+	event_add(st->sigterm_ev, NULL);
+	err = sluice_subscribe(sluice_sync_client(st->s), o, sub_msg_cb, st, &st->sub_id);
+	if (err == SL_OK && !(st->count && st->printed >= st->count))
+		event_base_dispatch(base);
+done:
+	fflush(stdout);
+	if (st->flush_ev)
+		event_free(st->flush_ev);
+	if (st->commit_ev)
+		event_free(st->commit_ev);
+	if (st->sigint_ev)
+		event_free(st->sigint_ev);
+	if (st->sigterm_ev)
+		event_free(st->sigterm_ev);
+	if (st->deadline_ev)
+		event_free(st->deadline_ev);
+	return err ? report_err("sub", err, NULL) : st->exit_code;
+}
+
+static int cmd_sub(const struct cli_global *g, int argc, char **argv)
+{
+	static const struct option lo[] = {{"from", required_argument, 0, 'f'},
+					   {"partition", required_argument, 0, 'p'},
+					   {"group", required_argument, 0, 'g'},
+					   {"count", required_argument, 0, 'n'},
+					   {"format", required_argument, 0, 'F'},
+					   {0, 0, 0, 0}};
+	static uint32_t parts[CLI_SUB_PARTITIONS_MAX];
+	struct sluice_sub_opts o = {.start = SLUICE_LATEST};
+	struct sub_state st = {.g = g, .json = g->json};
+	int ch;
+	if (want_help(argc, argv)) {
+		usage_sub(stdout);
+		return EX_OK;
+	}
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "f:p:g:n:F:", lo, NULL)) != -1) {
+		int bad = ch == '?';
+		if (ch == 'f')
+			bad = sub_parse_from(optarg, &o);
+		else if (ch == 'p')
+			bad = o.partitions_n >= CLI_SUB_PARTITIONS_MAX || parse_u32(optarg, &parts[o.partitions_n++]);
+		else if (ch == 'g')
+			st.group = optarg;
+		else if (ch == 'n')
+			bad = parse_u64(optarg, &st.count);
+		else if (ch == 'F')
+			bad = strcmp(optarg, "raw") && strcmp(optarg, "json") ? 1 : (st.json = !strcmp(optarg, "json"), 0);
+		if (bad) {
+			usage_sub(stderr);
+			return EX_USAGE;
+		}
+	}
+	if (optind + 1 != argc) {
+		usage_sub(stderr);
+		return EX_USAGE;
+	}
+	st.topic = o.topic = argv[optind];
+	o.partitions = o.partitions_n ? parts : NULL;
+	o.group = st.group;
+	static char outbuf[1 << 16];
+	setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
+	int rc = cli_connect(g, 0, &st.s);
+	if (rc)
+		return rc;
+	rc = sub_run(&st, &o);
+	sluice_sync_close(st.s);
+	free(st.parts);
+	return rc;
+}
+
+/* ---------- group, node ---------- */
+
+static void group_cb(void *arg, int err, const char *errmsg, const struct sluice_group_partition *ps, size_t n)
+{
+	struct topic_result *r = arg;
+	r->done = 1;
+	r->err = err;
+	if (err) {
+		snprintf(r->msg, sizeof(r->msg), "%s", errmsg ? errmsg : sl_strerror(err));
+		return;
+	}
+	if (r->g->json) {
+		json_t *a = json_array();
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(a, json_pack("{s:s, s:I, s:I, s:I, s:I}", "topic", ps[i].topic,
+							   "partition", (json_int_t)ps[i].partition,
+							   "committed_offset", (json_int_t)ps[i].committed_offset,
+							   "end_offset", (json_int_t)ps[i].end_offset, "lag",
+							   (json_int_t)ps[i].lag));
+		json_print(json_pack("{s:s, s:o}", "group", r->msg, "partitions", a));
+		return;
+	}
+	printf("%-32s %9s %16s %14s %10s\n", "TOPIC", "PARTITION", "COMMITTED_OFFSET", "END_OFFSET", "LAG");
+	for (size_t i = 0; i < n; i++)
+		printf("%-32s %9u %16" PRIu64 " %14" PRIu64 " %10" PRIu64 "\n", ps[i].topic, ps[i].partition,
+		       ps[i].committed_offset, ps[i].end_offset, ps[i].lag);
+}
+
+static void status_cb(void *arg, int err, const char *errmsg, const struct sluice_node_status *st)
+{
+	struct topic_result *r = arg;
+	r->done = 1;
+	r->err = err;
+	if (err) {
+		snprintf(r->msg, sizeof(r->msg), "%s", errmsg ? errmsg : sl_strerror(err));
+		return;
+	}
+	if (r->g->json) {
+		json_print(json_pack("{s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "node_id",
+				     (json_int_t)st->node_id, "version", st->version ? st->version : "",
+				     "uptime_ms", (json_int_t)st->uptime_ms, "frontends", (json_int_t)st->frontends,
+				     "topics", (json_int_t)st->topics, "map_bytes", (json_int_t)st->map_bytes,
+				     "used_bytes", (json_int_t)st->used_bytes, "connections",
+				     (json_int_t)st->connections, "published", (json_int_t)st->published,
+				     "logwriter_restarts", (json_int_t)st->logwriter_restarts, "frontend_restarts",
+				     (json_int_t)st->frontend_restarts));
+		return;
+	}
+	printf("node_id             %u\n", st->node_id);
+	printf("version             %s\n", st->version ? st->version : "");
+	printf("uptime_ms           %" PRId64 "\n", st->uptime_ms);
+	printf("frontends           %u\n", st->frontends);
+	printf("topics              %u\n", st->topics);
+	printf("map_bytes           %" PRIu64 "\n", st->map_bytes);
+	printf("used_bytes          %" PRIu64 "\n", st->used_bytes);
+	printf("connections         %" PRIu64 "\n", st->connections);
+	printf("published           %" PRIu64 "\n", st->published);
+	printf("logwriter_restarts  %u\n", st->logwriter_restarts);
+	printf("frontend_restarts   %u\n", st->frontend_restarts);
+}
+
+static int cmd_query(const struct cli_global *g, int group, const char *arg)
+{
+	struct sluice_sync *s;
+	struct topic_result r = {.g = g};
+	int rc = cli_connect(g, 0, &s);
+	if (rc)
+		return rc;
+	if (group)
+		snprintf(r.msg, sizeof(r.msg), "%s", arg); /* the group name, for the JSON output */
+	int err = group ? sluice_group_describe(sluice_sync_client(s), arg, group_cb, &r)
+			: sluice_node_status(sluice_sync_client(s), status_cb, &r);
+	if (err == SL_OK) {
+		wait_done(s, &r.done);
+		err = r.err;
+	}
+	sluice_sync_close(s);
+	return err ? report_err(group ? "group describe" : "node status", err, r.msg) : EX_OK;
+}
+
+static int cmd_group(const struct cli_global *g, int argc, char **argv)
+{
+	if (want_help(argc, argv)) {
+		usage_group(stdout);
+		return EX_OK;
+	}
+	if (argc != 3 || strcmp(argv[1], "describe") || argv[2][0] == '-') {
+		usage_group(stderr);
+		return EX_USAGE;
+	}
+	return cmd_query(g, 1, argv[2]);
+}
+
+static int cmd_node(const struct cli_global *g, int argc, char **argv)
+{
+	if (want_help(argc, argv)) {
+		usage_node(stdout);
+		return EX_OK;
+	}
+	if (argc != 2 || strcmp(argv[1], "status")) {
+		usage_node(stderr);
+		return EX_USAGE;
+	}
+	return cmd_query(g, 0, NULL);
+}
+
+/* ---------- main ---------- */
+
+/*
+ * Pull the global options out of argv wherever they are (up to "--"),
+ * compacting the rest in place. Returns -1 on a missing --server value.
+ */
+static int globals_extract(int *argc, char **argv, struct cli_global *g, int *help)
+{
+	int out = 1, i = 1, rest = 0;
+	for (; i < *argc; i++) {
+		char *a = argv[i];
+		if (rest || a[0] != '-') {
+			argv[out++] = a;
+			continue;
+		}
+		if (!strcmp(a, "--")) {
+			rest = 1;
+			argv[out++] = a;
+		} else if (!strcmp(a, "--json")) {
+			g->json = 1;
+		} else if (!strcmp(a, "--server")) {
+			if (i + 1 >= *argc)
+				return -1;
+			g->server = argv[++i];
+		} else if (!strncmp(a, "--server=", 9)) {
+			g->server = a + 9;
+		} else if ((!strcmp(a, "--help") || !strcmp(a, "-h")) && out == 1) {
+			*help = 1; /* before the command: general help */
+		} else {
+			argv[out++] = a;
+		}
+	}
+	argv[out] = NULL;
+	*argc = out;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli_global g = {0};
+	int help = 0;
+	signal(SIGPIPE, SIG_IGN);
+	if (globals_extract(&argc, argv, &g, &help) != 0) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	if (help || argc < 2) {
+		usage(help ? stdout : stderr);
+		return help ? EX_OK : EX_USAGE;
+	}
+	const char *cmd = argv[1];
+	int sub_argc = argc - 1;
+	char **sub_argv = argv + 1;
+	if (!strcmp(cmd, "topic"))
+		return cmd_topic(&g, sub_argc, sub_argv);
+	if (!strcmp(cmd, "pub"))
+		return cmd_pub(&g, sub_argc, sub_argv);
+	if (!strcmp(cmd, "sub"))
+		return cmd_sub(&g, sub_argc, sub_argv);
+	if (!strcmp(cmd, "group"))
+		return cmd_group(&g, sub_argc, sub_argv);
+	if (!strcmp(cmd, "node"))
+		return cmd_node(&g, sub_argc, sub_argv);
+	if (!strcmp(cmd, "bench"))
+		return bench_main(&g, sub_argc, sub_argv);
+	if (!strcmp(cmd, "help")) {
+		usage(stdout);
+		return EX_OK;
+	}
+	fprintf(stderr, "%s: unknown command '%s'\n", prog, cmd);
+	usage(stderr);
+	return EX_USAGE;
+}

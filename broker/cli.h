@@ -1,0 +1,31 @@
+/*
+ * cli.h: what the `sluice` CLI's files (cli.c, bench.c) share: the global
+ * options, connecting, and mapping sl_err values to <sysexits.h> codes.
+ */
+#ifndef SLUICE_CLI_H
+#define SLUICE_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "sluice.h"
+
+struct cli_global {
+	const char *server;         /* --server, or NULL for $SLUICE_SERVER / the default */
+	int json;                   /* --json */
+};
+
+/* Exit code for an sl_err returned by libsluice or the server. */
+int cli_exit_code(int err);
+
+/* Client options for g; pipeline_max 0 for the library default. */
+struct sluice_client_opts cli_client_opts(const struct cli_global *g, uint32_t pipeline_max);
+
+/* Blocking connection to the server; prints why on failure and returns an exit code (0 on success). */
+int cli_connect(const struct cli_global *g, uint32_t pipeline_max, struct sluice_sync **out);
+
+/* `sluice bench ...`: argv[0] is "bench". Returns an exit code. */
+int bench_main(const struct cli_global *g, int argc, char **argv);
+void bench_usage(FILE *f);
+
+#endif

@@ -1,0 +1,1592 @@
+/*
+ * client.c: libsluice, the native-protocol client (see sluice.h).
+ *
+ * One connection at a time, on the caller's event_base. Requests are encoded
+ * once, when the caller makes them, and live in one of three queues:
+ *   pending  - not yet written (pipeline full, output over its watermark, or
+ *              no connection); kept in request-id order,
+ *   inflight - written on the current connection, awaiting their answer,
+ *   retry    - publishes answered UNAVAILABLE, waiting a short delay.
+ * When the connection drops, everything in flight goes back to the front of
+ * pending (in order) and is written again, byte for byte, after the next
+ * handshake: publishes keep their producer id and sequence, so the broker
+ * stores each once (dedup is keyed by the exact (producer_id, sequence)).
+ *
+ * Subscriptions are client objects with one or more server "legs" (server
+ * subscription ids). After Subscribed we know the next offset of every
+ * partition; after a reconnect each partition is re-subscribed at its next
+ * offset (one leg per partition), so nothing is lost or delivered twice.
+ * Credit is returned per leg once half the window has been consumed.
+ *
+ * Caveats: callbacks may call any sluice_* function, including
+ * sluice_client_free (the free is deferred until the callback unwinds).
+ * Credit and Unsubscribe frames carry a request id but any answer to them is
+ * ignored (unknown ids are dropped).
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <sodium.h>
+
+#include "codec.h"
+#include "err.h"
+#include "sluice.h"
+
+#define CLIENT_SERVER_DEFAULT "127.0.0.1:7400"
+#define CLIENT_PIPELINE_DEFAULT 1024
+#define CLIENT_CONNECT_TIMEOUT_MS 5000
+#define CLIENT_REQUEST_TIMEOUT_MS 30000
+#define CLIENT_RETRY_MAX_MS 60000
+#define CLIENT_BACKOFF_MIN_MS 50
+#define CLIENT_BACKOFF_MAX_MS 2000
+#define CLIENT_PUB_RETRY_MS 100
+#define CLIENT_TICK_MS 50
+#define CLIENT_CREDIT_DEFAULT 1000
+#define CLIENT_OUT_HIGH_BYTES (4u << 20)  /* stop writing requests above this */
+#define CLIENT_OUT_LOW_BYTES (1u << 20)   /* resume when output drains below */
+#define CLIENT_IN_FRAME_BYTES_MAX (64u << 20)
+#define CLIENT_SERVERS_MAX 16
+
+/* glibc's sys/queue.h lacks the _SAFE iterator. */
+#ifndef TAILQ_FOREACH_SAFE
+#define TAILQ_FOREACH_SAFE(var, head, field, tvar)                                                                   \
+	for ((var) = TAILQ_FIRST((head)); (var) && ((tvar) = TAILQ_NEXT((var), field), 1); (var) = (tvar))
+#endif
+
+enum conn_state { CS_IDLE, CS_BACKOFF, CS_CONNECTING, CS_HANDSHAKE, CS_READY };
+enum req_queue { RQ_NONE, RQ_PENDING, RQ_INFLIGHT, RQ_RETRY };
+enum req_kind { RK_PUBLISH, RK_DONE, RK_TOPIC, RK_TOPICS, RK_SUBSCRIBE, RK_FETCH, RK_GROUP, RK_STATUS, RK_NOREPLY };
+
+struct sub;
+
+struct req {
+	TAILQ_ENTRY(req) link;
+	uint64_t id;
+	enum req_kind kind;
+	enum req_queue q;
+	Sluice__Frame__BodyCase body;
+	uint8_t *frame;           /* encoded, with length prefix */
+	size_t frame_len;
+	uint32_t attempts;
+	uint32_t extra_timeout_ms; /* long-poll wait on top of the request timeout */
+	uint64_t deadline_ns;     /* in flight: answer expected before */
+	uint64_t retry_ns;        /* in retry: re-queue at */
+	union {
+		sluice_ack_cb ack;
+		sluice_done_cb done;
+		sluice_topic_cb topic;
+		sluice_topics_cb topics;
+		sluice_fetch_cb fetch;
+		sluice_group_cb group;
+		sluice_status_cb status;
+	} cb;
+	void *arg;
+	struct sub *sub;          /* RK_SUBSCRIBE */
+};
+TAILQ_HEAD(req_list, req);
+
+struct sub_part {
+	uint32_t partition;
+	uint64_t next;            /* next offset to deliver */
+};
+
+struct sub_leg {
+	uint64_t server_id;
+	uint32_t consumed;        /* delivered since the last Credit */
+};
+
+struct sub {
+	TAILQ_ENTRY(sub) link;
+	uint64_t local_id;
+	char *topic;
+	char *group;
+	uint32_t *partitions;
+	size_t partitions_n;
+	enum sluice_start start;
+	uint64_t offset;
+	int64_t timestamp_ms;
+	uint32_t credit;
+	sluice_msg_cb cb;
+	void *arg;
+	struct sub_part *parts;
+	size_t parts_n, parts_cap;
+	struct sub_leg *legs;
+	size_t legs_n, legs_cap;
+	int closed;               /* unsubscribed or failed: free when callbacks unwind */
+};
+TAILQ_HEAD(sub_list, sub);
+
+struct sluice_client {
+	struct event_base *base;
+	char *servers[CLIENT_SERVERS_MAX];
+	size_t servers_n, server_idx;
+	char *client_name;
+	uint32_t pipeline_max, connect_timeout_ms, request_timeout_ms, retry_max_ms;
+	uint64_t producer_id, sequence, next_id, next_sub_id;
+
+	enum conn_state state;
+	struct bufferevent *bev;
+	uint32_t server_frame_bytes_max;
+	uint64_t down_since_ns;   /* first failure of the current outage; 0: up */
+	uint32_t backoff_ms;
+	int gave_up;              /* the last outage exhausted retry_max_ms */
+	struct event *conn_timer; /* connect/handshake timeout, and backoff */
+	struct event *tick;       /* request deadlines and publish retries */
+
+	struct req_list pending, inflight, retry;
+	size_t pending_n, inflight_n, retry_n;
+	struct sub_list subs;
+
+	int cb_depth;             /* > 0 while a user callback may be running */
+	int dead;                 /* sluice_client_free called inside a callback */
+	int closing;              /* being freed: refuse new requests */
+};
+
+static void conn_start(struct sluice_client *c);
+static void conn_lost(struct sluice_client *c, int err);
+static void client_pump(struct sluice_client *c);
+static void client_gc(struct sluice_client *c);
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static char *str_dup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+/* ---------- queues ---------- */
+
+static struct req_list *queue_of(struct sluice_client *c, enum req_queue q, size_t **n)
+{
+	switch (q) {
+	case RQ_PENDING:
+		*n = &c->pending_n;
+		return &c->pending;
+	case RQ_INFLIGHT:
+		*n = &c->inflight_n;
+		return &c->inflight;
+	case RQ_RETRY:
+		*n = &c->retry_n;
+		return &c->retry;
+	default:
+		return NULL;
+	}
+}
+
+static void req_unlink(struct sluice_client *c, struct req *r)
+{
+	size_t *n;
+	struct req_list *l = queue_of(c, r->q, &n);
+	if (l) {
+		TAILQ_REMOVE(l, r, link);
+		(*n)--;
+	}
+	r->q = RQ_NONE;
+}
+
+static void req_append(struct sluice_client *c, struct req *r, enum req_queue q)
+{
+	size_t *n;
+	struct req_list *l = queue_of(c, q, &n);
+	TAILQ_INSERT_TAIL(l, r, link);
+	(*n)++;
+	r->q = q;
+}
+
+/* Insert into pending keeping id order, so retried publishes go before newer ones. */
+static void pending_insert_ordered(struct sluice_client *c, struct req *r)
+{
+	struct req *it;
+	TAILQ_FOREACH(it, &c->pending, link)
+	{
+		if (it->id > r->id)
+			break;
+	}
+	if (it)
+		TAILQ_INSERT_BEFORE(it, r, link);
+	else
+		TAILQ_INSERT_TAIL(&c->pending, r, link);
+	c->pending_n++;
+	r->q = RQ_PENDING;
+}
+
+static void req_free(struct req *r)
+{
+	if (!r)
+		return;
+	free(r->frame);
+	free(r);
+}
+
+/* ---------- subscriptions: bookkeeping ---------- */
+
+static struct sub_part *sub_part_find(struct sub *s, uint32_t partition)
+{
+	for (size_t i = 0; i < s->parts_n; i++)
+		if (s->parts[i].partition == partition)
+			return &s->parts[i];
+	return NULL;
+}
+
+static int sub_part_set(struct sub *s, uint32_t partition, uint64_t next)
+{
+	struct sub_part *p = sub_part_find(s, partition);
+	if (p) {
+		p->next = next;
+		return SL_OK;
+	}
+	if (s->parts_n == s->parts_cap) {
+		size_t cap = s->parts_cap ? s->parts_cap * 2 : 8;
+		struct sub_part *np = realloc(s->parts, cap * sizeof(*np));
+		if (!np)
+			return SL_ENOMEM;
+		s->parts = np;
+		s->parts_cap = cap;
+	}
+	s->parts[s->parts_n].partition = partition;
+	s->parts[s->parts_n].next = next;
+	s->parts_n++;
+	return SL_OK;
+}
+
+static int sub_leg_add(struct sub *s, uint64_t server_id)
+{
+	if (s->legs_n == s->legs_cap) {
+		size_t cap = s->legs_cap ? s->legs_cap * 2 : 4;
+		struct sub_leg *nl = realloc(s->legs, cap * sizeof(*nl));
+		if (!nl)
+			return SL_ENOMEM;
+		s->legs = nl;
+		s->legs_cap = cap;
+	}
+	s->legs[s->legs_n].server_id = server_id;
+	s->legs[s->legs_n].consumed = 0;
+	s->legs_n++;
+	return SL_OK;
+}
+
+static void sub_free(struct sub *s)
+{
+	if (!s)
+		return;
+	free(s->topic);
+	free(s->group);
+	free(s->partitions);
+	free(s->parts);
+	free(s->legs);
+	free(s);
+}
+
+static struct sub_leg *sub_leg_find(struct sluice_client *c, uint64_t server_id, struct sub **out)
+{
+	struct sub *s;
+	TAILQ_FOREACH(s, &c->subs, link)
+	{
+		if (s->closed)
+			continue;
+		for (size_t i = 0; i < s->legs_n; i++) {
+			if (s->legs[i].server_id == server_id) {
+				*out = s;
+				return &s->legs[i];
+			}
+		}
+	}
+	return NULL;
+}
+
+/* ---------- encoding ---------- */
+
+static int req_new(struct sluice_client *c, enum req_kind kind, Sluice__Frame *f, struct req **out)
+{
+	struct req *r = calloc(1, sizeof(*r));
+	if (!r)
+		return SL_ENOMEM;
+	r->id = ++c->next_id;
+	r->kind = kind;
+	r->body = f->body_case;
+	f->id = r->id;
+	r->frame_len = codec_frame_size(f);
+	r->frame = malloc(r->frame_len);
+	if (!r->frame) {
+		free(r);
+		return SL_ENOMEM;
+	}
+	codec_frame_encode(f, r->frame);
+	*out = r;
+	return SL_OK;
+}
+
+/* Queue a new request and start a connection if there is none. */
+static void req_submit(struct sluice_client *c, struct req *r)
+{
+	req_append(c, r, RQ_PENDING);
+	if (c->state == CS_IDLE) {
+		c->down_since_ns = 0;
+		c->gave_up = 0;
+		conn_start(c);
+	}
+	client_pump(c);
+}
+
+/* Write a frame that expects no tracked answer (Credit, Unsubscribe). */
+static void send_untracked(struct sluice_client *c, Sluice__Frame *f)
+{
+	if (c->state != CS_READY)
+		return;
+	f->id = ++c->next_id;
+	size_t n = codec_frame_size(f);
+	uint8_t stackbuf[256];
+	uint8_t *buf = n <= sizeof(stackbuf) ? stackbuf : malloc(n);
+	if (!buf)
+		return;
+	codec_frame_encode(f, buf);
+	bufferevent_write(c->bev, buf, n);
+	if (buf != stackbuf)
+		free(buf);
+}
+
+/* ---------- completing requests ---------- */
+
+static void msg_from_wire(const Sluice__Message *w, struct sluice_msg *m, struct sluice_header *hs)
+{
+	m->topic = w->topic;
+	m->partition = w->partition;
+	m->offset = w->offset;
+	m->timestamp_ms = w->timestamp_ms;
+	m->key = slice_make(w->key.data, w->key.len);
+	m->payload = slice_make(w->payload.data, w->payload.len);
+	for (size_t i = 0; i < w->n_headers; i++) {
+		hs[i].key = w->headers[i]->key;
+		hs[i].value = slice_make(w->headers[i]->value.data, w->headers[i]->value.len);
+	}
+	m->headers = hs;
+	m->headers_n = w->n_headers;
+}
+
+static void req_fail(struct sluice_client *c, struct req *r, int err, const char *msg)
+{
+	c->cb_depth++;
+	switch (r->kind) {
+	case RK_PUBLISH:
+		if (r->cb.ack)
+			r->cb.ack(r->arg, err, msg, 0, 0, 0, 0);
+		break;
+	case RK_DONE:
+		if (r->cb.done)
+			r->cb.done(r->arg, err, msg);
+		break;
+	case RK_TOPIC:
+		if (r->cb.topic)
+			r->cb.topic(r->arg, err, msg, NULL);
+		break;
+	case RK_TOPICS:
+		if (r->cb.topics)
+			r->cb.topics(r->arg, err, msg, NULL, 0);
+		break;
+	case RK_FETCH:
+		if (r->cb.fetch)
+			r->cb.fetch(r->arg, err, msg, NULL, 0, 0, 0);
+		break;
+	case RK_GROUP:
+		if (r->cb.group)
+			r->cb.group(r->arg, err, msg, NULL, 0);
+		break;
+	case RK_STATUS:
+		if (r->cb.status)
+			r->cb.status(r->arg, err, msg, NULL);
+		break;
+	case RK_SUBSCRIBE:
+		if (r->sub && !r->sub->closed) {
+			r->sub->closed = 1;
+			if (r->sub->cb)
+				r->sub->cb(r->sub->arg, err, msg, NULL);
+		}
+		break;
+	case RK_NOREPLY:
+		break;
+	}
+	c->cb_depth--;
+}
+
+static void topic_info_convert(const Sluice__TopicInfo *w, struct sluice_topic_info *ti,
+			       struct sluice_partition_info *parts)
+{
+	ti->name = w->name;
+	ti->partitions = w->config ? w->config->partitions : (uint32_t)w->n_partitions;
+	ti->retention_ms = w->config ? w->config->retention_ms : 0;
+	ti->retention_bytes = w->config ? w->config->retention_bytes : 0;
+	ti->created_ms = w->created_ms;
+	for (size_t i = 0; i < w->n_partitions; i++) {
+		parts[i].partition = w->partitions[i]->partition;
+		parts[i].first_offset = w->partitions[i]->first_offset;
+		parts[i].end_offset = w->partitions[i]->end_offset;
+		parts[i].bytes = w->partitions[i]->bytes;
+	}
+	if (ti->partitions == 0)
+		ti->partitions = (uint32_t)w->n_partitions;
+	ti->parts = parts;
+	ti->parts_n = w->n_partitions;
+}
+
+static void complete_topic(struct sluice_client *c, struct req *r, const Sluice__TopicInfo *w)
+{
+	struct sluice_topic_info ti;
+	struct sluice_partition_info *parts = calloc(w->n_partitions + 1, sizeof(*parts));
+	if (!parts) {
+		req_fail(c, r, SL_ENOMEM, NULL);
+		return;
+	}
+	topic_info_convert(w, &ti, parts);
+	r->cb.topic(r->arg, SL_OK, NULL, &ti);
+	free(parts);
+}
+
+static void complete_topics(struct sluice_client *c, struct req *r, const Sluice__TopicList *w)
+{
+	size_t nparts = 0;
+	for (size_t i = 0; i < w->n_topics; i++)
+		nparts += w->topics[i]->n_partitions;
+	struct sluice_topic_info *tis = calloc(w->n_topics + 1, sizeof(*tis));
+	struct sluice_partition_info *parts = calloc(nparts + 1, sizeof(*parts));
+	if (!tis || !parts) {
+		free(tis);
+		free(parts);
+		req_fail(c, r, SL_ENOMEM, NULL);
+		return;
+	}
+	size_t off = 0;
+	for (size_t i = 0; i < w->n_topics; i++) {
+		topic_info_convert(w->topics[i], &tis[i], parts + off);
+		off += w->topics[i]->n_partitions;
+	}
+	r->cb.topics(r->arg, SL_OK, NULL, tis, w->n_topics);
+	free(tis);
+	free(parts);
+}
+
+static void complete_fetch(struct sluice_client *c, struct req *r, const Sluice__FetchResult *w)
+{
+	size_t nh = 0;
+	for (size_t i = 0; i < w->n_messages; i++)
+		nh += w->messages[i]->n_headers;
+	struct sluice_msg *ms = calloc(w->n_messages + 1, sizeof(*ms));
+	struct sluice_header *hs = calloc(nh + 1, sizeof(*hs));
+	if (!ms || !hs) {
+		free(ms);
+		free(hs);
+		req_fail(c, r, SL_ENOMEM, NULL);
+		return;
+	}
+	size_t off = 0;
+	for (size_t i = 0; i < w->n_messages; i++) {
+		msg_from_wire(w->messages[i], &ms[i], hs + off);
+		off += w->messages[i]->n_headers;
+	}
+	r->cb.fetch(r->arg, SL_OK, NULL, ms, w->n_messages, w->first_offset, w->end_offset);
+	free(ms);
+	free(hs);
+}
+
+static void complete_group(struct sluice_client *c, struct req *r, const Sluice__GroupInfo *w)
+{
+	struct sluice_group_partition *ps = calloc(w->n_partitions + 1, sizeof(*ps));
+	if (!ps) {
+		req_fail(c, r, SL_ENOMEM, NULL);
+		return;
+	}
+	for (size_t i = 0; i < w->n_partitions; i++) {
+		ps[i].topic = w->partitions[i]->topic;
+		ps[i].partition = w->partitions[i]->partition;
+		ps[i].committed_offset = w->partitions[i]->committed_offset;
+		ps[i].end_offset = w->partitions[i]->end_offset;
+		ps[i].lag = w->partitions[i]->lag;
+	}
+	r->cb.group(r->arg, SL_OK, NULL, ps, w->n_partitions);
+	free(ps);
+}
+
+static void complete_status(struct req *r, const Sluice__NodeStatusResult *w)
+{
+	struct sluice_node_status st = {
+		.node_id = w->node_id,
+		.frontends = w->frontends,
+		.topics = w->topics,
+		.logwriter_restarts = w->logwriter_restarts,
+		.frontend_restarts = w->frontend_restarts,
+		.version = w->version,
+		.uptime_ms = w->uptime_ms,
+		.map_bytes = w->map_bytes,
+		.used_bytes = w->used_bytes,
+		.connections = w->connections,
+		.published = w->published,
+	};
+	r->cb.status(r->arg, SL_OK, NULL, &st);
+}
+
+static void complete_subscribed(struct sluice_client *c, struct req *r, const Sluice__Subscribed *w)
+{
+	struct sub *s = r->sub;
+	if (!s || s->closed) {
+		/* Unsubscribed while the request was in flight: drop the server side. */
+		Sluice__Unsubscribe u = SLUICE__UNSUBSCRIBE__INIT;
+		Sluice__Frame f = SLUICE__FRAME__INIT;
+		u.subscription_id = w->subscription_id;
+		f.body_case = SLUICE__FRAME__BODY_UNSUBSCRIBE;
+		f.unsubscribe = &u;
+		send_untracked(c, &f);
+		return;
+	}
+	int err = sub_leg_add(s, w->subscription_id);
+	for (size_t i = 0; err == SL_OK && i < w->n_positions; i++) {
+		/* Keep a position we already know: it is where the user left off. */
+		if (!sub_part_find(s, w->positions[i]->partition))
+			err = sub_part_set(s, w->positions[i]->partition, w->positions[i]->offset);
+	}
+	if (err != SL_OK)
+		req_fail(c, r, err, NULL);
+}
+
+/* Map a server error onto the request; returns 1 if the request was re-queued. */
+static int complete_error(struct sluice_client *c, struct req *r, const Sluice__Error *e)
+{
+	int code = e ? (int)e->code : SL_EINTERNAL;
+	const char *msg = e && e->message && e->message[0] ? e->message : NULL;
+	if (code == SL_OK)
+		code = SL_EINTERNAL;
+	if (r->kind == RK_PUBLISH && code == SL_EUNAVAILABLE) {
+		r->retry_ns = mono_ns() + (uint64_t)CLIENT_PUB_RETRY_MS * 1000000ull;
+		req_append(c, r, RQ_RETRY);
+		return 1;
+	}
+	/* A re-sent admin request may find its first attempt already applied. */
+	if (r->attempts > 1 && ((r->body == SLUICE__FRAME__BODY_CREATE_TOPIC && code == SL_ETOPIC_EXISTS) ||
+				(r->body == SLUICE__FRAME__BODY_DELETE_TOPIC && code == SL_ENOTOPIC))) {
+		req_fail(c, r, SL_OK, NULL);
+		return 0;
+	}
+	req_fail(c, r, code, msg);
+	return 0;
+}
+
+static void complete_ok(struct sluice_client *c, struct req *r, const Sluice__Frame *f)
+{
+	int want = -1;
+	c->cb_depth++;
+	switch (r->kind) {
+	case RK_PUBLISH:
+		if ((want = SLUICE__FRAME__BODY_PUBLISH_ACK) == (int)f->body_case && r->cb.ack)
+			r->cb.ack(r->arg, SL_OK, NULL, f->publish_ack->partition, f->publish_ack->offset,
+				  f->publish_ack->timestamp_ms, f->publish_ack->duplicate);
+		break;
+	case RK_DONE:
+		/* Any non-error answer means done (Ok, or a server that echoes TopicInfo). */
+		want = (int)f->body_case;
+		if (r->cb.done)
+			r->cb.done(r->arg, SL_OK, NULL);
+		break;
+	case RK_TOPIC:
+		if ((want = SLUICE__FRAME__BODY_TOPIC_INFO) == (int)f->body_case && r->cb.topic)
+			complete_topic(c, r, f->topic_info);
+		break;
+	case RK_TOPICS:
+		if ((want = SLUICE__FRAME__BODY_TOPIC_LIST) == (int)f->body_case && r->cb.topics)
+			complete_topics(c, r, f->topic_list);
+		break;
+	case RK_FETCH:
+		if ((want = SLUICE__FRAME__BODY_FETCH_RESULT) == (int)f->body_case && r->cb.fetch)
+			complete_fetch(c, r, f->fetch_result);
+		break;
+	case RK_GROUP:
+		if ((want = SLUICE__FRAME__BODY_GROUP_INFO) == (int)f->body_case && r->cb.group)
+			complete_group(c, r, f->group_info);
+		break;
+	case RK_STATUS:
+		if ((want = SLUICE__FRAME__BODY_NODE_STATUS_RESULT) == (int)f->body_case && r->cb.status)
+			complete_status(r, f->node_status_result);
+		break;
+	case RK_SUBSCRIBE:
+		if ((want = SLUICE__FRAME__BODY_SUBSCRIBED) == (int)f->body_case)
+			complete_subscribed(c, r, f->subscribed);
+		break;
+	case RK_NOREPLY:
+		want = (int)f->body_case;
+		break;
+	}
+	c->cb_depth--;
+	if (want != (int)f->body_case)
+		req_fail(c, r, SL_EMALFORMED, "unexpected response type");
+}
+
+/* ---------- incoming frames ---------- */
+
+static struct req *inflight_take(struct sluice_client *c, uint64_t id)
+{
+	struct req *r;
+	/* Answers mostly arrive in order: the match is usually at the head. */
+	TAILQ_FOREACH(r, &c->inflight, link)
+	{
+		if (r->id == id) {
+			req_unlink(c, r);
+			return r;
+		}
+	}
+	return NULL;
+}
+
+static void credit_return(struct sluice_client *c, struct sub *s, struct sub_leg *leg)
+{
+	uint32_t half = s->credit / 2 ? s->credit / 2 : 1;
+	if (leg->consumed < half)
+		return;
+	Sluice__Credit cr = SLUICE__CREDIT__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	cr.subscription_id = leg->server_id;
+	cr.credit = leg->consumed;
+	f.body_case = SLUICE__FRAME__BODY_CREDIT;
+	f.credit = &cr;
+	send_untracked(c, &f);
+	leg->consumed = 0;
+}
+
+static void on_delivery(struct sluice_client *c, const Sluice__Delivery *d)
+{
+	struct sub *s = NULL;
+	struct sub_leg *leg = sub_leg_find(c, d->subscription_id, &s);
+	if (!leg)
+		return;
+	uint64_t server_id = leg->server_id;
+	for (size_t i = 0; i < d->n_messages; i++) {
+		const Sluice__Message *w = d->messages[i];
+		struct sub_part *p = sub_part_find(s, w->partition);
+		int dup = p && w->offset < p->next;
+		if (!dup && sub_part_set(s, w->partition, w->offset + 1) != SL_OK)
+			dup = 1;
+		if (!dup && s->cb) {
+			struct sluice_header hs_stack[16];
+			struct sluice_header *hs = w->n_headers <= 16 ? hs_stack : calloc(w->n_headers, sizeof(*hs));
+			if (hs) {
+				struct sluice_msg m;
+				msg_from_wire(w, &m, hs);
+				c->cb_depth++;
+				s->cb(s->arg, SL_OK, NULL, &m);
+				c->cb_depth--;
+				if (hs != hs_stack)
+					free(hs);
+			}
+		}
+		if (s->closed || c->dead || c->state != CS_READY)
+			return;
+		/* The callback may have grown the legs array: find the leg again. */
+		leg = sub_leg_find(c, server_id, &s);
+		if (!leg)
+			return;
+		leg->consumed++;
+		credit_return(c, s, leg);
+	}
+}
+
+static void on_handshake(struct sluice_client *c, Sluice__Frame *f)
+{
+	if (f->body_case != SLUICE__FRAME__BODY_HELLO_OK) {
+		conn_lost(c, f->body_case == SLUICE__FRAME__BODY_ERROR ? (int)f->error->code : SL_EHANDSHAKE);
+		return;
+	}
+	c->server_frame_bytes_max = f->hello_ok->frame_bytes_max ? f->hello_ok->frame_bytes_max
+								  : CODEC_FRAME_BYTES_DEFAULT;
+	c->state = CS_READY;
+	c->down_since_ns = 0;
+	c->backoff_ms = CLIENT_BACKOFF_MIN_MS;
+	c->gave_up = 0;
+	evtimer_del(c->conn_timer);
+	client_pump(c);
+}
+
+static void on_frame(struct sluice_client *c, Sluice__Frame *f)
+{
+	if (c->state == CS_HANDSHAKE) {
+		on_handshake(c, f);
+		return;
+	}
+	if (f->id == 0) {
+		if (f->body_case == SLUICE__FRAME__BODY_DELIVERY)
+			on_delivery(c, f->delivery);
+		else if (f->body_case == SLUICE__FRAME__BODY_ERROR)
+			conn_lost(c, (int)f->error->code); /* connection-level error: the server closes */
+		return;
+	}
+	struct req *r = inflight_take(c, f->id);
+	if (!r)
+		return; /* an answer to Credit/Unsubscribe, or to a request already failed */
+	if (f->body_case == SLUICE__FRAME__BODY_ERROR) {
+		if (complete_error(c, r, f->error))
+			return;
+	} else {
+		complete_ok(c, r, f);
+	}
+	req_free(r);
+	client_pump(c);
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct sluice_client *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	c->cb_depth++;
+	while (c->bev == bev && !c->dead) {
+		size_t avail = evbuffer_get_length(in);
+		if (avail < 4)
+			break;
+		uint32_t body_len = be_get32(evbuffer_pullup(in, 4));
+		if (body_len > CLIENT_IN_FRAME_BYTES_MAX) {
+			conn_lost(c, SL_ETOOLARGE);
+			break;
+		}
+		size_t need = 4 + (size_t)body_len;
+		if (avail < need)
+			break;
+		uint8_t *p = evbuffer_pullup(in, (ssize_t)need);
+		Sluice__Frame *f = NULL;
+		int err = codec_frame_decode(p + 4, need - 4, &f);
+		evbuffer_drain(in, need);
+		if (err != SL_OK) {
+			conn_lost(c, SL_EMALFORMED);
+			break;
+		}
+		on_frame(c, f);
+		codec_frame_free(f);
+	}
+	c->cb_depth--;
+	if (c->dead && c->cb_depth == 0)
+		sluice_client_free(c);
+	else
+		client_gc(c);
+}
+
+static void conn_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct sluice_client *c = arg;
+	client_pump(c);
+}
+
+static void send_hello(struct sluice_client *c)
+{
+	Sluice__Hello h = SLUICE__HELLO__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	h.min_version = CODEC_VERSION;
+	h.max_version = CODEC_VERSION;
+	h.client_name = c->client_name;
+	f.body_case = SLUICE__FRAME__BODY_HELLO;
+	f.hello = &h;
+	uint8_t buf[512];
+	size_t n = codec_frame_size(&f);
+	if (n > sizeof(buf)) {
+		h.client_name = (char *)"libsluice";
+		n = codec_frame_size(&f);
+	}
+	codec_frame_encode(&f, buf);
+	bufferevent_write(c->bev, buf, n);
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct sluice_client *c = arg;
+	c->cb_depth++;
+	if (what & BEV_EVENT_CONNECTED) {
+		c->state = CS_HANDSHAKE;
+		send_hello(c);
+	} else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+		conn_lost(c, SL_ECLOSED);
+	}
+	c->cb_depth--;
+	if (c->dead && c->cb_depth == 0)
+		sluice_client_free(c);
+	else
+		client_gc(c);
+}
+
+/* ---------- connection lifecycle ---------- */
+
+static int server_addr(const char *hp, struct addrinfo **out)
+{
+	char host[256];
+	const char *colon = strrchr(hp, ':');
+	if (!colon || (size_t)(colon - hp) >= sizeof(host) || colon == hp)
+		return SL_EINVAL;
+	memcpy(host, hp, (size_t)(colon - hp));
+	host[colon - hp] = 0;
+	/* Accept "[::1]:7400". */
+	char *h = host;
+	size_t hl = strlen(h);
+	if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+		h[hl - 1] = 0;
+		h++;
+	}
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+	return getaddrinfo(h, colon + 1, &hints, out) == 0 ? SL_OK : SL_EINVAL;
+}
+
+static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sluice_client *c = arg;
+	c->cb_depth++;
+	if (c->state == CS_BACKOFF)
+		conn_start(c);
+	else if (c->state == CS_CONNECTING || c->state == CS_HANDSHAKE)
+		conn_lost(c, SL_ETIMEOUT);
+	c->cb_depth--;
+	if (c->dead && c->cb_depth == 0)
+		sluice_client_free(c);
+	else
+		client_gc(c);
+}
+
+static void conn_start(struct sluice_client *c)
+{
+	struct addrinfo *ai = NULL;
+	const char *hp = c->servers[c->server_idx % c->servers_n];
+	c->state = CS_CONNECTING;
+	struct timeval tv = {c->connect_timeout_ms / 1000, (c->connect_timeout_ms % 1000) * 1000};
+	evtimer_add(c->conn_timer, &tv);
+	if (server_addr(hp, &ai) != SL_OK)
+		goto fail;
+	c->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->bev)
+		goto fail;
+	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, CLIENT_OUT_LOW_BYTES, 0);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	if (bufferevent_socket_connect(c->bev, ai->ai_addr, (int)ai->ai_addrlen) != 0)
+		goto fail;
+	freeaddrinfo(ai);
+	return;
+fail:
+	if (ai)
+		freeaddrinfo(ai);
+	conn_lost(c, SL_EUNAVAILABLE);
+}
+
+/* Drop every queued subscribe request of s; they are rebuilt from its positions. */
+static void sub_drop_requests(struct sluice_client *c, struct sub *s)
+{
+	struct req *r, *tmp;
+	TAILQ_FOREACH_SAFE(r, &c->pending, link, tmp)
+	{
+		if (r->kind == RK_SUBSCRIBE && r->sub == s) {
+			req_unlink(c, r);
+			req_free(r);
+		}
+	}
+}
+
+static int sub_request(struct sluice_client *c, struct sub *s, const uint32_t *parts, size_t parts_n,
+		       enum sluice_start start, uint64_t offset, const char *group, struct req **out)
+{
+	Sluice__Subscribe m = SLUICE__SUBSCRIBE__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	m.topic = s->topic;
+	m.partitions = (uint32_t *)parts;
+	m.n_partitions = parts_n;
+	m.start = (Sluice__StartAt)start;
+	m.offset = offset;
+	m.timestamp_ms = s->timestamp_ms;
+	m.group = group ? (char *)group : (char *)"";
+	m.credit = s->credit;
+	f.body_case = SLUICE__FRAME__BODY_SUBSCRIBE;
+	f.subscribe = &m;
+	int err = req_new(c, RK_SUBSCRIBE, &f, out);
+	if (err == SL_OK)
+		(*out)->sub = s;
+	return err;
+}
+
+static void pending_push_front(struct sluice_client *c, struct req *r)
+{
+	TAILQ_INSERT_HEAD(&c->pending, r, link);
+	c->pending_n++;
+	r->q = RQ_PENDING;
+}
+
+/*
+ * After a reconnect: resume each known partition at its next offset (one leg
+ * each); with no position known yet, send the original Subscribe again.
+ */
+static void sub_resume(struct sluice_client *c, struct sub *s)
+{
+	struct req *r = NULL;
+	int err = SL_OK;
+	s->legs_n = 0;
+	sub_drop_requests(c, s);
+	if (s->parts_n == 0) {
+		err = sub_request(c, s, s->partitions, s->partitions_n, s->start, s->offset, s->group, &r);
+		if (err == SL_OK)
+			pending_push_front(c, r);
+	}
+	for (size_t i = 0; err == SL_OK && i < s->parts_n; i++) {
+		err = sub_request(c, s, &s->parts[i].partition, 1, SLUICE_OFFSET, s->parts[i].next, NULL, &r);
+		if (err == SL_OK)
+			pending_push_front(c, r);
+	}
+	if (err != SL_OK && !s->closed) {
+		s->closed = 1;
+		c->cb_depth++;
+		if (s->cb)
+			s->cb(s->arg, err, NULL, NULL);
+		c->cb_depth--;
+	}
+}
+
+/* Free subscriptions closed while callbacks were running, once nothing refers to them. */
+static void client_gc(struct sluice_client *c)
+{
+	struct sub *s, *tmp;
+	struct req *r;
+	if (c->cb_depth > 0)
+		return;
+	TAILQ_FOREACH_SAFE(s, &c->subs, link, tmp)
+	{
+		if (!s->closed)
+			continue;
+		sub_drop_requests(c, s);
+		TAILQ_FOREACH(r, &c->inflight, link)
+		{
+			if (r->sub == s)
+				r->sub = NULL;
+		}
+		TAILQ_REMOVE(&c->subs, s, link);
+		sub_free(s);
+	}
+}
+
+static void fail_everything(struct sluice_client *c, int err)
+{
+	struct req *r;
+	struct sub *s;
+	struct req_list *lists[3] = {&c->pending, &c->inflight, &c->retry};
+	for (int i = 0; i < 3; i++) {
+		while ((r = TAILQ_FIRST(lists[i])) != NULL) {
+			req_unlink(c, r);
+			req_fail(c, r, err, NULL);
+			req_free(r);
+		}
+	}
+	TAILQ_FOREACH(s, &c->subs, link)
+	{
+		if (!s->closed) {
+			s->closed = 1;
+			c->cb_depth++;
+			if (s->cb)
+				s->cb(s->arg, err, NULL, NULL);
+			c->cb_depth--;
+		}
+	}
+}
+
+static void conn_lost(struct sluice_client *c, int err)
+{
+	struct req *r;
+	struct sub *s;
+	if (c->bev) {
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+	}
+	evtimer_del(c->conn_timer);
+	/* Everything in flight goes back, in order, ahead of what was never sent. */
+	while ((r = TAILQ_LAST(&c->inflight, req_list)) != NULL) {
+		req_unlink(c, r);
+		pending_push_front(c, r);
+	}
+	TAILQ_FOREACH(s, &c->subs, link)
+	{
+		if (!s->closed)
+			sub_resume(c, s);
+	}
+	uint64_t now = mono_ns();
+	if (c->down_since_ns == 0)
+		c->down_since_ns = now;
+	if (now - c->down_since_ns >= (uint64_t)c->retry_max_ms * 1000000ull) {
+		c->state = CS_IDLE;
+		c->gave_up = 1;
+		fail_everything(c, SL_EUNAVAILABLE);
+		return;
+	}
+	c->state = CS_BACKOFF;
+	c->server_idx = (c->server_idx + 1) % c->servers_n;
+	struct timeval tv = {c->backoff_ms / 1000, (c->backoff_ms % 1000) * 1000};
+	evtimer_add(c->conn_timer, &tv);
+	c->backoff_ms = c->backoff_ms * 2 > CLIENT_BACKOFF_MAX_MS ? CLIENT_BACKOFF_MAX_MS : c->backoff_ms * 2;
+}
+
+/* Move pending requests onto the connection while the pipeline and the output buffer allow. */
+static void client_pump(struct sluice_client *c)
+{
+	struct req *r;
+	if (c->state != CS_READY || !c->bev)
+		return;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	uint64_t now = mono_ns();
+	while ((r = TAILQ_FIRST(&c->pending)) != NULL && c->inflight_n < c->pipeline_max &&
+	       evbuffer_get_length(out) < CLIENT_OUT_HIGH_BYTES) {
+		req_unlink(c, r);
+		if (r->frame_len - 4 > c->server_frame_bytes_max) {
+			req_fail(c, r, SL_ETOOLARGE, "request larger than the server's frame_bytes_max");
+			req_free(r);
+			continue;
+		}
+		r->attempts++;
+		r->deadline_ns = now + ((uint64_t)c->request_timeout_ms + r->extra_timeout_ms) * 1000000ull;
+		req_append(c, r, RQ_INFLIGHT);
+		evbuffer_add(out, r->frame, r->frame_len);
+	}
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sluice_client *c = arg;
+	struct req *r, *tmp;
+	uint64_t now = mono_ns();
+	c->cb_depth++;
+	TAILQ_FOREACH_SAFE(r, &c->retry, link, tmp)
+	{
+		if (r->retry_ns <= now) {
+			req_unlink(c, r);
+			pending_insert_ordered(c, r);
+		}
+	}
+	if (c->state == CS_READY) {
+		TAILQ_FOREACH(r, &c->inflight, link)
+		{
+			if (r->deadline_ns <= now) {
+				/* No answer in time: presume the connection dead. */
+				conn_lost(c, SL_ETIMEOUT);
+				break;
+			}
+		}
+	} else if (c->state == CS_IDLE && c->retry_n + c->pending_n > 0) {
+		c->down_since_ns = 0;
+		conn_start(c);
+	}
+	client_pump(c);
+	c->cb_depth--;
+	if (c->dead && c->cb_depth == 0)
+		sluice_client_free(c);
+	else
+		client_gc(c);
+}
+
+/* ---------- public API ---------- */
+
+static int servers_parse(struct sluice_client *c, const char *list)
+{
+	char *copy = strdup(list);
+	char *save = NULL;
+	if (!copy)
+		return SL_ENOMEM;
+	for (char *t = strtok_r(copy, ", ", &save); t && c->servers_n < CLIENT_SERVERS_MAX;
+	     t = strtok_r(NULL, ", ", &save)) {
+		c->servers[c->servers_n] = strdup(t);
+		if (!c->servers[c->servers_n])
+			break;
+		c->servers_n++;
+	}
+	free(copy);
+	return c->servers_n > 0 ? SL_OK : SL_EINVAL;
+}
+
+int sluice_client_new(struct event_base *base, const struct sluice_client_opts *opts, struct sluice_client **out)
+{
+	struct sluice_client_opts o = {0};
+	int err = SL_ENOMEM;
+	if (opts)
+		o = *opts;
+	if (sodium_init() < 0)
+		return SL_EINTERNAL;
+	struct sluice_client *c = calloc(1, sizeof(*c));
+	if (!c)
+		return SL_ENOMEM;
+	c->base = base;
+	TAILQ_INIT(&c->pending);
+	TAILQ_INIT(&c->inflight);
+	TAILQ_INIT(&c->retry);
+	TAILQ_INIT(&c->subs);
+	const char *servers = o.servers ? o.servers : getenv("SLUICE_SERVER");
+	if (!servers || !servers[0])
+		servers = CLIENT_SERVER_DEFAULT;
+	if ((err = servers_parse(c, servers)) != SL_OK)
+		goto fail;
+	err = SL_ENOMEM;
+	c->client_name = strdup(o.client_name ? o.client_name : "libsluice");
+	c->pipeline_max = o.pipeline_max ? o.pipeline_max : CLIENT_PIPELINE_DEFAULT;
+	c->connect_timeout_ms = o.connect_timeout_ms ? o.connect_timeout_ms : CLIENT_CONNECT_TIMEOUT_MS;
+	c->request_timeout_ms = o.request_timeout_ms ? o.request_timeout_ms : CLIENT_REQUEST_TIMEOUT_MS;
+	c->retry_max_ms = o.retry_max_ms ? o.retry_max_ms : CLIENT_RETRY_MAX_MS;
+	c->producer_id = o.producer_id;
+	while (c->producer_id == 0)
+		randombytes_buf(&c->producer_id, sizeof(c->producer_id));
+	c->backoff_ms = CLIENT_BACKOFF_MIN_MS;
+	c->server_frame_bytes_max = CODEC_FRAME_BYTES_DEFAULT;
+	c->conn_timer = evtimer_new(base, conn_timer_cb, c);
+	c->tick = event_new(base, -1, EV_PERSIST, tick_cb, c);
+	if (!c->client_name || !c->conn_timer || !c->tick)
+		goto fail;
+	struct timeval tv = {0, CLIENT_TICK_MS * 1000};
+	event_add(c->tick, &tv);
+	conn_start(c);
+	*out = c;
+	return SL_OK;
+fail:
+	sluice_client_free(c);
+	return err;
+}
+
+void sluice_client_free(struct sluice_client *c)
+{
+	struct sub *s;
+	if (!c)
+		return;
+	if (c->cb_depth > 0) {
+		c->dead = 1;
+		return;
+	}
+	c->closing = 1;
+	if (c->bev)
+		bufferevent_free(c->bev);
+	c->bev = NULL;
+	c->state = CS_IDLE;
+	c->cb_depth++; /* callbacks run below must not re-enter the free */
+	fail_everything(c, SL_ECLOSED);
+	c->cb_depth--;
+	while ((s = TAILQ_FIRST(&c->subs)) != NULL) {
+		TAILQ_REMOVE(&c->subs, s, link);
+		sub_free(s);
+	}
+	if (c->conn_timer)
+		event_free(c->conn_timer);
+	if (c->tick)
+		event_free(c->tick);
+	for (size_t i = 0; i < c->servers_n; i++)
+		free(c->servers[i]);
+	free(c->client_name);
+	free(c);
+}
+
+size_t sluice_client_inflight(const struct sluice_client *c)
+{
+	return c->pending_n + c->inflight_n + c->retry_n;
+}
+
+/* Encode f as a new request and queue it; field names the callback member. */
+#define SUBMIT(c, kind, f, field, cbv, argv, extra)                                                                  \
+	do {                                                                                                         \
+		struct req *r_;                                                                                      \
+		if ((c)->closing)                                                                                    \
+			return SL_ECLOSED;                                                                           \
+		int e_ = req_new((c), (kind), (f), &r_);                                                             \
+		if (e_ != SL_OK)                                                                                     \
+			return e_;                                                                                   \
+		r_->cb.field = (cbv);                                                                                \
+		r_->arg = (argv);                                                                                    \
+		r_->extra_timeout_ms = (extra);                                                                      \
+		req_submit((c), r_);                                                                                 \
+		return SL_OK;                                                                                        \
+	} while (0)
+
+int sluice_topic_create(struct sluice_client *c, const char *name, uint32_t partitions, int64_t retention_ms,
+			int64_t retention_bytes, sluice_done_cb cb, void *arg)
+{
+	Sluice__TopicConfig tc = SLUICE__TOPIC_CONFIG__INIT;
+	Sluice__CreateTopic m = SLUICE__CREATE_TOPIC__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	if (!name)
+		return SL_EINVAL;
+	tc.partitions = partitions;
+	tc.retention_ms = retention_ms;
+	tc.retention_bytes = retention_bytes;
+	m.name = (char *)name;
+	m.config = &tc;
+	f.body_case = SLUICE__FRAME__BODY_CREATE_TOPIC;
+	f.create_topic = &m;
+	SUBMIT(c, RK_DONE, &f, done, cb, arg, 0);
+}
+
+int sluice_topic_delete(struct sluice_client *c, const char *name, sluice_done_cb cb, void *arg)
+{
+	Sluice__DeleteTopic m = SLUICE__DELETE_TOPIC__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	if (!name)
+		return SL_EINVAL;
+	m.name = (char *)name;
+	f.body_case = SLUICE__FRAME__BODY_DELETE_TOPIC;
+	f.delete_topic = &m;
+	SUBMIT(c, RK_DONE, &f, done, cb, arg, 0);
+}
+
+int sluice_topic_list(struct sluice_client *c, sluice_topics_cb cb, void *arg)
+{
+	Sluice__ListTopics m = SLUICE__LIST_TOPICS__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	f.body_case = SLUICE__FRAME__BODY_LIST_TOPICS;
+	f.list_topics = &m;
+	SUBMIT(c, RK_TOPICS, &f, topics, cb, arg, 0);
+}
+
+int sluice_topic_describe(struct sluice_client *c, const char *name, sluice_topic_cb cb, void *arg)
+{
+	Sluice__DescribeTopic m = SLUICE__DESCRIBE_TOPIC__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	if (!name)
+		return SL_EINVAL;
+	m.name = (char *)name;
+	f.body_case = SLUICE__FRAME__BODY_DESCRIBE_TOPIC;
+	f.describe_topic = &m;
+	SUBMIT(c, RK_TOPIC, &f, topic, cb, arg, 0);
+}
+
+int sluice_publish(struct sluice_client *c, const struct sluice_pub *p, sluice_ack_cb cb, void *arg)
+{
+	Sluice__Publish m = SLUICE__PUBLISH__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	Sluice__Header hstack[16], *hps_stack[16];
+	Sluice__Header *hs = hstack, **hps = hps_stack;
+	int err = SL_ENOMEM;
+	if (!p || !p->topic)
+		return SL_EINVAL;
+	if (p->headers_n > 16) {
+		hs = calloc(p->headers_n, sizeof(*hs));
+		hps = calloc(p->headers_n, sizeof(*hps));
+		if (!hs || !hps)
+			goto done;
+	}
+	for (size_t i = 0; i < p->headers_n; i++) {
+		sluice__header__init(&hs[i]);
+		hs[i].key = (char *)(p->headers[i].key ? p->headers[i].key : "");
+		hs[i].value.data = (uint8_t *)p->headers[i].value.base;
+		hs[i].value.len = p->headers[i].value.len;
+		hps[i] = &hs[i];
+	}
+	m.topic = (char *)p->topic;
+	m.key.data = (uint8_t *)p->key.base;
+	m.key.len = p->key.len;
+	m.has_partition = p->has_partition ? 1 : 0;
+	m.partition = p->partition;
+	m.n_headers = p->headers_n;
+	m.headers = hps;
+	m.payload.data = (uint8_t *)p->payload.base;
+	m.payload.len = p->payload.len;
+	m.producer_id = c->producer_id;
+	m.sequence = ++c->sequence;
+	f.body_case = SLUICE__FRAME__BODY_PUBLISH;
+	f.publish = &m;
+	struct req *r;
+	err = c->closing ? SL_ECLOSED : req_new(c, RK_PUBLISH, &f, &r);
+	if (err == SL_OK) {
+		r->cb.ack = cb;
+		r->arg = arg;
+		req_submit(c, r);
+	} else {
+		c->sequence--;
+	}
+done:
+	if (hs != hstack)
+		free(hs);
+	if (hps != hps_stack)
+		free(hps);
+	return err;
+}
+
+int sluice_subscribe(struct sluice_client *c, const struct sluice_sub_opts *o, sluice_msg_cb cb, void *arg,
+		     uint64_t *sub_out)
+{
+	struct req *r = NULL;
+	if (!o || !o->topic)
+		return SL_EINVAL;
+	struct sub *s = calloc(1, sizeof(*s));
+	if (!s)
+		return SL_ENOMEM;
+	s->local_id = ++c->next_sub_id;
+	s->topic = strdup(o->topic);
+	s->group = str_dup(o->group);
+	s->start = o->start;
+	s->offset = o->offset;
+	s->timestamp_ms = o->timestamp_ms;
+	s->credit = o->credit ? o->credit : CLIENT_CREDIT_DEFAULT;
+	s->cb = cb;
+	s->arg = arg;
+	if (o->partitions_n > 0) {
+		s->partitions = malloc(o->partitions_n * sizeof(uint32_t));
+		if (s->partitions) {
+			memcpy(s->partitions, o->partitions, o->partitions_n * sizeof(uint32_t));
+			s->partitions_n = o->partitions_n;
+		}
+	}
+	if (!s->topic || (o->group && !s->group) || (o->partitions_n > 0 && !s->partitions) ||
+	    sub_request(c, s, s->partitions, s->partitions_n, s->start, s->offset, s->group, &r) != SL_OK) {
+		sub_free(s);
+		return SL_ENOMEM;
+	}
+	TAILQ_INSERT_TAIL(&c->subs, s, link);
+	if (sub_out)
+		*sub_out = s->local_id;
+	req_submit(c, r);
+	return SL_OK;
+}
+
+int sluice_unsubscribe(struct sluice_client *c, uint64_t id)
+{
+	struct sub *s;
+	TAILQ_FOREACH(s, &c->subs, link)
+	{
+		if (s->local_id == id && !s->closed)
+			break;
+	}
+	if (!s)
+		return SL_ENOSUB;
+	for (size_t i = 0; i < s->legs_n; i++) {
+		Sluice__Unsubscribe u = SLUICE__UNSUBSCRIBE__INIT;
+		Sluice__Frame f = SLUICE__FRAME__INIT;
+		u.subscription_id = s->legs[i].server_id;
+		f.body_case = SLUICE__FRAME__BODY_UNSUBSCRIBE;
+		f.unsubscribe = &u;
+		send_untracked(c, &f);
+	}
+	s->legs_n = 0;
+	s->closed = 1;
+	sub_drop_requests(c, s);
+	/* An in-flight Subscribe keeps pointing at s: free it only once nothing refers to it. */
+	struct req *r;
+	TAILQ_FOREACH(r, &c->inflight, link)
+	{
+		if (r->sub == s)
+			r->sub = NULL;
+	}
+	if (c->cb_depth == 0) {
+		TAILQ_REMOVE(&c->subs, s, link);
+		sub_free(s);
+	}
+	return SL_OK;
+}
+
+int sluice_commit(struct sluice_client *c, const char *group, const char *topic, uint32_t partition,
+		  uint64_t offset, sluice_done_cb cb, void *arg)
+{
+	Sluice__CommitOffset m = SLUICE__COMMIT_OFFSET__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	if (!group || !topic)
+		return SL_EINVAL;
+	m.group = (char *)group;
+	m.topic = (char *)topic;
+	m.partition = partition;
+	m.offset = offset;
+	f.body_case = SLUICE__FRAME__BODY_COMMIT_OFFSET;
+	f.commit_offset = &m;
+	SUBMIT(c, RK_DONE, &f, done, cb, arg, 0);
+}
+
+int sluice_fetch(struct sluice_client *c, const char *topic, uint32_t partition, uint64_t offset,
+		 uint32_t max_messages, uint32_t wait_ms, sluice_fetch_cb cb, void *arg)
+{
+	Sluice__Fetch m = SLUICE__FETCH__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	if (!topic)
+		return SL_EINVAL;
+	m.topic = (char *)topic;
+	m.partition = partition;
+	m.offset = offset;
+	m.max_messages = max_messages;
+	m.wait_ms = wait_ms;
+	f.body_case = SLUICE__FRAME__BODY_FETCH;
+	f.fetch = &m;
+	SUBMIT(c, RK_FETCH, &f, fetch, cb, arg, wait_ms);
+}
+
+int sluice_group_describe(struct sluice_client *c, const char *group, sluice_group_cb cb, void *arg)
+{
+	Sluice__DescribeGroup m = SLUICE__DESCRIBE_GROUP__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	if (!group)
+		return SL_EINVAL;
+	m.group = (char *)group;
+	f.body_case = SLUICE__FRAME__BODY_DESCRIBE_GROUP;
+	f.describe_group = &m;
+	SUBMIT(c, RK_GROUP, &f, group, cb, arg, 0);
+}
+
+int sluice_node_status(struct sluice_client *c, sluice_status_cb cb, void *arg)
+{
+	Sluice__NodeStatus m = SLUICE__NODE_STATUS__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	f.body_case = SLUICE__FRAME__BODY_NODE_STATUS;
+	f.node_status = &m;
+	SUBMIT(c, RK_STATUS, &f, status, cb, arg, 0);
+}
+
+/* ---------- blocking API ---------- */
+
+struct sluice_sync {
+	struct event_base *base;
+	struct sluice_client *c;
+	int done, err;
+	char *errmsg;
+	size_t errlen;
+	uint32_t partition;
+	uint64_t offset, end_offset;
+	void (*fetch_fn)(void *arg, const struct sluice_msg *m);
+	void *fetch_arg;
+};
+
+/* Whether the client is connected, or has given up trying. */
+static int client_settled(const struct sluice_client *c)
+{
+	return c->state == CS_READY || c->gave_up;
+}
+
+int sluice_sync_open(const struct sluice_client_opts *opts, struct sluice_sync **out)
+{
+	struct sluice_sync *s = calloc(1, sizeof(*s));
+	int err = SL_ENOMEM;
+	if (!s)
+		return SL_ENOMEM;
+	s->base = event_base_new();
+	if (!s->base)
+		goto fail;
+	if ((err = sluice_client_new(s->base, opts, &s->c)) != SL_OK)
+		goto fail;
+	while (!client_settled(s->c))
+		event_base_loop(s->base, EVLOOP_ONCE);
+	if (s->c->state != CS_READY) {
+		err = SL_EUNAVAILABLE;
+		goto fail;
+	}
+	*out = s;
+	return SL_OK;
+fail:
+	sluice_sync_close(s);
+	return err;
+}
+
+void sluice_sync_close(struct sluice_sync *s)
+{
+	if (!s)
+		return;
+	sluice_client_free(s->c);
+	if (s->base)
+		event_base_free(s->base);
+	free(s);
+}
+
+struct sluice_client *sluice_sync_client(struct sluice_sync *s)
+{
+	return s->c;
+}
+
+struct event_base *sluice_sync_base(struct sluice_sync *s)
+{
+	return s->base;
+}
+
+static void sync_result(struct sluice_sync *s, int err, const char *errmsg)
+{
+	s->done = 1;
+	s->err = err;
+	if (s->errmsg && s->errlen) {
+		snprintf(s->errmsg, s->errlen, "%s", errmsg ? errmsg : sl_strerror(err));
+	}
+}
+
+static int sync_wait(struct sluice_sync *s, int err)
+{
+	if (err != SL_OK)
+		return err;
+	/* Bounded: every request is answered, times out, or fails after retry_max_ms. */
+	while (!s->done)
+		event_base_loop(s->base, EVLOOP_ONCE);
+	return s->err;
+}
+
+static void sync_begin(struct sluice_sync *s, char *errmsg, size_t errlen)
+{
+	s->done = 0;
+	s->err = SL_OK;
+	s->errmsg = errmsg;
+	s->errlen = errlen;
+	if (errmsg && errlen)
+		errmsg[0] = 0;
+}
+
+static void sync_done_cb(void *arg, int err, const char *errmsg)
+{
+	sync_result(arg, err, errmsg);
+}
+
+int sluice_sync_topic_create(struct sluice_sync *s, const char *name, uint32_t partitions, int64_t retention_ms,
+			     int64_t retention_bytes, char *errmsg, size_t errlen)
+{
+	sync_begin(s, errmsg, errlen);
+	return sync_wait(s, sluice_topic_create(s->c, name, partitions, retention_ms, retention_bytes, sync_done_cb, s));
+}
+
+int sluice_sync_topic_delete(struct sluice_sync *s, const char *name, char *errmsg, size_t errlen)
+{
+	sync_begin(s, errmsg, errlen);
+	return sync_wait(s, sluice_topic_delete(s->c, name, sync_done_cb, s));
+}
+
+static void sync_ack_cb(void *arg, int err, const char *errmsg, uint32_t partition, uint64_t offset,
+			int64_t timestamp_ms, int duplicate)
+{
+	struct sluice_sync *s = arg;
+	s->partition = partition;
+	s->offset = offset;
+	sync_result(s, err, errmsg);
+}
+
+int sluice_sync_publish(struct sluice_sync *s, const struct sluice_pub *p, uint32_t *partition, uint64_t *offset,
+			char *errmsg, size_t errlen)
+{
+	sync_begin(s, errmsg, errlen);
+	int err = sync_wait(s, sluice_publish(s->c, p, sync_ack_cb, s));
+	if (err == SL_OK) {
+		if (partition)
+			*partition = s->partition;
+		if (offset)
+			*offset = s->offset;
+	}
+	return err;
+}
+
+static void sync_fetch_cb(void *arg, int err, const char *errmsg, const struct sluice_msg *msgs, size_t n,
+			  uint64_t first_offset, uint64_t end_offset)
+{
+	struct sluice_sync *s = arg;
+	for (size_t i = 0; err == SL_OK && i < n; i++)
+		if (s->fetch_fn)
+			s->fetch_fn(s->fetch_arg, &msgs[i]);
+	s->end_offset = end_offset;
+	sync_result(s, err, errmsg);
+}
+
+int sluice_sync_fetch(struct sluice_sync *s, const char *topic, uint32_t partition, uint64_t offset,
+		      uint32_t max_messages, uint32_t wait_ms,
+		      void (*fn)(void *arg, const struct sluice_msg *m), void *arg,
+		      uint64_t *end_offset, char *errmsg, size_t errlen)
+{
+	sync_begin(s, errmsg, errlen);
+	s->fetch_fn = fn;
+	s->fetch_arg = arg;
+	int err = sync_wait(s, sluice_fetch(s->c, topic, partition, offset, max_messages, wait_ms, sync_fetch_cb, s));
+	if (err == SL_OK && end_offset)
+		*end_offset = s->end_offset;
+	return err;
+}

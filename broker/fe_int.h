@@ -1,0 +1,169 @@
+/*
+ * fe_int.h: state shared by the frontend's files (frontend.c: connections,
+ * framing, publish path and acks; fe_read.c: subscriptions, fetch and the
+ * describe/status reads). Private to the sluice_frontend library.
+ *
+ * Lifetimes: a connection is never freed inside one of its own callbacks.
+ * conn_close() only marks it dead and queues it for the reaper event, which
+ * frees its subscriptions, parked fetches and pending ring requests.
+ */
+#ifndef SLUICE_FE_INT_H
+#define SLUICE_FE_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "sluice.pb-c.h"
+#include "store.h"
+
+struct event_base;
+struct event;
+struct bufferevent;
+struct evconnlistener;
+struct fe;
+
+/* Output watermarks: deliveries pause above HIGH and resume below LOW; a
+ * connection stops being read while its output is above PAUSE. */
+#define FE_OUT_HIGH_BYTES (4u << 20)
+#define FE_OUT_LOW_BYTES (1u << 20)
+#define FE_OUT_PAUSE_BYTES (16u << 20)
+#define FE_DELIVERY_MSGS_MAX 256
+#define FE_DELIVERY_BYTES_MAX (256u << 10)
+#define FE_SUB_TURN_BYTES_MAX (1u << 20)
+#define FE_FETCH_MSGS_DEFAULT 1000
+#define FE_FETCH_BYTES_DEFAULT (1u << 20)
+#define FE_FETCH_WAIT_MS_MAX 60000
+#define FE_PENDING_TIMEOUT_MS 30000
+#define FE_SHUTDOWN_WAIT_MS 5000
+
+struct fe_subpart {
+	uint32_t partition;
+	uint64_t next;
+};
+
+struct fe_sub {
+	TAILQ_ENTRY(fe_sub) link;      /* conn->subs */
+	TAILQ_ENTRY(fe_sub) runq;      /* fe->runq while queued */
+	struct fe_conn *conn;
+	uint64_t id;
+	uint64_t req_id;               /* Subscribe request: errors that end the sub carry it */
+	char topic[256];
+	uint32_t topic_id;
+	uint32_t slot_base;
+	uint32_t nparts;
+	uint32_t rr;                   /* round-robin cursor into parts */
+	struct fe_subpart *parts;
+	uint64_t credit;
+	int queued;
+};
+
+struct fe_fetch {
+	TAILQ_ENTRY(fe_fetch) link;    /* fe->parked */
+	struct fe_conn *conn;
+	uint64_t req_id;
+	char topic[256];
+	uint32_t partition;
+	uint64_t offset;
+	uint32_t max_messages;
+	uint32_t max_bytes;
+	struct event *timer;
+};
+
+enum fe_pending_kind { FE_PENDING_PUBLISH, FE_PENDING_OK };
+
+struct fe_pending {
+	struct fe_pending *hnext;         /* hash chain */
+	TAILQ_ENTRY(fe_pending) age;      /* fe->pending_fifo, oldest first */
+	TAILQ_ENTRY(fe_pending) by_conn;  /* conn->pending */
+	uint64_t cookie;
+	uint64_t req_id;
+	struct fe_conn *conn;
+	int64_t created_ms;
+	enum fe_pending_kind kind;
+};
+
+TAILQ_HEAD(fe_sub_list, fe_sub);
+TAILQ_HEAD(fe_fetch_list, fe_fetch);
+TAILQ_HEAD(fe_pending_list, fe_pending);
+
+struct fe_conn {
+	TAILQ_ENTRY(fe_conn) link;     /* fe->conns or fe->dead */
+	struct fe *fe;
+	struct bufferevent *bev;
+	int handshaken;
+	int closing;                   /* flush output, then close */
+	int dead;                      /* waiting for the reaper */
+	int out_paused;                /* reading paused: output too large */
+	uint64_t next_sub_id;
+	uint32_t nsubs;
+	struct fe_sub_list subs;
+	struct fe_pending_list pending;
+};
+
+TAILQ_HEAD(fe_conn_list, fe_conn);
+
+struct fe {
+	const struct config *cfg;
+	struct shm *shm;
+	uint32_t index;
+	int efd;
+	int logwriter_efd;
+	struct store *store;
+	struct event_base *base;
+	struct evconnlistener *listener;
+	struct event *efd_ev, *tick_ev, *stall_ev, *run_ev, *reap_ev, *sigterm_ev, *sigint_ev;
+	struct fe_conn_list conns, dead;
+	uint32_t nconns;
+	struct fe_sub_list runq;
+	struct fe_fetch_list parked;
+
+	/* pending ring requests: cookie -> entry */
+	struct fe_pending **buckets;
+	size_t nbuckets, npending;
+	struct fe_pending_list pending_fifo;
+	uint32_t generation;
+	uint64_t cookie_counter;
+
+	/* backpressure: the frame that did not fit in the pub ring */
+	struct fe_conn *stall_conn;
+	Sluice__Frame *stall_frame;
+
+	uint64_t commit_seq_seen;
+	uint32_t logwriter_gen_seen;
+	int stopping;
+	int64_t stop_deadline_ms;
+	uint64_t published;
+	uint64_t ring_full_pauses;       /* times the pub ring was full (logged at exit) */
+};
+
+/* frontend.c */
+void fe_send(struct fe_conn *c, const Sluice__Frame *f);
+void fe_send_error(struct fe_conn *c, uint64_t id, int err, const char *msg);
+void fe_send_ok(struct fe_conn *c, uint64_t id);
+/* Map an sl_err to a wire ErrorCode (1:1 below 100, INTERNAL otherwise). */
+Sluice__ErrorCode fe_error_code(int err);
+
+/* fe_read.c */
+int fe_topic_get(struct fe *fe, struct store_txn *t, const char *name, struct store_topic *out);
+/* Committed end of partition p of tp; SL_EUNAVAILABLE while the slot is not (yet) this topic's. */
+int fe_partition_end(struct fe *fe, const struct store_topic *tp, uint32_t p, uint64_t *end);
+void fe_on_subscribe(struct fe_conn *c, uint64_t id, const Sluice__Subscribe *m);
+void fe_on_credit(struct fe_conn *c, uint64_t id, const Sluice__Credit *m);
+void fe_on_unsubscribe(struct fe_conn *c, uint64_t id, const Sluice__Unsubscribe *m);
+void fe_on_fetch(struct fe_conn *c, uint64_t id, const Sluice__Fetch *m);
+void fe_on_list_topics(struct fe_conn *c, uint64_t id);
+void fe_on_describe_topic(struct fe_conn *c, uint64_t id, const Sluice__DescribeTopic *m);
+void fe_on_describe_group(struct fe_conn *c, uint64_t id, const Sluice__DescribeGroup *m);
+void fe_on_node_status(struct fe_conn *c, uint64_t id);
+/* Queue a subscription for a delivery pass (zero timer). */
+void fe_sub_schedule(struct fe_sub *s);
+/* The commit table moved: wake subscriptions and parked fetches. */
+void fe_reads_commit_moved(struct fe *fe);
+/* Output dropped below the low watermark. */
+void fe_reads_conn_writable(struct fe_conn *c);
+/* Release everything a dead connection holds on the read side. */
+void fe_reads_conn_free(struct fe_conn *c);
+void fe_run_cb(int fd, short what, void *arg);
+
+#endif

@@ -1,0 +1,705 @@
+/*
+ * fe_read.c: the frontend's read side: push subscriptions with credit,
+ * fetch with long-poll, and the describe/list/status requests. Everything is
+ * served from short read-only LMDB transactions that begin and end within
+ * one callback (a read txn held across loop turns would pin LMDB pages), and
+ * only up to the committed end published in the shm commit table.
+ *
+ * Messages are packed once, straight into the connection's output buffer:
+ * the protobuf structs point at the LMDB pages (valid until the txn ends)
+ * and only header keys are copied (protobuf strings need a NUL).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "config.h"
+#include "err.h"
+#include "fe_int.h"
+#include "log.h"
+#include "ringmsg.h"
+#include "shm.h"
+
+/* ---------- topics and the commit table ---------- */
+
+int fe_topic_get(struct fe *fe, struct store_txn *t, const char *name, struct store_topic *out)
+{
+	size_t n = strlen(name);
+	int rc;
+
+	if (n == 0 || n > RM_TOPIC_NAME_MAX)
+		return SL_EINVAL;
+	rc = store_topic_get(t, name, n, out);
+	return rc == SL_ENOTFOUND ? SL_ENOTOPIC : rc;
+}
+
+int fe_partition_end(struct fe *fe, const struct store_topic *tp, uint32_t p, uint64_t *end)
+{
+	uint64_t slot = (uint64_t)tp->slot_base + p;
+	struct shm_slot *s;
+
+	if (slot >= fe->shm->hdr->slots_max)
+		return SL_EUNAVAILABLE;
+	s = &fe->shm->slots[slot];
+	if (__atomic_load_n(&s->topic_id, __ATOMIC_ACQUIRE) != tp->topic_id)
+		return SL_EUNAVAILABLE;
+	*end = __atomic_load_n(&s->end_offset, __ATOMIC_ACQUIRE);
+	/* re-check: the slot may have been freed and reused while we read */
+	if (__atomic_load_n(&s->topic_id, __ATOMIC_ACQUIRE) != tp->topic_id)
+		return SL_EUNAVAILABLE;
+	return SL_OK;
+}
+
+/* Answer a failed read. Corruption is logged loudly and never crashes us. */
+static void read_fail(struct fe_conn *c, uint64_t id, int rc, const char *what)
+{
+	if (rc == SL_ECORRUPT) {
+		log_error("storage corruption detected while %s (checksum or record mismatch)", what);
+		fe_send_error(c, id, SL_EINTERNAL, "storage corruption detected on this node; see its log");
+		return;
+	}
+	if (rc == SL_EUNAVAILABLE) {
+		fe_send_error(c, id, rc, "topic is being created or deleted; retry");
+		return;
+	}
+	fe_send_error(c, id, rc, sl_strerror(rc));
+}
+
+/* ---------- message batches (Delivery, FetchResult) ---------- */
+
+struct fe_msgs {
+	const char *topic;
+	uint32_t partition;
+	size_t n, msgs_max, bytes, bytes_max;
+	Sluice__Message *msgs;
+	Sluice__Message **ptrs;
+	void **blocks;          /* per message: its header array, or NULL */
+	int stopped, err;
+	uint64_t stop_at, next;
+};
+
+static int msgs_init(struct fe_msgs *m, const char *topic, uint32_t partition, size_t msgs_max, size_t bytes_max)
+{
+	memset(m, 0, sizeof(*m));
+	m->topic = topic;
+	m->partition = partition;
+	m->msgs_max = msgs_max ? msgs_max : 1;
+	m->bytes_max = bytes_max;
+	m->msgs = malloc(m->msgs_max * sizeof(*m->msgs));
+	m->ptrs = malloc(m->msgs_max * sizeof(*m->ptrs));
+	m->blocks = calloc(m->msgs_max, sizeof(*m->blocks));
+	if (!m->msgs || !m->ptrs || !m->blocks)
+		return SL_ENOMEM;
+	return SL_OK;
+}
+
+static void msgs_free(struct fe_msgs *m)
+{
+	size_t i;
+
+	if (m->blocks)
+		for (i = 0; i < m->n; i++)
+			free(m->blocks[i]);
+	free(m->blocks);
+	free(m->ptrs);
+	free(m->msgs);
+}
+
+/* Build msg->headers from a stored header blob. Keys are copied (NUL). */
+static int msg_headers(Sluice__Message *msg, struct slice blob, void **block_out)
+{
+	size_t pos = 0, n = 0, keys = 0, i = 0;
+	struct slice k, v;
+	Sluice__Header *hs;
+	Sluice__Header **ps;
+	char *kp;
+	int rc;
+
+	while ((rc = hdrs_next(blob, &pos, &k, &v)) == 1) {
+		n++;
+		keys += k.len + 1;
+	}
+	if (rc < 0)
+		return SL_ECORRUPT;
+	if (n == 0)
+		return SL_OK;
+	hs = malloc(n * (sizeof(*hs) + sizeof(*ps)) + keys);
+	if (!hs)
+		return SL_ENOMEM;
+	ps = (Sluice__Header **)(hs + n);
+	kp = (char *)(ps + n);
+	pos = 0;
+	while (i < n && hdrs_next(blob, &pos, &k, &v) == 1) {
+		sluice__header__init(&hs[i]);
+		memcpy(kp, k.base, k.len);
+		kp[k.len] = 0;
+		hs[i].key = kp;
+		kp += k.len + 1;
+		hs[i].value.data = (uint8_t *)v.base;
+		hs[i].value.len = v.len;
+		ps[i] = &hs[i];
+		i++;
+	}
+	msg->n_headers = i;
+	msg->headers = ps;
+	*block_out = hs;
+	return SL_OK;
+}
+
+static int msgs_add_cb(void *arg, const struct store_record *r)
+{
+	struct fe_msgs *m = arg;
+	size_t est = r->key.len + r->headers.len + r->payload.len + strlen(m->topic) + 48;
+	Sluice__Message *msg;
+
+	if (m->n > 0 && (m->n >= m->msgs_max || m->bytes + est > m->bytes_max)) {
+		/* not taken: the caller resumes at this record */
+		m->stopped = 1;
+		m->stop_at = r->offset;
+		return 1;
+	}
+	msg = &m->msgs[m->n];
+	sluice__message__init(msg);
+	msg->topic = (char *)m->topic;
+	msg->partition = m->partition;
+	msg->offset = r->offset;
+	msg->timestamp_ms = r->timestamp_ms;
+	msg->key.data = (uint8_t *)r->key.base;
+	msg->key.len = r->key.len;
+	msg->payload.data = (uint8_t *)r->payload.base;
+	msg->payload.len = r->payload.len;
+	m->err = msg_headers(msg, r->headers, &m->blocks[m->n]);
+	if (m->err != SL_OK)
+		return 1;
+	m->ptrs[m->n++] = msg;
+	m->bytes += est;
+	m->next = r->offset + 1;
+	return m->n >= m->msgs_max;
+}
+
+/* Read [from, limit) into m; *next is where the next read starts. */
+static int msgs_read(struct store_txn *t, const struct store_topic *tp, struct fe_msgs *m, uint64_t from,
+		     uint64_t limit, uint64_t *next)
+{
+	uint64_t next_out = from;
+	int rc = store_read(t, tp->topic_id, m->partition, from, limit, m->msgs_max, m->bytes_max, msgs_add_cb, m,
+			    &next_out);
+
+	if (rc == SL_OK)
+		rc = m->err;
+	if (rc != SL_OK)
+		return rc;
+	if (m->n == 0)
+		*next = next_out > from ? next_out : from;
+	else
+		*next = m->stopped ? m->stop_at : m->next;
+	return SL_OK;
+}
+
+/* ---------- subscriptions ---------- */
+
+static struct fe_sub *sub_find(struct fe_conn *c, uint64_t id)
+{
+	struct fe_sub *s;
+
+	TAILQ_FOREACH(s, &c->subs, link)
+		if (s->id == id)
+			return s;
+	return NULL;
+}
+
+static void sub_free(struct fe_sub *s)
+{
+	struct fe_conn *c = s->conn;
+
+	if (s->queued)
+		TAILQ_REMOVE(&c->fe->runq, s, runq);
+	TAILQ_REMOVE(&c->subs, s, link);
+	c->nsubs--;
+	free(s->parts);
+	free(s);
+}
+
+void fe_sub_schedule(struct fe_sub *s)
+{
+	struct fe *fe = s->conn->fe;
+	struct timeval zero = {0, 0};
+
+	if (s->queued || s->conn->dead || s->credit == 0)
+		return;
+	s->queued = 1;
+	TAILQ_INSERT_TAIL(&fe->runq, s, runq);
+	if (!evtimer_pending(fe->run_ev, NULL))
+		evtimer_add(fe->run_ev, &zero);
+}
+
+static size_t delivery_bytes_max(const struct fe *fe)
+{
+	size_t fmax = fe->cfg->frame_bytes_max;
+	size_t cap = fmax > 8192 ? fmax - 4096 : fmax / 2;
+	return cap < FE_DELIVERY_BYTES_MAX ? cap : FE_DELIVERY_BYTES_MAX;
+}
+
+/* One Delivery from one partition. Returns an sl_err; *bytes grows. */
+static int sub_deliver_part(struct fe_sub *s, struct store_txn *t, const struct store_topic *tp,
+			    struct fe_subpart *sp, uint64_t end, size_t *bytes)
+{
+	struct fe *fe = s->conn->fe;
+	size_t maxm = s->credit < FE_DELIVERY_MSGS_MAX ? (size_t)s->credit : FE_DELIVERY_MSGS_MAX;
+	struct fe_msgs m;
+	uint64_t next = sp->next;
+	int rc;
+
+	rc = msgs_init(&m, s->topic, sp->partition, maxm, delivery_bytes_max(fe));
+	if (rc == SL_OK)
+		rc = msgs_read(t, tp, &m, sp->next, end, &next);
+	if (rc == SL_OK && m.n > 0) {
+		Sluice__Delivery d = SLUICE__DELIVERY__INIT;
+		Sluice__Frame f = SLUICE__FRAME__INIT;
+		d.subscription_id = s->id;
+		d.n_messages = m.n;
+		d.messages = m.ptrs;
+		f.body_case = SLUICE__FRAME__BODY_DELIVERY;
+		f.delivery = &d;
+		fe_send(s->conn, &f);
+		s->credit -= m.n;
+	}
+	if (rc == SL_OK) {
+		/* an empty read past retention still moves us to the first stored offset */
+		sp->next = next > end ? end : next;
+		*bytes += m.bytes + 1;
+	}
+	msgs_free(&m);
+	return rc;
+}
+
+/* Pick the next partition (round robin) with committed data; -1 if none. */
+static int sub_next_part(struct fe *fe, struct fe_sub *s, const struct store_topic *tp, uint64_t *end, int *gone)
+{
+	uint32_t k;
+
+	for (k = 0; k < s->nparts; k++) {
+		uint32_t i = (s->rr + k) % s->nparts;
+		if (fe_partition_end(fe, tp, s->parts[i].partition, end) != SL_OK) {
+			*gone = 1;
+			return -1;
+		}
+		if (s->parts[i].next < *end) {
+			s->rr = (i + 1) % s->nparts;
+			return (int)i;
+		}
+	}
+	return -1;
+}
+
+/* The topic went away (deleted) or storage failed: end the subscription. */
+static void sub_end(struct fe_sub *s, int rc)
+{
+	if (rc == SL_EUNAVAILABLE)
+		fe_send_error(s->conn, s->req_id, SL_ENOTOPIC, "topic was deleted; subscription ended");
+	else
+		read_fail(s->conn, s->req_id, rc, "delivering to a subscription");
+	sub_free(s);
+}
+
+static void sub_run(struct fe *fe, struct fe_sub *s)
+{
+	struct evbuffer *out = bufferevent_get_output(s->conn->bev);
+	struct store_topic tp;
+	struct store_txn *t = NULL;
+	size_t work = 0;
+	int gone = 0, rc;
+
+	memset(&tp, 0, sizeof(tp));
+	tp.topic_id = s->topic_id;
+	tp.slot_base = s->slot_base;
+	rc = store_txn_begin(fe->store, 0, &t);
+	while (rc == SL_OK && s->credit > 0 && evbuffer_get_length(out) < FE_OUT_HIGH_BYTES &&
+	       work < FE_SUB_TURN_BYTES_MAX && !s->conn->dead) {
+		uint64_t end = 0;
+		int i = sub_next_part(fe, s, &tp, &end, &gone);
+		if (i < 0)
+			break;
+		rc = sub_deliver_part(s, t, &tp, &s->parts[i], end, &work);
+	}
+	if (t)
+		store_txn_abort(t);
+	if (gone)
+		rc = SL_EUNAVAILABLE;
+	if (rc != SL_OK) {
+		sub_end(s, rc);
+		return;
+	}
+	if (work >= FE_SUB_TURN_BYTES_MAX)
+		fe_sub_schedule(s); /* more to do: yield to other connections first */
+}
+
+void fe_run_cb(int fd, short what, void *arg)
+{
+	struct fe *fe = arg;
+	struct fe_sub_list batch;
+	struct fe_sub *s;
+
+	/* subs rescheduled during this pass run on the next turn */
+	TAILQ_INIT(&batch);
+	TAILQ_CONCAT(&batch, &fe->runq, runq);
+	while ((s = TAILQ_FIRST(&batch))) {
+		TAILQ_REMOVE(&batch, s, runq);
+		s->queued = 0;
+		if (!s->conn->dead)
+			sub_run(fe, s);
+	}
+}
+
+/* Where partition p starts for a new subscription. */
+static int sub_start(struct fe *fe, struct store_txn *t, const struct store_topic *tp, const Sluice__Subscribe *m,
+		     uint32_t p, uint64_t *pos)
+{
+	struct store_partition sp;
+	uint64_t end, first, at;
+	int rc = fe_partition_end(fe, tp, p, &end);
+
+	if (rc != SL_OK)
+		return rc;
+	rc = store_partition_get(t, tp->topic_id, p, &sp);
+	if (rc == SL_ENOTFOUND)
+		sp.first_offset = 0;
+	else if (rc != SL_OK)
+		return rc;
+	first = sp.first_offset < end ? sp.first_offset : end;
+	if (m->group[0] && store_group_get(t, m->group, tp->topic_id, p, &at) == SL_OK) {
+		/* resume from the group */
+	} else if (m->start == SLUICE__START_AT__LATEST) {
+		at = end;
+	} else if (m->start == SLUICE__START_AT__OFFSET) {
+		at = m->offset;
+	} else if (m->start == SLUICE__START_AT__TIMESTAMP) {
+		rc = store_offset_for_time(t, tp->topic_id, p, m->timestamp_ms, &at);
+		if (rc != SL_OK)
+			return rc;
+	} else {
+		at = first;
+	}
+	*pos = at < first ? first : at > end ? end : at;
+	return SL_OK;
+}
+
+/* Fill s->parts from the request (empty: all partitions). */
+static int sub_parts(struct fe_sub *s, const struct store_topic *tp, const Sluice__Subscribe *m, const char **why)
+{
+	size_t n = m->n_partitions ? m->n_partitions : tp->partitions, i;
+	uint8_t *seen;
+
+	*why = "partition out of range or listed twice";
+	if (n == 0 || n > tp->partitions)
+		return SL_EINVAL;
+	s->parts = calloc(n, sizeof(*s->parts));
+	seen = calloc(tp->partitions, 1);
+	if (!s->parts || !seen) {
+		free(seen);
+		return SL_ENOMEM;
+	}
+	for (i = 0; i < n; i++) {
+		uint32_t p = m->n_partitions ? m->partitions[i] : (uint32_t)i;
+		if (p >= tp->partitions || seen[p]) {
+			free(seen);
+			return SL_EINVAL;
+		}
+		seen[p] = 1;
+		s->parts[i].partition = p;
+	}
+	s->nparts = (uint32_t)n;
+	free(seen);
+	return SL_OK;
+}
+
+static void sub_send_subscribed(struct fe_sub *s, uint64_t id)
+{
+	Sluice__Subscribed sd = SLUICE__SUBSCRIBED__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	Sluice__PartitionPosition *pp = calloc(s->nparts, sizeof(*pp));
+	Sluice__PartitionPosition **ptrs = calloc(s->nparts, sizeof(*ptrs));
+	uint32_t i;
+
+	if (!pp || !ptrs) {
+		fe_send_error(s->conn, id, SL_EINTERNAL, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < s->nparts; i++) {
+		sluice__partition_position__init(&pp[i]);
+		pp[i].partition = s->parts[i].partition;
+		pp[i].offset = s->parts[i].next;
+		ptrs[i] = &pp[i];
+	}
+	sd.subscription_id = s->id;
+	sd.n_positions = s->nparts;
+	sd.positions = ptrs;
+	f.id = id;
+	f.body_case = SLUICE__FRAME__BODY_SUBSCRIBED;
+	f.subscribed = &sd;
+	fe_send(s->conn, &f);
+out:
+	free(ptrs);
+	free(pp);
+}
+
+/* Build the subscription inside one read txn; returns an sl_err. */
+static int sub_create(struct fe_conn *c, const Sluice__Subscribe *m, struct fe_sub *s, const char **why)
+{
+	struct fe *fe = c->fe;
+	struct store_txn *t = NULL;
+	struct store_topic tp;
+	uint32_t i;
+	int rc;
+
+	*why = NULL;
+	if (strlen(m->group) > RM_GROUP_NAME_MAX) {
+		*why = "group name longer than 249 bytes";
+		return SL_EINVAL;
+	}
+	rc = store_txn_begin(fe->store, 0, &t);
+	if (rc == SL_OK)
+		rc = fe_topic_get(fe, t, m->topic, &tp);
+	if (rc == SL_OK)
+		rc = sub_parts(s, &tp, m, why);
+	for (i = 0; rc == SL_OK && i < s->nparts; i++)
+		rc = sub_start(fe, t, &tp, m, s->parts[i].partition, &s->parts[i].next);
+	if (t)
+		store_txn_abort(t);
+	if (rc == SL_OK) {
+		memcpy(s->topic, tp.name, sizeof(s->topic));
+		s->topic[sizeof(s->topic) - 1] = 0;
+		s->topic_id = tp.topic_id;
+		s->slot_base = tp.slot_base;
+	}
+	return rc;
+}
+
+void fe_on_subscribe(struct fe_conn *c, uint64_t id, const Sluice__Subscribe *m)
+{
+	struct fe_sub *s;
+	const char *why = NULL;
+	int rc;
+
+	if (c->nsubs >= c->fe->cfg->subscriptions_max) {
+		fe_send_error(c, id, SL_ETOOMANY, "subscriptions_max reached on this connection");
+		return;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		fe_send_error(c, id, SL_EINTERNAL, "out of memory");
+		return;
+	}
+	s->conn = c;
+	rc = sub_create(c, m, s, &why);
+	if (rc != SL_OK) {
+		if (rc == SL_ECORRUPT || !why)
+			read_fail(c, id, rc, "starting a subscription");
+		else
+			fe_send_error(c, id, rc, why);
+		free(s->parts);
+		free(s);
+		return;
+	}
+	s->id = c->next_sub_id++;
+	s->req_id = id;
+	s->credit = m->credit;
+	TAILQ_INSERT_TAIL(&c->subs, s, link);
+	c->nsubs++;
+	sub_send_subscribed(s, id);
+	fe_sub_schedule(s);
+}
+
+void fe_on_credit(struct fe_conn *c, uint64_t id, const Sluice__Credit *m)
+{
+	struct fe_sub *s = sub_find(c, m->subscription_id);
+
+	if (!s) {
+		/* Credit is not answered; only a request id asks for the error */
+		if (id != 0)
+			fe_send_error(c, id, SL_ENOSUB, "no such subscription");
+		return;
+	}
+	s->credit += m->credit;
+	fe_sub_schedule(s);
+}
+
+void fe_on_unsubscribe(struct fe_conn *c, uint64_t id, const Sluice__Unsubscribe *m)
+{
+	struct fe_sub *s = sub_find(c, m->subscription_id);
+
+	if (!s) {
+		fe_send_error(c, id, SL_ENOSUB, "no such subscription");
+		return;
+	}
+	sub_free(s);
+	fe_send_ok(c, id);
+}
+
+/* ---------- fetch ---------- */
+
+static void fetch_free(struct fe_fetch *q)
+{
+	if (q->timer)
+		event_free(q->timer);
+	free(q);
+}
+
+/* Try to answer q. Returns 1 if answered, 0 if nothing is there yet and !final. */
+static int fetch_try(struct fe *fe, struct fe_fetch *q, int final)
+{
+	struct store_txn *t = NULL;
+	struct store_topic tp;
+	struct store_partition sp;
+	struct fe_msgs m;
+	uint64_t end = 0, next;
+	int rc, answered = 1;
+
+	memset(&m, 0, sizeof(m));
+	rc = store_txn_begin(fe->store, 0, &t);
+	if (rc == SL_OK)
+		rc = fe_topic_get(fe, t, q->topic, &tp);
+	if (rc == SL_OK && q->partition >= tp.partitions)
+		rc = SL_EINVAL;
+	if (rc == SL_OK)
+		rc = fe_partition_end(fe, &tp, q->partition, &end);
+	if (rc == SL_OK) {
+		rc = store_partition_get(t, tp.topic_id, q->partition, &sp);
+		if (rc == SL_ENOTFOUND) {
+			sp.first_offset = 0;
+			rc = SL_OK;
+		}
+	}
+	if (rc == SL_OK && q->offset > end)
+		rc = SL_ERANGE;
+	if (rc == SL_OK && q->offset >= end && !final) {
+		answered = 0;
+		goto out;
+	}
+	if (rc == SL_OK)
+		rc = msgs_init(&m, tp.name, q->partition, q->max_messages, q->max_bytes);
+	if (rc == SL_OK && q->offset < end)
+		rc = msgs_read(t, &tp, &m, q->offset, end, &next);
+	if (rc == SL_OK) {
+		Sluice__FetchResult fr = SLUICE__FETCH_RESULT__INIT;
+		Sluice__Frame f = SLUICE__FRAME__INIT;
+		fr.n_messages = m.n;
+		fr.messages = m.ptrs;
+		fr.end_offset = end;
+		fr.first_offset = sp.first_offset < end ? sp.first_offset : end;
+		f.id = q->req_id;
+		f.body_case = SLUICE__FRAME__BODY_FETCH_RESULT;
+		f.fetch_result = &fr;
+		fe_send(q->conn, &f);
+	} else if (rc == SL_EINVAL) {
+		fe_send_error(q->conn, q->req_id, rc, "partition out of range");
+	} else if (rc == SL_ERANGE) {
+		fe_send_error(q->conn, q->req_id, rc, "offset beyond the end of the partition");
+	} else {
+		read_fail(q->conn, q->req_id, rc, "serving a fetch");
+	}
+out:
+	msgs_free(&m);
+	if (t)
+		store_txn_abort(t);
+	return answered;
+}
+
+static void fetch_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fe_fetch *q = arg;
+	struct fe *fe = q->conn->fe;
+
+	TAILQ_REMOVE(&fe->parked, q, link);
+	if (!q->conn->dead)
+		fetch_try(fe, q, 1);
+	fetch_free(q);
+}
+
+void fe_on_fetch(struct fe_conn *c, uint64_t id, const Sluice__Fetch *m)
+{
+	struct fe *fe = c->fe;
+	size_t fmax = fe->cfg->frame_bytes_max;
+	size_t bytes_cap = fmax > 8192 ? fmax - 4096 : fmax / 2;
+	struct fe_fetch *q = calloc(1, sizeof(*q));
+	uint32_t wait_ms = m->wait_ms < FE_FETCH_WAIT_MS_MAX ? m->wait_ms : FE_FETCH_WAIT_MS_MAX;
+	struct timeval tv = {wait_ms / 1000, (wait_ms % 1000) * 1000};
+
+	if (!q) {
+		fe_send_error(c, id, SL_EINTERNAL, "out of memory");
+		return;
+	}
+	q->conn = c;
+	q->req_id = id;
+	snprintf(q->topic, sizeof(q->topic), "%s", m->topic);
+	q->partition = m->partition;
+	q->offset = m->offset;
+	q->max_messages = m->max_messages ? m->max_messages : FE_FETCH_MSGS_DEFAULT;
+	if (q->max_messages > 10 * FE_FETCH_MSGS_DEFAULT)
+		q->max_messages = 10 * FE_FETCH_MSGS_DEFAULT;
+	q->max_bytes = m->max_bytes ? m->max_bytes : FE_FETCH_BYTES_DEFAULT;
+	if (q->max_bytes > bytes_cap)
+		q->max_bytes = (uint32_t)bytes_cap;
+	if (strlen(m->topic) >= sizeof(q->topic) || fetch_try(fe, q, wait_ms == 0 || fe->stopping)) {
+		if (strlen(m->topic) >= sizeof(q->topic))
+			fe_send_error(c, id, SL_EINVAL, "topic name too long");
+		fetch_free(q);
+		return;
+	}
+	q->timer = evtimer_new(fe->base, fetch_timer_cb, q);
+	if (!q->timer || evtimer_add(q->timer, &tv) != 0) {
+		fetch_try(fe, q, 1);
+		fetch_free(q);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&fe->parked, q, link);
+}
+
+/* ---------- wake-ups and connection teardown ---------- */
+
+void fe_reads_commit_moved(struct fe *fe)
+{
+	struct fe_conn *c;
+	struct fe_sub *s;
+	struct fe_fetch *q, *next;
+
+	TAILQ_FOREACH(c, &fe->conns, link)
+		TAILQ_FOREACH(s, &c->subs, link)
+			fe_sub_schedule(s);
+	for (q = TAILQ_FIRST(&fe->parked); q; q = next) {
+		next = TAILQ_NEXT(q, link);
+		if (q->conn->dead || fetch_try(fe, q, 0)) {
+			TAILQ_REMOVE(&fe->parked, q, link);
+			fetch_free(q);
+		}
+	}
+}
+
+void fe_reads_conn_writable(struct fe_conn *c)
+{
+	struct fe_sub *s;
+
+	TAILQ_FOREACH(s, &c->subs, link)
+		fe_sub_schedule(s);
+}
+
+void fe_reads_conn_free(struct fe_conn *c)
+{
+	struct fe *fe = c->fe;
+	struct fe_fetch *q, *next;
+	struct fe_sub *s;
+
+	while ((s = TAILQ_FIRST(&c->subs)))
+		sub_free(s);
+	for (q = TAILQ_FIRST(&fe->parked); q; q = next) {
+		next = TAILQ_NEXT(q, link);
+		if (q->conn == c) {
+			TAILQ_REMOVE(&fe->parked, q, link);
+			fetch_free(q);
+		}
+	}
+}

@@ -1,0 +1,1048 @@
+/*
+ * frontend.c: one frontend process (see frontend.h). A libevent loop that
+ * accepts native-protocol connections, frames and decodes requests, turns
+ * publishes and admin requests into ring records for the logwriter and
+ * matches the acks that come back on the ack ring. Reads are in fe_read.c.
+ *
+ * Caveats:
+ * - LMDB is opened here, after fork, read-only, once the logwriter says its
+ *   environment exists (shm logwriter_ready).
+ * - A full publish ring is backpressure: reading stops on every connection
+ *   and the one frame that did not fit is kept and retried on a 1 ms timer.
+ *   Nothing is dropped and the loop never blocks.
+ * - Cookies carry our generation in the top 16 bits, so acks meant for a
+ *   previous incarnation of this frontend are unknown and ignored.
+ * - Connections are never freed in their own callbacks: conn_close marks them
+ *   and the reaper event frees them (with their pending requests) later.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "codec.h"
+#include "config.h"
+#include "err.h"
+#include "fe_int.h"
+#include "frontend.h"
+#include "log.h"
+#include "ring.h"
+#include "ringmsg.h"
+#include "shm.h"
+#include "store.h"
+
+#define FE_READY_WAIT_MS 60000
+#define FE_OPEN_RETRY_MS 10000
+#define FE_TICK_MS 100
+#define FE_FLUSH_TIMEOUT_S 5
+#define FE_PENDING_BUCKETS_MIN 1024
+
+static void conn_process_input(struct fe_conn *c);
+static void conn_close(struct fe_conn *c);
+
+static struct timeval tv_ms(long ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	return tv;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* ---------- sending ---------- */
+
+Sluice__ErrorCode fe_error_code(int err)
+{
+	if (err > 0 && err < 100)
+		return (Sluice__ErrorCode)err;
+	return SLUICE__ERROR_CODE__INTERNAL;
+}
+
+void fe_send(struct fe_conn *c, const Sluice__Frame *f)
+{
+	struct evbuffer_iovec v;
+	size_t n, w;
+
+	if (c->dead)
+		return;
+	n = codec_frame_size(f);
+	/* one contiguous reservation: the frame is packed straight into the output buffer */
+	if (evbuffer_reserve_space(bufferevent_get_output(c->bev), n, &v, 1) < 1 || v.iov_len < n) {
+		log_error("out of memory queueing a %zu-byte frame; closing connection", n);
+		conn_close(c);
+		return;
+	}
+	w = codec_frame_encode(f, v.iov_base);
+	v.iov_len = w;
+	evbuffer_commit_space(bufferevent_get_output(c->bev), &v, 1);
+}
+
+void fe_send_error(struct fe_conn *c, uint64_t id, int err, const char *msg)
+{
+	Sluice__Error e = SLUICE__ERROR__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+
+	e.code = fe_error_code(err);
+	e.message = (char *)(msg ? msg : sl_strerror(err));
+	f.id = id;
+	f.body_case = SLUICE__FRAME__BODY_ERROR;
+	f.error = &e;
+	fe_send(c, &f);
+}
+
+void fe_send_ok(struct fe_conn *c, uint64_t id)
+{
+	Sluice__Ok ok = SLUICE__OK__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+
+	f.id = id;
+	f.body_case = SLUICE__FRAME__BODY_OK;
+	f.ok = &ok;
+	fe_send(c, &f);
+}
+
+/* Send an error, then close once it is flushed (or after a timeout). */
+static void conn_fatal(struct fe_conn *c, uint64_t id, int err, const char *msg)
+{
+	struct timeval tv = {FE_FLUSH_TIMEOUT_S, 0};
+
+	fe_send_error(c, id, err, msg);
+	if (c->dead)
+		return;
+	c->closing = 1;
+	bufferevent_disable(c->bev, EV_READ);
+	bufferevent_set_timeouts(c->bev, NULL, &tv);
+	bufferevent_enable(c->bev, EV_WRITE);
+}
+
+/* ---------- pending requests: cookie -> (conn, request id, kind) ---------- */
+
+static size_t pending_slot(const struct fe *fe, uint64_t cookie)
+{
+	return (size_t)((cookie * 0x9E3779B97F4A7C15ull) >> 32) & (fe->nbuckets - 1);
+}
+
+static void pending_grow(struct fe *fe)
+{
+	size_t n = fe->nbuckets * 2, i;
+	struct fe_pending **nb = calloc(n, sizeof(*nb));
+	struct fe_pending **old = fe->buckets;
+	size_t oldn = fe->nbuckets;
+
+	if (!nb)
+		return; /* keep the longer chains; still correct */
+	fe->buckets = nb;
+	fe->nbuckets = n;
+	for (i = 0; i < oldn; i++) {
+		struct fe_pending *p = old[i], *next;
+		for (; p; p = next) {
+			size_t s = pending_slot(fe, p->cookie);
+			next = p->hnext;
+			p->hnext = nb[s];
+			nb[s] = p;
+		}
+	}
+	free(old);
+}
+
+static int pending_add(struct fe *fe, struct fe_conn *c, uint64_t cookie, uint64_t req_id, enum fe_pending_kind kind)
+{
+	struct fe_pending *p = calloc(1, sizeof(*p));
+	size_t s;
+
+	if (!p)
+		return SL_ENOMEM;
+	if (fe->npending >= fe->nbuckets)
+		pending_grow(fe);
+	p->cookie = cookie;
+	p->req_id = req_id;
+	p->conn = c;
+	p->kind = kind;
+	p->created_ms = time_now_ms();
+	s = pending_slot(fe, cookie);
+	p->hnext = fe->buckets[s];
+	fe->buckets[s] = p;
+	TAILQ_INSERT_TAIL(&fe->pending_fifo, p, age);
+	TAILQ_INSERT_TAIL(&c->pending, p, by_conn);
+	fe->npending++;
+	return SL_OK;
+}
+
+/* Unlink p from every index; the caller frees it. */
+static void pending_unlink(struct fe *fe, struct fe_pending *p)
+{
+	struct fe_pending **pp = &fe->buckets[pending_slot(fe, p->cookie)];
+
+	while (*pp && *pp != p)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = p->hnext;
+	TAILQ_REMOVE(&fe->pending_fifo, p, age);
+	TAILQ_REMOVE(&p->conn->pending, p, by_conn);
+	fe->npending--;
+}
+
+static struct fe_pending *pending_take(struct fe *fe, uint64_t cookie)
+{
+	struct fe_pending *p = fe->buckets[pending_slot(fe, cookie)];
+
+	while (p && p->cookie != cookie)
+		p = p->hnext;
+	if (p)
+		pending_unlink(fe, p);
+	return p;
+}
+
+/* ---------- publish and admin requests into the pub ring ---------- */
+
+struct fe_req {
+	uint16_t type;
+	uint32_t len;
+	enum fe_pending_kind kind;
+};
+
+static int req_name_ok(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+	return n > 0 && n <= max;
+}
+
+static int req_size_publish(const struct fe *fe, const Sluice__Publish *p, struct fe_req *r, const char **why)
+{
+	size_t total = sizeof(struct rm_publish), i;
+
+	if (!req_name_ok(p->topic, RM_TOPIC_NAME_MAX)) {
+		*why = "topic name must be 1 to 249 bytes";
+		return SL_EINVAL;
+	}
+	total += strlen(p->topic) + p->key.len + p->payload.len;
+	for (i = 0; i < p->n_headers; i++) {
+		size_t klen = strlen(p->headers[i]->key);
+		if (klen > 255) {
+			*why = "header key longer than 255 bytes";
+			return SL_EINVAL;
+		}
+		total += hdrs_entry_bytes(klen, p->headers[i]->value.len);
+	}
+	if (total > ring_payload_max(shm_pub_ring(fe->shm, fe->index))) {
+		*why = "message too large for this node's ring_bytes";
+		return SL_EINVAL;
+	}
+	r->type = RM_PUBLISH;
+	r->len = (uint32_t)total;
+	r->kind = FE_PENDING_PUBLISH;
+	return SL_OK;
+}
+
+/* Validate a ring-bound request and compute its record size. */
+static int req_size(const struct fe *fe, const Sluice__Frame *f, struct fe_req *r, const char **why)
+{
+	r->kind = FE_PENDING_OK;
+	*why = NULL;
+	switch (f->body_case) {
+	case SLUICE__FRAME__BODY_PUBLISH:
+		return req_size_publish(fe, f->publish, r, why);
+	case SLUICE__FRAME__BODY_CREATE_TOPIC: {
+		const Sluice__TopicConfig *tc = f->create_topic->config;
+		if (!req_name_ok(f->create_topic->name, RM_TOPIC_NAME_MAX)) {
+			*why = "topic name must be 1 to 249 bytes";
+			return SL_EINVAL;
+		}
+		if (tc && (tc->retention_ms < 0 || tc->retention_bytes < 0)) {
+			*why = "retention must not be negative";
+			return SL_EINVAL;
+		}
+		r->type = RM_CREATE_TOPIC;
+		r->len = (uint32_t)(sizeof(struct rm_create_topic) + strlen(f->create_topic->name));
+		return SL_OK;
+	}
+	case SLUICE__FRAME__BODY_DELETE_TOPIC:
+		if (!req_name_ok(f->delete_topic->name, RM_TOPIC_NAME_MAX)) {
+			*why = "topic name must be 1 to 249 bytes";
+			return SL_EINVAL;
+		}
+		r->type = RM_DELETE_TOPIC;
+		r->len = (uint32_t)(sizeof(struct rm_delete_topic) + strlen(f->delete_topic->name));
+		return SL_OK;
+	case SLUICE__FRAME__BODY_COMMIT_OFFSET:
+		if (!req_name_ok(f->commit_offset->topic, RM_TOPIC_NAME_MAX) ||
+		    !req_name_ok(f->commit_offset->group, RM_GROUP_NAME_MAX)) {
+			*why = "topic and group names must be 1 to 249 bytes";
+			return SL_EINVAL;
+		}
+		r->type = RM_COMMIT_OFFSET;
+		r->len = (uint32_t)(sizeof(struct rm_commit_offset) + strlen(f->commit_offset->topic) +
+				    strlen(f->commit_offset->group));
+		return SL_OK;
+	default:
+		return SL_EUNKNOWN_OP;
+	}
+}
+
+static uint8_t *put_bytes(uint8_t *p, const void *src, size_t n)
+{
+	if (n)
+		memcpy(p, src, n);
+	return p + n;
+}
+
+static void fill_publish(uint8_t *p, const Sluice__Publish *m, uint64_t cookie)
+{
+	struct rm_publish h;
+	size_t i, hl = 0;
+	uint8_t *q;
+
+	memset(&h, 0, sizeof(h));
+	for (i = 0; i < m->n_headers; i++)
+		hl += hdrs_entry_bytes(strlen(m->headers[i]->key), m->headers[i]->value.len);
+	h.cookie = cookie;
+	h.producer_id = m->producer_id;
+	h.sequence = m->sequence;
+	h.partition = m->has_partition ? m->partition : RM_PARTITION_ANY;
+	h.key_len = (uint32_t)m->key.len;
+	h.headers_len = (uint32_t)hl;
+	h.payload_len = (uint32_t)m->payload.len;
+	h.topic_len = (uint16_t)strlen(m->topic);
+	q = put_bytes(p, &h, sizeof(h));
+	q = put_bytes(q, m->topic, h.topic_len);
+	q = put_bytes(q, m->key.data, m->key.len);
+	for (i = 0; i < m->n_headers; i++)
+		q += hdrs_put(q, slice_cstr(m->headers[i]->key),
+			      slice_make(m->headers[i]->value.data, m->headers[i]->value.len));
+	put_bytes(q, m->payload.data, m->payload.len);
+}
+
+static void fill_record(uint8_t *p, const Sluice__Frame *f, uint64_t cookie)
+{
+	switch (f->body_case) {
+	case SLUICE__FRAME__BODY_PUBLISH:
+		fill_publish(p, f->publish, cookie);
+		break;
+	case SLUICE__FRAME__BODY_CREATE_TOPIC: {
+		struct rm_create_topic h;
+		const Sluice__TopicConfig *tc = f->create_topic->config;
+		memset(&h, 0, sizeof(h));
+		h.cookie = cookie;
+		h.partitions = tc && tc->partitions ? tc->partitions : 1;
+		h.retention_ms = tc ? tc->retention_ms : 0;
+		h.retention_bytes = tc ? tc->retention_bytes : 0;
+		h.name_len = (uint16_t)strlen(f->create_topic->name);
+		put_bytes(put_bytes(p, &h, sizeof(h)), f->create_topic->name, h.name_len);
+		break;
+	}
+	case SLUICE__FRAME__BODY_DELETE_TOPIC: {
+		struct rm_delete_topic h;
+		memset(&h, 0, sizeof(h));
+		h.cookie = cookie;
+		h.name_len = (uint16_t)strlen(f->delete_topic->name);
+		put_bytes(put_bytes(p, &h, sizeof(h)), f->delete_topic->name, h.name_len);
+		break;
+	}
+	case SLUICE__FRAME__BODY_COMMIT_OFFSET: {
+		struct rm_commit_offset h;
+		const Sluice__CommitOffset *m = f->commit_offset;
+		memset(&h, 0, sizeof(h));
+		h.cookie = cookie;
+		h.offset = m->offset;
+		h.partition = m->partition;
+		h.topic_len = (uint16_t)strlen(m->topic);
+		h.group_len = (uint16_t)strlen(m->group);
+		put_bytes(put_bytes(put_bytes(p, &h, sizeof(h)), m->topic, h.topic_len), m->group, h.group_len);
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+static void wake_logwriter(struct fe *fe)
+{
+	uint64_t one = 1;
+	ssize_t n = write(fe->logwriter_efd, &one, sizeof(one));
+	(void)n; /* EAGAIN means the counter is already non-zero: it is awake anyway */
+}
+
+/* Put f into the pub ring; SL_EAGAIN if the ring is full right now. */
+static int ring_submit(struct fe *fe, struct fe_conn *c, const Sluice__Frame *f)
+{
+	struct ring *r = shm_pub_ring(fe->shm, fe->index);
+	struct fe_req req;
+	const char *why;
+	uint64_t cookie;
+	void *p;
+	int wake = 0, rc;
+
+	rc = req_size(fe, f, &req, &why);
+	if (rc != SL_OK) {
+		fe_send_error(c, f->id, rc, why);
+		return SL_OK;
+	}
+	p = ring_reserve(r, req.type, req.len);
+	if (!p)
+		return SL_EAGAIN;
+	cookie = (uint64_t)(fe->generation & 0xffff) << 48 | (++fe->cookie_counter & 0xffffffffffffull);
+	fill_record(p, f, cookie);
+	ring_commit(r, &wake);
+	if (wake)
+		wake_logwriter(fe);
+	if (pending_add(fe, c, cookie, f->id, req.kind) != SL_OK)
+		log_error("out of memory tracking request %llu; its ack will be dropped",
+			  (unsigned long long)f->id);
+	return SL_OK;
+}
+
+static void conn_update_read(struct fe_conn *c)
+{
+	struct fe *fe = c->fe;
+
+	if (c->dead)
+		return;
+	if (!c->closing && !fe->stall_frame && !fe->stopping && !c->out_paused)
+		bufferevent_enable(c->bev, EV_READ);
+	else
+		bufferevent_disable(c->bev, EV_READ);
+}
+
+static void fe_update_reads(struct fe *fe)
+{
+	struct fe_conn *c;
+
+	TAILQ_FOREACH(c, &fe->conns, link)
+		conn_update_read(c);
+}
+
+/* Resume every connection after backpressure; process what they buffered. */
+static void fe_resume_all(struct fe *fe)
+{
+	struct fe_conn *c, *next;
+
+	for (c = TAILQ_FIRST(&fe->conns); c && !fe->stall_frame; c = next) {
+		next = TAILQ_NEXT(c, link);
+		conn_update_read(c);
+		if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+			conn_process_input(c);
+	}
+}
+
+static void fe_stall_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fe *fe = arg;
+	struct timeval tv = tv_ms(1);
+
+	if (fe->stall_frame) {
+		if (ring_submit(fe, fe->stall_conn, fe->stall_frame) == SL_EAGAIN) {
+			evtimer_add(fe->stall_ev, &tv);
+			return;
+		}
+		codec_frame_free(fe->stall_frame);
+		fe->stall_frame = NULL;
+		fe->stall_conn = NULL;
+	}
+	fe_resume_all(fe);
+}
+
+/* Returns 1 if the frame was kept (ring full), 0 if the caller frees it. */
+static int conn_submit(struct fe_conn *c, Sluice__Frame *f)
+{
+	struct fe *fe = c->fe;
+	struct timeval tv = tv_ms(1);
+
+	if (ring_submit(fe, c, f) != SL_EAGAIN)
+		return 0;
+	fe->stall_conn = c;
+	fe->stall_frame = f;
+	fe->ring_full_pauses++;
+	fe_update_reads(fe);
+	evtimer_add(fe->stall_ev, &tv);
+	return 1;
+}
+
+/* ---------- acks ---------- */
+
+static void on_ack(struct fe *fe, const struct rm_ack *a)
+{
+	struct fe_pending *p = pending_take(fe, a->cookie);
+	struct fe_conn *c;
+
+	if (!p)
+		return; /* a previous generation's, or its connection went away */
+	c = p->conn;
+	if (a->err != 0) {
+		fe_send_error(c, p->req_id, (int)a->err, sl_strerror((int)a->err));
+	} else if (p->kind == FE_PENDING_PUBLISH) {
+		Sluice__PublishAck pa = SLUICE__PUBLISH_ACK__INIT;
+		Sluice__Frame f = SLUICE__FRAME__INIT;
+		pa.partition = a->partition;
+		pa.offset = a->offset;
+		pa.timestamp_ms = a->timestamp_ms;
+		pa.duplicate = (a->flags & RM_ACK_DUPLICATE) != 0;
+		f.id = p->req_id;
+		f.body_case = SLUICE__FRAME__BODY_PUBLISH_ACK;
+		f.publish_ack = &pa;
+		fe_send(c, &f);
+		fe->published++;
+		__atomic_store_n(&shm_frontend(fe->shm, fe->index)->published, fe->published, __ATOMIC_RELAXED);
+	} else {
+		fe_send_ok(c, p->req_id);
+	}
+	free(p);
+}
+
+static void drain_acks_once(struct fe *fe, struct ring *r)
+{
+	uint64_t pos = ring_tail(r);
+	const uint8_t *payload;
+	uint32_t len;
+	uint16_t type;
+	int any = 0;
+
+	while (ring_peek(r, &pos, &type, &payload, &len)) {
+		struct rm_ack a;
+		any = 1;
+		if (type != RM_ACK || len < sizeof(a)) {
+			log_warn("ignoring ack-ring record of type %u, %u bytes", type, len);
+			continue;
+		}
+		memcpy(&a, payload, sizeof(a));
+		on_ack(fe, &a);
+	}
+	if (any)
+		ring_release(r, pos);
+}
+
+static void fe_check_commit(struct fe *fe)
+{
+	uint64_t seq = __atomic_load_n(&fe->shm->hdr->commit_seq, __ATOMIC_ACQUIRE);
+
+	if (seq != fe->commit_seq_seen) {
+		fe->commit_seq_seen = seq;
+		fe_reads_commit_moved(fe);
+	}
+}
+
+/* Drain the ack ring, leaving it marked asleep so the logwriter wakes us. */
+static void fe_drain_acks(struct fe *fe)
+{
+	struct ring *r = shm_ack_ring(fe->shm, fe->index);
+	const uint8_t *payload;
+	uint32_t len;
+	uint16_t type;
+
+	ring_sleep_done(r);
+	for (;;) {
+		uint64_t pos;
+		drain_acks_once(fe, r);
+		ring_sleep_prepare(r);
+		pos = ring_tail(r);
+		if (!ring_peek(r, &pos, &type, &payload, &len))
+			break;
+		ring_sleep_done(r);
+	}
+	fe_check_commit(fe);
+}
+
+static void fe_efd_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fe *fe = arg;
+	uint64_t v;
+	ssize_t n = read(fd, &v, sizeof(v));
+
+	(void)n;
+	fe_drain_acks(fe);
+}
+
+/* ---------- periodic: timeouts, restarts, shutdown ---------- */
+
+static void fe_expire_pending(struct fe *fe)
+{
+	int64_t cutoff = time_now_ms() - FE_PENDING_TIMEOUT_MS;
+	struct fe_pending *p;
+
+	while ((p = TAILQ_FIRST(&fe->pending_fifo)) && p->created_ms < cutoff) {
+		pending_unlink(fe, p);
+		fe_send_error(p->conn, p->req_id, SL_EUNAVAILABLE, "no answer from the log writer in time; retry");
+		free(p);
+	}
+}
+
+static int fe_outputs_empty(struct fe *fe)
+{
+	struct fe_conn *c;
+
+	TAILQ_FOREACH(c, &fe->conns, link)
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+			return 0;
+	return 1;
+}
+
+static void fe_check_stop(struct fe *fe)
+{
+	if (!fe->stopping)
+		return;
+	if ((fe->npending == 0 && !fe->stall_frame && fe_outputs_empty(fe)) || time_now_ms() >= fe->stop_deadline_ms) {
+		if (fe->npending)
+			log_warn("exiting with %zu requests unacknowledged", fe->npending);
+		event_base_loopbreak(fe->base);
+	}
+}
+
+static void fe_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fe *fe = arg;
+	uint32_t gen = __atomic_load_n(&fe->shm->hdr->logwriter_generation, __ATOMIC_ACQUIRE);
+
+	if (gen != fe->logwriter_gen_seen) {
+		log_info("logwriter restarted (generation %u); pending requests wait for its re-sent acks", gen);
+		fe->logwriter_gen_seen = gen;
+	}
+	/* safety net for a lost wake-up: cheap when nothing moved */
+	fe_drain_acks(fe);
+	fe_expire_pending(fe);
+	fe_check_stop(fe);
+}
+
+static void fe_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct fe *fe = arg;
+
+	if (fe->stopping)
+		return;
+	log_info("signal %d: draining (up to %d ms)", (int)sig, FE_SHUTDOWN_WAIT_MS);
+	fe->stopping = 1;
+	fe->stop_deadline_ms = time_now_ms() + FE_SHUTDOWN_WAIT_MS;
+	if (fe->listener)
+		evconnlistener_disable(fe->listener);
+	fe_update_reads(fe);
+	fe_check_stop(fe);
+}
+
+/* ---------- connections ---------- */
+
+static void conn_free(struct fe *fe, struct fe_conn *c)
+{
+	struct fe_pending *p;
+
+	while ((p = TAILQ_FIRST(&c->pending))) {
+		pending_unlink(fe, p);
+		free(p);
+	}
+	fe_reads_conn_free(c);
+	if (fe->stall_conn == c) {
+		codec_frame_free(fe->stall_frame);
+		fe->stall_frame = NULL;
+		fe->stall_conn = NULL;
+		evtimer_del(fe->stall_ev);
+		fe_resume_all(fe);
+	}
+	bufferevent_free(c->bev);
+	free(c);
+}
+
+static void fe_reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fe *fe = arg;
+	struct fe_conn *c;
+
+	while ((c = TAILQ_FIRST(&fe->dead))) {
+		TAILQ_REMOVE(&fe->dead, c, link);
+		conn_free(fe, c);
+	}
+}
+
+static void conn_close(struct fe_conn *c)
+{
+	struct fe *fe = c->fe;
+
+	if (c->dead)
+		return;
+	c->dead = 1;
+	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	TAILQ_REMOVE(&fe->conns, c, link);
+	TAILQ_INSERT_TAIL(&fe->dead, c, link);
+	fe->nconns--;
+	__atomic_store_n(&shm_frontend(fe->shm, fe->index)->connections, fe->nconns, __ATOMIC_RELAXED);
+	event_active(fe->reap_ev, EV_TIMEOUT, 0);
+}
+
+static void conn_on_hello(struct fe_conn *c, uint64_t id, const Sluice__Hello *h)
+{
+	Sluice__HelloOk ok = SLUICE__HELLO_OK__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	uint32_t maxv = h->max_version ? h->max_version : h->min_version;
+
+	if (h->min_version > CODEC_VERSION || maxv < CODEC_VERSION) {
+		conn_fatal(c, id, SL_EVERSION, "this server speaks protocol version 1 only");
+		return;
+	}
+	c->handshaken = 1;
+	ok.version = CODEC_VERSION;
+	ok.node_id = c->fe->shm->hdr->node_id;
+	ok.frame_bytes_max = c->fe->cfg->frame_bytes_max;
+	ok.server_version = (char *)SLUICE_VERSION;
+	f.id = id;
+	f.body_case = SLUICE__FRAME__BODY_HELLO_OK;
+	f.hello_ok = &ok;
+	fe_send(c, &f);
+}
+
+/* Returns 1 if the frame was kept (ring full), 0 if the caller frees it. */
+static int conn_dispatch(struct fe_conn *c, Sluice__Frame *f)
+{
+	uint64_t id = f->id;
+
+	if (!c->handshaken) {
+		if (f->body_case != SLUICE__FRAME__BODY_HELLO)
+			conn_fatal(c, id, SL_EHANDSHAKE, "the first frame must be Hello");
+		else
+			conn_on_hello(c, id, f->hello);
+		return 0;
+	}
+	switch (f->body_case) {
+	case SLUICE__FRAME__BODY_PUBLISH:
+	case SLUICE__FRAME__BODY_CREATE_TOPIC:
+	case SLUICE__FRAME__BODY_DELETE_TOPIC:
+	case SLUICE__FRAME__BODY_COMMIT_OFFSET:
+		return conn_submit(c, f);
+	case SLUICE__FRAME__BODY_LIST_TOPICS:
+		fe_on_list_topics(c, id);
+		break;
+	case SLUICE__FRAME__BODY_DESCRIBE_TOPIC:
+		fe_on_describe_topic(c, id, f->describe_topic);
+		break;
+	case SLUICE__FRAME__BODY_SUBSCRIBE:
+		fe_on_subscribe(c, id, f->subscribe);
+		break;
+	case SLUICE__FRAME__BODY_CREDIT:
+		fe_on_credit(c, id, f->credit);
+		break;
+	case SLUICE__FRAME__BODY_UNSUBSCRIBE:
+		fe_on_unsubscribe(c, id, f->unsubscribe);
+		break;
+	case SLUICE__FRAME__BODY_FETCH:
+		fe_on_fetch(c, id, f->fetch);
+		break;
+	case SLUICE__FRAME__BODY_DESCRIBE_GROUP:
+		fe_on_describe_group(c, id, f->describe_group);
+		break;
+	case SLUICE__FRAME__BODY_NODE_STATUS:
+		fe_on_node_status(c, id);
+		break;
+	default:
+		fe_send_error(c, id, SL_EUNKNOWN_OP, "operation not understood by this server");
+		break;
+	}
+	return 0;
+}
+
+/*
+ * codec_frame_decode refused the body. If it is still valid protobuf whose
+ * body is a field we do not know (a newer client), it is an unknown
+ * operation and the connection stays; anything else is malformed.
+ */
+static void conn_undecodable(struct fe_conn *c, const uint8_t *body, size_t len)
+{
+	Sluice__Frame *f = sluice__frame__unpack(NULL, len, body);
+
+	if (f && f->body_case == SLUICE__FRAME__BODY__NOT_SET && f->base.n_unknown_fields > 0)
+		fe_send_error(c, f->id, SL_EUNKNOWN_OP, "operation not understood by this server");
+	else
+		conn_fatal(c, f ? f->id : 0, SL_EMALFORMED, "frame could not be decoded");
+	if (f)
+		sluice__frame__free_unpacked(f, NULL);
+}
+
+/* Decode and handle one complete frame of need bytes at the head of in. */
+static void conn_handle_frame(struct fe_conn *c, struct evbuffer *in, size_t need)
+{
+	const uint8_t *p = evbuffer_pullup(in, (ssize_t)need);
+	Sluice__Frame *f = NULL;
+
+	if (!p) {
+		conn_fatal(c, 0, SL_EINTERNAL, "out of memory");
+		return;
+	}
+	if (codec_frame_decode(p + 4, need - 4, &f) != SL_OK) {
+		conn_undecodable(c, p + 4, need - 4);
+		evbuffer_drain(in, need);
+		return;
+	}
+	evbuffer_drain(in, need);
+	if (!conn_dispatch(c, f))
+		codec_frame_free(f);
+}
+
+static void conn_process_input(struct fe_conn *c)
+{
+	struct fe *fe = c->fe;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	while (!c->dead && !c->closing && !fe->stall_frame && !fe->stopping && !c->out_paused) {
+		size_t avail = evbuffer_get_length(in), need = 0;
+		const uint8_t *p;
+
+		if (avail < 4)
+			break;
+		p = evbuffer_pullup(in, 4);
+		if (codec_frame_peek(p, 4, fe->cfg->frame_bytes_max, &need) == SL_ETOOLARGE) {
+			conn_fatal(c, 0, SL_ETOOLARGE, "frame length over frame_bytes_max");
+			break;
+		}
+		need = 4 + (size_t)be_get32(p);
+		if (avail < need)
+			break;
+		conn_handle_frame(c, in, need);
+		if (!c->dead && evbuffer_get_length(out) > FE_OUT_PAUSE_BYTES)
+			c->out_paused = 1; /* a client that pipelines reads but does not read answers */
+	}
+	conn_update_read(c);
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	conn_process_input(arg);
+}
+
+static void conn_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct fe_conn *c = arg;
+	size_t left = evbuffer_get_length(bufferevent_get_output(bev));
+
+	if (c->dead)
+		return;
+	if (c->closing) {
+		if (left == 0)
+			conn_close(c);
+		return;
+	}
+	if (c->out_paused && left < FE_OUT_LOW_BYTES) {
+		c->out_paused = 0;
+		conn_process_input(c);
+	}
+	if (left < FE_OUT_LOW_BYTES)
+		fe_reads_conn_writable(c);
+	if (c->fe->stopping)
+		fe_check_stop(c->fe);
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct fe_conn *c = arg;
+
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+		conn_close(c);
+}
+
+/* Over connections_max: one best-effort Error TOO_MANY, then close. */
+static void fe_refuse(struct fe *fe, evutil_socket_t fd)
+{
+	Sluice__Error e = SLUICE__ERROR__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	uint8_t buf[128];
+	ssize_t n;
+
+	e.code = SLUICE__ERROR_CODE__TOO_MANY;
+	e.message = (char *)"too many connections";
+	f.body_case = SLUICE__FRAME__BODY_ERROR;
+	f.error = &e;
+	if (codec_frame_size(&f) <= sizeof(buf)) {
+		/* a fresh socket's send buffer is empty: this small write does not block */
+		n = send(fd, buf, codec_frame_encode(&f, buf), MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)n;
+	}
+	evutil_closesocket(fd);
+}
+
+static void fe_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+	struct fe *fe = arg;
+	struct fe_conn *c;
+	int one = 1;
+
+	if (fe->stopping) {
+		evutil_closesocket(fd);
+		return;
+	}
+	if (fe->nconns >= fe->cfg->connections_max) {
+		fe_refuse(fe, fd);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c || !(c->bev = bufferevent_socket_new(fe->base, fd, BEV_OPT_CLOSE_ON_FREE))) {
+		log_error("out of memory accepting a connection");
+		free(c);
+		evutil_closesocket(fd);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->fe = fe;
+	c->next_sub_id = 1;
+	TAILQ_INIT(&c->subs);
+	TAILQ_INIT(&c->pending);
+	TAILQ_INSERT_TAIL(&fe->conns, c, link);
+	fe->nconns++;
+	__atomic_store_n(&shm_frontend(fe->shm, fe->index)->connections, fe->nconns, __ATOMIC_RELAXED);
+	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+	/* stop reading once a whole maximal frame is buffered and unprocessed */
+	bufferevent_setwatermark(c->bev, EV_READ, 0, (size_t)fe->cfg->frame_bytes_max + 4 + 65536);
+	bufferevent_setwatermark(c->bev, EV_WRITE, FE_OUT_LOW_BYTES, 0);
+	bufferevent_enable(c->bev, EV_WRITE);
+	conn_update_read(c);
+}
+
+static void fe_accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	int e = EVUTIL_SOCKET_ERROR();
+
+	/* EMFILE and friends: keep serving; the listener retries on the next event */
+	log_warn("accept failed: %s", evutil_socket_error_to_string(e));
+}
+
+/* ---------- setup and teardown ---------- */
+
+static int fe_open_store(struct fe *fe)
+{
+	struct store_opts o;
+	long waited = 0;
+	int rc;
+
+	while (!__atomic_load_n(&fe->shm->hdr->logwriter_ready, __ATOMIC_ACQUIRE)) {
+		if (waited >= FE_READY_WAIT_MS) {
+			log_error("logwriter not ready after %d ms; giving up", FE_READY_WAIT_MS);
+			return SL_ETIMEOUT;
+		}
+		sleep_ms(10);
+		waited += 10;
+	}
+	memset(&o, 0, sizeof(o));
+	o.dir = fe->cfg->data_dir;
+	o.map_bytes = fe->cfg->map_bytes;
+	o.readonly = 1;
+	o.slots_max = fe->cfg->partitions_max;
+	for (waited = 0;; waited += 50) {
+		rc = store_open(&fe->store, &o);
+		if (rc == SL_OK)
+			return SL_OK;
+		if (waited >= FE_OPEN_RETRY_MS) {
+			log_error("cannot open storage at %s: %s", o.dir, sl_strerror(rc));
+			return rc;
+		}
+		sleep_ms(50);
+	}
+}
+
+static int fe_setup_events(struct fe *fe, int listen_fd)
+{
+	struct timeval tick = tv_ms(FE_TICK_MS);
+
+	fe->efd_ev = event_new(fe->base, fe->efd, EV_READ | EV_PERSIST, fe_efd_cb, fe);
+	fe->tick_ev = event_new(fe->base, -1, EV_PERSIST, fe_tick_cb, fe);
+	fe->stall_ev = evtimer_new(fe->base, fe_stall_cb, fe);
+	fe->run_ev = evtimer_new(fe->base, fe_run_cb, fe);
+	fe->reap_ev = event_new(fe->base, -1, 0, fe_reap_cb, fe);
+	fe->sigterm_ev = evsignal_new(fe->base, SIGTERM, fe_signal_cb, fe);
+	fe->sigint_ev = evsignal_new(fe->base, SIGINT, fe_signal_cb, fe);
+	if (!fe->efd_ev || !fe->tick_ev || !fe->stall_ev || !fe->run_ev || !fe->reap_ev || !fe->sigterm_ev ||
+	    !fe->sigint_ev)
+		return SL_ENOMEM;
+	if (event_add(fe->efd_ev, NULL) || event_add(fe->tick_ev, &tick) || event_add(fe->sigterm_ev, NULL) ||
+	    event_add(fe->sigint_ev, NULL))
+		return SL_EIO;
+	fe->listener = evconnlistener_new(fe->base, fe_accept_cb, fe, LEV_OPT_CLOSE_ON_FREE, -1, listen_fd);
+	if (!fe->listener)
+		return SL_EIO;
+	evconnlistener_set_error_cb(fe->listener, fe_accept_error_cb);
+	return SL_OK;
+}
+
+static void fe_teardown(struct fe *fe)
+{
+	struct fe_conn *c;
+	struct event **evs[] = {&fe->efd_ev, &fe->tick_ev, &fe->stall_ev, &fe->run_ev,
+				&fe->reap_ev, &fe->sigterm_ev, &fe->sigint_ev};
+	size_t i;
+
+	if (fe->listener)
+		evconnlistener_free(fe->listener);
+	while ((c = TAILQ_FIRST(&fe->conns))) {
+		TAILQ_REMOVE(&fe->conns, c, link);
+		TAILQ_INSERT_TAIL(&fe->dead, c, link);
+	}
+	if (fe->stall_frame) {
+		codec_frame_free(fe->stall_frame);
+		fe->stall_frame = NULL;
+		fe->stall_conn = NULL;
+	}
+	if (fe->reap_ev)
+		fe_reap_cb(-1, 0, fe);
+	for (i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+		if (*evs[i])
+			event_free(*evs[i]);
+	if (fe->base)
+		event_base_free(fe->base);
+	if (fe->store)
+		store_close(fe->store);
+	free(fe->buckets);
+}
+
+int frontend_main(const struct frontend_args *a)
+{
+	static char role[32];
+	struct fe fe;
+	int rc = 1, fl;
+
+	memset(&fe, 0, sizeof(fe));
+	snprintf(role, sizeof(role), "frontend-%u", a->index);
+	log_set_role(role);
+	signal(SIGPIPE, SIG_IGN);
+	fe.cfg = a->cfg;
+	fe.shm = a->shm;
+	fe.index = a->index;
+	fe.efd = a->efd;
+	fe.logwriter_efd = a->logwriter_efd;
+	fe.generation = shm_frontend(a->shm, a->index)->generation;
+	fe.logwriter_gen_seen = __atomic_load_n(&a->shm->hdr->logwriter_generation, __ATOMIC_ACQUIRE);
+	TAILQ_INIT(&fe.conns);
+	TAILQ_INIT(&fe.dead);
+	TAILQ_INIT(&fe.runq);
+	TAILQ_INIT(&fe.parked);
+	TAILQ_INIT(&fe.pending_fifo);
+	fe.nbuckets = FE_PENDING_BUCKETS_MIN;
+	fe.buckets = calloc(fe.nbuckets, sizeof(*fe.buckets));
+	fl = fcntl(a->efd, F_GETFL);
+	if (fl >= 0)
+		fcntl(a->efd, F_SETFL, fl | O_NONBLOCK);
+	if (!fe.buckets || fe_open_store(&fe) != SL_OK)
+		goto out;
+	fe.base = event_base_new();
+	if (!fe.base || fe_setup_events(&fe, a->listen_fd) != SL_OK) {
+		log_error("cannot set up the event loop");
+		goto out;
+	}
+	__atomic_store_n(&shm_frontend(a->shm, a->index)->connections, 0, __ATOMIC_RELAXED);
+	fe.published = shm_frontend(a->shm, a->index)->published;
+	fe_drain_acks(&fe);
+	log_info("serving (generation %u)", fe.generation);
+	event_base_dispatch(fe.base);
+	log_info("stopped: %llu publishes acknowledged, pub ring full %llu times",
+		 (unsigned long long)fe.published, (unsigned long long)fe.ring_full_pauses);
+	rc = 0;
+out:
+	fe_teardown(&fe);
+	return rc;
+}

@@ -1,0 +1,158 @@
+/*
+ * sluice.h: libsluice, the C client library for the native protocol.
+ *
+ * Async API: a client lives on the caller's libevent event_base. Every call
+ * queues a request and returns at once; callbacks run on the event loop.
+ * Requests pipeline (up to opts.pipeline_max in flight; past that, calls
+ * queue locally). Publishes carry the client's producer id and a sequence
+ * number; when the connection drops, the client reconnects to the next server
+ * of its list (with backoff) and re-sends every unacknowledged publish with
+ * the same id and sequence, so the broker stores it once.
+ *
+ * Blocking API (sluice_sync_*): a private event_base driven until the answer
+ * arrives; for CLIs and tests.
+ *
+ * Strings passed in are copied; slices in callbacks are valid only during the
+ * callback. Errors are sl_err values (common/err.h); errmsg is the server's
+ * message or NULL.
+ */
+#ifndef SLUICE_CLIENT_H
+#define SLUICE_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "slice.h"
+
+struct event_base;
+struct sluice_client;
+
+struct sluice_client_opts {
+	const char *servers;        /* "host:port[,host:port...]"; NULL: $SLUICE_SERVER or 127.0.0.1:7400 */
+	const char *client_name;
+	uint32_t pipeline_max;      /* requests in flight; 0: 1024 */
+	uint64_t producer_id;       /* 0: random (libsodium) */
+	uint32_t connect_timeout_ms;/* 0: 5000 */
+	uint32_t request_timeout_ms;/* per-attempt; 0: 30000 */
+	uint32_t retry_max_ms;      /* give up reconnecting after this long; 0: 60000 */
+};
+
+struct sluice_header {
+	const char *key;
+	struct slice value;
+};
+
+struct sluice_pub {
+	const char *topic;
+	struct slice key;           /* len 0: none */
+	int has_partition;
+	uint32_t partition;
+	const struct sluice_header *headers;
+	size_t headers_n;
+	struct slice payload;
+};
+
+struct sluice_msg {
+	const char *topic;
+	uint32_t partition;
+	uint64_t offset;
+	int64_t timestamp_ms;
+	struct slice key;
+	const struct sluice_header *headers;
+	size_t headers_n;
+	struct slice payload;
+};
+
+struct sluice_partition_info {
+	uint32_t partition;
+	uint64_t first_offset, end_offset, bytes;
+};
+
+struct sluice_topic_info {
+	const char *name;
+	uint32_t partitions;
+	int64_t retention_ms, retention_bytes, created_ms;
+	const struct sluice_partition_info *parts;
+	size_t parts_n;
+};
+
+struct sluice_group_partition {
+	const char *topic;
+	uint32_t partition;
+	uint64_t committed_offset, end_offset, lag;
+};
+
+struct sluice_node_status {
+	uint32_t node_id, frontends, topics, logwriter_restarts, frontend_restarts;
+	const char *version;
+	int64_t uptime_ms;
+	uint64_t map_bytes, used_bytes, connections, published;
+};
+
+enum sluice_start { SLUICE_EARLIEST = 0, SLUICE_LATEST = 1, SLUICE_OFFSET = 2, SLUICE_TIMESTAMP = 3 };
+
+struct sluice_sub_opts {
+	const char *topic;
+	const uint32_t *partitions; /* NULL: all */
+	size_t partitions_n;
+	enum sluice_start start;
+	uint64_t offset;
+	int64_t timestamp_ms;
+	const char *group;          /* NULL: none */
+	uint32_t credit;            /* window of messages; 0: 1000. Refilled automatically as callbacks return. */
+};
+
+typedef void (*sluice_ack_cb)(void *arg, int err, const char *errmsg, uint32_t partition, uint64_t offset,
+			      int64_t timestamp_ms, int duplicate);
+typedef void (*sluice_done_cb)(void *arg, int err, const char *errmsg);
+typedef void (*sluice_topic_cb)(void *arg, int err, const char *errmsg, const struct sluice_topic_info *ti);
+typedef void (*sluice_topics_cb)(void *arg, int err, const char *errmsg, const struct sluice_topic_info *tis, size_t n);
+/* Called per delivered message; err != 0 once if the subscription ends with an error. */
+typedef void (*sluice_msg_cb)(void *arg, int err, const char *errmsg, const struct sluice_msg *m);
+typedef void (*sluice_fetch_cb)(void *arg, int err, const char *errmsg, const struct sluice_msg *msgs, size_t n,
+				uint64_t first_offset, uint64_t end_offset);
+typedef void (*sluice_group_cb)(void *arg, int err, const char *errmsg, const struct sluice_group_partition *ps, size_t n);
+typedef void (*sluice_status_cb)(void *arg, int err, const char *errmsg, const struct sluice_node_status *st);
+
+/* Async API. */
+int sluice_client_new(struct event_base *base, const struct sluice_client_opts *opts, struct sluice_client **out);
+void sluice_client_free(struct sluice_client *c);   /* cancels outstanding requests (their callbacks get SL_ECLOSED) */
+size_t sluice_client_inflight(const struct sluice_client *c);
+
+int sluice_topic_create(struct sluice_client *c, const char *name, uint32_t partitions, int64_t retention_ms,
+			int64_t retention_bytes, sluice_done_cb cb, void *arg);
+int sluice_topic_delete(struct sluice_client *c, const char *name, sluice_done_cb cb, void *arg);
+int sluice_topic_list(struct sluice_client *c, sluice_topics_cb cb, void *arg);
+int sluice_topic_describe(struct sluice_client *c, const char *name, sluice_topic_cb cb, void *arg);
+int sluice_publish(struct sluice_client *c, const struct sluice_pub *p, sluice_ack_cb cb, void *arg);
+/* *sub_out identifies the subscription for sluice_unsubscribe. */
+int sluice_subscribe(struct sluice_client *c, const struct sluice_sub_opts *o, sluice_msg_cb cb, void *arg,
+		     uint64_t *sub_out);
+int sluice_unsubscribe(struct sluice_client *c, uint64_t sub);
+int sluice_commit(struct sluice_client *c, const char *group, const char *topic, uint32_t partition,
+		  uint64_t offset, sluice_done_cb cb, void *arg);
+int sluice_fetch(struct sluice_client *c, const char *topic, uint32_t partition, uint64_t offset,
+		 uint32_t max_messages, uint32_t wait_ms, sluice_fetch_cb cb, void *arg);
+int sluice_group_describe(struct sluice_client *c, const char *group, sluice_group_cb cb, void *arg);
+int sluice_node_status(struct sluice_client *c, sluice_status_cb cb, void *arg);
+
+/* Blocking API: one connection, one request at a time. errmsg (if non-NULL,
+ * errlen bytes) receives the server's message on error. */
+struct sluice_sync;
+int sluice_sync_open(const struct sluice_client_opts *opts, struct sluice_sync **out);
+void sluice_sync_close(struct sluice_sync *s);
+struct sluice_client *sluice_sync_client(struct sluice_sync *s);
+struct event_base *sluice_sync_base(struct sluice_sync *s);
+int sluice_sync_topic_create(struct sluice_sync *s, const char *name, uint32_t partitions, int64_t retention_ms,
+			     int64_t retention_bytes, char *errmsg, size_t errlen);
+int sluice_sync_topic_delete(struct sluice_sync *s, const char *name, char *errmsg, size_t errlen);
+int sluice_sync_publish(struct sluice_sync *s, const struct sluice_pub *p, uint32_t *partition, uint64_t *offset,
+			char *errmsg, size_t errlen);
+/* Fetch copies nothing: fn is called per message before this returns. */
+int sluice_sync_fetch(struct sluice_sync *s, const char *topic, uint32_t partition, uint64_t offset,
+		      uint32_t max_messages, uint32_t wait_ms,
+		      void (*fn)(void *arg, const struct sluice_msg *m), void *arg,
+		      uint64_t *end_offset, char *errmsg, size_t errlen);
+
+#endif

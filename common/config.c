@@ -1,0 +1,341 @@
+/*
+ * config.c: node configuration (config.h). The INI file is parsed by libinih;
+ * every (section, key) goes through the same table-driven setter that the
+ * master uses for command-line flags, so a file and a flag accept exactly the
+ * same values. An unknown key or bad value is an error, never ignored: a typo
+ * in a limit must not silently run with the default.
+ *
+ * inih is built without INI_HANDLER_LINENO on Debian, so the handler records
+ * the first error and config_load_file adds the line number ini_parse returns.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "err.h"
+#include "log.h"
+#include "shm.h"
+
+enum config_type { CT_U32, CT_U64, CT_I64, CT_SIZE32, CT_SIZE64, CT_POW2, CT_BOOL, CT_STR, CT_HOSTPORT, CT_LEVEL };
+
+struct config_key {
+	const char *section;
+	const char *key;
+	const char *flag;
+	enum config_type type;
+	size_t off;
+	size_t size; /* CT_STR / CT_HOSTPORT: buffer bytes */
+	uint64_t min;
+	uint64_t max;
+};
+
+#define KIB (1ull << 10)
+#define MIB (1ull << 20)
+#define GIB (1ull << 30)
+#define CFG(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
+
+static const struct config_key config_keys[] = {
+    {"node", "id", "node-id", CT_U32, CFG(node_id), 1, UINT32_MAX},
+    {"node", "data_dir", "data-dir", CT_STR, CFG(data_dir), 0, 0},
+    {"node", "frontends", "frontends", CT_U32, CFG(frontends), 1, SHM_FRONTENDS_MAX},
+    {"listen", "native", "listen", CT_HOSTPORT, CFG(listen_native), 0, 0},
+    {"limits", "frame_bytes_max", "frame-bytes-max", CT_SIZE32, CFG(frame_bytes_max), 64, GIB},
+    {"limits", "connections_max", "connections-max", CT_U32, CFG(connections_max), 1, 10000000},
+    {"limits", "subscriptions_max", "subscriptions-max", CT_U32, CFG(subscriptions_max), 1, 10000000},
+    {"limits", "ring_bytes", "ring-bytes", CT_POW2, CFG(ring_bytes), 4 * KIB, 4 * GIB},
+    {"limits", "partitions_max", "partitions-max", CT_U32, CFG(partitions_max), 1, 1u << 24},
+    {"storage", "map_bytes", "map-bytes", CT_SIZE64, CFG(map_bytes), MIB, 1ull << 46},
+    {"storage", "sync", "sync", CT_BOOL, CFG(sync), 0, 1},
+    {"storage", "batch_records_max", "batch-records-max", CT_U32, CFG(batch_records_max), 1, 1u << 24},
+    {"storage", "retention_check_ms", "retention-check-ms", CT_U32, CFG(retention_check_ms), 1, UINT32_MAX},
+    {"storage", "retention_chunk_batches", "retention-chunk-batches", CT_U32, CFG(retention_chunk_batches), 1,
+     1u << 24},
+    {"storage", "dedup_window_ms", "dedup-window-ms", CT_I64, CFG(dedup_window_ms), 0, 366ull * 86400000},
+    {"log", "level", "log-level", CT_LEVEL, CFG(log_level), 0, 0},
+};
+
+#define CONFIG_KEYS (sizeof(config_keys) / sizeof(config_keys[0]))
+
+void config_defaults(struct config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->node_id = 1;
+	snprintf(c->data_dir, sizeof(c->data_dir), "%s", "./sluice-data");
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	if (cpus < 1)
+		cpus = 1;
+	if (cpus > SHM_FRONTENDS_MAX)
+		cpus = SHM_FRONTENDS_MAX;
+	c->frontends = (uint32_t)cpus;
+	snprintf(c->listen_native, sizeof(c->listen_native), "%s", "127.0.0.1:7400");
+	c->frame_bytes_max = 1u << 20;
+	c->connections_max = 10000;
+	c->subscriptions_max = 1024;
+	c->ring_bytes = 8 * MIB;
+	c->partitions_max = 4096;
+	c->map_bytes = 8 * GIB;
+	c->sync = 1;
+	c->batch_records_max = 65536;
+	c->retention_check_ms = 1000;
+	c->retention_chunk_batches = 256;
+	c->dedup_window_ms = 600000;
+	c->log_level = LOG_INFO;
+}
+
+/* Decimal unsigned integer, optionally with a k/m/g (KiB/MiB/GiB) suffix. */
+static int parse_u64(const char *s, int suffixes, uint64_t *out)
+{
+	if (!isdigit((unsigned char)s[0]))
+		return -1;
+	errno = 0;
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno)
+		return -1;
+	uint64_t mul = 1;
+	if (suffixes && *end) {
+		switch (tolower((unsigned char)*end)) {
+		case 'k':
+			mul = KIB;
+			break;
+		case 'm':
+			mul = MIB;
+			break;
+		case 'g':
+			mul = GIB;
+			break;
+		default:
+			return -1;
+		}
+		end++;
+		if (strcasecmp(end, "ib") == 0 || strcasecmp(end, "b") == 0)
+			end += strlen(end);
+	}
+	if (*end || v > UINT64_MAX / mul)
+		return -1;
+	*out = v * mul;
+	return 0;
+}
+
+static int parse_bool(const char *s, int *out)
+{
+	static const char *const yes[] = {"true", "yes", "1", "on"};
+	static const char *const no[] = {"false", "no", "0", "off"};
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*out = 1;
+			return 0;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*out = 0;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int parse_level(const char *s, int *out)
+{
+	static const char *const names[] = {"debug", "info", "warn", "error"};
+	static const int levels[] = {LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR};
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(s, names[i]) == 0) {
+			*out = levels[i];
+			return 0;
+		}
+	}
+	if (strcasecmp(s, "warning") == 0) {
+		*out = LOG_WARN;
+		return 0;
+	}
+	return -1;
+}
+
+static int set_string(const struct config_key *k, char *dst, const char *value, char *err, size_t errlen)
+{
+	size_t n = strlen(value);
+	if (n == 0 || n >= k->size) {
+		snprintf(err, errlen, "%s.%s: value must be 1..%zu bytes", k->section, k->key, k->size - 1);
+		return SL_ECONFIG;
+	}
+	if (k->type == CT_HOSTPORT) {
+		char host[256];
+		uint16_t port;
+		if (config_parse_hostport(value, host, sizeof(host), &port)) {
+			snprintf(err, errlen, "%s.%s: expected HOST:PORT, got '%s'", k->section, k->key, value);
+			return SL_ECONFIG;
+		}
+	}
+	memcpy(dst, value, n + 1);
+	return SL_OK;
+}
+
+static int set_number(const struct config_key *k, void *dst, const char *value, char *err, size_t errlen)
+{
+	int suffixes = k->type == CT_SIZE32 || k->type == CT_SIZE64 || k->type == CT_POW2;
+	uint64_t v;
+	if (parse_u64(value, suffixes, &v) || v < k->min || v > k->max || (k->type == CT_POW2 && (v & (v - 1)) != 0)) {
+		snprintf(err, errlen, "%s.%s: bad value '%s' (%s %llu..%llu%s)", k->section, k->key, value,
+		         suffixes ? "size" : "integer", (unsigned long long)k->min, (unsigned long long)k->max,
+		         k->type == CT_POW2 ? ", a power of two" : "");
+		return SL_ECONFIG;
+	}
+	switch (k->type) {
+	case CT_U32:
+	case CT_SIZE32:
+		*(uint32_t *)dst = (uint32_t)v;
+		break;
+	case CT_I64:
+		*(int64_t *)dst = (int64_t)v;
+		break;
+	default:
+		*(uint64_t *)dst = v;
+		break;
+	}
+	return SL_OK;
+}
+
+static int config_apply(struct config *c, const struct config_key *k, const char *value, char *err, size_t errlen)
+{
+	void *dst = (uint8_t *)c + k->off;
+	switch (k->type) {
+	case CT_STR:
+	case CT_HOSTPORT:
+		return set_string(k, dst, value, err, errlen);
+	case CT_BOOL:
+		if (parse_bool(value, dst) == 0)
+			return SL_OK;
+		snprintf(err, errlen, "%s.%s: expected true or false, got '%s'", k->section, k->key, value);
+		return SL_ECONFIG;
+	case CT_LEVEL:
+		if (parse_level(value, dst) == 0)
+			return SL_OK;
+		snprintf(err, errlen, "%s.%s: expected debug, info, warn or error, got '%s'", k->section, k->key,
+		         value);
+		return SL_ECONFIG;
+	default:
+		return set_number(k, dst, value, err, errlen);
+	}
+}
+
+/* Match "section"+"key", "section.key" in key, or a flag name (dashes or underscores). */
+static const struct config_key *config_find(const char *section, const char *key)
+{
+	char name[128];
+	const char *dot = strchr(key, '.');
+	if ((!section || !*section) && dot && (size_t)(dot - key) < sizeof(name)) {
+		memcpy(name, key, (size_t)(dot - key));
+		name[dot - key] = 0;
+		section = name;
+		key = dot + 1;
+	}
+	for (size_t i = 0; i < CONFIG_KEYS; i++) {
+		const struct config_key *k = &config_keys[i];
+		if (section && *section) {
+			if (strcmp(section, k->section) == 0 && strcmp(key, k->key) == 0)
+				return k;
+			continue;
+		}
+		const char *f = k->flag;
+		const char *p = key;
+		while (*f && (*p == *f || (*p == '_' && *f == '-'))) {
+			f++;
+			p++;
+		}
+		if (!*f && !*p)
+			return k;
+	}
+	return NULL;
+}
+
+int config_set(struct config *c, const char *section, const char *key, const char *value, char *err, size_t errlen)
+{
+	const struct config_key *k = config_find(section, key);
+	if (!k) {
+		if (section && *section)
+			snprintf(err, errlen, "unknown key '%s' in section [%s]", key, section);
+		else
+			snprintf(err, errlen, "unknown option '%s'", key);
+		return SL_ECONFIG;
+	}
+	return config_apply(c, k, value ? value : "", err, errlen);
+}
+
+struct config_parse {
+	struct config *c;
+	char msg[512];
+	int failed;
+};
+
+static int config_ini_cb(void *user, const char *section, const char *name, const char *value)
+{
+	struct config_parse *p = user;
+	if (p->failed)
+		return 0;
+	if (!name) /* a section line with no keys yet (INI_CALL_HANDLER_ON_NEW_SECTION) */
+		return 1;
+	if (!section || !*section) {
+		snprintf(p->msg, sizeof(p->msg), "key '%s' outside any section", name);
+		p->failed = 1;
+		return 0;
+	}
+	if (config_set(p->c, section, name, value, p->msg, sizeof(p->msg))) {
+		p->failed = 1;
+		return 0;
+	}
+	return 1;
+}
+
+int config_load_file(struct config *c, const char *path, char *err, size_t errlen)
+{
+	struct config_parse p = {.c = c};
+	int line = ini_parse(path, config_ini_cb, &p);
+	if (line == 0)
+		return SL_OK;
+	if (line == -1)
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+	else if (line == -2)
+		snprintf(err, errlen, "%s: out of memory", path);
+	else if (p.failed)
+		snprintf(err, errlen, "%s:%d: %s", path, line, p.msg);
+	else
+		snprintf(err, errlen, "%s:%d: syntax error", path, line);
+	return SL_ECONFIG;
+}
+
+int config_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port)
+{
+	const char *h = s, *hend, *colon;
+	if (!s)
+		return SL_EINVAL;
+	if (*s == '[') {
+		h = s + 1;
+		hend = strchr(h, ']');
+		if (!hend || hend[1] != ':')
+			return SL_EINVAL;
+		colon = hend + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon || memchr(s, ':', (size_t)(colon - s)))
+			return SL_EINVAL; /* bare IPv6 needs brackets */
+		hend = colon;
+	}
+	size_t hn = (size_t)(hend - h);
+	if (hn == 0 || hn >= hostlen)
+		return SL_EINVAL;
+	uint64_t v;
+	if (parse_u64(colon + 1, 0, &v) || v > 65535)
+		return SL_EINVAL;
+	memcpy(host, h, hn);
+	host[hn] = 0;
+	*port = (uint16_t)v;
+	return SL_OK;
+}

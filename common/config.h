@@ -1,0 +1,50 @@
+/*
+ * config.h: node configuration. Read from an INI file with libinih, then
+ * overridden by command-line flags (a flag wins). Every key is documented in
+ * docs/configuration.md. Sizes are bytes, times milliseconds.
+ */
+#ifndef SLUICE_CONFIG_H
+#define SLUICE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct config {
+	/* [node] */
+	uint32_t node_id;               /* id, default 1 */
+	char data_dir[4096];            /* data_dir, default ./sluice-data */
+	uint32_t frontends;             /* frontends, default: number of cores */
+	/* [listen] */
+	char listen_native[256];        /* native, default 127.0.0.1:7400 */
+	/* [limits] */
+	uint32_t frame_bytes_max;       /* frame_bytes_max, default 1 MiB */
+	uint32_t connections_max;       /* connections_max per frontend, default 10000 */
+	uint32_t subscriptions_max;     /* subscriptions_max per connection, default 1024 */
+	uint64_t ring_bytes;            /* ring_bytes per ring, default 8 MiB */
+	uint32_t partitions_max;        /* partitions_max (commit table slots), default 4096 */
+	/* [storage] */
+	uint64_t map_bytes;             /* map_bytes, default 8 GiB */
+	int sync;                       /* sync = true|false, default true (sync before ack) */
+	uint32_t batch_records_max;     /* batch_records_max per group commit, default 65536 */
+	uint32_t retention_check_ms;    /* retention_check_ms, default 1000 */
+	uint32_t retention_chunk_batches; /* retention_chunk_batches per txn, default 256 */
+	int64_t dedup_window_ms;        /* dedup_window_ms, default 600000 */
+	/* [log] */
+	int log_level;                  /* level = debug|info|warn|error, default info */
+};
+
+/* Fill with defaults. */
+void config_defaults(struct config *c);
+
+/* Read an INI file over the current values. Returns 0, or SL_ECONFIG with a
+ * message in err (line number and key) on an unknown key or bad value. */
+int config_load_file(struct config *c, const char *path, char *err, size_t errlen);
+
+/* Set one key ("section.key" or a flag name such as "data-dir") from a string. */
+int config_set(struct config *c, const char *section, const char *key, const char *value,
+	       char *err, size_t errlen);
+
+/* Parse "HOST:PORT" into host (NUL-terminated) and port. */
+int config_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port);
+
+#endif

@@ -1,0 +1,95 @@
+/*
+ * ringmsg.h: the records a frontend and the logwriter exchange through their
+ * rings. All fields are native-endian (both ends are on the same machine).
+ * Every request carries a cookie chosen by the frontend; the ack echoes it.
+ * Cookies embed the frontend generation in their top 16 bits, so a restarted
+ * frontend ignores acks meant for its predecessor.
+ *
+ * Headers (message headers, not ring headers) are carried and stored as one
+ * blob: repeated [u16 key_len][key][u32 value_len][value], key_len <= 255.
+ */
+#ifndef SLUICE_RINGMSG_H
+#define SLUICE_RINGMSG_H
+
+#include <stdint.h>
+
+#include "slice.h"
+
+enum rm_type {
+	RM_PUBLISH = 1,
+	RM_CREATE_TOPIC = 2,
+	RM_DELETE_TOPIC = 3,
+	RM_COMMIT_OFFSET = 4,
+	RM_ACK = 10,
+};
+
+#define RM_PARTITION_ANY UINT32_MAX
+#define RM_TOPIC_NAME_MAX 249
+#define RM_GROUP_NAME_MAX 249
+
+/* RM_PUBLISH: followed by topic, key, headers blob, payload (in that order). */
+struct rm_publish {
+	uint64_t cookie;
+	uint64_t producer_id;
+	uint64_t sequence;
+	uint32_t partition;     /* RM_PARTITION_ANY: by key hash, or round robin */
+	uint32_t key_len;
+	uint32_t headers_len;
+	uint32_t payload_len;
+	uint16_t topic_len;
+	uint16_t pad[3];
+};
+
+/* RM_CREATE_TOPIC: followed by the name. */
+struct rm_create_topic {
+	uint64_t cookie;
+	int64_t retention_ms;
+	int64_t retention_bytes;
+	uint32_t partitions;
+	uint16_t name_len;
+	uint16_t pad;
+};
+
+/* RM_DELETE_TOPIC: followed by the name. */
+struct rm_delete_topic {
+	uint64_t cookie;
+	uint16_t name_len;
+	uint16_t pad[3];
+};
+
+/* RM_COMMIT_OFFSET: followed by topic then group. */
+struct rm_commit_offset {
+	uint64_t cookie;
+	uint64_t offset;
+	uint32_t partition;
+	uint16_t topic_len;
+	uint16_t group_len;
+};
+
+#define RM_ACK_DUPLICATE 1u
+
+/* RM_ACK: no trailing bytes. err is an sl_err (0 = success). */
+struct rm_ack {
+	uint64_t cookie;
+	uint64_t offset;
+	int64_t timestamp_ms;
+	uint32_t err;
+	uint32_t partition;
+	uint32_t flags;
+	uint32_t pad;
+};
+
+/* Header blob iteration: returns 1 and fills k/v while headers remain, 0 at
+ * the end, -1 if the blob is malformed. *pos starts at 0. */
+int hdrs_next(struct slice blob, size_t *pos, struct slice *k, struct slice *v);
+
+/* Bytes one header takes in the blob. */
+static inline size_t hdrs_entry_bytes(size_t klen, size_t vlen)
+{
+	return 2 + klen + 4 + vlen;
+}
+
+/* Append one header at p (which has hdrs_entry_bytes room); returns bytes written. */
+size_t hdrs_put(uint8_t *p, struct slice k, struct slice v);
+
+#endif

@@ -1,0 +1,87 @@
+/*
+ * shm.h: the one shared-memory segment of a node. The master creates it as a
+ * memfd before forking, so every child maps the same pages; it holds no
+ * pointers, only offsets, so each process may map it anywhere.
+ *
+ * Layout: [struct shm_header][struct shm_slot x slots_max]
+ *         [per frontend i: struct shm_frontend][pub ring i][ack ring i]
+ *
+ * - pub ring i: frontend i -> logwriter (publish and admin requests)
+ * - ack ring i: logwriter -> frontend i (acks)
+ * - commit table: one slot per partition (slot numbers are stored in the
+ *   topic metadata); end_offset is the committed end (next offset), written
+ *   only by the logwriter with release stores; commit_seq is bumped after
+ *   every change so a frontend can tell whether anything moved.
+ *
+ * Eventfds are not in the segment (they are file descriptors): the master
+ * creates logwriter_efd and one frontend efd per frontend before fork.
+ */
+#ifndef SLUICE_SHM_H
+#define SLUICE_SHM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ring.h"
+
+#define SHM_MAGIC 0x534c4d31u /* "SLM1" */
+#define SHM_FRONTENDS_MAX 64
+
+struct shm_slot {
+	uint64_t end_offset;    /* committed end: next offset to be written */
+	uint64_t first_offset;  /* oldest stored offset (after retention) */
+	uint32_t topic_id;      /* 0: slot free */
+	uint32_t partition;
+	uint64_t pad;
+};
+
+struct shm_frontend {
+	uint32_t generation;    /* bumped by the master each time frontend i starts */
+	uint32_t pid;
+	uint64_t connections;   /* stats written by frontend i */
+	uint64_t published;
+	uint64_t pad[5];
+};
+
+struct shm_header {
+	uint32_t magic;
+	uint32_t node_id;
+	uint32_t frontends;
+	uint32_t slots_max;
+	uint64_t ring_bytes;
+	uint64_t commit_seq;             /* bumped by the logwriter after commit table changes */
+	uint32_t logwriter_generation;   /* bumped by the master each time a logwriter starts */
+	uint32_t logwriter_pid;
+	uint32_t logwriter_ready;        /* 1 once the logwriter filled the commit table */
+	uint32_t logwriter_restarts;
+	uint32_t frontend_restarts;
+	uint32_t draining;               /* set by the master on SIGTERM */
+	int64_t started_ms;
+	uint64_t map_bytes;              /* written by the logwriter */
+	uint64_t used_bytes;
+	uint64_t topics;
+	uint64_t instance;               /* random per segment: lets a logwriter tell its
+					    stored ring positions belong to this segment */
+};
+
+struct shm {
+	void *base;
+	size_t bytes;
+	struct shm_header *hdr;
+	struct shm_slot *slots;
+};
+
+/* Master: create the memfd segment and initialise it. *fd_out is the memfd. */
+int shm_create(struct shm *out, int *fd_out, uint32_t node_id, uint32_t frontends,
+	       uint32_t slots_max, size_t ring_bytes);
+
+/* Child (or master): map an existing segment from its memfd. */
+int shm_attach(struct shm *out, int fd);
+
+void shm_detach(struct shm *s);
+
+struct shm_frontend *shm_frontend(struct shm *s, uint32_t i);
+struct ring *shm_pub_ring(struct shm *s, uint32_t i);
+struct ring *shm_ack_ring(struct shm *s, uint32_t i);
+
+#endif

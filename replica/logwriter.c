@@ -1,0 +1,880 @@
+/*
+ * logwriter.c: the only LMDB writer of a node.
+ *
+ * One turn of the loop: peek every frontend's publish ring (nothing is
+ * released yet), turn the records into one write transaction (group commit):
+ * publishes are gathered per partition and appended as one record batch per
+ * partition, admin requests are applied in ring order. In the same
+ * transaction, per frontend, the ring position reached and a compact
+ * description of the acks ("ack runs") are stored under meta "ring/<i>".
+ * The transaction commits (and syncs unless sync = false); only then are the
+ * committed ends published in the commit table, the acks pushed, the rings
+ * released and the frontends woken.
+ *
+ * Crash recovery: a restarted logwriter finds the rings as the dead one left
+ * them (the master owns the segment). Records before the stored position were
+ * committed: their acks are rebuilt from the ack runs and the ring records
+ * (which carry the cookies), pushed again, and the ring skipped past them.
+ * Records after it were never committed and are simply processed again. So a
+ * kill -9 at any instant neither loses nor re-applies a request; a frontend
+ * ignores an ack it already answered.
+ *
+ * Partitioning: a publish with a key goes to murmur2(key) mod partitions (as
+ * Kafka's default partitioner); without key or partition it goes to the
+ * topic's sticky partition, which moves on after every commit, so a batch of
+ * keyless publishes becomes one record batch.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "err.h"
+#include "log.h"
+#include "logwriter.h"
+#include "ring.h"
+#include "ringmsg.h"
+#include "shm.h"
+#include "store.h"
+
+#define LW_TOPIC_BUCKETS 8192u /* power of two, > 2 * partitions_max default */
+
+/* One partition's state: indexed by commit-table slot. */
+struct lw_part {
+	uint32_t topic_id;
+	uint32_t partition;
+	uint64_t end;              /* next offset to assign */
+	struct store_record *pend; /* records of the open batch */
+	size_t pend_n, pend_cap;
+	int touched;               /* end moved in the open batch */
+};
+
+struct lw_topic {
+	struct store_topic meta;
+	int live;
+};
+
+/* A run of consecutive requests of one frontend that got the same answer
+ * shape: `count` records, offsets first_offset, first_offset+1, ... */
+struct lw_run {
+	uint32_t count;
+	uint32_t partition;
+	uint64_t first_offset;
+	uint32_t err;
+	uint32_t flags;
+	int64_t ts;                /* 0: the batch's time; a duplicate keeps its original time */
+};
+
+struct lw_fe {
+	struct ring *pub, *ack;
+	uint64_t pos;              /* peek position reached in the open batch */
+	struct lw_run *runs;
+	size_t runs_n, runs_cap;
+	struct rm_ack *backlog;    /* acks that did not fit into the ack ring */
+	size_t backlog_n, backlog_cap;
+	uint64_t release_pos;      /* release up to here once the backlog is pushed */
+};
+
+struct lw {
+	const struct config *cfg;
+	struct shm *shm;
+	struct store *store;
+	struct store_txn *txn;
+	int self_efd;
+	const int *fe_efds;
+	uint32_t nfe;
+	struct lw_part *parts;     /* slots_max entries */
+	struct lw_topic *topics;   /* open addressing by name */
+	int64_t batch_ts;
+	int64_t last_ts;
+	size_t batch_records;
+	int64_t next_retention_ms;
+	uint64_t batch_no;         /* moves the sticky partition of keyless publishes */
+	int slots_dirty;           /* a topic was deleted: rewrite every slot after commit */
+	struct lw_fe fe[];
+};
+
+static volatile sig_atomic_t lw_stop;
+
+static void lw_sigterm(int sig)
+{
+	(void)sig;
+	lw_stop = 1;
+}
+
+/* ---- small helpers ---- */
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+	if (need <= *cap)
+		return SL_OK;
+	size_t n = *cap ? *cap * 2 : 64;
+	while (n < need)
+		n *= 2;
+	void *q = realloc(*p, n * elem);
+	if (!q)
+		return SL_ENOMEM;
+	*p = q;
+	*cap = n;
+	return SL_OK;
+}
+
+static uint32_t fnv1a(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 16777619u;
+	return h;
+}
+
+/* Kafka's murmur2, so keys land where Kafka clients would put them. */
+static uint32_t murmur2(const uint8_t *data, size_t len)
+{
+	const uint32_t m = 0x5bd1e995;
+	uint32_t h = 0x9747b28c ^ (uint32_t)len;
+	size_t i = 0;
+	for (; i + 4 <= len; i += 4) {
+		uint32_t k = (uint32_t)data[i] | (uint32_t)data[i + 1] << 8 | (uint32_t)data[i + 2] << 16 |
+			     (uint32_t)data[i + 3] << 24;
+		k *= m;
+		k ^= k >> 24;
+		k *= m;
+		h *= m;
+		h ^= k;
+	}
+	switch (len - i) {
+	case 3:
+		h ^= (uint32_t)data[i + 2] << 16;
+		/* fall through */
+	case 2:
+		h ^= (uint32_t)data[i + 1] << 8;
+		/* fall through */
+	case 1:
+		h ^= data[i];
+		h *= m;
+	}
+	h ^= h >> 13;
+	h *= m;
+	h ^= h >> 15;
+	return h;
+}
+
+/* ---- topic cache ---- */
+
+static struct lw_topic *topic_find(struct lw *w, const char *name, size_t len)
+{
+	uint32_t i = fnv1a(name, len) & (LW_TOPIC_BUCKETS - 1);
+	for (uint32_t n = 0; n < LW_TOPIC_BUCKETS; n++, i = (i + 1) & (LW_TOPIC_BUCKETS - 1)) {
+		struct lw_topic *t = &w->topics[i];
+		if (!t->live)
+			return NULL;
+		if (strlen(t->meta.name) == len && memcmp(t->meta.name, name, len) == 0)
+			return t;
+	}
+	return NULL;
+}
+
+static void topic_insert(struct lw *w, const struct store_topic *m)
+{
+	uint32_t i = fnv1a(m->name, strlen(m->name)) & (LW_TOPIC_BUCKETS - 1);
+	while (w->topics[i].live)
+		i = (i + 1) & (LW_TOPIC_BUCKETS - 1);
+	w->topics[i].meta = *m;
+	w->topics[i].live = 1;
+}
+
+static int topic_load_cb(void *arg, const struct store_topic *tp)
+{
+	struct lw *w = arg;
+	if ((uint64_t)tp->slot_base + tp->partitions > w->cfg->partitions_max) {
+		log_error("topic %s uses commit-table slots up to %u but partitions_max is %u: raise partitions_max",
+			  tp->name, tp->slot_base + tp->partitions, w->cfg->partitions_max);
+		return SL_ECONFIG;
+	}
+	topic_insert(w, tp);
+	for (uint32_t p = 0; p < tp->partitions; p++) {
+		struct lw_part *lp = &w->parts[tp->slot_base + p];
+		struct store_partition sp = {0};
+		int rc = store_partition_get(w->txn, tp->topic_id, p, &sp);
+		if (rc != SL_OK && rc != SL_ENOTFOUND && rc != SL_ENOTOPIC)
+			return rc;
+		lp->topic_id = tp->topic_id;
+		lp->partition = p;
+		lp->end = sp.end_offset;
+	}
+	return 0;
+}
+
+/* Rebuild the topic cache and partition ends from w->txn (at start, after a
+ * delete and after a failed batch). Touches no shared memory. */
+static int topics_reload(struct lw *w)
+{
+	memset(w->topics, 0, sizeof(*w->topics) * LW_TOPIC_BUCKETS);
+	for (uint32_t s = 0; s < w->cfg->partitions_max; s++) {
+		w->parts[s].topic_id = 0;
+		w->parts[s].end = 0;
+		w->parts[s].pend_n = 0;
+	}
+	return store_topic_foreach(w->txn, topic_load_cb, w);
+}
+
+/* Publish one slot of the commit table from the committed partition state. */
+static void slot_publish(struct lw *w, uint32_t s)
+{
+	struct lw_part *lp = &w->parts[s];
+	struct shm_slot *sl = &w->shm->slots[s];
+	if (sl->topic_id != lp->topic_id) {
+		atomic_store_explicit((_Atomic uint32_t *)&sl->topic_id, 0, memory_order_release);
+		sl->first_offset = 0;
+		sl->partition = lp->partition;
+		atomic_store_explicit((_Atomic uint64_t *)&sl->end_offset, lp->end, memory_order_release);
+		atomic_store_explicit((_Atomic uint32_t *)&sl->topic_id, lp->topic_id, memory_order_release);
+	}
+	atomic_store_explicit((_Atomic uint64_t *)&sl->end_offset, lp->end, memory_order_release);
+}
+
+/* Refresh first offsets (moved by retention) from a read txn. */
+static void slots_refresh_first(struct lw *w)
+{
+	struct store_txn *t;
+	if (store_txn_begin(w->store, 0, &t) != SL_OK)
+		return;
+	for (uint32_t s = 0; s < w->cfg->partitions_max; s++) {
+		struct lw_part *lp = &w->parts[s];
+		struct store_partition sp;
+		if (lp->topic_id && store_partition_get(t, lp->topic_id, lp->partition, &sp) == SL_OK)
+			w->shm->slots[s].first_offset = sp.first_offset;
+	}
+	store_txn_abort(t);
+}
+
+static void wake_frontends(struct lw *w)
+{
+	atomic_fetch_add_explicit((_Atomic uint64_t *)&w->shm->hdr->commit_seq, 1, memory_order_acq_rel);
+	for (uint32_t i = 0; i < w->nfe; i++) {
+		uint64_t one = 1;
+		if (write(w->fe_efds[i], &one, sizeof(one)) < 0 && errno != EAGAIN)
+			log_warn("wake frontend %u: %s", i, strerror(errno));
+	}
+}
+
+/* ---- acks ---- */
+
+static int ack_note_ts(struct lw *w, uint32_t fe, uint32_t err, uint32_t partition, uint64_t offset, uint32_t flags,
+		       int64_t ts)
+{
+	struct lw_fe *f = &w->fe[fe];
+	if (f->runs_n) {
+		struct lw_run *r = &f->runs[f->runs_n - 1];
+		if (!err && !r->err && !flags && !r->flags && !ts && !r->ts && r->partition == partition &&
+		    r->first_offset + r->count == offset) {
+			r->count++;
+			return SL_OK;
+		}
+	}
+	int rc = grow((void **)&f->runs, &f->runs_cap, f->runs_n + 1, sizeof(*f->runs));
+	if (rc)
+		return rc;
+	f->runs[f->runs_n++] = (struct lw_run){1, partition, offset, err, flags, ts};
+	return SL_OK;
+}
+
+static int ack_note(struct lw *w, uint32_t fe, uint32_t err, uint32_t partition, uint64_t offset, uint32_t flags)
+{
+	return ack_note_ts(w, fe, err, partition, offset, flags, 0);
+}
+
+static struct lw_fe *fe_at(struct lw *w, uint32_t i)
+{
+	return &w->fe[i];
+}
+
+static void ack_push(struct lw *w, uint32_t fe, const struct rm_ack *a)
+{
+	struct lw_fe *f = fe_at(w, fe);
+	int wake = 0;
+	if (f->backlog_n == 0 && ring_push(f->ack, RM_ACK, a, sizeof(*a), &wake) == SL_OK)
+		return;
+	if (grow((void **)&f->backlog, &f->backlog_cap, f->backlog_n + 1, sizeof(*a)) != SL_OK) {
+		log_error("out of memory queueing an ack; the frontend will time the request out");
+		return;
+	}
+	f->backlog[f->backlog_n++] = *a;
+}
+
+/* Push queued acks; returns 1 when the backlog is empty. */
+static int ack_flush_backlog(struct lw *w, uint32_t fe)
+{
+	struct lw_fe *f = fe_at(w, fe);
+	size_t i = 0;
+	int wake = 0;
+	while (i < f->backlog_n && ring_push(f->ack, RM_ACK, &f->backlog[i], sizeof(f->backlog[i]), &wake) == SL_OK)
+		i++;
+	memmove(f->backlog, f->backlog + i, (f->backlog_n - i) * sizeof(*f->backlog));
+	f->backlog_n -= i;
+	return f->backlog_n == 0;
+}
+
+/*
+ * Walk the ring records in [from, to) of frontend fe in order, pairing each
+ * with the next answer of the runs, and push the acks.
+ */
+static void acks_emit(struct lw *w, uint32_t fe, uint64_t from, uint64_t to, const struct lw_run *runs,
+		      size_t nruns, int64_t ts)
+{
+	struct lw_fe *f = fe_at(w, fe);
+	size_t ri = 0;
+	uint32_t k = 0;
+	uint64_t pos = from;
+	uint16_t type;
+	const uint8_t *p;
+	uint32_t len;
+	while (pos < to && ring_peek(f->pub, &pos, &type, &p, &len)) {
+		if (ri >= nruns)
+			break;
+		const struct lw_run *r = &runs[ri];
+		struct rm_ack a = {0};
+		if (len >= sizeof(uint64_t))
+			memcpy(&a.cookie, p, sizeof(a.cookie));
+		a.err = r->err;
+		a.partition = r->partition;
+		a.offset = r->first_offset + k;
+		a.flags = r->flags;
+		a.timestamp_ms = r->ts ? r->ts : ts;
+		ack_push(w, fe, &a);
+		if (++k == r->count) {
+			ri++;
+			k = 0;
+		}
+	}
+}
+
+/* ---- request processing ---- */
+
+static int part_push(struct lw *w, struct lw_part *lp, const struct store_record *r)
+{
+	int rc = grow((void **)&lp->pend, &lp->pend_cap, lp->pend_n + 1, sizeof(*lp->pend));
+	if (rc)
+		return rc;
+	lp->pend[lp->pend_n++] = *r;
+	lp->touched = 1;
+	w->batch_records++;
+	return SL_OK;
+}
+
+/* Write every partition's pending records as one batch each; ends move on. */
+static int parts_flush(struct lw *w)
+{
+	for (uint32_t s = 0; s < w->cfg->partitions_max; s++) {
+		struct lw_part *lp = &w->parts[s];
+		if (!lp->pend_n)
+			continue;
+		uint64_t base;
+		int rc = store_batch_append(w->txn, lp->topic_id, lp->partition, lp->pend, lp->pend_n, w->batch_ts, 0,
+					    &base);
+		if (rc)
+			return rc;
+		if (base != lp->end) {
+			log_error("partition %u/%u: store appended at %llu, expected %llu", lp->topic_id, lp->partition,
+				  (unsigned long long)base, (unsigned long long)lp->end);
+			return SL_EINTERNAL;
+		}
+		lp->end += lp->pend_n;
+		lp->pend_n = 0;
+	}
+	return SL_OK;
+}
+
+static uint32_t pick_partition(struct lw *w, struct lw_topic *t, const struct rm_publish *m, struct slice key)
+{
+	if (m->partition != RM_PARTITION_ANY)
+		return m->partition;
+	if (key.len)
+		return (murmur2(key.base, key.len) & 0x7fffffff) % t->meta.partitions;
+	return (uint32_t)((t->meta.topic_id + w->batch_no) % t->meta.partitions);
+}
+
+static int do_publish(struct lw *w, uint32_t fe, const uint8_t *p, uint32_t len)
+{
+	struct rm_publish m;
+	if (len < sizeof(m))
+		return ack_note(w, fe, SL_EMALFORMED, 0, 0, 0);
+	memcpy(&m, p, sizeof(m));
+	uint64_t need = (uint64_t)sizeof(m) + m.topic_len + m.key_len + m.headers_len + m.payload_len;
+	if (need != len)
+		return ack_note(w, fe, SL_EMALFORMED, 0, 0, 0);
+	const uint8_t *q = p + sizeof(m);
+	struct lw_topic *t = topic_find(w, (const char *)q, m.topic_len);
+	if (!t)
+		return ack_note(w, fe, SL_ENOTOPIC, 0, 0, 0);
+	struct store_record r = {0};
+	r.key = slice_make(q + m.topic_len, m.key_len);
+	r.headers = slice_make(q + m.topic_len + m.key_len, m.headers_len);
+	r.payload = slice_make(q + m.topic_len + m.key_len + m.headers_len, m.payload_len);
+	r.producer_id = m.producer_id;
+	r.sequence = m.sequence;
+	uint32_t part = pick_partition(w, t, &m, r.key);
+	if (part >= t->meta.partitions)
+		return ack_note(w, fe, SL_EINVAL, 0, 0, 0);
+	struct lw_part *lp = &w->parts[t->meta.slot_base + part];
+	uint64_t off = lp->end + lp->pend_n;
+	if (m.producer_id) {
+		uint32_t dpart;
+		uint64_t doff;
+		int64_t dts;
+		int rc = store_dedup_get(w->txn, m.producer_id, m.sequence, &dpart, &doff, &dts);
+		if (rc == SL_OK)
+			return ack_note_ts(w, fe, 0, dpart, doff, RM_ACK_DUPLICATE, dts);
+		if (rc != SL_ENOTFOUND)
+			return rc;
+		rc = store_dedup_put(w->txn, m.producer_id, m.sequence, part, off, w->batch_ts);
+		if (rc)
+			return rc;
+	}
+	int rc = part_push(w, lp, &r);
+	if (rc)
+		return rc;
+	return ack_note(w, fe, 0, part, off, 0);
+}
+
+/* A request-level error (< 100) is the client's answer; others fail the batch. */
+static int answer(struct lw *w, uint32_t fe, int rc, uint32_t partition, uint64_t offset)
+{
+	if (rc >= 100)
+		return rc;
+	return ack_note(w, fe, (uint32_t)rc, partition, offset, 0);
+}
+
+static int do_create(struct lw *w, uint32_t fe, const uint8_t *p, uint32_t len)
+{
+	struct rm_create_topic m;
+	if (len < sizeof(m))
+		return ack_note(w, fe, SL_EMALFORMED, 0, 0, 0);
+	memcpy(&m, p, sizeof(m));
+	if (sizeof(m) + m.name_len != len || m.name_len > RM_TOPIC_NAME_MAX)
+		return ack_note(w, fe, SL_EINVAL, 0, 0, 0);
+	if (m.retention_ms < 0 || m.retention_bytes < 0)
+		return ack_note(w, fe, SL_EINVAL, 0, 0, 0);
+	struct store_topic in = {0}, out;
+	memcpy(in.name, p + sizeof(m), m.name_len);
+	in.partitions = m.partitions ? m.partitions : 1;
+	in.retention_ms = m.retention_ms;
+	in.retention_bytes = m.retention_bytes;
+	in.created_ms = w->batch_ts;
+	int rc = store_topic_create(w->txn, &in, &out);
+	if (rc == SL_OK) {
+		topic_insert(w, &out);
+		for (uint32_t i = 0; i < out.partitions; i++) {
+			struct lw_part *lp = &w->parts[out.slot_base + i];
+			lp->topic_id = out.topic_id;
+			lp->partition = i;
+			lp->end = 0;
+			lp->touched = 1;
+		}
+	}
+	return answer(w, fe, rc == SL_ETOOMANY ? SL_ETOOMANY : rc, 0, 0);
+}
+
+static int do_delete(struct lw *w, uint32_t fe, const uint8_t *p, uint32_t len)
+{
+	struct rm_delete_topic m;
+	if (len < sizeof(m))
+		return ack_note(w, fe, SL_EMALFORMED, 0, 0, 0);
+	memcpy(&m, p, sizeof(m));
+	if (sizeof(m) + m.name_len != len || m.name_len > RM_TOPIC_NAME_MAX)
+		return ack_note(w, fe, SL_EINVAL, 0, 0, 0);
+	char name[RM_TOPIC_NAME_MAX + 1];
+	memcpy(name, p + sizeof(m), m.name_len);
+	name[m.name_len] = 0;
+	if (!topic_find(w, name, m.name_len))
+		return ack_note(w, fe, SL_ENOTOPIC, 0, 0, 0);
+	int rc = store_topic_delete(w->txn, name);
+	if (rc == SL_OK) {
+		rc = topics_reload(w);
+		w->slots_dirty = 1;
+	}
+	return answer(w, fe, rc, 0, 0);
+}
+
+static int do_commit_offset(struct lw *w, uint32_t fe, const uint8_t *p, uint32_t len)
+{
+	struct rm_commit_offset m;
+	if (len < sizeof(m))
+		return ack_note(w, fe, SL_EMALFORMED, 0, 0, 0);
+	memcpy(&m, p, sizeof(m));
+	if (sizeof(m) + m.topic_len + m.group_len != len || m.group_len == 0 || m.group_len > RM_GROUP_NAME_MAX)
+		return ack_note(w, fe, SL_EINVAL, 0, 0, 0);
+	struct lw_topic *t = topic_find(w, (const char *)p + sizeof(m), m.topic_len);
+	if (!t)
+		return ack_note(w, fe, SL_ENOTOPIC, 0, 0, 0);
+	if (m.partition >= t->meta.partitions)
+		return ack_note(w, fe, SL_EINVAL, 0, 0, 0);
+	char group[RM_GROUP_NAME_MAX + 1];
+	memcpy(group, p + sizeof(m) + m.topic_len, m.group_len);
+	group[m.group_len] = 0;
+	int rc = store_group_commit(w->txn, group, t->meta.topic_id, m.partition, m.offset);
+	return answer(w, fe, rc, m.partition, m.offset);
+}
+
+static int do_record(struct lw *w, uint32_t fe, uint16_t type, const uint8_t *p, uint32_t len)
+{
+	if (type == RM_PUBLISH)
+		return do_publish(w, fe, p, len);
+	if (type != RM_CREATE_TOPIC && type != RM_DELETE_TOPIC && type != RM_COMMIT_OFFSET)
+		return ack_note(w, fe, SL_EUNKNOWN_OP, 0, 0, 0);
+	/* admin requests act after every publish before them */
+	int rc = parts_flush(w);
+	if (rc)
+		return rc;
+	if (type == RM_CREATE_TOPIC)
+		return do_create(w, fe, p, len);
+	if (type == RM_DELETE_TOPIC)
+		return do_delete(w, fe, p, len);
+	return do_commit_offset(w, fe, p, len);
+}
+
+/* ---- the batch ---- */
+
+struct ringpos_hdr {
+	uint64_t instance;
+	uint64_t pos;
+	int64_t ts;
+	uint32_t nruns;
+	uint32_t pad;
+};
+
+static int ringpos_store(struct lw *w, uint32_t fe)
+{
+	struct lw_fe *f = fe_at(w, fe);
+	size_t bytes = sizeof(struct ringpos_hdr) + f->runs_n * sizeof(struct lw_run);
+	uint8_t *buf = malloc(bytes);
+	if (!buf)
+		return SL_ENOMEM;
+	struct ringpos_hdr h = {w->shm->hdr->instance, f->pos, w->batch_ts, (uint32_t)f->runs_n, 0};
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), f->runs, f->runs_n * sizeof(struct lw_run));
+	char key[32];
+	snprintf(key, sizeof(key), "ring/%u", fe);
+	int rc = store_meta_put(w->txn, key, slice_make(buf, bytes));
+	free(buf);
+	return rc;
+}
+
+/* Gather records from every ring into the open txn. */
+static int batch_gather(struct lw *w, size_t *taken)
+{
+	*taken = 0;
+	for (uint32_t i = 0; i < w->nfe; i++) {
+		struct lw_fe *f = fe_at(w, i);
+		f->runs_n = 0;
+		f->pos = ring_tail(f->pub);
+		if (f->backlog_n && !ack_flush_backlog(w, i))
+			continue; /* this frontend is not reading its acks: hold its requests */
+		uint64_t pos = f->pos;
+		uint16_t type;
+		const uint8_t *p;
+		uint32_t len;
+		while (w->batch_records < w->cfg->batch_records_max && ring_peek(f->pub, &pos, &type, &p, &len)) {
+			int rc = do_record(w, i, type, p, len);
+			if (rc)
+				return rc;
+			f->pos = pos;
+			(*taken)++;
+		}
+	}
+	return SL_OK;
+}
+
+/* After a commit: publish ends, push acks, release rings, wake frontends. */
+static void batch_publish(struct lw *w)
+{
+	for (uint32_t s = 0; s < w->cfg->partitions_max; s++) {
+		if (w->parts[s].touched || w->slots_dirty)
+			slot_publish(w, s);
+		w->parts[s].touched = 0;
+	}
+	w->slots_dirty = 0;
+	for (uint32_t i = 0; i < w->nfe; i++) {
+		struct lw_fe *f = fe_at(w, i);
+		uint64_t from = ring_tail(f->pub);
+		if (f->pos > from) {
+			acks_emit(w, i, from, f->pos, f->runs, f->runs_n, w->batch_ts);
+			ring_release(f->pub, f->pos);
+		}
+	}
+	wake_frontends(w);
+}
+
+/* The batch could not be stored: every request in it gets err. */
+static void batch_fail(struct lw *w, int err)
+{
+	for (uint32_t i = 0; i < w->nfe; i++) {
+		struct lw_fe *f = fe_at(w, i);
+		uint64_t from = ring_tail(f->pub);
+		if (f->pos <= from)
+			continue;
+		struct lw_run all = {UINT32_MAX, 0, 0, (uint32_t)err, 0, 0};
+		acks_emit(w, i, from, f->pos, &all, 1, w->batch_ts);
+		ring_release(f->pub, f->pos);
+	}
+	wake_frontends(w);
+}
+
+static int state_reload(struct lw *w)
+{
+	int rc = store_txn_begin(w->store, 0, &w->txn);
+	if (rc)
+		return rc;
+	rc = topics_reload(w);
+	store_txn_abort(w->txn);
+	w->txn = NULL;
+	for (uint32_t s = 0; s < w->cfg->partitions_max; s++)
+		w->parts[s].touched = 0;
+	w->slots_dirty = 0;
+	w->batch_records = 0;
+	return rc;
+}
+
+/* One group commit. *taken is the number of requests handled. */
+static int batch_run(struct lw *w, size_t *taken)
+{
+	int64_t now = time_now_ms();
+	w->batch_ts = now > w->last_ts ? now : w->last_ts;
+	w->batch_records = 0;
+	int rc = store_txn_begin(w->store, 1, &w->txn);
+	if (rc)
+		return rc;
+	rc = batch_gather(w, taken);
+	if (rc == SL_OK && *taken == 0) {
+		store_txn_abort(w->txn);
+		w->txn = NULL;
+		return SL_OK;
+	}
+	if (rc == SL_OK)
+		rc = parts_flush(w);
+	for (uint32_t i = 0; rc == SL_OK && i < w->nfe; i++)
+		if (fe_at(w, i)->pos > ring_tail(fe_at(w, i)->pub))
+			rc = ringpos_store(w, i);
+	if (rc == SL_OK) {
+		rc = store_txn_commit(w->txn);
+	} else {
+		store_txn_abort(w->txn);
+	}
+	w->txn = NULL;
+	if (rc == SL_OK) {
+		w->last_ts = w->batch_ts;
+		w->batch_no++;
+		batch_publish(w);
+		return SL_OK;
+	}
+	log_error("batch of %zu requests not stored: %s", *taken, sl_strerror(rc));
+	int rrc = state_reload(w);
+	if (rrc)
+		return rrc;
+	batch_fail(w, rc == SL_EFULL ? SL_EFULL : SL_EINTERNAL);
+	if (rc == SL_EFULL)
+		w->next_retention_ms = 0;
+	return SL_OK;
+}
+
+/* ---- retention ---- */
+
+static void retention_run(struct lw *w)
+{
+	int64_t now = time_now_ms();
+	if (now < w->next_retention_ms)
+		return;
+	size_t deleted = 0;
+	int rc = store_txn_begin(w->store, 1, &w->txn);
+	if (rc == SL_OK) {
+		rc = store_retention_step(w->txn, now, w->cfg->dedup_window_ms, w->cfg->retention_chunk_batches,
+					  &deleted);
+		rc = rc ? (store_txn_abort(w->txn), rc) : store_txn_commit(w->txn);
+		w->txn = NULL;
+	}
+	if (rc)
+		log_warn("retention: %s", sl_strerror(rc));
+	if (deleted)
+		slots_refresh_first(w);
+	/* a full chunk means there is more: come back soon, between batches */
+	w->next_retention_ms = now + (deleted >= w->cfg->retention_chunk_batches ? 0 : w->cfg->retention_check_ms);
+	uint64_t map, used;
+	store_usage(w->store, &map, &used);
+	w->shm->hdr->map_bytes = map;
+	w->shm->hdr->used_bytes = used;
+}
+
+/* ---- start-up ---- */
+
+/* Re-send the acks of committed-but-unreleased requests, then skip them. */
+static int recover_ring(struct lw *w, uint32_t fe)
+{
+	char key[32];
+	struct slice v;
+	snprintf(key, sizeof(key), "ring/%u", fe);
+	int rc = store_meta_get(w->txn, key, &v);
+	if (rc == SL_ENOTFOUND)
+		return SL_OK;
+	if (rc)
+		return rc;
+	struct ringpos_hdr h;
+	if (v.len < sizeof(h))
+		return SL_ECORRUPT;
+	memcpy(&h, v.base, sizeof(h));
+	if (v.len != sizeof(h) + (size_t)h.nruns * sizeof(struct lw_run))
+		return SL_ECORRUPT;
+	struct lw_fe *f = fe_at(w, fe);
+	uint64_t tail = ring_tail(f->pub);
+	if (h.instance != w->shm->hdr->instance || h.pos <= tail)
+		return SL_OK;
+	struct lw_run *runs = malloc(h.nruns ? h.nruns * sizeof(*runs) : 1);
+	if (!runs)
+		return SL_ENOMEM;
+	memcpy(runs, v.base + sizeof(h), h.nruns * sizeof(*runs));
+	acks_emit(w, fe, tail, h.pos, runs, h.nruns, h.ts);
+	free(runs);
+	ring_release(f->pub, h.pos);
+	log_info("frontend %u: re-sent acks of %llu committed bytes of requests", fe,
+		 (unsigned long long)(h.pos - tail));
+	return SL_OK;
+}
+
+static int lw_start(struct lw *w)
+{
+	int rc = store_txn_begin(w->store, 0, &w->txn);
+	if (rc)
+		return rc;
+	rc = topics_reload(w);
+	if (rc == SL_OK) {
+		/* the commit table first: an ack re-sent below must be readable */
+		for (uint32_t s = 0; s < w->cfg->partitions_max; s++) {
+			w->shm->slots[s].topic_id = UINT32_MAX;
+			slot_publish(w, s);
+		}
+	}
+	for (uint32_t i = 0; rc == SL_OK && i < w->nfe; i++)
+		rc = recover_ring(w, i);
+	store_txn_abort(w->txn);
+	w->txn = NULL;
+	if (rc)
+		return rc;
+	slots_refresh_first(w);
+	atomic_store_explicit((_Atomic uint32_t *)&w->shm->hdr->logwriter_ready, 1, memory_order_release);
+	wake_frontends(w);
+	return SL_OK;
+}
+
+/* Block until a frontend pushes, the retention timer fires, or a signal. */
+static void lw_sleep(struct lw *w)
+{
+	int backlog = 0;
+	for (uint32_t i = 0; i < w->nfe; i++) {
+		backlog |= fe_at(w, i)->backlog_n != 0;
+		ring_sleep_prepare(fe_at(w, i)->pub);
+	}
+	int ready = 0;
+	for (uint32_t i = 0; i < w->nfe && !ready; i++) {
+		uint64_t pos = ring_tail(fe_at(w, i)->pub);
+		uint16_t type;
+		const uint8_t *p;
+		uint32_t len;
+		ready = ring_peek(fe_at(w, i)->pub, &pos, &type, &p, &len);
+	}
+	if (!ready && !lw_stop) {
+		int64_t wait = w->next_retention_ms - time_now_ms();
+		if (backlog)
+			wait = 1;
+		if (wait < 0)
+			wait = 0;
+		if (wait > 1000)
+			wait = 1000;
+		struct pollfd pfd = {w->self_efd, POLLIN, 0};
+		if (poll(&pfd, 1, (int)wait) > 0) {
+			uint64_t n;
+			if (read(w->self_efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+				log_warn("eventfd read: %s", strerror(errno));
+		}
+	}
+	for (uint32_t i = 0; i < w->nfe; i++)
+		ring_sleep_done(fe_at(w, i)->pub);
+}
+
+static int lw_loop(struct lw *w)
+{
+	for (;;) {
+		size_t taken = 0;
+		int rc = batch_run(w, &taken);
+		if (rc) {
+			log_error("logwriter cannot go on: %s", sl_strerror(rc));
+			return rc;
+		}
+		retention_run(w);
+		if (taken)
+			continue;
+		int backlog = 0;
+		for (uint32_t i = 0; i < w->nfe; i++)
+			backlog |= fe_at(w, i)->backlog_n && !ack_flush_backlog(w, i);
+		if (lw_stop && !backlog)
+			return SL_OK;
+		lw_sleep(w);
+	}
+}
+
+int logwriter_main(const struct logwriter_args *a)
+{
+	const struct config *cfg = a->cfg;
+	int rc = SL_ENOMEM;
+	struct lw *w = calloc(1, sizeof(*w) + cfg->frontends * sizeof(struct lw_fe));
+	if (!w)
+		return 70;
+	struct sigaction sa = {0};
+	sa.sa_handler = lw_sigterm;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	w->cfg = cfg;
+	w->shm = a->shm;
+	w->self_efd = a->self_efd;
+	w->fe_efds = a->frontend_efds;
+	w->nfe = cfg->frontends;
+	w->parts = calloc(cfg->partitions_max, sizeof(*w->parts));
+	w->topics = calloc(LW_TOPIC_BUCKETS, sizeof(*w->topics));
+	if (!w->parts || !w->topics)
+		goto out;
+	for (uint32_t i = 0; i < w->nfe; i++) {
+		w->fe[i].pub = shm_pub_ring(a->shm, i);
+		w->fe[i].ack = shm_ack_ring(a->shm, i);
+	}
+	struct store_opts so = {cfg->data_dir, cfg->map_bytes, cfg->sync, 0, cfg->partitions_max};
+	rc = store_open(&w->store, &so);
+	if (rc) {
+		log_error("cannot open storage in %s: %s", cfg->data_dir, sl_strerror(rc));
+		goto out;
+	}
+	rc = lw_start(w);
+	if (rc) {
+		log_error("start-up failed: %s", sl_strerror(rc));
+		goto out;
+	}
+	log_info("ready: %u frontends, storage %s, sync %s", w->nfe, cfg->data_dir, cfg->sync ? "on" : "off");
+	rc = lw_loop(w);
+	log_info("stopped");
+out:
+	if (w->store)
+		store_close(w->store);
+	for (uint32_t s = 0; w->parts && s < cfg->partitions_max; s++)
+		free(w->parts[s].pend);
+	for (uint32_t i = 0; i < w->nfe; i++) {
+		free(w->fe[i].runs);
+		free(w->fe[i].backlog);
+	}
+	free(w->parts);
+	free(w->topics);
+	free(w);
+	return rc ? 70 : 0;
+}

@@ -1,0 +1,26 @@
+/*
+ * logwriter.h: the node's only LMDB writer, a child process of sluiced.
+ * It drains every frontend's publish ring in batches, assigns offsets, writes
+ * one LMDB transaction per batch (group commit), syncs, then publishes the
+ * new committed ends in the commit table, wakes the frontends and pushes acks.
+ * It opens LMDB itself after fork.
+ */
+#ifndef SLUICE_LOGWRITER_H
+#define SLUICE_LOGWRITER_H
+
+#include <stdint.h>
+
+struct config;
+struct shm;
+
+struct logwriter_args {
+	const struct config *cfg;
+	struct shm *shm;
+	int self_efd;               /* written by frontends when they push into an empty-and-sleeping ring */
+	const int *frontend_efds;   /* cfg->frontends eventfds, one per frontend */
+};
+
+/* Runs until SIGTERM (drains what is in the rings first). Returns an exit code. */
+int logwriter_main(const struct logwriter_args *a);
+
+#endif

@@ -1,0 +1,153 @@
+/*
+ * store.h: the node's LMDB storage. One environment per node, opened by each
+ * process after fork (LMDB forbids using an environment across fork). The
+ * logwriter is the only writer; frontends use short read-only transactions
+ * and never keep one open across an event-loop turn.
+ *
+ * Databases (named LMDB dbs):
+ *   batches  (topic_id u32 BE, partition u32 BE, base_offset u64 BE) -> record batch
+ *   partitions (topic_id, partition)  -> struct store_partition (log start, end, bytes)
+ *   topics   name -> topic metadata (id, partitions, retention, slot base)
+ *   groups   (group, 0, topic_id BE, partition BE) -> committed offset
+ *   timeidx  (topic_id, partition, first_ts BE) -> base offset of first batch at/after ts
+ *   dedup    (producer_id BE, sequence BE) -> partition, offset, timestamp
+ *   meta     string keys: "next_topic_id", "ringpos/<i>", ...
+ *
+ * A record batch value is a header followed by records; the header holds base
+ * offset, record count, first and max timestamp, the producer id and sequence
+ * of its first record, the raft term and a CRC32C over everything after the
+ * checksum field. The checksum is verified on every read; a mismatch is
+ * SL_ECORRUPT, never a crash.
+ */
+#ifndef SLUICE_STORE_H
+#define SLUICE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "slice.h"
+
+struct store;
+struct store_txn;
+
+struct store_opts {
+	const char *dir;          /* created if missing */
+	uint64_t map_bytes;
+	int sync;                 /* 1: fsync on commit (durable), 0: MDB_NOSYNC */
+	int readonly;             /* 1 for frontends */
+	uint32_t slots_max;       /* commit-table slots available for partitions */
+};
+
+struct store_topic {
+	char name[256];
+	uint32_t topic_id;        /* never reused */
+	uint32_t partitions;
+	int64_t retention_ms;     /* 0: forever */
+	int64_t retention_bytes;  /* 0: unlimited; per partition */
+	int64_t created_ms;
+	uint32_t slot_base;       /* commit-table slot of partition 0; partition p is slot_base + p */
+};
+
+struct store_partition {
+	uint64_t first_offset;    /* oldest offset still stored */
+	uint64_t end_offset;      /* next offset to assign */
+	uint64_t bytes;           /* stored batch bytes */
+	int64_t max_ts;
+};
+
+/* One record to append (borrowed slices) or read back (slices valid until the txn ends). */
+struct store_record {
+	uint64_t offset;          /* filled on read */
+	int64_t timestamp_ms;     /* filled on read; set by the batch on append */
+	uint64_t producer_id;
+	uint64_t sequence;
+	struct slice key;
+	struct slice headers;     /* blob as in ringmsg.h */
+	struct slice payload;
+};
+
+int store_open(struct store **out, const struct store_opts *o);
+void store_close(struct store *s);
+
+/* Environment info: map size and bytes in use (for node status). */
+void store_usage(struct store *s, uint64_t *map_bytes, uint64_t *used_bytes);
+
+/* Transactions. write=1 only in the logwriter. Commit syncs if opts.sync. */
+int store_txn_begin(struct store *s, int write, struct store_txn **out);
+int store_txn_commit(struct store_txn *t);     /* SL_EFULL if the map is full */
+void store_txn_abort(struct store_txn *t);
+
+/* --- topics --- */
+/* Create: allocates topic_id and a free contiguous slot range. in->name,
+ * partitions and retention are used; out gets the stored metadata.
+ * SL_ETOPIC_EXISTS, SL_EINVAL (bad name / partitions 0 or > slots), SL_ETOOMANY (no slots). */
+int store_topic_create(struct store_txn *t, const struct store_topic *in, struct store_topic *out);
+/* Delete metadata now; its batches are removed later in bounded chunks by store_retention_step. */
+int store_topic_delete(struct store_txn *t, const char *name);
+int store_topic_get(struct store_txn *t, const char *name, size_t name_len, struct store_topic *out);
+/* Calls fn for each topic in name order; fn returning non-zero stops. */
+int store_topic_foreach(struct store_txn *t, int (*fn)(void *arg, const struct store_topic *tp), void *arg);
+
+int store_partition_get(struct store_txn *t, uint32_t topic_id, uint32_t partition, struct store_partition *out);
+
+/* --- log --- */
+/* Append n records as one batch to (topic_id, partition) at its end offset,
+ * all stamped ts_ms (the batch append time). *base_out is the first offset. */
+int store_batch_append(struct store_txn *t, uint32_t topic_id, uint32_t partition,
+		       const struct store_record *recs, size_t n, int64_t ts_ms, uint64_t term,
+		       uint64_t *base_out);
+
+/*
+ * Read records from offset `from` up to (not including) `limit` (the committed
+ * end), at most max_records and about max_bytes (at least one record if any).
+ * fn is called per record; returning non-zero stops. *next_out is the offset
+ * after the last record passed to fn (or the first stored offset if `from`
+ * was below it). SL_ECORRUPT on a checksum mismatch.
+ */
+int store_read(struct store_txn *t, uint32_t topic_id, uint32_t partition, uint64_t from, uint64_t limit,
+	       size_t max_records, size_t max_bytes,
+	       int (*fn)(void *arg, const struct store_record *r), void *arg, uint64_t *next_out);
+
+/* First offset whose timestamp is >= ts_ms (end offset if none). */
+int store_offset_for_time(struct store_txn *t, uint32_t topic_id, uint32_t partition, int64_t ts_ms,
+			  uint64_t *offset_out);
+
+/* --- consumer groups --- */
+int store_group_commit(struct store_txn *t, const char *group, uint32_t topic_id, uint32_t partition,
+		       uint64_t offset);
+/* SL_ENOTFOUND if the group never committed for that partition. */
+int store_group_get(struct store_txn *t, const char *group, uint32_t topic_id, uint32_t partition,
+		    uint64_t *offset_out);
+int store_group_foreach(struct store_txn *t, const char *group,
+			int (*fn)(void *arg, uint32_t topic_id, uint32_t partition, uint64_t offset), void *arg);
+
+/* --- idempotent producers --- */
+int store_dedup_put(struct store_txn *t, uint64_t producer_id, uint64_t sequence, uint32_t partition,
+		    uint64_t offset, int64_t ts_ms);
+/* SL_ENOTFOUND if unseen. */
+int store_dedup_get(struct store_txn *t, uint64_t producer_id, uint64_t sequence, uint32_t *partition,
+		    uint64_t *offset, int64_t *ts_ms);
+
+/* --- meta key/value (logwriter bookkeeping) --- */
+int store_meta_put(struct store_txn *t, const char *key, struct slice val);
+/* *val valid until the txn ends; SL_ENOTFOUND if missing. */
+int store_meta_get(struct store_txn *t, const char *key, struct slice *val);
+
+/*
+ * Retention: delete at most max_batches batches (time and bytes limits per
+ * topic, batches of deleted topics, dedup entries older than dedup_window_ms),
+ * updating partition first_offset/bytes. *deleted is how many batches went;
+ * call again in a new txn while it returns max_batches.
+ */
+int store_retention_step(struct store_txn *t, int64_t now_ms, int64_t dedup_window_ms, size_t max_batches,
+			 size_t *deleted);
+
+/* CRC32C (Castagnoli) used by batch checksums. */
+uint32_t store_crc32c(uint32_t crc, const void *p, size_t n);
+
+/* Test support only: flips one byte of the stored batch value at base_offset
+ * (write txn), so tests can check that reads report SL_ECORRUPT. */
+int store_debug_corrupt(struct store_txn *t, uint32_t topic_id, uint32_t partition, uint64_t base_offset,
+			size_t byte_index);
+
+#endif

@@ -1,0 +1,673 @@
+/*
+ * store_test.c: replica/store.c against a real LMDB environment in a temp
+ * directory under /tmp (removed after each test): topics and slots, append
+ * and read back across batches and partitions, read limits, corruption,
+ * groups, dedup, time lookup, reopen.
+ */
+#define _XOPEN_SOURCE 700
+#include <criterion/criterion.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "store.h"
+
+#define MAP_BYTES (64ull << 20)
+#define SLOTS 16
+#define COLLECT_MAX 4096
+
+static char dir[64];
+static struct store *st;
+
+static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static struct store *open_store(int readonly)
+{
+	struct store_opts o = {.dir = dir, .map_bytes = MAP_BYTES, .sync = 0, .readonly = readonly, .slots_max = SLOTS};
+	struct store *s = NULL;
+	cr_assert_eq(store_open(&s, &o), SL_OK);
+	return s;
+}
+
+static void setup(void)
+{
+	strcpy(dir, "/tmp/sluice-store-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	st = open_store(0);
+}
+
+static void teardown(void)
+{
+	store_close(st);
+	st = NULL;
+	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static struct store_txn *wtxn(void)
+{
+	struct store_txn *t = NULL;
+	cr_assert_eq(store_txn_begin(st, 1, &t), SL_OK);
+	return t;
+}
+
+static struct store_txn *rtxn(void)
+{
+	struct store_txn *t = NULL;
+	cr_assert_eq(store_txn_begin(st, 0, &t), SL_OK);
+	return t;
+}
+
+static struct store_topic make_topic(const char *name, uint32_t partitions)
+{
+	struct store_topic in;
+	struct store_topic out;
+	struct store_txn *t = wtxn();
+
+	memset(&in, 0, sizeof(in));
+	snprintf(in.name, sizeof(in.name), "%s", name);
+	in.partitions = partitions;
+	cr_assert_eq(store_topic_create(t, &in, &out), SL_OK, "create %s", name);
+	cr_assert_eq(store_txn_commit(t), SL_OK);
+	return out;
+}
+
+/* Deterministic record contents per (partition, offset). */
+static void fmt_payload(char *buf, size_t n, uint32_t p, uint64_t off)
+{
+	snprintf(buf, n, "payload-p%u-o%" PRIu64 "-%s", p, off, off % 3 == 0 ? "long-tail-xxxxxxxxxxxxxxxx" : "s");
+}
+
+static void fmt_key(char *buf, size_t n, uint64_t off)
+{
+	snprintf(buf, n, "key%" PRIu64, off);
+}
+
+static void fmt_hdrs(char *buf, size_t n, uint64_t off)
+{
+	snprintf(buf, n, "h=%" PRIu64, off * 7);
+}
+
+/* Appends n records to (topic, p) in one batch; returns the base offset. */
+static uint64_t append_n(struct store_txn *t, uint32_t topic_id, uint32_t p, uint64_t expect_base, size_t n, int64_t ts)
+{
+	struct store_record recs[16];
+	char pay[16][96], key[16][32], hdr[16][32];
+	uint64_t base = 0;
+
+	cr_assert_leq(n, 16);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t off = expect_base + i;
+		fmt_payload(pay[i], sizeof(pay[i]), p, off);
+		fmt_key(key[i], sizeof(key[i]), off);
+		fmt_hdrs(hdr[i], sizeof(hdr[i]), off);
+		memset(&recs[i], 0, sizeof(recs[i]));
+		recs[i].producer_id = 42 + p;
+		recs[i].sequence = off;
+		recs[i].payload = slice_cstr(pay[i]);
+		recs[i].key = (off % 5 == 0) ? slice_make(NULL, 0) : slice_cstr(key[i]);
+		recs[i].headers = slice_cstr(hdr[i]);
+	}
+	cr_assert_eq(store_batch_append(t, topic_id, p, recs, n, ts, 7, &base), SL_OK);
+	cr_assert_eq(base, expect_base);
+	return base;
+}
+
+struct collect {
+	size_t n;
+	size_t stop_after; /* 0: never stop */
+	uint32_t partition;
+	uint64_t offsets[COLLECT_MAX];
+	int64_t ts[COLLECT_MAX];
+	int bad; /* a record's content did not match its offset */
+};
+
+static int collect_cb(void *arg, const struct store_record *r)
+{
+	struct collect *c = arg;
+	char pay[96], key[32], hdr[32];
+
+	cr_assert_lt(c->n, COLLECT_MAX);
+	fmt_payload(pay, sizeof(pay), c->partition, r->offset);
+	fmt_key(key, sizeof(key), r->offset);
+	fmt_hdrs(hdr, sizeof(hdr), r->offset);
+	if (!slice_eq(r->payload, slice_cstr(pay)) || !slice_eq(r->headers, slice_cstr(hdr)) ||
+	    r->producer_id != 42 + c->partition || r->sequence != r->offset)
+		c->bad++;
+	if (r->offset % 5 == 0 ? r->key.len != 0 : !slice_eq(r->key, slice_cstr(key)))
+		c->bad++;
+	c->offsets[c->n] = r->offset;
+	c->ts[c->n] = r->timestamp_ms;
+	c->n++;
+	return c->stop_after != 0 && c->n >= c->stop_after;
+}
+
+static int do_read(uint32_t topic_id, uint32_t p, uint64_t from, uint64_t limit, size_t max_records, size_t max_bytes,
+                   struct collect *c, uint64_t *next)
+{
+	struct store_txn *t = rtxn();
+	int err;
+
+	c->partition = p;
+	err = store_read(t, topic_id, p, from, limit, max_records, max_bytes, collect_cb, c, next);
+	store_txn_abort(t);
+	return err;
+}
+
+TestSuite(store, .init = setup, .fini = teardown);
+
+Test(store, crc32c_check_value)
+{
+	const char *s = "123456789";
+	cr_assert_eq(store_crc32c(0, s, 9), 0xE3069283u);
+	/* Chaining over pieces equals one pass, including unaligned tails. */
+	cr_assert_eq(store_crc32c(store_crc32c(0, s, 4), s + 4, 5), 0xE3069283u);
+	cr_assert_eq(store_crc32c(0, "", 0), 0u);
+	/* RFC 3720 B.4 vectors: 32 zero bytes, 32 0xff bytes, 0..31. */
+	uint8_t v32[32];
+	memset(v32, 0, sizeof(v32));
+	cr_assert_eq(store_crc32c(0, v32, 32), 0x8A9136AAu);
+	memset(v32, 0xff, sizeof(v32));
+	cr_assert_eq(store_crc32c(0, v32, 32), 0x62A8AB43u);
+	for (int i = 0; i < 32; i++)
+		v32[i] = (uint8_t)i;
+	cr_assert_eq(store_crc32c(0, v32, 32), 0x46DD794Eu);
+	uint8_t buf[1000];
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)(i * 31 + 7);
+	uint32_t whole = store_crc32c(0, buf, sizeof(buf));
+	cr_assert_eq(store_crc32c(store_crc32c(0, buf, 333), buf + 333, sizeof(buf) - 333), whole);
+}
+
+Test(store, topic_create_get_exists)
+{
+	struct store_topic a = make_topic("orders", 3), got;
+	struct store_txn *t;
+
+	cr_assert_eq(a.partitions, 3);
+	cr_assert_eq(a.slot_base, 0);
+	cr_assert_gt(a.topic_id, 0, "0 marks a free commit-table slot");
+	cr_assert_gt(a.created_ms, 0);
+	t = rtxn();
+	cr_assert_eq(store_topic_get(t, "orders", 6, &got), SL_OK);
+	cr_assert_str_eq(got.name, "orders");
+	cr_assert_eq(got.topic_id, a.topic_id);
+	cr_assert_eq(got.partitions, 3);
+	cr_assert_eq(store_topic_get(t, "order", 5, &got), SL_ENOTOPIC);
+	cr_assert_eq(store_topic_get(t, "orders-x", 6, &got), SL_OK, "name_len bounds the name");
+	for (uint32_t p = 0; p < 3; p++) {
+		struct store_partition part;
+		cr_assert_eq(store_partition_get(t, a.topic_id, p, &part), SL_OK);
+		cr_assert_eq(part.first_offset, 0);
+		cr_assert_eq(part.end_offset, 0);
+		cr_assert_eq(part.bytes, 0);
+	}
+	struct store_partition part;
+	cr_assert_eq(store_partition_get(t, a.topic_id, 3, &part), SL_ENOTOPIC);
+	store_txn_abort(t);
+
+	struct store_topic in = {.partitions = 1};
+	strcpy(in.name, "orders");
+	t = wtxn();
+	cr_assert_eq(store_topic_create(t, &in, &got), SL_ETOPIC_EXISTS);
+	store_txn_abort(t);
+}
+
+Test(store, topic_invalid)
+{
+	struct store_topic in, out;
+	struct store_txn *t = wtxn();
+	const char *bad[] = {"", "a b", "a/b", "ü", "x*", "tab\t"};
+
+	memset(&in, 0, sizeof(in));
+	in.partitions = 1;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(in.name, sizeof(in.name), "%s", bad[i]);
+		cr_assert_eq(store_topic_create(t, &in, &out), SL_EINVAL, "name '%s'", bad[i]);
+	}
+	memset(in.name, 'a', 250);
+	in.name[250] = 0;
+	cr_assert_eq(store_topic_create(t, &in, &out), SL_EINVAL, "250 chars");
+	in.name[249] = 0;
+	cr_assert_eq(store_topic_create(t, &in, &out), SL_OK, "249 chars");
+	strcpy(in.name, "A.z_0-9");
+	in.partitions = 0;
+	cr_assert_eq(store_topic_create(t, &in, &out), SL_EINVAL);
+	in.partitions = SLOTS + 1;
+	cr_assert_eq(store_topic_create(t, &in, &out), SL_EINVAL);
+	in.partitions = 1;
+	in.retention_ms = -1;
+	cr_assert_eq(store_topic_create(t, &in, &out), SL_EINVAL);
+	in.retention_ms = 0;
+	cr_assert_eq(store_topic_create(t, &in, &out), SL_OK);
+	cr_assert_eq(store_txn_commit(t), SL_OK);
+}
+
+struct names {
+	int n;
+	char name[8][32];
+};
+
+static int names_cb(void *arg, const struct store_topic *tp)
+{
+	struct names *x = arg;
+	snprintf(x->name[x->n++], 32, "%.31s", tp->name);
+	return x->n == 8;
+}
+
+Test(store, topic_slots_and_reuse_after_delete)
+{
+	struct store_topic a = make_topic("a", 3);
+	struct store_topic b = make_topic("b", 5);
+	struct store_topic c = make_topic("c", 4);
+	struct store_topic in, out;
+	struct store_txn *t;
+
+	cr_assert_eq(a.slot_base, 0);
+	cr_assert_eq(b.slot_base, 3);
+	cr_assert_eq(c.slot_base, 8);
+	cr_assert(a.topic_id < b.topic_id && b.topic_id < c.topic_id);
+
+	/* 4 slots left (12..15): 5 do not fit. */
+	memset(&in, 0, sizeof(in));
+	strcpy(in.name, "d");
+	in.partitions = 5;
+	t = wtxn();
+	cr_assert_eq(store_topic_create(t, &in, &out), SL_ETOOMANY);
+	cr_assert_eq(store_topic_delete(t, "b"), SL_OK);
+	cr_assert_eq(store_topic_delete(t, "b"), SL_ENOTOPIC);
+	cr_assert_eq(store_txn_commit(t), SL_OK);
+
+	/* b's slots 3..7 are free again; the lowest fit is used, ids are never reused. */
+	struct store_topic d = make_topic("d", 5);
+	cr_assert_eq(d.slot_base, 3);
+	cr_assert_gt(d.topic_id, c.topic_id);
+	struct store_topic b2 = make_topic("b", 2);
+	cr_assert_eq(b2.slot_base, 12);
+	cr_assert_gt(b2.topic_id, d.topic_id);
+
+	struct names ns = {0};
+	t = rtxn();
+	cr_assert_eq(store_topic_foreach(t, names_cb, &ns), SL_OK);
+	store_txn_abort(t);
+	cr_assert_eq(ns.n, 4);
+	cr_assert_str_eq(ns.name[0], "a");
+	cr_assert_str_eq(ns.name[1], "b");
+	cr_assert_str_eq(ns.name[2], "c");
+	cr_assert_str_eq(ns.name[3], "d");
+}
+
+Test(store, append_and_read_back_many)
+{
+	struct store_topic tp = make_topic("log", 3);
+	uint64_t end[3] = {0, 0, 0};
+	static struct collect c;
+	uint64_t next;
+	struct store_txn *t;
+
+	/* Partitions interleave in every txn, so most puts are not at the db's tail. */
+	for (int txn = 0; txn < 20; txn++) {
+		t = wtxn();
+		for (int i = 0; i < 6; i++) {
+			uint32_t p = (uint32_t)((txn + i) % 3);
+			size_t n = 1 + (size_t)((txn * 7 + i) % 9);
+			append_n(t, tp.topic_id, p, end[p], n, 1000 + txn);
+			end[p] += n;
+		}
+		cr_assert_eq(store_txn_commit(t), SL_OK);
+	}
+	for (uint32_t p = 0; p < 3; p++) {
+		memset(&c, 0, sizeof(c));
+		cr_assert_eq(do_read(tp.topic_id, p, 0, UINT64_MAX, 0, 0, &c, &next), SL_OK);
+		cr_assert_eq(c.n, end[p], "partition %u: %zu of %" PRIu64, p, c.n, end[p]);
+		cr_assert_eq(c.bad, 0);
+		cr_assert_eq(next, end[p]);
+		for (size_t i = 0; i < c.n; i++) {
+			cr_assert_eq(c.offsets[i], i);
+			cr_assert(c.ts[i] >= 1000 && c.ts[i] < 1020);
+			if (i > 0)
+				cr_assert_geq(c.ts[i], c.ts[i - 1]);
+		}
+		struct store_partition part;
+		t = rtxn();
+		cr_assert_eq(store_partition_get(t, tp.topic_id, p, &part), SL_OK);
+		store_txn_abort(t);
+		cr_assert_eq(part.first_offset, 0);
+		cr_assert_eq(part.end_offset, end[p]);
+		cr_assert_gt(part.bytes, end[p] * 40);
+		cr_assert_eq(part.max_ts, 1019);
+
+		/* From inside batches, where the next key may belong to another partition. */
+		for (uint64_t from = 1; from < end[p]; from += 7) {
+			memset(&c, 0, sizeof(c));
+			cr_assert_eq(do_read(tp.topic_id, p, from, UINT64_MAX, 3, 0, &c, &next), SL_OK);
+			cr_assert_eq(c.n, from + 3 <= end[p] ? 3 : end[p] - from);
+			cr_assert_eq(c.offsets[0], from);
+			cr_assert_eq(c.bad, 0);
+			cr_assert_eq(next, from + c.n);
+		}
+	}
+}
+
+Test(store, read_from_middle_limits_and_end)
+{
+	struct store_topic tp = make_topic("mid", 1);
+	static struct collect c;
+	uint64_t next;
+	struct store_txn *t = wtxn();
+
+	append_n(t, tp.topic_id, 0, 0, 10, 5);
+	append_n(t, tp.topic_id, 0, 10, 10, 6);
+	append_n(t, tp.topic_id, 0, 20, 5, 7);
+	cr_assert_eq(store_txn_commit(t), SL_OK);
+
+	/* From the middle of the first batch, across the batch boundary. */
+	memset(&c, 0, sizeof(c));
+	cr_assert_eq(do_read(tp.topic_id, 0, 4, UINT64_MAX, 0, 0, &c, &next), SL_OK);
+	cr_assert_eq(c.n, 21);
+	cr_assert_eq(c.offsets[0], 4);
+	cr_assert_eq(c.offsets[20], 24);
+	cr_assert_eq(c.bad, 0);
+	cr_assert_eq(next, 25);
+
+	/* max_records across a batch boundary. */
+	memset(&c, 0, sizeof(c));
+	cr_assert_eq(do_read(tp.topic_id, 0, 8, UINT64_MAX, 5, 0, &c, &next), SL_OK);
+	cr_assert_eq(c.n, 5);
+	cr_assert_eq(c.offsets[0], 8);
+	cr_assert_eq(c.offsets[4], 12);
+	cr_assert_eq(next, 13);
+
+	/* limit (the committed end) below the stored end. */
+	memset(&c, 0, sizeof(c));
+	cr_assert_eq(do_read(tp.topic_id, 0, 13, 17, 0, 0, &c, &next), SL_OK);
+	cr_assert_eq(c.n, 4);
+	cr_assert_eq(c.offsets[3], 16);
+	cr_assert_eq(next, 17);
+
+	/* max_bytes smaller than one record still delivers one. */
+	memset(&c, 0, sizeof(c));
+	cr_assert_eq(do_read(tp.topic_id, 0, 3, UINT64_MAX, 0, 1, &c, &next), SL_OK);
+	cr_assert_eq(c.n, 1);
+	cr_assert_eq(c.offsets[0], 3);
+	cr_assert_eq(next, 4);
+
+	/* max_bytes of about three records. */
+	memset(&c, 0, sizeof(c));
+	cr_assert_eq(do_read(tp.topic_id, 0, 1, UINT64_MAX, 0, 3 * 100, &c, &next), SL_OK);
+	cr_assert(c.n >= 2 && c.n <= 4, "got %zu", c.n);
+	cr_assert_eq(next, 1 + c.n);
+
+	/* The callback stops the read; next is after the last record it saw. */
+	memset(&c, 0, sizeof(c));
+	c.stop_after = 2;
+	cr_assert_eq(do_read(tp.topic_id, 0, 18, UINT64_MAX, 0, 0, &c, &next), SL_OK);
+	cr_assert_eq(c.n, 2);
+	cr_assert_eq(next, 20);
+
+	/* At and beyond the end: nothing, next stays. */
+	memset(&c, 0, sizeof(c));
+	cr_assert_eq(do_read(tp.topic_id, 0, 25, UINT64_MAX, 0, 0, &c, &next), SL_OK);
+	cr_assert_eq(c.n, 0);
+	cr_assert_eq(next, 25);
+	cr_assert_eq(do_read(tp.topic_id, 0, 1000, UINT64_MAX, 0, 0, &c, &next), SL_OK);
+	cr_assert_eq(c.n, 0);
+	cr_assert_eq(next, 1000);
+
+	/* Last record exactly. */
+	memset(&c, 0, sizeof(c));
+	cr_assert_eq(do_read(tp.topic_id, 0, 24, UINT64_MAX, 0, 0, &c, &next), SL_OK);
+	cr_assert_eq(c.n, 1);
+	cr_assert_eq(c.offsets[0], 24);
+
+	/* Unknown partition / topic. */
+	cr_assert_eq(do_read(tp.topic_id, 1, 0, UINT64_MAX, 0, 0, &c, &next), SL_ENOTOPIC);
+	cr_assert_eq(do_read(tp.topic_id + 100, 0, 0, UINT64_MAX, 0, 0, &c, &next), SL_ENOTOPIC);
+}
+
+Test(store, append_invalid)
+{
+	struct store_topic tp = make_topic("inv", 1);
+	struct store_record r = {.payload = {(const uint8_t *)"x", 1}};
+	uint64_t base;
+	struct store_txn *t = wtxn();
+
+	cr_assert_eq(store_batch_append(t, tp.topic_id, 0, &r, 0, 1, 1, &base), SL_EINVAL);
+	cr_assert_eq(store_batch_append(t, tp.topic_id, 1, &r, 1, 1, 1, &base), SL_ENOTOPIC);
+	cr_assert_eq(store_batch_append(t, tp.topic_id, 0, &r, 1, 1, 1, &base), SL_OK);
+	cr_assert_eq(base, 0);
+	store_txn_abort(t);
+
+	t = rtxn();
+	cr_assert_eq(store_batch_append(t, tp.topic_id, 0, &r, 1, 1, 1, &base), SL_EINVAL, "read txn");
+	store_txn_abort(t);
+}
+
+static void corrupt_at(uint32_t topic_id, uint64_t base, size_t idx)
+{
+	struct store_txn *t = wtxn();
+	cr_assert_eq(store_debug_corrupt(t, topic_id, 0, base, idx), SL_OK);
+	cr_assert_eq(store_txn_commit(t), SL_OK);
+}
+
+Test(store, corrupt_batch_is_reported)
+{
+	struct store_topic tp = make_topic("bad", 1);
+	static struct collect c;
+	uint64_t next, off;
+	struct store_txn *t = wtxn();
+
+	append_n(t, tp.topic_id, 0, 0, 4, 1);
+	append_n(t, tp.topic_id, 0, 4, 4, 2);
+	append_n(t, tp.topic_id, 0, 8, 4, 3);
+	cr_assert_eq(store_txn_commit(t), SL_OK);
+
+	/* A payload byte of the middle batch: reading into it fails, the first batch is still fine. */
+	corrupt_at(tp.topic_id, 4, 64 + 45);
+	memset(&c, 0, sizeof(c));
+	cr_assert_eq(do_read(tp.topic_id, 0, 0, 4, 0, 0, &c, &next), SL_OK);
+	cr_assert_eq(c.n, 4);
+	memset(&c, 0, sizeof(c));
+	cr_assert_eq(do_read(tp.topic_id, 0, 0, UINT64_MAX, 0, 0, &c, &next), SL_ECORRUPT);
+	cr_assert_eq(c.bad, 0);
+	cr_assert_eq(do_read(tp.topic_id, 0, 5, UINT64_MAX, 0, 0, &c, &next), SL_ECORRUPT);
+
+	/* A length field (records_bytes) and the checksum itself. */
+	corrupt_at(tp.topic_id, 8, 61);
+	cr_assert_eq(do_read(tp.topic_id, 0, 8, UINT64_MAX, 0, 0, &c, &next), SL_ECORRUPT);
+	corrupt_at(tp.topic_id, 0, 5);
+	cr_assert_eq(do_read(tp.topic_id, 0, 0, UINT64_MAX, 0, 0, &c, &next), SL_ECORRUPT);
+
+	/* offset_for_time scans a batch too. */
+	t = rtxn();
+	cr_assert_eq(store_offset_for_time(t, tp.topic_id, 0, 3, &off), SL_ECORRUPT);
+	store_txn_abort(t);
+
+	t = wtxn();
+	cr_assert_eq(store_debug_corrupt(t, tp.topic_id, 0, 99, 0), SL_ENOTFOUND);
+	store_txn_abort(t);
+}
+
+struct gcollect {
+	int n;
+	uint32_t topic[8], part[8];
+	uint64_t off[8];
+};
+
+static int group_cb(void *arg, uint32_t topic_id, uint32_t partition, uint64_t offset)
+{
+	struct gcollect *g = arg;
+	cr_assert_lt(g->n, 8);
+	g->topic[g->n] = topic_id;
+	g->part[g->n] = partition;
+	g->off[g->n] = offset;
+	g->n++;
+	return 0;
+}
+
+Test(store, groups)
+{
+	struct store_txn *t = wtxn();
+	uint64_t off;
+
+	cr_assert_eq(store_group_commit(t, "g", 2, 1, 10), SL_OK);
+	cr_assert_eq(store_group_commit(t, "g", 1, 0, 5), SL_OK);
+	cr_assert_eq(store_group_commit(t, "g", 2, 1, 11), SL_OK, "overwrite");
+	cr_assert_eq(store_group_commit(t, "g2", 1, 0, 99), SL_OK);
+	cr_assert_eq(store_group_commit(t, "", 1, 0, 99), SL_EINVAL);
+	cr_assert_eq(store_txn_commit(t), SL_OK);
+
+	t = rtxn();
+	cr_assert_eq(store_group_get(t, "g", 2, 1, &off), SL_OK);
+	cr_assert_eq(off, 11);
+	cr_assert_eq(store_group_get(t, "g2", 1, 0, &off), SL_OK);
+	cr_assert_eq(off, 99);
+	cr_assert_eq(store_group_get(t, "g", 2, 2, &off), SL_ENOTFOUND);
+	cr_assert_eq(store_group_get(t, "h", 1, 0, &off), SL_ENOTFOUND);
+
+	/* "g" is a prefix of "g2": foreach must not see g2's entry. */
+	struct gcollect g = {0};
+	cr_assert_eq(store_group_foreach(t, "g", group_cb, &g), SL_OK);
+	cr_assert_eq(g.n, 2);
+	cr_assert_eq(g.topic[0], 1);
+	cr_assert_eq(g.off[0], 5);
+	cr_assert_eq(g.topic[1], 2);
+	cr_assert_eq(g.part[1], 1);
+	cr_assert_eq(g.off[1], 11);
+	memset(&g, 0, sizeof(g));
+	cr_assert_eq(store_group_foreach(t, "nobody", group_cb, &g), SL_OK);
+	cr_assert_eq(g.n, 0);
+	store_txn_abort(t);
+}
+
+Test(store, dedup_and_meta)
+{
+	struct store_txn *t = wtxn();
+	uint32_t p;
+	uint64_t off;
+	int64_t ts;
+	struct slice v;
+
+	cr_assert_eq(store_dedup_put(t, 7, 1, 2, 300, 123456), SL_OK);
+	cr_assert_eq(store_dedup_put(t, 7, 2, 0, 301, 123457), SL_OK);
+	cr_assert_eq(store_meta_put(t, "ringpos/0", slice_make("abcdefgh", 8)), SL_OK);
+	cr_assert_eq(store_txn_commit(t), SL_OK);
+
+	t = rtxn();
+	cr_assert_eq(store_dedup_get(t, 7, 1, &p, &off, &ts), SL_OK);
+	cr_assert_eq(p, 2);
+	cr_assert_eq(off, 300);
+	cr_assert_eq(ts, 123456);
+	cr_assert_eq(store_dedup_get(t, 7, 2, &p, &off, &ts), SL_OK);
+	cr_assert_eq(off, 301);
+	cr_assert_eq(store_dedup_get(t, 7, 3, &p, &off, &ts), SL_ENOTFOUND);
+	cr_assert_eq(store_dedup_get(t, 8, 1, &p, &off, &ts), SL_ENOTFOUND);
+	cr_assert_eq(store_meta_get(t, "ringpos/0", &v), SL_OK);
+	cr_assert(slice_eq(v, slice_make("abcdefgh", 8)));
+	cr_assert_eq(store_meta_get(t, "ringpos/1", &v), SL_ENOTFOUND);
+	cr_assert_eq(store_meta_put(t, "x", v), SL_EINVAL, "read txn");
+	store_txn_abort(t);
+}
+
+Test(store, offset_for_time)
+{
+	struct store_topic tp = make_topic("times", 2);
+	struct store_txn *t = wtxn();
+	uint64_t off;
+
+	append_n(t, tp.topic_id, 0, 0, 3, 1000);  /* 0..2 */
+	append_n(t, tp.topic_id, 0, 3, 2, 2000);  /* 3..4 */
+	append_n(t, tp.topic_id, 0, 5, 2, 2000);  /* 5..6 same ms: index keeps the earliest */
+	append_n(t, tp.topic_id, 0, 7, 4, 3000);  /* 7..10 */
+	append_n(t, tp.topic_id, 1, 0, 1, 99999); /* another partition must not leak in */
+	cr_assert_eq(store_txn_commit(t), SL_OK);
+
+	t = rtxn();
+	int64_t q[] = {-5, 500, 1000, 1001, 1999, 2000, 2001, 3000, 3001, 1000000};
+	uint64_t want[] = {0, 0, 0, 3, 3, 3, 7, 7, 11, 11};
+	for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++) {
+		cr_assert_eq(store_offset_for_time(t, tp.topic_id, 0, q[i], &off), SL_OK);
+		cr_assert_eq(off, want[i], "ts %" PRId64 ": got %" PRIu64 " want %" PRIu64, q[i], off, want[i]);
+	}
+	cr_assert_eq(store_offset_for_time(t, tp.topic_id, 1, 5, &off), SL_OK);
+	cr_assert_eq(off, 0);
+	cr_assert_eq(store_offset_for_time(t, tp.topic_id, 1, 100000, &off), SL_OK);
+	cr_assert_eq(off, 1);
+	cr_assert_eq(store_offset_for_time(t, tp.topic_id, 2, 0, &off), SL_ENOTOPIC);
+	store_txn_abort(t);
+}
+
+Test(store, reopen_persists_and_readonly)
+{
+	struct store_topic tp = make_topic("keep", 2);
+	static struct collect c;
+	uint64_t next, off;
+	struct store_txn *t = wtxn();
+
+	append_n(t, tp.topic_id, 1, 0, 6, 77);
+	cr_assert_eq(store_group_commit(t, "grp", tp.topic_id, 1, 4), SL_OK);
+	cr_assert_eq(store_meta_put(t, "ringpos/3", slice_make("\x01\x02", 2)), SL_OK);
+	cr_assert_eq(store_txn_commit(t), SL_OK);
+	store_close(st);
+
+	/* A read-only opener (a frontend) sees everything; it cannot write. */
+	st = open_store(1);
+	memset(&c, 0, sizeof(c));
+	cr_assert_eq(do_read(tp.topic_id, 1, 0, UINT64_MAX, 0, 0, &c, &next), SL_OK);
+	cr_assert_eq(c.n, 6);
+	cr_assert_eq(c.bad, 0);
+	cr_assert_eq(c.ts[5], 77);
+	t = rtxn();
+	struct store_topic got;
+	struct slice v;
+	cr_assert_eq(store_topic_get(t, "keep", 4, &got), SL_OK);
+	cr_assert_eq(got.topic_id, tp.topic_id);
+	cr_assert_eq(got.slot_base, tp.slot_base);
+	cr_assert_eq(got.created_ms, tp.created_ms);
+	cr_assert_eq(store_group_get(t, "grp", tp.topic_id, 1, &off), SL_OK);
+	cr_assert_eq(off, 4);
+	cr_assert_eq(store_meta_get(t, "ringpos/3", &v), SL_OK);
+	cr_assert_eq(v.len, 2);
+	store_txn_abort(t);
+	cr_assert_eq(store_txn_begin(st, 1, &t), SL_EINVAL);
+
+	/* The writer reopened: appends continue at the stored end, ids continue. */
+	store_close(st);
+	st = open_store(0);
+	t = wtxn();
+	append_n(t, tp.topic_id, 1, 6, 2, 78);
+	cr_assert_eq(store_txn_commit(t), SL_OK);
+	struct store_topic n2 = make_topic("next", 1);
+	cr_assert_gt(n2.topic_id, tp.topic_id);
+	cr_assert_eq(n2.slot_base, 2);
+}
+
+Test(store, readonly_before_writer_fails_clearly)
+{
+	struct store_opts o = {.dir = "/tmp/sluice-store-does-not-exist-xyz", .map_bytes = MAP_BYTES, .readonly = 1};
+	struct store *s = NULL;
+
+	cr_assert_neq(store_open(&s, &o), SL_OK);
+	cr_assert_null(s);
+	cr_assert_eq(access(o.dir, F_OK), -1, "a read-only open creates nothing");
+}
+
+Test(store, usage)
+{
+	uint64_t map, used;
+	struct store_topic tp = make_topic("u", 1);
+	struct store_txn *t = wtxn();
+
+	append_n(t, tp.topic_id, 0, 0, 3, 1);
+	cr_assert_eq(store_txn_commit(t), SL_OK);
+	store_usage(st, &map, &used);
+	cr_assert_eq(map, MAP_BYTES);
+	cr_assert_gt(used, 4096);
+	cr_assert_lt(used, map);
+}
