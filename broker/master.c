@@ -37,6 +37,8 @@
 #include "frontend.h"
 #include "log.h"
 #include "logwriter.h"
+#include "ring.h"
+#include "ringmsg.h"
 #include "shm.h"
 
 #define BACKOFF_MIN_MS 100
@@ -66,43 +68,39 @@ struct master {
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: sluiced [--config FILE] [--node-id N] [--data-dir DIR] [--listen HOST:PORT]\n"
-		   "               [--frontends N] [--map-bytes BYTES] [--sync true|false] [--log-level LEVEL]\n"
+		   "               [--frontends N] [--KEY VALUE]...\n"
+		   "Every key of the config file is also a flag (data_dir is --data-dir, map_bytes is --map-bytes, ...)\n"
+		   "and a flag wins over the file.\n"
 		   "With no config, a single node keeps its data in ./sluice-data and listens on 127.0.0.1:7400.\n"
-		   "Every key of the config file is documented in docs/configuration.md.\n");
+		   "Keys and defaults: docs/configuration.md.\n");
 }
 
-/* Flags map onto config keys; they are applied after the file. */
-struct flagmap {
-	const char *flag, *section, *key;
+/* Every config key is also a flag (docs/configuration.md); config_set knows
+ * them by these names. Flags are applied after the file, so a flag wins. */
+static const char *const key_flags[] = {
+	"node-id", "data-dir", "frontends", "listen", "frame-bytes-max", "connections-max",
+	"subscriptions-max", "ring-bytes", "partitions-max", "map-bytes", "sync", "batch-records-max",
+	"retention-check-ms", "retention-chunk-batches", "dedup-window-ms", "log-level",
 };
-
-static const struct flagmap flagmaps[] = {
-	{"node-id", "node", "id"},           {"data-dir", "node", "data_dir"},
-	{"frontends", "node", "frontends"},  {"listen", "listen", "native"},
-	{"map-bytes", "storage", "map_bytes"}, {"sync", "storage", "sync"},
-	{"log-level", "log", "level"},
-};
+#define KEY_FLAGS (sizeof(key_flags) / sizeof(key_flags[0]))
 
 static int parse_args(struct master *m, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"config", required_argument, 0, 'c'},   {"node-id", required_argument, 0, 1},
-		{"data-dir", required_argument, 0, 1},   {"listen", required_argument, 0, 1},
-		{"frontends", required_argument, 0, 1}, {"map-bytes", required_argument, 0, 1},
-		{"sync", required_argument, 0, 1},       {"log-level", required_argument, 0, 1},
-		{"help", no_argument, 0, 'h'},           {"version", no_argument, 0, 'V'},
-		{0, 0, 0, 0},
-	};
+	struct option opts[KEY_FLAGS + 4];
+	for (size_t i = 0; i < KEY_FLAGS; i++)
+		opts[i] = (struct option){key_flags[i], required_argument, 0, 1};
+	opts[KEY_FLAGS] = (struct option){"config", required_argument, 0, 'c'};
+	opts[KEY_FLAGS + 1] = (struct option){"help", no_argument, 0, 'h'};
+	opts[KEY_FLAGS + 2] = (struct option){"version", no_argument, 0, 'V'};
+	opts[KEY_FLAGS + 3] = (struct option){0, 0, 0, 0};
 	const char *cfgfile = NULL;
-	const char *vals[sizeof(flagmaps) / sizeof(flagmaps[0])] = {0};
+	const char *vals[KEY_FLAGS] = {0};
 	int c, idx;
 	while ((c = getopt_long(argc, argv, "c:hV", opts, &idx)) != -1) {
 		if (c == 'c') {
 			cfgfile = optarg;
 		} else if (c == 1) {
-			for (size_t i = 0; i < sizeof(flagmaps) / sizeof(flagmaps[0]); i++)
-				if (strcmp(flagmaps[i].flag, opts[idx].name) == 0)
-					vals[i] = optarg;
+			vals[idx] = optarg;
 		} else if (c == 'h') {
 			usage(stdout);
 			exit(0);
@@ -125,11 +123,17 @@ static int parse_args(struct master *m, int argc, char **argv)
 		fprintf(stderr, "sluiced: %s: %s\n", cfgfile, err);
 		return 78;
 	}
-	for (size_t i = 0; i < sizeof(flagmaps) / sizeof(flagmaps[0]); i++) {
-		if (vals[i] && config_set(&m->cfg, flagmaps[i].section, flagmaps[i].key, vals[i], err, sizeof(err))) {
-			fprintf(stderr, "sluiced: --%s: %s\n", flagmaps[i].flag, err);
+	for (size_t i = 0; i < KEY_FLAGS; i++) {
+		if (vals[i] && config_set(&m->cfg, "", key_flags[i], vals[i], err, sizeof(err))) {
+			fprintf(stderr, "sluiced: --%s: %s\n", key_flags[i], err);
 			return 64;
 		}
+	}
+	/* a publish of frame_bytes_max must fit in one ring record */
+	if ((uint64_t)m->cfg.frame_bytes_max + sizeof(struct rm_publish) > m->cfg.ring_bytes / 4 - RING_HDR_BYTES) {
+		fprintf(stderr, "sluiced: frame_bytes_max (%u) must be at most ring_bytes/4 minus %zu bytes\n",
+			m->cfg.frame_bytes_max, sizeof(struct rm_publish) + RING_HDR_BYTES);
+		return 64;
 	}
 	if (m->cfg.frontends == 0 || m->cfg.frontends > SHM_FRONTENDS_MAX) {
 		fprintf(stderr, "sluiced: frontends must be 1..%d\n", SHM_FRONTENDS_MAX);
@@ -159,7 +163,6 @@ static int open_listener(const char *hostport)
 	int one = 1;
 	if (fd >= 0) {
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	}
 	if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
 		log_error("listen on %s: %s", hostport, strerror(errno));

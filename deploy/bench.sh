@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Measure one node with `sluice bench` beside the LMDB ceiling of this machine.
+#   deploy/bench.sh [RUNS]     (default 3; prints every run and the median)
+# Starts its own sluiced on a free loopback port with a temporary data dir
+# (sync before ack, the default), and stops it at the end.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+runs=${1:-3}
+bash "$here/deploy/install-deps.sh"
+cmake -S "$here" -B "$here/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$here/build" -j"$(nproc)" --target sluiced sluice >/dev/null
+work=$(mktemp -d /tmp/sluice-bench.XXXXXX)
+pid=
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$here/build/sluiced" --data-dir "$work/data" --listen "127.0.0.1:$port" >"$work/sluiced.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do "$here/build/sluice" --server "127.0.0.1:$port" node status >/dev/null 2>&1 && break; sleep 0.1; done
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+bench() { # label, then sluice bench arguments
+    local label=$1; shift
+    local rates=() p99s=()
+    for _ in $(seq "$runs"); do
+        out=$("$here/build/sluice" --server "127.0.0.1:$port" --json bench "$@")
+        rates+=("$(echo "$out" | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["msgs_per_s"]))')")
+        p99s+=("$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["latency_ms"]["p99"])')")
+    done
+    printf '%-46s median %8s msg/s  p99 %6s ms   runs: %s\n' "$label" \
+        "$(printf '%s\n' "${rates[@]}" | median)" "$(printf '%s\n' "${p99s[@]}" | median)" "${rates[*]}"
+}
+echo "# $(nproc) cores, $(uname -r), $runs runs each, sync before ack"
+bench "pub 100 B, 1 producer, window 1000" pub --size 100 --count 300000
+bench "pub 100 B, 4 producers, window 1000" pub --size 100 --count 400000 --producers 4
+bench "pub 1 KiB, 1 producer, window 1000" pub --size 1024 --count 100000
+bench "pub 1 KiB, 4 producers, window 1000" pub --size 1024 --count 200000 --producers 4
+bench "pub 100 B, 1 producer, window 1 (latency)" pub --size 100 --count 3000 --window 1
+bench "e2e 100 B, 1 producer, window 1000" e2e --size 100 --count 200000
+cc -O2 -o "$work/lmdbbench" /work/shared/anchors/lmdbbench.c -llmdb 2>/dev/null ||
+    cc -O2 -o "$work/lmdbbench" "$here/../shared/anchors/lmdbbench.c" -llmdb
+mkdir -p "$work/lmdb"
+"$work/lmdbbench" "$work/lmdb" 100 1000 1000000
+rm -rf "$work/lmdb"; mkdir -p "$work/lmdb"
+"$work/lmdbbench" "$work/lmdb" 1024 1000 300000

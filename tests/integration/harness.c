@@ -1,0 +1,759 @@
+/*
+ * harness.c: process, CLI and raw-socket helpers for the integration tests.
+ * See harness.h for the caveats (bounded waits, PR_SET_PDEATHSIG, fini).
+ * Test code, so failures return -1 or an sl_err and print why on stderr; the
+ * tests assert on the results.
+ */
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "err.h"
+
+#ifndef SLUICED_BIN
+#define SLUICED_BIN "sluiced"
+#endif
+
+#define ITEST_RECV_FRAME_MAX (64u << 20)
+
+long long itest_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void itest_sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+int itest_free_port(uint16_t *port)
+{
+	struct sockaddr_in sa = {0};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int rc = -1;
+
+	if (fd < 0)
+		return -1;
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+		goto out;
+	if (getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
+		goto out;
+	*port = ntohs(sa.sin_port);
+	rc = 0;
+out:
+	close(fd);
+	return rc;
+}
+
+int itest_node_init(struct itest_node *n)
+{
+	memset(n, 0, sizeof(*n));
+	n->frontends = 2;
+	snprintf(n->dir, sizeof(n->dir), "/tmp/sluice-itest-XXXXXX");
+	if (!mkdtemp(n->dir)) {
+		n->dir[0] = '\0';
+		return -1;
+	}
+	snprintf(n->data_dir, sizeof(n->data_dir), "%s/data", n->dir);
+	snprintf(n->log_path, sizeof(n->log_path), "%s/sluiced.log", n->dir);
+	if (mkdir(n->data_dir, 0700) != 0)
+		return -1;
+	if (itest_free_port(&n->port) != 0)
+		return -1;
+	snprintf(n->addr, sizeof(n->addr), "127.0.0.1:%u", n->port);
+	return 0;
+}
+
+/* In the forked child: log to the node's file, die with the test, exec. */
+static void node_exec_child(const struct itest_node *n)
+{
+	char listen[64], fe[16];
+	int fd = open(n->log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (fd >= 0) {
+		dup2(fd, 1);
+		dup2(fd, 2);
+		close(fd);
+	}
+	snprintf(listen, sizeof(listen), "127.0.0.1:%u", n->port);
+	snprintf(fe, sizeof(fe), "%u", n->frontends);
+	execl(SLUICED_BIN, SLUICED_BIN, "--data-dir", n->data_dir, "--listen", listen, "--frontends", fe, (char *)NULL);
+	_exit(127);
+}
+
+int itest_node_spawn(struct itest_node *n)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0)
+		node_exec_child(n);
+	n->pid = pid;
+	return 0;
+}
+
+int itest_node_wait_ready(const struct itest_node *n, int timeout_ms)
+{
+	long long deadline = itest_now_ms() + timeout_ms;
+
+	while (itest_now_ms() < deadline) {
+		int status;
+		if (n->pid > 0 && waitpid(n->pid, &status, WNOHANG) == n->pid) {
+			fprintf(stderr, "itest: sluiced exited early (status 0x%x)\n", status);
+			return -1;
+		}
+		if (itest_node_status_raw(n->port, 1000) == 0)
+			return 0;
+		itest_sleep_ms(50);
+	}
+	fprintf(stderr, "itest: sluiced not ready on port %u after %d ms\n", n->port, timeout_ms);
+	return -1;
+}
+
+int itest_node_start(struct itest_node *n)
+{
+	if (itest_node_spawn(n) != 0)
+		return -1;
+	if (itest_node_wait_ready(n, ITEST_READY_MS) != 0) {
+		itest_node_dump_log(n);
+		return -1;
+	}
+	return 0;
+}
+
+/* Wait for our child with a deadline; returns 1 and fills status if reaped. */
+static int wait_child(pid_t pid, int timeout_ms, int *status)
+{
+	long long deadline = itest_now_ms() + timeout_ms;
+
+	do {
+		pid_t r = waitpid(pid, status, WNOHANG);
+		if (r == pid || (r < 0 && errno == ECHILD))
+			return 1;
+		itest_sleep_ms(10);
+	} while (itest_now_ms() < deadline);
+	return 0;
+}
+
+int itest_node_stop(struct itest_node *n)
+{
+	pid_t kids[64];
+	size_t nk;
+	int status = 0, rc = 0;
+
+	if (n->pid <= 0)
+		return 0;
+	nk = itest_children(n->pid, kids, 64);
+	kill(n->pid, SIGTERM);
+	if (!wait_child(n->pid, ITEST_STOP_MS, &status)) {
+		fprintf(stderr, "itest: sluiced %d did not stop in %d ms; SIGKILL\n", (int)n->pid, ITEST_STOP_MS);
+		kill(n->pid, SIGKILL);
+		wait_child(n->pid, ITEST_STOP_MS, &status);
+		rc = -1;
+	} else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		fprintf(stderr, "itest: sluiced stop status 0x%x\n", status);
+		rc = -1;
+	}
+	n->pid = 0;
+	for (size_t i = 0; i < nk; i++)
+		if (itest_wait_gone(kids[i], ITEST_STOP_MS) != 0) {
+			fprintf(stderr, "itest: child %d outlived the master\n", (int)kids[i]);
+			kill(kids[i], SIGKILL);
+			rc = -1;
+		}
+	return rc;
+}
+
+int itest_node_kill9(struct itest_node *n)
+{
+	pid_t kids[64];
+	size_t nk;
+	int status, rc = 0;
+
+	if (n->pid <= 0)
+		return -1;
+	nk = itest_children(n->pid, kids, 64);
+	kill(n->pid, SIGKILL);
+	wait_child(n->pid, ITEST_STOP_MS, &status);
+	n->pid = 0;
+	for (size_t i = 0; i < nk; i++)
+		if (itest_wait_gone(kids[i], ITEST_STOP_MS) != 0) {
+			fprintf(stderr, "itest: child %d outlived a killed master\n", (int)kids[i]);
+			kill(kids[i], SIGKILL);
+			rc = -1;
+		}
+	return rc;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+void itest_node_destroy(struct itest_node *n)
+{
+	/* Graceful first so a server that cannot stop shows up in the output;
+	 * criterion ignores assertions in fini, so tests that care assert
+	 * itest_node_stop themselves. itest_node_stop SIGKILLs after 10 s. */
+	if (n->pid > 0 && itest_node_stop(n) != 0) {
+		fprintf(stderr, "itest: unclean stop of sluiced on port %u\n", n->port);
+		itest_node_dump_log(n);
+	}
+	if (n->dir[0] && !getenv("ITEST_KEEP"))
+		nftw(n->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	n->dir[0] = '\0';
+}
+
+void itest_node_dump_log(const struct itest_node *n)
+{
+	char buf[4096];
+	FILE *f = fopen(n->log_path, "r");
+	long size;
+	size_t got;
+
+	if (!f)
+		return;
+	fseek(f, 0, SEEK_END);
+	size = ftell(f);
+	fseek(f, size > (long)sizeof(buf) - 1 ? size - (long)sizeof(buf) + 1 : 0, SEEK_SET);
+	got = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[got] = '\0';
+	fclose(f);
+	fprintf(stderr, "---- tail of %s ----\n%s\n----\n", n->log_path, buf);
+}
+
+size_t itest_children(pid_t parent, pid_t *out, size_t max)
+{
+	char path[64];
+	size_t n = 0;
+	FILE *f;
+	long v;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)parent, (int)parent);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (n < max && fscanf(f, "%ld", &v) == 1)
+		out[n++] = (pid_t)v;
+	fclose(f);
+	return n;
+}
+
+static int read_comm(pid_t pid, char *buf, size_t len)
+{
+	char path[64];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (!fgets(buf, (int)len, f)) {
+		fclose(f);
+		return -1;
+	}
+	fclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
+pid_t itest_child_by_comm(pid_t parent, const char *comm)
+{
+	pid_t kids[64];
+	size_t nk = itest_children(parent, kids, 64);
+	char name[64];
+
+	/* The kernel keeps 15 bytes of a name: "sluice-logwriter" reads back
+	 * as "sluice-logwrite". */
+	for (size_t i = 0; i < nk; i++)
+		if (read_comm(kids[i], name, sizeof(name)) == 0 && strncmp(name, comm, 15) == 0 &&
+		    itest_pid_alive(kids[i]))
+			return kids[i];
+	return 0;
+}
+
+int itest_pid_alive(pid_t pid)
+{
+	char path[64], buf[512];
+	FILE *f;
+	char *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (!fgets(buf, sizeof(buf), f)) {
+		fclose(f);
+		return 0;
+	}
+	fclose(f);
+	p = strrchr(buf, ')');
+	if (!p || p[1] == '\0' || p[2] == '\0')
+		return 0;
+	return p[2] != 'Z' && p[2] != 'X';
+}
+
+int itest_wait_gone(pid_t pid, int timeout_ms)
+{
+	long long deadline = itest_now_ms() + timeout_ms;
+
+	while (itest_pid_alive(pid)) {
+		if (itest_now_ms() >= deadline)
+			return -1;
+		itest_sleep_ms(10);
+	}
+	return 0;
+}
+
+/* ---- running the CLI ---- */
+
+static void run_exec_child(const char *const *argv, const char *server, const char *in_path, int in_fd, int out_fd,
+                           int err_fd)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (in_path) {
+		int fd = open(in_path, O_RDONLY);
+		if (fd < 0)
+			_exit(126);
+		dup2(fd, 0);
+		close(fd);
+	} else {
+		dup2(in_fd, 0);
+	}
+	dup2(out_fd, 1);
+	dup2(err_fd, 2);
+	if (server)
+		setenv("SLUICE_SERVER", server, 1);
+	execv(argv[0], (char *const *)argv);
+	_exit(127);
+}
+
+static int buf_append(char **buf, size_t *len, size_t *cap, const char *p, size_t n)
+{
+	if (*len + n + 1 > *cap) {
+		size_t nc = *cap ? *cap * 2 : 65536;
+		while (nc < *len + n + 1)
+			nc *= 2;
+		char *nb = realloc(*buf, nc);
+		if (!nb)
+			return -1;
+		*buf = nb;
+		*cap = nc;
+	}
+	memcpy(*buf + *len, p, n);
+	*len += n;
+	(*buf)[*len] = '\0';
+	return 0;
+}
+
+struct run_io {
+	int in_fd, out_fd, err_fd;
+	const char *in;
+	size_t in_len, in_off;
+	size_t out_cap, err_cap;
+};
+
+/* One poll round: feed stdin, drain stdout/stderr. Returns 1 while open. */
+static int run_pump(struct run_io *io, struct itest_run *r, int wait_ms)
+{
+	struct pollfd p[3];
+	int np = 0, iin = -1, iout = -1, ierr = -1;
+	char buf[65536];
+
+	if (io->in_fd >= 0)
+		p[iin = np++] = (struct pollfd){io->in_fd, POLLOUT, 0};
+	if (io->out_fd >= 0)
+		p[iout = np++] = (struct pollfd){io->out_fd, POLLIN, 0};
+	if (io->err_fd >= 0)
+		p[ierr = np++] = (struct pollfd){io->err_fd, POLLIN, 0};
+	if (np == 0)
+		return 0;
+	if (poll(p, (nfds_t)np, wait_ms) <= 0)
+		return 1;
+	if (iin >= 0 && p[iin].revents) {
+		ssize_t w =
+		    io->in_len > io->in_off ? write(io->in_fd, io->in + io->in_off, io->in_len - io->in_off) : 0;
+		if (w > 0)
+			io->in_off += (size_t)w;
+		if (w < 0 || io->in_off >= io->in_len) {
+			close(io->in_fd);
+			io->in_fd = -1;
+		}
+	}
+	if (iout >= 0 && p[iout].revents) {
+		ssize_t g = read(io->out_fd, buf, sizeof(buf));
+		if (g > 0)
+			buf_append(&r->out, &r->out_len, &io->out_cap, buf, (size_t)g);
+		else {
+			close(io->out_fd);
+			io->out_fd = -1;
+		}
+	}
+	if (ierr >= 0 && p[ierr].revents) {
+		ssize_t g = read(io->err_fd, buf, sizeof(buf));
+		if (g > 0)
+			buf_append(&r->err, &r->err_len, &io->err_cap, buf, (size_t)g);
+		else {
+			close(io->err_fd);
+			io->err_fd = -1;
+		}
+	}
+	return 1;
+}
+
+int itest_run(const char *const *argv, const char *server, const char *in_path, const void *in, size_t in_len,
+              int timeout_ms, struct itest_run *r)
+{
+	int pin[2], pout[2], perr[2], status = 0;
+	struct run_io io = {0};
+	long long deadline = itest_now_ms() + timeout_ms;
+	pid_t pid;
+
+	memset(r, 0, sizeof(*r));
+	buf_append(&r->out, &r->out_len, &io.out_cap, "", 0);
+	buf_append(&r->err, &r->err_len, &io.err_cap, "", 0);
+	if (pipe2(pin, O_CLOEXEC) || pipe2(pout, O_CLOEXEC) || pipe2(perr, O_CLOEXEC))
+		return -1;
+	signal(SIGPIPE, SIG_IGN);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0)
+		run_exec_child(argv, server, in_path, pin[0], pout[1], perr[1]);
+	close(pin[0]);
+	close(pout[1]);
+	close(perr[1]);
+	io = (struct run_io){pin[1], pout[0], perr[0], (const char *)in, in ? in_len : 0, 0, io.out_cap, io.err_cap};
+	fcntl(pin[1], F_SETFL, O_NONBLOCK);
+	if (in_path || io.in_len == 0) {
+		close(io.in_fd);
+		io.in_fd = -1;
+	}
+	while (itest_now_ms() < deadline && run_pump(&io, r, 50))
+		;
+	if (!wait_child(pid, (int)(deadline > itest_now_ms() ? deadline - itest_now_ms() : 0), &status)) {
+		fprintf(stderr, "itest: %s timed out after %d ms\n", argv[1] ? argv[1] : argv[0], timeout_ms);
+		kill(pid, SIGKILL);
+		wait_child(pid, 5000, &status);
+		r->status = -1;
+	} else {
+		r->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	}
+	for (int i = 0; i < 3; i++) {
+		int *fd = i == 0 ? &io.in_fd : i == 1 ? &io.out_fd : &io.err_fd;
+		if (*fd >= 0)
+			close(*fd);
+	}
+	return 0;
+}
+
+void itest_run_free(struct itest_run *r)
+{
+	free(r->out);
+	free(r->err);
+	memset(r, 0, sizeof(*r));
+}
+
+/* ---- raw native protocol ---- */
+
+int itest_connect(uint16_t port)
+{
+	struct sockaddr_in sa = {0};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+
+	if (fd < 0)
+		return -1;
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons(port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		close(fd);
+		return -1;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+int itest_send_raw(int fd, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	while (n > 0) {
+		ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return SL_ECLOSED;
+		b += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int itest_send_frame(int fd, const Sluice__Frame *f)
+{
+	size_t len = sluice__frame__get_packed_size(f);
+	uint8_t *buf = malloc(len + 4);
+	int rc;
+
+	if (!buf)
+		return SL_ENOMEM;
+	buf[0] = (uint8_t)(len >> 24);
+	buf[1] = (uint8_t)(len >> 16);
+	buf[2] = (uint8_t)(len >> 8);
+	buf[3] = (uint8_t)len;
+	sluice__frame__pack(f, buf + 4);
+	rc = itest_send_raw(fd, buf, len + 4);
+	free(buf);
+	return rc;
+}
+
+/* Read exactly n bytes before the deadline. */
+static int recv_exact(int fd, uint8_t *p, size_t n, long long deadline)
+{
+	while (n > 0) {
+		struct pollfd pfd = {fd, POLLIN, 0};
+		long long left = deadline - itest_now_ms();
+		ssize_t g;
+		if (left <= 0)
+			return SL_ETIMEOUT;
+		if (poll(&pfd, 1, (int)left) <= 0)
+			continue;
+		g = recv(fd, p, n, 0);
+		if (g < 0 && errno == EINTR)
+			continue;
+		if (g <= 0)
+			return SL_ECLOSED;
+		p += g;
+		n -= (size_t)g;
+	}
+	return 0;
+}
+
+int itest_recv_frame(int fd, int timeout_ms, Sluice__Frame **out)
+{
+	long long deadline = itest_now_ms() + timeout_ms;
+	uint8_t hdr[4], *body;
+	uint32_t len;
+	int rc;
+
+	*out = NULL;
+	rc = recv_exact(fd, hdr, 4, deadline);
+	if (rc)
+		return rc;
+	len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+	if (len > ITEST_RECV_FRAME_MAX)
+		return SL_EMALFORMED;
+	body = malloc(len ? len : 1);
+	if (!body)
+		return SL_ENOMEM;
+	rc = recv_exact(fd, body, len, deadline);
+	if (rc == 0) {
+		*out = sluice__frame__unpack(NULL, len, body);
+		if (!*out)
+			rc = SL_EMALFORMED;
+	}
+	free(body);
+	return rc;
+}
+
+int itest_recv_response(int fd, uint64_t id, int timeout_ms, Sluice__Frame **out)
+{
+	long long deadline = itest_now_ms() + timeout_ms;
+
+	for (;;) {
+		long long left = deadline - itest_now_ms();
+		int rc = itest_recv_frame(fd, left > 0 ? (int)left : 0, out);
+		if (rc)
+			return rc;
+		if ((*out)->id == id)
+			return 0;
+		sluice__frame__free_unpacked(*out, NULL);
+		*out = NULL;
+	}
+}
+
+int itest_hello(int fd)
+{
+	Sluice__Frame f = SLUICE__FRAME__INIT, *r = NULL;
+	Sluice__Hello h = SLUICE__HELLO__INIT;
+	int rc;
+
+	h.min_version = 1;
+	h.max_version = 1;
+	h.client_name = "itest";
+	f.id = 1;
+	f.body_case = SLUICE__FRAME__BODY_HELLO;
+	f.hello = &h;
+	rc = itest_send_frame(fd, &f);
+	if (rc)
+		return rc;
+	rc = itest_recv_frame(fd, 5000, &r);
+	if (rc)
+		return rc;
+	if (r->body_case != SLUICE__FRAME__BODY_HELLO_OK || r->hello_ok->version != 1)
+		rc = SL_EVERSION;
+	sluice__frame__free_unpacked(r, NULL);
+	return rc;
+}
+
+int itest_send_node_status(int fd, uint64_t id)
+{
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	Sluice__NodeStatus ns = SLUICE__NODE_STATUS__INIT;
+
+	f.id = id;
+	f.body_case = SLUICE__FRAME__BODY_NODE_STATUS;
+	f.node_status = &ns;
+	return itest_send_frame(fd, &f);
+}
+
+int itest_node_status_raw(uint16_t port, int timeout_ms)
+{
+	Sluice__Frame *r = NULL;
+	int fd = itest_connect(port), rc;
+
+	if (fd < 0)
+		return SL_ECLOSED;
+	rc = itest_hello(fd);
+	if (rc == 0)
+		rc = itest_send_node_status(fd, 2);
+	if (rc == 0)
+		rc = itest_recv_response(fd, 2, timeout_ms, &r);
+	if (rc == 0 && r->body_case != SLUICE__FRAME__BODY_NODE_STATUS_RESULT)
+		rc = SL_EINTERNAL;
+	if (r)
+		sluice__frame__free_unpacked(r, NULL);
+	close(fd);
+	return rc;
+}
+
+int itest_node_status_get(uint16_t port, uint32_t *logwriter_restarts, uint32_t *frontend_restarts, uint32_t *topics)
+{
+	Sluice__Frame *r = NULL;
+	int fd = itest_connect(port), rc;
+
+	if (fd < 0)
+		return SL_ECLOSED;
+	rc = itest_hello(fd);
+	if (rc == 0)
+		rc = itest_send_node_status(fd, 2);
+	if (rc == 0)
+		rc = itest_recv_response(fd, 2, 5000, &r);
+	if (rc == 0 && r->body_case != SLUICE__FRAME__BODY_NODE_STATUS_RESULT)
+		rc = SL_EINTERNAL;
+	if (rc == 0) {
+		*logwriter_restarts = r->node_status_result->logwriter_restarts;
+		*frontend_restarts = r->node_status_result->frontend_restarts;
+		*topics = r->node_status_result->topics;
+	}
+	if (r)
+		sluice__frame__free_unpacked(r, NULL);
+	close(fd);
+	return rc;
+}
+
+/* The code of an Error response, or SL_EINTERNAL for an unexpected body. */
+static int response_code(const Sluice__Frame *r, Sluice__Frame__BodyCase want)
+{
+	if (r->body_case == want)
+		return 0;
+	if (r->body_case == SLUICE__FRAME__BODY_ERROR)
+		return r->error->code ? (int)r->error->code : SL_EINTERNAL;
+	return SL_EINTERNAL;
+}
+
+int itest_raw_create_topic(int fd, uint64_t id, const char *name, uint32_t partitions)
+{
+	Sluice__Frame f = SLUICE__FRAME__INIT, *r = NULL;
+	Sluice__CreateTopic ct = SLUICE__CREATE_TOPIC__INIT;
+	Sluice__TopicConfig tc = SLUICE__TOPIC_CONFIG__INIT;
+	int rc;
+
+	tc.partitions = partitions;
+	ct.name = (char *)name;
+	ct.config = &tc;
+	f.id = id;
+	f.body_case = SLUICE__FRAME__BODY_CREATE_TOPIC;
+	f.create_topic = &ct;
+	rc = itest_send_frame(fd, &f);
+	if (rc == 0)
+		rc = itest_recv_response(fd, id, 10000, &r);
+	if (rc == 0)
+		rc = response_code(r, SLUICE__FRAME__BODY_OK);
+	if (r)
+		sluice__frame__free_unpacked(r, NULL);
+	return rc;
+}
+
+int itest_raw_send_publish(int fd, uint64_t id, const char *topic, int partition, const void *payload, size_t len,
+                           uint64_t producer_id, uint64_t sequence)
+{
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	Sluice__Publish p = SLUICE__PUBLISH__INIT;
+
+	p.topic = (char *)topic;
+	if (partition >= 0) {
+		p.has_partition = 1;
+		p.partition = (uint32_t)partition;
+	}
+	p.payload.data = (uint8_t *)payload;
+	p.payload.len = len;
+	p.producer_id = producer_id;
+	p.sequence = sequence;
+	f.id = id;
+	f.body_case = SLUICE__FRAME__BODY_PUBLISH;
+	f.publish = &p;
+	return itest_send_frame(fd, &f);
+}
+
+int itest_raw_wait_ack(int fd, uint64_t id, int timeout_ms, uint32_t *partition, uint64_t *offset, int *duplicate)
+{
+	Sluice__Frame *r = NULL;
+	int rc = itest_recv_response(fd, id, timeout_ms, &r);
+
+	if (rc == 0)
+		rc = response_code(r, SLUICE__FRAME__BODY_PUBLISH_ACK);
+	if (rc == 0) {
+		if (partition)
+			*partition = r->publish_ack->partition;
+		if (offset)
+			*offset = r->publish_ack->offset;
+		if (duplicate)
+			*duplicate = r->publish_ack->duplicate;
+	}
+	if (r)
+		sluice__frame__free_unpacked(r, NULL);
+	return rc;
+}

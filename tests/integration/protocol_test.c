@@ -1,0 +1,403 @@
+/*
+ * protocol_test.c: the native protocol's handling of bad input, seen from raw
+ * sockets against a real sluiced. Every case checks the exact Error code, the
+ * response id, and whether the connection is closed or still serves; and that
+ * one client's garbage never disturbs another client's publishes. Also the
+ * server side of credit-based flow control, which the library would hide.
+ */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "harness.h"
+
+static struct itest_node node;
+
+static void setup(void)
+{
+	cr_assert_eq(itest_node_init(&node), 0, "temp dir / port");
+	cr_assert_eq(itest_node_start(&node), 0, "sluiced did not become ready");
+}
+
+static void teardown(void)
+{
+	itest_node_destroy(&node);
+}
+
+TestSuite(protocol, .init = setup, .fini = teardown, .timeout = 90);
+
+static int open_hello(void)
+{
+	int fd = itest_connect(node.port);
+
+	cr_assert_geq(fd, 0, "connect");
+	cr_assert_eq(itest_hello(fd), 0, "handshake");
+	return fd;
+}
+
+/* The next frame is an Error with code; then the server closes. */
+static void expect_error_then_close(int fd, int code, const char *what)
+{
+	Sluice__Frame *r = NULL;
+	int rc = itest_recv_frame(fd, 5000, &r);
+
+	cr_assert_eq(rc, 0, "%s: no frame back (rc %d)", what, rc);
+	cr_assert_eq(r->body_case, SLUICE__FRAME__BODY_ERROR, "%s: body %d, want Error", what, r->body_case);
+	cr_assert_eq((int)r->error->code, code, "%s: code %d, want %d (%s)", what, r->error->code, code,
+	             r->error->message);
+	sluice__frame__free_unpacked(r, NULL);
+	rc = itest_recv_frame(fd, 5000, &r);
+	cr_assert_eq(rc, SL_ECLOSED, "%s: connection not closed after the error (rc %d)", what, rc);
+}
+
+static void send_hello(int fd, uint32_t min, uint32_t max)
+{
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	Sluice__Hello h = SLUICE__HELLO__INIT;
+
+	h.min_version = min;
+	h.max_version = max;
+	f.id = 1;
+	f.body_case = SLUICE__FRAME__BODY_HELLO;
+	f.hello = &h;
+	cr_assert_eq(itest_send_frame(fd, &f), 0);
+}
+
+static void expect_node_status(int fd, uint64_t id)
+{
+	Sluice__Frame *r = NULL;
+
+	cr_assert_eq(itest_send_node_status(fd, id), 0);
+	cr_assert_eq(itest_recv_response(fd, id, 5000, &r), 0, "no NodeStatus answer");
+	cr_assert_eq(r->body_case, SLUICE__FRAME__BODY_NODE_STATUS_RESULT, "body %d", r->body_case);
+	cr_assert_eq(r->node_status_result->frontends, node.frontends);
+	sluice__frame__free_unpacked(r, NULL);
+}
+
+Test(protocol, garbage_after_hello_is_malformed_and_closes)
+{
+	uint8_t junk[4 + 16];
+	int fd = open_hello();
+
+	memset(junk, 0xff, sizeof(junk));
+	junk[0] = 0;
+	junk[1] = 0;
+	junk[2] = 0;
+	junk[3] = 16;
+	cr_assert_eq(itest_send_raw(fd, junk, sizeof(junk)), 0);
+	expect_error_then_close(fd, SL_EMALFORMED, "garbage");
+	close(fd);
+	cr_assert_eq(itest_node_status_raw(node.port, 5000), 0, "server stopped serving after garbage");
+}
+
+Test(protocol, oversized_length_is_rejected_before_reading_it)
+{
+	uint8_t hdr[8] = {0x00, 0x20, 0x00, 0x00, 1, 2, 3, 4}; /* announces 2 MiB */
+	int fd = open_hello();
+
+	cr_assert_eq(itest_send_raw(fd, hdr, sizeof(hdr)), 0);
+	expect_error_then_close(fd, SL_ETOOLARGE, "2 MiB frame");
+	close(fd);
+	cr_assert_eq(itest_node_status_raw(node.port, 5000), 0);
+}
+
+Test(protocol, first_frame_must_be_hello)
+{
+	int fd = itest_connect(node.port);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(itest_send_node_status(fd, 5), 0);
+	expect_error_then_close(fd, SL_EHANDSHAKE, "NodeStatus before Hello");
+	close(fd);
+}
+
+Test(protocol, unsupported_version)
+{
+	int fd = itest_connect(node.port);
+
+	cr_assert_geq(fd, 0);
+	send_hello(fd, 99, 99);
+	expect_error_then_close(fd, SL_EVERSION, "Hello 99..99");
+	close(fd);
+}
+
+Test(protocol, hello_range_including_v1_negotiates_v1)
+{
+	Sluice__Frame *r = NULL;
+	int fd = itest_connect(node.port);
+
+	cr_assert_geq(fd, 0);
+	send_hello(fd, 1, 7);
+	cr_assert_eq(itest_recv_frame(fd, 5000, &r), 0);
+	cr_assert_eq(r->body_case, SLUICE__FRAME__BODY_HELLO_OK);
+	cr_assert_eq(r->hello_ok->version, 1);
+	cr_assert_eq(r->hello_ok->frame_bytes_max, 1u << 20, "default frame_bytes_max is 1 MiB");
+	sluice__frame__free_unpacked(r, NULL);
+	expect_node_status(fd, 2);
+	close(fd);
+}
+
+Test(protocol, unknown_operation_keeps_connection)
+{
+	Sluice__Frame f = SLUICE__FRAME__INIT, *r = NULL;
+	Sluice__PublishAck pa = SLUICE__PUBLISH_ACK__INIT;
+	int fd = open_hello();
+
+	f.id = 7;
+	f.body_case = SLUICE__FRAME__BODY_PUBLISH_ACK;
+	f.publish_ack = &pa;
+	cr_assert_eq(itest_send_frame(fd, &f), 0);
+	cr_assert_eq(itest_recv_frame(fd, 5000, &r), 0, "no answer to a PublishAck request");
+	cr_assert_eq(r->id, 7, "error must carry the request id");
+	cr_assert_eq(r->body_case, SLUICE__FRAME__BODY_ERROR);
+	cr_assert_eq((int)r->error->code, SL_EUNKNOWN_OP, "code %d", r->error->code);
+	sluice__frame__free_unpacked(r, NULL);
+	expect_node_status(fd, 8);
+	close(fd);
+}
+
+Test(protocol, publish_to_missing_topic)
+{
+	int fd = open_hello();
+	int rc;
+
+	cr_assert_eq(itest_raw_send_publish(fd, 3, "no-such-topic", -1, "x", 1, 0, 0), 0);
+	rc = itest_raw_wait_ack(fd, 3, 5000, NULL, NULL, NULL);
+	cr_assert_eq(rc, SL_ENOTOPIC, "rc %d", rc);
+	expect_node_status(fd, 4); /* not a connection-level error */
+	close(fd);
+}
+
+Test(protocol, create_existing_topic_and_bad_partition)
+{
+	int fd = open_hello();
+	int rc;
+
+	cr_assert_eq(itest_raw_create_topic(fd, 2, "dup", 2), 0);
+	rc = itest_raw_create_topic(fd, 3, "dup", 2);
+	cr_assert_eq(rc, SL_ETOPIC_EXISTS, "rc %d", rc);
+	cr_assert_eq(itest_raw_send_publish(fd, 4, "dup", 2, "x", 1, 0, 0), 0);
+	rc = itest_raw_wait_ack(fd, 4, 5000, NULL, NULL, NULL);
+	cr_assert_eq(rc, SL_EINVAL, "partition 2 of a 2-partition topic: rc %d", rc);
+	close(fd);
+}
+
+/* Throw a few kinds of garbage at a fresh connection; do not wait for answers. */
+static void garbage_connection(int round)
+{
+	static const uint8_t big[4] = {0x7f, 0xff, 0xff, 0xff};
+	uint8_t junk[64];
+	int fd = itest_connect(node.port);
+
+	if (fd < 0)
+		return;
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (uint8_t)(i * 37 + round);
+	if (round % 3 == 0) {
+		itest_send_raw(fd, junk, sizeof(junk));
+	} else {
+		itest_hello(fd);
+		itest_send_raw(fd, round % 3 == 1 ? junk : big, round % 3 == 1 ? sizeof(junk) : sizeof(big));
+	}
+	close(fd);
+}
+
+Test(protocol, garbage_does_not_disturb_other_connections)
+{
+	enum { N = 300 };
+	int fd = open_hello(), bad;
+	char payload[32];
+
+	cr_assert_eq(itest_raw_create_topic(fd, 2, "steady", 1), 0);
+	bad = itest_connect(node.port);
+	cr_assert_geq(bad, 0);
+	cr_assert_eq(itest_hello(bad), 0);
+	for (int i = 0; i < N; i++) {
+		uint32_t part = 99;
+		uint64_t off = 99;
+		int dup = 1, rc;
+		snprintf(payload, sizeof(payload), "m-%d", i);
+		cr_assert_eq(
+		    itest_raw_send_publish(fd, 100 + (uint64_t)i, "steady", -1, payload, strlen(payload), 0, 0), 0);
+		if (i % 10 == 0)
+			garbage_connection(i / 10);
+		if (i == N / 2)
+			itest_send_raw(bad, "\x00\x00\x00\x05zzzzz", 9);
+		rc = itest_raw_wait_ack(fd, 100 + (uint64_t)i, 10000, &part, &off, &dup);
+		cr_assert_eq(rc, 0, "publish %d failed: %d", i, rc);
+		cr_assert_eq(part, 0);
+		cr_assert_eq(off, (uint64_t)i, "offset %llu for publish %d", (unsigned long long)off, i);
+		cr_assert_eq(dup, 0);
+	}
+	close(bad);
+	expect_node_status(fd, 9999);
+	close(fd);
+}
+
+static void send_subscribe(int fd, uint64_t id, const char *topic, uint32_t credit)
+{
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	Sluice__Subscribe s = SLUICE__SUBSCRIBE__INIT;
+	uint32_t part0 = 0;
+
+	s.topic = (char *)topic;
+	s.n_partitions = 1;
+	s.partitions = &part0;
+	s.start = SLUICE__START_AT__EARLIEST;
+	s.credit = credit;
+	f.id = id;
+	f.body_case = SLUICE__FRAME__BODY_SUBSCRIBE;
+	f.subscribe = &s;
+	cr_assert_eq(itest_send_frame(fd, &f), 0);
+}
+
+/* Collect deliveries for window_ms; checks order from *next; returns count. */
+static int drain_deliveries(int fd, uint64_t sub, int window_ms, uint64_t *next)
+{
+	long long deadline = itest_now_ms() + window_ms;
+	int got = 0;
+
+	for (;;) {
+		Sluice__Frame *r = NULL;
+		long long left = deadline - itest_now_ms();
+		int rc = itest_recv_frame(fd, left > 0 ? (int)left : 0, &r);
+		if (rc == SL_ETIMEOUT)
+			return got;
+		cr_assert_eq(rc, 0, "subscription connection failed: %d", rc);
+		if (r->id != 0) { /* a response to Credit, if the server sends one */
+			cr_assert_neq(r->body_case, SLUICE__FRAME__BODY_ERROR, "error %d", r->error->code);
+			sluice__frame__free_unpacked(r, NULL);
+			continue;
+		}
+		cr_assert_eq(r->body_case, SLUICE__FRAME__BODY_DELIVERY, "unexpected body %d", r->body_case);
+		cr_assert_eq(r->delivery->subscription_id, sub);
+		for (size_t i = 0; i < r->delivery->n_messages; i++) {
+			Sluice__Message *m = r->delivery->messages[i];
+			char want[32];
+			snprintf(want, sizeof(want), "c-%llu", (unsigned long long)*next);
+			cr_assert_eq(m->offset, *next, "delivery out of order");
+			cr_assert_eq(m->payload.len, strlen(want));
+			cr_assert_arr_eq(m->payload.data, want, strlen(want));
+			(*next)++;
+			got++;
+		}
+		sluice__frame__free_unpacked(r, NULL);
+	}
+}
+
+Test(protocol, server_respects_subscription_credit)
+{
+	Sluice__Frame f = SLUICE__FRAME__INIT, *r = NULL;
+	Sluice__Credit cr = SLUICE__CREDIT__INIT;
+	int fd = open_hello(), sfd = open_hello();
+	uint64_t sub, next = 0;
+	char payload[32];
+
+	cr_assert_eq(itest_raw_create_topic(fd, 2, "credit", 1), 0);
+	for (int i = 0; i < 100; i++) {
+		snprintf(payload, sizeof(payload), "c-%d", i);
+		cr_assert_eq(itest_raw_send_publish(fd, 10 + (uint64_t)i, "credit", 0, payload, strlen(payload), 0, 0),
+		             0);
+	}
+	for (int i = 0; i < 100; i++)
+		cr_assert_eq(itest_raw_wait_ack(fd, 10 + (uint64_t)i, 10000, NULL, NULL, NULL), 0);
+
+	send_subscribe(sfd, 5, "credit", 10);
+	cr_assert_eq(itest_recv_response(sfd, 5, 5000, &r), 0);
+	cr_assert_eq(r->body_case, SLUICE__FRAME__BODY_SUBSCRIBED, "body %d", r->body_case);
+	sub = r->subscribed->subscription_id;
+	sluice__frame__free_unpacked(r, NULL);
+
+	cr_assert_eq(drain_deliveries(sfd, sub, 800, &next), 10, "credit 10 must allow exactly 10 messages");
+	cr.subscription_id = sub;
+	cr.credit = 15;
+	f.id = 6;
+	f.body_case = SLUICE__FRAME__BODY_CREDIT;
+	f.credit = &cr;
+	cr_assert_eq(itest_send_frame(sfd, &f), 0);
+	cr_assert_eq(drain_deliveries(sfd, sub, 800, &next), 15, "Credit 15 must allow exactly 15 more");
+	cr_assert_eq(next, 25);
+	close(sfd);
+	close(fd);
+}
+
+Test(protocol, sigterm_exits_zero)
+{
+	int fd = open_hello();
+
+	cr_assert_eq(itest_raw_create_topic(fd, 2, "t", 1), 0);
+	close(fd);
+	cr_assert_eq(itest_node_stop(&node), 0, "sluiced must exit 0 on SIGTERM and take its children with it");
+}
+
+Test(protocol, frame_without_body_is_malformed)
+{
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	int fd = open_hello();
+
+	f.id = 5; /* a valid protobuf Frame with no oneof set */
+	cr_assert_eq(itest_send_frame(fd, &f), 0);
+	expect_error_then_close(fd, SL_EMALFORMED, "Frame without body");
+	close(fd);
+}
+
+Test(protocol, publish_over_frame_limit_is_too_large)
+{
+	size_t len = (1u << 20) + 100;
+	char *big = malloc(len);
+	int fd = open_hello();
+
+	cr_assert_not_null(big);
+	memset(big, 'x', len);
+	cr_assert_eq(itest_raw_create_topic(fd, 2, "big", 1), 0);
+	/* The server may close while we are still sending; what matters is the reply. */
+	itest_raw_send_publish(fd, 3, "big", 0, big, len, 0, 0);
+	free(big);
+	expect_error_then_close(fd, SL_ETOOLARGE, "1 MiB + 100 payload");
+	close(fd);
+	cr_assert_eq(itest_node_status_raw(node.port, 5000), 0);
+}
+
+Test(protocol, truncated_frame_then_hangup_leaves_server_serving)
+{
+	uint8_t part[10] = {0, 0, 0, 100, 0x08, 0x01};
+	int fd = open_hello(), fd2 = open_hello();
+
+	cr_assert_eq(itest_send_raw(fd, part, sizeof(part)), 0);
+	close(fd); /* mid-frame */
+	cr_assert_eq(itest_send_raw(fd2, part, 3), 0);
+	itest_sleep_ms(100);
+	close(fd2); /* mid-length-prefix */
+	cr_assert_eq(itest_node_status_raw(node.port, 5000), 0);
+}
+
+Test(protocol, pipelined_requests_answered_with_their_ids)
+{
+	int fd = open_hello();
+	int seen[3] = {0};
+
+	cr_assert_eq(itest_raw_create_topic(fd, 2, "pipe", 1), 0);
+	/* Three different requests back to back; each answer carries its id. */
+	cr_assert_eq(itest_raw_send_publish(fd, 100, "pipe", -1, "a", 1, 0, 0), 0);
+	cr_assert_eq(itest_send_node_status(fd, 101), 0);
+	cr_assert_eq(itest_raw_send_publish(fd, 102, "missing", -1, "b", 1, 0, 0), 0);
+	for (int i = 0; i < 3; i++) {
+		Sluice__Frame *r = NULL;
+		cr_assert_eq(itest_recv_frame(fd, 5000, &r), 0);
+		cr_assert(r->id >= 100 && r->id <= 102, "unexpected id %llu", (unsigned long long)r->id);
+		seen[r->id - 100]++;
+		if (r->id == 100)
+			cr_assert_eq(r->body_case, SLUICE__FRAME__BODY_PUBLISH_ACK);
+		else if (r->id == 101)
+			cr_assert_eq(r->body_case, SLUICE__FRAME__BODY_NODE_STATUS_RESULT);
+		else
+			cr_assert(r->body_case == SLUICE__FRAME__BODY_ERROR && (int)r->error->code == SL_ENOTOPIC);
+		sluice__frame__free_unpacked(r, NULL);
+	}
+	cr_assert(seen[0] == 1 && seen[1] == 1 && seen[2] == 1);
+	close(fd);
+}
