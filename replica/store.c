@@ -1023,6 +1023,8 @@ int store_batch_append(struct store_txn *t, uint32_t topic_id, uint32_t partitio
 	batch_key(k, topic_id, partition, part.end_offset);
 	if ((err = batch_put_reserved(t, k, size, &dst)) != SL_OK)
 		return err;
+	if (dst == NULL)
+		return SL_EINTERNAL;
 	batch_fill(dst, size, part.end_offset, recs, n, ts_ms, term);
 	if ((err = timeidx_add(t, topic_id, partition, ts_ms, part.end_offset)) != SL_OK)
 		return err;
