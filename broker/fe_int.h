@@ -93,6 +93,7 @@ struct fe_conn {
 	struct bufferevent *bev;
 	int handshaken;
 	int closing;                   /* flush output, then close */
+	int lingering;                 /* output flushed and half-closed: discard input until EOF */
 	int dead;                      /* waiting for the reaper */
 	int out_paused;                /* reading paused: output too large */
 	uint64_t next_sub_id;

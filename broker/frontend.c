@@ -116,6 +116,23 @@ void fe_send_ok(struct fe_conn *c, uint64_t id)
 	fe_send(c, &f);
 }
 
+/*
+ * Output is flushed: half-close and discard input until the peer closes.
+ * Closing a socket with unread input sends RST, and an RST makes the peer's
+ * kernel drop answers it has not read yet (the Error we just sent, or acks).
+ */
+static void conn_linger(struct fe_conn *c)
+{
+	struct timeval tv = {FE_FLUSH_TIMEOUT_S, 0};
+
+	c->closing = 1;
+	c->lingering = 1;
+	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+	evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
+	bufferevent_set_timeouts(c->bev, &tv, NULL);
+	bufferevent_enable(c->bev, EV_READ);
+}
+
 /* Send an error, then close once it is flushed (or after a timeout). */
 static void conn_fatal(struct fe_conn *c, uint64_t id, int err, const char *msg)
 {
@@ -412,7 +429,7 @@ static void conn_update_read(struct fe_conn *c)
 
 	if (c->dead)
 		return;
-	if (!c->closing && !fe->stall_frame && !fe->stopping && !c->out_paused)
+	if (c->lingering || (!c->closing && !fe->stall_frame && !fe->stopping && !c->out_paused))
 		bufferevent_enable(c->bev, EV_READ);
 	else
 		bufferevent_disable(c->bev, EV_READ);
@@ -580,25 +597,29 @@ static void fe_expire_pending(struct fe *fe)
 	}
 }
 
-static int fe_outputs_empty(struct fe *fe)
-{
-	struct fe_conn *c;
-
-	TAILQ_FOREACH(c, &fe->conns, link)
-		if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
-			return 0;
-	return 1;
-}
-
+/* Shutdown: once every pending ack is answered, flush and half-close each
+ * connection; exit when all are closed or the deadline passes. */
 static void fe_check_stop(struct fe *fe)
 {
+	struct fe_conn *c, *next;
+
 	if (!fe->stopping)
 		return;
-	if ((fe->npending == 0 && !fe->stall_frame && fe_outputs_empty(fe)) || time_now_ms() >= fe->stop_deadline_ms) {
+	if (time_now_ms() >= fe->stop_deadline_ms) {
 		if (fe->npending)
 			log_warn("exiting with %zu requests unacknowledged", fe->npending);
 		event_base_loopbreak(fe->base);
+		return;
 	}
+	if (fe->npending || fe->stall_frame)
+		return;
+	for (c = TAILQ_FIRST(&fe->conns); c; c = next) {
+		next = TAILQ_NEXT(c, link);
+		if (!c->closing && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+			conn_linger(c);
+	}
+	if (fe->nconns == 0)
+		event_base_loopbreak(fe->base);
 }
 
 static void fe_tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -662,6 +683,8 @@ static void fe_reap_cb(evutil_socket_t fd, short what, void *arg)
 		TAILQ_REMOVE(&fe->dead, c, link);
 		conn_free(fe, c);
 	}
+	if (fe->stopping && fe->base)
+		fe_check_stop(fe);
 }
 
 static void conn_close(struct fe_conn *c)
@@ -792,6 +815,10 @@ static void conn_process_input(struct fe_conn *c)
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 
+	if (c->lingering) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
 	while (!c->dead && !c->closing && !fe->stall_frame && !fe->stopping && !c->out_paused) {
 		size_t avail = evbuffer_get_length(in), need = 0;
 		const uint8_t *p;
@@ -826,8 +853,8 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 	if (c->dead)
 		return;
 	if (c->closing) {
-		if (left == 0)
-			conn_close(c);
+		if (left == 0 && !c->lingering)
+			conn_linger(c);
 		return;
 	}
 	if (c->out_paused && left < FE_OUT_LOW_BYTES) {

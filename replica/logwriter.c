@@ -478,7 +478,7 @@ static int do_create(struct lw *w, uint32_t fe, const uint8_t *p, uint32_t len)
 			lp->touched = 1;
 		}
 	}
-	return answer(w, fe, rc == SL_ETOOMANY ? SL_ETOOMANY : rc, 0, 0);
+	return answer(w, fe, rc, 0, 0);
 }
 
 static int do_delete(struct lw *w, uint32_t fe, const uint8_t *p, uint32_t len)

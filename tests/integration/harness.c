@@ -92,6 +92,8 @@ int itest_node_init(struct itest_node *n)
 static void node_exec_child(const struct itest_node *n)
 {
 	char listen[64], fe[16];
+	const char *argv[20] = {SLUICED_BIN, "--data-dir", n->data_dir, "--listen", listen, "--frontends", fe};
+	size_t argc = 7;
 	int fd = open(n->log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -102,7 +104,10 @@ static void node_exec_child(const struct itest_node *n)
 	}
 	snprintf(listen, sizeof(listen), "127.0.0.1:%u", n->port);
 	snprintf(fe, sizeof(fe), "%u", n->frontends);
-	execl(SLUICED_BIN, SLUICED_BIN, "--data-dir", n->data_dir, "--listen", listen, "--frontends", fe, (char *)NULL);
+	for (size_t i = 0; i < sizeof(n->extra) / sizeof(n->extra[0]) && n->extra[i]; i++)
+		argv[argc++] = n->extra[i];
+	argv[argc] = NULL;
+	execv(SLUICED_BIN, (char *const *)argv);
 	_exit(127);
 }
 

@@ -30,6 +30,7 @@ struct itest_node {
 	char data_dir[160];
 	char log_path[160];
 	char addr[64]; /* "127.0.0.1:PORT", for libsluice and the CLI */
+	const char *extra[9]; /* more sluiced flags (NULL-terminated), e.g. "--map-bytes", "2m" */
 };
 
 /* Monotonic milliseconds, and a sleep that resumes after signals. */
