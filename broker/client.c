@@ -668,6 +668,17 @@ static void on_delivery(struct sluice_client *c, const Sluice__Delivery *d)
 	if (!leg)
 		return;
 	uint64_t server_id = leg->server_id;
+	if (d->end_error != SLUICE__ERROR_CODE__OK) {
+		/* the server ended this subscription (its topic was deleted, ...) */
+		if (!s->closed) {
+			s->closed = 1;
+			c->cb_depth++;
+			if (s->cb)
+				s->cb(s->arg, (int)d->end_error, d->end_message, NULL);
+			c->cb_depth--;
+		}
+		return;
+	}
 	for (size_t i = 0; i < d->n_messages; i++) {
 		const Sluice__Message *w = d->messages[i];
 		struct sub_part *p = sub_part_find(s, w->partition);

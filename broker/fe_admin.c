@@ -236,7 +236,7 @@ static const struct store_topic *topic_by_id(const struct topic_vec *tv, uint32_
 }
 
 static void group_send(struct fe_conn *c, uint64_t id, const char *group, const struct topic_vec *tv,
-		       const struct group_vec *g)
+                       const struct group_vec *g)
 {
 	Sluice__GroupInfo gi = SLUICE__GROUP_INFO__INIT;
 	Sluice__Frame f = SLUICE__FRAME__INIT;

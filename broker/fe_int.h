@@ -43,23 +43,23 @@ struct fe_subpart {
 };
 
 struct fe_sub {
-	TAILQ_ENTRY(fe_sub) link;      /* conn->subs */
-	TAILQ_ENTRY(fe_sub) runq;      /* fe->runq while queued */
+	TAILQ_ENTRY(fe_sub) link; /* conn->subs */
+	TAILQ_ENTRY(fe_sub) runq; /* fe->runq while queued */
 	struct fe_conn *conn;
 	uint64_t id;
-	uint64_t req_id;               /* Subscribe request: errors that end the sub carry it */
+	uint64_t req_id; /* Subscribe request: errors that end the sub carry it */
 	char topic[256];
 	uint32_t topic_id;
 	uint32_t slot_base;
 	uint32_t nparts;
-	uint32_t rr;                   /* round-robin cursor into parts */
+	uint32_t rr; /* round-robin cursor into parts */
 	struct fe_subpart *parts;
 	uint64_t credit;
 	int queued;
 };
 
 struct fe_fetch {
-	TAILQ_ENTRY(fe_fetch) link;    /* fe->parked */
+	TAILQ_ENTRY(fe_fetch) link; /* fe->parked */
 	struct fe_conn *conn;
 	uint64_t req_id;
 	char topic[256];
@@ -73,9 +73,9 @@ struct fe_fetch {
 enum fe_pending_kind { FE_PENDING_PUBLISH, FE_PENDING_OK };
 
 struct fe_pending {
-	struct fe_pending *hnext;         /* hash chain */
-	TAILQ_ENTRY(fe_pending) age;      /* fe->pending_fifo, oldest first */
-	TAILQ_ENTRY(fe_pending) by_conn;  /* conn->pending */
+	struct fe_pending *hnext;        /* hash chain */
+	TAILQ_ENTRY(fe_pending) age;     /* fe->pending_fifo, oldest first */
+	TAILQ_ENTRY(fe_pending) by_conn; /* conn->pending */
 	uint64_t cookie;
 	uint64_t req_id;
 	struct fe_conn *conn;
@@ -88,14 +88,14 @@ TAILQ_HEAD(fe_fetch_list, fe_fetch);
 TAILQ_HEAD(fe_pending_list, fe_pending);
 
 struct fe_conn {
-	TAILQ_ENTRY(fe_conn) link;     /* fe->conns or fe->dead */
+	TAILQ_ENTRY(fe_conn) link; /* fe->conns or fe->dead */
 	struct fe *fe;
 	struct bufferevent *bev;
 	int handshaken;
-	int closing;                   /* flush output, then close */
-	int lingering;                 /* output flushed and half-closed: discard input until EOF */
-	int dead;                      /* waiting for the reaper */
-	int out_paused;                /* reading paused: output too large */
+	int closing;    /* flush output, then close */
+	int lingering;  /* output flushed and half-closed: discard input until EOF */
+	int dead;       /* waiting for the reaper */
+	int out_paused; /* reading paused: output too large */
 	uint64_t next_sub_id;
 	uint32_t nsubs;
 	struct fe_sub_list subs;
@@ -135,7 +135,7 @@ struct fe {
 	int stopping;
 	int64_t stop_deadline_ms;
 	uint64_t published;
-	uint64_t ring_full_pauses;       /* times the pub ring was full (logged at exit) */
+	uint64_t ring_full_pauses; /* times the pub ring was full (logged at exit) */
 };
 
 /* frontend.c */
@@ -161,6 +161,8 @@ void fe_on_node_status(struct fe_conn *c, uint64_t id);
 void fe_sub_schedule(struct fe_sub *s);
 /* The commit table moved: wake subscriptions and parked fetches. */
 void fe_reads_commit_moved(struct fe *fe);
+/* Shutdown began: answer parked fetches now. */
+void fe_reads_stop(struct fe *fe);
 /* Output dropped below the low watermark. */
 void fe_reads_conn_writable(struct fe_conn *c);
 /* Release everything a dead connection holds on the read side. */

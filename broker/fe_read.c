@@ -77,7 +77,7 @@ struct fe_msgs {
 	size_t n, msgs_max, bytes, bytes_max;
 	Sluice__Message *msgs;
 	Sluice__Message **ptrs;
-	void **blocks;          /* per message: its header array, or NULL */
+	void **blocks; /* per message: its header array, or NULL */
 	int stopped, err;
 	uint64_t stop_at, next;
 };
@@ -183,11 +183,11 @@ static int msgs_add_cb(void *arg, const struct store_record *r)
 
 /* Read [from, limit) into m; *next is where the next read starts. */
 static int msgs_read(struct store_txn *t, const struct store_topic *tp, struct fe_msgs *m, uint64_t from,
-		     uint64_t limit, uint64_t *next)
+                     uint64_t limit, uint64_t *next)
 {
 	uint64_t next_out = from;
 	int rc = store_read(t, tp->topic_id, m->partition, from, limit, m->msgs_max, m->bytes_max, msgs_add_cb, m,
-			    &next_out);
+	                    &next_out);
 
 	if (rc == SL_OK)
 		rc = m->err;
@@ -207,8 +207,8 @@ static struct fe_sub *sub_find(struct fe_conn *c, uint64_t id)
 	struct fe_sub *s;
 
 	TAILQ_FOREACH(s, &c->subs, link)
-		if (s->id == id)
-			return s;
+	if (s->id == id)
+		return s;
 	return NULL;
 }
 
@@ -245,8 +245,8 @@ static size_t delivery_bytes_max(const struct fe *fe)
 }
 
 /* One Delivery from one partition. Returns an sl_err; *bytes grows. */
-static int sub_deliver_part(struct fe_sub *s, struct store_txn *t, const struct store_topic *tp,
-			    struct fe_subpart *sp, uint64_t end, size_t *bytes)
+static int sub_deliver_part(struct fe_sub *s, struct store_txn *t, const struct store_topic *tp, struct fe_subpart *sp,
+                            uint64_t end, size_t *bytes)
 {
 	struct fe *fe = s->conn->fe;
 	size_t maxm = s->credit < FE_DELIVERY_MSGS_MAX ? (size_t)s->credit : FE_DELIVERY_MSGS_MAX;
@@ -270,7 +270,15 @@ static int sub_deliver_part(struct fe_sub *s, struct store_txn *t, const struct 
 	}
 	if (rc == SL_OK) {
 		/* an empty read past retention still moves us to the first stored offset */
-		sp->next = next > end ? end : next;
+		if (next > end)
+			next = end;
+		if (next == sp->next && m.n == 0) {
+			/* nothing readable below the committed end: do not spin; the next commit retries */
+			log_warn("topic %s partition %u: no records readable at offset %llu (end %llu)", s->topic,
+			         sp->partition, (unsigned long long)next, (unsigned long long)end);
+			rc = SL_EAGAIN;
+		}
+		sp->next = next;
 		*bytes += m.bytes + 1;
 	}
 	msgs_free(&m);
@@ -299,10 +307,17 @@ static int sub_next_part(struct fe *fe, struct fe_sub *s, const struct store_top
 /* The topic went away (deleted) or storage failed: end the subscription. */
 static void sub_end(struct fe_sub *s, int rc)
 {
-	if (rc == SL_EUNAVAILABLE)
-		fe_send_error(s->conn, s->req_id, SL_ENOTOPIC, "topic was deleted; subscription ended");
-	else
-		read_fail(s->conn, s->req_id, rc, "delivering to a subscription");
+	Sluice__Delivery d = SLUICE__DELIVERY__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	int code = rc == SL_EUNAVAILABLE ? SL_ENOTOPIC : rc;
+	if (rc != SL_EUNAVAILABLE)
+		log_error("subscription %llu ended: %s", (unsigned long long)s->id, sl_strerror(rc));
+	d.subscription_id = s->id;
+	d.end_error = (Sluice__ErrorCode)(code > 0 && code < 100 ? code : SL_EINTERNAL);
+	d.end_message = (char *)(rc == SL_EUNAVAILABLE ? "topic was deleted; subscription ended" : sl_strerror(rc));
+	f.body_case = SLUICE__FRAME__BODY_DELIVERY;
+	f.delivery = &d;
+	fe_send(s->conn, &f);
 	sub_free(s);
 }
 
@@ -328,6 +343,8 @@ static void sub_run(struct fe *fe, struct fe_sub *s)
 	}
 	if (t)
 		store_txn_abort(t);
+	if (rc == SL_EAGAIN)
+		return; /* stuck partition: wait for the next commit */
 	if (gone)
 		rc = SL_EUNAVAILABLE;
 	if (rc != SL_OK) {
@@ -357,7 +374,7 @@ void fe_run_cb(int fd, short what, void *arg)
 
 /* Where partition p starts for a new subscription. */
 static int sub_start(struct fe *fe, struct store_txn *t, const struct store_topic *tp, const Sluice__Subscribe *m,
-		     uint32_t p, uint64_t *pos)
+                     uint32_t p, uint64_t *pos)
 {
 	struct store_partition sp;
 	uint64_t end, first, at;
@@ -668,8 +685,8 @@ void fe_reads_commit_moved(struct fe *fe)
 	struct fe_fetch *q, *next;
 
 	TAILQ_FOREACH(c, &fe->conns, link)
-		TAILQ_FOREACH(s, &c->subs, link)
-			fe_sub_schedule(s);
+	TAILQ_FOREACH(s, &c->subs, link)
+	fe_sub_schedule(s);
 	for (q = TAILQ_FIRST(&fe->parked); q; q = next) {
 		next = TAILQ_NEXT(q, link);
 		if (q->conn->dead || fetch_try(fe, q, 0)) {
@@ -679,12 +696,25 @@ void fe_reads_commit_moved(struct fe *fe)
 	}
 }
 
+void fe_reads_stop(struct fe *fe)
+{
+	struct fe_fetch *q;
+
+	/* answer parked long-polls now with what is there, so the drain can finish */
+	while ((q = TAILQ_FIRST(&fe->parked))) {
+		TAILQ_REMOVE(&fe->parked, q, link);
+		if (!q->conn->dead)
+			fetch_try(fe, q, 1);
+		fetch_free(q);
+	}
+}
+
 void fe_reads_conn_writable(struct fe_conn *c)
 {
 	struct fe_sub *s;
 
 	TAILQ_FOREACH(s, &c->subs, link)
-		fe_sub_schedule(s);
+	fe_sub_schedule(s);
 }
 
 void fe_reads_conn_free(struct fe_conn *c)

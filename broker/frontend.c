@@ -78,7 +78,7 @@ void fe_send(struct fe_conn *c, const Sluice__Frame *f)
 	struct evbuffer_iovec v;
 	size_t n, w;
 
-	if (c->dead)
+	if (c->dead || c->lingering)
 		return;
 	n = codec_frame_size(f);
 	/* one contiguous reservation: the frame is packed straight into the output buffer */
@@ -304,7 +304,7 @@ static int req_size(const struct fe *fe, const Sluice__Frame *f, struct fe_req *
 		}
 		r->type = RM_COMMIT_OFFSET;
 		r->len = (uint32_t)(sizeof(struct rm_commit_offset) + strlen(f->commit_offset->topic) +
-				    strlen(f->commit_offset->group));
+		                    strlen(f->commit_offset->group));
 		return SL_OK;
 	default:
 		return SL_EUNKNOWN_OP;
@@ -340,7 +340,7 @@ static void fill_publish(uint8_t *p, const Sluice__Publish *m, uint64_t cookie)
 	q = put_bytes(q, m->key.data, m->key.len);
 	for (i = 0; i < m->n_headers; i++)
 		q += hdrs_put(q, slice_cstr(m->headers[i]->key),
-			      slice_make(m->headers[i]->value.data, m->headers[i]->value.len));
+		              slice_make(m->headers[i]->value.data, m->headers[i]->value.len));
 	put_bytes(q, m->payload.data, m->payload.len);
 }
 
@@ -418,8 +418,7 @@ static int ring_submit(struct fe *fe, struct fe_conn *c, const Sluice__Frame *f)
 	if (wake)
 		wake_logwriter(fe);
 	if (pending_add(fe, c, cookie, f->id, req.kind) != SL_OK)
-		log_error("out of memory tracking request %llu; its ack will be dropped",
-			  (unsigned long long)f->id);
+		log_error("out of memory tracking request %llu; its ack will be dropped", (unsigned long long)f->id);
 	return SL_OK;
 }
 
@@ -440,7 +439,7 @@ static void fe_update_reads(struct fe *fe)
 	struct fe_conn *c;
 
 	TAILQ_FOREACH(c, &fe->conns, link)
-		conn_update_read(c);
+	conn_update_read(c);
 }
 
 /* Resume every connection after backpressure; process what they buffered. */
@@ -649,6 +648,7 @@ static void fe_signal_cb(evutil_socket_t sig, short what, void *arg)
 	if (fe->listener)
 		evconnlistener_disable(fe->listener);
 	fe_update_reads(fe);
+	fe_reads_stop(fe);
 	fe_check_stop(fe);
 }
 
@@ -1000,8 +1000,8 @@ static int fe_setup_events(struct fe *fe, int listen_fd)
 static void fe_teardown(struct fe *fe)
 {
 	struct fe_conn *c;
-	struct event **evs[] = {&fe->efd_ev, &fe->tick_ev, &fe->stall_ev, &fe->run_ev,
-				&fe->reap_ev, &fe->sigterm_ev, &fe->sigint_ev};
+	struct event **evs[] = {&fe->efd_ev,  &fe->tick_ev,    &fe->stall_ev, &fe->run_ev,
+	                        &fe->reap_ev, &fe->sigterm_ev, &fe->sigint_ev};
 	size_t i;
 
 	if (fe->listener)
@@ -1066,8 +1066,8 @@ int frontend_main(const struct frontend_args *a)
 	fe_drain_acks(&fe);
 	log_info("serving (generation %u)", fe.generation);
 	event_base_dispatch(fe.base);
-	log_info("stopped: %llu publishes acknowledged, pub ring full %llu times",
-		 (unsigned long long)fe.published, (unsigned long long)fe.ring_full_pauses);
+	log_info("stopped: %llu publishes acknowledged, pub ring full %llu times", (unsigned long long)fe.published,
+	         (unsigned long long)fe.ring_full_pauses);
 	rc = 0;
 out:
 	fe_teardown(&fe);

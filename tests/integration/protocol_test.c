@@ -401,3 +401,40 @@ Test(protocol, pipelined_requests_answered_with_their_ids)
 	cr_assert(seen[0] == 1 && seen[1] == 1 && seen[2] == 1);
 	close(fd);
 }
+
+Test(protocol, subscription_ends_with_no_such_topic_when_topic_deleted)
+{
+	Sluice__Frame f = SLUICE__FRAME__INIT, *r = NULL;
+	Sluice__DeleteTopic del = SLUICE__DELETE_TOPIC__INIT;
+	int fd = open_hello(), sfd = open_hello();
+	uint64_t sub;
+
+	cr_assert_eq(itest_raw_create_topic(fd, 2, "gone", 1), 0);
+	send_subscribe(sfd, 5, "gone", 10);
+	cr_assert_eq(itest_recv_response(sfd, 5, 5000, &r), 0);
+	cr_assert_eq(r->body_case, SLUICE__FRAME__BODY_SUBSCRIBED, "body %d", r->body_case);
+	sub = r->subscribed->subscription_id;
+	sluice__frame__free_unpacked(r, NULL);
+
+	del.name = "gone";
+	f.id = 3;
+	f.body_case = SLUICE__FRAME__BODY_DELETE_TOPIC;
+	f.delete_topic = &del;
+	cr_assert_eq(itest_send_frame(fd, &f), 0);
+	cr_assert_eq(itest_recv_response(fd, 3, 5000, &r), 0);
+	cr_assert_eq(r->body_case, SLUICE__FRAME__BODY_OK, "delete answered %d", r->body_case);
+	sluice__frame__free_unpacked(r, NULL);
+
+	/* the subscriber is told, on the subscription itself, that it ended */
+	cr_assert_eq(itest_recv_frame(sfd, 5000, &r), 0, "no end-of-subscription delivery");
+	cr_assert_eq(r->id, 0);
+	cr_assert_eq(r->body_case, SLUICE__FRAME__BODY_DELIVERY, "body %d", r->body_case);
+	cr_assert_eq(r->delivery->subscription_id, sub);
+	cr_assert_eq(r->delivery->n_messages, 0);
+	cr_assert_eq(r->delivery->end_error, SLUICE__ERROR_CODE__NO_SUCH_TOPIC);
+	sluice__frame__free_unpacked(r, NULL);
+	/* the connection keeps working */
+	expect_node_status(sfd, 9);
+	close(sfd);
+	close(fd);
+}
