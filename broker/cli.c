@@ -31,6 +31,8 @@
 
 #define CLI_CONNECT_TIMEOUT_MS 3000
 #define CLI_RETRY_MAX_MS 2000
+/* pub and sub, once connected, ride out a broker restart (kill -9, upgrade) */
+#define CLI_STREAM_RETRY_MAX_MS 30000
 #define CLI_WINDOW_DEFAULT 1000
 #define CLI_HEADERS_MAX 64
 #define CLI_LINE_BYTES_MAX CODEC_FRAME_BYTES_DEFAULT
@@ -635,6 +637,8 @@ static int cmd_pub(const struct cli_global *g, int argc, char **argv)
 	ps.tmpl.topic = argv[optind];
 	ps.tmpl.headers = hs;
 	int rc = cli_connect(g, ps.window, &ps.s);
+	if (rc == EX_OK)
+		sluice_client_set_retry_max(sluice_sync_client(ps.s), CLI_STREAM_RETRY_MAX_MS);
 	if (rc)
 		return rc;
 	rc = optind + 1 < argc ? pub_single(&ps, argv[optind + 1]) : pub_stream(&ps);
@@ -929,6 +933,8 @@ static int cmd_sub(const struct cli_global *g, int argc, char **argv)
 	static char outbuf[1 << 16];
 	setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
 	int rc = cli_connect(g, 0, &st.s);
+	if (rc == EX_OK)
+		sluice_client_set_retry_max(sluice_sync_client(st.s), CLI_STREAM_RETRY_MAX_MS);
 	if (rc)
 		return rc;
 	rc = sub_run(&st, &o);

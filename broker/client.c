@@ -1193,6 +1193,11 @@ void sluice_client_free(struct sluice_client *c)
 	free(c);
 }
 
+void sluice_client_set_retry_max(struct sluice_client *c, uint32_t retry_max_ms)
+{
+	c->retry_max_ms = retry_max_ms ? retry_max_ms : CLIENT_RETRY_MAX_MS;
+}
+
 size_t sluice_client_inflight(const struct sluice_client *c)
 {
 	return c->pending_n + c->inflight_n + c->retry_n;

@@ -119,6 +119,9 @@ typedef void (*sluice_status_cb)(void *arg, int err, const char *errmsg, const s
 int sluice_client_new(struct event_base *base, const struct sluice_client_opts *opts, struct sluice_client **out);
 void sluice_client_free(struct sluice_client *c);   /* cancels outstanding requests (their callbacks get SL_ECLOSED) */
 size_t sluice_client_inflight(const struct sluice_client *c);
+/* Change how long an outage may last before outstanding requests fail (e.g.
+ * fail fast on the first connect, then ride out a broker restart). */
+void sluice_client_set_retry_max(struct sluice_client *c, uint32_t retry_max_ms);
 
 int sluice_topic_create(struct sluice_client *c, const char *name, uint32_t partitions, int64_t retention_ms,
 			int64_t retention_bytes, sluice_done_cb cb, void *arg);
