@@ -637,10 +637,9 @@ static int cmd_pub(const struct cli_global *g, int argc, char **argv)
 	ps.tmpl.topic = argv[optind];
 	ps.tmpl.headers = hs;
 	int rc = cli_connect(g, ps.window, &ps.s);
-	if (rc == EX_OK)
-		sluice_client_set_retry_max(sluice_sync_client(ps.s), CLI_STREAM_RETRY_MAX_MS);
 	if (rc)
 		return rc;
+	sluice_client_set_retry_max(sluice_sync_client(ps.s), CLI_STREAM_RETRY_MAX_MS);
 	rc = optind + 1 < argc ? pub_single(&ps, argv[optind + 1]) : pub_stream(&ps);
 	sluice_sync_close(ps.s);
 	return rc;
@@ -933,10 +932,9 @@ static int cmd_sub(const struct cli_global *g, int argc, char **argv)
 	static char outbuf[1 << 16];
 	setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
 	int rc = cli_connect(g, 0, &st.s);
-	if (rc == EX_OK)
-		sluice_client_set_retry_max(sluice_sync_client(st.s), CLI_STREAM_RETRY_MAX_MS);
 	if (rc)
 		return rc;
+	sluice_client_set_retry_max(sluice_sync_client(st.s), CLI_STREAM_RETRY_MAX_MS);
 	rc = sub_run(&st, &o);
 	sluice_sync_close(st.s);
 	free(st.parts);

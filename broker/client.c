@@ -661,6 +661,18 @@ static void credit_return(struct sluice_client *c, struct sub *s, struct sub_leg
 	leg->consumed = 0;
 }
 
+/* End a subscription with an error: its callback hears it once. */
+static void sub_fail(struct sluice_client *c, struct sub *s, int err, const char *errmsg)
+{
+	if (s->closed)
+		return;
+	s->closed = 1;
+	c->cb_depth++;
+	if (s->cb)
+		s->cb(s->arg, err, errmsg, NULL);
+	c->cb_depth--;
+}
+
 static void on_delivery(struct sluice_client *c, const Sluice__Delivery *d)
 {
 	struct sub *s = NULL;
@@ -670,13 +682,7 @@ static void on_delivery(struct sluice_client *c, const Sluice__Delivery *d)
 	uint64_t server_id = leg->server_id;
 	if (d->end_error != SLUICE__ERROR_CODE__OK) {
 		/* the server ended this subscription (its topic was deleted, ...) */
-		if (!s->closed) {
-			s->closed = 1;
-			c->cb_depth++;
-			if (s->cb)
-				s->cb(s->arg, (int)d->end_error, d->end_message, NULL);
-			c->cb_depth--;
-		}
+		sub_fail(c, s, (int)d->end_error, d->end_message);
 		return;
 	}
 	for (size_t i = 0; i < d->n_messages; i++) {
@@ -950,13 +956,8 @@ static void sub_resume(struct sluice_client *c, struct sub *s)
 		if (err == SL_OK)
 			pending_push_front(c, r);
 	}
-	if (err != SL_OK && !s->closed) {
-		s->closed = 1;
-		c->cb_depth++;
-		if (s->cb)
-			s->cb(s->arg, err, NULL, NULL);
-		c->cb_depth--;
-	}
+	if (err != SL_OK)
+		sub_fail(c, s, err, NULL);
 }
 
 /* Free subscriptions closed while callbacks were running, once nothing refers to them. */
@@ -995,13 +996,7 @@ static void fail_everything(struct sluice_client *c, int err)
 	}
 	TAILQ_FOREACH(s, &c->subs, link)
 	{
-		if (!s->closed) {
-			s->closed = 1;
-			c->cb_depth++;
-			if (s->cb)
-				s->cb(s->arg, err, NULL, NULL);
-			c->cb_depth--;
-		}
+		sub_fail(c, s, err, NULL);
 	}
 }
 

@@ -135,10 +135,6 @@ static int parse_args(struct master *m, int argc, char **argv)
 			m->cfg.frame_bytes_max, sizeof(struct rm_publish) + RING_HDR_BYTES);
 		return 64;
 	}
-	if (m->cfg.frontends == 0 || m->cfg.frontends > SHM_FRONTENDS_MAX) {
-		fprintf(stderr, "sluiced: frontends must be 1..%d\n", SHM_FRONTENDS_MAX);
-		return 64;
-	}
 	return 0;
 }
 

@@ -388,12 +388,24 @@ struct run_io {
 	size_t out_cap, err_cap;
 };
 
+/* Read what is ready on *fd into buf; close it (and set -1) at EOF or error. */
+static void run_drain(int *fd, char **out, size_t *len, size_t *cap)
+{
+	char chunk[65536];
+	ssize_t g = read(*fd, chunk, sizeof(chunk));
+	if (g > 0) {
+		buf_append(out, len, cap, chunk, (size_t)g);
+		return;
+	}
+	close(*fd);
+	*fd = -1;
+}
+
 /* One poll round: feed stdin, drain stdout/stderr. Returns 1 while open. */
 static int run_pump(struct run_io *io, struct itest_run *r, int wait_ms)
 {
 	struct pollfd p[3];
 	int np = 0, iin = -1, iout = -1, ierr = -1;
-	char buf[65536];
 
 	if (io->in_fd >= 0)
 		p[iin = np++] = (struct pollfd){io->in_fd, POLLOUT, 0};
@@ -415,24 +427,10 @@ static int run_pump(struct run_io *io, struct itest_run *r, int wait_ms)
 			io->in_fd = -1;
 		}
 	}
-	if (iout >= 0 && p[iout].revents) {
-		ssize_t g = read(io->out_fd, buf, sizeof(buf));
-		if (g > 0)
-			buf_append(&r->out, &r->out_len, &io->out_cap, buf, (size_t)g);
-		else {
-			close(io->out_fd);
-			io->out_fd = -1;
-		}
-	}
-	if (ierr >= 0 && p[ierr].revents) {
-		ssize_t g = read(io->err_fd, buf, sizeof(buf));
-		if (g > 0)
-			buf_append(&r->err, &r->err_len, &io->err_cap, buf, (size_t)g);
-		else {
-			close(io->err_fd);
-			io->err_fd = -1;
-		}
-	}
+	if (iout >= 0 && p[iout].revents)
+		run_drain(&io->out_fd, &r->out, &r->out_len, &io->out_cap);
+	if (ierr >= 0 && p[ierr].revents)
+		run_drain(&io->err_fd, &r->err, &r->err_len, &io->err_cap);
 	return 1;
 }
 
