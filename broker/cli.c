@@ -1,6 +1,7 @@
 /*
- * cli.c: the `sluice` command-line tool: topic admin, pub, sub, group and
- * node status (bench lives in bench.c). Built on libsluice.
+ * cli.c: the `sluice` command-line tool: topic admin, pub, sub, group, node
+ * and cluster status, leadership transfer (bench lives in bench.c). Built on
+ * libsluice.
  *
  * Global options (--server, --json, --help) may appear anywhere; they are
  * pulled out of argv before the subcommand's own getopt_long runs. Exit
@@ -168,7 +169,7 @@ static int want_help(int argc, char **argv)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: sluice [--server HOST:PORT] [--json] COMMAND ...\n"
+		"usage: sluice [-s|--servers HOST:PORT[,HOST:PORT...]] [--json] COMMAND ...\n"
 		"\n"
 		"commands:\n"
 		"  topic create NAME [--partitions N] [--retention-ms MS] [--retention-bytes B]\n"
@@ -180,10 +181,13 @@ static void usage(FILE *f)
 		"            [--count N] [--format raw|json]\n"
 		"  group describe GROUP\n"
 		"  node status\n"
+		"  cluster status                     every node: role, term, log indexes, lag, reachable\n"
+		"  cluster transfer-leader --to ID    hand leadership to node ID and wait until it leads\n"
 		"  bench pub|sub|e2e [--topic T] [--partitions N] [--size BYTES] [--count N | --duration S]\n"
 		"            [--producers P] [--window W]\n"
 		"\n"
-		"--server defaults to $SLUICE_SERVER or 127.0.0.1:7400; --json prints JSON.\n"
+		"--servers (or --server) defaults to $SLUICE_SERVER or 127.0.0.1:7400; with several\n"
+		"servers the client fails over between them. --json prints JSON.\n"
 		"`sluice COMMAND --help` describes a command.\n");
 }
 
@@ -198,7 +202,8 @@ static void usage_topic(FILE *f)
 static void usage_pub(FILE *f)
 {
 	fprintf(f, "usage: sluice pub TOPIC [--key K] [--partition P] [--header k=v]... [--window W] [MESSAGE]\n"
-		   "  With MESSAGE, publishes it and prints \"partition P offset O\".\n"
+		   "  With MESSAGE, publishes it and prints \"partition P offset O\" (--json: also the raft\n"
+		   "  term and log index of the entry it was committed in; 0 on a single node).\n"
 		   "  Without, publishes each line of stdin as a message, up to W (default %d) in flight,\n"
 		   "  and prints a summary on stderr.\n",
 		CLI_WINDOW_DEFAULT);
@@ -221,6 +226,19 @@ static void usage_group(FILE *f)
 static void usage_node(FILE *f)
 {
 	fprintf(f, "usage: sluice node status\n");
+}
+
+static void usage_cluster(FILE *f)
+{
+	fprintf(f, "usage: sluice cluster status [--json]\n"
+		   "  Asks every node it can find (the --servers list, then the client addresses the\n"
+		   "  nodes report) and prints per node: id, address, role, term, last log index,\n"
+		   "  commit index, lag behind the leader (entries), whether it answered (REACHABLE)\n"
+		   "  and whether the leader hears from it (LEADER_SEES). Exit %d if no node answered.\n"
+		   "       sluice cluster transfer-leader --to ID\n"
+		   "  Asks the leader to hand over to node ID, then waits up to %d s until ID leads\n"
+		   "  (exit %d if it did not).\n",
+		EX_UNAVAILABLE, 10, EX_TEMPFAIL);
 }
 
 /* ---------- topic ---------- */
@@ -570,21 +588,46 @@ static int pub_stream(struct pub_state *ps)
 	return ps->acked == 0 && ps->first_err ? cli_exit_code(ps->first_err) : EX_TEMPFAIL;
 }
 
+struct pub_one_result {
+	struct sluice_client *c;
+	int done, err;
+	char msg[256];
+	uint32_t partition;
+	uint64_t offset, term, log_index;
+};
+
+static void pub_single_cb(void *arg, int err, const char *errmsg, uint32_t partition, uint64_t offset,
+			  int64_t timestamp_ms, int duplicate)
+{
+	struct pub_one_result *r = arg;
+	r->done = 1;
+	r->err = err;
+	r->partition = partition;
+	r->offset = offset;
+	if (err == SL_OK)
+		sluice_ack_position(r->c, &r->term, &r->log_index);
+	else
+		snprintf(r->msg, sizeof(r->msg), "%s", errmsg ? errmsg : sl_strerror(err));
+}
+
 static int pub_single(struct pub_state *ps, const char *message)
 {
-	uint32_t partition = 0;
-	uint64_t offset = 0;
-	char msg[256];
+	struct pub_one_result r = {.c = sluice_sync_client(ps->s)};
 	struct sluice_pub p = ps->tmpl;
 	p.payload = slice_cstr(message);
-	int err = sluice_sync_publish(ps->s, &p, &partition, &offset, msg, sizeof(msg));
+	int err = sluice_publish(r.c, &p, pub_single_cb, &r);
+	if (err == SL_OK) {
+		wait_done(ps->s, &r.done);
+		err = r.err;
+	}
 	if (err)
-		return report_err("pub", err, msg);
+		return report_err("pub", err, r.msg);
 	if (ps->g->json)
-		json_print(json_pack("{s:s, s:I, s:I}", "topic", p.topic, "partition", (json_int_t)partition, "offset",
-				     (json_int_t)offset));
+		json_print(json_pack("{s:s, s:I, s:I, s:I, s:I}", "topic", p.topic, "partition", (json_int_t)r.partition,
+				     "offset", (json_int_t)r.offset, "term", (json_int_t)r.term, "log_index",
+				     (json_int_t)r.log_index));
 	else
-		printf("partition %u offset %" PRIu64 "\n", partition, offset);
+		printf("partition %u offset %" PRIu64 "\n", r.partition, r.offset);
 	return EX_OK;
 }
 
@@ -1047,11 +1090,489 @@ static int cmd_node(const struct cli_global *g, int argc, char **argv)
 	return cmd_query(g, 0, NULL);
 }
 
+/* ---------- cluster ---------- */
+
+static void result_done_cb(void *arg, int err, const char *errmsg)
+{
+	struct topic_result *r = arg;
+	r->done = 1;
+	r->err = err;
+	if (err)
+		snprintf(r->msg, sizeof(r->msg), "%s", errmsg ? errmsg : sl_strerror(err));
+}
+
+/*
+ * `cluster status` asks every node it knows, in parallel rounds: first the
+ * --servers list, then every client address the answers name (so one live
+ * node is enough to find the others). One client per address, with no
+ * failover, so each answer is that node's own view.
+ */
+#define CLI_CLUSTER_TARGETS_MAX 16
+#define CLI_CLUSTER_NODES_MAX 16
+#define CLI_CLUSTER_ROUNDS_MAX 4
+#define CLI_CLUSTER_TIMEOUT_MS 1500
+#define CLI_TRANSFER_WAIT_MS 10000
+#define CLI_TRANSFER_POLL_MS 200
+
+struct cs_node {
+	uint32_t id;
+	char client[256];
+	int reachable;
+	uint64_t match_index;
+};
+
+struct cs_answer {
+	uint32_t node_id, leader_id;
+	char role[16];
+	uint64_t term, first_index, last_index, commit_index, applied_index;
+	size_t nodes_n;
+	struct cs_node nodes[CLI_CLUSTER_NODES_MAX];
+};
+
+struct cs_target {
+	char addr[256];
+	int started, done, answered, err;
+	char errmsg[256];
+	struct sluice_client *c;
+	struct cs_answer ans;
+};
+
+struct cs_state {
+	struct cs_target t[CLI_CLUSTER_TARGETS_MAX];
+	size_t n;
+};
+
+static void cs_answer_copy(struct cs_answer *a, const struct sluice_cluster_status *st)
+{
+	memset(a, 0, sizeof(*a));
+	a->node_id = st->node_id;
+	a->leader_id = st->leader_id;
+	snprintf(a->role, sizeof(a->role), "%s", st->role ? st->role : "");
+	a->term = st->term;
+	a->first_index = st->first_index;
+	a->last_index = st->last_index;
+	a->commit_index = st->commit_index;
+	a->applied_index = st->applied_index;
+	for (size_t i = 0; i < st->nodes_n && a->nodes_n < CLI_CLUSTER_NODES_MAX; i++) {
+		struct cs_node *n = &a->nodes[a->nodes_n++];
+		n->id = st->nodes[i].id;
+		snprintf(n->client, sizeof(n->client), "%s", st->nodes[i].client_address ? st->nodes[i].client_address : "");
+		n->reachable = st->nodes[i].reachable;
+		n->match_index = st->nodes[i].match_index;
+	}
+}
+
+static void cs_status_cb(void *arg, int err, const char *errmsg, const struct sluice_cluster_status *st)
+{
+	struct cs_target *t = arg;
+	t->done = 1;
+	t->err = err;
+	if (err == SL_OK && st) {
+		t->answered = 1;
+		cs_answer_copy(&t->ans, st);
+	} else {
+		snprintf(t->errmsg, sizeof(t->errmsg), "%s", errmsg ? errmsg : sl_strerror(err));
+	}
+}
+
+static void cs_add_target(struct cs_state *cs, const char *addr)
+{
+	if (!addr || !addr[0] || strlen(addr) >= sizeof(cs->t[0].addr) || cs->n >= CLI_CLUSTER_TARGETS_MAX)
+		return;
+	for (size_t i = 0; i < cs->n; i++)
+		if (!strcmp(cs->t[i].addr, addr))
+			return;
+	memset(&cs->t[cs->n], 0, sizeof(cs->t[cs->n]));
+	snprintf(cs->t[cs->n].addr, sizeof(cs->t[cs->n].addr), "%s", addr);
+	cs->n++;
+}
+
+static void cs_add_list(struct cs_state *cs, const char *list)
+{
+	char buf[4096];
+	char *save = NULL;
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (char *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save))
+		cs_add_target(cs, tok);
+}
+
+static const char *cli_servers(const struct cli_global *g)
+{
+	const char *s = g->server ? g->server : getenv("SLUICE_SERVER");
+	return s && s[0] ? s : "127.0.0.1:7400";
+}
+
+/* Ask every target not asked yet, all at once; returns how many were asked. */
+static size_t cs_round(struct cs_state *cs, struct event_base *base)
+{
+	size_t asked = 0, i;
+	for (i = 0; i < cs->n; i++) {
+		struct cs_target *t = &cs->t[i];
+		struct sluice_client_opts o = {0};
+		if (t->started)
+			continue;
+		t->started = 1;
+		o.servers = t->addr;
+		o.client_name = "sluice-cli";
+		o.connect_timeout_ms = CLI_CLUSTER_TIMEOUT_MS;
+		o.request_timeout_ms = 2 * CLI_CLUSTER_TIMEOUT_MS;
+		o.retry_max_ms = CLI_CLUSTER_TIMEOUT_MS;
+		t->err = sluice_client_new(base, &o, &t->c);
+		if (t->err == SL_OK)
+			t->err = sluice_cluster_status(t->c, cs_status_cb, t);
+		if (t->err != SL_OK) {
+			t->done = 1;
+			snprintf(t->errmsg, sizeof(t->errmsg), "%s", sl_strerror(t->err));
+		}
+		asked++;
+	}
+	for (;;) { /* bounded: every client answers or gives up after its timeouts */
+		int pending = 0;
+		for (i = 0; i < cs->n; i++)
+			pending |= cs->t[i].started && !cs->t[i].done;
+		if (!pending)
+			break;
+		event_base_loop(base, EVLOOP_ONCE);
+	}
+	for (i = 0; i < cs->n; i++) {
+		sluice_client_free(cs->t[i].c);
+		cs->t[i].c = NULL;
+	}
+	return asked;
+}
+
+/* Query the --servers list, then whatever the answers point to. Returns the number of answers. */
+static size_t cs_discover(const struct cli_global *g, struct cs_state *cs)
+{
+	struct event_base *base = event_base_new();
+	size_t answered = 0;
+	if (!base)
+		return 0;
+	memset(cs, 0, sizeof(*cs));
+	cs_add_list(cs, cli_servers(g));
+	for (int round = 0; round < CLI_CLUSTER_ROUNDS_MAX && cs_round(cs, base) > 0; round++) {
+		size_t n = cs->n;
+		for (size_t i = 0; i < n; i++)
+			for (size_t k = 0; cs->t[i].answered && k < cs->t[i].ans.nodes_n; k++)
+				cs_add_target(cs, cs->t[i].ans.nodes[k].client);
+	}
+	event_base_free(base);
+	for (size_t i = 0; i < cs->n; i++)
+		answered += cs->t[i].answered;
+	return answered;
+}
+
+/* One line of the report. Unknown numbers are -1. */
+struct cs_row {
+	uint32_t id;                /* 0: an address that did not answer and no node claims */
+	const char *addr;
+	const struct cs_answer *a;  /* the node's own answer, or NULL */
+	int leader_sees;            /* -1: no leader answered */
+	int64_t lag;
+};
+
+struct cs_report {
+	const struct cs_answer *leader; /* the answering leader of the highest term */
+	uint32_t leader_id;
+	uint64_t term;
+	struct cs_row rows[CLI_CLUSTER_TARGETS_MAX + CLI_CLUSTER_NODES_MAX];
+	size_t rows_n;
+};
+
+static const struct cs_target *cs_answer_of(const struct cs_state *cs, uint32_t id)
+{
+	for (size_t i = 0; i < cs->n; i++)
+		if (cs->t[i].answered && cs->t[i].ans.node_id == id)
+			return &cs->t[i];
+	return NULL;
+}
+
+static const struct cs_node *cs_node_in(const struct cs_answer *a, uint32_t id)
+{
+	for (size_t k = 0; a && k < a->nodes_n; k++)
+		if (a->nodes[k].id == id)
+			return &a->nodes[k];
+	return NULL;
+}
+
+static int cs_row_has(const struct cs_report *r, uint32_t id)
+{
+	for (size_t i = 0; i < r->rows_n; i++)
+		if (r->rows[i].id == id)
+			return 1;
+	return 0;
+}
+
+/* A client address any answer gives for id, or "". */
+static const char *cs_addr_of(const struct cs_state *cs, uint32_t id)
+{
+	for (size_t i = 0; i < cs->n; i++) {
+		const struct cs_node *n = cs->t[i].answered ? cs_node_in(&cs->t[i].ans, id) : NULL;
+		if (n && n->client[0])
+			return n->client;
+	}
+	return "";
+}
+
+static void cs_leader_find(const struct cs_state *cs, struct cs_report *r)
+{
+	for (size_t i = 0; i < cs->n; i++) {
+		const struct cs_answer *a = &cs->t[i].ans;
+		if (!cs->t[i].answered)
+			continue;
+		if (a->term > r->term || (a->term == r->term && !r->leader_id && a->leader_id)) {
+			r->term = a->term;
+			r->leader_id = a->leader_id;
+		}
+		if ((!strcmp(a->role, "leader") || !strcmp(a->role, "single")) &&
+		    (!r->leader || a->term >= r->leader->term))
+			r->leader = a;
+	}
+	if (r->leader) {
+		r->leader_id = r->leader->node_id;
+		r->term = r->leader->term > r->term ? r->leader->term : r->term;
+	}
+}
+
+static void cs_row_fill(const struct cs_state *cs, struct cs_report *r, struct cs_row *row)
+{
+	const struct cs_answer *L = r->leader;
+	const struct cs_node *seen = cs_node_in(L, row->id);
+	row->lag = -1;
+	row->leader_sees = -1;
+	if (!L || !row->id)
+		return;
+	row->leader_sees = row->id == L->node_id || (seen && seen->reachable);
+	if (row->a)
+		row->lag = L->last_index > row->a->last_index ? (int64_t)(L->last_index - row->a->last_index) : 0;
+	else if (seen && seen->match_index)
+		row->lag = L->last_index > seen->match_index ? (int64_t)(L->last_index - seen->match_index) : 0;
+	(void)cs;
+}
+
+static void cs_report_build(const struct cs_state *cs, struct cs_report *r)
+{
+	uint32_t ids[CLI_CLUSTER_TARGETS_MAX * (CLI_CLUSTER_NODES_MAX + 1)];
+	size_t nids = 0, i, k;
+	memset(r, 0, sizeof(*r));
+	cs_leader_find(cs, r);
+	for (i = 0; i < cs->n; i++) {
+		if (!cs->t[i].answered)
+			continue;
+		ids[nids++] = cs->t[i].ans.node_id;
+		for (k = 0; k < cs->t[i].ans.nodes_n; k++)
+			ids[nids++] = cs->t[i].ans.nodes[k].id;
+	}
+	for (;;) { /* rows in id order */
+		uint32_t next = 0;
+		for (i = 0; i < nids; i++)
+			if (ids[i] && !cs_row_has(r, ids[i]) && (!next || ids[i] < next))
+				next = ids[i];
+		if (!next || r->rows_n >= CLI_CLUSTER_NODES_MAX)
+			break;
+		struct cs_row *row = &r->rows[r->rows_n++];
+		const struct cs_target *t = cs_answer_of(cs, next);
+		row->id = next;
+		row->a = t ? &t->ans : NULL;
+		row->addr = t ? t->addr : cs_addr_of(cs, next);
+		cs_row_fill(cs, r, row);
+	}
+	/* addresses that did not answer and that no answer names */
+	for (i = 0; i < cs->n; i++) {
+		int known = cs->t[i].answered;
+		for (k = 0; !known && k < r->rows_n; k++)
+			known = !strcmp(r->rows[k].addr, cs->t[i].addr);
+		if (!known && r->rows_n < sizeof(r->rows) / sizeof(r->rows[0])) {
+			struct cs_row *row = &r->rows[r->rows_n++];
+			memset(row, 0, sizeof(*row));
+			row->addr = cs->t[i].addr;
+			row->lag = -1;
+			row->leader_sees = -1;
+		}
+	}
+}
+
+static json_t *json_u64_or_null(int known, uint64_t v)
+{
+	return known ? json_integer((json_int_t)v) : json_null();
+}
+
+static void cs_print_json(const struct cs_report *r)
+{
+	json_t *nodes = json_array();
+	for (size_t i = 0; i < r->rows_n; i++) {
+		const struct cs_row *w = &r->rows[i];
+		json_t *o = json_object();
+		json_object_set_new(o, "id", w->id ? json_integer(w->id) : json_null());
+		json_object_set_new(o, "address", json_string(w->addr));
+		json_object_set_new(o, "role", w->a ? json_string(w->a->role) : json_null());
+		json_object_set_new(o, "term", json_u64_or_null(w->a != NULL, w->a ? w->a->term : 0));
+		json_object_set_new(o, "last_index", json_u64_or_null(w->a != NULL, w->a ? w->a->last_index : 0));
+		json_object_set_new(o, "commit_index", json_u64_or_null(w->a != NULL, w->a ? w->a->commit_index : 0));
+		json_object_set_new(o, "lag", json_u64_or_null(w->lag >= 0, (uint64_t)w->lag));
+		json_object_set_new(o, "reachable", json_boolean(w->a != NULL));
+		json_object_set_new(o, "leader_sees", w->leader_sees < 0 ? json_null() : json_boolean(w->leader_sees));
+		json_array_append_new(nodes, o);
+	}
+	json_print(json_pack("{s:o, s:I, s:o}", "leader", r->leader_id ? json_integer(r->leader_id) : json_null(),
+			     "term", (json_int_t)r->term, "nodes", nodes));
+}
+
+static void cs_print_text(const struct cs_report *r)
+{
+	if (r->leader_id)
+		printf("leader: node %u, term %" PRIu64 "\n", r->leader_id, r->term);
+	else
+		printf("leader: none known (term %" PRIu64 ")\n", r->term);
+	printf("%-4s %-24s %-12s %6s %12s %12s %8s %9s %11s\n", "ID", "ADDRESS", "ROLE", "TERM", "LAST_INDEX",
+	       "COMMIT_INDEX", "LAG", "REACHABLE", "LEADER_SEES");
+	for (size_t i = 0; i < r->rows_n; i++) {
+		const struct cs_row *w = &r->rows[i];
+		char id[16] = "?", term[24] = "-", last[24] = "-", commit[24] = "-", lag[24] = "-";
+		if (w->id)
+			snprintf(id, sizeof(id), "%u", w->id);
+		if (w->a) {
+			snprintf(term, sizeof(term), "%" PRIu64, w->a->term);
+			snprintf(last, sizeof(last), "%" PRIu64, w->a->last_index);
+			snprintf(commit, sizeof(commit), "%" PRIu64, w->a->commit_index);
+		}
+		if (w->lag >= 0)
+			snprintf(lag, sizeof(lag), "%" PRId64, w->lag);
+		printf("%-4s %-24s %-12s %6s %12s %12s %8s %9s %11s\n", id, w->addr[0] ? w->addr : "-",
+		       w->a ? w->a->role : "-", term, last, commit, lag, w->a ? "yes" : "no",
+		       w->leader_sees < 0 ? "-" : w->leader_sees ? "yes" : "no");
+	}
+}
+
+static int cmd_cluster_status(const struct cli_global *g, int argc, char **argv)
+{
+	static struct cs_state cs;
+	static struct cs_report r;
+	if (argc != 1) {
+		usage_cluster(stderr);
+		return EX_USAGE;
+	}
+	(void)argv;
+	if (cs_discover(g, &cs) == 0) {
+		for (size_t i = 0; i < cs.n; i++)
+			fprintf(stderr, "%s: cluster status: %s: %s\n", prog, cs.t[i].addr, cs.t[i].errmsg);
+		fprintf(stderr, "%s: cluster status: no node answered\n", prog);
+		return EX_UNAVAILABLE;
+	}
+	cs_report_build(&cs, &r);
+	if (g->json)
+		cs_print_json(&r);
+	else
+		cs_print_text(&r);
+	return EX_OK;
+}
+
+struct transfer_poll {
+	uint32_t leader_id;
+	uint64_t term;
+};
+
+static void transfer_poll_fn(void *arg, const struct sluice_cluster_status *st)
+{
+	struct transfer_poll *p = arg;
+	p->leader_id = st->leader_id;
+	p->term = st->term;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Poll the connected node's view until `to` leads or the wait is over. */
+static int transfer_wait(const struct cli_global *g, struct sluice_sync *s, uint32_t to)
+{
+	struct transfer_poll p = {0};
+	int64_t deadline = mono_ms() + CLI_TRANSFER_WAIT_MS;
+	char msg[256];
+	for (;;) {
+		int err = sluice_sync_cluster_status(s, transfer_poll_fn, &p, msg, sizeof(msg));
+		if (err == SL_OK && p.leader_id == to)
+			break;
+		if (mono_ms() >= deadline) {
+			if (p.leader_id)
+				fprintf(stderr, "%s: cluster transfer-leader: node %u did not become leader within %d s; "
+						"the leader is node %u (term %" PRIu64 ")\n",
+					prog, to, CLI_TRANSFER_WAIT_MS / 1000, p.leader_id, p.term);
+			else
+				fprintf(stderr, "%s: cluster transfer-leader: node %u did not become leader within %d s; "
+						"no leader is known\n", prog, to, CLI_TRANSFER_WAIT_MS / 1000);
+			return EX_TEMPFAIL;
+		}
+		sleep_ms(CLI_TRANSFER_POLL_MS);
+	}
+	if (g->json)
+		json_print(json_pack("{s:I, s:I}", "leader", (json_int_t)p.leader_id, "term", (json_int_t)p.term));
+	else
+		printf("node %u is the leader (term %" PRIu64 ")\n", p.leader_id, p.term);
+	return EX_OK;
+}
+
+static int cmd_cluster_transfer(const struct cli_global *g, int argc, char **argv)
+{
+	static const struct option lo[] = {{"to", required_argument, 0, 't'}, {0, 0, 0, 0}};
+	uint32_t to = 0;
+	int ch;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "t:", lo, NULL)) != -1) {
+		if (ch == '?' || (ch == 't' && (parse_u32(optarg, &to) || to == 0))) {
+			usage_cluster(stderr);
+			return EX_USAGE;
+		}
+	}
+	if (to == 0 || optind != argc) {
+		usage_cluster(stderr);
+		return EX_USAGE;
+	}
+	struct sluice_sync *s;
+	struct topic_result r = {.g = g};
+	int rc = cli_connect(g, 0, &s);
+	if (rc)
+		return rc;
+	int err = sluice_cluster_transfer_leader(sluice_sync_client(s), to, result_done_cb, &r);
+	if (err == SL_OK) {
+		wait_done(s, &r.done);
+		err = r.err;
+	}
+	rc = err ? report_err("cluster transfer-leader", err, r.msg) : transfer_wait(g, s, to);
+	sluice_sync_close(s);
+	return rc;
+}
+
+static int cmd_cluster(const struct cli_global *g, int argc, char **argv)
+{
+	if (want_help(argc, argv)) {
+		usage_cluster(stdout);
+		return EX_OK;
+	}
+	if (argc >= 2 && !strcmp(argv[1], "status"))
+		return cmd_cluster_status(g, argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "transfer-leader"))
+		return cmd_cluster_transfer(g, argc - 1, argv + 1);
+	usage_cluster(stderr);
+	return EX_USAGE;
+}
+
 /* ---------- main ---------- */
 
 /*
  * Pull the global options out of argv wherever they are (up to "--"),
  * compacting the rest in place. Returns -1 on a missing --server value.
+ * -s, --servers and --server are the same option (after `bench`, -s is its
+ * --size).
  */
 static int globals_extract(int *argc, char **argv, struct cli_global *g, int *help)
 {
@@ -1067,12 +1588,15 @@ static int globals_extract(int *argc, char **argv, struct cli_global *g, int *he
 			argv[out++] = a;
 		} else if (!strcmp(a, "--json")) {
 			g->json = 1;
-		} else if (!strcmp(a, "--server")) {
+		} else if (!strcmp(a, "--server") || !strcmp(a, "--servers") ||
+			   (!strcmp(a, "-s") && (out == 1 || strcmp(argv[1], "bench")))) {
 			if (i + 1 >= *argc)
 				return -1;
 			g->server = argv[++i];
 		} else if (!strncmp(a, "--server=", 9)) {
 			g->server = a + 9;
+		} else if (!strncmp(a, "--servers=", 10)) {
+			g->server = a + 10;
 		} else if ((!strcmp(a, "--help") || !strcmp(a, "-h")) && out == 1) {
 			*help = 1; /* before the command: general help */
 		} else {
@@ -1110,6 +1634,8 @@ int main(int argc, char **argv)
 		return cmd_group(&g, sub_argc, sub_argv);
 	if (!strcmp(cmd, "node"))
 		return cmd_node(&g, sub_argc, sub_argv);
+	if (!strcmp(cmd, "cluster"))
+		return cmd_cluster(&g, sub_argc, sub_argv);
 	if (!strcmp(cmd, "bench"))
 		return bench_main(&g, sub_argc, sub_argv);
 	if (!strcmp(cmd, "help")) {

@@ -6,7 +6,13 @@
  *   pending  - not yet written (pipeline full, output over its watermark, or
  *              no connection); kept in request-id order,
  *   inflight - written on the current connection, awaiting their answer,
- *   retry    - publishes answered UNAVAILABLE, waiting a short delay.
+ *   retry    - publishes answered UNAVAILABLE (a cluster node without a
+ *              leader: election, partition), waiting a short delay; they
+ *              are re-sent until retry_max_ms after the first refusal. When
+ *              a connection has answered nothing but UNAVAILABLE for
+ *              CLIENT_UNAVAIL_SWITCH_MS and the list has other servers, the
+ *              client moves to the next one (a node on the minority side of
+ *              a partition never gets a leader back by itself).
  * When the connection drops, everything in flight goes back to the front of
  * pending (in order) and is written again, byte for byte, after the next
  * handshake: publishes keep their producer id and sequence, so the broker
@@ -48,6 +54,10 @@
 #define CLIENT_BACKOFF_MIN_MS 50
 #define CLIENT_BACKOFF_MAX_MS 2000
 #define CLIENT_PUB_RETRY_MS 100
+/* Only UNAVAILABLE answers for this long (a node cut off from the leader):
+ * with other servers in the list, try the next one. */
+#define CLIENT_UNAVAIL_SWITCH_MS 1500
+#define CLIENT_CLUSTER_NODES_MAX 64
 #define CLIENT_TICK_MS 50
 #define CLIENT_CREDIT_DEFAULT 1000
 #define CLIENT_OUT_HIGH_BYTES (4u << 20)  /* stop writing requests above this */
@@ -63,7 +73,18 @@
 
 enum conn_state { CS_IDLE, CS_BACKOFF, CS_CONNECTING, CS_HANDSHAKE, CS_READY };
 enum req_queue { RQ_NONE, RQ_PENDING, RQ_INFLIGHT, RQ_RETRY };
-enum req_kind { RK_PUBLISH, RK_DONE, RK_TOPIC, RK_TOPICS, RK_SUBSCRIBE, RK_FETCH, RK_GROUP, RK_STATUS, RK_NOREPLY };
+enum req_kind {
+	RK_PUBLISH,
+	RK_DONE,
+	RK_TOPIC,
+	RK_TOPICS,
+	RK_SUBSCRIBE,
+	RK_FETCH,
+	RK_GROUP,
+	RK_STATUS,
+	RK_CLUSTER,
+	RK_NOREPLY
+};
 
 struct sub;
 
@@ -79,6 +100,7 @@ struct req {
 	uint32_t extra_timeout_ms; /* long-poll wait on top of the request timeout */
 	uint64_t deadline_ns;     /* in flight: answer expected before */
 	uint64_t retry_ns;        /* in retry: re-queue at */
+	uint64_t unavail_since_ns; /* first UNAVAILABLE answer to this request; 0: none */
 	union {
 		sluice_ack_cb ack;
 		sluice_done_cb done;
@@ -87,6 +109,7 @@ struct req {
 		sluice_fetch_cb fetch;
 		sluice_group_cb group;
 		sluice_status_cb status;
+		sluice_cluster_cb cluster;
 	} cb;
 	void *arg;
 	struct sub *sub;          /* RK_SUBSCRIBE */
@@ -140,6 +163,8 @@ struct sluice_client {
 	int gave_up;              /* the last outage exhausted retry_max_ms */
 	struct event *conn_timer; /* connect/handshake timeout, and backoff */
 	struct event *tick;       /* request deadlines and publish retries */
+	uint64_t unavail_since_ns; /* publishes on this connection answered only UNAVAILABLE since; 0: not */
+	uint64_t ack_term, ack_log_index; /* of the ack being delivered (sluice_ack_position) */
 
 	struct req_list pending, inflight, retry;
 	size_t pending_n, inflight_n, retry_n;
@@ -408,6 +433,10 @@ static void req_fail(struct sluice_client *c, struct req *r, int err, const char
 		if (r->cb.status)
 			r->cb.status(r->arg, err, msg, NULL);
 		break;
+	case RK_CLUSTER:
+		if (r->cb.cluster)
+			r->cb.cluster(r->arg, err, msg, NULL);
+		break;
 	case RK_SUBSCRIBE:
 		if (r->sub && !r->sub->closed) {
 			r->sub->closed = 1;
@@ -536,6 +565,34 @@ static void complete_status(struct req *r, const Sluice__NodeStatusResult *w)
 	r->cb.status(r->arg, SL_OK, NULL, &st);
 }
 
+static void complete_cluster(struct sluice_client *c, struct req *r, const Sluice__ClusterStatusResult *w)
+{
+	struct sluice_cluster_node nodes[CLIENT_CLUSTER_NODES_MAX];
+	size_t n = w->n_nodes < CLIENT_CLUSTER_NODES_MAX ? w->n_nodes : CLIENT_CLUSTER_NODES_MAX;
+	struct sluice_cluster_status st = {
+		.node_id = w->node_id,
+		.leader_id = w->leader_id,
+		.role = w->role ? w->role : "",
+		.term = w->term,
+		.first_index = w->first_index,
+		.last_index = w->last_index,
+		.commit_index = w->commit_index,
+		.applied_index = w->applied_index,
+		.nodes = nodes,
+		.nodes_n = n,
+	};
+	(void)c;
+	for (size_t i = 0; i < n; i++) {
+		const Sluice__ClusterNode *x = w->nodes[i];
+		nodes[i].id = x->id;
+		nodes[i].raft_address = x->raft_address ? x->raft_address : "";
+		nodes[i].client_address = x->client_address ? x->client_address : "";
+		nodes[i].reachable = x->reachable ? 1 : 0;
+		nodes[i].match_index = x->match_index;
+	}
+	r->cb.cluster(r->arg, SL_OK, NULL, &st);
+}
+
 static void complete_subscribed(struct sluice_client *c, struct req *r, const Sluice__Subscribed *w)
 {
 	struct sub *s = r->sub;
@@ -567,9 +624,18 @@ static int complete_error(struct sluice_client *c, struct req *r, const Sluice__
 	if (code == SL_OK)
 		code = SL_EINTERNAL;
 	if (r->kind == RK_PUBLISH && code == SL_EUNAVAILABLE) {
-		r->retry_ns = mono_ns() + (uint64_t)CLIENT_PUB_RETRY_MS * 1000000ull;
-		req_append(c, r, RQ_RETRY);
-		return 1;
+		/* no leader reachable from that node right now (election, partition):
+		 * retry, byte for byte, until retry_max_ms has passed since the first refusal */
+		uint64_t now = mono_ns();
+		if (r->unavail_since_ns == 0)
+			r->unavail_since_ns = now;
+		if (c->unavail_since_ns == 0)
+			c->unavail_since_ns = now;
+		if (now - r->unavail_since_ns < (uint64_t)c->retry_max_ms * 1000000ull) {
+			r->retry_ns = now + (uint64_t)CLIENT_PUB_RETRY_MS * 1000000ull;
+			req_append(c, r, RQ_RETRY);
+			return 1;
+		}
 	}
 	/* A re-sent admin request may find its first attempt already applied. */
 	if (r->attempts > 1 && ((r->body == SLUICE__FRAME__BODY_CREATE_TOPIC && code == SL_ETOPIC_EXISTS) ||
@@ -587,9 +653,15 @@ static void complete_ok(struct sluice_client *c, struct req *r, const Sluice__Fr
 	c->cb_depth++;
 	switch (r->kind) {
 	case RK_PUBLISH:
-		if ((want = SLUICE__FRAME__BODY_PUBLISH_ACK) == (int)f->body_case && r->cb.ack)
+		if ((want = SLUICE__FRAME__BODY_PUBLISH_ACK) != (int)f->body_case)
+			break;
+		c->unavail_since_ns = 0; /* this node reaches a leader */
+		c->ack_term = f->publish_ack->term;
+		c->ack_log_index = f->publish_ack->log_index;
+		if (r->cb.ack)
 			r->cb.ack(r->arg, SL_OK, NULL, f->publish_ack->partition, f->publish_ack->offset,
 				  f->publish_ack->timestamp_ms, f->publish_ack->duplicate);
+		c->ack_term = c->ack_log_index = 0;
 		break;
 	case RK_DONE:
 		/* Any non-error answer means done (Ok, or a server that echoes TopicInfo). */
@@ -616,6 +688,10 @@ static void complete_ok(struct sluice_client *c, struct req *r, const Sluice__Fr
 	case RK_STATUS:
 		if ((want = SLUICE__FRAME__BODY_NODE_STATUS_RESULT) == (int)f->body_case && r->cb.status)
 			complete_status(r, f->node_status_result);
+		break;
+	case RK_CLUSTER:
+		if ((want = SLUICE__FRAME__BODY_CLUSTER_STATUS_RESULT) == (int)f->body_case && r->cb.cluster)
+			complete_cluster(c, r, f->cluster_status_result);
 		break;
 	case RK_SUBSCRIBE:
 		if ((want = SLUICE__FRAME__BODY_SUBSCRIBED) == (int)f->body_case)
@@ -1009,6 +1085,7 @@ static void conn_lost(struct sluice_client *c, int err)
 		c->bev = NULL;
 	}
 	evtimer_del(c->conn_timer);
+	c->unavail_since_ns = 0;
 	/* Everything in flight goes back, in order, ahead of what was never sent. */
 	while ((r = TAILQ_LAST(&c->inflight, req_list)) != NULL) {
 		req_unlink(c, r);
@@ -1071,7 +1148,11 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 			pending_insert_ordered(c, r);
 		}
 	}
-	if (c->state == CS_READY) {
+	if (c->state == CS_READY && c->servers_n > 1 && c->unavail_since_ns &&
+	    now - c->unavail_since_ns >= (uint64_t)CLIENT_UNAVAIL_SWITCH_MS * 1000000ull) {
+		/* this node keeps refusing publishes (cut off from the leader?): try the next one */
+		conn_lost(c, SL_EUNAVAILABLE);
+	} else if (c->state == CS_READY) {
 		TAILQ_FOREACH(r, &c->inflight, link)
 		{
 			if (r->deadline_ns <= now) {
@@ -1443,6 +1524,35 @@ int sluice_node_status(struct sluice_client *c, sluice_status_cb cb, void *arg)
 	SUBMIT(c, RK_STATUS, &f, status, cb, arg, 0);
 }
 
+int sluice_cluster_status(struct sluice_client *c, sluice_cluster_cb cb, void *arg)
+{
+	Sluice__ClusterStatus m = SLUICE__CLUSTER_STATUS__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	f.body_case = SLUICE__FRAME__BODY_CLUSTER_STATUS;
+	f.cluster_status = &m;
+	SUBMIT(c, RK_CLUSTER, &f, cluster, cb, arg, 0);
+}
+
+int sluice_cluster_transfer_leader(struct sluice_client *c, uint32_t to, sluice_done_cb cb, void *arg)
+{
+	Sluice__TransferLeader m = SLUICE__TRANSFER_LEADER__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	if (to == 0)
+		return SL_EINVAL;
+	m.to = to;
+	f.body_case = SLUICE__FRAME__BODY_TRANSFER_LEADER;
+	f.transfer_leader = &m;
+	SUBMIT(c, RK_DONE, &f, done, cb, arg, 0);
+}
+
+void sluice_ack_position(const struct sluice_client *c, uint64_t *term, uint64_t *log_index)
+{
+	if (term)
+		*term = c->ack_term;
+	if (log_index)
+		*log_index = c->ack_log_index;
+}
+
 /* ---------- blocking API ---------- */
 
 struct sluice_sync {
@@ -1455,6 +1565,8 @@ struct sluice_sync {
 	uint64_t offset, end_offset;
 	void (*fetch_fn)(void *arg, const struct sluice_msg *m);
 	void *fetch_arg;
+	void (*cluster_fn)(void *arg, const struct sluice_cluster_status *st);
+	void *cluster_arg;
 };
 
 /* Whether the client is connected, or has given up trying. */
@@ -1600,4 +1712,21 @@ int sluice_sync_fetch(struct sluice_sync *s, const char *topic, uint32_t partiti
 	if (err == SL_OK && end_offset)
 		*end_offset = s->end_offset;
 	return err;
+}
+
+static void sync_cluster_cb(void *arg, int err, const char *errmsg, const struct sluice_cluster_status *st)
+{
+	struct sluice_sync *s = arg;
+	if (err == SL_OK && st && s->cluster_fn)
+		s->cluster_fn(s->cluster_arg, st);
+	sync_result(s, err, errmsg);
+}
+
+int sluice_sync_cluster_status(struct sluice_sync *s, void (*fn)(void *arg, const struct sluice_cluster_status *st),
+			       void *arg, char *errmsg, size_t errlen)
+{
+	sync_begin(s, errmsg, errlen);
+	s->cluster_fn = fn;
+	s->cluster_arg = arg;
+	return sync_wait(s, sluice_cluster_status(s->c, sync_cluster_cb, s));
 }

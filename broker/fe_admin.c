@@ -1,7 +1,10 @@
 /*
  * fe_admin.c: the frontend's metadata reads: ListTopics, DescribeTopic,
- * DescribeGroup and NodeStatus. Each runs in one short read-only txn;
- * committed ends come from the shm commit table, the rest from LMDB.
+ * DescribeGroup, NodeStatus and ClusterStatus. Each runs in one short
+ * read-only txn; committed ends come from the shm commit table, the rest from
+ * LMDB. Cluster state comes from the shm cluster block the logwriter writes
+ * (plain stats, read without locking: a torn read shows a mix of two
+ * moments, which status output tolerates) and addresses from the config.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -351,5 +354,111 @@ void fe_on_node_status(struct fe_conn *c, uint64_t id)
 	f.id = id;
 	f.body_case = SLUICE__FRAME__BODY_NODE_STATUS_RESULT;
 	f.node_status_result = &r;
+	fe_send(c, &f);
+}
+
+/* ---------- cluster status ---------- */
+
+#define FE_CLUSTER_NODES_MAX (CONFIG_NODES_MAX > SHM_NODES_MAX ? CONFIG_NODES_MAX : SHM_NODES_MAX)
+
+int fe_is_cluster(const struct fe *fe)
+{
+	return fe->cfg->cluster_n > 0 || __atomic_load_n(&fe->shm->hdr->cluster.enabled, __ATOMIC_ACQUIRE) != 0;
+}
+
+int fe_cluster_has_node(const struct fe *fe, uint32_t id)
+{
+	const struct shm_cluster *sc = &fe->shm->hdr->cluster;
+	uint32_t i, n = sc->n_nodes < SHM_NODES_MAX ? sc->n_nodes : SHM_NODES_MAX;
+
+	if (id == 0)
+		return 0;
+	for (i = 0; i < fe->cfg->cluster_n && i < CONFIG_NODES_MAX; i++)
+		if (fe->cfg->cluster[i].id == id)
+			return 1;
+	for (i = 0; fe->cfg->cluster_n == 0 && i < n; i++)
+		if (sc->nodes[i].id == id)
+			return 1;
+	return 0;
+}
+
+/* Role names by enum raft_role value (replica/raft.h): 0 follower,
+ * 1 precandidate, 2 candidate, 3 leader. */
+static const char *role_name(uint32_t role)
+{
+	static const char *const names[] = {"follower", "precandidate", "candidate", "leader"};
+	return role < sizeof(names) / sizeof(names[0]) ? names[role] : "unknown";
+}
+
+static const struct shm_cluster_node *shm_node_find(const struct shm_cluster *sc, uint32_t id)
+{
+	uint32_t i, n = sc->n_nodes < SHM_NODES_MAX ? sc->n_nodes : SHM_NODES_MAX;
+
+	for (i = 0; i < n; i++)
+		if (sc->nodes[i].id == id)
+			return &sc->nodes[i];
+	return NULL;
+}
+
+/*
+ * One ClusterNode per configured node (or, without config entries, per node
+ * the logwriter reports), with reachability and match index from the
+ * logwriter's view. Returns the count.
+ */
+static size_t cluster_nodes_fill(const struct fe *fe, const struct shm_cluster *sc, uint32_t self,
+                                 Sluice__ClusterNode *v, Sluice__ClusterNode **ptrs)
+{
+	const struct config *cfg = fe->cfg;
+	uint32_t n = cfg->cluster_n ? cfg->cluster_n : sc->n_nodes, i;
+	size_t k = 0;
+
+	if (n > FE_CLUSTER_NODES_MAX)
+		n = FE_CLUSTER_NODES_MAX;
+	for (i = 0; i < n; i++) {
+		uint32_t id = cfg->cluster_n ? cfg->cluster[i].id : sc->nodes[i].id;
+		const struct shm_cluster_node *sn = shm_node_find(sc, id);
+		sluice__cluster_node__init(&v[k]);
+		v[k].id = id;
+		v[k].raft_address = cfg->cluster_n ? (char *)cfg->cluster[i].raft : (char *)"";
+		v[k].client_address = cfg->cluster_n ? (char *)cfg->cluster[i].client : (char *)"";
+		v[k].reachable = id == self || (sc->enabled && sn && sn->reachable);
+		v[k].match_index = sc->enabled && sn ? sn->match_index : 0;
+		ptrs[k] = &v[k];
+		k++;
+	}
+	return k;
+}
+
+void fe_on_cluster_status(struct fe_conn *c, uint64_t id)
+{
+	struct fe *fe = c->fe;
+	Sluice__ClusterStatusResult r = SLUICE__CLUSTER_STATUS_RESULT__INIT;
+	Sluice__ClusterNode nodes[FE_CLUSTER_NODES_MAX];
+	Sluice__ClusterNode *ptrs[FE_CLUSTER_NODES_MAX];
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	struct shm_cluster sc;
+
+	/* one snapshot; the logwriter keeps writing the original */
+	memcpy(&sc, &fe->shm->hdr->cluster, sizeof(sc));
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	r.node_id = fe->shm->hdr->node_id; /* the master's copy of node.id, as in HelloOk */
+	if (!fe_is_cluster(fe)) {
+		r.role = (char *)"single";
+		r.leader_id = r.node_id; /* it takes every write itself */
+	} else {
+		/* enabled == 0 with peers configured: the logwriter has not reported yet */
+		r.role = sc.enabled ? (char *)role_name(sc.role) : (char *)"follower";
+		r.leader_id = sc.enabled ? sc.leader_id : 0;
+		r.term = sc.term;
+		r.first_index = sc.first_index;
+		r.last_index = sc.last_index;
+		r.commit_index = sc.commit_index;
+		r.applied_index = sc.applied_index;
+		r.n_nodes = cluster_nodes_fill(fe, &sc, r.node_id, nodes, ptrs);
+		r.nodes = ptrs;
+	}
+	f.id = id;
+	f.body_case = SLUICE__FRAME__BODY_CLUSTER_STATUS_RESULT;
+	f.cluster_status_result = &r;
 	fe_send(c, &f);
 }

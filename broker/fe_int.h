@@ -1,7 +1,8 @@
 /*
  * fe_int.h: state shared by the frontend's files (frontend.c: connections,
- * framing, publish path and acks; fe_read.c: subscriptions, fetch and the
- * describe/status reads). Private to the sluice_frontend library.
+ * framing, publish path and acks; fe_read.c: subscriptions and fetch;
+ * fe_admin.c: the describe/status reads and cluster status). Private to the
+ * sluice_frontend library.
  *
  * Lifetimes: a connection is never freed inside one of its own callbacks.
  * conn_close() only marks it dead and queues it for the reaper event, which
@@ -132,6 +133,7 @@ struct fe {
 
 	uint64_t commit_seq_seen;
 	uint32_t logwriter_gen_seen;
+	uint64_t epoch_seen;            /* shm cluster epoch last acted on */
 	int stopping;
 	int64_t stop_deadline_ms;
 	uint64_t published;
@@ -157,6 +159,14 @@ void fe_on_list_topics(struct fe_conn *c, uint64_t id);
 void fe_on_describe_topic(struct fe_conn *c, uint64_t id, const Sluice__DescribeTopic *m);
 void fe_on_describe_group(struct fe_conn *c, uint64_t id, const Sluice__DescribeGroup *m);
 void fe_on_node_status(struct fe_conn *c, uint64_t id);
+
+/* fe_admin.c: cluster. A node is in a cluster when its config names peers or
+ * its logwriter says it runs raft (shm cluster.enabled). */
+int fe_is_cluster(const struct fe *fe);
+/* Whether id names a node of the cluster (config, or the logwriter's view). */
+int fe_cluster_has_node(const struct fe *fe, uint32_t id);
+/* ClusterStatus, answered from the shm cluster block and the config's addresses. */
+void fe_on_cluster_status(struct fe_conn *c, uint64_t id);
 /* Queue a subscription for a delivery pass (zero timer). */
 void fe_sub_schedule(struct fe_sub *s);
 /* The commit table moved: wake subscriptions and parked fetches. */

@@ -1,8 +1,9 @@
 /*
  * frontend.c: one frontend process (see frontend.h). A libevent loop that
  * accepts native-protocol connections, frames and decodes requests, turns
- * publishes and admin requests into ring records for the logwriter and
- * matches the acks that come back on the ack ring. Reads are in fe_read.c.
+ * publishes, admin requests and leadership transfers into ring records for
+ * the logwriter and matches the acks that come back on the ack ring. Reads
+ * are in fe_read.c, metadata and cluster status in fe_admin.c.
  *
  * Caveats:
  * - LMDB is opened here, after fork, read-only, once the logwriter says its
@@ -306,6 +307,14 @@ static int req_size(const struct fe *fe, const Sluice__Frame *f, struct fe_req *
 		r->len = (uint32_t)(sizeof(struct rm_commit_offset) + strlen(f->commit_offset->topic) +
 		                    strlen(f->commit_offset->group));
 		return SL_OK;
+	case SLUICE__FRAME__BODY_TRANSFER_LEADER:
+		if (!fe_cluster_has_node(fe, f->transfer_leader->to)) {
+			*why = "no node with that id in the cluster";
+			return SL_EINVAL;
+		}
+		r->type = RM_TRANSFER_LEADER;
+		r->len = (uint32_t)sizeof(struct rm_transfer_leader);
+		return SL_OK;
 	default:
 		return SL_EUNKNOWN_OP;
 	}
@@ -380,6 +389,14 @@ static void fill_record(uint8_t *p, const Sluice__Frame *f, uint64_t cookie)
 		h.topic_len = (uint16_t)strlen(m->topic);
 		h.group_len = (uint16_t)strlen(m->group);
 		put_bytes(put_bytes(put_bytes(p, &h, sizeof(h)), m->topic, h.topic_len), m->group, h.group_len);
+		break;
+	}
+	case SLUICE__FRAME__BODY_TRANSFER_LEADER: {
+		struct rm_transfer_leader h;
+		memset(&h, 0, sizeof(h));
+		h.cookie = cookie;
+		h.to = f->transfer_leader->to;
+		put_bytes(p, &h, sizeof(h));
 		break;
 	}
 	default:
@@ -498,7 +515,11 @@ static void on_ack(struct fe *fe, const struct rm_ack *a)
 	if (!p)
 		return; /* a previous generation's, or its connection went away */
 	c = p->conn;
-	if (a->err != 0) {
+	if (a->err == SL_EUNAVAILABLE && fe_is_cluster(fe)) {
+		fe_send_error(
+		    c, p->req_id, SL_EUNAVAILABLE,
+		    "no leader reachable from this node (election under way, or cut off from the majority); retry");
+	} else if (a->err != 0) {
 		fe_send_error(c, p->req_id, (int)a->err, sl_strerror((int)a->err));
 	} else if (p->kind == FE_PENDING_PUBLISH) {
 		Sluice__PublishAck pa = SLUICE__PUBLISH_ACK__INIT;
@@ -507,6 +528,8 @@ static void on_ack(struct fe *fe, const struct rm_ack *a)
 		pa.offset = a->offset;
 		pa.timestamp_ms = a->timestamp_ms;
 		pa.duplicate = (a->flags & RM_ACK_DUPLICATE) != 0;
+		pa.term = a->term;
+		pa.log_index = a->log_index;
 		f.id = p->req_id;
 		f.body_case = SLUICE__FRAME__BODY_PUBLISH_ACK;
 		f.publish_ack = &pa;
@@ -552,6 +575,26 @@ static void fe_check_commit(struct fe *fe)
 }
 
 /* Drain the ack ring, leaving it marked asleep so the logwriter wakes us. */
+/* Cluster: the logwriter bumps the epoch when answers to requests in flight
+ * may have been lost (leader change, link to the leader lost, restart). Every
+ * request still pending gets UNAVAILABLE; clients retry with the same
+ * producer id and sequence and dedup answers a retry of a stored message with
+ * its original offset. Acks already in the ring were drained first. */
+static void fe_check_epoch(struct fe *fe)
+{
+	uint64_t e = __atomic_load_n(&fe->shm->hdr->cluster.epoch, __ATOMIC_ACQUIRE);
+	struct fe_pending *p;
+
+	if (e == fe->epoch_seen)
+		return;
+	fe->epoch_seen = e;
+	while ((p = TAILQ_FIRST(&fe->pending_fifo))) {
+		pending_unlink(fe, p);
+		fe_send_error(p->conn, p->req_id, SL_EUNAVAILABLE, "the cluster leader changed; retry");
+		free(p);
+	}
+}
+
 static void fe_drain_acks(struct fe *fe)
 {
 	struct ring *r = shm_ack_ring(fe->shm, fe->index);
@@ -569,6 +612,7 @@ static void fe_drain_acks(struct fe *fe)
 			break;
 		ring_sleep_done(r);
 	}
+	fe_check_epoch(fe);
 	fe_check_commit(fe);
 }
 
@@ -741,6 +785,17 @@ static int conn_dispatch(struct fe_conn *c, Sluice__Frame *f)
 	case SLUICE__FRAME__BODY_DELETE_TOPIC:
 	case SLUICE__FRAME__BODY_COMMIT_OFFSET:
 		return conn_submit(c, f);
+	case SLUICE__FRAME__BODY_TRANSFER_LEADER:
+		/* a single node has no leadership to hand over: answer without the logwriter */
+		if (!fe_is_cluster(c->fe)) {
+			fe_send_error(c, id, SL_EINVAL,
+			              "not a cluster: this node runs alone ([cluster] peers is empty)");
+			return 0;
+		}
+		return conn_submit(c, f);
+	case SLUICE__FRAME__BODY_CLUSTER_STATUS:
+		fe_on_cluster_status(c, id);
+		break;
 	case SLUICE__FRAME__BODY_LIST_TOPICS:
 		fe_on_list_topics(c, id);
 		break;
@@ -1044,6 +1099,7 @@ int frontend_main(const struct frontend_args *a)
 	fe.logwriter_efd = a->logwriter_efd;
 	fe.generation = shm_frontend(a->shm, a->index)->generation;
 	fe.logwriter_gen_seen = __atomic_load_n(&a->shm->hdr->logwriter_generation, __ATOMIC_ACQUIRE);
+	fe.epoch_seen = __atomic_load_n(&a->shm->hdr->cluster.epoch, __ATOMIC_ACQUIRE);
 	TAILQ_INIT(&fe.conns);
 	TAILQ_INIT(&fe.dead);
 	TAILQ_INIT(&fe.runq);

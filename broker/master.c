@@ -81,6 +81,7 @@ static const char *const key_flags[] = {
 	"node-id", "data-dir", "frontends", "listen", "frame-bytes-max", "connections-max",
 	"subscriptions-max", "ring-bytes", "partitions-max", "map-bytes", "sync", "batch-records-max",
 	"retention-check-ms", "retention-chunk-batches", "dedup-window-ms", "log-level",
+	"peers", "clients", "election-timeout-ms", "heartbeat-ms", "raftlog-bytes-max",
 };
 #define KEY_FLAGS (sizeof(key_flags) / sizeof(key_flags[0]))
 
@@ -133,6 +134,10 @@ static int parse_args(struct master *m, int argc, char **argv)
 	if ((uint64_t)m->cfg.frame_bytes_max + sizeof(struct rm_publish) > m->cfg.ring_bytes / 4 - RING_HDR_BYTES) {
 		fprintf(stderr, "sluiced: frame_bytes_max (%u) must be at most ring_bytes/4 minus %zu bytes\n",
 			m->cfg.frame_bytes_max, sizeof(struct rm_publish) + RING_HDR_BYTES);
+		return 64;
+	}
+	if (config_validate(&m->cfg, err, sizeof(err)) != SL_OK) {
+		fprintf(stderr, "sluiced: %s\n", err);
 		return 64;
 	}
 	return 0;

@@ -7,7 +7,9 @@
  * queue locally). Publishes carry the client's producer id and a sequence
  * number; when the connection drops, the client reconnects to the next server
  * of its list (with backoff) and re-sends every unacknowledged publish with
- * the same id and sequence, so the broker stores it once.
+ * the same id and sequence, so the broker stores it once. A publish answered
+ * UNAVAILABLE (a cluster node that knows no leader) is retried the same way;
+ * a server that keeps answering only that is left for the next of the list.
  *
  * Blocking API (sluice_sync_*): a private event_base driven until the answer
  * arrives; for CLIs and tests.
@@ -90,6 +92,24 @@ struct sluice_node_status {
 	uint64_t map_bytes, used_bytes, connections, published;
 };
 
+/* Cluster state as one node sees it (sluice_cluster_status). */
+struct sluice_cluster_node {
+	uint32_t id;
+	const char *raft_address;    /* "" if unknown */
+	const char *client_address;  /* "" if not configured */
+	int reachable;               /* the answering node heard from it recently (itself: 1) */
+	uint64_t match_index;        /* the leader's view of its log; 0 if the answering node is not leader */
+};
+
+struct sluice_cluster_status {
+	uint32_t node_id;            /* the answering node */
+	uint32_t leader_id;          /* 0: unknown */
+	const char *role;            /* "leader", "follower", "candidate", "precandidate"; "single" without a cluster */
+	uint64_t term, first_index, last_index, commit_index, applied_index;
+	const struct sluice_cluster_node *nodes;
+	size_t nodes_n;
+};
+
 enum sluice_start { SLUICE_EARLIEST = 0, SLUICE_LATEST = 1, SLUICE_OFFSET = 2, SLUICE_TIMESTAMP = 3 };
 
 struct sluice_sub_opts {
@@ -114,6 +134,7 @@ typedef void (*sluice_fetch_cb)(void *arg, int err, const char *errmsg, const st
 				uint64_t first_offset, uint64_t end_offset);
 typedef void (*sluice_group_cb)(void *arg, int err, const char *errmsg, const struct sluice_group_partition *ps, size_t n);
 typedef void (*sluice_status_cb)(void *arg, int err, const char *errmsg, const struct sluice_node_status *st);
+typedef void (*sluice_cluster_cb)(void *arg, int err, const char *errmsg, const struct sluice_cluster_status *st);
 
 /* Async API. */
 int sluice_client_new(struct event_base *base, const struct sluice_client_opts *opts, struct sluice_client **out);
@@ -139,6 +160,13 @@ int sluice_fetch(struct sluice_client *c, const char *topic, uint32_t partition,
 		 uint32_t max_messages, uint32_t wait_ms, sluice_fetch_cb cb, void *arg);
 int sluice_group_describe(struct sluice_client *c, const char *group, sluice_group_cb cb, void *arg);
 int sluice_node_status(struct sluice_client *c, sluice_status_cb cb, void *arg);
+int sluice_cluster_status(struct sluice_client *c, sluice_cluster_cb cb, void *arg);
+/* Ask the cluster to hand leadership to node `to`; answered once the request
+ * reached the leader (poll sluice_cluster_status to see it happen). */
+int sluice_cluster_transfer_leader(struct sluice_client *c, uint32_t to, sluice_done_cb cb, void *arg);
+/* Inside a sluice_ack_cb only: the raft term and log index of the entry the
+ * acknowledged message was committed in (0, 0 on a single node). */
+void sluice_ack_position(const struct sluice_client *c, uint64_t *term, uint64_t *log_index);
 
 /* Blocking API: one connection, one request at a time. errmsg (if non-NULL,
  * errlen bytes) receives the server's message on error. */
@@ -152,6 +180,9 @@ int sluice_sync_topic_create(struct sluice_sync *s, const char *name, uint32_t p
 int sluice_sync_topic_delete(struct sluice_sync *s, const char *name, char *errmsg, size_t errlen);
 int sluice_sync_publish(struct sluice_sync *s, const struct sluice_pub *p, uint32_t *partition, uint64_t *offset,
 			char *errmsg, size_t errlen);
+/* fn is called with the status before this returns (pointers valid during fn). */
+int sluice_sync_cluster_status(struct sluice_sync *s, void (*fn)(void *arg, const struct sluice_cluster_status *st),
+			       void *arg, char *errmsg, size_t errlen);
 /* Fetch copies nothing: fn is called per message before this returns. */
 int sluice_sync_fetch(struct sluice_sync *s, const char *topic, uint32_t partition, uint64_t offset,
 		      uint32_t max_messages, uint32_t wait_ms,

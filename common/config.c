@@ -5,6 +5,10 @@
  * same values. An unknown key or bad value is an error, never ignored: a typo
  * in a limit must not silently run with the default.
  *
+ * Checks that span keys (heartbeat below the election timeout, this node among
+ * the peers) cannot run while keys arrive one by one in any order: they are
+ * in config_validate, run once after the file and the flags.
+ *
  * inih is built without INI_HANDLER_LINENO on Debian, so the handler records
  * the first error and config_load_file adds the line number ini_parse returns.
  */
@@ -24,7 +28,9 @@
 #include "log.h"
 #include "shm.h"
 
-enum config_type { CT_U32, CT_U64, CT_I64, CT_SIZE32, CT_SIZE64, CT_POW2, CT_BOOL, CT_STR, CT_HOSTPORT, CT_LEVEL };
+enum config_type {
+	CT_U32, CT_U64, CT_I64, CT_SIZE32, CT_SIZE64, CT_POW2, CT_BOOL, CT_STR, CT_HOSTPORT, CT_LEVEL, CT_PEERS, CT_CLIENTS
+};
 
 struct config_key {
 	const char *section;
@@ -59,6 +65,11 @@ static const struct config_key config_keys[] = {
     {"storage", "retention_chunk_batches", "retention-chunk-batches", CT_U32, CFG(retention_chunk_batches), 1,
      1u << 24},
     {"storage", "dedup_window_ms", "dedup-window-ms", CT_I64, CFG(dedup_window_ms), 0, 366ull * 86400000},
+    {"cluster", "peers", "peers", CT_PEERS, CFG(cluster), 0, 0},
+    {"cluster", "clients", "clients", CT_CLIENTS, CFG(cluster), 0, 0},
+    {"cluster", "election_timeout_ms", "election-timeout-ms", CT_U32, CFG(election_timeout_ms), 50, 3600000},
+    {"cluster", "heartbeat_ms", "heartbeat-ms", CT_U32, CFG(heartbeat_ms), 1, 3600000},
+    {"cluster", "raftlog_bytes_max", "raftlog-bytes-max", CT_SIZE64, CFG(raftlog_bytes_max), MIB, 1ull << 46},
     {"log", "level", "log-level", CT_LEVEL, CFG(log_level), 0, 0},
 };
 
@@ -87,6 +98,9 @@ void config_defaults(struct config *c)
 	c->retention_check_ms = 1000;
 	c->retention_chunk_batches = 256;
 	c->dedup_window_ms = 600000;
+	c->election_timeout_ms = 1000;
+	c->heartbeat_ms = 100;
+	c->raftlog_bytes_max = GIB;
 	c->log_level = LOG_INFO;
 }
 
@@ -203,6 +217,183 @@ static int set_number(const struct config_key *k, void *dst, const char *value, 
 	return SL_OK;
 }
 
+/* ---- [cluster] peers and clients: "ID=HOST:PORT,ID=HOST:PORT,..." ---- */
+
+struct node_list {
+	size_t n;
+	struct {
+		uint32_t id;
+		char addr[256];
+	} v[CONFIG_NODES_MAX];
+};
+
+static int parse_node(const struct config_key *k, const char *item, size_t len, struct node_list *l, char *err,
+		      size_t errlen)
+{
+	char buf[300], host[256];
+	while (len && isspace((unsigned char)*item)) {
+		item++;
+		len--;
+	}
+	while (len && isspace((unsigned char)item[len - 1]))
+		len--;
+	if (len >= sizeof(buf) || len == 0) {
+		snprintf(err, errlen, "cluster.%s: %s entry", k->key, len ? "overlong" : "empty");
+		return SL_ECONFIG;
+	}
+	memcpy(buf, item, len);
+	buf[len] = 0;
+	char *eq = strchr(buf, '=');
+	uint64_t id;
+	uint16_t port;
+	if (eq)
+		*eq = 0;
+	if (!eq || parse_u64(buf, 0, &id) || id == 0 || id > UINT32_MAX) {
+		snprintf(err, errlen, "cluster.%s: expected ID=HOST:PORT with ID >= 1, got '%.*s'", k->key, (int)len, item);
+		return SL_ECONFIG;
+	}
+	if (config_parse_hostport(eq + 1, host, sizeof(host), &port)) {
+		snprintf(err, errlen, "cluster.%s: node %llu: expected HOST:PORT, got '%s'", k->key,
+			 (unsigned long long)id, eq + 1);
+		return SL_ECONFIG;
+	}
+	for (size_t i = 0; i < l->n; i++) {
+		if (l->v[i].id == id) {
+			snprintf(err, errlen, "cluster.%s: node %llu is listed twice", k->key, (unsigned long long)id);
+			return SL_ECONFIG;
+		}
+		if (strcmp(l->v[i].addr, eq + 1) == 0) {
+			snprintf(err, errlen, "cluster.%s: nodes %u and %llu have the same address %s", k->key, l->v[i].id,
+				 (unsigned long long)id, eq + 1);
+			return SL_ECONFIG;
+		}
+	}
+	if (l->n == CONFIG_NODES_MAX) {
+		snprintf(err, errlen, "cluster.%s: more than %d nodes", k->key, CONFIG_NODES_MAX);
+		return SL_ECONFIG;
+	}
+	l->v[l->n].id = (uint32_t)id;
+	snprintf(l->v[l->n].addr, sizeof(l->v[l->n].addr), "%s", eq + 1);
+	l->n++;
+	return SL_OK;
+}
+
+static int parse_nodes(const struct config_key *k, const char *value, struct node_list *l, char *err, size_t errlen)
+{
+	l->n = 0;
+	const char *p = value;
+	while (*p && isspace((unsigned char)*p))
+		p++;
+	if (!*p)
+		return SL_OK;
+	for (;;) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		if (parse_node(k, p, len, l, err, errlen))
+			return SL_ECONFIG;
+		if (!comma)
+			return SL_OK;
+		p = comma + 1;
+	}
+}
+
+/*
+ * peers sets cluster[0..cluster_n). clients given before peers (the order of
+ * keys in a file is free) wait in cluster[] with an empty raft address and
+ * cluster_n 0; peers takes them over, and config_validate refuses clients
+ * left without peers.
+ */
+static int set_peers(const struct config_key *k, struct config *c, const char *value, char *err, size_t errlen)
+{
+	struct node_list l;
+	if (parse_nodes(k, value, &l, err, errlen))
+		return SL_ECONFIG;
+	if (l.n && l.n < 3) {
+		snprintf(err, errlen, "cluster.peers: a cluster has at least 3 nodes, got %zu (leave peers empty for a "
+			 "single node)", l.n);
+		return SL_ECONFIG;
+	}
+	struct config_node next[CONFIG_NODES_MAX];
+	memset(next, 0, sizeof(next));
+	if (!l.n) { /* a single node: no raft, and no clients list either */
+		memcpy(c->cluster, next, sizeof(next));
+		c->cluster_n = 0;
+		return SL_OK;
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		next[i].id = l.v[i].id;
+		memcpy(next[i].raft, l.v[i].addr, sizeof(next[i].raft));
+	}
+	for (size_t i = 0; i < CONFIG_NODES_MAX; i++) {
+		const struct config_node *old = &c->cluster[i];
+		if (!old->id || !old->client[0])
+			continue;
+		size_t j = 0;
+		while (j < l.n && next[j].id != old->id)
+			j++;
+		if (j == l.n) {
+			snprintf(err, errlen, "cluster.clients: node %u is not in cluster.peers", old->id);
+			return SL_ECONFIG;
+		}
+		memcpy(next[j].client, old->client, sizeof(next[j].client));
+	}
+	memcpy(c->cluster, next, sizeof(next));
+	c->cluster_n = (uint32_t)l.n;
+	return SL_OK;
+}
+
+static int set_clients(const struct config_key *k, struct config *c, const char *value, char *err, size_t errlen)
+{
+	struct node_list l;
+	if (parse_nodes(k, value, &l, err, errlen))
+		return SL_ECONFIG;
+	struct config_node next[CONFIG_NODES_MAX];
+	memcpy(next, c->cluster, sizeof(next));
+	for (size_t i = 0; i < CONFIG_NODES_MAX; i++) {
+		next[i].client[0] = 0;
+		if (i >= c->cluster_n)
+			memset(&next[i], 0, sizeof(next[i]));
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		size_t j = 0;
+		if (c->cluster_n) {
+			while (j < c->cluster_n && next[j].id != l.v[i].id)
+				j++;
+			if (j == c->cluster_n) {
+				snprintf(err, errlen, "cluster.clients: node %u is not in cluster.peers", l.v[i].id);
+				return SL_ECONFIG;
+			}
+		} else {
+			j = i; /* waits for peers */
+			next[j].id = l.v[i].id;
+		}
+		memcpy(next[j].client, l.v[i].addr, sizeof(next[j].client));
+	}
+	memcpy(c->cluster, next, sizeof(next));
+	return SL_OK;
+}
+
+int config_validate(const struct config *c, char *err, size_t errlen)
+{
+	if (c->heartbeat_ms >= c->election_timeout_ms) {
+		snprintf(err, errlen, "cluster.heartbeat_ms (%u) must be less than cluster.election_timeout_ms (%u)",
+			 c->heartbeat_ms, c->election_timeout_ms);
+		return SL_ECONFIG;
+	}
+	if (!c->cluster_n) {
+		if (c->cluster[0].id) {
+			snprintf(err, errlen, "cluster.clients is set but cluster.peers is not");
+			return SL_ECONFIG;
+		}
+		return SL_OK;
+	}
+	for (size_t i = 0; i < c->cluster_n; i++)
+		if (c->cluster[i].id == c->node_id)
+			return SL_OK;
+	snprintf(err, errlen, "node.id %u is not among cluster.peers", c->node_id);
+	return SL_ECONFIG;
+}
+
 static int config_apply(struct config *c, const struct config_key *k, const char *value, char *err, size_t errlen)
 {
 	void *dst = (uint8_t *)c + k->off;
@@ -215,6 +406,10 @@ static int config_apply(struct config *c, const struct config_key *k, const char
 			return SL_OK;
 		snprintf(err, errlen, "%s.%s: expected true or false, got '%s'", k->section, k->key, value);
 		return SL_ECONFIG;
+	case CT_PEERS:
+		return set_peers(k, c, value, err, errlen);
+	case CT_CLIENTS:
+		return set_clients(k, c, value, err, errlen);
 	case CT_LEVEL:
 		if (parse_level(value, dst) == 0)
 			return SL_OK;

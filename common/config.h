@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define CONFIG_NODES_MAX 7
+
 struct config {
 	/* [node] */
 	uint32_t node_id;               /* id, default 1 */
@@ -29,6 +31,16 @@ struct config {
 	uint32_t retention_check_ms;    /* retention_check_ms, default 1000 */
 	uint32_t retention_chunk_batches; /* retention_chunk_batches per txn, default 256 */
 	int64_t dedup_window_ms;        /* dedup_window_ms, default 600000 */
+	/* [cluster] (empty peers: a single node, no raft) */
+	uint32_t cluster_n;             /* number of nodes in peers (0, or 3..CONFIG_NODES_MAX) */
+	struct config_node {
+		uint32_t id;
+		char raft[256];         /* HOST:PORT of its logwriter peer link */
+		char client[256];       /* HOST:PORT of its native listener ("" if not given) */
+	} cluster[CONFIG_NODES_MAX];                   /* peers = "1=h:p,2=h:p,3=h:p"; clients = "1=h:p,..." */
+	uint32_t election_timeout_ms;   /* election_timeout_ms, default 1000 (randomised up to 2x) */
+	uint32_t heartbeat_ms;          /* heartbeat_ms, default 100 */
+	uint64_t raftlog_bytes_max;     /* raftlog_bytes_max, default 1 GiB: raft log kept for lagging peers */
 	/* [log] */
 	int log_level;                  /* level = debug|info|warn|error, default info */
 };
@@ -39,6 +51,10 @@ void config_defaults(struct config *c);
 /* Read an INI file over the current values. Returns 0, or SL_ECONFIG with a
  * message in err (line number and key) on an unknown key or bad value. */
 int config_load_file(struct config *c, const char *path, char *err, size_t errlen);
+
+/* Checks that span keys (heartbeat below the election timeout, this node
+ * among the peers, clients only with peers). SL_ECONFIG with a message. */
+int config_validate(const struct config *c, char *err, size_t errlen);
 
 /* Set one key ("section.key" or a flag name such as "data-dir") from a string. */
 int config_set(struct config *c, const char *section, const char *key, const char *value,

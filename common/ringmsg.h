@@ -20,6 +20,8 @@ enum rm_type {
 	RM_CREATE_TOPIC = 2,
 	RM_DELETE_TOPIC = 3,
 	RM_COMMIT_OFFSET = 4,
+	RM_TRANSFER_LEADER = 5,  /* cluster: hand leadership to another node (ack: err only) */
+	RM_RETENTION = 6,        /* cluster: in raft entries only, never in rings (replica/entry.h) */
 	RM_ACK = 10,
 };
 
@@ -68,7 +70,16 @@ struct rm_commit_offset {
 
 #define RM_ACK_DUPLICATE 1u
 
-/* RM_ACK: no trailing bytes. err is an sl_err (0 = success). */
+/* RM_TRANSFER_LEADER: no trailing bytes. */
+struct rm_transfer_leader {
+	uint64_t cookie;
+	uint32_t to;            /* node id */
+	uint32_t pad;
+};
+
+/* RM_ACK: no trailing bytes. err is an sl_err (0 = success). term and
+ * log_index name the raft entry the request was committed in (0 on a single
+ * node). */
 struct rm_ack {
 	uint64_t cookie;
 	uint64_t offset;
@@ -77,6 +88,8 @@ struct rm_ack {
 	uint32_t partition;
 	uint32_t flags;
 	uint32_t pad;
+	uint64_t term;
+	uint64_t log_index;
 };
 
 /* Header blob iteration: returns 1 and fills k/v while headers remain, 0 at

@@ -43,6 +43,35 @@ struct shm_frontend {
 	uint64_t pad[5];
 };
 
+#define SHM_NODES_MAX 7
+
+/* Cluster state as the logwriter last saw it (written by the logwriter,
+ * read by frontends for ClusterStatus; plain stats, no locking). */
+struct shm_cluster_node {
+	uint32_t id;
+	uint32_t reachable;     /* 1: a frame arrived from it within the election timeout (self: 1) */
+	uint64_t match_index;   /* leader's view of its log; 0 unless this node leads */
+	int64_t last_contact_ms;
+};
+
+struct shm_cluster {
+	uint32_t enabled;       /* 0: single node */
+	uint32_t role;          /* enum raft_role */
+	uint32_t leader_id;     /* 0: unknown */
+	uint32_t n_nodes;
+	uint64_t term;
+	uint64_t first_index;
+	uint64_t last_index;
+	uint64_t commit_index;
+	uint64_t applied_index;
+	uint64_t updated_ms;
+	uint64_t epoch;         /* bumped when requests in flight may have been lost (leader or
+				   term change, link to the leader lost, logwriter restart):
+				   frontends answer UNAVAILABLE to every request pending from
+				   before it, and clients retry with the same producer id/sequence */
+	struct shm_cluster_node nodes[SHM_NODES_MAX];
+};
+
 struct shm_header {
 	uint32_t magic;
 	uint32_t node_id;
@@ -62,6 +91,7 @@ struct shm_header {
 	uint64_t topics;
 	uint64_t instance;               /* random per segment: lets a logwriter tell its
 					    stored ring positions belong to this segment */
+	struct shm_cluster cluster;
 };
 
 struct shm {

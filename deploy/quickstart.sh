@@ -1,59 +1,67 @@
 #!/usr/bin/env bash
-# Install what is missing, build, and start one sluice node in the background
-# on 127.0.0.1:7400 (override with SLUICE_PORT), then print how to use it.
+# Install what is missing, build, and start a three-node sluice cluster on
+# loopback (clients on 127.0.0.1:7401-7403, peers on 7501-7503, one data dir
+# per node under /tmp/sluice-quickstart or $SLUICE_QUICKSTART_DIR), wait until
+# it has a leader, then print how to use it.
 #   deploy/quickstart.sh          start
-#   deploy/quickstart.sh stop     stop the node it started
+#   deploy/quickstart.sh stop     stop the nodes it started
+# deploy/cluster.sh (status, kill NODE, restart NODE) operates the same cluster.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-port=${SLUICE_PORT:-7400}
-run=${SLUICE_QUICKSTART_DIR:-/tmp/sluice-quickstart}
-pidfile=$run/sluiced.pid
+export SLUICE_CLUSTER_DIR=${SLUICE_QUICKSTART_DIR:-/tmp/sluice-quickstart}
+export SLUICE_BIN_DIR=$here/build
+run=$SLUICE_CLUSTER_DIR
+cluster=$here/deploy/cluster.sh
+leader_wait_s=20
 
 if [ "${1:-}" = "stop" ]; then
-    if [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null; then
-        for _ in $(seq 100); do kill -0 "$(cat "$pidfile")" 2>/dev/null || break; sleep 0.1; done
-        echo "sluiced stopped"
-    else
-        echo "no sluiced running from $run"
-    fi
-    rm -f "$pidfile"
-    exit 0
+    exec "$cluster" stop
 fi
 
 bash "$here/deploy/install-deps.sh"
 cmake -S "$here" -B "$here/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$here/build" -j"$(nproc)" --target sluiced sluice
 
-mkdir -p "$run"
-if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-    echo "sluiced already running (pid $(cat "$pidfile")); 'deploy/quickstart.sh stop' stops it"
-else
-    nohup "$here/build/sluiced" --data-dir "$run/data" --listen "127.0.0.1:$port" >"$run/sluiced.log" 2>&1 &
-    echo $! >"$pidfile"
-    ok=0
-    for _ in $(seq 100); do
-        if "$here/build/sluice" --server "127.0.0.1:$port" node status >/dev/null 2>&1; then ok=1; break; fi
-        sleep 0.1
-    done
-    if [ "$ok" != 1 ]; then
-        echo "sluiced did not come up; its log:" >&2
-        tail -20 "$run/sluiced.log" >&2
-        exit 1
-    fi
+"$cluster" start
+servers=$("$cluster" servers)
+leader=""
+for _ in $(seq $((leader_wait_s * 5))); do
+    leader=$("$here/build/sluice" -s "$servers" --json cluster status 2>/dev/null |
+        sed -n 's/^{"leader":\([0-9][0-9]*\),.*/\1/p' || true)
+    [ -n "$leader" ] && break
+    sleep 0.2
+done
+if [ -z "$leader" ]; then
+    echo "the cluster elected no leader within ${leader_wait_s}s; node logs are in $run" >&2
+    "$cluster" status >&2 || true
+    exit 1
 fi
+"$cluster" status
 bin=$here/build
+cl=$cluster
+[ "$run" = /tmp/sluice-quickstart ] || cl="SLUICE_CLUSTER_DIR=$run $cluster"
 cat <<MSG
 
-sluice is running: node 1 on 127.0.0.1:$port, data in $run/data, log in $run/sluiced.log
+sluice is running: three nodes, node $leader leads. Configs, data, logs and pid files are in $run
 
-  export PATH=$bin:\$PATH SLUICE_SERVER=127.0.0.1:$port
+  export PATH=$bin:\$PATH
+  export SLUICE_SERVER=$servers    # every command can fail over to any node
   sluice topic create orders --partitions 3
-  sluice pub orders 'hello, world'                 # one message; prints its partition and offset
-  seq 1 100000 | sluice pub orders                 # one message per line, pipelined
-  sluice sub orders --from earliest --count 10     # read back
-  sluice sub orders --group billing                # a consumer group: resumes where it left off
-  sluice topic describe orders
-  sluice bench pub --size 100 --count 200000
 
-Stop it with: $here/deploy/quickstart.sh stop
+  # publish through node 1 (the first of the list; the others are for failover)
+  sluice -s 127.0.0.1:7401,127.0.0.1:7402,127.0.0.1:7403 pub orders 'hello, world'
+  seq 1 100000 | sluice -s 127.0.0.1:7401,127.0.0.1:7402,127.0.0.1:7403 pub orders
+  # read it back from node 3
+  sluice -s 127.0.0.1:7403,127.0.0.1:7401,127.0.0.1:7402 sub orders --from earliest --count 10
+
+  sluice sub orders --group billing          # a consumer group: resumes where it left off
+  sluice cluster status                      # role, term, log index and lag of every node
+  sluice cluster transfer-leader --to 2      # move leadership (before maintenance on the leader)
+
+Fail a node and watch the cluster carry on:
+  $cl kill $leader       # kill -9 the leader; another node leads within about 2 s
+  $cl restart $leader    # it comes back as a follower and catches up
+  $cl status
+
+Stop it with: ${SLUICE_QUICKSTART_DIR:+SLUICE_QUICKSTART_DIR=$run }$here/deploy/quickstart.sh stop
 MSG

@@ -37,69 +37,13 @@
 #include "err.h"
 #include "log.h"
 #include "logwriter.h"
+#include "lw_int.h"
 #include "ring.h"
 #include "ringmsg.h"
 #include "shm.h"
 #include "store.h"
 
-#define LW_TOPIC_BUCKETS 8192u /* power of two, > 2 * partitions_max default */
-
-/* One partition's state: indexed by commit-table slot. */
-struct lw_part {
-	uint32_t topic_id;
-	uint32_t partition;
-	uint64_t end;              /* next offset to assign */
-	struct store_record *pend; /* records of the open batch */
-	size_t pend_n, pend_cap;
-	int touched;               /* end moved in the open batch */
-};
-
-struct lw_topic {
-	struct store_topic meta;
-	int live;
-};
-
-/* A run of consecutive requests of one frontend that got the same answer
- * shape: `count` records, offsets first_offset, first_offset+1, ... */
-struct lw_run {
-	uint32_t count;
-	uint32_t partition;
-	uint64_t first_offset;
-	uint32_t err;
-	uint32_t flags;
-	int64_t ts;                /* 0: the batch's time; a duplicate keeps its original time */
-};
-
-struct lw_fe {
-	struct ring *pub, *ack;
-	uint64_t pos;              /* peek position reached in the open batch */
-	struct lw_run *runs;
-	size_t runs_n, runs_cap;
-	struct rm_ack *backlog;    /* acks that did not fit into the ack ring */
-	size_t backlog_n, backlog_cap;
-	uint64_t release_pos;      /* release up to here once the backlog is pushed */
-};
-
-struct lw {
-	const struct config *cfg;
-	struct shm *shm;
-	struct store *store;
-	struct store_txn *txn;
-	int self_efd;
-	const int *fe_efds;
-	uint32_t nfe;
-	struct lw_part *parts;     /* slots_max entries */
-	struct lw_topic *topics;   /* open addressing by name */
-	int64_t batch_ts;
-	int64_t last_ts;
-	size_t batch_records;
-	int64_t next_retention_ms;
-	uint64_t batch_no;         /* moves the sticky partition of keyless publishes */
-	int slots_dirty;           /* a topic was deleted: rewrite every slot after commit */
-	struct lw_fe fe[];
-};
-
-static volatile sig_atomic_t lw_stop;
+volatile sig_atomic_t lw_stop;
 
 static void lw_sigterm(int sig)
 {
@@ -109,7 +53,7 @@ static void lw_sigterm(int sig)
 
 /* ---- small helpers ---- */
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
+int lw_grow(void **p, size_t *cap, size_t need, size_t elem)
 {
 	if (need <= *cap)
 		return SL_OK;
@@ -213,7 +157,7 @@ static int topic_load_cb(void *arg, const struct store_topic *tp)
 
 /* Rebuild the topic cache and partition ends from w->txn (at start, after a
  * delete and after a failed batch). Touches no shared memory. */
-static int topics_reload(struct lw *w)
+int lw_topics_reload(struct lw *w)
 {
 	memset(w->topics, 0, sizeof(*w->topics) * LW_TOPIC_BUCKETS);
 	for (uint32_t s = 0; s < w->cfg->partitions_max; s++) {
@@ -225,7 +169,7 @@ static int topics_reload(struct lw *w)
 }
 
 /* Publish one slot of the commit table from the committed partition state. */
-static void slot_publish(struct lw *w, uint32_t s)
+void lw_slot_publish(struct lw *w, uint32_t s)
 {
 	struct lw_part *lp = &w->parts[s];
 	struct shm_slot *sl = &w->shm->slots[s];
@@ -240,7 +184,7 @@ static void slot_publish(struct lw *w, uint32_t s)
 }
 
 /* Refresh first offsets (moved by retention) from a read txn. */
-static void slots_refresh_first(struct lw *w)
+void lw_slots_refresh_first(struct lw *w)
 {
 	struct store_txn *t;
 	if (store_txn_begin(w->store, 0, &t) != SL_OK)
@@ -254,7 +198,7 @@ static void slots_refresh_first(struct lw *w)
 	store_txn_abort(t);
 }
 
-static void wake_frontends(struct lw *w)
+void lw_wake_frontends(struct lw *w)
 {
 	atomic_fetch_add_explicit((_Atomic uint64_t *)&w->shm->hdr->commit_seq, 1, memory_order_acq_rel);
 	for (uint32_t i = 0; i < w->nfe; i++) {
@@ -269,6 +213,8 @@ static void wake_frontends(struct lw *w)
 static int ack_note_ts(struct lw *w, uint32_t fe, uint32_t err, uint32_t partition, uint64_t offset, uint32_t flags,
 		       int64_t ts)
 {
+	if (w->cl)
+		return lw_cluster_ack(w, err, partition, offset, flags, ts);
 	struct lw_fe *f = &w->fe[fe];
 	if (f->runs_n) {
 		struct lw_run *r = &f->runs[f->runs_n - 1];
@@ -278,7 +224,7 @@ static int ack_note_ts(struct lw *w, uint32_t fe, uint32_t err, uint32_t partiti
 			return SL_OK;
 		}
 	}
-	int rc = grow((void **)&f->runs, &f->runs_cap, f->runs_n + 1, sizeof(*f->runs));
+	int rc = lw_grow((void **)&f->runs, &f->runs_cap, f->runs_n + 1, sizeof(*f->runs));
 	if (rc)
 		return rc;
 	f->runs[f->runs_n++] = (struct lw_run){1, partition, offset, err, flags, ts};
@@ -295,13 +241,13 @@ static struct lw_fe *fe_at(struct lw *w, uint32_t i)
 	return &w->fe[i];
 }
 
-static void ack_push(struct lw *w, uint32_t fe, const struct rm_ack *a)
+void lw_ack_push(struct lw *w, uint32_t fe, const struct rm_ack *a)
 {
 	struct lw_fe *f = fe_at(w, fe);
 	int wake = 0;
 	if (f->backlog_n == 0 && ring_push(f->ack, RM_ACK, a, sizeof(*a), &wake) == SL_OK)
 		return;
-	if (grow((void **)&f->backlog, &f->backlog_cap, f->backlog_n + 1, sizeof(*a)) != SL_OK) {
+	if (lw_grow((void **)&f->backlog, &f->backlog_cap, f->backlog_n + 1, sizeof(*a)) != SL_OK) {
 		log_error("out of memory queueing an ack; the frontend will time the request out");
 		return;
 	}
@@ -309,7 +255,7 @@ static void ack_push(struct lw *w, uint32_t fe, const struct rm_ack *a)
 }
 
 /* Push queued acks; returns 1 when the backlog is empty. */
-static int ack_flush_backlog(struct lw *w, uint32_t fe)
+int lw_ack_flush_backlog(struct lw *w, uint32_t fe)
 {
 	struct lw_fe *f = fe_at(w, fe);
 	size_t i = 0;
@@ -347,7 +293,7 @@ static void acks_emit(struct lw *w, uint32_t fe, uint64_t from, uint64_t to, con
 		a.offset = r->first_offset + k;
 		a.flags = r->flags;
 		a.timestamp_ms = r->ts ? r->ts : ts;
-		ack_push(w, fe, &a);
+		lw_ack_push(w, fe, &a);
 		if (++k == r->count) {
 			ri++;
 			k = 0;
@@ -359,7 +305,7 @@ static void acks_emit(struct lw *w, uint32_t fe, uint64_t from, uint64_t to, con
 
 static int part_push(struct lw *w, struct lw_part *lp, const struct store_record *r)
 {
-	int rc = grow((void **)&lp->pend, &lp->pend_cap, lp->pend_n + 1, sizeof(*lp->pend));
+	int rc = lw_grow((void **)&lp->pend, &lp->pend_cap, lp->pend_n + 1, sizeof(*lp->pend));
 	if (rc)
 		return rc;
 	lp->pend[lp->pend_n++] = *r;
@@ -369,14 +315,14 @@ static int part_push(struct lw *w, struct lw_part *lp, const struct store_record
 }
 
 /* Write every partition's pending records as one batch each; ends move on. */
-static int parts_flush(struct lw *w)
+int lw_parts_flush(struct lw *w)
 {
 	for (uint32_t s = 0; s < w->cfg->partitions_max; s++) {
 		struct lw_part *lp = &w->parts[s];
 		if (!lp->pend_n)
 			continue;
 		uint64_t base;
-		int rc = store_batch_append(w->txn, lp->topic_id, lp->partition, lp->pend, lp->pend_n, w->batch_ts, 0,
+		int rc = store_batch_append(w->txn, lp->topic_id, lp->partition, lp->pend, lp->pend_n, w->batch_ts, w->cur_term,
 					    &base);
 		if (rc)
 			return rc;
@@ -496,7 +442,7 @@ static int do_delete(struct lw *w, uint32_t fe, const uint8_t *p, uint32_t len)
 		return ack_note(w, fe, SL_ENOTOPIC, 0, 0, 0);
 	int rc = store_topic_delete(w->txn, name);
 	if (rc == SL_OK) {
-		rc = topics_reload(w);
+		rc = lw_topics_reload(w);
 		w->slots_dirty = 1;
 	}
 	return answer(w, fe, rc, 0, 0);
@@ -522,14 +468,14 @@ static int do_commit_offset(struct lw *w, uint32_t fe, const uint8_t *p, uint32_
 	return answer(w, fe, rc, m.partition, m.offset);
 }
 
-static int do_record(struct lw *w, uint32_t fe, uint16_t type, const uint8_t *p, uint32_t len)
+int lw_record_apply(struct lw *w, uint32_t fe, uint16_t type, const uint8_t *p, uint32_t len)
 {
 	if (type == RM_PUBLISH)
 		return do_publish(w, fe, p, len);
 	if (type != RM_CREATE_TOPIC && type != RM_DELETE_TOPIC && type != RM_COMMIT_OFFSET)
 		return ack_note(w, fe, SL_EUNKNOWN_OP, 0, 0, 0);
 	/* admin requests act after every publish before them */
-	int rc = parts_flush(w);
+	int rc = lw_parts_flush(w);
 	if (rc)
 		return rc;
 	if (type == RM_CREATE_TOPIC)
@@ -574,14 +520,14 @@ static int batch_gather(struct lw *w, size_t *taken)
 		struct lw_fe *f = fe_at(w, i);
 		f->runs_n = 0;
 		f->pos = ring_tail(f->pub);
-		if (f->backlog_n && !ack_flush_backlog(w, i))
+		if (f->backlog_n && !lw_ack_flush_backlog(w, i))
 			continue; /* this frontend is not reading its acks: hold its requests */
 		uint64_t pos = f->pos;
 		uint16_t type;
 		const uint8_t *p;
 		uint32_t len;
 		while (w->batch_records < w->cfg->batch_records_max && ring_peek(f->pub, &pos, &type, &p, &len)) {
-			int rc = do_record(w, i, type, p, len);
+			int rc = lw_record_apply(w, i, type, p, len);
 			if (rc)
 				return rc;
 			f->pos = pos;
@@ -596,7 +542,7 @@ static void batch_publish(struct lw *w)
 {
 	for (uint32_t s = 0; s < w->cfg->partitions_max; s++) {
 		if (w->parts[s].touched || w->slots_dirty)
-			slot_publish(w, s);
+			lw_slot_publish(w, s);
 		w->parts[s].touched = 0;
 	}
 	w->slots_dirty = 0;
@@ -608,7 +554,7 @@ static void batch_publish(struct lw *w)
 			ring_release(f->pub, f->pos);
 		}
 	}
-	wake_frontends(w);
+	lw_wake_frontends(w);
 }
 
 /* The batch could not be stored: every request in it gets err. */
@@ -623,7 +569,7 @@ static void batch_fail(struct lw *w, int err)
 		acks_emit(w, i, from, f->pos, &all, 1, w->batch_ts);
 		ring_release(f->pub, f->pos);
 	}
-	wake_frontends(w);
+	lw_wake_frontends(w);
 }
 
 static int state_reload(struct lw *w)
@@ -631,7 +577,7 @@ static int state_reload(struct lw *w)
 	int rc = store_txn_begin(w->store, 0, &w->txn);
 	if (rc)
 		return rc;
-	rc = topics_reload(w);
+	rc = lw_topics_reload(w);
 	store_txn_abort(w->txn);
 	w->txn = NULL;
 	for (uint32_t s = 0; s < w->cfg->partitions_max; s++)
@@ -657,7 +603,7 @@ static int batch_run(struct lw *w, size_t *taken)
 		return SL_OK;
 	}
 	if (rc == SL_OK)
-		rc = parts_flush(w);
+		rc = lw_parts_flush(w);
 	for (uint32_t i = 0; rc == SL_OK && i < w->nfe; i++)
 		if (fe_at(w, i)->pos > ring_tail(fe_at(w, i)->pub))
 			rc = ringpos_store(w, i);
@@ -701,7 +647,7 @@ static void retention_run(struct lw *w)
 	if (rc)
 		log_warn("retention: %s", sl_strerror(rc));
 	if (deleted)
-		slots_refresh_first(w);
+		lw_slots_refresh_first(w);
 	/* a full chunk means there is more: come back soon, between batches */
 	w->next_retention_ms = now + (deleted >= w->cfg->retention_chunk_batches ? 0 : w->cfg->retention_check_ms);
 	uint64_t map, used;
@@ -750,12 +696,12 @@ static int lw_start(struct lw *w)
 	int rc = store_txn_begin(w->store, 0, &w->txn);
 	if (rc)
 		return rc;
-	rc = topics_reload(w);
+	rc = lw_topics_reload(w);
 	if (rc == SL_OK) {
 		/* the commit table first: an ack re-sent below must be readable */
 		for (uint32_t s = 0; s < w->cfg->partitions_max; s++) {
 			w->shm->slots[s].topic_id = UINT32_MAX;
-			slot_publish(w, s);
+			lw_slot_publish(w, s);
 		}
 	}
 	for (uint32_t i = 0; rc == SL_OK && i < w->nfe; i++)
@@ -764,9 +710,9 @@ static int lw_start(struct lw *w)
 	w->txn = NULL;
 	if (rc)
 		return rc;
-	slots_refresh_first(w);
+	lw_slots_refresh_first(w);
 	atomic_store_explicit((_Atomic uint32_t *)&w->shm->hdr->logwriter_ready, 1, memory_order_release);
-	wake_frontends(w);
+	lw_wake_frontends(w);
 	return SL_OK;
 }
 
@@ -819,7 +765,7 @@ static int lw_loop(struct lw *w)
 			continue;
 		int backlog = 0;
 		for (uint32_t i = 0; i < w->nfe; i++)
-			backlog |= fe_at(w, i)->backlog_n && !ack_flush_backlog(w, i);
+			backlog |= fe_at(w, i)->backlog_n && !lw_ack_flush_backlog(w, i);
 		if (lw_stop && !backlog)
 			return SL_OK;
 		lw_sleep(w);
@@ -854,6 +800,10 @@ int logwriter_main(const struct logwriter_args *a)
 	rc = store_open(&w->store, &so);
 	if (rc) {
 		log_error("cannot open storage in %s: %s", cfg->data_dir, sl_strerror(rc));
+		goto out;
+	}
+	if (cfg->cluster_n) {
+		rc = lw_cluster_run(w);
 		goto out;
 	}
 	rc = lw_start(w);

@@ -11,7 +11,8 @@
  *   groups   (group, 0, topic_id BE, partition BE) -> committed offset
  *   timeidx  (topic_id, partition, first_ts BE) -> base offset of first batch at/after ts
  *   dedup    (producer_id BE, sequence BE) -> partition, offset, timestamp
- *   meta     string keys: "next_topic_id", "ringpos/<i>", ...
+ *   meta     string keys: "next_topic_id", "ring/<i>", "raft/hs", "raft/applied", ...
+ *   raftlog  (index u64 BE) -> raft entry (cluster mode; trimmed once every peer has it)
  *
  * A record batch value is a header followed by records; the header holds base
  * offset, record count, first and max timestamp, the producer id and sequence
@@ -127,6 +128,18 @@ int store_dedup_put(struct store_txn *t, uint64_t producer_id, uint64_t sequence
 /* SL_ENOTFOUND if unseen. */
 int store_dedup_get(struct store_txn *t, uint64_t producer_id, uint64_t sequence, uint32_t *partition,
 		    uint64_t *offset, int64_t *ts_ms);
+
+/* --- raft log (cluster mode): entries not yet trimmed, keyed by index --- */
+/* Store (or overwrite) one entry; data is checksummed. */
+int store_raft_put(struct store_txn *t, uint64_t index, uint64_t term, uint32_t type, struct slice data);
+/* Delete every entry with index >= from (a conflicting suffix). */
+int store_raft_truncate(struct store_txn *t, uint64_t from);
+/* Delete at most max entries with index <= upto, oldest first. */
+int store_raft_trim(struct store_txn *t, uint64_t upto, size_t max, size_t *deleted);
+/* Calls fn for each entry with index >= from in order (data valid until the
+ * txn ends); fn returning non-zero stops. SL_ECORRUPT on a bad checksum. */
+int store_raft_foreach(struct store_txn *t, uint64_t from,
+		       int (*fn)(void *arg, uint64_t index, uint64_t term, uint32_t type, struct slice data), void *arg);
 
 /* --- meta key/value (logwriter bookkeeping) --- */
 int store_meta_put(struct store_txn *t, const char *key, struct slice val);

@@ -2,13 +2,27 @@
 # Install what is missing, build, and run every test:
 #   1. a -Werror build and the whole ctest suite (unit + integration + fault tests)
 #   2. an AddressSanitizer + UndefinedBehaviorSanitizer build and the unit tests
-#   3. the libFuzzer frame-decoder target, for a bounded time
-# Options: --quick (skip the sanitizer and fuzz stages), SLUICE_FUZZ_SECONDS (default 30).
+#   3. the libFuzzer targets (native frame decoder, cluster frame decoder), for a bounded time
+# Options: --quick (skip the sanitizer and fuzz stages), SLUICE_FUZZ_SECONDS (default 30, shared
+# by the two fuzz targets).
+#   --soak N: build, then run only the cluster fault tests, with random faults for N more
+#   seconds (sets SLUICE_SOAK_SECONDS=N; SLUICE_SOAK_SEED=S replays a fault schedule).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 quick=0
-[ "${1:-}" = "--quick" ] && quick=1
+soak=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) quick=1 ;;
+        --soak)
+            soak=${2:-}
+            [[ "$soak" =~ ^[1-9][0-9]*$ ]] || { echo "usage: $0 [--quick] [--soak SECONDS]" >&2; exit 2; }
+            shift ;;
+        *) echo "usage: $0 [--quick] [--soak SECONDS]" >&2; exit 2 ;;
+    esac
+    shift
+done
 fuzz_seconds=${SLUICE_FUZZ_SECONDS:-30}
 jobs=$(nproc)
 
@@ -18,6 +32,13 @@ start=$(date +%s)
 echo "== build (-Wall -Wextra -Werror)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"
+
+if [ "$soak" != 0 ]; then
+    echo "== cluster fault tests with a ${soak}s soak"
+    SLUICE_SOAK_SECONDS="$soak" build/tests/cluster_test --jobs 1
+    echo "== soak passed in $(( $(date +%s) - start ))s"
+    exit 0
+fi
 
 echo "== tests"
 ctest --test-dir build --output-on-failure --timeout 900
@@ -29,12 +50,19 @@ if [ "$quick" = 0 ]; then
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         ctest --test-dir build-asan --output-on-failure -L unit --timeout 900
 
-    echo "== fuzz: frame decoder for ${fuzz_seconds}s"
+    echo "== fuzz: frame and cluster frame decoders for ${fuzz_seconds}s"
     cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DSLUICE_FUZZ=ON -DSLUICE_TESTS=OFF >/dev/null
-    cmake --build build-fuzz -j"$jobs" --target frame_fuzz
-    mkdir -p build-fuzz/corpus
-    build-fuzz/frame_fuzz -max_total_time="$fuzz_seconds" -max_len=4096 build-fuzz/corpus 2>build-fuzz/fuzz.log \
-        || { tail -50 build-fuzz/fuzz.log; echo "fuzz: frame_fuzz found a failure"; exit 1; }
-    tail -1 build-fuzz/fuzz.log
+    cmake --build build-fuzz -j"$jobs" --target frame_fuzz peer_fuzz
+    peer_seconds=$(( fuzz_seconds / 2 ))
+    [ "$peer_seconds" -ge 1 ] || peer_seconds=1
+    frame_seconds=$(( fuzz_seconds - peer_seconds ))
+    [ "$frame_seconds" -ge 1 ] || frame_seconds=1
+    for t in frame_fuzz:$frame_seconds:corpus peer_fuzz:$peer_seconds:corpus-peer; do
+        IFS=: read -r name secs corpus <<<"$t"
+        mkdir -p "build-fuzz/$corpus"
+        build-fuzz/$name -max_total_time="$secs" -max_len=4096 "build-fuzz/$corpus" 2>"build-fuzz/$name.log" \
+            || { tail -50 "build-fuzz/$name.log"; echo "fuzz: $name found a failure"; exit 1; }
+        echo "$name: $(tail -1 "build-fuzz/$name.log")"
+    done
 fi
 echo "== all stages passed in $(( $(date +%s) - start ))s"

@@ -2,7 +2,8 @@
  * cli_test.c: the real `sluice` CLI against a real sluiced. Topic admin
  * (text and --json), 100,000 lines through pub and back through sub, per
  * partition offset contiguity, consumer groups that resume across a server
- * restart, replay by time, topic delete, and the sysexits exit codes.
+ * restart, replay by time, topic delete, the sysexits exit codes, and the
+ * cluster commands on a node without a cluster.
  * The server address reaches the CLI through $SLUICE_SERVER (and --server
  * once, to cover the flag).
  */
@@ -440,5 +441,58 @@ Test(cli, replay_from_time)
 	itest_run_free(&r);
 	CLI_OK(&r, NULL, NULL, "sub", "tm", "--from", "3", "--count", "4", "--format", "raw");
 	cr_assert_str_eq(r.out, "a-3\na-4\nb-0\nb-1\n", "replay from offset 3 printed:\n%s", r.out);
+	itest_run_free(&r);
+}
+
+/* A node without [cluster] peers: status says "single", leadership cannot move. */
+Test(cli, cluster_commands_on_a_single_node)
+{
+	struct itest_run r;
+	char servers[128];
+	json_t *j, *nodes, *n0;
+
+	CLI_OK(&r, NULL, NULL, "cluster", "status");
+	cr_assert(strstr(r.out, "single") != NULL, "cluster status: %s", r.out);
+	cr_assert(strstr(r.out, node.addr) != NULL, "cluster status names the address: %s", r.out);
+	itest_run_free(&r);
+
+	/* an unreachable server in the list is reported, the live one answers */
+	snprintf(servers, sizeof(servers), "127.0.0.1:1,%s", node.addr);
+	CLI_OK(&r, NULL, NULL, "-s", servers, "cluster", "status", "--json");
+	j = parse_json(r.out);
+	cr_assert_eq(json_integer_value(json_object_get(j, "leader")), 1, "a single node leads itself: %s", r.out);
+	nodes = json_object_get(j, "nodes");
+	cr_assert(json_is_array(nodes) && json_array_size(nodes) == 2, "one row per address: %s", r.out);
+	n0 = json_array_get(nodes, 0);
+	cr_assert_eq(json_integer_value(json_object_get(n0, "id")), 1);
+	cr_assert_str_eq(json_string_value(json_object_get(n0, "role")), "single");
+	cr_assert_str_eq(json_string_value(json_object_get(n0, "address")), node.addr);
+	cr_assert(json_is_true(json_object_get(n0, "reachable")));
+	cr_assert_eq(json_integer_value(json_object_get(n0, "lag")), 0);
+	cr_assert(json_is_false(json_object_get(json_array_get(nodes, 1), "reachable")));
+	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(nodes, 1), "address")), "127.0.0.1:1");
+	json_decref(j);
+	itest_run_free(&r);
+
+	cli_run(&r, NULL, NULL, CLI_TIMEOUT_MS, "cluster", "transfer-leader", "--to", "2", NULL);
+	cr_assert_eq(r.status, EX_DATAERR, "transfer-leader on a single node: %d\n%s", r.status, r.err);
+	cr_assert(strstr(r.err, "not a cluster") != NULL, "clear message: %s", r.err);
+	itest_run_free(&r);
+	cli_run(&r, NULL, NULL, CLI_TIMEOUT_MS, "cluster", "transfer-leader", NULL);
+	cr_assert_eq(r.status, EX_USAGE, "transfer-leader without --to: %d", r.status);
+	itest_run_free(&r);
+	cli_run(&r, NULL, NULL, CLI_TIMEOUT_MS, "--server", "127.0.0.1:1", "cluster", "status", NULL);
+	cr_assert_eq(r.status, EX_UNAVAILABLE, "no node answered: %d", r.status);
+	itest_run_free(&r);
+
+	/* pub --json carries the raft position of the entry: 0, 0 without a cluster */
+	CLI_OK(&r, NULL, NULL, "topic", "create", "cl", "--partitions", "1");
+	itest_run_free(&r);
+	CLI_OK(&r, NULL, NULL, "--json", "pub", "cl", "m");
+	j = parse_json(r.out);
+	cr_assert_eq(json_integer_value(json_object_get(j, "offset")), 0);
+	cr_assert(json_is_integer(json_object_get(j, "term")), "term in %s", r.out);
+	cr_assert_eq(json_integer_value(json_object_get(j, "log_index")), 0);
+	json_decref(j);
 	itest_run_free(&r);
 }

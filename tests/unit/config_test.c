@@ -1,6 +1,7 @@
 /*
  * config_test.c: defaults, an INI file overriding every key, size suffixes,
- * booleans, errors naming line and key, flag-style config_set, host:port.
+ * booleans, errors naming line and key, flag-style config_set, host:port, and
+ * the [cluster] keys with the checks of config_validate.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -11,6 +12,9 @@
 #include "config.h"
 #include "err.h"
 #include "log.h"
+
+/* config.h */
+int config_validate(const struct config *c, char *err, size_t errlen);
 
 static char path[64];
 
@@ -54,6 +58,13 @@ Test(config, defaults)
 	cr_assert_eq(c.retention_chunk_batches, 256);
 	cr_assert_eq(c.dedup_window_ms, 600000);
 	cr_assert_eq(c.log_level, LOG_INFO);
+	cr_assert_eq(c.cluster_n, 0);
+	cr_assert_eq(c.cluster[0].id, 0);
+	cr_assert_eq(c.election_timeout_ms, 1000);
+	cr_assert_eq(c.heartbeat_ms, 100);
+	cr_assert_eq(c.raftlog_bytes_max, 1ull << 30);
+	char err[256] = "";
+	cr_assert_eq(config_validate(&c, err, sizeof(err)), SL_OK, "%s", err);
 }
 
 Test(config, file_overrides_every_key)
@@ -278,4 +289,149 @@ Test(config, hostport)
 	cr_assert_eq(config_parse_hostport("example.com:80", tiny, sizeof(tiny), &port), SL_EINVAL);
 	cr_assert_eq(config_parse_hostport("abc:80", tiny, sizeof(tiny), &port), SL_OK);
 	cr_assert_str_eq(tiny, "abc");
+}
+
+static void validate_bad(const struct config *c, const char *needle)
+{
+	char err[256] = "";
+	cr_assert_eq(config_validate(c, err, sizeof(err)), SL_ECONFIG, "accepted; wanted '%s'", needle);
+	cr_assert_not_null(strstr(err, needle), "%s", err);
+}
+
+static void assert_node(const struct config *c, size_t i, uint32_t id, const char *raft, const char *client)
+{
+	cr_assert_eq(c->cluster[i].id, id, "cluster[%zu].id %u", i, c->cluster[i].id);
+	cr_assert_str_eq(c->cluster[i].raft, raft);
+	cr_assert_str_eq(c->cluster[i].client, client);
+}
+
+Test(config, cluster_file)
+{
+	write_file("[node]\nid = 2\n"
+	           "[cluster]\n"
+	           "peers = 1=127.0.0.1:7501, 2=127.0.0.1:7502,3=[::1]:7503\n"
+	           "clients = 1=127.0.0.1:7401,2=127.0.0.1:7402,3=[::1]:7403\n"
+	           "election_timeout_ms = 1500\n"
+	           "heartbeat_ms = 150\n"
+	           "raftlog_bytes_max = 512m\n");
+	struct config c;
+	config_defaults(&c);
+	char err[256] = "";
+	cr_assert_eq(config_load_file(&c, path, err, sizeof(err)), SL_OK, "%s", err);
+	cr_assert_eq(c.cluster_n, 3);
+	assert_node(&c, 0, 1, "127.0.0.1:7501", "127.0.0.1:7401");
+	assert_node(&c, 1, 2, "127.0.0.1:7502", "127.0.0.1:7402");
+	assert_node(&c, 2, 3, "[::1]:7503", "[::1]:7403");
+	cr_assert_eq(c.election_timeout_ms, 1500);
+	cr_assert_eq(c.heartbeat_ms, 150);
+	cr_assert_eq(c.raftlog_bytes_max, 512ull << 20);
+	cr_assert_eq(config_validate(&c, err, sizeof(err)), SL_OK, "%s", err);
+}
+
+Test(config, cluster_clients_before_peers_and_partial)
+{
+	write_file("[cluster]\n"
+	           "clients = 3=h3:7403,1=h1:7401\n"
+	           "peers = 1=h1:7501,2=h2:7502,3=h3:7503,4=h4:7504,5=h5:7505\n");
+	struct config c;
+	config_defaults(&c);
+	char err[256] = "";
+	cr_assert_eq(config_load_file(&c, path, err, sizeof(err)), SL_OK, "%s", err);
+	cr_assert_eq(c.cluster_n, 5);
+	assert_node(&c, 0, 1, "h1:7501", "h1:7401");
+	assert_node(&c, 1, 2, "h2:7502", "");
+	assert_node(&c, 2, 3, "h3:7503", "h3:7403");
+	assert_node(&c, 4, 5, "h5:7505", "");
+	cr_assert_eq(config_validate(&c, err, sizeof(err)), SL_OK, "%s", err);
+	/* a later clients value replaces the earlier one */
+	set_ok(&c, NULL, "clients", "2=h2:7402");
+	assert_node(&c, 0, 1, "h1:7501", "");
+	assert_node(&c, 1, 2, "h2:7502", "h2:7402");
+	/* peers empty again: a single node */
+	set_ok(&c, "cluster", "peers", "");
+	cr_assert_eq(c.cluster_n, 0);
+	cr_assert_eq(c.cluster[0].id, 0);
+	cr_assert_eq(config_validate(&c, err, sizeof(err)), SL_OK, "%s", err);
+}
+
+Test(config, cluster_flags)
+{
+	struct config c;
+	config_defaults(&c);
+	set_ok(&c, NULL, "peers", "1=127.0.0.1:7501,2=127.0.0.1:7502,3=127.0.0.1:7503");
+	set_ok(&c, NULL, "clients", "1=127.0.0.1:7401,2=127.0.0.1:7402,3=127.0.0.1:7403");
+	set_ok(&c, NULL, "election-timeout-ms", "50");
+	set_ok(&c, NULL, "heartbeat-ms", "10");
+	set_ok(&c, NULL, "raftlog-bytes-max", "2g");
+	cr_assert_eq(c.cluster_n, 3);
+	assert_node(&c, 2, 3, "127.0.0.1:7503", "127.0.0.1:7403");
+	cr_assert_eq(c.election_timeout_ms, 50);
+	cr_assert_eq(c.heartbeat_ms, 10);
+	cr_assert_eq(c.raftlog_bytes_max, 2ull << 30);
+	char err[256] = "";
+	cr_assert_eq(config_validate(&c, err, sizeof(err)), SL_OK, "%s", err);
+	/* seven nodes is the most */
+	set_ok(&c, NULL, "peers", "1=a:1,2=a:2,3=a:3,4=a:4,5=a:5,6=a:6,7=a:7");
+	cr_assert_eq(c.cluster_n, 7);
+	assert_node(&c, 6, 7, "a:7", "");
+}
+
+Test(config, cluster_bad_values)
+{
+	struct config c;
+	config_defaults(&c);
+	set_ok(&c, "cluster", "peers", "1=h:1,2=h:2,3=h:3");
+	struct config orig = c;
+	set_bad(&c, "cluster", "peers", "1=h:1,1=h:2,3=h:3");          /* duplicate id */
+	set_bad(&c, "cluster", "peers", "0=h:1,2=h:2,3=h:3");          /* id 0 */
+	set_bad(&c, "cluster", "peers", "x=h:1,2=h:2,3=h:3");          /* id not a number */
+	set_bad(&c, "cluster", "peers", "4294967296=h:1,2=h:2,3=h:3"); /* id over u32 */
+	set_bad(&c, "cluster", "peers", "1=h,2=h:2,3=h:3");            /* no port */
+	set_bad(&c, "cluster", "peers", "1=h:70000,2=h:2,3=h:3");      /* bad port */
+	set_bad(&c, "cluster", "peers", "1=::1:5,2=h:2,3=h:3");        /* IPv6 without brackets */
+	set_bad(&c, "cluster", "peers", "1h:1,2=h:2,3=h:3");           /* no '=' */
+	set_bad(&c, "cluster", "peers", "1=h:1,,3=h:3");               /* empty entry */
+	set_bad(&c, "cluster", "peers", "1=h:1,2=h:1,3=h:3");          /* same address twice */
+	set_bad(&c, "cluster", "peers", "1=h:1,2=h:2");                /* fewer than 3 */
+	set_bad(&c, "cluster", "peers", "1=h:1");
+	set_bad(&c, "cluster", "peers", "1=a:1,2=a:2,3=a:3,4=a:4,5=a:5,6=a:6,7=a:7,8=a:8"); /* more than 7 */
+	set_bad(&c, "cluster", "clients", "4=h:4");                    /* not in peers */
+	set_bad(&c, "cluster", "clients", "1=h:11,1=h:12");
+	set_bad(&c, "cluster", "clients", "1=nope");
+	set_bad(&c, "cluster", "election_timeout_ms", "49");
+	set_bad(&c, "cluster", "election_timeout_ms", "1s");
+	set_bad(&c, "cluster", "heartbeat_ms", "0");
+	set_bad(&c, "cluster", "raftlog_bytes_max", "12q");
+	set_bad(&c, "cluster", "raftlog_bytes_max", "1k");
+	cr_assert_eq(memcmp(&c, &orig, sizeof(c)), 0, "a rejected value changes nothing");
+	/* peers that drop a node clients names */
+	set_ok(&c, "cluster", "clients", "1=h:11,3=h:13");
+	set_bad(&c, "cluster", "peers", "1=h:1,2=h:2,4=h:4");
+	assert_node(&c, 2, 3, "h:3", "h:13");
+}
+
+Test(config, cluster_validate)
+{
+	struct config c;
+	config_defaults(&c);
+	char err[256] = "";
+	c.heartbeat_ms = 1000;
+	validate_bad(&c, "heartbeat_ms");
+	c.heartbeat_ms = 999;
+	cr_assert_eq(config_validate(&c, err, sizeof(err)), SL_OK, "%s", err);
+	set_ok(&c, NULL, "peers", "1=h:1,2=h:2,3=h:3");
+	c.node_id = 4;
+	validate_bad(&c, "node.id 4");
+	c.node_id = 3;
+	cr_assert_eq(config_validate(&c, err, sizeof(err)), SL_OK, "%s", err);
+	/* clients with no peers */
+	config_defaults(&c);
+	set_ok(&c, NULL, "clients", "1=h:11,2=h:12,3=h:13");
+	cr_assert_eq(c.cluster_n, 0);
+	validate_bad(&c, "peers");
+	/* in a file, heartbeat over the election timeout is caught after loading */
+	write_file("[cluster]\nheartbeat_ms = 500\nelection_timeout_ms = 400\n");
+	config_defaults(&c);
+	cr_assert_eq(config_load_file(&c, path, err, sizeof(err)), SL_OK, "%s", err);
+	validate_bad(&c, "election_timeout_ms");
 }

@@ -3,7 +3,8 @@
  * master and the logwriter: it creates the shm segment, writes the LMDB store
  * itself (topic + records) and fills the commit table, forks frontend_main on
  * a listener, reads publish records from the pub ring and answers on the ack
- * ring. A client socket speaks the native protocol to the frontend.
+ * ring. A client socket speaks the native protocol to the frontend. For
+ * cluster requests it also writes the shm cluster block as the logwriter does.
  */
 #include <criterion/criterion.h>
 
@@ -288,6 +289,8 @@ static void lw_ack(uint64_t cookie, uint32_t err, uint64_t offset, uint32_t flag
 	a.partition = 1;
 	a.timestamp_ms = 1234;
 	a.flags = flags;
+	a.term = 2;
+	a.log_index = 1000 + offset;
 	for (i = 0; ring_push(shm_ack_ring(&shm, 0), RM_ACK, &a, sizeof(a), &wake) != 0; i++) {
 		/* ack ring full: wake the frontend and wait for it to drain (as the logwriter does) */
 		cr_assert(i < 2000, "the frontend drains its ack ring");
@@ -397,6 +400,8 @@ Test(frontend, publish_goes_through_the_ring_and_acks_map_back)
 	cr_expect_eq(r->publish_ack->partition, 1);
 	cr_expect_eq(r->publish_ack->timestamp_ms, 1234);
 	cr_expect(r->publish_ack->duplicate);
+	cr_expect_eq(r->publish_ack->term, 2, "the ack carries the raft term of its entry");
+	cr_expect_eq(r->publish_ack->log_index, 1042, "and its log index");
 	codec_frame_free(r);
 	expect_error(fd, 13, SLUICE__ERROR_CODE__INTERNAL); /* local errors (>= 100) map to INTERNAL */
 	close(fd);
@@ -601,5 +606,157 @@ Test(frontend, full_ring_is_backpressure_not_loss)
 		cr_assert_eq(r->publish_ack->offset, i);
 		codec_frame_free(r);
 	}
+	close(fd);
+}
+
+/* ---------- cluster ---------- */
+
+static Sluice__Frame *cluster_status(int fd, uint64_t id)
+{
+	Sluice__ClusterStatus cs = SLUICE__CLUSTER_STATUS__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT, *r;
+
+	f.id = id;
+	f.body_case = SLUICE__FRAME__BODY_CLUSTER_STATUS;
+	f.cluster_status = &cs;
+	send_frame(fd, &f);
+	r = recv_frame(fd);
+	cr_assert_not_null(r);
+	cr_assert_eq(r->body_case, SLUICE__FRAME__BODY_CLUSTER_STATUS_RESULT, "body %d", r->body_case);
+	cr_expect_eq(r->id, id);
+	return r;
+}
+
+static void transfer_leader(int fd, uint64_t id, uint32_t to)
+{
+	Sluice__TransferLeader tl = SLUICE__TRANSFER_LEADER__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+
+	tl.to = to;
+	f.id = id;
+	f.body_case = SLUICE__FRAME__BODY_TRANSFER_LEADER;
+	f.transfer_leader = &tl;
+	send_frame(fd, &f);
+}
+
+/* Play the logwriter: wait for one transfer-leader record in the pub ring. */
+static uint64_t lw_take_transfer(uint32_t want_to)
+{
+	struct ring *r = shm_pub_ring(&shm, 0);
+	struct rm_transfer_leader h;
+	const uint8_t *p;
+	uint32_t len;
+	uint16_t type;
+	uint64_t pos;
+	int i;
+
+	for (i = 0; i < 500; i++) {
+		pos = ring_tail(r);
+		if (ring_peek(r, &pos, &type, &p, &len))
+			break;
+		usleep(10000);
+	}
+	cr_assert(i < 500, "a transfer-leader record reached the ring");
+	cr_assert_eq(type, RM_TRANSFER_LEADER);
+	cr_assert_eq(len, sizeof(h));
+	memcpy(&h, p, sizeof(h));
+	cr_expect_eq(h.cookie >> 48, 3, "cookie carries generation 3");
+	cr_expect_eq(h.to, want_to);
+	ring_release(r, pos);
+	return h.cookie;
+}
+
+/* What the logwriter of node 7, leader of a three-node cluster in term 4, writes. */
+static void lw_write_cluster(void)
+{
+	struct shm_cluster *sc = &shm.hdr->cluster;
+	static const uint32_t ids[3] = {7, 8, 9};
+	int i;
+
+	sc->role = 3; /* RAFT_LEADER */
+	sc->leader_id = 7;
+	sc->term = 4;
+	sc->first_index = 1;
+	sc->last_index = 120;
+	sc->commit_index = 118;
+	sc->applied_index = 117;
+	sc->n_nodes = 3;
+	for (i = 0; i < 3; i++) {
+		sc->nodes[i].id = ids[i];
+		sc->nodes[i].reachable = i != 2;
+		sc->nodes[i].match_index = i == 2 ? 90 : 120;
+	}
+	__atomic_store_n(&sc->enabled, 1, __ATOMIC_RELEASE);
+}
+
+Test(frontend, single_node_cluster_requests_answer_without_the_ring)
+{
+	struct ring *ring = shm_pub_ring(&shm, 0);
+	Sluice__Frame *r;
+	uint64_t pos;
+	const uint8_t *p;
+	uint32_t len;
+	uint16_t type;
+	int fd = hello();
+
+	r = cluster_status(fd, 40);
+	cr_expect_str_eq(r->cluster_status_result->role, "single");
+	cr_expect_eq(r->cluster_status_result->node_id, 7);
+	cr_expect_eq(r->cluster_status_result->leader_id, 7);
+	cr_expect_eq(r->cluster_status_result->n_nodes, 0);
+	codec_frame_free(r);
+
+	transfer_leader(fd, 41, 2);
+	expect_error(fd, 41, SLUICE__ERROR_CODE__INVALID_ARGUMENT);
+	pos = ring_tail(ring);
+	cr_expect_not(ring_peek(ring, &pos, &type, &p, &len), "nothing was sent to the logwriter");
+	close(fd);
+}
+
+Test(frontend, transfer_leader_becomes_a_ring_record_and_answers_from_its_ack)
+{
+	Sluice__Frame *r;
+	Sluice__ClusterStatusResult *cs;
+	uint64_t c1, c2;
+	int fd;
+
+	lw_write_cluster();
+	fd = hello();
+	r = cluster_status(fd, 50);
+	cs = r->cluster_status_result;
+	cr_expect_str_eq(cs->role, "leader");
+	cr_expect_eq(cs->node_id, 7);
+	cr_expect_eq(cs->leader_id, 7);
+	cr_expect_eq(cs->term, 4);
+	cr_expect_eq(cs->first_index, 1);
+	cr_expect_eq(cs->last_index, 120);
+	cr_expect_eq(cs->commit_index, 118);
+	cr_expect_eq(cs->applied_index, 117);
+	cr_assert_eq(cs->n_nodes, 3);
+	cr_expect_eq(cs->nodes[0]->id, 7);
+	cr_expect(cs->nodes[0]->reachable);
+	cr_expect_eq(cs->nodes[1]->match_index, 120);
+	cr_expect_eq(cs->nodes[2]->id, 9);
+	cr_expect_not(cs->nodes[2]->reachable);
+	cr_expect_eq(cs->nodes[2]->match_index, 90);
+	codec_frame_free(r);
+
+	/* an id outside the cluster is refused before the ring */
+	transfer_leader(fd, 51, 12);
+	expect_error(fd, 51, SLUICE__ERROR_CODE__INVALID_ARGUMENT);
+
+	transfer_leader(fd, 52, 8);
+	c1 = lw_take_transfer(8);
+	transfer_leader(fd, 53, 9);
+	c2 = lw_take_transfer(9);
+	cr_expect_neq(c1, c2);
+	lw_ack(c2, SL_EUNAVAILABLE, 0, 0);
+	lw_ack(c1, 0, 0, 0);
+	expect_error(fd, 53, SLUICE__ERROR_CODE__UNAVAILABLE);
+	r = recv_frame(fd);
+	cr_assert_not_null(r);
+	cr_expect_eq(r->body_case, SLUICE__FRAME__BODY_OK, "body %d", r->body_case);
+	cr_expect_eq(r->id, 52);
+	codec_frame_free(r);
 	close(fd);
 }

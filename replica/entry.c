@@ -1,0 +1,140 @@
+/*
+ * entry.c: building and reading raft entry data (see entry.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "entry.h"
+#include "err.h"
+
+#define ENT_ALIGN(n) (((n) + 7u) & ~(size_t)7u)
+
+void ent_begin(struct ent_writer *e, int with_hdr, int64_t ts_ms)
+{
+	e->len = 0;
+	e->count = 0;
+	e->has_hdr = with_hdr;
+	if (!with_hdr)
+		return;
+	if (e->cap < sizeof(struct ent_hdr)) {
+		uint8_t *b = realloc(e->buf, 4096);
+		if (!b) {
+			e->has_hdr = -1; /* reported by ent_add */
+			return;
+		}
+		e->buf = b;
+		e->cap = 4096;
+	}
+	struct ent_hdr h = {ENT_MAGIC, 0, ts_ms};
+	memcpy(e->buf, &h, sizeof(h));
+	e->len = sizeof(h);
+}
+
+static int ent_reserve(struct ent_writer *e, size_t more)
+{
+	if (e->has_hdr < 0)
+		return SL_ENOMEM;
+	if (e->len + more <= e->cap)
+		return SL_OK;
+	size_t n = e->cap ? e->cap : 4096;
+	while (n < e->len + more)
+		n *= 2;
+	uint8_t *b = realloc(e->buf, n);
+	if (!b)
+		return SL_ENOMEM;
+	e->buf = b;
+	e->cap = n;
+	return SL_OK;
+}
+
+int ent_add(struct ent_writer *e, uint16_t type, uint32_t origin_node, uint16_t origin_fe, const void *p,
+	    uint32_t len)
+{
+	size_t need = sizeof(struct ent_rec) + ENT_ALIGN((size_t)len);
+	int rc = ent_reserve(e, need);
+	if (rc)
+		return rc;
+	struct ent_rec r = {len, type, origin_fe, origin_node, 0};
+	memcpy(e->buf + e->len, &r, sizeof(r));
+	if (len)
+		memcpy(e->buf + e->len + sizeof(r), p, len);
+	memset(e->buf + e->len + sizeof(r) + len, 0, ENT_ALIGN((size_t)len) - len);
+	e->len += need;
+	e->count++;
+	return SL_OK;
+}
+
+int ent_add_list(struct ent_writer *e, const uint8_t *recs, size_t len)
+{
+	size_t pos = 0;
+	struct ent_view v;
+	int r;
+	uint32_t n = 0;
+	while ((r = ent_next(recs, len, &pos, &v)) == 1)
+		n++;
+	if (r < 0)
+		return SL_EMALFORMED;
+	int rc = ent_reserve(e, len);
+	if (rc)
+		return rc;
+	memcpy(e->buf + e->len, recs, len);
+	e->len += len;
+	e->count += n;
+	return SL_OK;
+}
+
+uint8_t *ent_take(struct ent_writer *e, size_t *len)
+{
+	uint8_t *b = e->buf;
+	if (e->has_hdr > 0) {
+		struct ent_hdr h;
+		memcpy(&h, b, sizeof(h));
+		h.count = e->count;
+		memcpy(b, &h, sizeof(h));
+	}
+	*len = e->len;
+	e->buf = NULL;
+	e->len = e->cap = 0;
+	e->count = 0;
+	return b;
+}
+
+void ent_free(struct ent_writer *e)
+{
+	free(e->buf);
+	memset(e, 0, sizeof(*e));
+}
+
+int ent_parse(const uint8_t *p, size_t len, int64_t *ts_ms, uint32_t *count, size_t *pos)
+{
+	struct ent_hdr h;
+	if (len < sizeof(h))
+		return SL_EMALFORMED;
+	memcpy(&h, p, sizeof(h));
+	if (h.magic != ENT_MAGIC)
+		return SL_EMALFORMED;
+	*ts_ms = h.ts_ms;
+	*count = h.count;
+	*pos = sizeof(h);
+	return SL_OK;
+}
+
+int ent_next(const uint8_t *p, size_t len, size_t *pos, struct ent_view *v)
+{
+	struct ent_rec r;
+	if (*pos == len)
+		return 0;
+	if (*pos > len || len - *pos < sizeof(r))
+		return -1;
+	memcpy(&r, p + *pos, sizeof(r));
+	size_t body = ENT_ALIGN((size_t)r.len);
+	if (body < r.len || len - *pos - sizeof(r) < body)
+		return -1;
+	v->type = r.type;
+	v->origin_fe = r.origin_fe;
+	v->origin_node = r.origin_node;
+	v->p = p + *pos + sizeof(r);
+	v->len = r.len;
+	*pos += sizeof(r) + body;
+	return 1;
+}

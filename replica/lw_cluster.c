@@ -1,0 +1,1031 @@
+/*
+ * lw_cluster.c: the logwriter in cluster mode ([cluster] peers set).
+ *
+ * The raft log is a short write-ahead of client requests: a leader turns the
+ * requests it drains from its frontends' rings (and those followers forward
+ * to it) into one raft entry per turn (replica/entry.h). One LMDB write
+ * transaction per turn persists the raft hard state and new entries, applies
+ * every committed entry to the log state with the same request code as a
+ * single node (record batches, topics, groups, dedup, retention), and records
+ * the applied index; it syncs once. Only then are raft messages sent, the
+ * commit table published and acks pushed. So an ack means: committed on a
+ * majority (each synced its raft log) and applied on the node that answers.
+ *
+ * Every node applies every committed entry, so all nodes hold the same LMDB
+ * state; the origin node of a request acknowledges it to its frontend. A
+ * follower forwards its frontends' requests to the leader; if an answer may
+ * have been lost (leader or term change, link to the leader down, restart)
+ * the shm epoch is bumped and frontends answer UNAVAILABLE to what is
+ * pending: clients retry with the same producer id and sequence, which the
+ * dedup table turns into the original answer.
+ *
+ * Raft log entries are trimmed once applied and held by every peer (or past
+ * raftlog_bytes_max). Entry timestamps come from the leader's clock but never
+ * go back: apply uses max(entry time, last applied time).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "entry.h"
+#include "err.h"
+#include "log.h"
+#include "lw_int.h"
+#include "peer.h"
+#include "raft.h"
+
+#define CL_FORWARD_BYTES_MAX (1u << 20)    /* one Forward frame */
+#define CL_PROPOSAL_BYTES_MAX (8u << 20)   /* one entry, unless a single request is larger */
+#define CL_FWD_QUEUE_BYTES_MAX (64u << 20) /* forwarded requests waiting on the leader */
+#define CL_MSG_BYTES_MAX (4u << 20)        /* entry data per AppendEntries */
+#define CL_INFLIGHT_MAX 32
+#define CL_TRIM_CHUNK 512
+#define CL_POLLFDS_MAX 64
+
+struct cl_fwd {
+	uint8_t *recs;
+	size_t len;
+};
+
+struct cl_ack {
+	uint32_t fe;
+	struct rm_ack a;
+};
+
+struct lw_cluster {
+	struct raft *raft;
+	struct peer_net *net;
+	uint32_t self;
+	uint32_t tick_ms;
+	int64_t next_tick_ms;
+	uint64_t applied, applied_term;
+	uint64_t stored_last;         /* highest index in the raftlog db */
+	uint64_t trimmed, trimmed_term; /* the raftlog holds entries > trimmed */
+	uint32_t *sizes;              /* data bytes of entries trimmed+1 .. stored_last */
+	size_t sizes_cap;
+	uint64_t log_bytes;
+	struct ent_writer prop;
+	struct ent_writer fwdw;
+	struct cl_fwd *fwd;
+	size_t fwd_n, fwd_cap, fwd_bytes;
+	struct cl_ack *acks;
+	size_t acks_n, acks_cap;
+	uint64_t *rel_pos;            /* per frontend: release the ring here after the txn */
+	/* apply context */
+	uint64_t cur_index;
+	int cur_self;
+	uint64_t cur_cookie;
+	uint32_t cur_fe;
+	size_t retention_deleted;
+	/* observation */
+	uint64_t seen_term, seen_leader;
+	int forwarded;                /* requests forwarded since the last epoch bump */
+	int64_t no_leader_since_ms;
+	int64_t next_retention_ms;
+	int64_t next_usage_ms;
+	int64_t snap_warn_ms;
+};
+
+/* ---------- acks ---------- */
+
+int lw_cluster_ack(struct lw *w, uint32_t err, uint32_t partition, uint64_t offset, uint32_t flags, int64_t ts)
+{
+	struct lw_cluster *c = w->cl;
+	if (!c->cur_self)
+		return SL_OK;
+	int rc = lw_grow((void **)&c->acks, &c->acks_cap, c->acks_n + 1, sizeof(*c->acks));
+	if (rc)
+		return rc;
+	struct cl_ack *a = &c->acks[c->acks_n++];
+	memset(a, 0, sizeof(*a));
+	a->fe = c->cur_fe;
+	a->a.cookie = c->cur_cookie;
+	a->a.err = err;
+	a->a.partition = partition;
+	a->a.offset = offset;
+	a->a.flags = flags;
+	a->a.timestamp_ms = ts ? ts : w->batch_ts;
+	a->a.term = w->cur_term;
+	a->a.log_index = c->cur_index;
+	return SL_OK;
+}
+
+/* Answer one ring record at once (not through the log). */
+static void ack_now(struct lw *w, uint32_t fe, const uint8_t *p, uint32_t len, uint32_t err)
+{
+	struct rm_ack a = {0};
+	if (len >= sizeof(a.cookie))
+		memcpy(&a.cookie, p, sizeof(a.cookie));
+	a.err = err;
+	lw_ack_push(w, fe, &a);
+}
+
+static void bump_epoch(struct lw *w, const char *why)
+{
+	atomic_fetch_add_explicit((_Atomic uint64_t *)&w->shm->hdr->cluster.epoch, 1, memory_order_acq_rel);
+	w->cl->forwarded = 0;
+	log_debug("epoch bumped: %s", why);
+	lw_wake_frontends(w);
+}
+
+/* ---------- persistence helpers ---------- */
+
+struct cl_hs {
+	uint64_t term, vote;
+};
+
+struct cl_applied {
+	uint64_t index, term;
+	int64_t last_ts;
+};
+
+static int meta_get_fixed(struct store_txn *t, const char *key, void *out, size_t n)
+{
+	struct slice v;
+	int rc = store_meta_get(t, key, &v);
+	if (rc)
+		return rc;
+	if (v.len != n)
+		return SL_ECORRUPT;
+	memcpy(out, v.base, n);
+	return SL_OK;
+}
+
+static int sizes_set(struct lw_cluster *c, uint64_t index, uint32_t bytes)
+{
+	size_t i = (size_t)(index - c->trimmed - 1);
+	if (lw_grow((void **)&c->sizes, &c->sizes_cap, i + 1, sizeof(*c->sizes)))
+		return SL_ENOMEM;
+	c->sizes[i] = bytes;
+	return SL_OK;
+}
+
+/* ---------- start-up ---------- */
+
+struct cl_load {
+	struct raft_entry *ents;
+	size_t n, cap;
+	struct lw_cluster *c;
+	int rc;
+};
+
+static int load_entry_cb(void *arg, uint64_t index, uint64_t term, uint32_t type, struct slice data)
+{
+	struct cl_load *l = arg;
+	uint64_t want = l->c->trimmed + 1 + l->n;
+	if (index != want) {
+		log_error("raft log has a gap: entry %llu where %llu was expected", (unsigned long long)index,
+			  (unsigned long long)want);
+		l->rc = SL_ECORRUPT;
+		return 1;
+	}
+	if (lw_grow((void **)&l->ents, &l->cap, l->n + 1, sizeof(*l->ents)) ||
+	    sizes_set(l->c, index, (uint32_t)data.len)) {
+		l->rc = SL_ENOMEM;
+		return 1;
+	}
+	l->ents[l->n++] = (struct raft_entry){term, index, type, (uint32_t)data.len, (uint8_t *)data.base};
+	l->c->log_bytes += data.len;
+	return 0;
+}
+
+static uint64_t cluster_id(const struct config *cfg)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (uint32_t i = 0; i < cfg->cluster_n; i++)
+		h = (h ^ cfg->cluster[i].id) * 1099511628211ull;
+	return h;
+}
+
+static int check_members(struct lw *w, struct store_txn *t, int *fresh)
+{
+	uint32_t ids[CONFIG_NODES_MAX] = {0};
+	for (uint32_t i = 0; i < w->cfg->cluster_n; i++)
+		ids[i] = w->cfg->cluster[i].id;
+	struct slice v;
+	int rc = store_meta_get(t, "raft/members", &v);
+	if (rc == SL_ENOTFOUND) {
+		*fresh = 1;
+		return SL_OK;
+	}
+	if (rc)
+		return rc;
+	if (v.len != sizeof(ids) || memcmp(v.base, ids, sizeof(ids)) != 0) {
+		log_error("the data dir belongs to a cluster with other members than [cluster] peers names; "
+			  "membership changes are not supported");
+		return SL_ECONFIG;
+	}
+	return SL_OK;
+}
+
+static int raft_open(struct lw *w, struct store_txn *t, struct raft_hardstate *hs, struct cl_load *l)
+{
+	struct lw_cluster *c = w->cl;
+	struct cl_hs h = {0, 0};
+	struct cl_applied ap = {0, 0, 0};
+	uint64_t snap[2] = {0, 0};
+	int rc = meta_get_fixed(t, "raft/hs", &h, sizeof(h));
+	if (rc == SL_OK || rc == SL_ENOTFOUND)
+		rc = meta_get_fixed(t, "raft/applied", &ap, sizeof(ap));
+	if (rc == SL_OK || rc == SL_ENOTFOUND)
+		rc = meta_get_fixed(t, "raft/trimmed", snap, sizeof(snap));
+	if (rc != SL_OK && rc != SL_ENOTFOUND)
+		return rc;
+	hs->term = h.term;
+	hs->vote = h.vote;
+	c->applied = ap.index;
+	c->applied_term = ap.term;
+	w->last_ts = ap.last_ts;
+	c->trimmed = snap[0];
+	c->trimmed_term = snap[1];
+	l->c = c;
+	rc = store_raft_foreach(t, c->trimmed + 1, load_entry_cb, l);
+	if (rc == SL_OK)
+		rc = l->rc;
+	c->stored_last = c->trimmed + l->n;
+	if (rc == SL_OK && c->applied > c->stored_last) {
+		log_error("applied index %llu is past the raft log's end %llu", (unsigned long long)c->applied,
+			  (unsigned long long)c->stored_last);
+		rc = SL_ECORRUPT;
+	}
+	return rc;
+}
+
+static int raft_create(struct lw *w, const struct raft_hardstate *hs, const struct cl_load *l)
+{
+	struct lw_cluster *c = w->cl;
+	const struct config *cfg = w->cfg;
+	struct raft_config rc = {0};
+	rc.id = cfg->node_id;
+	for (uint32_t i = 0; i < cfg->cluster_n; i++)
+		rc.nodes[i] = cfg->cluster[i].id;
+	rc.n_nodes = cfg->cluster_n;
+	c->tick_ms = cfg->heartbeat_ms >= 20 ? 10 : (cfg->heartbeat_ms / 2 ? cfg->heartbeat_ms / 2 : 1);
+	rc.election_ticks = cfg->election_timeout_ms / c->tick_ms;
+	rc.heartbeat_ticks = cfg->heartbeat_ms / c->tick_ms;
+	if (rc.heartbeat_ticks == 0)
+		rc.heartbeat_ticks = 1;
+	if (rc.election_ticks <= rc.heartbeat_ticks)
+		rc.election_ticks = rc.heartbeat_ticks + 1;
+	if (getrandom(&rc.seed, sizeof(rc.seed), 0) != sizeof(rc.seed))
+		rc.seed = (uint64_t)time_now_ms() ^ (uint64_t)getpid() << 32;
+	rc.msg_bytes_max = CL_MSG_BYTES_MAX;
+	rc.inflight_max = CL_INFLIGHT_MAX;
+	c->raft = raft_new(&rc, hs, c->trimmed, c->trimmed_term, l->ents, l->n, c->applied);
+	return c->raft ? SL_OK : SL_ENOMEM;
+}
+
+static int net_open(struct lw *w)
+{
+	struct peer_addr addrs[CONFIG_NODES_MAX];
+	const struct config *cfg = w->cfg;
+	for (uint32_t i = 0; i < cfg->cluster_n; i++) {
+		addrs[i].id = cfg->cluster[i].id;
+		int rc = config_parse_hostport(cfg->cluster[i].raft, addrs[i].host, sizeof(addrs[i].host),
+					       &addrs[i].port);
+		if (rc)
+			return rc;
+	}
+	struct peer_opts o = {0};
+	o.self_id = cfg->node_id;
+	o.nodes = addrs;
+	o.n_nodes = cfg->cluster_n;
+	o.cluster_id = cluster_id(cfg);
+	return peer_net_open(&w->cl->net, &o);
+}
+
+/* Skip ring records a dead logwriter already put into the raft log. */
+static int rings_recover(struct lw *w, struct store_txn *t)
+{
+	for (uint32_t i = 0; i < w->nfe; i++) {
+		char key[32];
+		uint64_t v[2];
+		snprintf(key, sizeof(key), "cring/%u", i);
+		int rc = meta_get_fixed(t, key, v, sizeof(v));
+		if (rc == SL_ENOTFOUND)
+			continue;
+		if (rc)
+			return rc;
+		if (v[0] == w->shm->hdr->instance && v[1] > ring_tail(w->fe[i].pub))
+			ring_release(w->fe[i].pub, v[1]);
+	}
+	return SL_OK;
+}
+
+static int cl_start(struct lw *w)
+{
+	struct lw_cluster *c = w->cl;
+	struct cl_load l = {0};
+	struct raft_hardstate hs = {0, 0, 0};
+	int fresh = 0;
+	int rc = store_txn_begin(w->store, 0, &w->txn);
+	if (rc)
+		return rc;
+	rc = check_members(w, w->txn, &fresh);
+	if (rc == SL_OK)
+		rc = raft_open(w, w->txn, &hs, &l);
+	if (rc == SL_OK)
+		rc = raft_create(w, &hs, &l); /* copies the entries before the txn ends */
+	if (rc == SL_OK)
+		rc = lw_topics_reload(w);
+	if (rc == SL_OK) {
+		for (uint32_t s = 0; s < w->cfg->partitions_max; s++) {
+			w->shm->slots[s].topic_id = UINT32_MAX;
+			lw_slot_publish(w, s);
+		}
+		rc = rings_recover(w, w->txn);
+	}
+	free(l.ents);
+	store_txn_abort(w->txn);
+	w->txn = NULL;
+	if (rc)
+		return rc;
+	if (fresh) {
+		uint32_t ids[CONFIG_NODES_MAX] = {0};
+		for (uint32_t i = 0; i < w->cfg->cluster_n; i++)
+			ids[i] = w->cfg->cluster[i].id;
+		rc = store_txn_begin(w->store, 1, &w->txn);
+		if (rc == SL_OK)
+			rc = store_meta_put(w->txn, "raft/members", slice_make(ids, sizeof(ids)));
+		rc = rc ? (store_txn_abort(w->txn), rc) : store_txn_commit(w->txn);
+		w->txn = NULL;
+		if (rc)
+			return rc;
+	}
+	rc = net_open(w);
+	if (rc)
+		return rc;
+	lw_slots_refresh_first(w);
+	w->shm->hdr->cluster.enabled = 1;
+	bump_epoch(w, "logwriter start");
+	atomic_store_explicit((_Atomic uint32_t *)&w->shm->hdr->logwriter_ready, 1, memory_order_release);
+	lw_wake_frontends(w);
+	log_info("cluster node %u ready: %u nodes, raft log %llu..%llu, applied %llu", c->self, w->cfg->cluster_n,
+		 (unsigned long long)c->trimmed + 1, (unsigned long long)c->stored_last,
+		 (unsigned long long)c->applied);
+	return SL_OK;
+}
+
+/* ---------- peers ---------- */
+
+static void on_frame(void *arg, uint32_t from, const uint8_t *p, size_t len)
+{
+	struct lw *w = arg;
+	struct lw_cluster *c = w->cl;
+	struct peer_frame f;
+	if (peer_decode(p, len, &f) != SL_OK) {
+		log_warn("node %u sent a frame that does not decode; dropped", from);
+		return;
+	}
+	struct raft_status st;
+	switch (f.kind) {
+	case PEER_FRAME_RAFT:
+		if (f.raft.from != from) {
+			log_warn("node %u sent a raft message claiming to be from %llu; dropped", from,
+				 (unsigned long long)f.raft.from);
+			break;
+		}
+		if (f.raft.type == RAFT_MSG_SNAPSHOT) {
+			/* Installing snapshots is not supported yet: refuse by not stepping it. */
+			break;
+		}
+		raft_step(c->raft, &f.raft);
+		break;
+	case PEER_FRAME_FORWARD:
+		raft_status(c->raft, &st);
+		if (st.role != RAFT_LEADER || c->fwd_bytes + f.records_len > CL_FWD_QUEUE_BYTES_MAX)
+			break; /* the origin bumps its epoch when it sees the leader change */
+		if (lw_grow((void **)&c->fwd, &c->fwd_cap, c->fwd_n + 1, sizeof(*c->fwd)))
+			break;
+		c->fwd[c->fwd_n].recs = malloc(f.records_len ? f.records_len : 1);
+		if (!c->fwd[c->fwd_n].recs)
+			break;
+		memcpy(c->fwd[c->fwd_n].recs, f.records, f.records_len);
+		c->fwd[c->fwd_n].len = f.records_len;
+		c->fwd_bytes += f.records_len;
+		c->fwd_n++;
+		break;
+	case PEER_FRAME_TRANSFER:
+		if (raft_transfer_leader(c->raft, f.transfer_to) == SL_OK)
+			log_info("transferring leadership to node %u (asked through node %u)", f.transfer_to, from);
+		break;
+	}
+	peer_frame_free(&f);
+}
+
+static void send_msgs(struct lw *w, const struct raft_ready *rd)
+{
+	struct lw_cluster *c = w->cl;
+	for (size_t i = 0; i < rd->n_msgs; i++) {
+		const struct raft_msg *m = &rd->msgs[i];
+		if (m->type == RAFT_MSG_SNAPSHOT) {
+			int64_t now = time_now_ms();
+			if (now >= c->snap_warn_ms) {
+				log_warn("node %llu needs raft log entries that were trimmed; snapshots are not supported "
+					 "yet: re-seed it (docs/operations.md)",
+					 (unsigned long long)m->to);
+				c->snap_warn_ms = now + 10000;
+			}
+			raft_snapshot_done(c->raft, m->to, 0);
+			continue;
+		}
+		uint8_t *buf;
+		size_t len;
+		if (peer_encode_raft(m, NULL, 0, 0, 0, &buf, &len) != SL_OK)
+			continue;
+		if (peer_send(c->net, (uint32_t)m->to, buf, len) != SL_OK && !peer_connected(c->net, (uint32_t)m->to))
+			raft_report_unreachable(c->raft, m->to);
+		free(buf);
+	}
+}
+
+/* Poll the peer links (and, when sleeping, the frontends' eventfd). */
+static void net_poll(struct lw *w, int timeout_ms)
+{
+	struct lw_cluster *c = w->cl;
+	struct pollfd pfds[CL_POLLFDS_MAX];
+	pfds[0] = (struct pollfd){w->self_efd, POLLIN, 0};
+	size_t n = 1 + peer_pollfds(c->net, pfds + 1, CL_POLLFDS_MAX - 1);
+	int64_t now = time_now_ms();
+	int t = peer_next_timeout_ms(c->net, now);
+	if (t >= 0 && t < timeout_ms)
+		timeout_ms = t;
+	if (poll(pfds, n, timeout_ms) < 0 && errno != EINTR)
+		log_warn("poll: %s", strerror(errno));
+	if (pfds[0].revents & POLLIN) {
+		uint64_t v;
+		if (read(w->self_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+			log_warn("eventfd read: %s", strerror(errno));
+	}
+	peer_process(c->net, pfds + 1, n - 1, time_now_ms(), on_frame, w);
+}
+
+/* ---------- requests in: propose (leader) or forward (follower) ---------- */
+
+static int map_nearly_full(struct lw *w)
+{
+	const struct shm_header *h = w->shm->hdr;
+	return h->map_bytes && h->used_bytes > h->map_bytes / 10 * 9;
+}
+
+/* A request the leader answers itself instead of logging it; 1 if handled. */
+static int leader_direct(struct lw *w, uint32_t fe, uint16_t type, const uint8_t *p, uint32_t len)
+{
+	if (type == RM_TRANSFER_LEADER) {
+		struct rm_transfer_leader m;
+		if (len < sizeof(m)) {
+			ack_now(w, fe, p, len, SL_EMALFORMED);
+			return 1;
+		}
+		memcpy(&m, p, sizeof(m));
+		int rc = raft_transfer_leader(w->cl->raft, m.to);
+		if (rc == SL_OK)
+			log_info("transferring leadership to node %u", m.to);
+		ack_now(w, fe, p, len, rc == SL_OK ? SL_OK : rc == SL_EINVAL ? SL_EINVAL : SL_EUNAVAILABLE);
+		return 1;
+	}
+	if (type == RM_PUBLISH && map_nearly_full(w)) {
+		ack_now(w, fe, p, len, SL_EFULL);
+		return 1;
+	}
+	return 0;
+}
+
+static int retention_due(struct lw *w)
+{
+	int64_t now = time_now_ms();
+	if (now < w->cl->next_retention_ms)
+		return 0;
+	w->cl->next_retention_ms = now + w->cfg->retention_check_ms;
+	return 1;
+}
+
+/* Leader: one entry from the rings and the forwarded queue. */
+static int leader_propose(struct lw *w)
+{
+	struct lw_cluster *c = w->cl;
+	size_t records = 0;
+	ent_begin(&c->prop, 1, time_now_ms());
+	for (uint32_t i = 0; i < w->nfe; i++) {
+		struct lw_fe *f = &w->fe[i];
+		uint64_t pos = ring_tail(f->pub);
+		uint16_t type;
+		const uint8_t *p;
+		uint32_t len;
+		c->rel_pos[i] = 0;
+		while (records < w->cfg->batch_records_max && c->prop.len < CL_PROPOSAL_BYTES_MAX &&
+		       ring_peek(f->pub, &pos, &type, &p, &len)) {
+			if (!leader_direct(w, i, type, p, len)) {
+				int rc = ent_add(&c->prop, type, c->self, (uint16_t)i, p, len);
+				if (rc)
+					return rc;
+				records++;
+			}
+			c->rel_pos[i] = pos;
+		}
+	}
+	size_t k = 0;
+	for (; k < c->fwd_n && c->prop.len < CL_PROPOSAL_BYTES_MAX; k++) {
+		if (ent_add_list(&c->prop, c->fwd[k].recs, c->fwd[k].len) != SL_OK)
+			log_warn("dropped a malformed forward");
+		c->fwd_bytes -= c->fwd[k].len;
+		free(c->fwd[k].recs);
+	}
+	memmove(c->fwd, c->fwd + k, (c->fwd_n - k) * sizeof(*c->fwd));
+	c->fwd_n -= k;
+	if (retention_due(w))
+		ent_add(&c->prop, RM_RETENTION, c->self, 0, NULL, 0);
+	if (c->prop.count == 0) {
+		/* only requests answered directly: nothing to persist before releasing them */
+		for (uint32_t i = 0; i < w->nfe; i++) {
+			if (c->rel_pos[i] > ring_tail(w->fe[i].pub))
+				ring_release(w->fe[i].pub, c->rel_pos[i]);
+			c->rel_pos[i] = 0;
+		}
+		return SL_OK;
+	}
+	size_t dlen;
+	uint8_t *data = ent_take(&c->prop, &dlen);
+	int rc = raft_propose(c->raft, data, dlen, NULL);
+	if (rc) {
+		/* not leader any more (transfer in progress): requests stay in the rings */
+		for (uint32_t i = 0; i < w->nfe; i++)
+			c->rel_pos[i] = 0;
+		return SL_OK;
+	}
+	return SL_OK;
+}
+
+static void forward_transfer(struct lw *w, uint32_t fe, uint64_t leader, const uint8_t *p, uint32_t len)
+{
+	struct rm_transfer_leader m;
+	uint8_t *buf;
+	size_t blen;
+	if (len < sizeof(m)) {
+		ack_now(w, fe, p, len, SL_EMALFORMED);
+		return;
+	}
+	memcpy(&m, p, sizeof(m));
+	int rc = peer_encode_transfer(m.to, &buf, &blen);
+	if (rc == SL_OK) {
+		rc = peer_send(w->cl->net, (uint32_t)leader, buf, blen);
+		free(buf);
+	}
+	ack_now(w, fe, p, len, rc == SL_OK ? SL_OK : SL_EUNAVAILABLE);
+}
+
+/* Follower: hand ring records to the leader; hold them while there is none. */
+static void follower_forward(struct lw *w, uint64_t leader)
+{
+	struct lw_cluster *c = w->cl;
+	int64_t now = time_now_ms();
+	int give_up = !leader && now - c->no_leader_since_ms > 2 * (int64_t)w->cfg->election_timeout_ms;
+	for (uint32_t i = 0; i < w->nfe; i++) {
+		struct lw_fe *f = &w->fe[i];
+		uint64_t pos = ring_tail(f->pub), done = pos;
+		uint16_t type;
+		const uint8_t *p;
+		uint32_t len;
+		if (!leader && !give_up)
+			continue;
+		ent_begin(&c->fwdw, 0, 0);
+		while (c->fwdw.len < CL_FORWARD_BYTES_MAX && ring_peek(f->pub, &pos, &type, &p, &len)) {
+			if (give_up)
+				ack_now(w, i, p, len, SL_EUNAVAILABLE);
+			else if (type == RM_TRANSFER_LEADER)
+				forward_transfer(w, i, leader, p, len);
+			else if (ent_add(&c->fwdw, type, c->self, (uint16_t)i, p, len) != SL_OK)
+				break;
+			done = pos;
+		}
+		if (!give_up && c->fwdw.count) {
+			uint8_t *buf;
+			size_t blen;
+			if (peer_encode_forward(c->self, c->fwdw.buf, c->fwdw.len, &buf, &blen) != SL_OK)
+				continue;
+			int rc = peer_send(c->net, (uint32_t)leader, buf, blen);
+			free(buf);
+			if (rc != SL_OK)
+				continue; /* link down or window full: try again next turn */
+			c->forwarded = 1;
+		}
+		if (done > ring_tail(f->pub))
+			ring_release(f->pub, done);
+	}
+}
+
+/* ---------- apply ---------- */
+
+static int apply_retention(struct lw *w)
+{
+	size_t deleted = 0;
+	int rc = store_retention_step(w->txn, w->batch_ts, w->cfg->dedup_window_ms, w->cfg->retention_chunk_batches,
+				      &deleted);
+	if (rc)
+		return rc;
+	w->cl->retention_deleted += deleted;
+	if (deleted >= w->cfg->retention_chunk_batches)
+		w->cl->next_retention_ms = 0; /* more to do: the leader asks again at once */
+	return SL_OK;
+}
+
+static int apply_entry(struct lw *w, const struct raft_entry *e)
+{
+	struct lw_cluster *c = w->cl;
+	int64_t ts;
+	uint32_t count;
+	size_t pos;
+	struct ent_view v;
+	int r, rc = SL_OK;
+	if (e->type != RAFT_ENTRY_NORMAL || e->len == 0)
+		return SL_OK;
+	if (ent_parse(e->data, e->len, &ts, &count, &pos) != SL_OK) {
+		log_error("raft entry %llu is not a request list; skipped on every node",
+			  (unsigned long long)e->index);
+		return SL_OK;
+	}
+	w->batch_ts = ts > w->last_ts ? ts : w->last_ts;
+	w->batch_no = e->index;
+	w->batch_records = 0;
+	w->cur_term = e->term;
+	c->cur_index = e->index;
+	while (rc == SL_OK && (r = ent_next(e->data, e->len, &pos, &v)) == 1) {
+		c->cur_self = v.origin_node == c->self && v.origin_fe < w->nfe;
+		c->cur_fe = v.origin_fe;
+		c->cur_cookie = 0;
+		if (v.len >= sizeof(c->cur_cookie))
+			memcpy(&c->cur_cookie, v.p, sizeof(c->cur_cookie));
+		if (v.type == RM_RETENTION) {
+			rc = lw_parts_flush(w);
+			if (rc == SL_OK)
+				rc = apply_retention(w);
+			continue;
+		}
+		rc = lw_record_apply(w, v.origin_fe, v.type, v.p, v.len);
+	}
+	if (rc == SL_OK)
+		rc = lw_parts_flush(w);
+	c->cur_self = 0;
+	w->last_ts = w->batch_ts;
+	return rc;
+}
+
+static int apply_committed(struct lw *w, const struct raft_ready *rd)
+{
+	struct lw_cluster *c = w->cl;
+	for (size_t i = 0; i < rd->n_committed; i++) {
+		const struct raft_entry *e = &rd->committed[i];
+		if (e->index <= c->applied)
+			continue;
+		if (e->index != c->applied + 1) {
+			log_error("committed entry %llu after applied %llu", (unsigned long long)e->index,
+				  (unsigned long long)c->applied);
+			return SL_EINTERNAL;
+		}
+		int rc = apply_entry(w, e);
+		if (rc)
+			return rc;
+		c->applied = e->index;
+		c->applied_term = e->term;
+	}
+	struct cl_applied ap = {c->applied, c->applied_term, w->last_ts};
+	return store_meta_put(w->txn, "raft/applied", slice_make(&ap, sizeof(ap)));
+}
+
+/* ---------- one turn: persist, apply, then tell the world ---------- */
+
+static int persist_entries(struct lw *w, const struct raft_ready *rd)
+{
+	struct lw_cluster *c = w->cl;
+	if (!rd->n_entries)
+		return SL_OK;
+	uint64_t first = rd->entries[0].index;
+	if (first <= c->trimmed) {
+		log_error("raft asked to persist entry %llu below the trimmed log (%llu)", (unsigned long long)first,
+			  (unsigned long long)c->trimmed);
+		return SL_EINTERNAL;
+	}
+	if (first <= c->stored_last) {
+		int rc = store_raft_truncate(w->txn, first);
+		if (rc)
+			return rc;
+		for (uint64_t i = first; i <= c->stored_last; i++)
+			c->log_bytes -= c->sizes[i - c->trimmed - 1];
+		c->stored_last = first - 1;
+	}
+	for (size_t i = 0; i < rd->n_entries; i++) {
+		const struct raft_entry *e = &rd->entries[i];
+		int rc = store_raft_put(w->txn, e->index, e->term, e->type, slice_make(e->data, e->len));
+		if (rc == SL_OK)
+			rc = sizes_set(c, e->index, e->len);
+		if (rc)
+			return rc;
+		c->log_bytes += e->len;
+		c->stored_last = e->index;
+	}
+	return SL_OK;
+}
+
+/* How far the raft log may be trimmed now (0: not at all). */
+static uint64_t trim_target(struct lw *w)
+{
+	struct lw_cluster *c = w->cl;
+	struct raft_status st;
+	raft_status(c->raft, &st);
+	uint64_t upto = c->applied < st.applied ? c->applied : st.applied;
+	if (c->log_bytes > w->cfg->raftlog_bytes_max)
+		return upto; /* peers further behind will need a snapshot */
+	if (st.role != RAFT_LEADER)
+		return c->log_bytes > w->cfg->raftlog_bytes_max / 2 ? upto : 0;
+	for (size_t i = 0; i < st.n_peers; i++)
+		if (st.peers[i].id != c->self && st.peers[i].match < upto)
+			upto = st.peers[i].match;
+	return upto;
+}
+
+static int trim_log(struct lw *w, uint64_t *trimmed_to)
+{
+	struct lw_cluster *c = w->cl;
+	uint64_t upto = trim_target(w);
+	*trimmed_to = 0;
+	if (upto <= c->trimmed)
+		return SL_OK;
+	if (upto > c->trimmed + CL_TRIM_CHUNK)
+		upto = c->trimmed + CL_TRIM_CHUNK;
+	uint64_t term;
+	if (!raft_term_at(c->raft, upto, &term))
+		return SL_OK;
+	size_t deleted;
+	int rc = store_raft_trim(w->txn, upto, CL_TRIM_CHUNK, &deleted);
+	uint64_t v[2] = {upto, term};
+	if (rc == SL_OK)
+		rc = store_meta_put(w->txn, "raft/trimmed", slice_make(v, sizeof(v)));
+	if (rc == SL_OK)
+		*trimmed_to = upto;
+	return rc;
+}
+
+static void trim_done(struct lw *w, uint64_t upto)
+{
+	struct lw_cluster *c = w->cl;
+	uint64_t n = upto - c->trimmed;
+	for (uint64_t i = 0; i < n; i++)
+		c->log_bytes -= c->sizes[i];
+	memmove(c->sizes, c->sizes + n, (size_t)(c->stored_last - upto) * sizeof(*c->sizes));
+	raft_term_at(c->raft, upto, &c->trimmed_term);
+	c->trimmed = upto;
+	raft_compact(c->raft, upto);
+}
+
+static int store_ring_positions(struct lw *w)
+{
+	for (uint32_t i = 0; i < w->nfe; i++) {
+		if (!w->cl->rel_pos[i])
+			continue;
+		char key[32];
+		uint64_t v[2] = {w->shm->hdr->instance, w->cl->rel_pos[i]};
+		snprintf(key, sizeof(key), "cring/%u", i);
+		int rc = store_meta_put(w->txn, key, slice_make(v, sizeof(v)));
+		if (rc)
+			return rc;
+	}
+	return SL_OK;
+}
+
+/* After the txn: the commit table, then acks, then ring space. */
+static void publish_applied(struct lw *w)
+{
+	struct lw_cluster *c = w->cl;
+	for (uint32_t s = 0; s < w->cfg->partitions_max; s++) {
+		if (w->parts[s].touched || w->slots_dirty)
+			lw_slot_publish(w, s);
+		w->parts[s].touched = 0;
+	}
+	w->slots_dirty = 0;
+	if (c->retention_deleted) {
+		lw_slots_refresh_first(w);
+		c->retention_deleted = 0;
+	}
+	for (size_t i = 0; i < c->acks_n; i++)
+		lw_ack_push(w, c->acks[i].fe, &c->acks[i].a);
+	c->acks_n = 0;
+	for (uint32_t i = 0; i < w->nfe; i++) {
+		if (c->rel_pos[i] > ring_tail(w->fe[i].pub))
+			ring_release(w->fe[i].pub, c->rel_pos[i]);
+		c->rel_pos[i] = 0;
+	}
+	lw_wake_frontends(w);
+}
+
+/* Handle one ready if there is one; returns 1 if it did, 0 if none, <0 fatal. */
+static int cl_ready(struct lw *w)
+{
+	struct lw_cluster *c = w->cl;
+	struct raft_ready rd;
+	if (!raft_ready(c->raft, &rd))
+		return 0;
+	if (rd.snapshot_index) {
+		log_error("received a snapshot; installing snapshots is not supported");
+		return -SL_EINTERNAL;
+	}
+	uint64_t trimmed_to = 0;
+	int rc = store_txn_begin(w->store, 1, &w->txn);
+	if (rc)
+		return -rc;
+	if (rd.hs_changed) {
+		struct cl_hs h = {rd.hs.term, rd.hs.vote};
+		rc = store_meta_put(w->txn, "raft/hs", slice_make(&h, sizeof(h)));
+	}
+	if (rc == SL_OK)
+		rc = persist_entries(w, &rd);
+	if (rc == SL_OK && rd.n_committed)
+		rc = apply_committed(w, &rd);
+	if (rc == SL_OK)
+		rc = store_ring_positions(w);
+	if (rc == SL_OK)
+		rc = trim_log(w, &trimmed_to);
+	rc = rc ? (store_txn_abort(w->txn), rc) : store_txn_commit(w->txn);
+	w->txn = NULL;
+	if (rc) {
+		log_error("raft turn not stored: %s", sl_strerror(rc));
+		return -(rc < 100 ? SL_EINTERNAL : rc);
+	}
+	send_msgs(w, &rd);
+	publish_applied(w);
+	raft_advance(c->raft, &rd);
+	if (trimmed_to)
+		trim_done(w, trimmed_to);
+	return 1;
+}
+
+/* ---------- observation: status in shm, epoch ---------- */
+
+static void observe(struct lw *w, struct raft_status *st)
+{
+	struct lw_cluster *c = w->cl;
+	struct shm_cluster *sc = &w->shm->hdr->cluster;
+	int64_t now = time_now_ms();
+	raft_status(c->raft, st);
+	if (st->term != c->seen_term || st->leader != c->seen_leader) {
+		if (st->leader && st->leader != c->seen_leader)
+			log_info("term %llu: leader is node %llu%s", (unsigned long long)st->term,
+				 (unsigned long long)st->leader, st->leader == c->self ? " (this node)" : "");
+		if (c->seen_leader && st->leader != c->seen_leader)
+			bump_epoch(w, "leader changed");
+		if (!st->leader && c->seen_leader)
+			c->no_leader_since_ms = now;
+		c->seen_term = st->term;
+		c->seen_leader = st->leader;
+	}
+	if (c->forwarded && st->leader && !peer_connected(c->net, (uint32_t)st->leader))
+		bump_epoch(w, "link to the leader lost");
+	sc->role = st->role;
+	sc->leader_id = (uint32_t)st->leader;
+	sc->term = st->term;
+	sc->first_index = st->first_index;
+	sc->last_index = st->last_index;
+	sc->commit_index = st->commit;
+	sc->applied_index = c->applied;
+	sc->n_nodes = w->cfg->cluster_n;
+	for (uint32_t i = 0; i < w->cfg->cluster_n && i < SHM_NODES_MAX; i++) {
+		uint32_t id = w->cfg->cluster[i].id;
+		struct shm_cluster_node *n = &sc->nodes[i];
+		n->id = id;
+		int64_t rx = id == c->self ? now : peer_last_rx_ms(c->net, id);
+		n->last_contact_ms = rx;
+		n->reachable = rx && now - rx <= (int64_t)w->cfg->election_timeout_ms;
+		n->match_index = 0;
+		for (size_t k = 0; st->role == RAFT_LEADER && k < st->n_peers; k++)
+			if (st->peers[k].id == id)
+				n->match_index = id == c->self ? st->last_index : st->peers[k].match;
+	}
+	sc->updated_ms = now;
+	if (now >= c->next_usage_ms) {
+		uint64_t map, used;
+		store_usage(w->store, &map, &used);
+		w->shm->hdr->map_bytes = map;
+		w->shm->hdr->used_bytes = used;
+		c->next_usage_ms = now + 1000;
+	}
+}
+
+/* ---------- the loop ---------- */
+
+static int rings_have_work(struct lw *w)
+{
+	for (uint32_t i = 0; i < w->nfe; i++) {
+		uint64_t pos = ring_tail(w->fe[i].pub);
+		uint16_t type;
+		const uint8_t *p;
+		uint32_t len;
+		if (ring_peek(w->fe[i].pub, &pos, &type, &p, &len))
+			return 1;
+	}
+	return 0;
+}
+
+static void cl_tick(struct lw *w)
+{
+	struct lw_cluster *c = w->cl;
+	int64_t now = time_now_ms();
+	int n = 0;
+	while (now >= c->next_tick_ms && n++ < 1000) {
+		raft_tick(c->raft);
+		c->next_tick_ms += c->tick_ms;
+	}
+	if (now >= c->next_tick_ms)
+		c->next_tick_ms = now + c->tick_ms;
+}
+
+static void cl_sleep(struct lw *w, int busy)
+{
+	struct lw_cluster *c = w->cl;
+	if (busy) {
+		net_poll(w, 0);
+		return;
+	}
+	for (uint32_t i = 0; i < w->nfe; i++)
+		ring_sleep_prepare(w->fe[i].pub);
+	int64_t wait = c->next_tick_ms - time_now_ms();
+	if (rings_have_work(w) || lw_stop)
+		wait = 0;
+	net_poll(w, wait < 0 ? 0 : (int)wait);
+	for (uint32_t i = 0; i < w->nfe; i++)
+		ring_sleep_done(w->fe[i].pub);
+}
+
+static int cl_loop(struct lw *w)
+{
+	struct lw_cluster *c = w->cl;
+	struct raft_status st;
+	int busy = 1;
+	c->next_tick_ms = time_now_ms() + c->tick_ms;
+	for (;;) {
+		cl_sleep(w, busy);
+		cl_tick(w);
+		for (uint32_t i = 0; i < w->nfe; i++)
+			if (w->fe[i].backlog_n)
+				lw_ack_flush_backlog(w, i);
+		observe(w, &st);
+		if (lw_stop)
+			return SL_OK;
+		int proposed = 0;
+		if (st.role == RAFT_LEADER) {
+			int rc = leader_propose(w);
+			if (rc)
+				return rc;
+			proposed = 1;
+		} else {
+			if (st.leader)
+				c->no_leader_since_ms = 0;
+			else if (!c->no_leader_since_ms)
+				c->no_leader_since_ms = time_now_ms();
+			follower_forward(w, st.leader);
+		}
+		int r = cl_ready(w);
+		if (r < 0)
+			return -r;
+		busy = r > 0 || (proposed && rings_have_work(w));
+	}
+}
+
+int lw_cluster_run(struct lw *w)
+{
+	int rc = SL_ENOMEM;
+	w->cl = calloc(1, sizeof(*w->cl));
+	if (!w->cl)
+		return rc;
+	struct lw_cluster *c = w->cl;
+	c->self = w->cfg->node_id;
+	c->rel_pos = calloc(w->nfe, sizeof(*c->rel_pos));
+	if (!c->rel_pos)
+		goto out;
+	rc = cl_start(w);
+	if (rc) {
+		log_error("cluster start-up failed: %s", sl_strerror(rc));
+		goto out;
+	}
+	rc = cl_loop(w);
+	log_info("stopped");
+out:
+	if (c->net)
+		peer_net_close(c->net);
+	if (c->raft)
+		raft_free(c->raft);
+	for (size_t i = 0; i < c->fwd_n; i++)
+		free(c->fwd[i].recs);
+	free(c->fwd);
+	free(c->acks);
+	free(c->sizes);
+	free(c->rel_pos);
+	ent_free(&c->prop);
+	ent_free(&c->fwdw);
+	free(c);
+	w->cl = NULL;
+	return rc;
+}

@@ -1,0 +1,98 @@
+/*
+ * lw_int.h: logwriter internals shared by logwriter.c (request handling,
+ * the single-node group commit) and lw_cluster.c (raft mode).
+ */
+#ifndef SLUICE_LW_INT_H
+#define SLUICE_LW_INT_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "ring.h"
+#include "ringmsg.h"
+#include "shm.h"
+#include "store.h"
+
+#define LW_TOPIC_BUCKETS 8192u /* power of two, > 2 * partitions_max default */
+
+/* One partition's state: indexed by commit-table slot. */
+struct lw_part {
+	uint32_t topic_id;
+	uint32_t partition;
+	uint64_t end;              /* next offset to assign */
+	struct store_record *pend; /* records of the open batch */
+	size_t pend_n, pend_cap;
+	int touched;               /* end moved in the open batch */
+};
+
+struct lw_topic {
+	struct store_topic meta;
+	int live;
+};
+
+/* A run of consecutive requests of one frontend that got the same answer
+ * shape: `count` records, offsets first_offset, first_offset+1, ... */
+struct lw_run {
+	uint32_t count;
+	uint32_t partition;
+	uint64_t first_offset;
+	uint32_t err;
+	uint32_t flags;
+	int64_t ts;                /* 0: the batch's time; a duplicate keeps its original time */
+};
+
+struct lw_fe {
+	struct ring *pub, *ack;
+	uint64_t pos;              /* peek position reached in the open batch */
+	struct lw_run *runs;
+	size_t runs_n, runs_cap;
+	struct rm_ack *backlog;    /* acks that did not fit into the ack ring */
+	size_t backlog_n, backlog_cap;
+	uint64_t release_pos;      /* release up to here once the backlog is pushed */
+};
+
+struct lw_cluster;
+
+struct lw {
+	const struct config *cfg;
+	struct shm *shm;
+	struct store *store;
+	struct store_txn *txn;
+	int self_efd;
+	const int *fe_efds;
+	uint32_t nfe;
+	struct lw_part *parts;     /* slots_max entries */
+	struct lw_topic *topics;   /* open addressing by name */
+	int64_t batch_ts;
+	int64_t last_ts;
+	size_t batch_records;
+	int64_t next_retention_ms;
+	uint64_t batch_no;         /* moves the sticky partition of keyless publishes */
+	int slots_dirty;           /* a topic was deleted: rewrite every slot after commit */
+	uint64_t cur_term;         /* raft term of the entry being applied (0 on a single node) */
+	struct lw_cluster *cl;     /* cluster mode; NULL on a single node */
+	struct lw_fe fe[];
+};
+
+extern volatile sig_atomic_t lw_stop;
+
+int lw_grow(void **p, size_t *cap, size_t need, size_t elem);
+/* Apply one request to w->txn; its answer goes to ack_note (or, in cluster
+ * mode, lw_cluster_ack). Returns a fatal error (>= 100) or SL_OK. */
+int lw_record_apply(struct lw *w, uint32_t fe, uint16_t type, const uint8_t *p, uint32_t len);
+int lw_parts_flush(struct lw *w);
+void lw_slot_publish(struct lw *w, uint32_t s);
+void lw_slots_refresh_first(struct lw *w);
+void lw_wake_frontends(struct lw *w);
+int lw_topics_reload(struct lw *w);
+void lw_ack_push(struct lw *w, uint32_t fe, const struct rm_ack *a);
+/* Push queued acks of frontend fe; 1 when none are left. */
+int lw_ack_flush_backlog(struct lw *w, uint32_t fe);
+
+/* lw_cluster.c */
+int lw_cluster_ack(struct lw *w, uint32_t err, uint32_t partition, uint64_t offset, uint32_t flags, int64_t ts);
+/* Runs the node in cluster mode until SIGTERM; store is open, state loaded. */
+int lw_cluster_run(struct lw *w);
+
+#endif

@@ -1,0 +1,117 @@
+/*
+ * peer.h: the TCP links between the logwriters of a cluster, and the codec of
+ * their frames (proto/cluster.proto).
+ *
+ * Each node dials every peer and sends only on the link it dialled; it
+ * receives on the links its peers dialled (so there is no race deciding which
+ * of two simultaneous connections wins). A dial that fails or a link that
+ * drops is retried with exponential backoff (backoff_min_ms .. backoff_max_ms).
+ * The first frame on every link is PeerHello (node id, version, cluster id);
+ * an incoming link that names an unknown node, this node, or another cluster
+ * id is closed.
+ *
+ * Sending is bounded: each peer has an output window of send_bytes_max; a
+ * frame that does not fit (or a peer with no link) is refused with SL_EAGAIN
+ * and the caller drops it (raft retransmits) or retries later (forwards).
+ * Everything is non-blocking and driven from the logwriter's poll loop; the
+ * module never sleeps.
+ *
+ * Received frames are checked before anything is allocated: a length over
+ * frame_bytes_max or a frame protobuf-c cannot decode closes that link.
+ */
+#ifndef SLUICE_PEER_H
+#define SLUICE_PEER_H
+
+#include <poll.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raft.h"
+
+struct peer_net;
+
+struct peer_addr {
+	uint32_t id;
+	char host[256];
+	uint16_t port;
+};
+
+struct peer_opts {
+	uint32_t self_id;
+	const struct peer_addr *nodes;  /* every node, this one included: its address is where it listens */
+	size_t n_nodes;
+	uint64_t cluster_id;
+	size_t send_bytes_max;          /* per-peer output window; 0: 64 MiB */
+	uint32_t frame_bytes_max;       /* largest frame accepted; 0: 64 MiB */
+	uint32_t backoff_min_ms;        /* 0: 50 */
+	uint32_t backoff_max_ms;        /* 0: 2000 */
+};
+
+/* Listens on this node's address at once (SL_EIO with a log line if it cannot). */
+int peer_net_open(struct peer_net **out, const struct peer_opts *o);
+void peer_net_close(struct peer_net *n);
+
+/* Queue an encoded frame (length prefix included) for `to`. Copies it.
+ * SL_EAGAIN: no link or window full (nothing queued). */
+int peer_send(struct peer_net *n, uint32_t to, const uint8_t *frame, size_t len);
+
+/* Bytes queued for `to` and not yet written. */
+size_t peer_queued(const struct peer_net *n, uint32_t to);
+
+/* 1 when the outgoing link to `id` is up (hello sent), else 0. */
+int peer_connected(const struct peer_net *n, uint32_t id);
+
+/* Time (ms, from now_ms passed to peer_process) a frame last arrived from `id`; 0: never. */
+int64_t peer_last_rx_ms(const struct peer_net *n, uint32_t id);
+
+/* Poll integration: fill at most max pollfds; returns how many. */
+size_t peer_pollfds(struct peer_net *n, struct pollfd *pfds, size_t max);
+
+/* Milliseconds until the next dial retry is due (for the poll timeout); -1: none. */
+int peer_next_timeout_ms(const struct peer_net *n, int64_t now_ms);
+
+/*
+ * After poll(): accept, dial, read and write. Each complete frame (without its
+ * length prefix) is passed to on_frame, with the id of the peer it came from;
+ * the bytes are valid only during the call. Caps the bytes read per link per
+ * call so one busy peer cannot starve the loop.
+ */
+void peer_process(struct peer_net *n, const struct pollfd *pfds, size_t nfds, int64_t now_ms,
+		  void (*on_frame)(void *arg, uint32_t from, const uint8_t *p, size_t len), void *arg);
+
+/* ---- codec (PeerFrame) ---- */
+
+/* Encode a raft message as a length-prefixed PeerFrame. *out is malloc'd.
+ * snap_* are attached for RAFT_MSG_SNAPSHOT (NULL/0 otherwise). */
+int peer_encode_raft(const struct raft_msg *m, const uint8_t *snap_chunk, size_t snap_len, uint64_t snap_offset,
+		     int snap_last, uint8_t **out, size_t *out_len);
+int peer_encode_forward(uint32_t origin_node, const uint8_t *records, size_t len, uint8_t **out, size_t *out_len);
+int peer_encode_transfer(uint32_t to, uint8_t **out, size_t *out_len);
+
+/* A decoded frame. For PEER_FRAME_RAFT, raft.entries points into entries[]
+ * (data pointing into the decoded buffer); everything is valid until
+ * peer_frame_free(). */
+enum peer_frame_kind { PEER_FRAME_RAFT = 1, PEER_FRAME_FORWARD = 2, PEER_FRAME_TRANSFER = 3 };
+
+struct peer_frame {
+	enum peer_frame_kind kind;
+	struct raft_msg raft;
+	struct raft_entry *entries;     /* raft.n_entries of them */
+	uint64_t snap_offset;
+	const uint8_t *snap_chunk;
+	size_t snap_len;
+	int snap_last;
+	uint32_t origin_node;           /* FORWARD */
+	const uint8_t *records;         /* FORWARD */
+	size_t records_len;
+	uint32_t transfer_to;           /* TRANSFER */
+	void *pb;                       /* the unpacked protobuf */
+};
+
+/* Decode a frame body (no length prefix), as on_frame hands it over.
+ * SL_EMALFORMED if it is not a PeerFrame with a known body (a hello after
+ * the first frame is malformed too). */
+int peer_decode(const uint8_t *p, size_t len, struct peer_frame *out);
+void peer_frame_free(struct peer_frame *f);
+
+#endif
