@@ -88,6 +88,26 @@ enum req_kind {
 
 struct sub;
 
+/* One publish in send order: its answer waits here until every publish sent
+ * before it is answered, so a client sees the acks of one partition in log
+ * order even when a failover delays the answer to an earlier message (its
+ * retry is answered as a duplicate with the original, earlier offset). */
+struct pub_slot {
+	TAILQ_ENTRY(pub_slot) link;
+	int resolved;
+	int err;
+	char *msg;
+	uint32_t partition;
+	uint64_t offset;
+	int64_t timestamp_ms;
+	int duplicate;
+	uint64_t term, log_index;
+	uint64_t order;           /* send order, the tie-break */
+	sluice_ack_cb cb;
+	void *arg;
+};
+TAILQ_HEAD(pub_slot_list, pub_slot);
+
 struct req {
 	TAILQ_ENTRY(req) link;
 	uint64_t id;
@@ -113,6 +133,7 @@ struct req {
 	} cb;
 	void *arg;
 	struct sub *sub;          /* RK_SUBSCRIBE */
+	struct pub_slot *slot;    /* RK_PUBLISH */
 };
 TAILQ_HEAD(req_list, req);
 
@@ -165,6 +186,8 @@ struct sluice_client {
 	struct event *tick;       /* request deadlines and publish retries */
 	uint64_t unavail_since_ns; /* publishes on this connection answered only UNAVAILABLE since; 0: not */
 	uint64_t ack_term, ack_log_index; /* of the ack being delivered (sluice_ack_position) */
+	struct pub_slot_list pubq;        /* publishes in send order, answered or not */
+	uint64_t pub_order;
 
 	struct req_list pending, inflight, retry;
 	size_t pending_n, inflight_n, retry_n;
@@ -401,13 +424,85 @@ static void msg_from_wire(const Sluice__Message *w, struct sluice_msg *m, struct
 	m->headers_n = w->n_headers;
 }
 
+static int pub_slot_cmp(const void *a, const void *b)
+{
+	const struct pub_slot *x = *(struct pub_slot *const *)a, *y = *(struct pub_slot *const *)b;
+	if (!x->err && !y->err) {
+		if (x->partition != y->partition)
+			return x->partition < y->partition ? -1 : 1;
+		if (x->offset != y->offset)
+			return x->offset < y->offset ? -1 : 1;
+	}
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* Deliver the answered publishes at the head of the send-order queue, those
+ * of one partition in offset order. Runs inside the caller's cb_depth. */
+static void pub_release(struct sluice_client *c)
+{
+	struct pub_slot *stack[64], **v = stack, *ps;
+	size_t n = 0, cap = 64;
+	TAILQ_FOREACH(ps, &c->pubq, link) {
+		if (!ps->resolved)
+			break;
+		if (n == cap) {
+			struct pub_slot **nv = malloc(2 * cap * sizeof(*nv));
+			if (!nv)
+				break;
+			memcpy(nv, v, n * sizeof(*nv));
+			if (v != stack)
+				free(v);
+			v = nv;
+			cap *= 2;
+		}
+		v[n++] = ps;
+	}
+	for (size_t i = 0; i < n; i++)
+		TAILQ_REMOVE(&c->pubq, v[i], link);
+	qsort(v, n, sizeof(*v), pub_slot_cmp);
+	for (size_t i = 0; i < n; i++) {
+		ps = v[i];
+		c->ack_term = ps->term;
+		c->ack_log_index = ps->log_index;
+		if (ps->cb)
+			ps->cb(ps->arg, ps->err, ps->msg, ps->partition, ps->offset, ps->timestamp_ms, ps->duplicate);
+		c->ack_term = c->ack_log_index = 0;
+		free(ps->msg);
+		free(ps);
+	}
+	if (v != stack)
+		free(v);
+}
+
+static void pub_resolve(struct sluice_client *c, struct req *r, int err, const char *msg, const Sluice__PublishAck *a)
+{
+	struct pub_slot *ps = r->slot;
+	r->slot = NULL;
+	if (!ps) {
+		if (r->cb.ack)
+			r->cb.ack(r->arg, err, msg, 0, 0, 0, 0);
+		return;
+	}
+	ps->resolved = 1;
+	ps->err = err;
+	ps->msg = msg ? strdup(msg) : NULL;
+	if (a) {
+		ps->partition = a->partition;
+		ps->offset = a->offset;
+		ps->timestamp_ms = a->timestamp_ms;
+		ps->duplicate = a->duplicate;
+		ps->term = a->term;
+		ps->log_index = a->log_index;
+	}
+	pub_release(c);
+}
+
 static void req_fail(struct sluice_client *c, struct req *r, int err, const char *msg)
 {
 	c->cb_depth++;
 	switch (r->kind) {
 	case RK_PUBLISH:
-		if (r->cb.ack)
-			r->cb.ack(r->arg, err, msg, 0, 0, 0, 0);
+		pub_resolve(c, r, err, msg, NULL);
 		break;
 	case RK_DONE:
 		if (r->cb.done)
@@ -656,12 +751,7 @@ static void complete_ok(struct sluice_client *c, struct req *r, const Sluice__Fr
 		if ((want = SLUICE__FRAME__BODY_PUBLISH_ACK) != (int)f->body_case)
 			break;
 		c->unavail_since_ns = 0; /* this node reaches a leader */
-		c->ack_term = f->publish_ack->term;
-		c->ack_log_index = f->publish_ack->log_index;
-		if (r->cb.ack)
-			r->cb.ack(r->arg, SL_OK, NULL, f->publish_ack->partition, f->publish_ack->offset,
-				  f->publish_ack->timestamp_ms, f->publish_ack->duplicate);
-		c->ack_term = c->ack_log_index = 0;
+		pub_resolve(c, r, SL_OK, NULL, f->publish_ack);
 		break;
 	case RK_DONE:
 		/* Any non-error answer means done (Ok, or a server that echoes TopicInfo). */
@@ -1207,6 +1297,7 @@ int sluice_client_new(struct event_base *base, const struct sluice_client_opts *
 	TAILQ_INIT(&c->pending);
 	TAILQ_INIT(&c->inflight);
 	TAILQ_INIT(&c->retry);
+	TAILQ_INIT(&c->pubq);
 	TAILQ_INIT(&c->subs);
 	const char *servers = o.servers ? o.servers : getenv("SLUICE_SERVER");
 	if (!servers || !servers[0])
@@ -1263,6 +1354,12 @@ void sluice_client_free(struct sluice_client *c)
 		event_free(c->conn_timer);
 	if (c->tick)
 		event_free(c->tick);
+	struct pub_slot *ps;
+	while ((ps = TAILQ_FIRST(&c->pubq)) != NULL) { /* none: every publish was failed above */
+		TAILQ_REMOVE(&c->pubq, ps, link);
+		free(ps->msg);
+		free(ps);
+	}
 	for (size_t i = 0; i < c->servers_n; i++)
 		free(c->servers[i]);
 	free(c->client_name);
@@ -1384,6 +1481,13 @@ int sluice_publish(struct sluice_client *c, const struct sluice_pub *p, sluice_a
 	struct req *r;
 	err = c->closing ? SL_ECLOSED : req_new(c, RK_PUBLISH, &f, &r);
 	if (err == SL_OK) {
+		r->slot = calloc(1, sizeof(*r->slot));
+		if (r->slot) {
+			r->slot->cb = cb;
+			r->slot->arg = arg;
+			r->slot->order = ++c->pub_order;
+			TAILQ_INSERT_TAIL(&c->pubq, r->slot, link);
+		}
 		r->cb.ack = cb;
 		r->arg = arg;
 		req_submit(c, r);

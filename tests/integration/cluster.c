@@ -80,7 +80,8 @@ int cluster_init(struct cluster *c, uint32_t frontends)
 	for (int i = 0; i < CLUSTER_N; i++)
 		for (int j = 0; j < CLUSTER_N; j++) {
 			c->link[i][j] = -1;
-			if (i != j && (c->link[i][j] = faultproxy_add_link(c->fp, c->peer_port[j], &c->proxy_port[i][j])) < 0)
+			if (i != j &&
+			    (c->link[i][j] = faultproxy_add_link(c->fp, c->peer_port[j], &c->proxy_port[i][j])) < 0)
 				goto out;
 		}
 	rc = 0;
@@ -92,14 +93,15 @@ out:
 	for (int i = 0; i < CLUSTER_N; i++) {
 		size_t po = 0;
 		for (int j = 0; j < CLUSTER_N; j++)
-			po += (size_t)snprintf(c->peers[i] + po, sizeof(c->peers[i]) - po, "%s%d=127.0.0.1:%u", j ? "," : "",
-			                       j + 1, i == j ? c->peer_port[j] : c->proxy_port[i][j]);
+			po += (size_t)snprintf(c->peers[i] + po, sizeof(c->peers[i]) - po, "%s%d=127.0.0.1:%u",
+			                       j ? "," : "", j + 1, i == j ? c->peer_port[j] : c->proxy_port[i][j]);
 		off += (size_t)snprintf(c->clients + off, sizeof(c->clients) - off, "%s%d=%s", i ? "," : "", i + 1,
 		                        c->node[i].addr);
 	}
 	off = 0;
 	for (int i = 0; i < CLUSTER_N; i++)
-		off += (size_t)snprintf(c->servers + off, sizeof(c->servers) - off, "%s%s", i ? "," : "", c->node[i].addr);
+		off +=
+		    (size_t)snprintf(c->servers + off, sizeof(c->servers) - off, "%s%s", i ? "," : "", c->node[i].addr);
 	return 0;
 }
 
@@ -120,10 +122,15 @@ static void spawn_args_fill(const struct cluster *c, int i, struct spawn_args *a
 	snprintf(a->id, sizeof(a->id), "%d", i + 1);
 	snprintf(a->election, sizeof(a->election), "%d", CLUSTER_ELECTION_MS);
 	snprintf(a->heartbeat, sizeof(a->heartbeat), "%d", CLUSTER_HEARTBEAT_MS);
-	const char *fixed[] = {SLUICED_BIN,   "--data-dir", n->data_dir,         "--listen",     a->listen,
-	                       "--frontends", a->fe,        "--node-id",         a->id,          "--peers",
-	                       c->peers[i],   "--clients",  c->clients,          "--election-timeout-ms",
-	                       a->election,   "--heartbeat-ms", a->heartbeat};
+	const char *fixed[] = {SLUICED_BIN, "--data-dir",
+	                       n->data_dir, "--listen",
+	                       a->listen,   "--frontends",
+	                       a->fe,       "--node-id",
+	                       a->id,       "--peers",
+	                       c->peers[i], "--clients",
+	                       c->clients,  "--election-timeout-ms",
+	                       a->election, "--heartbeat-ms",
+	                       a->heartbeat};
 	for (size_t f = 0; f < sizeof(fixed) / sizeof(fixed[0]); f++)
 		a->argv[k++] = fixed[f];
 	for (size_t e = 0; e < sizeof(n->extra) / sizeof(n->extra[0]) && n->extra[e] && k < CLUSTER_ARGS_MAX - 1; e++)
@@ -397,7 +404,8 @@ static int leader_of(const struct cluster_view *v, uint64_t *term)
 	int best = -1;
 
 	for (int i = 0; i < CLUSTER_N; i++)
-		if (v[i].ok && v[i].leader_id >= 1 && v[i].leader_id <= CLUSTER_N && (best < 0 || v[i].term > v[best].term))
+		if (v[i].ok && v[i].leader_id >= 1 && v[i].leader_id <= CLUSTER_N &&
+		    (best < 0 || v[i].term > v[best].term))
 			best = i;
 	if (best < 0)
 		return -1;

@@ -30,19 +30,19 @@
 
 struct cluster {
 	struct itest_node node[CLUSTER_N];
-	uint16_t peer_port[CLUSTER_N];           /* node i's real peer listener */
+	uint16_t peer_port[CLUSTER_N];             /* node i's real peer listener */
 	uint16_t proxy_port[CLUSTER_N][CLUSTER_N]; /* link i->j listens here */
-	int link[CLUSTER_N][CLUSTER_N];           /* faultproxy link ids; -1 on the diagonal */
+	int link[CLUSTER_N][CLUSTER_N];            /* faultproxy link ids; -1 on the diagonal */
 	struct faultproxy *fp;
-	char peers[CLUSTER_N][512];              /* --peers of node i */
-	char clients[512];                       /* --clients (same for every node) */
-	char servers[256];                       /* "addr1,addr2,addr3" */
+	char peers[CLUSTER_N][512]; /* --peers of node i */
+	char clients[512];          /* --clients (same for every node) */
+	char servers[256];          /* "addr1,addr2,addr3" */
 	int paused[CLUSTER_N];
 };
 
 /* One node's view, from sluice_sync_cluster_status. */
 struct cluster_view {
-	int ok;                 /* answered */
+	int ok; /* answered */
 	uint32_t leader_id;
 	char role[16];
 	uint64_t term, last_index, commit_index, applied_index;

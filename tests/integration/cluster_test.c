@@ -144,8 +144,7 @@ static void err_push(struct producer *p, uint64_t seq)
 
 static void pub_next(struct producer *p);
 
-static void pub_ack_cb(void *arg, int err, const char *errmsg, uint32_t partition, uint64_t offset, int64_t ts,
-                       int dup)
+static void pub_ack_cb(void *arg, int err, const char *errmsg, uint32_t partition, uint64_t offset, int64_t ts, int dup)
 {
 	struct pub_req *r = arg;
 	struct producer *p = r->p;
@@ -327,12 +326,12 @@ static void teardown(void)
 }
 
 /* An assertion that shows the nodes' logs when it fails. */
-#define must(cond, ...)                                                                                              \
-	do {                                                                                                         \
-		if (!(cond)) {                                                                                       \
-			cluster_dump_logs(&cl);                                                                      \
-			cr_assert_fail(__VA_ARGS__);                                                                 \
-		}                                                                                                    \
+#define must(cond, ...)                                                                                                \
+	do {                                                                                                           \
+		if (!(cond)) {                                                                                         \
+			cluster_dump_logs(&cl);                                                                        \
+			cr_assert_fail(__VA_ARGS__);                                                                   \
+		}                                                                                                      \
 	} while (0)
 
 /* Publishing makes progress: `more` new acks within timeout. */
@@ -342,7 +341,8 @@ static void expect_progress(size_t more, const char *after)
 	long long deadline = itest_now_ms() + 30000;
 
 	while (acked() < base_n + more) {
-		must(itest_now_ms() < deadline, "no publish progress after %s: %zu acks in 30 s", after, acked() - base_n);
+		must(itest_now_ms() < deadline, "no publish progress after %s: %zu acks in 30 s", after,
+		     acked() - base_n);
 		itest_sleep_ms(20);
 	}
 }
@@ -350,11 +350,11 @@ static void expect_progress(size_t more, const char *after)
 /* ---- checker ---- */
 
 struct entry {
-	int k;          /* producer, -1 if the payload is not ours */
+	int k; /* producer, -1 if the payload is not ours */
 	uint64_t seq;
-	uint64_t hash;  /* key and payload bytes */
+	uint64_t hash; /* key and payload bytes */
 	int64_t ts;
-	int bad;        /* payload or key differs from what (k, seq) generates */
+	int bad; /* payload or key differs from what (k, seq) generates */
 };
 
 struct plog {
@@ -458,10 +458,10 @@ static void read_partition(int i, uint32_t part, struct plog *l)
 static int failures;
 static int failures_quiet; /* the checker's own test counts without printing */
 
-#define fail_detail(...)                                                                                             \
-	do {                                                                                                         \
-		if (failures++ < FAILURES_SHOWN && !failures_quiet)                                                  \
-			cr_log_error(__VA_ARGS__);                                                                   \
+#define fail_detail(...)                                                                                               \
+	do {                                                                                                           \
+		if (failures++ < FAILURES_SHOWN && !failures_quiet)                                                    \
+			cr_log_error(__VA_ARGS__);                                                                     \
 	} while (0)
 
 static void describe(const struct entry *e, char *buf, size_t len)
@@ -542,26 +542,29 @@ static void check_acks(struct plog *log, struct pos **pos, size_t *n_acked)
 			    q->off != r->off) {
 				char where[64] = "nowhere", there[64] = "nothing";
 				if (q->part >= 0)
-					snprintf(where, sizeof(where), "at %d/%llu", q->part, (unsigned long long)q->off);
+					snprintf(where, sizeof(where), "at %d/%llu", q->part,
+					         (unsigned long long)q->off);
 				if (r->part < PARTS && r->off < log[r->part].n)
 					describe(&log[r->part].e[r->off], there, sizeof(there));
 				fail_detail("acked p%d-%llu at %u/%llu (term %llu index %llu%s) is stored %s; %u/%llu "
 				            "holds %s",
 				            k, (unsigned long long)r->seq, r->part, (unsigned long long)r->off,
 				            (unsigned long long)r->term, (unsigned long long)r->log_index,
-				            r->dup ? ", duplicate" : "", where, r->part, (unsigned long long)r->off, there);
+				            r->dup ? ", duplicate" : "", where, r->part, (unsigned long long)r->off,
+				            there);
 				continue;
 			}
 			o = last[r->part];
 			if (o && r->off <= o->off)
-				fail_detail("partition %u: p%d-%llu (ack #%zu: offset %llu, term %llu index %llu%s) was acked "
-				            "after p%d-%llu (ack #%zu: offset %llu, term %llu index %llu%s) but is stored "
-				            "before it",
-				            r->part, k, (unsigned long long)r->seq, a, (unsigned long long)r->off,
-				            (unsigned long long)r->term, (unsigned long long)r->log_index,
-				            r->dup ? ", duplicate" : "", k, (unsigned long long)o->seq, last_i[r->part],
-				            (unsigned long long)o->off, (unsigned long long)o->term,
-				            (unsigned long long)o->log_index, o->dup ? ", duplicate" : "");
+				fail_detail(
+				    "partition %u: p%d-%llu (ack #%zu: offset %llu, term %llu index %llu%s) was acked "
+				    "after p%d-%llu (ack #%zu: offset %llu, term %llu index %llu%s) but is stored "
+				    "before it",
+				    r->part, k, (unsigned long long)r->seq, a, (unsigned long long)r->off,
+				    (unsigned long long)r->term, (unsigned long long)r->log_index,
+				    r->dup ? ", duplicate" : "", k, (unsigned long long)o->seq, last_i[r->part],
+				    (unsigned long long)o->off, (unsigned long long)o->term,
+				    (unsigned long long)o->log_index, o->dup ? ", duplicate" : "");
 			last[r->part] = r;
 			last_i[r->part] = a;
 		}
@@ -601,9 +604,10 @@ static void check_positions(void)
 		qsort(v, n, sizeof(*v), cmp_ackpos);
 		for (size_t i = 0; i < n; i++) {
 			if (v[i].term == 0 || v[i].index == 0)
-				fail_detail("ack of p%d-%llu at %u/%llu reports no raft position (term %llu index %llu)",
-				            v[i].k, (unsigned long long)v[i].seq, p, (unsigned long long)v[i].off,
-				            (unsigned long long)v[i].term, (unsigned long long)v[i].index);
+				fail_detail(
+				    "ack of p%d-%llu at %u/%llu reports no raft position (term %llu index %llu)",
+				    v[i].k, (unsigned long long)v[i].seq, p, (unsigned long long)v[i].off,
+				    (unsigned long long)v[i].term, (unsigned long long)v[i].index);
 			if (i == 0)
 				continue;
 			if (v[i].index < v[i - 1].index || v[i].term < v[i - 1].term ||
@@ -888,8 +892,8 @@ static void fault_isolate_follower(enum fp_mode mode)
 	itest_sleep_ms(CLUSTER_ELECTION_MS * 2);
 	l2 = leader_now(10000);
 	/* ... nor does it depose the leader when it comes back. */
-	must(l2 == l, "leader changed from node %d to node %d when isolated follower node %d rejoined", l + 1,
-	     l2 + 1, f + 1);
+	must(l2 == l, "leader changed from node %d to node %d when isolated follower node %d rejoined", l + 1, l2 + 1,
+	     f + 1);
 }
 
 /* Slow links around the leader (below the election timeout): it keeps
@@ -1013,17 +1017,39 @@ Test(cluster, restart_all)
 static void soak_round(unsigned r)
 {
 	switch (r % SOAK_FAULTS) {
-	case 0: fault_kill_leader(); break;
-	case 1: fault_kill_follower(); break;
-	case 2: fault_kill_child("sluice-logwriter", r & 16); break;
-	case 3: fault_kill_child(r & 32 ? "sluice-fe-1" : "sluice-fe-0", r & 16); break;
-	case 4: fault_pause_leader(); break;
-	case 5: fault_pause_follower(); break;
-	case 6: fault_isolate_leader(r & 16 ? FP_DROP : FP_BLACKHOLE); break;
-	case 7: fault_isolate_follower(r & 16 ? FP_DROP : FP_BLACKHOLE); break;
-	case 8: fault_slow_leader(50 + (r >> 8) % 150); break;
-	case 9: fault_restart_all(SIGKILL); break;
-	default: fault_restart_all(SIGTERM); break;
+	case 0:
+		fault_kill_leader();
+		break;
+	case 1:
+		fault_kill_follower();
+		break;
+	case 2:
+		fault_kill_child("sluice-logwriter", r & 16);
+		break;
+	case 3:
+		fault_kill_child(r & 32 ? "sluice-fe-1" : "sluice-fe-0", r & 16);
+		break;
+	case 4:
+		fault_pause_leader();
+		break;
+	case 5:
+		fault_pause_follower();
+		break;
+	case 6:
+		fault_isolate_leader(r & 16 ? FP_DROP : FP_BLACKHOLE);
+		break;
+	case 7:
+		fault_isolate_follower(r & 16 ? FP_DROP : FP_BLACKHOLE);
+		break;
+	case 8:
+		fault_slow_leader(50 + (r >> 8) % 150);
+		break;
+	case 9:
+		fault_restart_all(SIGKILL);
+		break;
+	default:
+		fault_restart_all(SIGTERM);
+		break;
 	}
 }
 
@@ -1206,7 +1232,8 @@ static int pump(int a, int b, size_t n, int ms)
 		if (poll(p, 2, 50) <= 0)
 			continue;
 		if (p[0].revents & POLLOUT) {
-			ssize_t w = send(a, out + sent, n - sent > 65536 ? 65536 : n - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+			ssize_t w =
+			    send(a, out + sent, n - sent > 65536 ? 65536 : n - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
 			if (w > 0)
 				sent += (size_t)w;
 		}

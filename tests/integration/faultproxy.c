@@ -48,9 +48,9 @@ struct fp_side {
 	struct bufferevent *bev; /* NULL once this side ended */
 	struct fp_conn *conn;
 	struct fp_side *other;
-	struct fp_chunks q;      /* read here, waiting to go to other */
+	struct fp_chunks q; /* read here, waiting to go to other */
 	struct event *delay_ev;
-	int to_target;           /* bytes read here go to the target */
+	int to_target; /* bytes read here go to the target */
 };
 
 struct fp_link;
@@ -65,7 +65,7 @@ struct fp_conn {
 struct fp_link {
 	struct faultproxy *fp;
 	int id;
-	int fd;                  /* listening socket until the proxy thread adopts it */
+	int fd; /* listening socket until the proxy thread adopts it */
 	uint16_t port, target;
 	struct evconnlistener *lis;
 	enum fp_mode mode;
@@ -296,8 +296,7 @@ static int connect_target(struct fp_link *l, struct bufferevent **out)
 	return 0;
 }
 
-static void link_accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, int salen,
-                           void *arg)
+static void link_accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
 	struct fp_link *l = arg;
 	struct bufferevent *a = NULL, *b = NULL;
