@@ -89,6 +89,7 @@ struct lw_cluster {
 	int64_t next_retention_ms;
 	int64_t next_usage_ms;
 	int64_t snap_warn_ms;
+	int adopted;                  /* the data dir came from another node */
 };
 
 /* ---------- acks ---------- */
@@ -223,6 +224,24 @@ static int check_members(struct lw *w, struct store_txn *t, int *fresh)
 	return SL_OK;
 }
 
+/*
+ * A data dir copied from another node (re-seeding a node whose disk was lost,
+ * docs/operations.md) carries that node's term and vote. Keeping the vote
+ * could let this node vote twice in one term; so it moves to the next term
+ * with no vote, which is always safe (pre-vote and check-quorum absorb the
+ * bump). Returns 1 if the dir came from another node.
+ */
+static int adopted_from_other(struct lw *w, struct store_txn *t)
+{
+	uint32_t owner;
+	int rc = meta_get_fixed(t, "raft/node", &owner, sizeof(owner));
+	if (rc == SL_OK && owner != w->cfg->node_id) {
+		log_warn("this data dir was copied from node %u: starting at the next term without a vote", owner);
+		return 1;
+	}
+	return 0;
+}
+
 static int raft_open(struct lw *w, struct store_txn *t, struct raft_hardstate *hs, struct cl_load *l)
 {
 	struct lw_cluster *c = w->cl;
@@ -238,6 +257,11 @@ static int raft_open(struct lw *w, struct store_txn *t, struct raft_hardstate *h
 		return rc;
 	hs->term = h.term;
 	hs->vote = h.vote;
+	if (adopted_from_other(w, t)) {
+		hs->term = h.term + 1;
+		hs->vote = 0;
+		w->cl->adopted = 1;
+	}
 	c->applied = ap.index;
 	c->applied_term = ap.term;
 	w->last_ts = ap.last_ts;
@@ -317,6 +341,26 @@ static int rings_recover(struct lw *w, struct store_txn *t)
 	return SL_OK;
 }
 
+/* Record membership and owner (first start), or the adopted hard state. */
+static int claim_dir(struct lw *w, int fresh, const struct raft_hardstate *hs)
+{
+	uint32_t ids[CONFIG_NODES_MAX] = {0};
+	uint32_t self = w->cfg->node_id;
+	struct cl_hs h = {hs->term, hs->vote};
+	for (uint32_t i = 0; i < w->cfg->cluster_n; i++)
+		ids[i] = w->cfg->cluster[i].id;
+	int rc = store_txn_begin(w->store, 1, &w->txn);
+	if (rc == SL_OK && fresh)
+		rc = store_meta_put(w->txn, "raft/members", slice_make(ids, sizeof(ids)));
+	if (rc == SL_OK && w->cl->adopted)
+		rc = store_meta_put(w->txn, "raft/hs", slice_make(&h, sizeof(h)));
+	if (rc == SL_OK)
+		rc = store_meta_put(w->txn, "raft/node", slice_make(&self, sizeof(self)));
+	rc = rc ? (store_txn_abort(w->txn), rc) : store_txn_commit(w->txn);
+	w->txn = NULL;
+	return rc;
+}
+
 static int cl_start(struct lw *w)
 {
 	struct lw_cluster *c = w->cl;
@@ -345,18 +389,9 @@ static int cl_start(struct lw *w)
 	w->txn = NULL;
 	if (rc)
 		return rc;
-	if (fresh) {
-		uint32_t ids[CONFIG_NODES_MAX] = {0};
-		for (uint32_t i = 0; i < w->cfg->cluster_n; i++)
-			ids[i] = w->cfg->cluster[i].id;
-		rc = store_txn_begin(w->store, 1, &w->txn);
-		if (rc == SL_OK)
-			rc = store_meta_put(w->txn, "raft/members", slice_make(ids, sizeof(ids)));
-		rc = rc ? (store_txn_abort(w->txn), rc) : store_txn_commit(w->txn);
-		w->txn = NULL;
-		if (rc)
-			return rc;
-	}
+	rc = claim_dir(w, fresh, &hs);
+	if (rc)
+		return rc;
 	rc = net_open(w);
 	if (rc)
 		return rc;
