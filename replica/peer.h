@@ -52,7 +52,9 @@ int peer_net_open(struct peer_net **out, const struct peer_opts *o);
 void peer_net_close(struct peer_net *n);
 
 /* Queue an encoded frame (length prefix included) for `to`. Copies it.
- * SL_EAGAIN: no link or window full (nothing queued). */
+ * SL_EAGAIN: no link or window full (nothing queued); SL_ETOOLARGE: the frame
+ * could never fit; SL_EINVAL: unknown node or a bad length prefix. Must not
+ * be called with on_frame's net closed (on_frame must not close the net). */
 int peer_send(struct peer_net *n, uint32_t to, const uint8_t *frame, size_t len);
 
 /* Bytes queued for `to` and not yet written. */
@@ -64,7 +66,8 @@ int peer_connected(const struct peer_net *n, uint32_t id);
 /* Time (ms, from now_ms passed to peer_process) a frame last arrived from `id`; 0: never. */
 int64_t peer_last_rx_ms(const struct peer_net *n, uint32_t id);
 
-/* Poll integration: fill at most max pollfds; returns how many. */
+/* Poll integration: fill at most max pollfds (1 + 2 * n_nodes + 16 cover
+ * every link); returns how many. */
 size_t peer_pollfds(struct peer_net *n, struct pollfd *pfds, size_t max);
 
 /* Milliseconds until the next dial retry is due (for the poll timeout); -1: none. */

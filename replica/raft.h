@@ -105,8 +105,8 @@ struct raft_config {
 	uint32_t election_ticks;           /* randomised in [election_ticks, 2 * election_ticks) */
 	uint32_t heartbeat_ticks;          /* < election_ticks */
 	uint64_t seed;                     /* for the randomised election timeout */
-	size_t msg_bytes_max;              /* entry data per APPEND (at least one entry is sent) */
-	uint32_t inflight_max;             /* APPENDs in flight per peer before waiting for acks */
+	size_t msg_bytes_max;              /* entry data per APPEND (at least one entry is sent); 0: 1 MiB */
+	uint32_t inflight_max;             /* APPENDs in flight per peer before waiting for acks; 0: 64, max 256 */
 	uint32_t group;                    /* raft group id carried in messages (0) */
 };
 
@@ -188,7 +188,8 @@ void raft_advance(struct raft *r, const struct raft_ready *rd);
 void raft_compact(struct raft *r, uint64_t index);
 
 /* The host sent a snapshot to `peer` and it failed (or succeeded): lets the
- * leader resume normal appends to it. */
+ * leader resume normal appends to it. Until this is called after a
+ * RAFT_MSG_SNAPSHOT, the leader sends that peer nothing more. */
 void raft_snapshot_done(struct raft *r, uint64_t peer, int ok);
 
 /* The host could not deliver to `peer` (link down): stop pipelining to it
