@@ -36,6 +36,7 @@ struct fe;
 #define FE_FETCH_BYTES_DEFAULT (1u << 20)
 #define FE_FETCH_WAIT_MS_MAX 60000
 #define FE_PENDING_TIMEOUT_MS 30000
+#define FE_FENCE_MS 10000
 #define FE_SHUTDOWN_WAIT_MS 5000
 
 struct fe_subpart {
@@ -82,6 +83,8 @@ struct fe_pending {
 	struct fe_conn *conn;
 	int64_t created_ms;
 	enum fe_pending_kind kind;
+	uint64_t producer_id;            /* publishes: for the connection's fence */
+	uint64_t sequence;
 };
 
 TAILQ_HEAD(fe_sub_list, fe_sub);
@@ -101,6 +104,14 @@ struct fe_conn {
 	uint32_t nsubs;
 	struct fe_sub_list subs;
 	struct fe_pending_list pending;
+	/* After a publish of fence_pid was answered UNAVAILABLE, its later
+	 * publishes on this connection are refused until fence_seq (the lowest
+	 * refused) comes again: a producer's retries then reach the log in
+	 * sequence order, never behind newer messages. Lifts by itself after
+	 * FE_FENCE_MS for clients that give up instead of retrying. */
+	int fenced;
+	uint64_t fence_pid, fence_seq;
+	int64_t fence_until_ms;
 };
 
 TAILQ_HEAD(fe_conn_list, fe_conn);

@@ -178,7 +178,8 @@ static void pending_grow(struct fe *fe)
 	free(old);
 }
 
-static int pending_add(struct fe *fe, struct fe_conn *c, uint64_t cookie, uint64_t req_id, enum fe_pending_kind kind)
+static int pending_add(struct fe *fe, struct fe_conn *c, uint64_t cookie, uint64_t req_id, enum fe_pending_kind kind,
+		       const Sluice__Frame *f)
 {
 	struct fe_pending *p = calloc(1, sizeof(*p));
 	size_t s;
@@ -192,6 +193,10 @@ static int pending_add(struct fe *fe, struct fe_conn *c, uint64_t cookie, uint64
 	p->conn = c;
 	p->kind = kind;
 	p->created_ms = time_now_ms();
+	if (f->body_case == SLUICE__FRAME__BODY_PUBLISH) {
+		p->producer_id = f->publish->producer_id;
+		p->sequence = f->publish->sequence;
+	}
 	s = pending_slot(fe, cookie);
 	p->hnext = fe->buckets[s];
 	fe->buckets[s] = p;
@@ -327,7 +332,7 @@ static uint8_t *put_bytes(uint8_t *p, const void *src, size_t n)
 	return p + n;
 }
 
-static void fill_publish(uint8_t *p, const Sluice__Publish *m, uint64_t cookie)
+static void fill_publish(uint8_t *p, const Sluice__Publish *m, uint64_t cookie, uint16_t epoch)
 {
 	struct rm_publish h;
 	size_t i, hl = 0;
@@ -337,6 +342,7 @@ static void fill_publish(uint8_t *p, const Sluice__Publish *m, uint64_t cookie)
 	for (i = 0; i < m->n_headers; i++)
 		hl += hdrs_entry_bytes(strlen(m->headers[i]->key), m->headers[i]->value.len);
 	h.cookie = cookie;
+	h.epoch = epoch;
 	h.producer_id = m->producer_id;
 	h.sequence = m->sequence;
 	h.partition = m->has_partition ? m->partition : RM_PARTITION_ANY;
@@ -353,11 +359,11 @@ static void fill_publish(uint8_t *p, const Sluice__Publish *m, uint64_t cookie)
 	put_bytes(q, m->payload.data, m->payload.len);
 }
 
-static void fill_record(uint8_t *p, const Sluice__Frame *f, uint64_t cookie)
+static void fill_record(uint8_t *p, const Sluice__Frame *f, uint64_t cookie, uint16_t epoch)
 {
 	switch (f->body_case) {
 	case SLUICE__FRAME__BODY_PUBLISH:
-		fill_publish(p, f->publish, cookie);
+		fill_publish(p, f->publish, cookie, epoch);
 		break;
 	case SLUICE__FRAME__BODY_CREATE_TOPIC: {
 		struct rm_create_topic h;
@@ -411,6 +417,40 @@ static void wake_logwriter(struct fe *fe)
 	(void)n; /* EAGAIN means the counter is already non-zero: it is awake anyway */
 }
 
+static void fe_check_epoch(struct fe *fe);
+
+/* A publish was answered UNAVAILABLE: fence its producer on its connection. */
+static void conn_fence(struct fe_pending *p)
+{
+	struct fe_conn *c = p->conn;
+	if (p->kind != FE_PENDING_PUBLISH || !p->producer_id)
+		return;
+	if (c->fenced && c->fence_pid == p->producer_id) {
+		if (p->sequence < c->fence_seq)
+			c->fence_seq = p->sequence;
+		return;
+	}
+	if (c->fenced && time_now_ms() < c->fence_until_ms)
+		return; /* another producer holds the fence; one per connection is the norm */
+	c->fenced = 1;
+	c->fence_pid = p->producer_id;
+	c->fence_seq = p->sequence;
+	c->fence_until_ms = time_now_ms() + FE_FENCE_MS;
+}
+
+/* 1 if f must be refused because an earlier publish of its producer has to
+ * come first; the retry of the fenced sequence lifts the fence. */
+static int conn_fenced(struct fe_conn *c, const Sluice__Frame *f)
+{
+	if (!c->fenced || f->body_case != SLUICE__FRAME__BODY_PUBLISH || f->publish->producer_id != c->fence_pid)
+		return 0;
+	if (f->publish->sequence == c->fence_seq || time_now_ms() >= c->fence_until_ms) {
+		c->fenced = 0;
+		return 0;
+	}
+	return 1;
+}
+
 /* Put f into the pub ring; SL_EAGAIN if the ring is full right now. */
 static int ring_submit(struct fe *fe, struct fe_conn *c, const Sluice__Frame *f)
 {
@@ -426,15 +466,20 @@ static int ring_submit(struct fe *fe, struct fe_conn *c, const Sluice__Frame *f)
 		fe_send_error(c, f->id, rc, why);
 		return SL_OK;
 	}
+	fe_check_epoch(fe); /* stamp requests with the epoch the logwriter has now */
+	if (conn_fenced(c, f)) {
+		fe_send_error(c, f->id, SL_EUNAVAILABLE, "an earlier publish of this producer must be retried first");
+		return SL_OK;
+	}
 	p = ring_reserve(r, req.type, req.len);
 	if (!p)
 		return SL_EAGAIN;
 	cookie = (uint64_t)(fe->generation & 0xffff) << 48 | (++fe->cookie_counter & 0xffffffffffffull);
-	fill_record(p, f, cookie);
+	fill_record(p, f, cookie, (uint16_t)fe->epoch_seen);
 	ring_commit(r, &wake);
 	if (wake)
 		wake_logwriter(fe);
-	if (pending_add(fe, c, cookie, f->id, req.kind) != SL_OK)
+	if (pending_add(fe, c, cookie, f->id, req.kind, f) != SL_OK)
 		log_error("out of memory tracking request %llu; its ack will be dropped", (unsigned long long)f->id);
 	return SL_OK;
 }
@@ -515,6 +560,8 @@ static void on_ack(struct fe *fe, const struct rm_ack *a)
 	if (!p)
 		return; /* a previous generation's, or its connection went away */
 	c = p->conn;
+	if (a->err == SL_EUNAVAILABLE)
+		conn_fence(p);
 	if (a->err == SL_EUNAVAILABLE && fe_is_cluster(fe)) {
 		fe_send_error(
 		    c, p->req_id, SL_EUNAVAILABLE,
@@ -590,6 +637,7 @@ static void fe_check_epoch(struct fe *fe)
 	fe->epoch_seen = e;
 	while ((p = TAILQ_FIRST(&fe->pending_fifo))) {
 		pending_unlink(fe, p);
+		conn_fence(p);
 		fe_send_error(p->conn, p->req_id, SL_EUNAVAILABLE, "the cluster leader changed; retry");
 		free(p);
 	}
@@ -635,6 +683,7 @@ static void fe_expire_pending(struct fe *fe)
 
 	while ((p = TAILQ_FIRST(&fe->pending_fifo)) && p->created_ms < cutoff) {
 		pending_unlink(fe, p);
+		conn_fence(p);
 		fe_send_error(p->conn, p->req_id, SL_EUNAVAILABLE, "no answer from the log writer in time; retry");
 		free(p);
 	}

@@ -63,6 +63,7 @@ struct master {
 	struct child lw;
 	struct child *fe;
 	int sigfd;
+	int reseed;             /* the logwriter exited to install a snapshot */
 };
 
 static void usage(FILE *f)
@@ -256,6 +257,8 @@ static void reap(struct master *m, int stopping)
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		if (pid == m->lw.pid) {
 			m->lw.pid = 0;
+			if (!stopping && WIFEXITED(status) && WEXITSTATUS(status) == LOGWRITER_EXIT_RESEED)
+				m->reseed = 1;
 			if (!stopping) {
 				child_ended(&m->lw, "logwriter", status);
 				m->shm.hdr->logwriter_restarts++;
@@ -338,6 +341,39 @@ static void stop_all(struct master *m)
 	log_info("stopped");
 }
 
+/*
+ * The logwriter received a snapshot of the leader's whole state
+ * (<data_dir>/snapshot-in.mdb) and exited. The frontends have the old
+ * environment mapped, so they go too; the copy replaces data.mdb (with a
+ * fresh lock file), then everything starts again on it.
+ */
+static void reseed_install(struct master *m)
+{
+	char from[4200], to[4200], lock[4200];
+	log_info("installing the snapshot received from the leader; restarting the frontends on it");
+	for (uint32_t i = 0; i < m->cfg.frontends; i++)
+		if (m->fe[i].pid)
+			kill(m->fe[i].pid, SIGKILL);
+	wait_children(m, 1);
+	snprintf(from, sizeof(from), "%s/snapshot-in.mdb", m->cfg.data_dir);
+	snprintf(to, sizeof(to), "%s/data.mdb", m->cfg.data_dir);
+	snprintf(lock, sizeof(lock), "%s/lock.mdb", m->cfg.data_dir);
+	if (rename(from, to) != 0) {
+		log_error("cannot install %s: %s", from, strerror(errno));
+	} else {
+		unlink(lock);
+		int dfd = open(m->cfg.data_dir, O_RDONLY | O_DIRECTORY);
+		if (dfd >= 0) {
+			fsync(dfd);
+			close(dfd);
+		}
+	}
+	int64_t now = time_now_ms();
+	m->lw.restart_at_ms = now;
+	for (uint32_t i = 0; i < m->cfg.frontends; i++)
+		m->fe[i].restart_at_ms = now;
+}
+
 static int run(struct master *m)
 {
 	child_started(&m->lw, spawn_logwriter(m));
@@ -357,6 +393,10 @@ static int run(struct master *m)
 			}
 		}
 		reap(m, 0);
+		if (m->reseed && !m->lw.pid) {
+			m->reseed = 0;
+			reseed_install(m);
+		}
 		restart_due(m);
 	}
 }

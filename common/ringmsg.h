@@ -39,7 +39,8 @@ struct rm_publish {
 	uint32_t headers_len;
 	uint32_t payload_len;
 	uint16_t topic_len;
-	uint16_t pad[3];
+	uint16_t epoch;         /* cluster: low 16 bits of the shm epoch the frontend had seen */
+	uint16_t pad[2];
 };
 
 /* RM_CREATE_TOPIC: followed by the name. */

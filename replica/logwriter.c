@@ -823,8 +823,11 @@ out:
 		free(w->fe[i].runs);
 		free(w->fe[i].backlog);
 	}
+	int reseed = w->exit_reseed;
 	free(w->parts);
 	free(w->topics);
 	free(w);
+	if (reseed)
+		return LOGWRITER_EXIT_RESEED;
 	return rc ? 70 : 0;
 }

@@ -20,6 +20,11 @@ struct logwriter_args {
 	const int *frontend_efds;   /* cfg->frontends eventfds, one per frontend */
 };
 
+/* Exit code of a logwriter that received a snapshot in
+ * <data_dir>/snapshot-in.mdb: the master stops the frontends, puts it in
+ * place of data.mdb and starts everything again. */
+#define LOGWRITER_EXIT_RESEED 75
+
 /* Runs until SIGTERM (drains what is in the rings first). Returns an exit code. */
 int logwriter_main(const struct logwriter_args *a);
 

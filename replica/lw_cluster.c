@@ -20,7 +20,8 @@
  * dedup table turns into the original answer.
  *
  * Raft log entries are trimmed once applied and held by every peer (or past
- * raftlog_bytes_max). Entry timestamps come from the leader's clock but never
+ * raftlog_bytes_max); a peer that needs trimmed entries gets a snapshot of
+ * the whole environment (see "snapshots" below). Entry timestamps come from the leader's clock but never
  * go back: apply uses max(entry time, last applied time).
  */
 #include <errno.h>
@@ -29,12 +30,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "entry.h"
 #include "err.h"
 #include "log.h"
+#include "logwriter.h"
 #include "lw_int.h"
 #include "peer.h"
 #include "raft.h"
@@ -46,6 +50,7 @@
 #define CL_INFLIGHT_MAX 32
 #define CL_TRIM_CHUNK 512
 #define CL_POLLFDS_MAX 64
+#define CL_SNAP_CHUNK (1u << 20)     /* snapshot bytes per frame */
 
 struct cl_fwd {
 	uint8_t *recs;
@@ -85,11 +90,21 @@ struct lw_cluster {
 	/* observation */
 	uint64_t seen_term, seen_leader;
 	int forwarded;                /* requests forwarded since the last epoch bump */
+	uint64_t fwd_link_gen;        /* the leader link they went on */
 	int64_t no_leader_since_ms;
 	int64_t next_retention_ms;
 	int64_t next_usage_ms;
 	int64_t snap_warn_ms;
 	int adopted;                  /* the data dir came from another node */
+	struct cl_snap_out {
+		int want;             /* raft asked for a snapshot to this peer */
+		struct raft_msg m;    /* the RAFT_MSG_SNAPSHOT (no entries) */
+		int fd;               /* the copy being sent; -1: none */
+		uint64_t size, off;
+	} snap_out[CONFIG_NODES_MAX];
+	int snap_in_fd;               /* snapshot being received; -1: none */
+	uint64_t snap_in_off;
+	int reseed;                   /* a snapshot is complete: exit so the master installs it */
 };
 
 /* ---------- acks ---------- */
@@ -163,6 +178,228 @@ static int sizes_set(struct lw_cluster *c, uint64_t index, uint32_t bytes)
 	if (lw_grow((void **)&c->sizes, &c->sizes_cap, i + 1, sizeof(*c->sizes)))
 		return SL_ENOMEM;
 	c->sizes[i] = bytes;
+	return SL_OK;
+}
+
+/* ---------- snapshots: a copy of the whole LMDB environment ---------- */
+
+/*
+ * A peer needs entries the leader already trimmed. The leader writes a
+ * compacted copy of its environment (mdb_env_copyfd2: a consistent read
+ * snapshot, blocking the loop while it copies) to an unlinked temp file and
+ * streams it in chunks. The follower writes the chunks to
+ * <data_dir>/snapshot-in.mdb; with the last one it records its own term and
+ * vote beside it and exits with LOGWRITER_EXIT_RESEED: the master stops the
+ * frontends (they map the old file), moves the copy over data.mdb and starts
+ * everything again. The restarted logwriter (snap_fixup) keeps the copy's
+ * state and applied index, drops the copy's raft log, and restores its own
+ * identity, term and vote. A transfer cut by a dropped link starts over.
+ */
+
+static void snap_out_end(struct lw *w, int k, int ok)
+{
+	struct cl_snap_out *so = &w->cl->snap_out[k];
+	if (so->fd >= 0)
+		close(so->fd);
+	so->fd = -1;
+	so->want = 0;
+	raft_snapshot_done(w->cl->raft, so->m.to, ok);
+}
+
+static void snap_start(struct lw *w, int k)
+{
+	struct cl_snap_out *so = &w->cl->snap_out[k];
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/snapshot-out-%u.mdb", w->cfg->data_dir, w->cfg->cluster[k].id);
+	so->want = 0;
+	so->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (so->fd < 0) {
+		log_error("snapshot for node %u: %s: %s", w->cfg->cluster[k].id, path, strerror(errno));
+		snap_out_end(w, k, 0);
+		return;
+	}
+	unlink(path);
+	int64_t t0 = time_now_ms();
+	int rc = store_copy_fd(w->store, so->fd);
+	off_t size = lseek(so->fd, 0, SEEK_END);
+	if (rc || size <= 0) {
+		log_error("snapshot for node %u: copy failed: %s", w->cfg->cluster[k].id, sl_strerror(rc));
+		snap_out_end(w, k, 0);
+		return;
+	}
+	so->size = (uint64_t)size;
+	so->off = 0;
+	log_info("sending node %u a snapshot (%llu bytes, copied in %lld ms): it needs entries up to %llu that "
+		 "were trimmed", w->cfg->cluster[k].id, (unsigned long long)so->size, time_now_ms() - t0,
+		 (unsigned long long)so->m.index);
+}
+
+/* Send what the links take; runs every turn. */
+static void snap_pump(struct lw *w)
+{
+	struct lw_cluster *c = w->cl;
+	uint8_t *chunk = NULL;
+	for (uint32_t k = 0; k < w->cfg->cluster_n; k++) {
+		struct cl_snap_out *so = &c->snap_out[k];
+		if (so->want && so->fd < 0)
+			snap_start(w, (int)k);
+		if (so->fd < 0)
+			continue;
+		if (!peer_connected(c->net, (uint32_t)so->m.to)) {
+			log_warn("snapshot to node %llu cut: link down", (unsigned long long)so->m.to);
+			snap_out_end(w, (int)k, 0);
+			continue;
+		}
+		if (!chunk && !(chunk = malloc(CL_SNAP_CHUNK)))
+			return;
+		while (so->off < so->size) {
+			size_t n = so->size - so->off < CL_SNAP_CHUNK ? (size_t)(so->size - so->off) : CL_SNAP_CHUNK;
+			if (pread(so->fd, chunk, n, (off_t)so->off) != (ssize_t)n) {
+				snap_out_end(w, (int)k, 0);
+				break;
+			}
+			int last = so->off + n == so->size;
+			uint8_t *buf;
+			size_t len;
+			if (peer_encode_raft(&so->m, chunk, n, so->off, last, &buf, &len) != SL_OK)
+				break;
+			int rc = peer_send(c->net, (uint32_t)so->m.to, buf, len);
+			free(buf);
+			if (rc != SL_OK)
+				break; /* window full: more next turn */
+			so->off += n;
+			if (last) {
+				log_info("snapshot sent to node %llu", (unsigned long long)so->m.to);
+				snap_out_end(w, (int)k, 1);
+				break;
+			}
+		}
+	}
+	free(chunk);
+}
+
+struct snap_meta {
+	uint64_t term, vote;
+};
+
+/* Follower: one chunk of a snapshot from the leader. */
+static void snap_chunk_in(struct lw *w, const struct peer_frame *f)
+{
+	struct lw_cluster *c = w->cl;
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/snapshot-in.mdb", w->cfg->data_dir);
+	if (f->snap_offset == 0) {
+		if (c->snap_in_fd >= 0)
+			close(c->snap_in_fd);
+		c->snap_in_fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		c->snap_in_off = 0;
+		if (c->snap_in_fd < 0) {
+			log_error("snapshot: %s: %s", path, strerror(errno));
+			return;
+		}
+		log_info("receiving a snapshot from node %llu (entries up to %llu)", (unsigned long long)f->raft.from,
+			 (unsigned long long)f->raft.index);
+	}
+	if (c->snap_in_fd < 0 || f->snap_offset != c->snap_in_off)
+		return; /* a chunk of a transfer we did not see start: the leader starts over */
+	if (pwrite(c->snap_in_fd, f->snap_chunk, f->snap_len, (off_t)c->snap_in_off) != (ssize_t)f->snap_len) {
+		log_error("snapshot: write: %s", strerror(errno));
+		close(c->snap_in_fd);
+		c->snap_in_fd = -1;
+		return;
+	}
+	c->snap_in_off += f->snap_len;
+	if (!f->snap_last)
+		return;
+	int ok = fsync(c->snap_in_fd) == 0;
+	close(c->snap_in_fd);
+	c->snap_in_fd = -1;
+	struct raft_status st;
+	raft_status(c->raft, &st);
+	struct snap_meta sm = {st.term > f->raft.term ? st.term : f->raft.term, 0};
+	if (sm.term == st.term)
+		sm.vote = st.vote;
+	snprintf(path, sizeof(path), "%s/snapshot-in.meta", w->cfg->data_dir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ok = ok && fd >= 0 && write(fd, &sm, sizeof(sm)) == (ssize_t)sizeof(sm) && fsync(fd) == 0;
+	if (fd >= 0)
+		close(fd);
+	if (!ok) {
+		log_error("snapshot: cannot store it: %s", strerror(errno));
+		return;
+	}
+	log_info("snapshot complete (%llu bytes): restarting on it", (unsigned long long)c->snap_in_off);
+	c->reseed = 1;
+}
+
+struct term_find {
+	uint64_t index, term;
+	int found;
+};
+
+static int term_find_cb(void *arg, uint64_t index, uint64_t term, uint32_t type, struct slice data)
+{
+	struct term_find *tf = arg;
+	if (index == tf->index) {
+		tf->term = term;
+		tf->found = 1;
+	}
+	return 1;
+}
+
+/* Start-up after a snapshot was installed: keep its state, drop its raft
+ * log, take back this node's identity, term and vote. */
+static int snap_fixup(struct lw *w)
+{
+	char path[4200];
+	struct snap_meta sm;
+	snprintf(path, sizeof(path), "%s/snapshot-in.meta", w->cfg->data_dir);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return SL_OK;
+	ssize_t n = read(fd, &sm, sizeof(sm));
+	close(fd);
+	if (n != (ssize_t)sizeof(sm)) {
+		unlink(path);
+		return SL_OK;
+	}
+	struct cl_applied ap = {0, 0, 0};
+	uint64_t trimmed[2] = {0, 0};
+	struct term_find tf = {0, 0, 0};
+	uint32_t self = w->cfg->node_id;
+	struct cl_hs h = {sm.term, sm.vote};
+	int rc = store_txn_begin(w->store, 1, &w->txn);
+	if (rc == SL_OK)
+		rc = meta_get_fixed(w->txn, "raft/applied", &ap, sizeof(ap));
+	if (rc == SL_OK && (rc = meta_get_fixed(w->txn, "raft/trimmed", trimmed, sizeof(trimmed))) == SL_ENOTFOUND)
+		rc = SL_OK;
+	tf.index = ap.index;
+	if (rc == SL_OK && ap.index > trimmed[0])
+		rc = store_raft_foreach(w->txn, ap.index, term_find_cb, &tf);
+	if (rc == SL_OK && !tf.found && ap.index == trimmed[0]) {
+		tf.term = trimmed[1];
+		tf.found = 1;
+	}
+	if (rc == SL_OK && !tf.found)
+		rc = SL_ECORRUPT;
+	uint64_t v[2] = {ap.index, tf.term};
+	if (rc == SL_OK)
+		rc = store_raft_truncate(w->txn, 1);
+	if (rc == SL_OK)
+		rc = store_meta_put(w->txn, "raft/trimmed", slice_make(v, sizeof(v)));
+	if (rc == SL_OK)
+		rc = store_meta_put(w->txn, "raft/hs", slice_make(&h, sizeof(h)));
+	if (rc == SL_OK)
+		rc = store_meta_put(w->txn, "raft/node", slice_make(&self, sizeof(self)));
+	rc = rc ? (store_txn_abort(w->txn), rc) : store_txn_commit(w->txn);
+	w->txn = NULL;
+	if (rc) {
+		log_error("cannot adopt the installed snapshot: %s", sl_strerror(rc));
+		return rc;
+	}
+	unlink(path);
+	log_info("running on a snapshot: applied up to %llu (term %llu)", (unsigned long long)ap.index,
+		 (unsigned long long)tf.term);
 	return SL_OK;
 }
 
@@ -367,7 +604,10 @@ static int cl_start(struct lw *w)
 	struct cl_load l = {0};
 	struct raft_hardstate hs = {0, 0, 0};
 	int fresh = 0;
-	int rc = store_txn_begin(w->store, 0, &w->txn);
+	int rc = snap_fixup(w);
+	if (rc)
+		return rc;
+	rc = store_txn_begin(w->store, 0, &w->txn);
 	if (rc)
 		return rc;
 	rc = check_members(w, w->txn, &fresh);
@@ -426,7 +666,8 @@ static void on_frame(void *arg, uint32_t from, const uint8_t *p, size_t len)
 			break;
 		}
 		if (f.raft.type == RAFT_MSG_SNAPSHOT) {
-			/* Installing snapshots is not supported yet: refuse by not stepping it. */
+			/* raft learns of it when the node restarts on the installed copy */
+			snap_chunk_in(w, &f);
 			break;
 		}
 		raft_step(c->raft, &f.raft);
@@ -453,20 +694,28 @@ static void on_frame(void *arg, uint32_t from, const uint8_t *p, size_t len)
 	peer_frame_free(&f);
 }
 
+static int node_slot(const struct lw *w, uint64_t id)
+{
+	for (uint32_t i = 0; i < w->cfg->cluster_n; i++)
+		if (w->cfg->cluster[i].id == id)
+			return (int)i;
+	return -1;
+}
+
 static void send_msgs(struct lw *w, const struct raft_ready *rd)
 {
 	struct lw_cluster *c = w->cl;
 	for (size_t i = 0; i < rd->n_msgs; i++) {
 		const struct raft_msg *m = &rd->msgs[i];
 		if (m->type == RAFT_MSG_SNAPSHOT) {
-			int64_t now = time_now_ms();
-			if (now >= c->snap_warn_ms) {
-				log_warn("node %llu needs raft log entries that were trimmed; snapshots are not supported "
-					 "yet: re-seed it (docs/operations.md)",
-					 (unsigned long long)m->to);
-				c->snap_warn_ms = now + 10000;
+			/* sent after raft_advance, in chunks (snap_start, snap_pump) */
+			int k = node_slot(w, m->to);
+			if (k >= 0) {
+				c->snap_out[k].want = 1;
+				c->snap_out[k].m = *m;
+				c->snap_out[k].m.entries = NULL;
+				c->snap_out[k].m.n_entries = 0;
 			}
-			raft_snapshot_done(c->raft, m->to, 0);
 			continue;
 		}
 		uint8_t *buf;
@@ -508,9 +757,29 @@ static int map_nearly_full(struct lw *w)
 	return h->map_bytes && h->used_bytes > h->map_bytes / 10 * 9;
 }
 
+/* A publish the frontend sent before the last epoch bump: the frontend has
+ * answered (or will answer) it UNAVAILABLE and the client will retry it, so
+ * it must not reach the log behind the producer's back (its retry would
+ * then land after newer messages). 1 if answered here. */
+static int stale_publish(struct lw *w, uint32_t fe, uint16_t type, const uint8_t *p, uint32_t len)
+{
+	struct rm_publish m;
+	if (type != RM_PUBLISH || len < sizeof(m))
+		return 0;
+	memcpy(&m, p, sizeof(m));
+	uint16_t now = (uint16_t)atomic_load_explicit((_Atomic uint64_t *)&w->shm->hdr->cluster.epoch,
+						      memory_order_acquire);
+	if (m.epoch == now)
+		return 0;
+	ack_now(w, fe, p, len, SL_EUNAVAILABLE);
+	return 1;
+}
+
 /* A request the leader answers itself instead of logging it; 1 if handled. */
 static int leader_direct(struct lw *w, uint32_t fe, uint16_t type, const uint8_t *p, uint32_t len)
 {
+	if (stale_publish(w, fe, type, p, len))
+		return 1;
 	if (type == RM_TRANSFER_LEADER) {
 		struct rm_transfer_leader m;
 		if (len < sizeof(m)) {
@@ -632,6 +901,8 @@ static void follower_forward(struct lw *w, uint64_t leader)
 		while (c->fwdw.len < CL_FORWARD_BYTES_MAX && ring_peek(f->pub, &pos, &type, &p, &len)) {
 			if (give_up)
 				ack_now(w, i, p, len, SL_EUNAVAILABLE);
+			else if (stale_publish(w, i, type, p, len))
+				;
 			else if (type == RM_TRANSFER_LEADER)
 				forward_transfer(w, i, leader, p, len);
 			else if (ent_add(&c->fwdw, type, c->self, (uint16_t)i, p, len) != SL_OK)
@@ -647,6 +918,8 @@ static void follower_forward(struct lw *w, uint64_t leader)
 			free(buf);
 			if (rc != SL_OK)
 				continue; /* link down or window full: try again next turn */
+			if (!c->forwarded)
+				c->fwd_link_gen = peer_link_gen(c->net, (uint32_t)leader);
 			c->forwarded = 1;
 		}
 		if (done > ring_tail(f->pub))
@@ -865,7 +1138,7 @@ static int cl_ready(struct lw *w)
 	if (!raft_ready(c->raft, &rd))
 		return 0;
 	if (rd.snapshot_index) {
-		log_error("received a snapshot; installing snapshots is not supported");
+		log_error("raft reported a snapshot to install, but snapshots arrive through the peer link only");
 		return -SL_EINTERNAL;
 	}
 	uint64_t trimmed_to = 0;
@@ -917,7 +1190,9 @@ static void observe(struct lw *w, struct raft_status *st)
 		c->seen_term = st->term;
 		c->seen_leader = st->leader;
 	}
-	if (c->forwarded && st->leader && !peer_connected(c->net, (uint32_t)st->leader))
+	if (c->forwarded && st->leader &&
+	    (!peer_connected(c->net, (uint32_t)st->leader) ||
+	     peer_link_gen(c->net, (uint32_t)st->leader) != c->fwd_link_gen))
 		bump_epoch(w, "link to the leader lost");
 	sc->role = st->role;
 	sc->leader_id = (uint32_t)st->leader;
@@ -1025,6 +1300,11 @@ static int cl_loop(struct lw *w)
 		int r = cl_ready(w);
 		if (r < 0)
 			return -r;
+		snap_pump(w);
+		if (c->reseed) {
+			w->exit_reseed = 1;
+			return SL_OK;
+		}
 		busy = r > 0 || (proposed && rings_have_work(w));
 	}
 }
@@ -1038,6 +1318,9 @@ int lw_cluster_run(struct lw *w)
 	struct lw_cluster *c = w->cl;
 	c->self = w->cfg->node_id;
 	c->rel_pos = calloc(w->nfe, sizeof(*c->rel_pos));
+	c->snap_in_fd = -1;
+	for (uint32_t k = 0; k < CONFIG_NODES_MAX; k++)
+		c->snap_out[k].fd = -1;
 	if (!c->rel_pos)
 		goto out;
 	rc = cl_start(w);
@@ -1048,6 +1331,11 @@ int lw_cluster_run(struct lw *w)
 	rc = cl_loop(w);
 	log_info("stopped");
 out:
+	if (c->snap_in_fd >= 0)
+		close(c->snap_in_fd);
+	for (uint32_t k = 0; k < CONFIG_NODES_MAX; k++)
+		if (c->snap_out[k].fd >= 0)
+			close(c->snap_out[k].fd);
 	if (c->net)
 		peer_net_close(c->net);
 	if (c->raft)

@@ -72,6 +72,7 @@ struct lw {
 	int slots_dirty;           /* a topic was deleted: rewrite every slot after commit */
 	uint64_t cur_term;         /* raft term of the entry being applied (0 on a single node) */
 	struct lw_cluster *cl;     /* cluster mode; NULL on a single node */
+	int exit_reseed;           /* cluster: exit with LOGWRITER_EXIT_RESEED (a snapshot arrived) */
 	struct lw_fe fe[];
 };
 

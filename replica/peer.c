@@ -81,6 +81,7 @@ struct peer_node {
 	enum out_state state;
 	int64_t dial_at_ms;             /* IDLE: next dial; CONNECTING: give up at */
 	int64_t up_since_ms;
+	uint64_t link_gen;              /* times the outgoing link came up */
 	uint32_t backoff_ms;
 	struct peer_buf q;              /* output queue */
 	int64_t last_rx_ms;
@@ -486,6 +487,7 @@ static void out_up(struct peer_net *n, struct peer_node *pn)
 {
 	pn->state = OUT_UP;
 	pn->up_since_ms = n->now_ms;
+	pn->link_gen++;
 	pn->q.start = pn->q.end = 0;
 	if (buf_reserve(&pn->q, n->hello_len, PEER_RBUF_BYTES_MIN)) {
 		out_close(n, pn, "out of memory");
@@ -818,6 +820,14 @@ int peer_connected(const struct peer_net *n, uint32_t id)
 	for (size_t i = 0; i < n->n; i++)
 		if (n->nodes[i].addr.id == id)
 			return n->nodes[i].state == OUT_UP;
+	return 0;
+}
+
+uint64_t peer_link_gen(const struct peer_net *n, uint32_t id)
+{
+	for (size_t i = 0; i < n->n; i++)
+		if (n->nodes[i].addr.id == id)
+			return n->nodes[i].link_gen;
 	return 0;
 }
 

@@ -63,6 +63,10 @@ size_t peer_queued(const struct peer_net *n, uint32_t to);
 /* 1 when the outgoing link to `id` is up (hello sent), else 0. */
 int peer_connected(const struct peer_net *n, uint32_t id);
 
+/* How many times the outgoing link to `id` came up. Frames queued on a link
+ * that dropped are lost, so a change means some sent frames may be gone. */
+uint64_t peer_link_gen(const struct peer_net *n, uint32_t id);
+
 /* Time (ms, from now_ms passed to peer_process) a frame last arrived from `id`; 0: never. */
 int64_t peer_last_rx_ms(const struct peer_net *n, uint32_t id);
 

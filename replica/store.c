@@ -420,6 +420,11 @@ void store_close(struct store *s)
 	free(s);
 }
 
+int store_copy_fd(struct store *s, int fd)
+{
+	return store_err(mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT));
+}
+
 void store_usage(struct store *s, uint64_t *map_bytes, uint64_t *used_bytes)
 {
 	MDB_envinfo info;

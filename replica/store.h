@@ -73,6 +73,10 @@ void store_close(struct store *s);
 /* Environment info: map size and bytes in use (for node status). */
 void store_usage(struct store *s, uint64_t *map_bytes, uint64_t *used_bytes);
 
+/* Write a consistent, compacted copy of the whole environment to fd (a
+ * snapshot for a peer; blocks while it copies). */
+int store_copy_fd(struct store *s, int fd);
+
 /* Transactions. write=1 only in the logwriter. Commit syncs if opts.sync. */
 int store_txn_begin(struct store *s, int write, struct store_txn **out);
 int store_txn_commit(struct store_txn *t);     /* SL_EFULL if the map is full */
