@@ -94,7 +94,6 @@ struct lw_cluster {
 	int64_t no_leader_since_ms;
 	int64_t next_retention_ms;
 	int64_t next_usage_ms;
-	int64_t snap_warn_ms;
 	int adopted;                  /* the data dir came from another node */
 	struct cl_snap_out {
 		int want;             /* raft asked for a snapshot to this peer */
@@ -855,12 +854,11 @@ static int leader_propose(struct lw *w)
 	}
 	size_t dlen;
 	uint8_t *data = ent_take(&c->prop, &dlen);
-	int rc = raft_propose(c->raft, data, dlen, NULL);
-	if (rc) {
-		/* not leader any more (transfer in progress): requests stay in the rings */
+	if (raft_propose(c->raft, data, dlen, NULL) != SL_OK) {
+		/* a transfer is under way: the requests stay in the rings (those
+		 * answered directly are answered again; frontends ignore that) */
 		for (uint32_t i = 0; i < w->nfe; i++)
 			c->rel_pos[i] = 0;
-		return SL_OK;
 	}
 	return SL_OK;
 }

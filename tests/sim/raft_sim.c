@@ -35,7 +35,7 @@
 #define NODES_MAX 5
 #define NET_MSGS_MAX 4000
 #define CHAOS_STEPS 10000
-#define LIVE_STEPS 30000
+#define LIVE_STEPS 200000
 
 struct disk {
 	struct raft_hardstate hs;
