@@ -188,20 +188,6 @@ int cluster_start_all(struct cluster *c)
 	return 0;
 }
 
-/* Reap our child pid within timeout_ms; 1 and *status if reaped. */
-static int reap(pid_t pid, int timeout_ms, int *status)
-{
-	long long deadline = itest_now_ms() + timeout_ms;
-
-	do {
-		pid_t r = waitpid(pid, status, WNOHANG);
-		if (r == pid || (r < 0 && errno == ECHILD))
-			return 1;
-		itest_sleep_ms(10);
-	} while (itest_now_ms() < deadline);
-	return 0;
-}
-
 struct kids {
 	pid_t pid[64];
 	size_t n;
@@ -240,11 +226,11 @@ static int masters_end(struct cluster *c, unsigned mask, int sig)
 		int status = 0;
 		if (!(mask & (1u << i)) || c->node[i].pid <= 0)
 			continue;
-		if (!reap(c->node[i].pid, ITEST_STOP_MS, &status)) {
+		if (!itest_wait_child(c->node[i].pid, ITEST_STOP_MS, &status)) {
 			fprintf(stderr, "cluster: node %d (pid %d) did not exit in %d ms; SIGKILL\n", i + 1,
 			        (int)c->node[i].pid, ITEST_STOP_MS);
 			kill(c->node[i].pid, SIGKILL);
-			reap(c->node[i].pid, ITEST_STOP_MS, &status);
+			itest_wait_child(c->node[i].pid, ITEST_STOP_MS, &status);
 			rc = -1;
 		} else if (sig == SIGTERM && (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
 			fprintf(stderr, "cluster: node %d stop status 0x%x\n", i + 1, status);

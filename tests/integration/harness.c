@@ -152,8 +152,7 @@ int itest_node_start(struct itest_node *n)
 	return 0;
 }
 
-/* Wait for our child with a deadline; returns 1 and fills status if reaped. */
-static int wait_child(pid_t pid, int timeout_ms, int *status)
+int itest_wait_child(pid_t pid, int timeout_ms, int *status)
 {
 	long long deadline = itest_now_ms() + timeout_ms;
 
@@ -176,10 +175,10 @@ int itest_node_stop(struct itest_node *n)
 		return 0;
 	nk = itest_children(n->pid, kids, 64);
 	kill(n->pid, SIGTERM);
-	if (!wait_child(n->pid, ITEST_STOP_MS, &status)) {
+	if (!itest_wait_child(n->pid, ITEST_STOP_MS, &status)) {
 		fprintf(stderr, "itest: sluiced %d did not stop in %d ms; SIGKILL\n", (int)n->pid, ITEST_STOP_MS);
 		kill(n->pid, SIGKILL);
-		wait_child(n->pid, ITEST_STOP_MS, &status);
+		itest_wait_child(n->pid, ITEST_STOP_MS, &status);
 		rc = -1;
 	} else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		fprintf(stderr, "itest: sluiced stop status 0x%x\n", status);
@@ -205,7 +204,7 @@ int itest_node_kill9(struct itest_node *n)
 		return -1;
 	nk = itest_children(n->pid, kids, 64);
 	kill(n->pid, SIGKILL);
-	wait_child(n->pid, ITEST_STOP_MS, &status);
+	itest_wait_child(n->pid, ITEST_STOP_MS, &status);
 	n->pid = 0;
 	for (size_t i = 0; i < nk; i++)
 		if (itest_wait_gone(kids[i], ITEST_STOP_MS) != 0) {
@@ -464,10 +463,10 @@ int itest_run(const char *const *argv, const char *server, const char *in_path, 
 	}
 	while (itest_now_ms() < deadline && run_pump(&io, r, 50))
 		;
-	if (!wait_child(pid, (int)(deadline > itest_now_ms() ? deadline - itest_now_ms() : 0), &status)) {
+	if (!itest_wait_child(pid, (int)(deadline > itest_now_ms() ? deadline - itest_now_ms() : 0), &status)) {
 		fprintf(stderr, "itest: %s timed out after %d ms\n", argv[1] ? argv[1] : argv[0], timeout_ms);
 		kill(pid, SIGKILL);
-		wait_child(pid, 5000, &status);
+		itest_wait_child(pid, 5000, &status);
 		r->status = -1;
 	} else {
 		r->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -642,40 +641,40 @@ int itest_send_node_status(int fd, uint64_t id)
 	return itest_send_frame(fd, &f);
 }
 
-int itest_node_status_raw(uint16_t port, int timeout_ms)
+/* One NodeStatus round trip on a fresh connection; *out is the response. */
+static int node_status_fetch(uint16_t port, int timeout_ms, Sluice__Frame **out)
 {
-	Sluice__Frame *r = NULL;
 	int fd = itest_connect(port), rc;
 
+	*out = NULL;
 	if (fd < 0)
 		return SL_ECLOSED;
 	rc = itest_hello(fd);
 	if (rc == 0)
 		rc = itest_send_node_status(fd, 2);
 	if (rc == 0)
-		rc = itest_recv_response(fd, 2, timeout_ms, &r);
-	if (rc == 0 && r->body_case != SLUICE__FRAME__BODY_NODE_STATUS_RESULT)
+		rc = itest_recv_response(fd, 2, timeout_ms, out);
+	if (rc == 0 && (*out)->body_case != SLUICE__FRAME__BODY_NODE_STATUS_RESULT)
 		rc = SL_EINTERNAL;
+	close(fd);
+	return rc;
+}
+
+int itest_node_status_raw(uint16_t port, int timeout_ms)
+{
+	Sluice__Frame *r;
+	int rc = node_status_fetch(port, timeout_ms, &r);
+
 	if (r)
 		sluice__frame__free_unpacked(r, NULL);
-	close(fd);
 	return rc;
 }
 
 int itest_node_status_get(uint16_t port, uint32_t *logwriter_restarts, uint32_t *frontend_restarts, uint32_t *topics)
 {
-	Sluice__Frame *r = NULL;
-	int fd = itest_connect(port), rc;
+	Sluice__Frame *r;
+	int rc = node_status_fetch(port, 5000, &r);
 
-	if (fd < 0)
-		return SL_ECLOSED;
-	rc = itest_hello(fd);
-	if (rc == 0)
-		rc = itest_send_node_status(fd, 2);
-	if (rc == 0)
-		rc = itest_recv_response(fd, 2, 5000, &r);
-	if (rc == 0 && r->body_case != SLUICE__FRAME__BODY_NODE_STATUS_RESULT)
-		rc = SL_EINTERNAL;
 	if (rc == 0) {
 		*logwriter_restarts = r->node_status_result->logwriter_restarts;
 		*frontend_restarts = r->node_status_result->frontend_restarts;
@@ -683,7 +682,6 @@ int itest_node_status_get(uint16_t port, uint32_t *logwriter_restarts, uint32_t 
 	}
 	if (r)
 		sluice__frame__free_unpacked(r, NULL);
-	close(fd);
 	return rc;
 }
 

@@ -94,6 +94,8 @@ int itest_hello(int fd);
 int itest_send_node_status(int fd, uint64_t id);
 /* Connect, Hello, NodeStatus; 0 if a NodeStatusResult came back in time. */
 int itest_node_status_raw(uint16_t port, int timeout_ms);
+/* Wait for our child with a deadline; returns 1 and fills status if reaped. */
+int itest_wait_child(pid_t pid, int timeout_ms, int *status);
 /* Connect, Hello, NodeStatus; copies the counters of interest. */
 int itest_node_status_get(uint16_t port, uint32_t *logwriter_restarts, uint32_t *frontend_restarts, uint32_t *topics);
 /* Wait for a response with the given id, skipping deliveries (id 0). */
