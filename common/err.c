@@ -40,6 +40,8 @@ const char *sl_strerror(int err)
 		return "offset out of range";
 	case SL_ETOOMANY:
 		return "too many";
+	case SL_EFENCED:
+		return "an earlier publish of this producer must be retried first";
 	case SL_ENOMEM:
 		return "out of memory";
 	case SL_EIO:

@@ -23,6 +23,8 @@ enum sl_err {
 	SL_EHANDSHAKE = 12,
 	SL_ERANGE = 13,
 	SL_ETOOMANY = 14,
+	SL_EFENCED = 15,       /* publish refused before reaching the log: retry the earlier one first */
+	SL_WIRE_MAX = 99,      /* codes up to here are wire ErrorCodes; sl_err_is_wire() */
 
 	SL_ENOMEM = 100,
 	SL_EIO = 101,
@@ -33,6 +35,13 @@ enum sl_err {
 	SL_ETIMEOUT = 106,
 	SL_ECONFIG = 107,
 };
+
+/* 1 if err is an answer for a client (a wire ErrorCode), 0 if it is local
+ * (an allocation, I/O or storage failure that must not be sent as is). */
+static inline int sl_err_is_wire(int err)
+{
+	return err > SL_OK && err <= SL_WIRE_MAX;
+}
 
 /* Short static description of an error; never NULL. */
 const char *sl_strerror(int err);

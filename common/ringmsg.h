@@ -21,7 +21,7 @@ enum rm_type {
 	RM_DELETE_TOPIC = 3,
 	RM_COMMIT_OFFSET = 4,
 	RM_TRANSFER_LEADER = 5,  /* cluster: hand leadership to another node (ack: err only) */
-	RM_RETENTION = 6,        /* cluster: in raft entries only, never in rings (replica/entry.h) */
+	RM_RETENTION = 6,        /* cluster: in raft entries only, never in rings (replica/raft/entry.h) */
 	RM_ACK = 10,
 };
 

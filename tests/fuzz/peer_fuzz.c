@@ -1,5 +1,5 @@
 /*
- * peer_fuzz.c: libFuzzer target for the cluster frame codec (replica/peer.c),
+ * peer_fuzz.c: libFuzzer target for the cluster frame codec (replica/peer/peer.c),
  * which takes bytes from the network. The input is decoded as a PeerFrame
  * body with peer_decode; a frame that decodes is encoded again from the
  * decoded struct and must decode to the same fields, and every pointer it
@@ -10,7 +10,7 @@
  * must accept every frame peer_decode accepts, or a legitimate peer would be
  * disconnected.
  */
-#include "../../replica/peer.c"
+#include "../../replica/peer/peer.c"
 
 #include <stdlib.h>
 

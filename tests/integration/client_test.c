@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "sluice.h"
+#include "sluice/sluice.h"
 
 static struct itest_node node;
 static struct sluice_sync *sy;

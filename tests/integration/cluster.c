@@ -23,7 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "sluice.h"
+#include "sluice/sluice.h"
 
 #ifndef SLUICED_BIN
 #define SLUICED_BIN "sluiced"

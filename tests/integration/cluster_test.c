@@ -40,7 +40,7 @@
 #include "cluster.h"
 #include "faultproxy.h"
 #include "harness.h"
-#include "sluice.h"
+#include "sluice/sluice.h"
 
 #define PARTS 4
 #define PRODUCERS 4

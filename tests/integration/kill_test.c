@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "sluice.h"
+#include "sluice/sluice.h"
 
 #define TOPIC "dur"
 #define PARTS 3

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "harness.h"
-#include "sluice.h"
+#include "sluice/sluice.h"
 
 static struct itest_node node;
 static struct sluice_sync *sy;

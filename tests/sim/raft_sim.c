@@ -1,5 +1,5 @@
 /*
- * raft_sim.c: deterministic simulation of the raft module (replica/raft.c).
+ * raft_sim.c: deterministic simulation of the raft module (replica/raft/raft.c).
  *
  * One seed drives 3 (sometimes 5) nodes through a simulated network (random
  * delay and reordering: a random in-flight message is delivered next; drops,

@@ -1,5 +1,5 @@
 /*
- * raft_test.c: scenarios for the raft module (replica/raft.c) with three
+ * raft_test.c: scenarios for the raft module (replica/raft/raft.c) with three
  * nodes driven by hand: a FIFO in-memory network that can be cut between any
  * two nodes, and a host per node that persists, sends, applies and advances
  * like the logwriter. The randomised seeds are in tests/sim/raft_sim.c.

@@ -1,5 +1,5 @@
 /*
- * store_test.c: replica/store.c against a real LMDB environment in a temp
+ * store_test.c: replica/storage/store.c against a real LMDB environment in a temp
  * directory under /tmp (removed after each test): topics and slots, append
  * and read back across batches and partitions, read limits, corruption,
  * groups, dedup, time lookup, reopen.

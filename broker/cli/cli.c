@@ -28,7 +28,7 @@
 #include "cli.h"
 #include "codec.h"
 #include "err.h"
-#include "sluice.h"
+#include "sluice/sluice.h"
 
 #define CLI_CONNECT_TIMEOUT_MS 3000
 #define CLI_RETRY_MAX_MS 2000
@@ -52,6 +52,7 @@ int cli_exit_code(int err)
 	case SL_OK:
 		return EX_OK;
 	case SL_EUNAVAILABLE:
+	case SL_EFENCED:
 	case SL_ECLOSED:
 	case SL_ETIMEOUT:
 		return EX_UNAVAILABLE;

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "sluice.h"
+#include "sluice/sluice.h"
 
 struct cli_global {
 	const char *server;         /* --server, or NULL for $SLUICE_SERVER / the default */

@@ -3,7 +3,7 @@
  *
  * The raft log is a short write-ahead of client requests: a leader turns the
  * requests it drains from its frontends' rings (and those followers forward
- * to it) into one raft entry per turn (replica/entry.h). One LMDB write
+ * to it) into one raft entry per turn (replica/raft/entry.h). One LMDB write
  * transaction per turn persists the raft hard state and new entries, applies
  * every committed entry to the log state with the same request code as a
  * single node (record batches, topics, groups, dedup, retention), and records

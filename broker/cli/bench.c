@@ -25,7 +25,7 @@
 
 #include "cli.h"
 #include "err.h"
-#include "sluice.h"
+#include "sluice/sluice.h"
 
 #define BENCH_COUNT_DEFAULT 100000
 #define BENCH_SIZE_DEFAULT 100

@@ -389,10 +389,10 @@ static int do_publish(struct lw *w, uint32_t fe, const uint8_t *p, uint32_t len)
 	return ack_note(w, fe, 0, part, off, 0);
 }
 
-/* A request-level error (< 100) is the client's answer; others fail the batch. */
+/* A request-level error (a wire code) is the client's answer; others fail the batch. */
 static int answer(struct lw *w, uint32_t fe, int rc, uint32_t partition, uint64_t offset)
 {
-	if (rc >= 100)
+	if (rc != SL_OK && !sl_err_is_wire(rc))
 		return rc;
 	return ack_note(w, fe, (uint32_t)rc, partition, offset, 0);
 }

@@ -69,7 +69,7 @@ static void sleep_ms(long ms)
 
 Sluice__ErrorCode fe_error_code(int err)
 {
-	if (err > 0 && err < 100)
+	if (sl_err_is_wire(err))
 		return (Sluice__ErrorCode)err;
 	return SLUICE__ERROR_CODE__INTERNAL;
 }
@@ -468,7 +468,7 @@ static int ring_submit(struct fe *fe, struct fe_conn *c, const Sluice__Frame *f)
 	}
 	fe_check_epoch(fe); /* stamp requests with the epoch the logwriter has now */
 	if (conn_fenced(c, f)) {
-		fe_send_error(c, f->id, SL_EUNAVAILABLE, "an earlier publish of this producer must be retried first");
+		fe_send_error(c, f->id, SL_EFENCED, "an earlier publish of this producer was answered UNAVAILABLE: retry it first");
 		return SL_OK;
 	}
 	p = ring_reserve(r, req.type, req.len);
@@ -821,6 +821,14 @@ static int conn_dispatch(struct fe_conn *c, Sluice__Frame *f)
 {
 	uint64_t id = f->id;
 
+	if (id == 0 && f->body_case != SLUICE__FRAME__BODY_CREDIT && f->body_case != SLUICE__FRAME__BODY_HELLO) {
+		/* id 0 is reserved for frames the server pushes (Delivery): an
+		 * answer carrying it could not be told from a push. Exceptions:
+		 * Credit is never answered when its id is 0, and HelloOk cannot be
+		 * taken for a push (clients up to 0.1 sent Hello with id 0). */
+		conn_fatal(c, 0, SL_EMALFORMED, "request id 0 is reserved for server pushes");
+		return 0;
+	}
 	if (!c->handshaken) {
 		if (f->body_case != SLUICE__FRAME__BODY_HELLO)
 			conn_fatal(c, id, SL_EHANDSHAKE, "the first frame must be Hello");

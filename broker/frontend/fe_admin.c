@@ -382,7 +382,7 @@ int fe_cluster_has_node(const struct fe *fe, uint32_t id)
 	return 0;
 }
 
-/* Role names by enum raft_role value (replica/raft.h): 0 follower,
+/* Role names by enum raft_role value (replica/raft/raft.h): 0 follower,
  * 1 precandidate, 2 candidate, 3 leader. */
 static const char *role_name(uint32_t role)
 {

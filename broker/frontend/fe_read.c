@@ -313,7 +313,7 @@ static void sub_end(struct fe_sub *s, int rc)
 	if (rc != SL_EUNAVAILABLE)
 		log_error("subscription %llu ended: %s", (unsigned long long)s->id, sl_strerror(rc));
 	d.subscription_id = s->id;
-	d.end_error = (Sluice__ErrorCode)(code > 0 && code < 100 ? code : SL_EINTERNAL);
+	d.end_error = (Sluice__ErrorCode)(sl_err_is_wire(code) ? code : SL_EINTERNAL);
 	d.end_message = (char *)(rc == SL_EUNAVAILABLE ? "topic was deleted; subscription ended" : sl_strerror(rc));
 	f.body_case = SLUICE__FRAME__BODY_DELIVERY;
 	f.delivery = &d;

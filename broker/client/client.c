@@ -44,7 +44,7 @@
 
 #include "codec.h"
 #include "err.h"
-#include "sluice.h"
+#include "sluice/sluice.h"
 
 #define CLIENT_SERVER_DEFAULT "127.0.0.1:7400"
 #define CLIENT_PIPELINE_DEFAULT 1024
@@ -718,8 +718,9 @@ static int complete_error(struct sluice_client *c, struct req *r, const Sluice__
 	const char *msg = e && e->message && e->message[0] ? e->message : NULL;
 	if (code == SL_OK)
 		code = SL_EINTERNAL;
-	if (r->kind == RK_PUBLISH && code == SL_EUNAVAILABLE) {
-		/* no leader reachable from that node right now (election, partition):
+	if (r->kind == RK_PUBLISH && (code == SL_EUNAVAILABLE || code == SL_EFENCED)) {
+		/* no leader reachable from that node right now (election, partition), or
+		 * fenced behind an earlier publish of ours that is being retried:
 		 * retry, byte for byte, until retry_max_ms has passed since the first refusal */
 		uint64_t now = mono_ns();
 		if (r->unavail_since_ns == 0)
@@ -971,6 +972,7 @@ static void send_hello(struct sluice_client *c)
 	h.min_version = CODEC_VERSION;
 	h.max_version = CODEC_VERSION;
 	h.client_name = c->client_name;
+	f.id = ++c->next_id;
 	f.body_case = SLUICE__FRAME__BODY_HELLO;
 	f.hello = &h;
 	uint8_t buf[512];
