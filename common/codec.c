@@ -10,9 +10,9 @@
  * (found by tests/fuzz/frame_fuzz.c). The schema has no recursive messages,
  * so the check's recursion depth is bounded by the schema.
  */
-#include <assert.h>
 
 #include "codec.h"
+#include "sl_assert.h"
 #include "err.h"
 #include "slice.h"
 
@@ -90,9 +90,9 @@ size_t codec_frame_size(const Sluice__Frame *f)
 size_t codec_frame_encode(const Sluice__Frame *f, uint8_t *out)
 {
 	size_t n = sluice__frame__get_packed_size(f);
-	assert(n <= UINT32_MAX);
+	SL_ASSERT(n <= UINT32_MAX);
 	be_put32(out, (uint32_t)n);
 	size_t w = sluice__frame__pack(f, out + CODEC_PREFIX_BYTES);
-	assert(w == n);
+	SL_ASSERT(w == n);
 	return CODEC_PREFIX_BYTES + w;
 }

@@ -58,6 +58,10 @@ static const struct config_key config_keys[] = {
     {"limits", "subscriptions_max", "subscriptions-max", CT_U32, CFG(subscriptions_max), 1, 10000000},
     {"limits", "ring_bytes", "ring-bytes", CT_POW2, CFG(ring_bytes), 4 * KIB, 4 * GIB},
     {"limits", "partitions_max", "partitions-max", CT_U32, CFG(partitions_max), 1, 1u << 24},
+    {"limits", "output_low_bytes", "output-low-bytes", CT_SIZE64, CFG(output_low_bytes), 4 * KIB, 64 * GIB},
+    {"limits", "output_high_bytes", "output-high-bytes", CT_SIZE64, CFG(output_high_bytes), 4 * KIB, 64 * GIB},
+    {"limits", "output_pause_bytes", "output-pause-bytes", CT_SIZE64, CFG(output_pause_bytes), 4 * KIB, 64 * GIB},
+    {"limits", "inflight_max", "inflight-max", CT_U32, CFG(inflight_max), 1, 1u << 24},
     {"storage", "map_bytes", "map-bytes", CT_SIZE64, CFG(map_bytes), MIB, 1ull << 46},
     {"storage", "sync", "sync", CT_BOOL, CFG(sync), 0, 1},
     {"storage", "batch_records_max", "batch-records-max", CT_U32, CFG(batch_records_max), 1, 1u << 24},
@@ -92,6 +96,10 @@ void config_defaults(struct config *c)
 	c->subscriptions_max = 1024;
 	c->ring_bytes = 8 * MIB;
 	c->partitions_max = 4096;
+	c->output_low_bytes = 1 * MIB;
+	c->output_high_bytes = 4 * MIB;
+	c->output_pause_bytes = 16 * MIB;
+	c->inflight_max = 65536;
 	c->map_bytes = 8 * GIB;
 	c->sync = 1;
 	c->batch_records_max = 65536;
@@ -375,6 +383,13 @@ static int set_clients(const struct config_key *k, struct config *c, const char 
 
 int config_validate(const struct config *c, char *err, size_t errlen)
 {
+	if (c->output_low_bytes >= c->output_high_bytes || c->output_high_bytes > c->output_pause_bytes) {
+		snprintf(err, errlen,
+			 "limits: output_low_bytes (%llu) < output_high_bytes (%llu) <= output_pause_bytes (%llu) "
+			 "must hold", (unsigned long long)c->output_low_bytes, (unsigned long long)c->output_high_bytes,
+			 (unsigned long long)c->output_pause_bytes);
+		return SL_ECONFIG;
+	}
 	if (c->heartbeat_ms >= c->election_timeout_ms) {
 		snprintf(err, errlen, "cluster.heartbeat_ms (%u) must be less than cluster.election_timeout_ms (%u)",
 			 c->heartbeat_ms, c->election_timeout_ms);

@@ -9,7 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CONFIG_NODES_MAX 7
+#include "nodes.h"
+
+#define CONFIG_NODES_MAX SL_NODES_MAX
 
 struct config {
 	/* [node] */
@@ -24,6 +26,10 @@ struct config {
 	uint32_t subscriptions_max;     /* subscriptions_max per connection, default 1024 */
 	uint64_t ring_bytes;            /* ring_bytes per ring, default 8 MiB */
 	uint32_t partitions_max;        /* partitions_max (commit table slots), default 4096 */
+	uint64_t output_low_bytes;      /* output_low_bytes per connection: deliveries and reads resume below, 1 MiB */
+	uint64_t output_high_bytes;     /* output_high_bytes: deliveries pause above, default 4 MiB */
+	uint64_t output_pause_bytes;    /* output_pause_bytes: reading requests pauses above, default 16 MiB */
+	uint32_t inflight_max;          /* inflight_max: requests awaiting the log per connection, default 65536 */
 	/* [storage] */
 	uint64_t map_bytes;             /* map_bytes, default 8 GiB */
 	int sync;                       /* sync = true|false, default true (sync before ack) */

@@ -18,12 +18,12 @@
  * head, fences, then reads reader_sleeping. At least one of them sees the
  * other's store.
  */
-#include <assert.h>
 #include <stdatomic.h>
 #include <string.h>
 
 #include "err.h"
 #include "ring.h"
+#include "sl_assert.h"
 
 #define RING_ALIGN 8
 
@@ -53,8 +53,8 @@ size_t ring_footprint(size_t data_bytes)
 
 struct ring *ring_init(void *mem, size_t data_bytes)
 {
-	assert(data_bytes >= 4096 && (data_bytes & (data_bytes - 1)) == 0);
-	assert(((uintptr_t)mem & 63) == 0);
+	SL_ASSERT(data_bytes >= 4096 && (data_bytes & (data_bytes - 1)) == 0);
+	SL_ASSERT(((uintptr_t)mem & 63) == 0);
 	struct ring *r = mem;
 	memset(r, 0, sizeof(*r));
 	r->data_bytes = data_bytes;
@@ -79,7 +79,7 @@ size_t ring_free_bytes(const struct ring *r)
 
 void *ring_reserve(struct ring *r, uint16_t type, uint32_t len)
 {
-	assert(type != RING_PAD);
+	SL_ASSERT(type != RING_PAD);
 	if (len > ring_payload_max(r))
 		return NULL;
 	uint64_t head = __atomic_load_n(&r->head, __ATOMIC_RELAXED);
@@ -144,7 +144,7 @@ int ring_peek(struct ring *r, uint64_t *pos, uint16_t *type, const uint8_t **pay
 		const struct ring_rec_hdr *h = rec_at(r, p);
 		uint64_t n = rec_bytes(h->len);
 		/* Written by our own producer: a bad header is a bug, not input. */
-		assert(n <= head - p && (p & (r->data_bytes - 1)) + n <= r->data_bytes);
+		SL_ASSERT(n <= head - p && (p & (r->data_bytes - 1)) + n <= r->data_bytes);
 		if (h->type == RING_PAD) {
 			p += n;
 			continue;
@@ -165,8 +165,8 @@ uint64_t ring_tail(const struct ring *r)
 
 void ring_release(struct ring *r, uint64_t pos)
 {
-	assert(pos >= __atomic_load_n(&r->tail, __ATOMIC_RELAXED));
-	assert(pos <= __atomic_load_n(&r->head, __ATOMIC_ACQUIRE));
+	SL_ASSERT(pos >= __atomic_load_n(&r->tail, __ATOMIC_RELAXED));
+	SL_ASSERT(pos <= __atomic_load_n(&r->head, __ATOMIC_ACQUIRE));
 	__atomic_store_n(&r->tail, pos, __ATOMIC_RELEASE);
 }
 

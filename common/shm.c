@@ -165,3 +165,25 @@ struct ring *shm_ack_ring(struct shm *s, uint32_t i)
 	return p ? (struct ring *)(p + align64(sizeof(struct shm_frontend)) + ring_footprint(s->hdr->ring_bytes))
 	         : NULL;
 }
+
+void shm_cluster_read(const struct shm_cluster *src, struct shm_cluster *dst)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->enabled = shm_load(&src->enabled);
+	dst->role = shm_stat_load(&src->role);
+	dst->leader_id = shm_stat_load(&src->leader_id);
+	dst->n_nodes = shm_stat_load(&src->n_nodes);
+	dst->term = shm_stat_load(&src->term);
+	dst->first_index = shm_stat_load(&src->first_index);
+	dst->last_index = shm_stat_load(&src->last_index);
+	dst->commit_index = shm_stat_load(&src->commit_index);
+	dst->applied_index = shm_stat_load(&src->applied_index);
+	dst->updated_ms = shm_stat_load(&src->updated_ms);
+	dst->epoch = shm_load(&src->epoch);
+	for (size_t i = 0; i < SHM_NODES_MAX; i++) {
+		dst->nodes[i].id = shm_stat_load(&src->nodes[i].id);
+		dst->nodes[i].reachable = shm_stat_load(&src->nodes[i].reachable);
+		dst->nodes[i].match_index = shm_stat_load(&src->nodes[i].match_index);
+		dst->nodes[i].last_contact_ms = shm_stat_load(&src->nodes[i].last_contact_ms);
+	}
+}

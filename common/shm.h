@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nodes.h"
 #include "ring.h"
 
 #define SHM_MAGIC 0x534c4d31u /* "SLM1" */
@@ -43,7 +44,7 @@ struct shm_frontend {
 	uint64_t pad[5];
 };
 
-#define SHM_NODES_MAX 7
+#define SHM_NODES_MAX SL_NODES_MAX
 
 /* Cluster state as the logwriter last saw it (written by the logwriter,
  * read by frontends for ClusterStatus; plain stats, no locking). */
@@ -94,6 +95,21 @@ struct shm_header {
 	struct shm_cluster cluster;
 };
 
+/*
+ * Every field of the segment that one process writes while another reads it
+ * goes through one of these accessors, never a plain load or store: acquire
+ * and release where the reader relies on what was written before (commit
+ * table, commit_seq, epoch, ready flag, generations), relaxed for counters
+ * and status figures. They are the GCC __atomic builtins on plain integers,
+ * as common/ring.c uses for head and tail (no casts to _Atomic types).
+ */
+#define shm_load(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define shm_store(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define shm_add(p, v) __atomic_add_fetch((p), (v), __ATOMIC_ACQ_REL)
+#define shm_stat_load(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define shm_stat_store(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define shm_stat_add(p, v) __atomic_add_fetch((p), (v), __ATOMIC_RELAXED)
+
 struct shm {
 	void *base;
 	size_t bytes;
@@ -111,6 +127,9 @@ int shm_attach(struct shm *out, int fd);
 void shm_detach(struct shm *s);
 
 struct shm_frontend *shm_frontend(struct shm *s, uint32_t i);
+/* Copy the cluster status field by field (relaxed loads): each field is
+ * whole, the set is as consistent as a status display needs. */
+void shm_cluster_read(const struct shm_cluster *src, struct shm_cluster *dst);
 struct ring *shm_pub_ring(struct shm *s, uint32_t i);
 struct ring *shm_ack_ring(struct shm *s, uint32_t i);
 

@@ -346,11 +346,11 @@ void fe_on_node_status(struct fe_conn *c, uint64_t id)
 	store_usage(fe->store, &r.map_bytes, &r.used_bytes);
 	for (i = 0; i < h->frontends && i < SHM_FRONTENDS_MAX; i++) {
 		struct shm_frontend *sf = shm_frontend(fe->shm, i);
-		r.connections += __atomic_load_n(&sf->connections, __ATOMIC_RELAXED);
-		r.published += __atomic_load_n(&sf->published, __ATOMIC_RELAXED);
+		r.connections += shm_stat_load(&sf->connections);
+		r.published += shm_stat_load(&sf->published);
 	}
-	r.logwriter_restarts = __atomic_load_n(&h->logwriter_restarts, __ATOMIC_RELAXED);
-	r.frontend_restarts = __atomic_load_n(&h->frontend_restarts, __ATOMIC_RELAXED);
+	r.logwriter_restarts = shm_stat_load(&h->logwriter_restarts);
+	r.frontend_restarts = shm_stat_load(&h->frontend_restarts);
 	f.id = id;
 	f.body_case = SLUICE__FRAME__BODY_NODE_STATUS_RESULT;
 	f.node_status_result = &r;
@@ -359,25 +359,27 @@ void fe_on_node_status(struct fe_conn *c, uint64_t id)
 
 /* ---------- cluster status ---------- */
 
-#define FE_CLUSTER_NODES_MAX (CONFIG_NODES_MAX > SHM_NODES_MAX ? CONFIG_NODES_MAX : SHM_NODES_MAX)
+#define FE_CLUSTER_NODES_MAX SL_NODES_MAX
 
 int fe_is_cluster(const struct fe *fe)
 {
-	return fe->cfg->cluster_n > 0 || __atomic_load_n(&fe->shm->hdr->cluster.enabled, __ATOMIC_ACQUIRE) != 0;
+	return fe->cfg->cluster_n > 0 || shm_load(&fe->shm->hdr->cluster.enabled) != 0;
 }
 
 int fe_cluster_has_node(const struct fe *fe, uint32_t id)
 {
 	const struct shm_cluster *sc = &fe->shm->hdr->cluster;
-	uint32_t i, n = sc->n_nodes < SHM_NODES_MAX ? sc->n_nodes : SHM_NODES_MAX;
+	uint32_t i, n = shm_stat_load(&sc->n_nodes);
 
 	if (id == 0)
 		return 0;
+	if (n > SHM_NODES_MAX)
+		n = SHM_NODES_MAX;
 	for (i = 0; i < fe->cfg->cluster_n && i < CONFIG_NODES_MAX; i++)
 		if (fe->cfg->cluster[i].id == id)
 			return 1;
 	for (i = 0; fe->cfg->cluster_n == 0 && i < n; i++)
-		if (sc->nodes[i].id == id)
+		if (shm_stat_load(&sc->nodes[i].id) == id)
 			return 1;
 	return 0;
 }
@@ -438,9 +440,8 @@ void fe_on_cluster_status(struct fe_conn *c, uint64_t id)
 	Sluice__Frame f = SLUICE__FRAME__INIT;
 	struct shm_cluster sc;
 
-	/* one snapshot; the logwriter keeps writing the original */
-	memcpy(&sc, &fe->shm->hdr->cluster, sizeof(sc));
-	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	/* one copy; the logwriter keeps writing the original */
+	shm_cluster_read(&fe->shm->hdr->cluster, &sc);
 	r.node_id = fe->shm->hdr->node_id; /* the master's copy of node.id, as in HelloOk */
 	if (!fe_is_cluster(fe)) {
 		r.role = (char *)"single";

@@ -26,9 +26,6 @@ struct fe;
 
 /* Output watermarks: deliveries pause above HIGH and resume below LOW; a
  * connection stops being read while its output is above PAUSE. */
-#define FE_OUT_HIGH_BYTES (4u << 20)
-#define FE_OUT_LOW_BYTES (1u << 20)
-#define FE_OUT_PAUSE_BYTES (16u << 20)
 #define FE_DELIVERY_MSGS_MAX 256
 #define FE_DELIVERY_BYTES_MAX (256u << 10)
 #define FE_SUB_TURN_BYTES_MAX (1u << 20)
@@ -104,6 +101,7 @@ struct fe_conn {
 	uint32_t nsubs;
 	struct fe_sub_list subs;
 	struct fe_pending_list pending;
+	uint32_t npending;     /* requests awaiting the log; reading pauses at cfg inflight_max */
 	/* After a publish of fence_pid was answered UNAVAILABLE, its later
 	 * publishes on this connection are refused until fence_seq (the lowest
 	 * refused) comes again: a producer's retries then reach the log in

@@ -45,11 +45,11 @@ int fe_partition_end(struct fe *fe, const struct store_topic *tp, uint32_t p, ui
 	if (slot >= fe->shm->hdr->slots_max)
 		return SL_EUNAVAILABLE;
 	s = &fe->shm->slots[slot];
-	if (__atomic_load_n(&s->topic_id, __ATOMIC_ACQUIRE) != tp->topic_id)
+	if (shm_load(&s->topic_id) != tp->topic_id)
 		return SL_EUNAVAILABLE;
-	*end = __atomic_load_n(&s->end_offset, __ATOMIC_ACQUIRE);
+	*end = shm_load(&s->end_offset);
 	/* re-check: the slot may have been freed and reused while we read */
-	if (__atomic_load_n(&s->topic_id, __ATOMIC_ACQUIRE) != tp->topic_id)
+	if (shm_load(&s->topic_id) != tp->topic_id)
 		return SL_EUNAVAILABLE;
 	return SL_OK;
 }
@@ -333,7 +333,7 @@ static void sub_run(struct fe *fe, struct fe_sub *s)
 	tp.topic_id = s->topic_id;
 	tp.slot_base = s->slot_base;
 	rc = store_txn_begin(fe->store, 0, &t);
-	while (rc == SL_OK && s->credit > 0 && evbuffer_get_length(out) < FE_OUT_HIGH_BYTES &&
+	while (rc == SL_OK && s->credit > 0 && evbuffer_get_length(out) < fe->cfg->output_high_bytes &&
 	       work < FE_SUB_TURN_BYTES_MAX && !s->conn->dead) {
 		uint64_t end = 0;
 		int i = sub_next_part(fe, s, &tp, &end, &gone);

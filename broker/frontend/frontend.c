@@ -178,16 +178,16 @@ static void pending_grow(struct fe *fe)
 	free(old);
 }
 
-static int pending_add(struct fe *fe, struct fe_conn *c, uint64_t cookie, uint64_t req_id, enum fe_pending_kind kind,
-		       const Sluice__Frame *f)
+/* Link p (allocated by the caller before the request went into the ring,
+ * so that a request in the ring always has its answer slot) under cookie. */
+static void pending_add(struct fe *fe, struct fe_pending *p, struct fe_conn *c, uint64_t cookie, uint64_t req_id,
+			enum fe_pending_kind kind, const Sluice__Frame *f)
 {
-	struct fe_pending *p = calloc(1, sizeof(*p));
 	size_t s;
 
-	if (!p)
-		return SL_ENOMEM;
 	if (fe->npending >= fe->nbuckets)
 		pending_grow(fe);
+	memset(p, 0, sizeof(*p));
 	p->cookie = cookie;
 	p->req_id = req_id;
 	p->conn = c;
@@ -202,8 +202,8 @@ static int pending_add(struct fe *fe, struct fe_conn *c, uint64_t cookie, uint64
 	fe->buckets[s] = p;
 	TAILQ_INSERT_TAIL(&fe->pending_fifo, p, age);
 	TAILQ_INSERT_TAIL(&c->pending, p, by_conn);
+	c->npending++;
 	fe->npending++;
-	return SL_OK;
 }
 
 /* Unlink p from every index; the caller frees it. */
@@ -217,6 +217,7 @@ static void pending_unlink(struct fe *fe, struct fe_pending *p)
 		*pp = p->hnext;
 	TAILQ_REMOVE(&fe->pending_fifo, p, age);
 	TAILQ_REMOVE(&p->conn->pending, p, by_conn);
+	p->conn->npending--;
 	fe->npending--;
 }
 
@@ -457,6 +458,7 @@ static int ring_submit(struct fe *fe, struct fe_conn *c, const Sluice__Frame *f)
 	struct ring *r = shm_pub_ring(fe->shm, fe->index);
 	struct fe_req req;
 	const char *why;
+	struct fe_pending *pend;
 	uint64_t cookie;
 	void *p;
 	int wake = 0, rc;
@@ -471,16 +473,22 @@ static int ring_submit(struct fe *fe, struct fe_conn *c, const Sluice__Frame *f)
 		fe_send_error(c, f->id, SL_EFENCED, "an earlier publish of this producer was answered UNAVAILABLE: retry it first");
 		return SL_OK;
 	}
+	pend = malloc(sizeof(*pend));
+	if (!pend) {
+		fe_send_error(c, f->id, SL_EUNAVAILABLE, "out of memory on this node; retry");
+		return SL_OK;
+	}
 	p = ring_reserve(r, req.type, req.len);
-	if (!p)
+	if (!p) {
+		free(pend);
 		return SL_EAGAIN;
+	}
 	cookie = (uint64_t)(fe->generation & 0xffff) << 48 | (++fe->cookie_counter & 0xffffffffffffull);
 	fill_record(p, f, cookie, (uint16_t)fe->epoch_seen);
+	pending_add(fe, pend, c, cookie, f->id, req.kind, f);
 	ring_commit(r, &wake);
 	if (wake)
 		wake_logwriter(fe);
-	if (pending_add(fe, c, cookie, f->id, req.kind, f) != SL_OK)
-		log_error("out of memory tracking request %llu; its ack will be dropped", (unsigned long long)f->id);
 	return SL_OK;
 }
 
@@ -490,7 +498,8 @@ static void conn_update_read(struct fe_conn *c)
 
 	if (c->dead)
 		return;
-	if (c->lingering || (!c->closing && !fe->stall_frame && !fe->stopping && !c->out_paused))
+	if (c->lingering || (!c->closing && !fe->stall_frame && !fe->stopping && !c->out_paused &&
+			     c->npending < fe->cfg->inflight_max))
 		bufferevent_enable(c->bev, EV_READ);
 	else
 		bufferevent_disable(c->bev, EV_READ);
@@ -582,11 +591,17 @@ static void on_ack(struct fe *fe, const struct rm_ack *a)
 		f.publish_ack = &pa;
 		fe_send(c, &f);
 		fe->published++;
-		__atomic_store_n(&shm_frontend(fe->shm, fe->index)->published, fe->published, __ATOMIC_RELAXED);
+		shm_stat_store(&shm_frontend(fe->shm, fe->index)->published, fe->published);
 	} else {
 		fe_send_ok(c, p->req_id);
 	}
 	free(p);
+	if (c->npending + 1 == fe->cfg->inflight_max && !c->dead) {
+		/* back under the in-flight limit: take what the client sent meanwhile */
+		conn_update_read(c);
+		if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+			conn_process_input(c);
+	}
 }
 
 static void drain_acks_once(struct fe *fe, struct ring *r)
@@ -613,7 +628,7 @@ static void drain_acks_once(struct fe *fe, struct ring *r)
 
 static void fe_check_commit(struct fe *fe)
 {
-	uint64_t seq = __atomic_load_n(&fe->shm->hdr->commit_seq, __ATOMIC_ACQUIRE);
+	uint64_t seq = shm_load(&fe->shm->hdr->commit_seq);
 
 	if (seq != fe->commit_seq_seen) {
 		fe->commit_seq_seen = seq;
@@ -629,7 +644,7 @@ static void fe_check_commit(struct fe *fe)
  * its original offset. Acks already in the ring were drained first. */
 static void fe_check_epoch(struct fe *fe)
 {
-	uint64_t e = __atomic_load_n(&fe->shm->hdr->cluster.epoch, __ATOMIC_ACQUIRE);
+	uint64_t e = shm_load(&fe->shm->hdr->cluster.epoch);
 	struct fe_pending *p;
 
 	if (e == fe->epoch_seen)
@@ -717,7 +732,7 @@ static void fe_check_stop(struct fe *fe)
 static void fe_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct fe *fe = arg;
-	uint32_t gen = __atomic_load_n(&fe->shm->hdr->logwriter_generation, __ATOMIC_ACQUIRE);
+	uint32_t gen = shm_load(&fe->shm->hdr->logwriter_generation);
 
 	if (gen != fe->logwriter_gen_seen) {
 		log_info("logwriter restarted (generation %u); pending requests wait for its re-sent acks", gen);
@@ -791,7 +806,7 @@ static void conn_close(struct fe_conn *c)
 	TAILQ_REMOVE(&fe->conns, c, link);
 	TAILQ_INSERT_TAIL(&fe->dead, c, link);
 	fe->nconns--;
-	__atomic_store_n(&shm_frontend(fe->shm, fe->index)->connections, fe->nconns, __ATOMIC_RELAXED);
+	shm_stat_store(&shm_frontend(fe->shm, fe->index)->connections, fe->nconns);
 	event_active(fe->reap_ev, EV_TIMEOUT, 0);
 }
 
@@ -931,7 +946,8 @@ static void conn_process_input(struct fe_conn *c)
 		evbuffer_drain(in, evbuffer_get_length(in));
 		return;
 	}
-	while (!c->dead && !c->closing && !fe->stall_frame && !fe->stopping && !c->out_paused) {
+	while (!c->dead && !c->closing && !fe->stall_frame && !fe->stopping && !c->out_paused &&
+	       c->npending < fe->cfg->inflight_max) {
 		size_t avail = evbuffer_get_length(in), need = 0;
 		const uint8_t *p;
 
@@ -946,7 +962,7 @@ static void conn_process_input(struct fe_conn *c)
 		if (avail < need)
 			break;
 		conn_handle_frame(c, in, need);
-		if (!c->dead && evbuffer_get_length(out) > FE_OUT_PAUSE_BYTES)
+		if (!c->dead && evbuffer_get_length(out) > fe->cfg->output_pause_bytes)
 			c->out_paused = 1; /* a client that pipelines reads but does not read answers */
 	}
 	conn_update_read(c);
@@ -969,11 +985,11 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 			conn_linger(c);
 		return;
 	}
-	if (c->out_paused && left < FE_OUT_LOW_BYTES) {
+	if (c->out_paused && left < c->fe->cfg->output_low_bytes) {
 		c->out_paused = 0;
 		conn_process_input(c);
 	}
-	if (left < FE_OUT_LOW_BYTES)
+	if (left < c->fe->cfg->output_low_bytes)
 		fe_reads_conn_writable(c);
 	if (c->fe->stopping)
 		fe_check_stop(c->fe);
@@ -1035,11 +1051,11 @@ static void fe_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct so
 	TAILQ_INIT(&c->pending);
 	TAILQ_INSERT_TAIL(&fe->conns, c, link);
 	fe->nconns++;
-	__atomic_store_n(&shm_frontend(fe->shm, fe->index)->connections, fe->nconns, __ATOMIC_RELAXED);
+	shm_stat_store(&shm_frontend(fe->shm, fe->index)->connections, fe->nconns);
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	/* stop reading once a whole maximal frame is buffered and unprocessed */
 	bufferevent_setwatermark(c->bev, EV_READ, 0, (size_t)fe->cfg->frame_bytes_max + 4 + 65536);
-	bufferevent_setwatermark(c->bev, EV_WRITE, FE_OUT_LOW_BYTES, 0);
+	bufferevent_setwatermark(c->bev, EV_WRITE, fe->cfg->output_low_bytes, 0);
 	bufferevent_enable(c->bev, EV_WRITE);
 	conn_update_read(c);
 }
@@ -1060,7 +1076,7 @@ static int fe_open_store(struct fe *fe)
 	long waited = 0;
 	int rc;
 
-	while (!__atomic_load_n(&fe->shm->hdr->logwriter_ready, __ATOMIC_ACQUIRE)) {
+	while (!shm_load(&fe->shm->hdr->logwriter_ready)) {
 		if (waited >= FE_READY_WAIT_MS) {
 			log_error("logwriter not ready after %d ms; giving up", FE_READY_WAIT_MS);
 			return SL_ETIMEOUT;
@@ -1154,9 +1170,9 @@ int frontend_main(const struct frontend_args *a)
 	fe.index = a->index;
 	fe.efd = a->efd;
 	fe.logwriter_efd = a->logwriter_efd;
-	fe.generation = shm_frontend(a->shm, a->index)->generation;
-	fe.logwriter_gen_seen = __atomic_load_n(&a->shm->hdr->logwriter_generation, __ATOMIC_ACQUIRE);
-	fe.epoch_seen = __atomic_load_n(&a->shm->hdr->cluster.epoch, __ATOMIC_ACQUIRE);
+	fe.generation = shm_load(&shm_frontend(a->shm, a->index)->generation);
+	fe.logwriter_gen_seen = shm_load(&a->shm->hdr->logwriter_generation);
+	fe.epoch_seen = shm_load(&a->shm->hdr->cluster.epoch);
 	TAILQ_INIT(&fe.conns);
 	TAILQ_INIT(&fe.dead);
 	TAILQ_INIT(&fe.runq);
@@ -1174,7 +1190,7 @@ int frontend_main(const struct frontend_args *a)
 		log_error("cannot set up the event loop");
 		goto out;
 	}
-	__atomic_store_n(&shm_frontend(a->shm, a->index)->connections, 0, __ATOMIC_RELAXED);
+	shm_stat_store(&shm_frontend(a->shm, a->index)->connections, 0);
 	fe.published = shm_frontend(a->shm, a->index)->published;
 	fe_drain_acks(&fe);
 	log_info("serving (generation %u)", fe.generation);

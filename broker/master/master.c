@@ -40,6 +40,7 @@
 #include "ring.h"
 #include "ringmsg.h"
 #include "shm.h"
+#include "snapinst.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -210,7 +211,7 @@ static pid_t spawn_logwriter(struct master *m)
 
 static pid_t spawn_frontend(struct master *m, uint32_t i)
 {
-	shm_frontend(&m->shm, i)->generation++;
+	shm_add(&shm_frontend(&m->shm, i)->generation, 1);
 	pid_t master = getpid();
 	pid_t pid = fork();
 	if (pid == 0) {
@@ -261,7 +262,7 @@ static void reap(struct master *m, int stopping)
 				m->reseed = 1;
 			if (!stopping) {
 				child_ended(&m->lw, "logwriter", status);
-				m->shm.hdr->logwriter_restarts++;
+				shm_stat_add(&m->shm.hdr->logwriter_restarts, 1);
 			}
 			continue;
 		}
@@ -271,7 +272,7 @@ static void reap(struct master *m, int stopping)
 			m->fe[i].pid = 0;
 			if (!stopping) {
 				child_ended(&m->fe[i], "frontend", status);
-				m->shm.hdr->frontend_restarts++;
+				shm_stat_add(&m->shm.hdr->frontend_restarts, 1);
 			}
 		}
 	}
@@ -330,7 +331,7 @@ static void wait_children(struct master *m, int frontends_only)
 static void stop_all(struct master *m)
 {
 	log_info("stopping: frontends first, then the logwriter");
-	m->shm.hdr->draining = 1;
+	shm_store(&m->shm.hdr->draining, 1);
 	for (uint32_t i = 0; i < m->cfg.frontends; i++)
 		if (m->fe[i].pid)
 			kill(m->fe[i].pid, SIGTERM);
@@ -341,6 +342,19 @@ static void stop_all(struct master *m)
 	log_info("stopped");
 }
 
+/* Complete or discard a snapshot install (replica/logwriter/snapinst.h);
+ * runs while no child has the environment open. */
+static void snapshot_recover(struct master *m)
+{
+	int installed = 0;
+	int rc = snapinst_recover(m->cfg.data_dir, &installed);
+	if (rc)
+		log_error("cannot install the snapshot in %s: %s (the old data stays in place)", m->cfg.data_dir,
+			  sl_strerror(rc));
+	else if (installed)
+		log_info("snapshot installed as %s/data.mdb", m->cfg.data_dir);
+}
+
 /*
  * The logwriter received a snapshot of the leader's whole state
  * (<data_dir>/snapshot-in.mdb) and exited. The frontends have the old
@@ -349,25 +363,12 @@ static void stop_all(struct master *m)
  */
 static void reseed_install(struct master *m)
 {
-	char from[4200], to[4200], lock[4200];
 	log_info("installing the snapshot received from the leader; restarting the frontends on it");
 	for (uint32_t i = 0; i < m->cfg.frontends; i++)
 		if (m->fe[i].pid)
 			kill(m->fe[i].pid, SIGKILL);
 	wait_children(m, 1);
-	snprintf(from, sizeof(from), "%s/snapshot-in.mdb", m->cfg.data_dir);
-	snprintf(to, sizeof(to), "%s/data.mdb", m->cfg.data_dir);
-	snprintf(lock, sizeof(lock), "%s/lock.mdb", m->cfg.data_dir);
-	if (rename(from, to) != 0) {
-		log_error("cannot install %s: %s", from, strerror(errno));
-	} else {
-		unlink(lock);
-		int dfd = open(m->cfg.data_dir, O_RDONLY | O_DIRECTORY);
-		if (dfd >= 0) {
-			fsync(dfd);
-			close(dfd);
-		}
-	}
+	snapshot_recover(m);
 	int64_t now = time_now_ms();
 	m->lw.restart_at_ms = now;
 	for (uint32_t i = 0; i < m->cfg.frontends; i++)
@@ -376,6 +377,7 @@ static void reseed_install(struct master *m)
 
 static int run(struct master *m)
 {
+	snapshot_recover(m); /* a power loss may have stopped an install half way */
 	child_started(&m->lw, spawn_logwriter(m));
 	for (uint32_t i = 0; i < m->cfg.frontends; i++)
 		child_started(&m->fe[i], spawn_frontend(m, i));

@@ -27,7 +27,6 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +40,9 @@
 #include "ring.h"
 #include "ringmsg.h"
 #include "shm.h"
+#include "sl_assert.h"
 #include "store.h"
+#include "vec.h"
 
 volatile sig_atomic_t lw_stop;
 
@@ -52,21 +53,6 @@ static void lw_sigterm(int sig)
 }
 
 /* ---- small helpers ---- */
-
-int lw_grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-	if (need <= *cap)
-		return SL_OK;
-	size_t n = *cap ? *cap * 2 : 64;
-	while (n < need)
-		n *= 2;
-	void *q = realloc(*p, n * elem);
-	if (!q)
-		return SL_ENOMEM;
-	*p = q;
-	*cap = n;
-	return SL_OK;
-}
 
 static uint32_t fnv1a(const void *p, size_t n)
 {
@@ -111,10 +97,22 @@ static uint32_t murmur2(const uint8_t *data, size_t len)
 
 /* ---- topic cache ---- */
 
+/* Buckets of the topic table: a power of two over twice the most topics
+ * there can be (each topic holds at least one of partitions_max slots), so
+ * the table is never more than half full and every probe ends. */
+uint32_t lw_topic_buckets(const struct config *cfg)
+{
+	uint32_t n = 64;
+	while (n < 2 * (uint64_t)cfg->partitions_max)
+		n *= 2;
+	return n;
+}
+
 static struct lw_topic *topic_find(struct lw *w, const char *name, size_t len)
 {
-	uint32_t i = fnv1a(name, len) & (LW_TOPIC_BUCKETS - 1);
-	for (uint32_t n = 0; n < LW_TOPIC_BUCKETS; n++, i = (i + 1) & (LW_TOPIC_BUCKETS - 1)) {
+	uint32_t mask = w->topic_buckets - 1;
+	uint32_t i = fnv1a(name, len) & mask;
+	for (uint32_t n = 0; n < w->topic_buckets; n++, i = (i + 1) & mask) {
 		struct lw_topic *t = &w->topics[i];
 		if (!t->live)
 			return NULL;
@@ -126,9 +124,14 @@ static struct lw_topic *topic_find(struct lw *w, const char *name, size_t len)
 
 static void topic_insert(struct lw *w, const struct store_topic *m)
 {
-	uint32_t i = fnv1a(m->name, strlen(m->name)) & (LW_TOPIC_BUCKETS - 1);
-	while (w->topics[i].live)
-		i = (i + 1) & (LW_TOPIC_BUCKETS - 1);
+	uint32_t mask = w->topic_buckets - 1;
+	uint32_t i = fnv1a(m->name, strlen(m->name)) & mask, n = 0;
+	SL_ASSERT(w->ntopics < w->topic_buckets / 2);
+	while (w->topics[i].live) {
+		SL_ASSERT(++n < w->topic_buckets);
+		i = (i + 1) & mask;
+	}
+	w->ntopics++;
 	w->topics[i].meta = *m;
 	w->topics[i].live = 1;
 }
@@ -159,7 +162,8 @@ static int topic_load_cb(void *arg, const struct store_topic *tp)
  * delete and after a failed batch). Touches no shared memory. */
 int lw_topics_reload(struct lw *w)
 {
-	memset(w->topics, 0, sizeof(*w->topics) * LW_TOPIC_BUCKETS);
+	memset(w->topics, 0, sizeof(*w->topics) * w->topic_buckets);
+	w->ntopics = 0;
 	for (uint32_t s = 0; s < w->cfg->partitions_max; s++) {
 		w->parts[s].topic_id = 0;
 		w->parts[s].end = 0;
@@ -174,13 +178,13 @@ void lw_slot_publish(struct lw *w, uint32_t s)
 	struct lw_part *lp = &w->parts[s];
 	struct shm_slot *sl = &w->shm->slots[s];
 	if (sl->topic_id != lp->topic_id) {
-		atomic_store_explicit((_Atomic uint32_t *)&sl->topic_id, 0, memory_order_release);
-		sl->first_offset = 0;
-		sl->partition = lp->partition;
-		atomic_store_explicit((_Atomic uint64_t *)&sl->end_offset, lp->end, memory_order_release);
-		atomic_store_explicit((_Atomic uint32_t *)&sl->topic_id, lp->topic_id, memory_order_release);
+		shm_store(&sl->topic_id, 0);
+		shm_store(&sl->first_offset, 0);
+		shm_store(&sl->partition, lp->partition);
+		shm_store(&sl->end_offset, lp->end);
+		shm_store(&sl->topic_id, lp->topic_id);
 	}
-	atomic_store_explicit((_Atomic uint64_t *)&sl->end_offset, lp->end, memory_order_release);
+	shm_store(&sl->end_offset, lp->end);
 }
 
 /* Refresh first offsets (moved by retention) from a read txn. */
@@ -193,14 +197,14 @@ void lw_slots_refresh_first(struct lw *w)
 		struct lw_part *lp = &w->parts[s];
 		struct store_partition sp;
 		if (lp->topic_id && store_partition_get(t, lp->topic_id, lp->partition, &sp) == SL_OK)
-			w->shm->slots[s].first_offset = sp.first_offset;
+			shm_store(&w->shm->slots[s].first_offset, sp.first_offset);
 	}
 	store_txn_abort(t);
 }
 
 void lw_wake_frontends(struct lw *w)
 {
-	atomic_fetch_add_explicit((_Atomic uint64_t *)&w->shm->hdr->commit_seq, 1, memory_order_acq_rel);
+	shm_add(&w->shm->hdr->commit_seq, 1);
 	for (uint32_t i = 0; i < w->nfe; i++) {
 		uint64_t one = 1;
 		if (write(w->fe_efds[i], &one, sizeof(one)) < 0 && errno != EAGAIN)
@@ -224,7 +228,7 @@ static int ack_note_ts(struct lw *w, uint32_t fe, uint32_t err, uint32_t partiti
 			return SL_OK;
 		}
 	}
-	int rc = lw_grow((void **)&f->runs, &f->runs_cap, f->runs_n + 1, sizeof(*f->runs));
+	int rc = vec_grow((void **)&f->runs, &f->runs_cap, f->runs_n + 1, sizeof(*f->runs));
 	if (rc)
 		return rc;
 	f->runs[f->runs_n++] = (struct lw_run){1, partition, offset, err, flags, ts};
@@ -247,7 +251,7 @@ void lw_ack_push(struct lw *w, uint32_t fe, const struct rm_ack *a)
 	int wake = 0;
 	if (f->backlog_n == 0 && ring_push(f->ack, RM_ACK, a, sizeof(*a), &wake) == SL_OK)
 		return;
-	if (lw_grow((void **)&f->backlog, &f->backlog_cap, f->backlog_n + 1, sizeof(*a)) != SL_OK) {
+	if (vec_grow((void **)&f->backlog, &f->backlog_cap, f->backlog_n + 1, sizeof(*a)) != SL_OK) {
 		log_error("out of memory queueing an ack; the frontend will time the request out");
 		return;
 	}
@@ -305,7 +309,7 @@ static void acks_emit(struct lw *w, uint32_t fe, uint64_t from, uint64_t to, con
 
 static int part_push(struct lw *w, struct lw_part *lp, const struct store_record *r)
 {
-	int rc = lw_grow((void **)&lp->pend, &lp->pend_cap, lp->pend_n + 1, sizeof(*lp->pend));
+	int rc = vec_grow((void **)&lp->pend, &lp->pend_cap, lp->pend_n + 1, sizeof(*lp->pend));
 	if (rc)
 		return rc;
 	lp->pend[lp->pend_n++] = *r;
@@ -326,11 +330,7 @@ int lw_parts_flush(struct lw *w)
 					    &base);
 		if (rc)
 			return rc;
-		if (base != lp->end) {
-			log_error("partition %u/%u: store appended at %llu, expected %llu", lp->topic_id, lp->partition,
-				  (unsigned long long)base, (unsigned long long)lp->end);
-			return SL_EINTERNAL;
-		}
+		SL_ASSERT(base == lp->end); /* the store and the cache agree on every partition end */
 		lp->end += lp->pend_n;
 		lp->pend_n = 0;
 	}
@@ -652,8 +652,8 @@ static void retention_run(struct lw *w)
 	w->next_retention_ms = now + (deleted >= w->cfg->retention_chunk_batches ? 0 : w->cfg->retention_check_ms);
 	uint64_t map, used;
 	store_usage(w->store, &map, &used);
-	w->shm->hdr->map_bytes = map;
-	w->shm->hdr->used_bytes = used;
+	shm_stat_store(&w->shm->hdr->map_bytes, map);
+	shm_stat_store(&w->shm->hdr->used_bytes, used);
 }
 
 /* ---- start-up ---- */
@@ -700,7 +700,7 @@ static int lw_start(struct lw *w)
 	if (rc == SL_OK) {
 		/* the commit table first: an ack re-sent below must be readable */
 		for (uint32_t s = 0; s < w->cfg->partitions_max; s++) {
-			w->shm->slots[s].topic_id = UINT32_MAX;
+			shm_store(&w->shm->slots[s].topic_id, UINT32_MAX);
 			lw_slot_publish(w, s);
 		}
 	}
@@ -711,7 +711,7 @@ static int lw_start(struct lw *w)
 	if (rc)
 		return rc;
 	lw_slots_refresh_first(w);
-	atomic_store_explicit((_Atomic uint32_t *)&w->shm->hdr->logwriter_ready, 1, memory_order_release);
+	shm_store(&w->shm->hdr->logwriter_ready, 1);
 	lw_wake_frontends(w);
 	return SL_OK;
 }
@@ -789,7 +789,8 @@ int logwriter_main(const struct logwriter_args *a)
 	w->fe_efds = a->frontend_efds;
 	w->nfe = cfg->frontends;
 	w->parts = calloc(cfg->partitions_max, sizeof(*w->parts));
-	w->topics = calloc(LW_TOPIC_BUCKETS, sizeof(*w->topics));
+	w->topic_buckets = lw_topic_buckets(cfg);
+	w->topics = calloc(w->topic_buckets, sizeof(*w->topics));
 	if (!w->parts || !w->topics)
 		goto out;
 	for (uint32_t i = 0; i < w->nfe; i++) {

@@ -26,7 +26,6 @@
  */
 #include <errno.h>
 #include <poll.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +41,9 @@
 #include "lw_int.h"
 #include "peer.h"
 #include "raft.h"
+#include "sl_assert.h"
+#include "snapinst.h"
+#include "vec.h"
 
 #define CL_FORWARD_BYTES_MAX (1u << 20)    /* one Forward frame */
 #define CL_PROPOSAL_BYTES_MAX (8u << 20)   /* one entry, unless a single request is larger */
@@ -113,7 +115,7 @@ int lw_cluster_ack(struct lw *w, uint32_t err, uint32_t partition, uint64_t offs
 	struct lw_cluster *c = w->cl;
 	if (!c->cur_self)
 		return SL_OK;
-	int rc = lw_grow((void **)&c->acks, &c->acks_cap, c->acks_n + 1, sizeof(*c->acks));
+	int rc = vec_grow((void **)&c->acks, &c->acks_cap, c->acks_n + 1, sizeof(*c->acks));
 	if (rc)
 		return rc;
 	struct cl_ack *a = &c->acks[c->acks_n++];
@@ -142,7 +144,7 @@ static void ack_now(struct lw *w, uint32_t fe, const uint8_t *p, uint32_t len, u
 
 static void bump_epoch(struct lw *w, const char *why)
 {
-	atomic_fetch_add_explicit((_Atomic uint64_t *)&w->shm->hdr->cluster.epoch, 1, memory_order_acq_rel);
+	shm_add(&w->shm->hdr->cluster.epoch, 1);
 	w->cl->forwarded = 0;
 	log_debug("epoch bumped: %s", why);
 	lw_wake_frontends(w);
@@ -174,7 +176,7 @@ static int meta_get_fixed(struct store_txn *t, const char *key, void *out, size_
 static int sizes_set(struct lw_cluster *c, uint64_t index, uint32_t bytes)
 {
 	size_t i = (size_t)(index - c->trimmed - 1);
-	if (lw_grow((void **)&c->sizes, &c->sizes_cap, i + 1, sizeof(*c->sizes)))
+	if (vec_grow((void **)&c->sizes, &c->sizes_cap, i + 1, sizeof(*c->sizes)))
 		return SL_ENOMEM;
 	c->sizes[i] = bytes;
 	return SL_OK;
@@ -277,10 +279,6 @@ static void snap_pump(struct lw *w)
 	free(chunk);
 }
 
-struct snap_meta {
-	uint64_t term, vote;
-};
-
 /* Follower: one chunk of a snapshot from the leader. */
 static void snap_chunk_in(struct lw *w, const struct peer_frame *f)
 {
@@ -315,16 +313,11 @@ static void snap_chunk_in(struct lw *w, const struct peer_frame *f)
 	c->snap_in_fd = -1;
 	struct raft_status st;
 	raft_status(c->raft, &st);
-	struct snap_meta sm = {st.term > f->raft.term ? st.term : f->raft.term, 0};
-	if (sm.term == st.term)
-		sm.vote = st.vote;
-	snprintf(path, sizeof(path), "%s/snapshot-in.meta", w->cfg->data_dir);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	ok = ok && fd >= 0 && write(fd, &sm, sizeof(sm)) == (ssize_t)sizeof(sm) && fsync(fd) == 0;
-	if (fd >= 0)
-		close(fd);
-	if (!ok) {
-		log_error("snapshot: cannot store it: %s", strerror(errno));
+	uint64_t term = st.term > f->raft.term ? st.term : f->raft.term;
+	uint64_t vote = term == st.term ? st.vote : 0;
+	int rc = ok ? snapinst_commit(w->cfg->data_dir, term, vote) : sl_err_from_errno(errno);
+	if (rc != SL_OK) {
+		log_error("snapshot: cannot store it: %s", sl_strerror(rc));
 		return;
 	}
 	log_info("snapshot complete (%llu bytes): restarting on it", (unsigned long long)c->snap_in_off);
@@ -350,16 +343,25 @@ static int term_find_cb(void *arg, uint64_t index, uint64_t term, uint32_t type,
  * log, take back this node's identity, term and vote. */
 static int snap_fixup(struct lw *w)
 {
-	char path[4200];
-	struct snap_meta sm;
-	snprintf(path, sizeof(path), "%s/snapshot-in.meta", w->cfg->data_dir);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	struct snapinst_meta sm;
+	uint32_t owner = 0;
+	int rc = snapinst_meta_read(w->cfg->data_dir, &sm);
+	if (rc == SL_ENOTFOUND)
 		return SL_OK;
-	ssize_t n = read(fd, &sm, sizeof(sm));
-	close(fd);
-	if (n != (ssize_t)sizeof(sm)) {
-		unlink(path);
+	if (rc)
+		return rc; /* the master removes a torn meta before we start */
+	rc = store_txn_begin(w->store, 0, &w->txn);
+	if (rc)
+		return rc;
+	rc = meta_get_fixed(w->txn, "raft/node", &owner, sizeof(owner));
+	store_txn_abort(w->txn);
+	w->txn = NULL;
+	if (rc != SL_OK && rc != SL_ENOTFOUND)
+		return rc;
+	if (rc == SL_OK && owner == w->cfg->node_id) {
+		/* data.mdb is this node's own (adopted already, state D): the
+		 * meta is a leftover; the log must not be touched */
+		snapinst_meta_remove(w->cfg->data_dir);
 		return SL_OK;
 	}
 	struct cl_applied ap = {0, 0, 0};
@@ -367,7 +369,7 @@ static int snap_fixup(struct lw *w)
 	struct term_find tf = {0, 0, 0};
 	uint32_t self = w->cfg->node_id;
 	struct cl_hs h = {sm.term, sm.vote};
-	int rc = store_txn_begin(w->store, 1, &w->txn);
+	rc = store_txn_begin(w->store, 1, &w->txn);
 	if (rc == SL_OK)
 		rc = meta_get_fixed(w->txn, "raft/applied", &ap, sizeof(ap));
 	if (rc == SL_OK && (rc = meta_get_fixed(w->txn, "raft/trimmed", trimmed, sizeof(trimmed))) == SL_ENOTFOUND)
@@ -396,7 +398,7 @@ static int snap_fixup(struct lw *w)
 		log_error("cannot adopt the installed snapshot: %s", sl_strerror(rc));
 		return rc;
 	}
-	unlink(path);
+	snapinst_meta_remove(w->cfg->data_dir);
 	log_info("running on a snapshot: applied up to %llu (term %llu)", (unsigned long long)ap.index,
 		 (unsigned long long)tf.term);
 	return SL_OK;
@@ -421,7 +423,7 @@ static int load_entry_cb(void *arg, uint64_t index, uint64_t term, uint32_t type
 		l->rc = SL_ECORRUPT;
 		return 1;
 	}
-	if (lw_grow((void **)&l->ents, &l->cap, l->n + 1, sizeof(*l->ents)) ||
+	if (vec_grow((void **)&l->ents, &l->cap, l->n + 1, sizeof(*l->ents)) ||
 	    sizes_set(l->c, index, (uint32_t)data.len)) {
 		l->rc = SL_ENOMEM;
 		return 1;
@@ -618,7 +620,7 @@ static int cl_start(struct lw *w)
 		rc = lw_topics_reload(w);
 	if (rc == SL_OK) {
 		for (uint32_t s = 0; s < w->cfg->partitions_max; s++) {
-			w->shm->slots[s].topic_id = UINT32_MAX;
+			shm_store(&w->shm->slots[s].topic_id, UINT32_MAX);
 			lw_slot_publish(w, s);
 		}
 		rc = rings_recover(w, w->txn);
@@ -635,9 +637,9 @@ static int cl_start(struct lw *w)
 	if (rc)
 		return rc;
 	lw_slots_refresh_first(w);
-	w->shm->hdr->cluster.enabled = 1;
+	shm_store(&w->shm->hdr->cluster.enabled, 1);
 	bump_epoch(w, "logwriter start");
-	atomic_store_explicit((_Atomic uint32_t *)&w->shm->hdr->logwriter_ready, 1, memory_order_release);
+	shm_store(&w->shm->hdr->logwriter_ready, 1);
 	lw_wake_frontends(w);
 	log_info("cluster node %u ready: %u nodes, raft log %llu..%llu, applied %llu", c->self, w->cfg->cluster_n,
 		 (unsigned long long)c->trimmed + 1, (unsigned long long)c->stored_last,
@@ -675,7 +677,7 @@ static void on_frame(void *arg, uint32_t from, const uint8_t *p, size_t len)
 		raft_status(c->raft, &st);
 		if (st.role != RAFT_LEADER || c->fwd_bytes + f.records_len > CL_FWD_QUEUE_BYTES_MAX)
 			break; /* the origin bumps its epoch when it sees the leader change */
-		if (lw_grow((void **)&c->fwd, &c->fwd_cap, c->fwd_n + 1, sizeof(*c->fwd)))
+		if (vec_grow((void **)&c->fwd, &c->fwd_cap, c->fwd_n + 1, sizeof(*c->fwd)))
 			break;
 		c->fwd[c->fwd_n].recs = malloc(f.records_len ? f.records_len : 1);
 		if (!c->fwd[c->fwd_n].recs)
@@ -766,8 +768,7 @@ static int stale_publish(struct lw *w, uint32_t fe, uint16_t type, const uint8_t
 	if (type != RM_PUBLISH || len < sizeof(m))
 		return 0;
 	memcpy(&m, p, sizeof(m));
-	uint16_t now = (uint16_t)atomic_load_explicit((_Atomic uint64_t *)&w->shm->hdr->cluster.epoch,
-						      memory_order_acquire);
+	uint16_t now = (uint16_t)shm_load(&w->shm->hdr->cluster.epoch);
 	if (m.epoch == now)
 		return 0;
 	ack_now(w, fe, p, len, SL_EUNAVAILABLE);
@@ -988,11 +989,7 @@ static int apply_committed(struct lw *w, const struct raft_ready *rd)
 		const struct raft_entry *e = &rd->committed[i];
 		if (e->index <= c->applied)
 			continue;
-		if (e->index != c->applied + 1) {
-			log_error("committed entry %llu after applied %llu", (unsigned long long)e->index,
-				  (unsigned long long)c->applied);
-			return SL_EINTERNAL;
-		}
+		SL_ASSERT(e->index == c->applied + 1); /* raft hands out committed entries in order */
 		int rc = apply_entry(w, e);
 		if (rc)
 			return rc;
@@ -1011,11 +1008,7 @@ static int persist_entries(struct lw *w, const struct raft_ready *rd)
 	if (!rd->n_entries)
 		return SL_OK;
 	uint64_t first = rd->entries[0].index;
-	if (first <= c->trimmed) {
-		log_error("raft asked to persist entry %llu below the trimmed log (%llu)", (unsigned long long)first,
-			  (unsigned long long)c->trimmed);
-		return SL_EINTERNAL;
-	}
+	SL_ASSERT(first > c->trimmed); /* raft never rewrites what it compacted */
 	if (first <= c->stored_last) {
 		int rc = store_raft_truncate(w->txn, first);
 		if (rc)
@@ -1128,21 +1121,20 @@ static void publish_applied(struct lw *w)
 	lw_wake_frontends(w);
 }
 
-/* Handle one ready if there is one; returns 1 if it did, 0 if none, <0 fatal. */
-static int cl_ready(struct lw *w)
+/* Handle one ready if there is one (*did = 1). An error is fatal. */
+static int cl_ready(struct lw *w, int *did)
 {
 	struct lw_cluster *c = w->cl;
 	struct raft_ready rd;
+	*did = 0;
 	if (!raft_ready(c->raft, &rd))
-		return 0;
-	if (rd.snapshot_index) {
-		log_error("raft reported a snapshot to install, but snapshots arrive through the peer link only");
-		return -SL_EINTERNAL;
-	}
+		return SL_OK;
+	/* snapshots arrive through the peer link and a restart, never through raft_step */
+	SL_ASSERT(rd.snapshot_index == 0);
 	uint64_t trimmed_to = 0;
 	int rc = store_txn_begin(w->store, 1, &w->txn);
 	if (rc)
-		return -rc;
+		return rc;
 	if (rd.hs_changed) {
 		struct cl_hs h = {rd.hs.term, rd.hs.vote};
 		rc = store_meta_put(w->txn, "raft/hs", slice_make(&h, sizeof(h)));
@@ -1159,14 +1151,15 @@ static int cl_ready(struct lw *w)
 	w->txn = NULL;
 	if (rc) {
 		log_error("raft turn not stored: %s", sl_strerror(rc));
-		return -(rc < 100 ? SL_EINTERNAL : rc);
+		return sl_err_is_wire(rc) ? SL_EINTERNAL : rc;
 	}
 	send_msgs(w, &rd);
 	publish_applied(w);
 	raft_advance(c->raft, &rd);
 	if (trimmed_to)
 		trim_done(w, trimmed_to);
-	return 1;
+	*did = 1;
+	return SL_OK;
 }
 
 /* ---------- observation: status in shm, epoch ---------- */
@@ -1192,32 +1185,33 @@ static void observe(struct lw *w, struct raft_status *st)
 	    (!peer_connected(c->net, (uint32_t)st->leader) ||
 	     peer_link_gen(c->net, (uint32_t)st->leader) != c->fwd_link_gen))
 		bump_epoch(w, "link to the leader lost");
-	sc->role = st->role;
-	sc->leader_id = (uint32_t)st->leader;
-	sc->term = st->term;
-	sc->first_index = st->first_index;
-	sc->last_index = st->last_index;
-	sc->commit_index = st->commit;
-	sc->applied_index = c->applied;
-	sc->n_nodes = w->cfg->cluster_n;
+	shm_stat_store(&sc->role, st->role);
+	shm_stat_store(&sc->leader_id, (uint32_t)st->leader);
+	shm_stat_store(&sc->term, st->term);
+	shm_stat_store(&sc->first_index, st->first_index);
+	shm_stat_store(&sc->last_index, st->last_index);
+	shm_stat_store(&sc->commit_index, st->commit);
+	shm_stat_store(&sc->applied_index, c->applied);
+	shm_stat_store(&sc->n_nodes, w->cfg->cluster_n);
 	for (uint32_t i = 0; i < w->cfg->cluster_n && i < SHM_NODES_MAX; i++) {
 		uint32_t id = w->cfg->cluster[i].id;
 		struct shm_cluster_node *n = &sc->nodes[i];
-		n->id = id;
 		int64_t rx = id == c->self ? now : peer_last_rx_ms(c->net, id);
-		n->last_contact_ms = rx;
-		n->reachable = rx && now - rx <= (int64_t)w->cfg->election_timeout_ms;
-		n->match_index = 0;
+		uint64_t match = 0;
 		for (size_t k = 0; st->role == RAFT_LEADER && k < st->n_peers; k++)
 			if (st->peers[k].id == id)
-				n->match_index = id == c->self ? st->last_index : st->peers[k].match;
+				match = id == c->self ? st->last_index : st->peers[k].match;
+		shm_stat_store(&n->id, id);
+		shm_stat_store(&n->last_contact_ms, rx);
+		shm_stat_store(&n->reachable, rx && now - rx <= (int64_t)w->cfg->election_timeout_ms);
+		shm_stat_store(&n->match_index, match);
 	}
-	sc->updated_ms = now;
+	shm_stat_store(&sc->updated_ms, (uint64_t)now);
 	if (now >= c->next_usage_ms) {
 		uint64_t map, used;
 		store_usage(w->store, &map, &used);
-		w->shm->hdr->map_bytes = map;
-		w->shm->hdr->used_bytes = used;
+		shm_stat_store(&w->shm->hdr->map_bytes, map);
+		shm_stat_store(&w->shm->hdr->used_bytes, used);
 		c->next_usage_ms = now + 1000;
 	}
 }
@@ -1295,15 +1289,16 @@ static int cl_loop(struct lw *w)
 				c->no_leader_since_ms = time_now_ms();
 			follower_forward(w, st.leader);
 		}
-		int r = cl_ready(w);
-		if (r < 0)
-			return -r;
+		int did = 0;
+		int rc = cl_ready(w, &did);
+		if (rc)
+			return rc;
 		snap_pump(w);
 		if (c->reseed) {
 			w->exit_reseed = 1;
 			return SL_OK;
 		}
-		busy = r > 0 || (proposed && rings_have_work(w));
+		busy = did || (proposed && rings_have_work(w));
 	}
 }
 

@@ -14,8 +14,6 @@
 #include "shm.h"
 #include "store.h"
 
-#define LW_TOPIC_BUCKETS 8192u /* power of two, > 2 * partitions_max default */
-
 /* One partition's state: indexed by commit-table slot. */
 struct lw_part {
 	uint32_t topic_id;
@@ -63,7 +61,9 @@ struct lw {
 	const int *fe_efds;
 	uint32_t nfe;
 	struct lw_part *parts;     /* slots_max entries */
-	struct lw_topic *topics;   /* open addressing by name */
+	struct lw_topic *topics;   /* open addressing by name, topic_buckets entries */
+	uint32_t topic_buckets;    /* lw_topic_buckets(cfg) */
+	uint32_t ntopics;
 	int64_t batch_ts;
 	int64_t last_ts;
 	size_t batch_records;
@@ -78,7 +78,7 @@ struct lw {
 
 extern volatile sig_atomic_t lw_stop;
 
-int lw_grow(void **p, size_t *cap, size_t need, size_t elem);
+uint32_t lw_topic_buckets(const struct config *cfg);
 /* Apply one request to w->txn; its answer goes to ack_note (or, in cluster
  * mode, lw_cluster_ack). Returns a fatal error (>= 100) or SL_OK. */
 int lw_record_apply(struct lw *w, uint32_t fe, uint16_t type, const uint8_t *p, uint32_t len);

@@ -20,12 +20,12 @@
  * Nothing from the network is asserted on: raft_step checks a message before
  * it touches any state and returns SL_EINVAL for nonsense.
  */
-#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
 #include "raft.h"
+#include "sl_assert.h"
 
 #define RAFT_INFLIGHT_CAP 256
 #define RAFT_INFLIGHT_DEFAULT 64
@@ -135,7 +135,7 @@ static uint64_t last_term(const struct raft *r)
 {
 	uint64_t t = 0;
 	int ok = raft_term_at(r, last_index(r), &t);
-	assert(ok);
+	SL_ASSERT(ok);
 	(void)ok;
 	return t;
 }
@@ -177,9 +177,9 @@ static int log_reserve(struct raft *r, size_t n)
 /* Appends a prepared entry (data ownership moves in). Capacity reserved before. */
 static void log_push(struct raft *r, struct raft_entry e)
 {
-	assert(r->n_ents < r->cap_ents);
-	assert(e.index == last_index(r) + 1);
-	assert(e.term >= last_term(r));
+	SL_ASSERT(r->n_ents < r->cap_ents);
+	SL_ASSERT(e.index == last_index(r) + 1);
+	SL_ASSERT(e.term >= last_term(r));
 	r->ents[r->n_ents++] = e;
 }
 
@@ -188,7 +188,7 @@ static void out_drop_from(struct raft *r, uint64_t index);
 /* Removes entries >= index (uncommitted only). */
 static void log_truncate(struct raft *r, uint64_t index)
 {
-	assert(index > r->commit && index > r->snap_index);
+	SL_ASSERT(index > r->commit && index > r->snap_index);
 	while (last_index(r) >= index) {
 		free(r->ents[r->n_ents - 1].data);
 		r->n_ents--;
@@ -334,7 +334,7 @@ static int pr_paused(const struct raft *r, const struct raft_progress *pr)
 
 static void inflight_add(struct raft *r, struct raft_progress *pr, uint64_t last)
 {
-	assert(pr->in_count < r->inflight_max);
+	SL_ASSERT(pr->in_count < r->inflight_max);
 	pr->inflight[(pr->in_start + pr->in_count) % RAFT_INFLIGHT_CAP] = last;
 	pr->in_count++;
 }
@@ -462,7 +462,7 @@ static int maybe_commit(struct raft *r)
 	uint64_t idx = m[quorum(r) - 1];
 	if (idx <= r->commit || !match_term(r, idx, r->term))
 		return 0;
-	assert(idx <= last_index(r));
+	SL_ASSERT(idx <= last_index(r));
 	r->commit = idx;
 	return 1;
 }
@@ -477,7 +477,7 @@ static void send_timeout_now(struct raft *r, uint64_t to)
 
 static void become_follower(struct raft *r, uint64_t term, uint64_t leader)
 {
-	assert(term >= r->term);
+	SL_ASSERT(term >= r->term);
 	if (term != r->term) {
 		r->term = term;
 		r->vote = 0;
@@ -493,7 +493,7 @@ static void become_follower(struct raft *r, uint64_t term, uint64_t leader)
 
 static void become_leader(struct raft *r)
 {
-	assert(r->role == RAFT_CANDIDATE);
+	SL_ASSERT(r->role == RAFT_CANDIDATE);
 	struct raft_entry noop = {.term = r->term, .index = last_index(r) + 1, .type = RAFT_ENTRY_NOOP};
 	if (log_reserve(r, 1) != SL_OK) {
 		become_follower(r, r->term, 0); /* out of memory: let another node lead */
@@ -551,7 +551,7 @@ static void campaign(struct raft *r, int pre, int force)
 static void tally(struct raft *r, uint64_t from, int granted)
 {
 	int s = node_slot(r, from);
-	assert(s >= 0);
+	SL_ASSERT(s >= 0);
 	uint64_t bit = 1ull << s;
 	if (!((r->votes_granted | r->votes_rejected) & bit)) {
 		if (granted)
@@ -653,7 +653,7 @@ static uint64_t conflict_hint(const struct raft *r, uint64_t index, uint64_t ter
 static void commit_to(struct raft *r, uint64_t c)
 {
 	if (c > r->commit) {
-		assert(c <= last_index(r));
+		SL_ASSERT(c <= last_index(r));
 		r->commit = c;
 	}
 }
@@ -794,7 +794,7 @@ static void leader_append_reject(struct raft *r, struct raft_progress *pr, const
 static int step_leader(struct raft *r, const struct raft_msg *m)
 {
 	struct raft_progress *pr = peer(r, m->from);
-	assert(pr != NULL);
+	SL_ASSERT(pr != NULL);
 	switch (m->type) {
 	case RAFT_MSG_APPEND_RESP:
 		if (!m->reject && m->index > last_index(r))
@@ -990,8 +990,8 @@ static void out_resolve(struct raft *r)
 int raft_ready(struct raft *r, struct raft_ready *rd)
 {
 	memset(rd, 0, sizeof(*rd));
-	assert(r->applied <= r->commit && r->commit <= last_index(r));
-	assert(r->stable <= last_index(r) && r->snap_index <= r->applied);
+	SL_ASSERT(r->applied <= r->commit && r->commit <= last_index(r));
+	SL_ASSERT(r->stable <= last_index(r) && r->snap_index <= r->applied);
 	out_resolve(r);
 	rd->hs = (struct raft_hardstate){.term = r->term, .vote = r->vote, .commit = r->commit};
 	rd->hs_changed = hs_differs(r);
@@ -1008,7 +1008,7 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
 	if (r->commit > r->applied) {
 		rd->committed = entry_at(r, r->applied + 1);
 		rd->n_committed = r->commit - r->applied;
-		assert(rd->committed != NULL);
+		SL_ASSERT(rd->committed != NULL);
 	}
 	return rd->hs_changed || rd->n_entries || rd->snapshot_index || rd->n_msgs || rd->n_committed;
 }
@@ -1019,14 +1019,14 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
 		r->prev_hs = rd->hs;
 	if (rd->n_entries) {
 		uint64_t last = rd->entries[rd->n_entries - 1].index;
-		assert(last <= last_index(r) && last > r->stable);
+		SL_ASSERT(last <= last_index(r) && last > r->stable);
 		r->stable = last;
 	}
 	if (rd->snapshot_index)
 		r->snap_pending = 0;
 	if (rd->n_committed) {
 		uint64_t last = rd->committed[rd->n_committed - 1].index;
-		assert(last <= r->commit && last <= r->stable);
+		SL_ASSERT(last <= r->commit && last <= r->stable);
 		r->applied = last;
 	}
 	r->n_out = 0;
@@ -1036,12 +1036,12 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
 
 void raft_compact(struct raft *r, uint64_t index)
 {
-	assert(index <= r->applied);
+	SL_ASSERT(index <= r->applied);
 	if (index <= r->snap_index)
 		return;
 	uint64_t term = 0;
 	int ok = raft_term_at(r, index, &term);
-	assert(ok);
+	SL_ASSERT(ok);
 	(void)ok;
 	size_t drop = (size_t)(index - r->snap_index);
 	for (size_t i = 0; i < drop; i++)

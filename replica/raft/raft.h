@@ -40,7 +40,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RAFT_NODES_MAX 7
+#include "nodes.h"
+
+#define RAFT_NODES_MAX SL_NODES_MAX
 
 enum raft_role {
 	RAFT_FOLLOWER = 0,
