@@ -36,10 +36,20 @@ struct fe;
 #define FE_FENCE_MS 10000
 #define FE_SHUTDOWN_WAIT_MS 5000
 
+struct fe_sub;
+
+/* One partition of a subscription. While it has delivered everything up to
+ * the committed end it waits on its commit-table slot (fe->waiters), so a
+ * commit wakes only the subscriptions whose partitions moved. */
 struct fe_subpart {
 	uint32_t partition;
 	uint64_t next;
+	struct fe_sub *sub;
+	int waiting;                     /* linked in fe->waiters[slot] */
+	TAILQ_ENTRY(fe_subpart) wait;
 };
+
+TAILQ_HEAD(fe_subpart_list, fe_subpart);
 
 struct fe_sub {
 	TAILQ_ENTRY(fe_sub) link; /* conn->subs */
@@ -128,6 +138,8 @@ struct fe {
 	uint32_t nconns;
 	struct fe_sub_list runq;
 	struct fe_fetch_list parked;
+	struct fe_subpart_list *waiters; /* per commit-table slot (cfg partitions_max) */
+	uint32_t nwaiters;               /* waiting subscription partitions, all slots */
 
 	/* pending ring requests: cookie -> entry */
 	struct fe_pending **buckets;

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "ringmsg.h"
 #include "shm.h"
+#include "sl_assert.h"
 
 /* ---------- topics and the commit table ---------- */
 
@@ -212,10 +213,44 @@ static struct fe_sub *sub_find(struct fe_conn *c, uint64_t id)
 	return NULL;
 }
 
+static void subpart_unwait(struct fe *fe, struct fe_sub *s, struct fe_subpart *sp)
+{
+	if (!sp->waiting)
+		return;
+	TAILQ_REMOVE(&fe->waiters[s->slot_base + sp->partition], sp, wait);
+	sp->waiting = 0;
+	fe->nwaiters--;
+}
+
+/* Wait on the slot of every partition that has nothing more to deliver
+ * (or is stuck): the next commit that moves one of them wakes s. */
+static void sub_wait_idle(struct fe *fe, struct fe_sub *s, int stuck)
+{
+	struct store_topic tp;
+
+	memset(&tp, 0, sizeof(tp));
+	tp.topic_id = s->topic_id;
+	tp.slot_base = s->slot_base;
+	for (uint32_t i = 0; i < s->nparts; i++) {
+		struct fe_subpart *sp = &s->parts[i];
+		uint64_t end;
+		if (sp->waiting || fe_partition_end(fe, &tp, sp->partition, &end) != SL_OK)
+			continue;
+		if (sp->next < end && !stuck)
+			continue;
+		SL_ASSERT(s->slot_base + sp->partition < fe->cfg->partitions_max);
+		TAILQ_INSERT_TAIL(&fe->waiters[s->slot_base + sp->partition], sp, wait);
+		sp->waiting = 1;
+		fe->nwaiters++;
+	}
+}
+
 static void sub_free(struct fe_sub *s)
 {
 	struct fe_conn *c = s->conn;
 
+	for (uint32_t i = 0; s->parts && i < s->nparts; i++)
+		subpart_unwait(c->fe, s, &s->parts[i]);
 	if (s->queued)
 		TAILQ_REMOVE(&c->fe->runq, s, runq);
 	TAILQ_REMOVE(&c->subs, s, link);
@@ -332,19 +367,25 @@ static void sub_run(struct fe *fe, struct fe_sub *s)
 	memset(&tp, 0, sizeof(tp));
 	tp.topic_id = s->topic_id;
 	tp.slot_base = s->slot_base;
-	rc = store_txn_begin(fe->store, 0, &t);
+	rc = SL_OK;
 	while (rc == SL_OK && s->credit > 0 && evbuffer_get_length(out) < fe->cfg->output_high_bytes &&
 	       work < FE_SUB_TURN_BYTES_MAX && !s->conn->dead) {
 		uint64_t end = 0;
 		int i = sub_next_part(fe, s, &tp, &end, &gone);
 		if (i < 0)
 			break;
+		/* a read transaction only once there is something to read */
+		if (!t && (rc = store_txn_begin(fe->store, 0, &t)) != SL_OK)
+			break;
+		subpart_unwait(fe, s, &s->parts[i]);
 		rc = sub_deliver_part(s, t, &tp, &s->parts[i], end, &work);
 	}
 	if (t)
 		store_txn_abort(t);
-	if (rc == SL_EAGAIN)
-		return; /* stuck partition: wait for the next commit */
+	if (rc == SL_EAGAIN) {
+		sub_wait_idle(fe, s, 1); /* stuck partition: wait for the next commit */
+		return;
+	}
 	if (gone)
 		rc = SL_EUNAVAILABLE;
 	if (rc != SL_OK) {
@@ -353,6 +394,7 @@ static void sub_run(struct fe *fe, struct fe_sub *s)
 	}
 	if (work >= FE_SUB_TURN_BYTES_MAX)
 		fe_sub_schedule(s); /* more to do: yield to other connections first */
+	sub_wait_idle(fe, s, 0);
 }
 
 void fe_run_cb(int fd, short what, void *arg)
@@ -428,6 +470,7 @@ static int sub_parts(struct fe_sub *s, const struct store_topic *tp, const Sluic
 		}
 		seen[p] = 1;
 		s->parts[i].partition = p;
+		s->parts[i].sub = s;
 	}
 	s->nparts = (uint32_t)n;
 	free(seen);
@@ -678,15 +721,31 @@ void fe_on_fetch(struct fe_conn *c, uint64_t id, const Sluice__Fetch *m)
 
 /* ---------- wake-ups and connection teardown ---------- */
 
+/* Wake the waiters of one slot whose partition moved past them (or whose
+ * topic went away: the subscription then finds out and ends). */
+static void slot_wake(struct fe *fe, uint32_t slot)
+{
+	struct shm_slot *sl = &fe->shm->slots[slot];
+	uint32_t topic_id = shm_load(&sl->topic_id);
+	uint64_t end = shm_load(&sl->end_offset);
+	struct fe_subpart *sp, *next;
+
+	for (sp = TAILQ_FIRST(&fe->waiters[slot]); sp; sp = next) {
+		next = TAILQ_NEXT(sp, wait);
+		if (topic_id == sp->sub->topic_id && end <= sp->next)
+			continue;
+		subpart_unwait(fe, sp->sub, sp);
+		fe_sub_schedule(sp->sub);
+	}
+}
+
 void fe_reads_commit_moved(struct fe *fe)
 {
-	struct fe_conn *c;
-	struct fe_sub *s;
 	struct fe_fetch *q, *next;
 
-	TAILQ_FOREACH(c, &fe->conns, link)
-	TAILQ_FOREACH(s, &c->subs, link)
-	fe_sub_schedule(s);
+	for (uint32_t slot = 0; fe->nwaiters && slot < fe->cfg->partitions_max; slot++)
+		if (!TAILQ_EMPTY(&fe->waiters[slot]))
+			slot_wake(fe, slot);
 	for (q = TAILQ_FIRST(&fe->parked); q; q = next) {
 		next = TAILQ_NEXT(q, link);
 		if (q->conn->dead || fetch_try(fe, q, 0)) {

@@ -1153,6 +1153,7 @@ static void fe_teardown(struct fe *fe)
 	if (fe->store)
 		store_close(fe->store);
 	free(fe->buckets);
+	free(fe->waiters);
 }
 
 int frontend_main(const struct frontend_args *a)
@@ -1177,13 +1178,16 @@ int frontend_main(const struct frontend_args *a)
 	TAILQ_INIT(&fe.dead);
 	TAILQ_INIT(&fe.runq);
 	TAILQ_INIT(&fe.parked);
+	fe.waiters = calloc(a->cfg->partitions_max, sizeof(*fe.waiters));
+	for (uint32_t i = 0; fe.waiters && i < a->cfg->partitions_max; i++)
+		TAILQ_INIT(&fe.waiters[i]);
 	TAILQ_INIT(&fe.pending_fifo);
 	fe.nbuckets = FE_PENDING_BUCKETS_MIN;
 	fe.buckets = calloc(fe.nbuckets, sizeof(*fe.buckets));
 	fl = fcntl(a->efd, F_GETFL);
 	if (fl >= 0)
 		fcntl(a->efd, F_SETFL, fl | O_NONBLOCK);
-	if (!fe.buckets || fe_open_store(&fe) != SL_OK)
+	if (!fe.buckets || !fe.waiters || fe_open_store(&fe) != SL_OK)
 		goto out;
 	fe.base = event_base_new();
 	if (!fe.base || fe_setup_events(&fe, a->listen_fd) != SL_OK) {
