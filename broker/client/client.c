@@ -7,7 +7,8 @@
  *              no connection); kept in request-id order,
  *   inflight - written on the current connection, awaiting their answer,
  *   retry    - publishes answered UNAVAILABLE (a cluster node without a
- *              leader: election, partition), waiting a short delay; they
+ *              leader: election, partition) or FENCED (an earlier publish
+ *              of ours must land first), waiting a short delay; they
  *              are re-sent until retry_max_ms after the first refusal. When
  *              a connection has answered nothing but UNAVAILABLE for
  *              CLIENT_UNAVAIL_SWITCH_MS and the list has other servers, the
@@ -17,6 +18,9 @@
  * pending (in order) and is written again, byte for byte, after the next
  * handshake: publishes keep their producer id and sequence, so the broker
  * stores each once (dedup is keyed by the exact (producer_id, sequence)).
+ *
+ * The public error codes (SLUICE_*) are the project's SL_* value for value
+ * (asserted below), so this file uses the SL_* names and sl_strerror.
  *
  * Subscriptions are client objects with one or more server "legs" (server
  * subscription ids). After Subscribed we know the next offset of every
@@ -44,7 +48,34 @@
 
 #include "codec.h"
 #include "err.h"
+#include "slice.h"
 #include "sluice/sluice.h"
+
+/* The public error enum is the project's, value for value (common/err.h). */
+_Static_assert((int)SLUICE_OK == (int)SL_OK, "SLUICE_OK");
+_Static_assert((int)SLUICE_EMALFORMED == (int)SL_EMALFORMED, "SLUICE_EMALFORMED");
+_Static_assert((int)SLUICE_ETOOLARGE == (int)SL_ETOOLARGE, "SLUICE_ETOOLARGE");
+_Static_assert((int)SLUICE_EVERSION == (int)SL_EVERSION, "SLUICE_EVERSION");
+_Static_assert((int)SLUICE_EUNKNOWN_OP == (int)SL_EUNKNOWN_OP, "SLUICE_EUNKNOWN_OP");
+_Static_assert((int)SLUICE_ENOTOPIC == (int)SL_ENOTOPIC, "SLUICE_ENOTOPIC");
+_Static_assert((int)SLUICE_ETOPIC_EXISTS == (int)SL_ETOPIC_EXISTS, "SLUICE_ETOPIC_EXISTS");
+_Static_assert((int)SLUICE_EINVAL == (int)SL_EINVAL, "SLUICE_EINVAL");
+_Static_assert((int)SLUICE_EFULL == (int)SL_EFULL, "SLUICE_EFULL");
+_Static_assert((int)SLUICE_EUNAVAILABLE == (int)SL_EUNAVAILABLE, "SLUICE_EUNAVAILABLE");
+_Static_assert((int)SLUICE_ENOSUB == (int)SL_ENOSUB, "SLUICE_ENOSUB");
+_Static_assert((int)SLUICE_EINTERNAL == (int)SL_EINTERNAL, "SLUICE_EINTERNAL");
+_Static_assert((int)SLUICE_EHANDSHAKE == (int)SL_EHANDSHAKE, "SLUICE_EHANDSHAKE");
+_Static_assert((int)SLUICE_ERANGE == (int)SL_ERANGE, "SLUICE_ERANGE");
+_Static_assert((int)SLUICE_ETOOMANY == (int)SL_ETOOMANY, "SLUICE_ETOOMANY");
+_Static_assert((int)SLUICE_EFENCED == (int)SL_EFENCED, "SLUICE_EFENCED");
+_Static_assert((int)SLUICE_ENOMEM == (int)SL_ENOMEM, "SLUICE_ENOMEM");
+_Static_assert((int)SLUICE_EIO == (int)SL_EIO, "SLUICE_EIO");
+_Static_assert((int)SLUICE_EAGAIN == (int)SL_EAGAIN, "SLUICE_EAGAIN");
+_Static_assert((int)SLUICE_ENOTFOUND == (int)SL_ENOTFOUND, "SLUICE_ENOTFOUND");
+_Static_assert((int)SLUICE_ECORRUPT == (int)SL_ECORRUPT, "SLUICE_ECORRUPT");
+_Static_assert((int)SLUICE_ECLOSED == (int)SL_ECLOSED, "SLUICE_ECLOSED");
+_Static_assert((int)SLUICE_ETIMEOUT == (int)SL_ETIMEOUT, "SLUICE_ETIMEOUT");
+_Static_assert((int)SLUICE_ECONFIG == (int)SL_ECONFIG, "SLUICE_ECONFIG");
 
 #define CLIENT_SERVER_DEFAULT "127.0.0.1:7400"
 #define CLIENT_PIPELINE_DEFAULT 1024
@@ -414,11 +445,11 @@ static void msg_from_wire(const Sluice__Message *w, struct sluice_msg *m, struct
 	m->partition = w->partition;
 	m->offset = w->offset;
 	m->timestamp_ms = w->timestamp_ms;
-	m->key = slice_make(w->key.data, w->key.len);
-	m->payload = slice_make(w->payload.data, w->payload.len);
+	m->key = sluice_bytes_make(w->key.data, w->key.len);
+	m->payload = sluice_bytes_make(w->payload.data, w->payload.len);
 	for (size_t i = 0; i < w->n_headers; i++) {
 		hs[i].key = w->headers[i]->key;
-		hs[i].value = slice_make(w->headers[i]->value.data, w->headers[i]->value.len);
+		hs[i].value = sluice_bytes_make(w->headers[i]->value.data, w->headers[i]->value.len);
 	}
 	m->headers = hs;
 	m->headers_n = w->n_headers;
@@ -1266,6 +1297,11 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* ---------- public API ---------- */
+
+const char *sluice_strerror(int err)
+{
+	return sl_strerror(err); /* same values: see the _Static_asserts at the top */
+}
 
 static int servers_parse(struct sluice_client *c, const char *list)
 {
