@@ -28,6 +28,7 @@
 #include "cli.h"
 #include "codec.h"
 #include "sluice/sluice.h"
+#include "vec.h"
 
 #define CLI_CONNECT_TIMEOUT_MS 3000
 #define CLI_RETRY_MAX_MS 2000
@@ -717,14 +718,8 @@ static struct sub_part_state *sub_part(struct sub_state *st, uint32_t partition)
 	for (size_t i = 0; i < st->parts_n; i++)
 		if (st->parts[i].partition == partition)
 			return &st->parts[i];
-	if (st->parts_n == st->parts_cap) {
-		size_t cap = st->parts_cap ? st->parts_cap * 2 : 16;
-		struct sub_part_state *np = realloc(st->parts, cap * sizeof(*np));
-		if (!np)
-			return NULL;
-		st->parts = np;
-		st->parts_cap = cap;
-	}
+	if (vec_reserve(&st->parts, &st->parts_cap, st->parts_n + 1) != 0)
+		return NULL;
 	struct sub_part_state *p = &st->parts[st->parts_n++];
 	memset(p, 0, sizeof(*p));
 	p->partition = partition;

@@ -50,6 +50,7 @@
 #include "err.h"
 #include "slice.h"
 #include "sluice/sluice.h"
+#include "vec.h"
 
 /* The public error enum is the project's, value for value (common/err.h). */
 _Static_assert((int)SLUICE_OK == (int)SL_OK, "SLUICE_OK");
@@ -95,6 +96,7 @@ _Static_assert((int)SLUICE_ECONFIG == (int)SL_ECONFIG, "SLUICE_ECONFIG");
 #define CLIENT_OUT_LOW_BYTES (1u << 20)   /* resume when output drains below */
 #define CLIENT_IN_FRAME_BYTES_MAX (64u << 20)
 #define CLIENT_SERVERS_MAX 16
+#define CLIENT_RELEASE_STACK 64           /* acks released per batch without allocating */
 
 /* glibc's sys/queue.h lacks the _SAFE iterator. */
 #ifndef TAILQ_FOREACH_SAFE
@@ -327,14 +329,8 @@ static int sub_part_set(struct sub *s, uint32_t partition, uint64_t next)
 		p->next = next;
 		return SL_OK;
 	}
-	if (s->parts_n == s->parts_cap) {
-		size_t cap = s->parts_cap ? s->parts_cap * 2 : 8;
-		struct sub_part *np = realloc(s->parts, cap * sizeof(*np));
-		if (!np)
-			return SL_ENOMEM;
-		s->parts = np;
-		s->parts_cap = cap;
-	}
+	if (vec_reserve(&s->parts, &s->parts_cap, s->parts_n + 1) != SL_OK)
+		return SL_ENOMEM;
 	s->parts[s->parts_n].partition = partition;
 	s->parts[s->parts_n].next = next;
 	s->parts_n++;
@@ -343,14 +339,8 @@ static int sub_part_set(struct sub *s, uint32_t partition, uint64_t next)
 
 static int sub_leg_add(struct sub *s, uint64_t server_id)
 {
-	if (s->legs_n == s->legs_cap) {
-		size_t cap = s->legs_cap ? s->legs_cap * 2 : 4;
-		struct sub_leg *nl = realloc(s->legs, cap * sizeof(*nl));
-		if (!nl)
-			return SL_ENOMEM;
-		s->legs = nl;
-		s->legs_cap = cap;
-	}
+	if (vec_reserve(&s->legs, &s->legs_cap, s->legs_n + 1) != SL_OK)
+		return SL_ENOMEM;
 	s->legs[s->legs_n].server_id = server_id;
 	s->legs[s->legs_n].consumed = 0;
 	s->legs_n++;
@@ -468,24 +458,27 @@ static int pub_slot_cmp(const void *a, const void *b)
 }
 
 /* Deliver the answered publishes at the head of the send-order queue, those
- * of one partition in offset order. Runs inside the caller's cb_depth. */
+ * of one partition in offset order. Runs inside the caller's cb_depth, and
+ * may be re-entered from a callback (a publish failed at once), so the array
+ * is this call's own. Usually the batch fits the stack; without memory for a
+ * bigger one, the first CLIENT_RELEASE_STACK go now and the rest next time. */
 static void pub_release(struct sluice_client *c)
 {
-	struct pub_slot *stack[64], **v = stack, *ps;
-	size_t n = 0, cap = 64;
+	struct pub_slot *stack[CLIENT_RELEASE_STACK], **heap = NULL, **v = stack, *ps;
+	size_t n = 0, heap_cap = 0, avail = CLIENT_RELEASE_STACK;
 	TAILQ_FOREACH(ps, &c->pubq, link) {
 		if (!ps->resolved)
 			break;
-		if (n == cap) {
-			struct pub_slot **nv = malloc(2 * cap * sizeof(*nv));
-			if (!nv)
-				break;
-			memcpy(nv, v, n * sizeof(*nv));
-			if (v != stack)
-				free(v);
-			v = nv;
-			cap *= 2;
-		}
+		n++;
+	}
+	if (n > avail && vec_reserve(&heap, &heap_cap, n) == SL_OK) {
+		v = heap;
+		avail = heap_cap;
+	}
+	n = 0;
+	TAILQ_FOREACH(ps, &c->pubq, link) {
+		if (!ps->resolved || n == avail)
+			break;
 		v[n++] = ps;
 	}
 	for (size_t i = 0; i < n; i++)
@@ -501,8 +494,7 @@ static void pub_release(struct sluice_client *c)
 		free(ps->msg);
 		free(ps);
 	}
-	if (v != stack)
-		free(v);
+	free(heap);
 }
 
 static void pub_resolve(struct sluice_client *c, struct req *r, int err, const char *msg, const Sluice__PublishAck *a)
