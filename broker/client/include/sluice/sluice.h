@@ -45,6 +45,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* ---------- errors ---------- */
 
 /* Values 1..99 are the server's answers (the wire ErrorCode of
@@ -265,5 +269,9 @@ int sluice_sync_fetch(struct sluice_sync *s, const char *topic, uint32_t partiti
 		      uint32_t max_messages, uint32_t wait_ms,
 		      void (*fn)(void *arg, const struct sluice_msg *m), void *arg,
 		      uint64_t *end_offset, char *errmsg, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
