@@ -1206,6 +1206,13 @@ static void conn_lost(struct sluice_client *c, int err)
 		req_unlink(c, r);
 		pending_push_front(c, r);
 	}
+	/* So do publishes waiting out a refusal: the next connection has no fence
+	 * yet, and a later publish sent there before an earlier refused one
+	 * would be stored before it. */
+	while ((r = TAILQ_FIRST(&c->retry)) != NULL) {
+		req_unlink(c, r);
+		pending_insert_ordered(c, r);
+	}
 	TAILQ_FOREACH(s, &c->subs, link)
 	{
 		if (!s->closed)
