@@ -24,7 +24,6 @@
 #include <sodium.h>
 
 #include "cli.h"
-#include "err.h"
 #include "sluice/sluice.h"
 
 #define BENCH_COUNT_DEFAULT 100000
@@ -152,7 +151,7 @@ static void bench_ack_cb(void *arg, int err, const char *errmsg, uint32_t partit
 	struct bench_slot *s = arg;
 	struct bench_prod *p = s->p;
 	struct bench *b = p->b;
-	if (err == SL_OK) {
+	if (err == SLUICE_OK) {
 		p->acked++;
 		if (b->measure_pub)
 			lat_add(b, bench_now_ns() - s->sent_ns);
@@ -160,7 +159,7 @@ static void bench_ack_cb(void *arg, int err, const char *errmsg, uint32_t partit
 		p->failed++;
 		if (!b->first_err) {
 			b->first_err = err;
-			fprintf(stderr, "sluice bench: publish failed: %s\n", errmsg ? errmsg : sl_strerror(err));
+			fprintf(stderr, "sluice bench: publish failed: %s\n", errmsg ? errmsg : sluice_strerror(err));
 		}
 	}
 	p->free_slots[p->free_n++] = (uint32_t)(s - p->slots);
@@ -174,14 +173,14 @@ static void prod_fill(struct bench_prod *p)
 	struct bench *b = p->b;
 	while (!b->stop_publishing && p->sent < p->target && p->free_n > 0) {
 		struct bench_slot *s = &p->slots[p->free_slots[--p->free_n]];
-		struct sluice_pub pub = {.topic = b->topic, .payload = slice_make(b->payload, b->size)};
+		struct sluice_pub pub = {.topic = b->topic, .payload = sluice_bytes_make(b->payload, b->size)};
 		s->sent_ns = bench_now_ns();
 		if (b->size >= 8) {
 			uint8_t *pl = b->payload;
 			memcpy(pl, &s->sent_ns, 8); /* e2e: the subscriber reads the send time back */
 		}
 		p->sent++;
-		if (sluice_publish(p->c, &pub, bench_ack_cb, s) != SL_OK) {
+		if (sluice_publish(p->c, &pub, bench_ack_cb, s) != SLUICE_OK) {
 			p->free_slots[p->free_n++] = (uint32_t)(s - p->slots);
 			p->failed++;
 			break;
@@ -195,7 +194,7 @@ static void bench_msg_cb(void *arg, int err, const char *errmsg, const struct sl
 	if (err && b->t_end)
 		return; /* the client closing after the run */
 	if (err) {
-		fprintf(stderr, "sluice bench: subscription ended: %s\n", errmsg ? errmsg : sl_strerror(err));
+		fprintf(stderr, "sluice bench: subscription ended: %s\n", errmsg ? errmsg : sluice_strerror(err));
 		b->first_err = err;
 		event_base_loopbreak(b->base);
 		return;
@@ -237,7 +236,7 @@ static int bench_prods_open(struct bench *b)
 	o.retry_max_ms = 30000;
 	b->prods = calloc(b->producers, sizeof(*b->prods));
 	if (!b->prods)
-		return SL_ENOMEM;
+		return SLUICE_ENOMEM;
 	for (uint32_t i = 0; i < b->producers; i++) {
 		struct bench_prod *p = &b->prods[i];
 		p->b = b;
@@ -247,7 +246,7 @@ static int bench_prods_open(struct bench *b)
 		p->slots = calloc(b->window, sizeof(*p->slots));
 		p->free_slots = calloc(b->window, sizeof(*p->free_slots));
 		if (!p->slots || !p->free_slots)
-			return SL_ENOMEM;
+			return SLUICE_ENOMEM;
 		for (uint32_t k = 0; k < b->window; k++) {
 			p->slots[k].p = p;
 			p->free_slots[k] = b->window - 1 - k;
@@ -257,7 +256,7 @@ static int bench_prods_open(struct bench *b)
 		if (err)
 			return err;
 	}
-	return SL_OK;
+	return SLUICE_OK;
 }
 
 static void bench_prods_close(struct bench *b)
@@ -310,17 +309,17 @@ static int bench_prepare_topic(struct bench *b, struct bench_desc *d)
 	if (rc)
 		return rc;
 	int err = sluice_sync_topic_create(s, b->topic, b->partitions, 0, 0, msg, sizeof(msg));
-	if (err == SL_ETOPIC_EXISTS)
-		err = SL_OK;
-	if (err == SL_OK)
+	if (err == SLUICE_ETOPIC_EXISTS)
+		err = SLUICE_OK;
+	if (err == SLUICE_OK)
 		err = sluice_topic_describe(sluice_sync_client(s), b->topic, bench_describe_cb, d);
-	while (err == SL_OK && !d->done)
+	while (err == SLUICE_OK && !d->done)
 		event_base_loop(sluice_sync_base(s), EVLOOP_ONCE);
-	if (err == SL_OK)
+	if (err == SLUICE_OK)
 		err = d->err;
 	sluice_sync_close(s);
 	if (err) {
-		fprintf(stderr, "sluice bench: topic %s: %s\n", b->topic, msg[0] ? msg : sl_strerror(err));
+		fprintf(stderr, "sluice bench: topic %s: %s\n", b->topic, msg[0] ? msg : sluice_strerror(err));
 		return cli_exit_code(err);
 	}
 	return EX_OK;
@@ -337,7 +336,7 @@ static int bench_subscribe(struct bench *b, const struct bench_desc *d)
 		struct sluice_sub_opts so = {.topic = b->topic, .start = SLUICE_EARLIEST, .credit = 10000};
 		return sluice_subscribe(b->sub_c, &so, bench_msg_cb, b, NULL);
 	}
-	for (size_t i = 0; i < d->n && err == SL_OK; i++) {
+	for (size_t i = 0; i < d->n && err == SLUICE_OK; i++) {
 		uint32_t part = (uint32_t)i;
 		struct sluice_sub_opts so = {.topic = b->topic, .partitions = &part, .partitions_n = 1,
 					     .start = SLUICE_OFFSET, .offset = d->ends[i], .credit = 10000};
@@ -447,12 +446,12 @@ static int bench_run(struct bench *b)
 	b->lat = malloc(sizeof(*b->lat) * (b->duration_s > 0 ? BENCH_SAMPLES_MAX : b->count + 1));
 	b->duration_ev = evtimer_new(b->base, bench_duration_cb, b);
 	b->drain_ev = evtimer_new(b->base, bench_drain_cb, b);
-	if (!b->payload || !b->lat || !b->duration_ev || !b->drain_ev || bench_prods_open(b) != SL_OK)
+	if (!b->payload || !b->lat || !b->duration_ev || !b->drain_ev || bench_prods_open(b) != SLUICE_OK)
 		return EX_SOFTWARE;
 	randombytes_buf(b->payload, b->size);
 	b->measure_pub = b->mode == BM_PUB;
 	b->expect = b->count;
-	if (b->mode == BM_E2E && bench_subscribe(b, &d) != SL_OK)
+	if (b->mode == BM_E2E && bench_subscribe(b, &d) != SLUICE_OK)
 		return EX_SOFTWARE;
 	bench_publish_start(b);
 	event_base_dispatch(b->base);
@@ -461,7 +460,7 @@ static int bench_run(struct bench *b)
 		bench_prods_close(b);
 		evtimer_del(b->drain_ev);
 		b->t_start = bench_now_ns();
-		if (bench_subscribe(b, &d) != SL_OK)
+		if (bench_subscribe(b, &d) != SLUICE_OK)
 			return EX_SOFTWARE;
 		struct timeval tv = {BENCH_DRAIN_MS / 100, 0};
 		evtimer_add(b->drain_ev, &tv);

@@ -27,8 +27,8 @@
 
 #include "cli.h"
 #include "codec.h"
-#include "err.h"
 #include "sluice/sluice.h"
+#include "vec.h"
 
 #define CLI_CONNECT_TIMEOUT_MS 3000
 #define CLI_RETRY_MAX_MS 2000
@@ -49,23 +49,23 @@ static const char *prog = "sluice";
 int cli_exit_code(int err)
 {
 	switch (err) {
-	case SL_OK:
+	case SLUICE_OK:
 		return EX_OK;
-	case SL_EUNAVAILABLE:
-	case SL_EFENCED:
-	case SL_ECLOSED:
-	case SL_ETIMEOUT:
+	case SLUICE_EUNAVAILABLE:
+	case SLUICE_EFENCED:
+	case SLUICE_ECLOSED:
+	case SLUICE_ETIMEOUT:
 		return EX_UNAVAILABLE;
-	case SL_ENOTOPIC:
-	case SL_ETOPIC_EXISTS:
-	case SL_EINVAL:
-	case SL_ERANGE:
-	case SL_ENOSUB:
-	case SL_ETOOLARGE:
-	case SL_EMALFORMED:
+	case SLUICE_ENOTOPIC:
+	case SLUICE_ETOPIC_EXISTS:
+	case SLUICE_EINVAL:
+	case SLUICE_ERANGE:
+	case SLUICE_ENOSUB:
+	case SLUICE_ETOOLARGE:
+	case SLUICE_EMALFORMED:
 		return EX_DATAERR;
-	case SL_EFULL:
-	case SL_ETOOMANY:
+	case SLUICE_EFULL:
+	case SLUICE_ETOOMANY:
 		return EX_TEMPFAIL;
 	default:
 		return EX_SOFTWARE;
@@ -87,10 +87,10 @@ int cli_connect(const struct cli_global *g, uint32_t pipeline_max, struct sluice
 {
 	struct sluice_client_opts o = cli_client_opts(g, pipeline_max);
 	int err = sluice_sync_open(&o, out);
-	if (err != SL_OK) {
+	if (err != SLUICE_OK) {
 		const char *srv = g->server ? g->server : getenv("SLUICE_SERVER");
 		fprintf(stderr, "%s: cannot connect to %s: %s\n", prog, srv && srv[0] ? srv : "127.0.0.1:7400",
-			sl_strerror(err));
+			sluice_strerror(err));
 		return EX_UNAVAILABLE;
 	}
 	return EX_OK;
@@ -98,7 +98,7 @@ int cli_connect(const struct cli_global *g, uint32_t pipeline_max, struct sluice
 
 static int report_err(const char *what, int err, const char *msg)
 {
-	fprintf(stderr, "%s: %s: %s\n", prog, what, msg && msg[0] ? msg : sl_strerror(err));
+	fprintf(stderr, "%s: %s: %s\n", prog, what, msg && msg[0] ? msg : sluice_strerror(err));
 	return cli_exit_code(err);
 }
 
@@ -339,7 +339,7 @@ static void topic_list_cb(void *arg, int err, const char *errmsg, const struct s
 	r->done = 1;
 	r->err = err;
 	if (err) {
-		snprintf(r->msg, sizeof(r->msg), "%s", errmsg ? errmsg : sl_strerror(err));
+		snprintf(r->msg, sizeof(r->msg), "%s", errmsg ? errmsg : sluice_strerror(err));
 		return;
 	}
 	if (r->g->json) {
@@ -361,7 +361,7 @@ static void topic_describe_cb(void *arg, int err, const char *errmsg, const stru
 	r->done = 1;
 	r->err = err;
 	if (err) {
-		snprintf(r->msg, sizeof(r->msg), "%s", errmsg ? errmsg : sl_strerror(err));
+		snprintf(r->msg, sizeof(r->msg), "%s", errmsg ? errmsg : sluice_strerror(err));
 		return;
 	}
 	if (r->g->json) {
@@ -390,7 +390,7 @@ static int cmd_topic_query(const struct cli_global *g, int argc, char **argv, in
 	struct sluice_client *c = sluice_sync_client(s);
 	int err = describe ? sluice_topic_describe(c, argv[1], topic_describe_cb, &r)
 			   : sluice_topic_list(c, topic_list_cb, &r);
-	if (err == SL_OK) {
+	if (err == SLUICE_OK) {
 		wait_done(s, &r.done);
 		err = r.err;
 	}
@@ -456,13 +456,13 @@ static void pub_ack_cb(void *arg, int err, const char *errmsg, uint32_t partitio
 		       int64_t timestamp_ms, int duplicate)
 {
 	struct pub_state *ps = arg;
-	if (err == SL_OK) {
+	if (err == SLUICE_OK) {
 		ps->acked++;
 	} else {
 		ps->failed++;
 		if (!ps->first_err) {
 			ps->first_err = err;
-			snprintf(ps->first_msg, sizeof(ps->first_msg), "%s", errmsg ? errmsg : sl_strerror(err));
+			snprintf(ps->first_msg, sizeof(ps->first_msg), "%s", errmsg ? errmsg : sluice_strerror(err));
 		}
 	}
 	if (sluice_client_inflight(sluice_sync_client(ps->s)) < ps->window)
@@ -473,10 +473,10 @@ static void pub_ack_cb(void *arg, int err, const char *errmsg, uint32_t partitio
 static void pub_one(struct pub_state *ps, const uint8_t *line, size_t n)
 {
 	struct sluice_pub p = ps->tmpl;
-	p.payload = slice_make(line, n);
+	p.payload = sluice_bytes_make(line, n);
 	ps->published++;
 	int err = sluice_publish(sluice_sync_client(ps->s), &p, pub_ack_cb, ps);
-	if (err != SL_OK)
+	if (err != SLUICE_OK)
 		pub_ack_cb(ps, err, NULL, 0, 0, 0, 0);
 }
 
@@ -510,7 +510,7 @@ static ssize_t pub_fill(struct pub_state *ps)
 	if (ps->len == ps->cap) {
 		/* A line longer than any frame: fail it and drop the rest of it. */
 		ps->published++;
-		pub_ack_cb(ps, SL_ETOOLARGE, "line longer than frame_bytes_max", 0, 0, 0, 0);
+		pub_ack_cb(ps, SLUICE_ETOOLARGE, "line longer than frame_bytes_max", 0, 0, 0, 0);
 		ps->len = 0;
 		ps->skipping = 1;
 	}
@@ -569,7 +569,7 @@ static int pub_stream(struct pub_state *ps)
 		free(ps->buf);
 		if (ps->in_ev)
 			event_free(ps->in_ev);
-		return report_err("pub", SL_ENOMEM, NULL);
+		return report_err("pub", SLUICE_ENOMEM, NULL);
 	}
 	ps->in_paused = 1;
 	pub_resume(ps);
@@ -605,19 +605,19 @@ static void pub_single_cb(void *arg, int err, const char *errmsg, uint32_t parti
 	r->err = err;
 	r->partition = partition;
 	r->offset = offset;
-	if (err == SL_OK)
+	if (err == SLUICE_OK)
 		sluice_ack_position(r->c, &r->term, &r->log_index);
 	else
-		snprintf(r->msg, sizeof(r->msg), "%s", errmsg ? errmsg : sl_strerror(err));
+		snprintf(r->msg, sizeof(r->msg), "%s", errmsg ? errmsg : sluice_strerror(err));
 }
 
 static int pub_single(struct pub_state *ps, const char *message)
 {
 	struct pub_one_result r = {.c = sluice_sync_client(ps->s)};
 	struct sluice_pub p = ps->tmpl;
-	p.payload = slice_cstr(message);
+	p.payload = sluice_bytes_cstr(message);
 	int err = sluice_publish(r.c, &p, pub_single_cb, &r);
-	if (err == SL_OK) {
+	if (err == SLUICE_OK) {
 		wait_done(ps->s, &r.done);
 		err = r.err;
 	}
@@ -639,7 +639,7 @@ static int pub_header_add(struct sluice_header *hs, size_t *n, char *kv)
 		return -1;
 	*eq = 0;
 	hs[*n].key = kv;
-	hs[*n].value = slice_cstr(eq + 1);
+	hs[*n].value = sluice_bytes_cstr(eq + 1);
 	(*n)++;
 	return 0;
 }
@@ -662,7 +662,7 @@ static int cmd_pub(const struct cli_global *g, int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "k:p:H:w:", lo, NULL)) != -1) {
 		int bad = ch == '?';
 		if (ch == 'k')
-			ps.tmpl.key = slice_cstr(optarg);
+			ps.tmpl.key = sluice_bytes_cstr(optarg);
 		else if (ch == 'p')
 			bad = parse_u32(optarg, &ps.tmpl.partition), ps.tmpl.has_partition = 1;
 		else if (ch == 'H')
@@ -718,21 +718,15 @@ static struct sub_part_state *sub_part(struct sub_state *st, uint32_t partition)
 	for (size_t i = 0; i < st->parts_n; i++)
 		if (st->parts[i].partition == partition)
 			return &st->parts[i];
-	if (st->parts_n == st->parts_cap) {
-		size_t cap = st->parts_cap ? st->parts_cap * 2 : 16;
-		struct sub_part_state *np = realloc(st->parts, cap * sizeof(*np));
-		if (!np)
-			return NULL;
-		st->parts = np;
-		st->parts_cap = cap;
-	}
+	if (vec_reserve(&st->parts, &st->parts_cap, st->parts_n + 1) != 0)
+		return NULL;
 	struct sub_part_state *p = &st->parts[st->parts_n++];
 	memset(p, 0, sizeof(*p));
 	p->partition = partition;
 	return p;
 }
 
-static json_t *json_bytes(json_t *obj, const char *key, const char *key_b64, struct slice v)
+static json_t *json_bytes(json_t *obj, const char *key, const char *key_b64, struct sluice_bytes v)
 {
 	json_t *s = json_stringn((const char *)v.base, v.len);
 	if (s) {
@@ -787,7 +781,7 @@ static void sub_commit_done_cb(void *arg, int err, const char *errmsg)
 	struct sub_state *st = arg;
 	st->commits_out--;
 	if (err)
-		fprintf(stderr, "%s: commit: %s\n", prog, errmsg ? errmsg : sl_strerror(err));
+		fprintf(stderr, "%s: commit: %s\n", prog, errmsg ? errmsg : sluice_strerror(err));
 	if (st->stopping && st->commits_out == 0)
 		event_base_loopbreak(sluice_sync_base(st->s));
 }
@@ -803,7 +797,7 @@ static void sub_commit_all(struct sub_state *st)
 		if (!p->seen || p->next == p->committed)
 			continue;
 		if (sluice_commit(sluice_sync_client(st->s), st->group, st->topic, p->partition, p->next,
-				  sub_commit_done_cb, st) == SL_OK) {
+				  sub_commit_done_cb, st) == SLUICE_OK) {
 			st->commits_out++;
 			p->committed = p->next;
 		}
@@ -906,7 +900,7 @@ static int sub_run(struct sub_state *st, struct sluice_sub_opts *o)
 	st->sigterm_ev = evsignal_new(base, SIGTERM, sub_signal_cb, st);
 	st->deadline_ev = evtimer_new(base, sub_deadline_cb, st);
 	if (!st->flush_ev || !st->commit_ev || !st->sigint_ev || !st->sigterm_ev || !st->deadline_ev) {
-		err = SL_ENOMEM;
+		err = SLUICE_ENOMEM;
 		goto done;
 	}
 	struct timeval tv = {0, CLI_COMMIT_INTERVAL_MS * 1000};
@@ -915,7 +909,7 @@ static int sub_run(struct sub_state *st, struct sluice_sub_opts *o)
 	event_add(st->sigint_ev, NULL);
 	event_add(st->sigterm_ev, NULL);
 	err = sluice_subscribe(sluice_sync_client(st->s), o, sub_msg_cb, st, &st->sub_id);
-	if (err == SL_OK && !(st->count && st->printed >= st->count))
+	if (err == SLUICE_OK && !(st->count && st->printed >= st->count))
 		event_base_dispatch(base);
 done:
 	fflush(stdout);
@@ -993,7 +987,7 @@ static void group_cb(void *arg, int err, const char *errmsg, const struct sluice
 	r->done = 1;
 	r->err = err;
 	if (err) {
-		snprintf(r->msg, sizeof(r->msg), "%s", errmsg ? errmsg : sl_strerror(err));
+		snprintf(r->msg, sizeof(r->msg), "%s", errmsg ? errmsg : sluice_strerror(err));
 		return;
 	}
 	if (r->g->json) {
@@ -1019,7 +1013,7 @@ static void status_cb(void *arg, int err, const char *errmsg, const struct sluic
 	r->done = 1;
 	r->err = err;
 	if (err) {
-		snprintf(r->msg, sizeof(r->msg), "%s", errmsg ? errmsg : sl_strerror(err));
+		snprintf(r->msg, sizeof(r->msg), "%s", errmsg ? errmsg : sluice_strerror(err));
 		return;
 	}
 	if (r->g->json) {
@@ -1057,7 +1051,7 @@ static int cmd_query(const struct cli_global *g, int group, const char *arg)
 		snprintf(r.msg, sizeof(r.msg), "%s", arg); /* the group name, for the JSON output */
 	int err = group ? sluice_group_describe(sluice_sync_client(s), arg, group_cb, &r)
 			: sluice_node_status(sluice_sync_client(s), status_cb, &r);
-	if (err == SL_OK) {
+	if (err == SLUICE_OK) {
 		wait_done(s, &r.done);
 		err = r.err;
 	}
@@ -1099,7 +1093,7 @@ static void result_done_cb(void *arg, int err, const char *errmsg)
 	r->done = 1;
 	r->err = err;
 	if (err)
-		snprintf(r->msg, sizeof(r->msg), "%s", errmsg ? errmsg : sl_strerror(err));
+		snprintf(r->msg, sizeof(r->msg), "%s", errmsg ? errmsg : sluice_strerror(err));
 }
 
 /*
@@ -1168,11 +1162,11 @@ static void cs_status_cb(void *arg, int err, const char *errmsg, const struct sl
 	struct cs_target *t = arg;
 	t->done = 1;
 	t->err = err;
-	if (err == SL_OK && st) {
+	if (err == SLUICE_OK && st) {
 		t->answered = 1;
 		cs_answer_copy(&t->ans, st);
 	} else {
-		snprintf(t->errmsg, sizeof(t->errmsg), "%s", errmsg ? errmsg : sl_strerror(err));
+		snprintf(t->errmsg, sizeof(t->errmsg), "%s", errmsg ? errmsg : sluice_strerror(err));
 	}
 }
 
@@ -1219,11 +1213,11 @@ static size_t cs_round(struct cs_state *cs, struct event_base *base)
 		o.request_timeout_ms = 2 * CLI_CLUSTER_TIMEOUT_MS;
 		o.retry_max_ms = CLI_CLUSTER_TIMEOUT_MS;
 		t->err = sluice_client_new(base, &o, &t->c);
-		if (t->err == SL_OK)
+		if (t->err == SLUICE_OK)
 			t->err = sluice_cluster_status(t->c, cs_status_cb, t);
-		if (t->err != SL_OK) {
+		if (t->err != SLUICE_OK) {
 			t->done = 1;
-			snprintf(t->errmsg, sizeof(t->errmsg), "%s", sl_strerror(t->err));
+			snprintf(t->errmsg, sizeof(t->errmsg), "%s", sluice_strerror(t->err));
 		}
 		asked++;
 	}
@@ -1501,7 +1495,7 @@ static int transfer_wait(const struct cli_global *g, struct sluice_sync *s, uint
 	char msg[256];
 	for (;;) {
 		int err = sluice_sync_cluster_status(s, transfer_poll_fn, &p, msg, sizeof(msg));
-		if (err == SL_OK && p.leader_id == to)
+		if (err == SLUICE_OK && p.leader_id == to)
 			break;
 		if (mono_ms() >= deadline) {
 			if (p.leader_id)
@@ -1544,7 +1538,7 @@ static int cmd_cluster_transfer(const struct cli_global *g, int argc, char **arg
 	if (rc)
 		return rc;
 	int err = sluice_cluster_transfer_leader(sluice_sync_client(s), to, result_done_cb, &r);
-	if (err == SL_OK) {
+	if (err == SLUICE_OK) {
 		wait_done(s, &r.done);
 		err = r.err;
 	}

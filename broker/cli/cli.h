@@ -1,6 +1,7 @@
 /*
  * cli.h: what the `sluice` CLI's files (cli.c, bench.c) share: the global
- * options, connecting, and mapping sl_err values to <sysexits.h> codes.
+ * options, connecting, and mapping libsluice errors (enum sluice_err) to
+ * <sysexits.h> codes.
  */
 #ifndef SLUICE_CLI_H
 #define SLUICE_CLI_H
@@ -15,7 +16,7 @@ struct cli_global {
 	int json;                   /* --json */
 };
 
-/* Exit code for an sl_err returned by libsluice or the server. */
+/* Exit code for an enum sluice_err value returned by libsluice. */
 int cli_exit_code(int err);
 
 /* Client options for g; pipeline_max 0 for the library default. */

@@ -7,7 +7,8 @@
  *              no connection); kept in request-id order,
  *   inflight - written on the current connection, awaiting their answer,
  *   retry    - publishes answered UNAVAILABLE (a cluster node without a
- *              leader: election, partition), waiting a short delay; they
+ *              leader: election, partition) or FENCED (an earlier publish
+ *              of ours must land first), waiting a short delay; they
  *              are re-sent until retry_max_ms after the first refusal. When
  *              a connection has answered nothing but UNAVAILABLE for
  *              CLIENT_UNAVAIL_SWITCH_MS and the list has other servers, the
@@ -17,6 +18,9 @@
  * pending (in order) and is written again, byte for byte, after the next
  * handshake: publishes keep their producer id and sequence, so the broker
  * stores each once (dedup is keyed by the exact (producer_id, sequence)).
+ *
+ * The public error codes (SLUICE_*) are the project's SL_* value for value
+ * (asserted below), so this file uses the SL_* names and sl_strerror.
  *
  * Subscriptions are client objects with one or more server "legs" (server
  * subscription ids). After Subscribed we know the next offset of every
@@ -44,7 +48,35 @@
 
 #include "codec.h"
 #include "err.h"
+#include "slice.h"
 #include "sluice/sluice.h"
+#include "vec.h"
+
+/* The public error enum is the project's, value for value (common/err.h). */
+_Static_assert((int)SLUICE_OK == (int)SL_OK, "SLUICE_OK");
+_Static_assert((int)SLUICE_EMALFORMED == (int)SL_EMALFORMED, "SLUICE_EMALFORMED");
+_Static_assert((int)SLUICE_ETOOLARGE == (int)SL_ETOOLARGE, "SLUICE_ETOOLARGE");
+_Static_assert((int)SLUICE_EVERSION == (int)SL_EVERSION, "SLUICE_EVERSION");
+_Static_assert((int)SLUICE_EUNKNOWN_OP == (int)SL_EUNKNOWN_OP, "SLUICE_EUNKNOWN_OP");
+_Static_assert((int)SLUICE_ENOTOPIC == (int)SL_ENOTOPIC, "SLUICE_ENOTOPIC");
+_Static_assert((int)SLUICE_ETOPIC_EXISTS == (int)SL_ETOPIC_EXISTS, "SLUICE_ETOPIC_EXISTS");
+_Static_assert((int)SLUICE_EINVAL == (int)SL_EINVAL, "SLUICE_EINVAL");
+_Static_assert((int)SLUICE_EFULL == (int)SL_EFULL, "SLUICE_EFULL");
+_Static_assert((int)SLUICE_EUNAVAILABLE == (int)SL_EUNAVAILABLE, "SLUICE_EUNAVAILABLE");
+_Static_assert((int)SLUICE_ENOSUB == (int)SL_ENOSUB, "SLUICE_ENOSUB");
+_Static_assert((int)SLUICE_EINTERNAL == (int)SL_EINTERNAL, "SLUICE_EINTERNAL");
+_Static_assert((int)SLUICE_EHANDSHAKE == (int)SL_EHANDSHAKE, "SLUICE_EHANDSHAKE");
+_Static_assert((int)SLUICE_ERANGE == (int)SL_ERANGE, "SLUICE_ERANGE");
+_Static_assert((int)SLUICE_ETOOMANY == (int)SL_ETOOMANY, "SLUICE_ETOOMANY");
+_Static_assert((int)SLUICE_EFENCED == (int)SL_EFENCED, "SLUICE_EFENCED");
+_Static_assert((int)SLUICE_ENOMEM == (int)SL_ENOMEM, "SLUICE_ENOMEM");
+_Static_assert((int)SLUICE_EIO == (int)SL_EIO, "SLUICE_EIO");
+_Static_assert((int)SLUICE_EAGAIN == (int)SL_EAGAIN, "SLUICE_EAGAIN");
+_Static_assert((int)SLUICE_ENOTFOUND == (int)SL_ENOTFOUND, "SLUICE_ENOTFOUND");
+_Static_assert((int)SLUICE_ECORRUPT == (int)SL_ECORRUPT, "SLUICE_ECORRUPT");
+_Static_assert((int)SLUICE_ECLOSED == (int)SL_ECLOSED, "SLUICE_ECLOSED");
+_Static_assert((int)SLUICE_ETIMEOUT == (int)SL_ETIMEOUT, "SLUICE_ETIMEOUT");
+_Static_assert((int)SLUICE_ECONFIG == (int)SL_ECONFIG, "SLUICE_ECONFIG");
 
 #define CLIENT_SERVER_DEFAULT "127.0.0.1:7400"
 #define CLIENT_PIPELINE_DEFAULT 1024
@@ -64,6 +96,7 @@
 #define CLIENT_OUT_LOW_BYTES (1u << 20)   /* resume when output drains below */
 #define CLIENT_IN_FRAME_BYTES_MAX (64u << 20)
 #define CLIENT_SERVERS_MAX 16
+#define CLIENT_RELEASE_STACK 64           /* acks released per batch without allocating */
 
 /* glibc's sys/queue.h lacks the _SAFE iterator. */
 #ifndef TAILQ_FOREACH_SAFE
@@ -296,14 +329,8 @@ static int sub_part_set(struct sub *s, uint32_t partition, uint64_t next)
 		p->next = next;
 		return SL_OK;
 	}
-	if (s->parts_n == s->parts_cap) {
-		size_t cap = s->parts_cap ? s->parts_cap * 2 : 8;
-		struct sub_part *np = realloc(s->parts, cap * sizeof(*np));
-		if (!np)
-			return SL_ENOMEM;
-		s->parts = np;
-		s->parts_cap = cap;
-	}
+	if (vec_reserve(&s->parts, &s->parts_cap, s->parts_n + 1) != SL_OK)
+		return SL_ENOMEM;
 	s->parts[s->parts_n].partition = partition;
 	s->parts[s->parts_n].next = next;
 	s->parts_n++;
@@ -312,14 +339,8 @@ static int sub_part_set(struct sub *s, uint32_t partition, uint64_t next)
 
 static int sub_leg_add(struct sub *s, uint64_t server_id)
 {
-	if (s->legs_n == s->legs_cap) {
-		size_t cap = s->legs_cap ? s->legs_cap * 2 : 4;
-		struct sub_leg *nl = realloc(s->legs, cap * sizeof(*nl));
-		if (!nl)
-			return SL_ENOMEM;
-		s->legs = nl;
-		s->legs_cap = cap;
-	}
+	if (vec_reserve(&s->legs, &s->legs_cap, s->legs_n + 1) != SL_OK)
+		return SL_ENOMEM;
 	s->legs[s->legs_n].server_id = server_id;
 	s->legs[s->legs_n].consumed = 0;
 	s->legs_n++;
@@ -414,11 +435,11 @@ static void msg_from_wire(const Sluice__Message *w, struct sluice_msg *m, struct
 	m->partition = w->partition;
 	m->offset = w->offset;
 	m->timestamp_ms = w->timestamp_ms;
-	m->key = slice_make(w->key.data, w->key.len);
-	m->payload = slice_make(w->payload.data, w->payload.len);
+	m->key = sluice_bytes_make(w->key.data, w->key.len);
+	m->payload = sluice_bytes_make(w->payload.data, w->payload.len);
 	for (size_t i = 0; i < w->n_headers; i++) {
 		hs[i].key = w->headers[i]->key;
-		hs[i].value = slice_make(w->headers[i]->value.data, w->headers[i]->value.len);
+		hs[i].value = sluice_bytes_make(w->headers[i]->value.data, w->headers[i]->value.len);
 	}
 	m->headers = hs;
 	m->headers_n = w->n_headers;
@@ -437,24 +458,27 @@ static int pub_slot_cmp(const void *a, const void *b)
 }
 
 /* Deliver the answered publishes at the head of the send-order queue, those
- * of one partition in offset order. Runs inside the caller's cb_depth. */
+ * of one partition in offset order. Runs inside the caller's cb_depth, and
+ * may be re-entered from a callback (a publish failed at once), so the array
+ * is this call's own. Usually the batch fits the stack; without memory for a
+ * bigger one, the first CLIENT_RELEASE_STACK go now and the rest next time. */
 static void pub_release(struct sluice_client *c)
 {
-	struct pub_slot *stack[64], **v = stack, *ps;
-	size_t n = 0, cap = 64;
+	struct pub_slot *stack[CLIENT_RELEASE_STACK], **heap = NULL, **v = stack, *ps;
+	size_t n = 0, heap_cap = 0, avail = CLIENT_RELEASE_STACK;
 	TAILQ_FOREACH(ps, &c->pubq, link) {
 		if (!ps->resolved)
 			break;
-		if (n == cap) {
-			struct pub_slot **nv = malloc(2 * cap * sizeof(*nv));
-			if (!nv)
-				break;
-			memcpy(nv, v, n * sizeof(*nv));
-			if (v != stack)
-				free(v);
-			v = nv;
-			cap *= 2;
-		}
+		n++;
+	}
+	if (n > avail && vec_reserve(&heap, &heap_cap, n) == SL_OK) {
+		v = heap;
+		avail = heap_cap;
+	}
+	n = 0;
+	TAILQ_FOREACH(ps, &c->pubq, link) {
+		if (!ps->resolved || n == avail)
+			break;
 		v[n++] = ps;
 	}
 	for (size_t i = 0; i < n; i++)
@@ -470,8 +494,7 @@ static void pub_release(struct sluice_client *c)
 		free(ps->msg);
 		free(ps);
 	}
-	if (v != stack)
-		free(v);
+	free(heap);
 }
 
 static void pub_resolve(struct sluice_client *c, struct req *r, int err, const char *msg, const Sluice__PublishAck *a)
@@ -1183,6 +1206,13 @@ static void conn_lost(struct sluice_client *c, int err)
 		req_unlink(c, r);
 		pending_push_front(c, r);
 	}
+	/* So do publishes waiting out a refusal: the next connection has no fence
+	 * yet, and a later publish sent there before an earlier refused one
+	 * would be stored before it. */
+	while ((r = TAILQ_FIRST(&c->retry)) != NULL) {
+		req_unlink(c, r);
+		pending_insert_ordered(c, r);
+	}
 	TAILQ_FOREACH(s, &c->subs, link)
 	{
 		if (!s->closed)
@@ -1266,6 +1296,11 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* ---------- public API ---------- */
+
+const char *sluice_strerror(int err)
+{
+	return sl_strerror(err); /* same values: see the _Static_asserts at the top */
+}
 
 static int servers_parse(struct sluice_client *c, const char *list)
 {

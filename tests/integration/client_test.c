@@ -98,10 +98,10 @@ static void sync_pub(const char *topic, const char *key, int part, const char *p
 	int rc;
 
 	p.topic = topic;
-	p.key = slice_cstr(key);
+	p.key = sluice_bytes_cstr(key);
 	p.has_partition = part >= 0;
 	p.partition = part >= 0 ? (uint32_t)part : 0;
-	p.payload = slice_cstr(payload);
+	p.payload = sluice_bytes_cstr(payload);
 	rc = sluice_sync_publish(sy, &p, p_out, o_out, em, sizeof(em));
 	cr_assert_eq(rc, 0, "publish %s: %d %s", payload, rc, em);
 }
@@ -202,13 +202,18 @@ Test(client, explicit_partition)
 	p.topic = "explicit";
 	p.has_partition = 1;
 	p.partition = 3;
-	p.payload = slice_cstr("z");
+	p.payload = sluice_bytes_cstr("z");
 	rc = sluice_sync_publish(sy, &p, &part, &off, em, sizeof(em));
-	cr_assert_eq(rc, SL_EINVAL, "partition 3 of 3: rc %d", rc);
+	cr_assert_eq(rc, SLUICE_EINVAL, "partition 3 of 3: rc %d", rc);
 	p.topic = "missing";
 	p.partition = 0;
 	rc = sluice_sync_publish(sy, &p, &part, &off, em, sizeof(em));
-	cr_assert_eq(rc, SL_ENOTOPIC, "missing topic: rc %d", rc);
+	cr_assert_eq(rc, SLUICE_ENOTOPIC, "missing topic: rc %d", rc);
+}
+
+static int bytes_eq(struct sluice_bytes a, struct sluice_bytes b)
+{
+	return a.len == b.len && (a.len == 0 || memcmp(a.base, b.base, a.len) == 0);
 }
 
 struct hdr_check {
@@ -225,13 +230,13 @@ static void hdr_fetch_fn(void *arg, const struct sluice_msg *m)
 	h->seen++;
 	cr_assert_eq(m->offset, 0);
 	cr_assert_str_eq(m->topic, "hdrs");
-	cr_assert(slice_eq(m->key, slice_cstr("the-key")), "key");
-	cr_assert(slice_eq(m->payload, slice_make(pay, sizeof(pay))), "binary payload");
+	cr_assert(bytes_eq(m->key, sluice_bytes_cstr("the-key")), "key");
+	cr_assert(bytes_eq(m->payload, sluice_bytes_make(pay, sizeof(pay))), "binary payload");
 	cr_assert_eq(m->headers_n, 3);
 	cr_assert_str_eq(m->headers[0].key, "content-type");
-	cr_assert(slice_eq(m->headers[0].value, slice_cstr("text/plain")));
+	cr_assert(bytes_eq(m->headers[0].value, sluice_bytes_cstr("text/plain")));
 	cr_assert_str_eq(m->headers[1].key, "bin");
-	cr_assert(slice_eq(m->headers[1].value, slice_make(bin, sizeof(bin))));
+	cr_assert(bytes_eq(m->headers[1].value, sluice_bytes_make(bin, sizeof(bin))));
 	cr_assert_str_eq(m->headers[2].key, "empty");
 	cr_assert_eq(m->headers[2].value.len, 0);
 	cr_assert(m->timestamp_ms > now - 60000 && m->timestamp_ms < now + 60000, "timestamp %lld",
@@ -255,10 +260,10 @@ Test(client, headers_key_and_binary_payload_round_trip)
 
 	create_topic("hdrs", 1);
 	p.topic = "hdrs";
-	p.key = slice_cstr("the-key");
+	p.key = sluice_bytes_cstr("the-key");
 	p.headers = hs;
 	p.headers_n = 3;
-	p.payload = slice_make(pay, sizeof(pay));
+	p.payload = sluice_bytes_make(pay, sizeof(pay));
 	cr_assert_eq(sluice_sync_publish(sy, &p, &part, &off, em, sizeof(em)), 0, "%s", em);
 	cr_assert_eq(off, 0);
 	cr_assert_eq(sluice_sync_fetch(sy, "hdrs", 0, 0, 10, 0, hdr_fetch_fn, &h, &end, em, sizeof(em)), 0, "%s", em);
@@ -312,8 +317,8 @@ Test(client, async_pipelined_offsets_increase_by_one_in_ack_order)
 		snprintf(key, sizeof(key), "k%d", i % 7);
 		snprintf(payloads[i], sizeof(payloads[i]), "pipe-%d", i);
 		p.topic = "pipe";
-		p.key = slice_cstr(key);
-		p.payload = slice_cstr(payloads[i]);
+		p.key = sluice_bytes_cstr(key);
+		p.payload = sluice_bytes_cstr(payloads[i]);
 		ctx[i] = (struct ack_ctx){&a, i};
 		cr_assert_eq(sluice_publish(cli, &p, ack_cb, &ctx[i]), 0);
 	}
@@ -349,7 +354,7 @@ static void sub_cb(void *arg, int err, const char *errmsg, const struct sluice_m
 {
 	struct subrec *r = arg;
 
-	if (err == SL_ECLOSED)
+	if (err == SLUICE_ECLOSED)
 		return; /* the client was freed at teardown */
 	if (err) {
 		fprintf(stderr, "subscription ended: %d %s\n", err, errmsg ? errmsg : "");
@@ -424,7 +429,7 @@ Test(client, subscribe_start_positions)
 			struct sluice_pub p = {0};
 			snprintf(payload, sizeof(payload), "s-%d", 30 + i);
 			p.topic = "subs";
-			p.payload = slice_cstr(payload);
+			p.payload = sluice_bytes_cstr(payload);
 			ctx[i] = (struct ack_ctx){&a, i};
 			cr_assert_eq(sluice_publish(cli, &p, ack_cb, &ctx[i]), 0);
 		}
@@ -457,7 +462,7 @@ Test(client, small_credit_window_delivers_everything_in_order)
 		struct sluice_pub p = {0};
 		snprintf(payloads[i], sizeof(payloads[i]), "s-%d", i);
 		p.topic = "flow";
-		p.payload = slice_cstr(payloads[i]);
+		p.payload = sluice_bytes_cstr(payloads[i]);
 		ctx[i] = (struct ack_ctx){&a, i};
 		cr_assert_eq(sluice_publish(cli, &p, ack_cb, &ctx[i]), 0);
 	}
@@ -517,7 +522,7 @@ static void late_pub_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	(void)arg;
 	p.topic = "poll";
-	p.payload = slice_cstr("late");
+	p.payload = sluice_bytes_cstr("late");
 	ctx = (struct ack_ctx){&a, 0};
 	cr_assert_eq(sluice_publish(cli, &p, ack_cb, &ctx), 0);
 }
@@ -683,7 +688,7 @@ Test(client, describe_status_and_delete)
 
 	create_topic("adm", 2);
 	rc = sluice_sync_topic_create(sy, "adm", 2, 0, 0, em, sizeof(em));
-	cr_assert_eq(rc, SL_ETOPIC_EXISTS, "second create: %d", rc);
+	cr_assert_eq(rc, SLUICE_ETOPIC_EXISTS, "second create: %d", rc);
 	sync_pub("adm", NULL, 1, "a", NULL, NULL);
 	sync_pub("adm", NULL, 1, "b", NULL, NULL);
 	cr_assert_eq(sluice_topic_describe(cli, "adm", topic_cb, &t), 0);
@@ -707,7 +712,7 @@ Test(client, describe_status_and_delete)
 	memset(&t, 0, sizeof(t));
 	cr_assert_eq(sluice_topic_describe(cli, "adm", topic_cb, &t), 0);
 	cr_assert_eq(loop_until(&t.done, 1, 5000), 0);
-	cr_assert_eq(t.err, SL_ENOTOPIC, "describe after delete: %d", t.err);
+	cr_assert_eq(t.err, SLUICE_ENOTOPIC, "describe after delete: %d", t.err);
 }
 
 /* ---- duplicate suppression (raw protocol: the library owns sequences) ---- */
@@ -784,7 +789,7 @@ Test(client, large_payload_round_trip)
 		buf[i] = (uint8_t)(i * 7 + 3);
 	create_topic("large", 1);
 	p.topic = "large";
-	p.payload = slice_make(buf, len);
+	p.payload = sluice_bytes_make(buf, len);
 	for (int i = 0; i < 2; i++) {
 		cr_assert_eq(sluice_sync_publish(sy, &p, &part, &off, em, sizeof(em)), 0, "900 KiB publish: %s", em);
 		cr_assert_eq(off, (uint64_t)i);
@@ -824,8 +829,8 @@ Test(client, live_subscription_over_all_partitions)
 		snprintf(key, sizeof(key), "k%d", i % 11);
 		snprintf(payloads[i], sizeof(payloads[i]), "live-%d", i);
 		p.topic = "live";
-		p.key = slice_cstr(key);
-		p.payload = slice_cstr(payloads[i]);
+		p.key = sluice_bytes_cstr(key);
+		p.payload = sluice_bytes_cstr(payloads[i]);
 		ctx[i] = (struct ack_ctx){&a, i};
 		cr_assert_eq(sluice_publish(cli, &p, ack_cb, &ctx[i]), 0);
 		if (i % 50 == 0)

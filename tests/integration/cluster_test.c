@@ -154,7 +154,7 @@ static void pub_ack_cb(void *arg, int err, const char *errmsg, uint32_t partitio
 	if (err) {
 		err_push(p, r->seq);
 		snprintf(p->last_err, sizeof(p->last_err), "seq %llu: %d %s", (unsigned long long)r->seq, err,
-		         errmsg ? errmsg : sl_strerror(err));
+		         errmsg ? errmsg : sluice_strerror(err));
 	} else {
 		struct ack_rec a = {r->seq, partition, offset, 0, 0, dup};
 		sluice_ack_position(p->cli, &a.term, &a.log_index);
@@ -179,8 +179,8 @@ static void pub_next(struct producer *p)
 	make_payload(p->idx, r->seq, payload, sizeof(payload));
 	make_key(p->idx, r->seq, key, sizeof(key));
 	m.topic = topic;
-	m.key = slice_cstr(key);
-	m.payload = slice_cstr(payload);
+	m.key = sluice_bytes_cstr(key);
+	m.payload = sluice_bytes_cstr(payload);
 	if (sluice_publish(p->cli, &m, pub_ack_cb, r) != 0) {
 		/* Not sent at all: the sequence is not used. */
 		free(r);
@@ -222,7 +222,7 @@ static void *wl_thread(void *arg)
 
 	event_base_dispatch(w->base);
 	for (int k = w->first; k < w->n; k++) {
-		/* Outstanding callbacks run now with SL_ECLOSED (only on abort). */
+		/* Outstanding callbacks run now with SLUICE_ECLOSED (only on abort). */
 		sluice_client_free(w->p[k].cli);
 		w->p[k].cli = NULL;
 	}
@@ -720,7 +720,7 @@ static void create_topic(void)
 			sluice_sync_close(sy);
 		}
 		/* A retry after a lost answer finds the topic made. */
-		if (rc == 0 || rc == SL_ETOPIC_EXISTS)
+		if (rc == 0 || rc == SLUICE_ETOPIC_EXISTS)
 			break;
 		must(itest_now_ms() < deadline, "topic create: %d %s", rc, em);
 		itest_sleep_ms(100);

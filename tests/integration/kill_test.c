@@ -107,8 +107,8 @@ static void pub_next(struct pub *p)
 	snprintf(key, sizeof(key), "k%llu", (unsigned long long)(p->seq % 32));
 	p->seq++;
 	m.topic = TOPIC;
-	m.key = slice_cstr(key);
-	m.payload = slice_cstr(r->payload);
+	m.key = sluice_bytes_cstr(key);
+	m.payload = sluice_bytes_cstr(r->payload);
 	if (sluice_publish(p->cli, &m, pub_ack_cb, r) != 0) {
 		fprintf(p->acks, "E publish-call %s\n", r->payload);
 		free(r);

@@ -48,7 +48,7 @@ static int publish(const char *topic, const void *p, size_t n, uint64_t *offset)
 	char err[256];
 	pub.topic = topic;
 	pub.has_partition = 1;
-	pub.payload = slice_make(p, n);
+	pub.payload = sluice_bytes_make(p, n);
 	return sluice_sync_publish(sy, &pub, &part, offset, err, sizeof(err));
 }
 
@@ -104,7 +104,7 @@ Test(storage, full_map_is_an_error_not_a_crash)
 			ok++;
 		}
 	}
-	cr_assert_eq(rc, SL_EFULL, "expected STORAGE_FULL, got %d (%s) after %d messages", rc, sl_strerror(rc), ok);
+	cr_assert_eq(rc, SLUICE_EFULL, "expected STORAGE_FULL, got %d (%s) after %d messages", rc, sluice_strerror(rc), ok);
 	cr_assert_gt(ok, 100);
 	/* still serving, nothing restarted, and the acknowledged messages are there */
 	uint32_t lw_restarts = 99, fe_restarts = 99, topics = 0;

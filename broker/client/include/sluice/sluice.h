@@ -1,5 +1,9 @@
 /*
- * sluice.h: libsluice, the C client library for the native protocol.
+ * sluice.h: libsluice, the C client library for sluice's native protocol.
+ *
+ * This header is self-contained: it includes only standard C headers and
+ * every name it declares starts with sluice_ or SLUICE_. Link with
+ * libsluiceclient, libevent and libsodium.
  *
  * Async API: a client lives on the caller's libevent event_base. Every call
  * queues a request and returns at once; callbacks run on the event loop.
@@ -8,26 +12,102 @@
  * number; when the connection drops, the client reconnects to the next server
  * of its list (with backoff) and re-sends every unacknowledged publish with
  * the same id and sequence, so the broker stores it once. A publish answered
- * UNAVAILABLE (a cluster node that knows no leader) is retried the same way;
- * a server that keeps answering only that is left for the next of the list.
+ * SLUICE_EUNAVAILABLE (a cluster node that knows no leader) or SLUICE_EFENCED
+ * (an earlier publish of this producer is being retried) is retried the same
+ * way until retry_max_ms; a server that keeps answering only UNAVAILABLE is
+ * left for the next of the list.
  *
  * Blocking API (sluice_sync_*): a private event_base driven until the answer
  * arrives; for CLIs and tests.
  *
- * Strings passed in are copied; slices in callbacks are valid only during the
- * callback. Errors are sl_err values (common/err.h); errmsg is the server's
- * message or NULL.
+ * Threading: none inside. A client belongs to the one event_base it was made
+ * on; call sluice_* for it only from the thread that runs that base (callbacks
+ * run there too). Separate clients on separate bases may run on separate
+ * threads. A sluice_sync is one client on its own base: one thread at a time.
+ *
+ * Ownership: the caller keeps what it passes in. Strings and byte ranges in
+ * options and requests (sluice_client_opts, sluice_pub, sluice_sub_opts, names)
+ * are copied or encoded before the call returns, so they may be freed or
+ * reused at once. Everything a callback receives (strings, sluice_bytes,
+ * arrays of structs, errmsg) belongs to the library and is valid only until
+ * the callback returns; copy what you keep. Callbacks may call any sluice_*
+ * function, including sluice_client_free (the free is deferred until the
+ * callback unwinds).
+ *
+ * Errors: functions return 0 (SLUICE_OK) or an enum sluice_err value;
+ * callbacks get the same in `err`, and errmsg is the server's message or
+ * NULL. sluice_strerror describes any of them.
  */
-#ifndef SLUICE_CLIENT_H
-#define SLUICE_CLIENT_H
+#ifndef SLUICE_SLUICE_H
+#define SLUICE_SLUICE_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
-#include "err.h"
-#include "slice.h"
+#ifdef __cplusplus
+extern "C" {
+#endif
 
-struct event_base;
+/* ---------- errors ---------- */
+
+/* Values 1..99 are the server's answers (the wire ErrorCode of
+ * proto/sluice.proto); values from 100 arise in the library itself. */
+enum sluice_err {
+	SLUICE_OK = 0,
+	SLUICE_EMALFORMED = 1,      /* a frame the other side could not decode */
+	SLUICE_ETOOLARGE = 2,       /* frame or message over the server's limit */
+	SLUICE_EVERSION = 3,        /* no protocol version in common */
+	SLUICE_EUNKNOWN_OP = 4,
+	SLUICE_ENOTOPIC = 5,
+	SLUICE_ETOPIC_EXISTS = 6,
+	SLUICE_EINVAL = 7,          /* invalid argument (also refused locally) */
+	SLUICE_EFULL = 8,           /* the server's storage is full */
+	SLUICE_EUNAVAILABLE = 9,    /* no server reachable, or no cluster leader */
+	SLUICE_ENOSUB = 10,         /* no such subscription */
+	SLUICE_EINTERNAL = 11,
+	SLUICE_EHANDSHAKE = 12,
+	SLUICE_ERANGE = 13,         /* offset out of range */
+	SLUICE_ETOOMANY = 14,       /* a server limit on connections, topics, ... */
+	SLUICE_EFENCED = 15,        /* publish refused before reaching the log; an earlier
+	                             * publish of this producer must be retried first */
+
+	SLUICE_ENOMEM = 100,
+	SLUICE_EIO = 101,
+	SLUICE_EAGAIN = 102,        /* try again later */
+	SLUICE_ENOTFOUND = 103,
+	SLUICE_ECORRUPT = 104,
+	SLUICE_ECLOSED = 105,       /* connection closed, or the client was freed */
+	SLUICE_ETIMEOUT = 106,
+	SLUICE_ECONFIG = 107,
+};
+
+/* Short static description of err (any int); never NULL. */
+const char *sluice_strerror(int err);
+
+/* ---------- byte ranges ---------- */
+
+/* A borrowed byte range; it never owns its bytes (see Ownership above). */
+struct sluice_bytes {
+	const uint8_t *base;
+	size_t len;
+};
+
+static inline struct sluice_bytes sluice_bytes_make(const void *p, size_t n)
+{
+	struct sluice_bytes b = {(const uint8_t *)p, n};
+	return b;
+}
+
+/* The bytes of a NUL-terminated string, without the NUL; NULL gives len 0. */
+static inline struct sluice_bytes sluice_bytes_cstr(const char *s)
+{
+	return sluice_bytes_make(s, s ? strlen(s) : 0);
+}
+
+/* ---------- client ---------- */
+
+struct event_base;           /* libevent's (event2/event.h) */
 struct sluice_client;
 
 struct sluice_client_opts {
@@ -42,17 +122,17 @@ struct sluice_client_opts {
 
 struct sluice_header {
 	const char *key;
-	struct slice value;
+	struct sluice_bytes value;
 };
 
 struct sluice_pub {
 	const char *topic;
-	struct slice key;           /* len 0: none */
+	struct sluice_bytes key;    /* len 0: none */
 	int has_partition;
 	uint32_t partition;
 	const struct sluice_header *headers;
 	size_t headers_n;
-	struct slice payload;
+	struct sluice_bytes payload;
 };
 
 struct sluice_msg {
@@ -60,10 +140,10 @@ struct sluice_msg {
 	uint32_t partition;
 	uint64_t offset;
 	int64_t timestamp_ms;
-	struct slice key;
+	struct sluice_bytes key;
 	const struct sluice_header *headers;
 	size_t headers_n;
-	struct slice payload;
+	struct sluice_bytes payload;
 };
 
 struct sluice_partition_info {
@@ -138,7 +218,8 @@ typedef void (*sluice_cluster_cb)(void *arg, int err, const char *errmsg, const 
 
 /* Async API. */
 int sluice_client_new(struct event_base *base, const struct sluice_client_opts *opts, struct sluice_client **out);
-void sluice_client_free(struct sluice_client *c);   /* cancels outstanding requests (their callbacks get SL_ECLOSED) */
+/* Cancels outstanding requests (their callbacks get SLUICE_ECLOSED). */
+void sluice_client_free(struct sluice_client *c);
 size_t sluice_client_inflight(const struct sluice_client *c);
 /* Change how long an outage may last before outstanding requests fail (e.g.
  * fail fast on the first connect, then ride out a broker restart). */
@@ -188,5 +269,9 @@ int sluice_sync_fetch(struct sluice_sync *s, const char *topic, uint32_t partiti
 		      uint32_t max_messages, uint32_t wait_ms,
 		      void (*fn)(void *arg, const struct sluice_msg *m), void *arg,
 		      uint64_t *end_offset, char *errmsg, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
