@@ -2,9 +2,10 @@
 # Install what is missing, build, and run every test:
 #   1. a -Werror build and the whole ctest suite (unit + integration + fault tests)
 #   2. an AddressSanitizer + UndefinedBehaviorSanitizer build and the unit tests
-#   3. the libFuzzer targets (native frame decoder, cluster frame decoder), for a bounded time
-# Options: --quick (skip the sanitizer and fuzz stages), SLUICE_FUZZ_SECONDS (default 30, shared
-# by the two fuzz targets).
+#   3. the libFuzzer targets (native frames, cluster frames, raft entries, storage batches),
+#      for a bounded time
+# Options: --quick (skip the sanitizer and fuzz stages), SLUICE_FUZZ_SECONDS (default 30, split
+# evenly over the fuzz targets, at least 5s each).
 #   --soak N: build, then run only the cluster fault tests, with random faults for N more
 #   seconds (sets SLUICE_SOAK_SECONDS=N; SLUICE_SOAK_SEED=S replays a fault schedule).
 set -euo pipefail
@@ -50,19 +51,32 @@ if [ "$quick" = 0 ]; then
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         ctest --test-dir build-asan --output-on-failure -L unit --timeout 900
 
-    echo "== fuzz: frame and cluster frame decoders for ${fuzz_seconds}s"
+    # Every fuzz target; one not built yet is skipped. Each runs from build-fuzz/corpus-NAME
+    # (NAME without _fuzz), seeded from tests/fuzz/corpus-NAME when that exists.
+    fuzz_targets="frame_fuzz peer_fuzz entry_fuzz batch_fuzz"
+    echo "== fuzz: ${fuzz_targets} for ${fuzz_seconds}s in all"
     cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DSLUICE_FUZZ=ON -DSLUICE_TESTS=OFF >/dev/null
-    cmake --build build-fuzz -j"$jobs" --target frame_fuzz peer_fuzz
-    peer_seconds=$(( fuzz_seconds / 2 ))
-    [ "$peer_seconds" -ge 1 ] || peer_seconds=1
-    frame_seconds=$(( fuzz_seconds - peer_seconds ))
-    [ "$frame_seconds" -ge 1 ] || frame_seconds=1
-    for t in frame_fuzz:$frame_seconds:corpus peer_fuzz:$peer_seconds:corpus-peer; do
-        IFS=: read -r name secs corpus <<<"$t"
-        mkdir -p "build-fuzz/$corpus"
-        build-fuzz/$name -max_total_time="$secs" -max_len=4096 "build-fuzz/$corpus" 2>"build-fuzz/$name.log" \
+    cmake --build build-fuzz -j"$jobs" --target fuzz
+    present=()
+    for name in $fuzz_targets; do
+        if [ -x "build-fuzz/$name" ]; then
+            present+=("$name")
+        else
+            echo "$name: skipped, build-fuzz/$name was not built"
+        fi
+    done
+    [ "${#present[@]}" -gt 0 ] || { echo "fuzz: no fuzz target was built"; exit 1; }
+    secs=$(( fuzz_seconds / ${#present[@]} ))
+    [ "$secs" -ge 5 ] || secs=5
+    for name in "${present[@]}"; do
+        corpus="build-fuzz/corpus-${name%_fuzz}"
+        seeds="tests/fuzz/corpus-${name%_fuzz}"
+        mkdir -p "$corpus"
+        [ ! -d "$seeds" ] || find "$seeds" -maxdepth 1 -type f -exec cp -t "$corpus" {} +
+        build-fuzz/$name -max_total_time="$secs" -max_len=4096 -artifact_prefix="build-fuzz/$name-" "$corpus" \
+            2>"build-fuzz/$name.log" \
             || { tail -50 "build-fuzz/$name.log"; echo "fuzz: $name found a failure"; exit 1; }
-        echo "$name: $(tail -1 "build-fuzz/$name.log")"
+        echo "$name (${secs}s): $(tail -1 "build-fuzz/$name.log")"
     done
 fi
 echo "== all stages passed in $(( $(date +%s) - start ))s"

@@ -324,7 +324,7 @@ static int wire_varint(const uint8_t *p, size_t len, size_t *i, uint64_t *v)
  * that it never refuses a frame peer_decode accepts (tests/fuzz/peer_fuzz.c
  * checks that); what it lets through, peer_decode refuses later.
  */
-static int peer_wire_valid(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len, int depth)
+static int wire_valid(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len, int depth)
 {
 	if (depth > 8)
 		return 0;
@@ -351,7 +351,7 @@ static int peer_wire_valid(const ProtobufCMessageDescriptor *d, const uint8_t *p
 			if (!wire_varint(p, len, &i, &v) || v > len - i)
 				return 0;
 			if (fd && fd->type == PROTOBUF_C_TYPE_MESSAGE &&
-			    !peer_wire_valid(fd->descriptor, p + i, (size_t)v, depth + 1))
+			    !wire_valid(fd->descriptor, p + i, (size_t)v, depth + 1))
 				return 0;
 			i += (size_t)v;
 			break;
@@ -360,6 +360,11 @@ static int peer_wire_valid(const ProtobufCMessageDescriptor *d, const uint8_t *p
 		}
 	}
 	return 1;
+}
+
+int peer_wire_valid(const uint8_t *p, size_t len)
+{
+	return wire_valid(&sluice__cluster__peer_frame__descriptor, p, len, 0);
 }
 
 /* ---- buffers ---- */
@@ -641,7 +646,7 @@ static int in_frames(struct peer_net *n, struct peer_in *l,
 				return SL_EHANDSHAKE;
 			continue;
 		}
-		if (!peer_wire_valid(&sluice__cluster__peer_frame__descriptor, body, flen, 0)) {
+		if (!peer_wire_valid(body, flen)) {
 			if (!pn->warned) {
 				pn->warned = 1;
 				log_warn("peer %u: malformed frame of %u bytes: link closed", l->node, flen);

@@ -121,4 +121,11 @@ struct peer_frame {
 int peer_decode(const uint8_t *p, size_t len, struct peer_frame *out);
 void peer_frame_free(struct peer_frame *f);
 
+/* 1 if a frame body (no length prefix) is structurally sound PeerFrame
+ * protobuf, else 0; reads p only and allocates nothing. peer_process runs it
+ * on every frame after the hello and closes a link whose frame fails it. It
+ * is looser than peer_decode, never stricter: every body peer_decode accepts
+ * passes, so a legitimate peer is never disconnected. */
+int peer_wire_valid(const uint8_t *p, size_t len);
+
 #endif

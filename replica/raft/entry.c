@@ -74,6 +74,8 @@ int ent_add_list(struct ent_writer *e, const uint8_t *recs, size_t len)
 		n++;
 	if (r < 0)
 		return SL_EMALFORMED;
+	if (!len)
+		return SL_OK; /* recs and e->buf may both be NULL: no memcpy */
 	int rc = ent_reserve(e, len);
 	if (rc)
 		return rc;
