@@ -34,6 +34,7 @@ struct fe;
 #define FE_FETCH_WAIT_MS_MAX 60000
 #define FE_PENDING_TIMEOUT_MS 30000
 #define FE_FENCE_MS 10000
+#define FE_FENCES_MAX 8
 #define FE_SHUTDOWN_WAIT_MS 5000
 
 struct fe_sub;
@@ -91,6 +92,7 @@ struct fe_pending {
 	int64_t created_ms;
 	enum fe_pending_kind kind;
 	uint64_t producer_id;            /* publishes: for the connection's fence */
+	uint64_t space;                  /* fe_fence_space(): the sequence space it was numbered in */
 	uint64_t sequence;
 };
 
@@ -112,14 +114,17 @@ struct fe_conn {
 	struct fe_sub_list subs;
 	struct fe_pending_list pending;
 	uint32_t npending;     /* requests awaiting the log; reading pauses at cfg inflight_max */
-	/* After a publish of fence_pid was answered UNAVAILABLE, its later
-	 * publishes on this connection are refused until fence_seq (the lowest
-	 * refused) comes again: a producer's retries then reach the log in
-	 * sequence order, never behind newer messages. Lifts by itself after
-	 * FE_FENCE_MS for clients that give up instead of retrying. */
-	int fenced;
-	uint64_t fence_pid, fence_seq;
-	int64_t fence_until_ms;
+	/* After a publish of producer P in sequence space S (topic and
+	 * partition space, as dedup numbers them) was answered UNAVAILABLE,
+	 * P's later publishes in S on this connection are refused (FENCED)
+	 * until the lowest refused sequence comes again: retries then reach the
+	 * log in sequence order, never behind newer messages. A fence lifts by
+	 * itself after FE_FENCE_MS for clients that give up instead of
+	 * retrying. At most FE_FENCES_MAX per connection (oldest replaced). */
+	struct fe_fence {
+		uint64_t pid, space, seq;
+		int64_t until_ms;        /* 0: slot free */
+	} fences[FE_FENCES_MAX];
 };
 
 TAILQ_HEAD(fe_conn_list, fe_conn);
@@ -192,6 +197,8 @@ void fe_on_cluster_status(struct fe_conn *c, uint64_t id);
 void fe_sub_schedule(struct fe_sub *s);
 /* The commit table moved: wake subscriptions and parked fetches. */
 void fe_reads_commit_moved(struct fe *fe);
+/* The sequence space of a publish, for fences (topic name, partition or any). */
+uint64_t fe_fence_space(const char *topic, int has_partition, uint32_t partition);
 /* Shutdown began: answer parked fetches now. */
 void fe_reads_stop(struct fe *fe);
 /* Output dropped below the low watermark. */

@@ -453,9 +453,10 @@ static int sub_parts(struct fe_sub *s, const struct store_topic *tp, const Sluic
 	size_t n = m->n_partitions ? m->n_partitions : tp->partitions, i;
 	uint8_t *seen;
 
-	*why = "partition out of range or listed twice";
-	if (n == 0 || n > tp->partitions)
+	if (n == 0 || n > tp->partitions) {
+		*why = "partition out of range or listed twice";
 		return SL_EINVAL;
+	}
 	s->parts = calloc(n, sizeof(*s->parts));
 	seen = calloc(tp->partitions, 1);
 	if (!s->parts || !seen) {
@@ -466,6 +467,7 @@ static int sub_parts(struct fe_sub *s, const struct store_topic *tp, const Sluic
 		uint32_t p = m->n_partitions ? m->partitions[i] : (uint32_t)i;
 		if (p >= tp->partitions || seen[p]) {
 			free(seen);
+			*why = "partition out of range or listed twice";
 			return SL_EINVAL;
 		}
 		seen[p] = 1;
@@ -477,13 +479,15 @@ static int sub_parts(struct fe_sub *s, const struct store_topic *tp, const Sluic
 	return SL_OK;
 }
 
-static void sub_send_subscribed(struct fe_sub *s, uint64_t id)
+/* SL_ENOMEM if the answer could not be built (the caller ends the sub). */
+static int sub_send_subscribed(struct fe_sub *s, uint64_t id)
 {
 	Sluice__Subscribed sd = SLUICE__SUBSCRIBED__INIT;
 	Sluice__Frame f = SLUICE__FRAME__INIT;
 	Sluice__PartitionPosition *pp = calloc(s->nparts, sizeof(*pp));
 	Sluice__PartitionPosition **ptrs = calloc(s->nparts, sizeof(*ptrs));
 	uint32_t i;
+	int rc = SL_ENOMEM;
 
 	if (!pp || !ptrs) {
 		fe_send_error(s->conn, id, SL_EINTERNAL, "out of memory");
@@ -502,9 +506,11 @@ static void sub_send_subscribed(struct fe_sub *s, uint64_t id)
 	f.body_case = SLUICE__FRAME__BODY_SUBSCRIBED;
 	f.subscribed = &sd;
 	fe_send(s->conn, &f);
+	rc = SL_OK;
 out:
 	free(ptrs);
 	free(pp);
+	return rc;
 }
 
 /* Build the subscription inside one read txn; returns an sl_err. */
@@ -570,7 +576,10 @@ void fe_on_subscribe(struct fe_conn *c, uint64_t id, const Sluice__Subscribe *m)
 	s->credit = m->credit;
 	TAILQ_INSERT_TAIL(&c->subs, s, link);
 	c->nsubs++;
-	sub_send_subscribed(s, id);
+	if (sub_send_subscribed(s, id) != SL_OK) {
+		sub_free(s); /* the client got an error for its Subscribe: no Delivery may follow */
+		return;
+	}
 	fe_sub_schedule(s);
 }
 

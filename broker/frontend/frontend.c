@@ -194,8 +194,10 @@ static void pending_add(struct fe *fe, struct fe_pending *p, struct fe_conn *c, 
 	p->kind = kind;
 	p->created_ms = time_now_ms();
 	if (f->body_case == SLUICE__FRAME__BODY_PUBLISH) {
-		p->producer_id = f->publish->producer_id;
-		p->sequence = f->publish->sequence;
+		const Sluice__Publish *m = f->publish;
+		p->producer_id = m->producer_id;
+		p->space = fe_fence_space(m->topic, m->has_partition, m->partition);
+		p->sequence = m->sequence;
 	}
 	s = pending_slot(fe, cookie);
 	p->hnext = fe->buckets[s];
@@ -250,6 +252,11 @@ static int req_size_publish(const struct fe *fe, const Sluice__Publish *p, struc
 {
 	size_t total = sizeof(struct rm_publish), i;
 
+	if (p->has_partition && p->partition == RM_PARTITION_ANY) {
+		/* the ring's "no partition" value: never a partition number */
+		*why = "partition out of range";
+		return SL_EINVAL;
+	}
 	if (!req_name_ok(p->topic, RM_TOPIC_NAME_MAX)) {
 		*why = "topic name must be 1 to 249 bytes";
 		return SL_EINVAL;
@@ -420,33 +427,64 @@ static void wake_logwriter(struct fe *fe)
 
 static void fe_check_epoch(struct fe *fe);
 
-/* A publish was answered UNAVAILABLE: fence its producer on its connection. */
+uint64_t fe_fence_space(const char *topic, int has_partition, uint32_t partition)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (const char *p = topic; *p; p++)
+		h = (h ^ (uint8_t)*p) * 1099511628211ull;
+	return h * 31 + (has_partition ? partition : UINT32_MAX);
+}
+
+static struct fe_fence *fence_find(struct fe_conn *c, uint64_t pid, uint64_t space)
+{
+	for (size_t i = 0; i < FE_FENCES_MAX; i++)
+		if (c->fences[i].until_ms && c->fences[i].pid == pid && c->fences[i].space == space)
+			return &c->fences[i];
+	return NULL;
+}
+
+/* A publish was answered UNAVAILABLE: fence its producer's sequence space
+ * on its connection (or lower the sequence an active fence waits for). */
 static void conn_fence(struct fe_pending *p)
 {
 	struct fe_conn *c = p->conn;
+	int64_t now = time_now_ms();
 	if (p->kind != FE_PENDING_PUBLISH || !p->producer_id)
 		return;
-	if (c->fenced && c->fence_pid == p->producer_id) {
-		if (p->sequence < c->fence_seq)
-			c->fence_seq = p->sequence;
+	struct fe_fence *fc = fence_find(c, p->producer_id, p->space);
+	if (fc && now < fc->until_ms) {
+		if (p->sequence < fc->seq)
+			fc->seq = p->sequence;
+		fc->until_ms = now + FE_FENCE_MS;
 		return;
 	}
-	if (c->fenced && time_now_ms() < c->fence_until_ms)
-		return; /* another producer holds the fence; one per connection is the norm */
-	c->fenced = 1;
-	c->fence_pid = p->producer_id;
-	c->fence_seq = p->sequence;
-	c->fence_until_ms = time_now_ms() + FE_FENCE_MS;
+	if (!fc) {
+		fc = &c->fences[0];
+		for (size_t i = 0; i < FE_FENCES_MAX; i++) {
+			if (c->fences[i].until_ms <= now) {
+				fc = &c->fences[i];
+				break;
+			}
+			if (c->fences[i].until_ms < fc->until_ms)
+				fc = &c->fences[i];
+		}
+	}
+	*fc = (struct fe_fence){p->producer_id, p->space, p->sequence, now + FE_FENCE_MS};
 }
 
-/* 1 if f must be refused because an earlier publish of its producer has to
- * come first; the retry of the fenced sequence lifts the fence. */
+/* 1 if f must be refused because an earlier publish of its producer in the
+ * same sequence space has to come first; the retry of the fenced sequence
+ * lifts the fence. */
 static int conn_fenced(struct fe_conn *c, const Sluice__Frame *f)
 {
-	if (!c->fenced || f->body_case != SLUICE__FRAME__BODY_PUBLISH || f->publish->producer_id != c->fence_pid)
+	if (f->body_case != SLUICE__FRAME__BODY_PUBLISH || !f->publish->producer_id)
 		return 0;
-	if (f->publish->sequence == c->fence_seq || time_now_ms() >= c->fence_until_ms) {
-		c->fenced = 0;
+	const Sluice__Publish *m = f->publish;
+	struct fe_fence *fc = fence_find(c, m->producer_id, fe_fence_space(m->topic, m->has_partition, m->partition));
+	if (!fc)
+		return 0;
+	if (m->sequence == fc->seq || time_now_ms() >= fc->until_ms) {
+		fc->until_ms = 0;
 		return 0;
 	}
 	return 1;
@@ -908,8 +946,10 @@ static void conn_undecodable(struct fe_conn *c, const uint8_t *body, size_t len)
 {
 	Sluice__Frame *f = sluice__frame__unpack(NULL, len, body);
 
-	if (f && f->body_case == SLUICE__FRAME__BODY__NOT_SET && f->base.n_unknown_fields > 0)
+	if (f && f->body_case == SLUICE__FRAME__BODY__NOT_SET && f->base.n_unknown_fields > 0 && f->id != 0)
 		fe_send_error(c, f->id, SL_EUNKNOWN_OP, "operation not understood by this server");
+	else if (f && f->id == 0)
+		conn_fatal(c, 0, SL_EMALFORMED, "request id 0 is reserved for server pushes");
 	else
 		conn_fatal(c, f ? f->id : 0, SL_EMALFORMED, "frame could not be decoded");
 	if (f)

@@ -154,6 +154,9 @@ static int topic_load_cb(void *arg, const struct store_topic *tp)
 		lp->topic_id = tp->topic_id;
 		lp->partition = p;
 		lp->end = sp.end_offset;
+		/* timestamps never go back, even across a restart with the clock set back */
+		if (sp.max_ts > w->last_ts)
+			w->last_ts = sp.max_ts;
 	}
 	return 0;
 }

@@ -433,19 +433,33 @@ static int load_entry_cb(void *arg, uint64_t index, uint64_t term, uint32_t type
 	return 0;
 }
 
+/* The member ids in ascending order, zero-filled: membership is a set, so
+ * the order of [cluster] peers does not matter. */
+static void members_sorted(const struct config *cfg, uint32_t ids[CONFIG_NODES_MAX])
+{
+	memset(ids, 0, CONFIG_NODES_MAX * sizeof(*ids));
+	for (uint32_t i = 0; i < cfg->cluster_n; i++) {
+		uint32_t id = cfg->cluster[i].id, k = i;
+		for (; k > 0 && ids[k - 1] > id; k--)
+			ids[k] = ids[k - 1];
+		ids[k] = id;
+	}
+}
+
 static uint64_t cluster_id(const struct config *cfg)
 {
+	uint32_t ids[CONFIG_NODES_MAX];
 	uint64_t h = 1469598103934665603ull;
+	members_sorted(cfg, ids);
 	for (uint32_t i = 0; i < cfg->cluster_n; i++)
-		h = (h ^ cfg->cluster[i].id) * 1099511628211ull;
+		h = (h ^ ids[i]) * 1099511628211ull;
 	return h;
 }
 
 static int check_members(struct lw *w, struct store_txn *t, int *fresh)
 {
-	uint32_t ids[CONFIG_NODES_MAX] = {0};
-	for (uint32_t i = 0; i < w->cfg->cluster_n; i++)
-		ids[i] = w->cfg->cluster[i].id;
+	uint32_t ids[CONFIG_NODES_MAX], stored[CONFIG_NODES_MAX] = {0};
+	members_sorted(w->cfg, ids);
 	struct slice v;
 	int rc = store_meta_get(t, "raft/members", &v);
 	if (rc == SL_ENOTFOUND) {
@@ -454,8 +468,18 @@ static int check_members(struct lw *w, struct store_txn *t, int *fresh)
 	}
 	if (rc)
 		return rc;
-	if (v.len != sizeof(ids) || memcmp(v.base, ids, sizeof(ids)) != 0) {
-		log_error("the data dir belongs to a cluster with other members than [cluster] peers names; "
+	if (v.len == sizeof(stored)) {
+		/* data dirs of earlier versions stored the ids in config order */
+		memcpy(stored, v.base, sizeof(stored));
+		for (uint32_t i = 1; i < CONFIG_NODES_MAX; i++)
+			for (uint32_t k = i; k > 0 && stored[k] && (stored[k - 1] > stored[k] || !stored[k - 1]); k--) {
+				uint32_t x = stored[k];
+				stored[k] = stored[k - 1];
+				stored[k - 1] = x;
+			}
+	}
+	if (v.len != sizeof(stored) || memcmp(stored, ids, sizeof(ids)) != 0) {
+		log_error("the data dir belongs to a cluster with other member ids than [cluster] peers names; "
 			  "membership changes are not supported");
 		return SL_ECONFIG;
 	}
@@ -582,11 +606,10 @@ static int rings_recover(struct lw *w, struct store_txn *t)
 /* Record membership and owner (first start), or the adopted hard state. */
 static int claim_dir(struct lw *w, int fresh, const struct raft_hardstate *hs)
 {
-	uint32_t ids[CONFIG_NODES_MAX] = {0};
+	uint32_t ids[CONFIG_NODES_MAX];
 	uint32_t self = w->cfg->node_id;
 	struct cl_hs h = {hs->term, hs->vote};
-	for (uint32_t i = 0; i < w->cfg->cluster_n; i++)
-		ids[i] = w->cfg->cluster[i].id;
+	members_sorted(w->cfg, ids);
 	int rc = store_txn_begin(w->store, 1, &w->txn);
 	if (rc == SL_OK && fresh)
 		rc = store_meta_put(w->txn, "raft/members", slice_make(ids, sizeof(ids)));

@@ -438,3 +438,109 @@ Test(protocol, subscription_ends_with_no_such_topic_when_topic_deleted)
 	close(sfd);
 	close(fd);
 }
+
+/* Id 0 is reserved for frames the server pushes: a request carrying it is
+ * MALFORMED (answered with id 0) and the connection closes. */
+Test(protocol, request_id_zero_is_malformed_and_closes)
+{
+	int fd = open_hello();
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	Sluice__NodeStatus ns = SLUICE__NODE_STATUS__INIT;
+
+	f.id = 0;
+	f.body_case = SLUICE__FRAME__BODY_NODE_STATUS;
+	f.node_status = &ns;
+	cr_assert_eq(itest_send_frame(fd, &f), 0);
+	expect_error_then_close(fd, SLUICE__ERROR_CODE__MALFORMED, "NodeStatus with id 0");
+	close(fd);
+}
+
+/* partition 0xffffffff is the ring's "no partition": never routed as one. */
+Test(protocol, explicit_partition_all_ones_is_invalid_argument)
+{
+	int fd = open_hello();
+	cr_assert_eq(itest_raw_create_topic(fd, 1, "p1", 2), 0);
+	cr_assert_eq(itest_raw_send_publish(fd, 2, "p1", -1, "x", 1, 0, 0), 0);
+	cr_assert_eq(itest_raw_wait_ack(fd, 2, 5000, NULL, NULL, NULL), 0);
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	Sluice__Publish p = SLUICE__PUBLISH__INIT;
+	p.topic = (char *)"p1";
+	p.has_partition = 1;
+	p.partition = UINT32_MAX;
+	p.payload.data = (uint8_t *)"y";
+	p.payload.len = 1;
+	f.id = 3;
+	f.body_case = SLUICE__FRAME__BODY_PUBLISH;
+	f.publish = &p;
+	cr_assert_eq(itest_send_frame(fd, &f), 0);
+	cr_assert_eq(itest_raw_wait_ack(fd, 3, 5000, NULL, NULL, NULL), SLUICE__ERROR_CODE__INVALID_ARGUMENT);
+	expect_node_status(fd, 4); /* the connection stays */
+	close(fd);
+}
+
+/*
+ * De-duplication is per producer, topic and partition space: a producer may
+ * number each topic from 1. A real duplicate is answered with the original
+ * position, and nothing is stored twice.
+ */
+Test(protocol, dedup_is_scoped_to_topic_and_partition_space)
+{
+	int fd = open_hello();
+	uint32_t part = 99;
+	uint64_t off = 99, off_a, off_b;
+	int dup = -1;
+
+	cr_assert_eq(itest_raw_create_topic(fd, 1, "da", 1), 0);
+	cr_assert_eq(itest_raw_create_topic(fd, 2, "db", 2), 0);
+	/* seq 1 to topic da, then seq 1 to topic db: both stored */
+	cr_assert_eq(itest_raw_send_publish(fd, 3, "da", -1, "a1", 2, 777, 1), 0);
+	cr_assert_eq(itest_raw_wait_ack(fd, 3, 5000, &part, &off_a, &dup), 0);
+	cr_assert_eq(dup, 0);
+	cr_assert_eq(off_a, 0);
+	cr_assert_eq(itest_raw_send_publish(fd, 4, "db", 1, "b1", 2, 777, 1), 0);
+	cr_assert_eq(itest_raw_wait_ack(fd, 4, 5000, &part, &off_b, &dup), 0);
+	cr_assert_eq(dup, 0, "seq 1 of topic db was taken for a duplicate of topic da's seq 1");
+	cr_assert_eq(part, 1);
+	cr_assert_eq(off_b, 0);
+	/* the same sequence in another partition space of db (partition 0) is new too */
+	cr_assert_eq(itest_raw_send_publish(fd, 5, "db", 0, "b0", 2, 777, 1), 0);
+	cr_assert_eq(itest_raw_wait_ack(fd, 5, 5000, &part, &off, &dup), 0);
+	cr_assert_eq(dup, 0);
+	cr_assert_eq(part, 0);
+	/* a real retry of db/1 seq 1 answers the original position */
+	cr_assert_eq(itest_raw_send_publish(fd, 6, "db", 1, "b1", 2, 777, 1), 0);
+	cr_assert_eq(itest_raw_wait_ack(fd, 6, 5000, &part, &off, &dup), 0);
+	cr_assert_eq(dup, 1);
+	cr_assert_eq(part, 1);
+	cr_assert_eq(off, off_b);
+	/* and the next new message of db/1 lands right after it: nothing stored twice */
+	cr_assert_eq(itest_raw_send_publish(fd, 7, "db", 1, "b2", 2, 777, 2), 0);
+	cr_assert_eq(itest_raw_wait_ack(fd, 7, 5000, &part, &off, &dup), 0);
+	cr_assert_eq(dup, 0);
+	cr_assert_eq(off, off_b + 1);
+	close(fd);
+}
+
+/* With inflight_max 2 the server stops reading a connection that has two
+ * requests waiting for the log, and resumes as acks come: every one of 200
+ * pipelined publishes is answered, in order, at consecutive offsets. */
+Test(protocol, inflight_max_pauses_reading_and_loses_nothing)
+{
+	static const char *extra[] = {"--inflight-max", "2", NULL};
+	cr_assert_eq(itest_node_stop(&node), 0);
+	node.extra[0] = extra[0];
+	node.extra[1] = extra[1];
+	node.extra[2] = NULL;
+	cr_assert_eq(itest_node_start(&node), 0);
+	int fd = open_hello();
+	cr_assert_eq(itest_raw_create_topic(fd, 1, "inf", 1), 0);
+	for (uint64_t i = 0; i < 200; i++)
+		cr_assert_eq(itest_raw_send_publish(fd, 10 + i, "inf", 0, "m", 1, 0, 0), 0);
+	for (uint64_t i = 0; i < 200; i++) {
+		uint64_t off = 0;
+		cr_assert_eq(itest_raw_wait_ack(fd, 10 + i, 10000, NULL, &off, NULL), 0, "publish %llu",
+		             (unsigned long long)i);
+		cr_assert_eq(off, i);
+	}
+	close(fd);
+}
