@@ -286,7 +286,8 @@ static int ret_topic_cb(void *arg, const struct store_topic *tp)
 	return x->batches_left == 0;
 }
 
-/* Expires dedup entries older than the window, resuming where the last step stopped. */
+/* Expires dedup entries older than the window (and drops those of the wrong
+ * size), resuming where the last step stopped. */
 static int ret_dedup(struct ret_ctx *x, int64_t cutoff_ms)
 {
 	uint8_t resume[DEDUP_KEY_BYTES], next[512];
@@ -294,14 +295,16 @@ static int ret_dedup(struct ret_ctx *x, int64_t cutoff_ms)
 	struct slice v;
 	int err = store_meta_get(x->t, META_DEDUP_CURSOR, &v);
 
-	if (err == SL_OK && v.len == sizeof(resume)) {
+	/* The cursor is a key of the dedup db: of this format, or of the previous
+	 * one when a data dir written by the previous version is resumed. */
+	if (err == SL_OK && (v.len == DEDUP_KEY_BYTES || v.len == DEDUP_OLD_KEY_BYTES)) {
 		memcpy(resume, v.base, v.len);
 		resume_len = v.len;
 	} else if (err != SL_OK && err != SL_ENOTFOUND) {
 		return err;
 	}
-	err = scan_delete(x->t, DB_DEDUP, slice_make(resume, resume_len), &x->aux_left, store_dedup_expired_pred, &cutoff_ms,
-	                  next, &next_len);
+	err = scan_delete(x->t, DB_DEDUP, slice_make(resume, resume_len), &x->aux_left, store_dedup_expired_pred,
+	                  &cutoff_ms, next, &next_len);
 	if (err != SL_OK)
 		return err;
 	if (next_len == 0)

@@ -24,7 +24,8 @@ enum store_db { DB_BATCHES, DB_PARTITIONS, DB_TOPICS, DB_GROUPS, DB_TIMEIDX, DB_
 #define STORE_GROUP_NAME_MAX 249
 
 #define BATCH_KEY_BYTES 16 /* topic_id u32, partition u32, base_offset u64 */
-#define DEDUP_KEY_BYTES 16 /* producer_id u64, sequence u64 */
+#define DEDUP_KEY_BYTES 24     /* producer_id u64, topic_id u32, space u32, base_seq u64 */
+#define DEDUP_OLD_KEY_BYTES 16 /* the previous format: producer_id u64, sequence u64 */
 
 #define META_NEXT_TOPIC_ID "next_topic_id"
 #define META_DEDUP_CURSOR "retention/dedup_cursor"
