@@ -7,18 +7,20 @@
  * Caveats:
  * - Disk bytes are input: every length in a batch is checked against the
  *   value size and the CRC32C is verified before a record is handed out. A
- *   mismatch is SL_ECORRUPT, never an assertion.
+ *   mismatch is SL_ECORRUPT, never an assertion. There is one decoder,
+ *   batch_parse (public as store_batch_parse, fuzzed by tests/fuzz/batch_fuzz.c);
+ *   every read goes through it.
  * - Records read back are slices into the LMDB map: valid until the txn ends.
  * - The time index keeps the earliest batch per timestamp; a lookup also scans
  *   the batch just before its answer, whose later records may be newer.
  */
-#include <assert.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
+#include "sl_assert.h"
 #include "store.h"
 #include "store_int.h"
 
@@ -192,12 +194,9 @@ uint32_t store_crc32c(uint32_t crc, const void *p, size_t n)
 /* ------------------------------------------------------------------------ */
 /* record batches                                                           */
 
-/* Header fields and sizes only; the CRC is checked by batch_verify. */
-int store_batch_parse_hdr(const MDB_val *v, struct batch_hdr *h)
+/* Header fields and sizes of a batch value; no CRC check. */
+static int batch_hdr_decode(const uint8_t *p, size_t n, struct batch_hdr *h)
 {
-	const uint8_t *p = v->mv_data;
-	size_t n = v->mv_size;
-
 	if (n < BATCH_HDR_BYTES + REC_FIXED_BYTES || p[BOFF_MAGIC] != BATCH_MAGIC || p[BOFF_VERSION] != BATCH_VERSION)
 		return SL_ECORRUPT;
 	h->base = be_get64(p + BOFF_BASE);
@@ -216,18 +215,9 @@ int store_batch_parse_hdr(const MDB_val *v, struct batch_hdr *h)
 	return SL_OK;
 }
 
-static int batch_verify(const MDB_val *v, const MDB_val *k, struct batch_hdr *h)
+int store_batch_parse_hdr(const MDB_val *v, struct batch_hdr *h)
 {
-	const uint8_t *p = v->mv_data;
-	int err = store_batch_parse_hdr(v, h);
-
-	if (err != SL_OK)
-		return err;
-	if (be_get32(p + BOFF_CRC) != store_crc32c(0, p + 8, v->mv_size - 8))
-		return SL_ECORRUPT;
-	if (k != NULL && be_get64((const uint8_t *)k->mv_data + 8) != h->base)
-		return SL_ECORRUPT;
-	return SL_OK;
+	return batch_hdr_decode(v->mv_data, v->mv_size, h);
 }
 
 static void rec_iter_init(struct rec_iter *it, const struct batch_hdr *h)
@@ -239,7 +229,7 @@ static void rec_iter_init(struct rec_iter *it, const struct batch_hdr *h)
 	it->offset = h->base;
 }
 
-/* Next record of a verified batch; *have = 0 at the end. Every length is checked. */
+/* Next record of a batch; *have = 0 at the end. Every length is checked. */
 static int rec_next(struct rec_iter *it, struct store_record *r, int *have)
 {
 	struct rd rec;
@@ -267,6 +257,50 @@ static int rec_next(struct rec_iter *it, struct store_record *r, int *have)
 	it->remaining--;
 	*have = 1;
 	return SL_OK;
+}
+
+/*
+ * The one batch decoder: header, sizes and CRC32C of the value (p, n), and
+ * when want_base is not NULL the base offset its key says; then fn per
+ * record (NULL: only walk them) until fn returns non-zero. *h gets the header.
+ */
+static int batch_parse(const uint8_t *p, size_t n, const uint64_t *want_base, struct batch_hdr *h,
+                       int (*fn)(void *arg, const struct store_record *r), void *arg)
+{
+	struct rec_iter it;
+	struct store_record r;
+	int have = 1;
+	int err = batch_hdr_decode(p, n, h);
+
+	if (err != SL_OK)
+		return err;
+	if (be_get32(p + BOFF_CRC) != store_crc32c(0, p + 8, n - 8))
+		return SL_ECORRUPT;
+	if (want_base != NULL && *want_base != h->base)
+		return SL_ECORRUPT;
+	rec_iter_init(&it, h);
+	while ((err = rec_next(&it, &r, &have)) == SL_OK && have) {
+		SL_ASSERT(r.offset >= h->base && r.offset - h->base < h->count);
+		if (fn != NULL && fn(arg, &r) != 0)
+			break;
+	}
+	return err;
+}
+
+int store_batch_parse(const uint8_t *v, size_t len, int (*fn)(void *arg, const struct store_record *r), void *arg)
+{
+	struct batch_hdr h;
+
+	if (v == NULL)
+		return SL_ECORRUPT;
+	return batch_parse(v, len, NULL, &h, fn, arg);
+}
+
+/* The base offset a batch key says (the key is in a partition: 16 bytes). */
+static uint64_t batch_key_base(const MDB_val *k)
+{
+	SL_ASSERT(k->mv_size == BATCH_KEY_BYTES);
+	return be_get64((const uint8_t *)k->mv_data + 8);
 }
 
 static size_t rec_bytes(const struct store_record *r)
@@ -307,6 +341,8 @@ static void batch_fill(uint8_t *v, size_t size, uint64_t base, const struct stor
 {
 	uint8_t *p = v + BATCH_HDR_BYTES;
 
+	SL_ASSERT(n > 0 && n <= UINT32_MAX && size >= BATCH_HDR_BYTES + n * REC_FIXED_BYTES);
+	SL_ASSERT(size - BATCH_HDR_BYTES <= UINT32_MAX);
 	memset(v, 0, BATCH_HDR_BYTES);
 	v[BOFF_MAGIC] = BATCH_MAGIC;
 	v[BOFF_VERSION] = BATCH_VERSION;
@@ -327,7 +363,7 @@ static void batch_fill(uint8_t *v, size_t size, uint64_t base, const struct stor
 		p = put_blob(p, recs[i].headers);
 		p = put_blob(p, recs[i].payload);
 	}
-	assert((size_t)(p - v) == size);
+	SL_ASSERT((size_t)(p - v) == size);
 	be_put32(v + BOFF_CRC, store_crc32c(0, v + 8, size - 8));
 }
 
@@ -345,6 +381,7 @@ int store_timeidx_add(struct store_txn *t, uint32_t topic_id, uint32_t partition
 	MDB_val key, val;
 	int rc;
 
+	SL_ASSERT(t->write);
 	if (t->err != SL_OK)
 		return t->err;
 	store_timeidx_key(k, topic_id, partition, ts);
@@ -363,6 +400,7 @@ static int batch_put_reserved(struct store_txn *t, const uint8_t *k, size_t size
 	MDB_val key = mval(k, BATCH_KEY_BYTES), val = {size, NULL};
 	int rc;
 
+	SL_ASSERT(t->write);
 	if (t->err != SL_OK)
 		return t->err;
 	rc = mdb_put(t->txn, t->s->dbi[DB_BATCHES], &key, &val, MDB_RESERVE | MDB_APPEND);
@@ -375,6 +413,7 @@ static int batch_put_reserved(struct store_txn *t, const uint8_t *k, size_t size
 		return SL_ECORRUPT; /* a batch at the partition's end offset: metadata and log disagree */
 	if (rc != MDB_SUCCESS)
 		return store_txn_fail(t, rc);
+	SL_ASSERT(val.mv_data != NULL && val.mv_size == size);
 	*dst = val.mv_data;
 	return SL_OK;
 }
@@ -388,7 +427,8 @@ int store_batch_append(struct store_txn *t, uint32_t topic_id, uint32_t partitio
 	size_t size = 0;
 	int err;
 
-	if (!t->write || recs == NULL || n == 0)
+	SL_ASSERT(t->write);
+	if (recs == NULL || n == 0)
 		return SL_EINVAL;
 	if (t->err != SL_OK)
 		return t->err;
@@ -403,8 +443,6 @@ int store_batch_append(struct store_txn *t, uint32_t topic_id, uint32_t partitio
 	store_batch_key(k, topic_id, partition, part.end_offset);
 	if ((err = batch_put_reserved(t, k, size, &dst)) != SL_OK)
 		return err;
-	if (dst == NULL)
-		return SL_EINTERNAL;
 	batch_fill(dst, size, part.end_offset, recs, n, ts_ms, term);
 	if ((err = store_timeidx_add(t, topic_id, partition, ts_ms, part.end_offset)) != SL_OK)
 		return err;
@@ -413,6 +451,7 @@ int store_batch_append(struct store_txn *t, uint32_t topic_id, uint32_t partitio
 		part.max_ts = ts_ms;
 	part.end_offset += n;
 	part.bytes += size;
+	SL_ASSERT(part.end_offset > *base_out);
 	if (ts_ms > part.max_ts)
 		part.max_ts = ts_ms;
 	return store_part_put(t, topic_id, partition, &part);
@@ -458,31 +497,25 @@ static int read_full(const struct read_state *st)
 	       (st->max_bytes != 0 && st->bytes >= st->max_bytes);
 }
 
-/* Delivers the records of one verified batch that fall in [from, limit). */
-static int read_batch(struct read_state *st, const struct batch_hdr *h)
+/* Called per record of a batch: delivers those in [from, limit) within the limits. */
+static int read_rec_cb(void *arg, const struct store_record *r)
 {
-	struct rec_iter it;
-	struct store_record r;
-	int have = 1, err = SL_OK;
+	struct read_state *st = arg;
 
-	rec_iter_init(&it, h);
-	while (!st->stop) {
-		if ((err = rec_next(&it, &r, &have)) != SL_OK || !have)
-			break;
-		if (r.offset < st->from)
-			continue;
-		if (r.offset >= st->limit || read_full(st) ||
-		    (st->max_bytes != 0 && st->records > 0 && st->bytes + rec_bytes(&r) > st->max_bytes)) {
-			st->stop = 1;
-			break;
-		}
-		st->records++;
-		st->bytes += rec_bytes(&r);
-		st->next = r.offset + 1;
-		if (st->fn(st->arg, &r) != 0 || read_full(st) || st->next >= st->limit)
-			st->stop = 1;
+	if (r->offset < st->from)
+		return 0;
+	if (r->offset >= st->limit || read_full(st) ||
+	    (st->max_bytes != 0 && st->records > 0 && st->bytes + rec_bytes(r) > st->max_bytes)) {
+		st->stop = 1;
+		return 1;
 	}
-	return err;
+	st->records++;
+	st->bytes += rec_bytes(r);
+	st->next = r->offset + 1;
+	SL_ASSERT(st->next <= st->limit);
+	if (st->fn(st->arg, r) != 0 || read_full(st) || st->next >= st->limit)
+		st->stop = 1;
+	return st->stop;
 }
 
 static int read_batches(MDB_cursor *c, uint32_t topic_id, uint32_t partition, struct read_state *st)
@@ -498,9 +531,8 @@ static int read_batches(MDB_cursor *c, uint32_t topic_id, uint32_t partition, st
 	if (err != SL_OK)
 		return err;
 	for (;;) {
-		if ((err = batch_verify(&v, &k, &h)) != SL_OK)
-			return err;
-		if ((err = read_batch(st, &h)) != SL_OK || st->stop)
+		expect = batch_key_base(&k);
+		if ((err = batch_parse(v.mv_data, v.mv_size, &expect, &h, read_rec_cb, st)) != SL_OK || st->stop)
 			return err;
 		expect = h.base + h.count;
 		if (expect >= st->limit)
@@ -509,7 +541,7 @@ static int read_batches(MDB_cursor *c, uint32_t topic_id, uint32_t partition, st
 		if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
 			return store_err(rc);
 		if (rc == MDB_NOTFOUND || !store_batch_key_in_partition(&k, topic_id, partition) ||
-		    be_get64((const uint8_t *)k.mv_data + 8) != expect)
+		    batch_key_base(&k) != expect)
 			return SL_ECORRUPT; /* a hole below the end offset */
 	}
 }
@@ -549,33 +581,42 @@ int store_read(struct store_txn *t, uint32_t topic_id, uint32_t partition, uint6
 	return err;
 }
 
-/* First offset in the batch holding `at` whose timestamp is >= ts, below `before`. */
+struct time_scan {
+	int64_t ts;
+	uint64_t floor;
+	uint64_t at;
+	uint64_t *found;
+};
+
+static int time_scan_cb(void *arg, const struct store_record *r)
+{
+	struct time_scan *ts = arg;
+
+	if (r->offset < ts->floor || r->offset > ts->at || r->timestamp_ms < ts->ts)
+		return 0;
+	*ts->found = r->offset;
+	return 1;
+}
+
+/* First offset in [floor, at] of the batch holding `at` whose timestamp is >= ts
+ * (*found is left alone if none). */
 static int time_scan_batch(struct store_txn *t, uint32_t topic_id, uint32_t partition, uint64_t at, int64_t ts,
                            uint64_t floor, uint64_t *found)
 {
+	struct time_scan scan = {ts, floor, at, found};
 	MDB_cursor *c = NULL;
 	MDB_val k, v;
 	struct batch_hdr h;
-	struct rec_iter it;
-	struct store_record r;
-	int have = 1;
+	uint64_t base;
 	int err = store_cursor_open(t, DB_BATCHES, &c);
 
 	if (err != SL_OK)
 		return err;
 	err = batch_seek(c, topic_id, partition, at, &k, &v);
-	if (err == SL_OK)
-		err = batch_verify(&v, &k, &h);
-	if (err != SL_OK || h.max_ts < ts)
-		goto out;
-	rec_iter_init(&it, &h);
-	while ((err = rec_next(&it, &r, &have)) == SL_OK && have) {
-		if (r.offset >= floor && r.offset <= at && r.timestamp_ms >= ts) {
-			*found = r.offset;
-			break;
-		}
+	if (err == SL_OK) {
+		base = batch_key_base(&k);
+		err = batch_parse(v.mv_data, v.mv_size, &base, &h, time_scan_cb, &scan);
 	}
-out:
 	mdb_cursor_close(c);
 	return err == SL_ENOTFOUND ? SL_OK : err;
 }

@@ -24,12 +24,16 @@
 #include <string.h>
 
 #include "err.h"
+#include "sl_assert.h"
 #include "store.h"
 #include "store_int.h"
 
 #define DEDUP_PREFIX_BYTES 16 /* producer_id, topic_id, space */
 #define DEDUP_VAL_BYTES 40
 #define DEDUP_VOFF_TS 16
+
+_Static_assert(DEDUP_PREFIX_BYTES + 8 == DEDUP_KEY_BYTES, "dedup key: prefix and base_seq");
+_Static_assert(DEDUP_KEY_BYTES > DEDUP_OLD_KEY_BYTES, "the old and new key sizes differ");
 
 static void dedup_key(uint8_t *k, uint64_t producer_id, uint32_t topic_id, uint32_t space, uint64_t seq)
 {
@@ -72,7 +76,9 @@ int store_dedup_put(struct store_txn *t, uint64_t producer_id, uint32_t topic_id
 {
 	uint8_t k[DEDUP_KEY_BYTES], v[DEDUP_VAL_BYTES];
 
-	if (d->count == 0 || d->count - 1 > UINT64_MAX - base_seq || d->count - 1 > UINT64_MAX - d->base_offset)
+	SL_ASSERT(t->write);
+	SL_ASSERT(d->count >= 1);
+	if (d->count - 1 > UINT64_MAX - base_seq || d->count - 1 > UINT64_MAX - d->base_offset)
 		return SL_EINVAL;
 	dedup_key(k, producer_id, topic_id, space, base_seq);
 	dedup_encode(v, d);

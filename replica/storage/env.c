@@ -22,6 +22,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "sl_assert.h"
 #include "store.h"
 #include "store_int.h"
 
@@ -261,6 +262,7 @@ void store_txn_abort(struct store_txn *t)
 
 int store_db_get(struct store_txn *t, enum store_db db, MDB_val k, MDB_val *v)
 {
+	SL_ASSERT(k.mv_size > 0 && k.mv_size <= STORE_KEY_BYTES_MAX);
 	return store_err(mdb_get(t->txn, t->s->dbi[db], &k, v));
 }
 
@@ -268,8 +270,8 @@ int store_db_put(struct store_txn *t, enum store_db db, MDB_val k, MDB_val v, un
 {
 	int rc;
 
-	if (!t->write)
-		return SL_EINVAL;
+	SL_ASSERT(t->write);
+	SL_ASSERT(k.mv_size > 0 && k.mv_size <= STORE_KEY_BYTES_MAX);
 	if (t->err != SL_OK)
 		return t->err;
 	rc = mdb_put(t->txn, t->s->dbi[db], &k, &v, flags);
@@ -280,8 +282,8 @@ int store_db_del(struct store_txn *t, enum store_db db, MDB_val k)
 {
 	int rc;
 
-	if (!t->write)
-		return SL_EINVAL;
+	SL_ASSERT(t->write);
+	SL_ASSERT(k.mv_size > 0 && k.mv_size <= STORE_KEY_BYTES_MAX);
 	if (t->err != SL_OK)
 		return t->err;
 	rc = mdb_del(t->txn, t->s->dbi[db], &k, NULL);
@@ -292,7 +294,10 @@ int store_db_del(struct store_txn *t, enum store_db db, MDB_val k)
 
 int store_cursor_open(struct store_txn *t, enum store_db db, MDB_cursor **c)
 {
-	return store_err(mdb_cursor_open(t->txn, t->s->dbi[db], c));
+	int rc = mdb_cursor_open(t->txn, t->s->dbi[db], c);
+
+	SL_ASSERT(rc != MDB_SUCCESS || *c != NULL);
+	return store_err(rc);
 }
 
 /* ------------------------------------------------------------------------ */

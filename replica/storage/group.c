@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "sl_assert.h"
 #include "store.h"
 #include "store_int.h"
 
@@ -25,6 +26,7 @@ static int group_key(uint8_t *k, size_t *len, const char *group, uint32_t topic_
 	be_put32(k + n + 1, topic_id);
 	be_put32(k + n + 5, partition);
 	*len = n + 9;
+	SL_ASSERT(*len <= GROUP_KEY_MAX);
 	return SL_OK;
 }
 

@@ -12,6 +12,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "sl_assert.h"
 #include "store.h"
 #include "store_int.h"
 
@@ -24,13 +25,13 @@ int store_raft_put(struct store_txn *t, uint64_t index, uint64_t term, uint32_t 
 	int rc;
 
 	be_put64(k, index);
-	if (!t->write)
-		return SL_EINVAL;
+	SL_ASSERT(t->write);
 	if (t->err != SL_OK)
 		return t->err;
 	rc = mdb_put(t->txn, t->s->dbi[DB_RAFTLOG], &(MDB_val){8, k}, &v, MDB_RESERVE);
 	if (rc != MDB_SUCCESS)
 		return store_txn_fail(t, rc);
+	SL_ASSERT(v.mv_data != NULL && v.mv_size == RAFT_VAL_HDR_BYTES + data.len);
 	uint8_t *p = v.mv_data;
 	be_put64(p, term);
 	be_put32(p + 8, type);
@@ -50,8 +51,8 @@ static int raft_del_range(struct store_txn *t, uint64_t from, int dir, size_t ma
 	size_t n = 0;
 	int rc, err;
 
-	if (!t->write)
-		return SL_EINVAL;
+	SL_ASSERT(t->write);
+	SL_ASSERT(dir == 1 || dir == -1);
 	if ((err = store_cursor_open(t, DB_RAFTLOG, &c)) != SL_OK)
 		return err;
 	be_put64(k, from);

@@ -10,13 +10,13 @@
  * - A partition whose oldest batch is corrupt is skipped with a warning, so
  *   one bad value does not stop retention everywhere else.
  */
-#include <assert.h>
 #include <lmdb.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
 #include "log.h"
+#include "sl_assert.h"
 #include "store.h"
 #include "store_int.h"
 
@@ -40,14 +40,14 @@ struct ret_ctx {
 
 /*
  * Visits at most `budget` entries of db from `resume` (empty: the start),
- * deleting those `pred` accepts. *next gets the key to resume from, or
- * length 0 when the scan reached the end.
+ * deleting those `pred` accepts. *next (room for STORE_KEY_BYTES_MAX bytes)
+ * gets the key to resume from, or length 0 when the scan reached the end.
  */
 static int scan_delete(struct store_txn *t, enum store_db db, struct slice resume, size_t *budget,
                        int (*pred)(void *arg, const MDB_val *k, const MDB_val *v), void *arg, uint8_t *next,
                        size_t *next_len)
 {
-	uint8_t kb[512];
+	uint8_t kb[STORE_KEY_BYTES_MAX];
 	MDB_cursor *c = NULL;
 	MDB_val k, v;
 	int err = store_cursor_open(t, db, &c);
@@ -56,7 +56,7 @@ static int scan_delete(struct store_txn *t, enum store_db db, struct slice resum
 	if (err != SL_OK)
 		return err;
 	*next_len = 0;
-	assert(resume.len <= sizeof(kb));
+	SL_ASSERT(resume.len <= sizeof(kb));
 	memcpy(kb, resume.base, resume.len);
 	k = mval(kb, resume.len);
 	rc = mdb_cursor_get(c, &k, &v, resume.len > 0 ? MDB_SET_RANGE : MDB_FIRST);
@@ -67,14 +67,19 @@ static int scan_delete(struct store_txn *t, enum store_db db, struct slice resum
 			continue;
 		}
 		size_t kl = k.mv_size;
-		assert(kl <= sizeof(kb));
+		if (kl == 0 || kl > sizeof(kb)) { /* LMDB never stores such a key */
+			err = SL_ECORRUPT;
+			goto out;
+		}
 		memcpy(kb, k.mv_data, kl);
 		if ((err = store_db_del(t, db, mval(kb, kl))) != SL_OK)
 			goto out;
 		k = mval(kb, kl);
 		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
 	}
-	if (rc == MDB_SUCCESS) {
+	if (rc == MDB_SUCCESS && (k.mv_size == 0 || k.mv_size > STORE_KEY_BYTES_MAX)) {
+		err = SL_ECORRUPT;
+	} else if (rc == MDB_SUCCESS) {
 		memcpy(next, k.mv_data, k.mv_size);
 		*next_len = k.mv_size;
 	} else if (rc != MDB_NOTFOUND) {
@@ -131,7 +136,7 @@ static int group_of_topic_pred(void *arg, const MDB_val *k, const MDB_val *v)
 /* Removes a deleted topic's groups entries, resuming from the key saved in its meta value. */
 static int drop_topic_groups(struct ret_ctx *x, uint32_t topic_id, const char *mkey, struct slice mval_, int *done)
 {
-	uint8_t val[4 + 512];
+	uint8_t val[4 + STORE_KEY_BYTES_MAX];
 	size_t next_len = 0;
 	int err;
 
@@ -168,7 +173,7 @@ static int ret_deleted_topics(struct ret_ctx *x)
 {
 	const size_t plen = strlen(META_DELTOPIC_PREFIX);
 	char mkey[32];
-	uint8_t val[4 + 512];
+	uint8_t val[4 + STORE_KEY_BYTES_MAX];
 	MDB_cursor *c = NULL;
 	MDB_val k, v;
 	int err = SL_OK, done = 1, rc;
@@ -262,6 +267,8 @@ static int ret_partition(struct ret_ctx *x, const struct store_topic *tp, uint32
 	}
 	if (err == SL_OK && changed) {
 		err = oldest_batch(c, tp->topic_id, partition, kb, &h, &found, &has_next);
+		if (err == SL_OK && found && h.base > part.end_offset)
+			err = SL_ECORRUPT; /* a batch past the end the partition record says */
 		part.first_offset = found ? h.base : part.end_offset;
 		if (err == SL_OK && found)
 			err = store_timeidx_add(x->t, tp->topic_id, partition, h.first_ts, h.base);
@@ -290,7 +297,7 @@ static int ret_topic_cb(void *arg, const struct store_topic *tp)
  * size), resuming where the last step stopped. */
 static int ret_dedup(struct ret_ctx *x, int64_t cutoff_ms)
 {
-	uint8_t resume[DEDUP_KEY_BYTES], next[512];
+	uint8_t resume[DEDUP_KEY_BYTES], next[STORE_KEY_BYTES_MAX];
 	size_t next_len = 0, resume_len = 0;
 	struct slice v;
 	int err = store_meta_get(x->t, META_DEDUP_CURSOR, &v);
@@ -321,8 +328,7 @@ int store_retention_step(struct store_txn *t, int64_t now_ms, int64_t dedup_wind
 	int err;
 
 	*deleted = 0;
-	if (!t->write)
-		return SL_EINVAL;
+	SL_ASSERT(t->write);
 	if (t->err != SL_OK)
 		return t->err;
 	store_reader_check(t->s);
@@ -339,6 +345,7 @@ int store_retention_step(struct store_txn *t, int64_t now_ms, int64_t dedup_wind
 	}
 	if (err == SL_OK && dedup_window_ms > 0 && x.aux_left > 0)
 		err = ret_dedup(&x, now_ms - dedup_window_ms);
+	SL_ASSERT(x.deleted <= max_batches);
 	*deleted = x.deleted;
 	return err;
 }

@@ -114,6 +114,16 @@ int store_read(struct store_txn *t, uint32_t topic_id, uint32_t partition, uint6
 	       size_t max_records, size_t max_bytes,
 	       int (*fn)(void *arg, const struct store_record *r), void *arg, uint64_t *next_out);
 
+/*
+ * Decodes one stored batch value (v, len bytes; untrusted): checks the header,
+ * every length and the CRC32C, then calls fn for each record in order (offset
+ * base + i; slices point into v) until fn returns non-zero; fn may be NULL to
+ * only check. SL_OK, or SL_ECORRUPT on any mismatch (fn may have seen the
+ * records before a malformed one; records after an early stop are not
+ * checked). Pure: no transaction, no allocation. store_read uses it.
+ */
+int store_batch_parse(const uint8_t *v, size_t len, int (*fn)(void *arg, const struct store_record *r), void *arg);
+
 /* First offset whose timestamp is >= ts_ms (end offset if none). */
 int store_offset_for_time(struct store_txn *t, uint32_t topic_id, uint32_t partition, int64_t ts_ms,
 			  uint64_t *offset_out);
@@ -144,12 +154,14 @@ struct store_dedup {
  * partition p uses space p. */
 #define STORE_DEDUP_SPACE_ANY UINT32_MAX
 /* Stores (or overwrites) the entry of (producer_id, topic_id, space) starting
- * at base_seq. SL_EINVAL if the sequence or offset range would wrap. */
+ * at base_seq (write txn, d->count >= 1: both asserted). SL_EINVAL if the
+ * sequence or offset range would wrap. */
 int store_dedup_put(struct store_txn *t, uint64_t producer_id, uint32_t topic_id, uint32_t space,
 		    uint64_t base_seq, const struct store_dedup *d);
 /* Finds the entry of (producer_id, topic_id, space) whose range holds seq.
  * SL_OK and *out (the whole entry) and *offset_out = base_offset + (seq - base_seq);
- * SL_ENOTFOUND if none; SL_ECORRUPT if a value has the wrong size. */
+ * SL_ENOTFOUND if none; SL_ECORRUPT if a value has the wrong size (or is
+ * otherwise impossible: count 0, offsets that wrap). */
 int store_dedup_get(struct store_txn *t, uint64_t producer_id, uint32_t topic_id, uint32_t space,
 		    uint64_t seq, struct store_dedup *out, uint64_t *offset_out);
 

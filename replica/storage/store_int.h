@@ -20,6 +20,7 @@
 
 enum store_db { DB_BATCHES, DB_PARTITIONS, DB_TOPICS, DB_GROUPS, DB_TIMEIDX, DB_DEDUP, DB_META, DB_RAFTLOG, DB_COUNT };
 
+#define STORE_KEY_BYTES_MAX 511 /* LMDB's key size limit (mdb_env_get_maxkeysize) */
 #define STORE_TOPIC_NAME_MAX 249
 #define STORE_GROUP_NAME_MAX 249
 
@@ -74,7 +75,8 @@ int64_t store_now_ms(void);
 /* Frees reader slots of dead processes. */
 void store_reader_check(struct store *s);
 int store_db_get(struct store_txn *t, enum store_db db, MDB_val k, MDB_val *v);
-/* SL_EINVAL in a read txn; the txn's first fatal error once it has one. */
+/* put and del: write txns only (asserted) and our own keys of 1..STORE_KEY_BYTES_MAX
+ * bytes; once the txn has a fatal error they return it without writing. */
 int store_db_put(struct store_txn *t, enum store_db db, MDB_val k, MDB_val v, unsigned flags);
 /* Deleting a missing key is SL_OK. */
 int store_db_del(struct store_txn *t, enum store_db db, MDB_val k);

@@ -11,13 +11,13 @@
  * - Slot allocation walks every topic (O(topics + slots_max)); topics are
  *   created rarely.
  */
-#include <assert.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
+#include "sl_assert.h"
 #include "store.h"
 #include "store_int.h"
 
@@ -33,7 +33,7 @@ int store_part_put(struct store_txn *t, uint32_t topic_id, uint32_t partition, c
 {
 	uint8_t k[PART_KEY_BYTES], v[PART_VAL_BYTES];
 
-	assert(p->first_offset <= p->end_offset);
+	SL_ASSERT(p->first_offset <= p->end_offset);
 	be_put32(k, topic_id);
 	be_put32(k + 4, partition);
 	be_put64(v, p->first_offset);
@@ -225,8 +225,7 @@ int store_topic_create(struct store_txn *t, const struct store_topic *in, struct
 	uint8_t v[TOPIC_VAL_BYTES];
 	int err;
 
-	if (!t->write)
-		return SL_EINVAL;
+	SL_ASSERT(t->write);
 	if (!topic_name_ok(in->name, n) || in->partitions == 0 || in->partitions > t->s->slots_max ||
 	    in->retention_ms < 0 || in->retention_bytes < 0)
 		return SL_EINVAL;
@@ -267,8 +266,7 @@ int store_topic_delete(struct store_txn *t, const char *name)
 	uint8_t v[4];
 	int err;
 
-	if (!t->write)
-		return SL_EINVAL;
+	SL_ASSERT(t->write);
 	err = store_topic_get(t, name, n, &tp);
 	if (err != SL_OK)
 		return err;
