@@ -374,15 +374,16 @@ static int do_publish(struct lw *w, uint32_t fe, const uint8_t *p, uint32_t len)
 	struct lw_part *lp = &w->parts[t->meta.slot_base + part];
 	uint64_t off = lp->end + lp->pend_n;
 	if (m.producer_id) {
-		uint32_t dpart;
+		uint32_t space = m.partition != RM_PARTITION_ANY ? m.partition : STORE_DEDUP_SPACE_ANY;
+		struct store_dedup d;
 		uint64_t doff;
-		int64_t dts;
-		int rc = store_dedup_get(w->txn, m.producer_id, m.sequence, &dpart, &doff, &dts);
+		int rc = store_dedup_get(w->txn, m.producer_id, t->meta.topic_id, space, m.sequence, &d, &doff);
 		if (rc == SL_OK)
-			return ack_note_ts(w, fe, 0, dpart, doff, RM_ACK_DUPLICATE, dts);
+			return ack_note_ts(w, fe, 0, d.partition, doff, RM_ACK_DUPLICATE, d.ts_ms);
 		if (rc != SL_ENOTFOUND)
 			return rc;
-		rc = store_dedup_put(w->txn, m.producer_id, m.sequence, part, off, w->batch_ts);
+		struct store_dedup nd = {part, 1, off, w->batch_ts, w->cur_term, 0};
+		rc = store_dedup_put(w->txn, m.producer_id, t->meta.topic_id, space, m.sequence, &nd);
 		if (rc)
 			return rc;
 	}

@@ -10,7 +10,8 @@
  *   topics   name -> topic metadata (id, partitions, retention, slot base)
  *   groups   (group, 0, topic_id BE, partition BE) -> committed offset
  *   timeidx  (topic_id, partition, first_ts BE) -> base offset of first batch at/after ts
- *   dedup    (producer_id BE, sequence BE) -> partition, offset, timestamp
+ *   dedup    (producer_id u64, topic_id u32, space u32, base_seq u64 BE) -> partition, count,
+ *            base_offset, timestamp, term, log_index (a range of sequences)
  *   meta     string keys: "next_topic_id", "ring/<i>", "raft/hs", "raft/applied", ...
  *   raftlog  (index u64 BE) -> raft entry (cluster mode; trimmed once every peer has it)
  *
@@ -113,6 +114,16 @@ int store_read(struct store_txn *t, uint32_t topic_id, uint32_t partition, uint6
 	       size_t max_records, size_t max_bytes,
 	       int (*fn)(void *arg, const struct store_record *r), void *arg, uint64_t *next_out);
 
+/*
+ * Decodes one stored batch value (v, len bytes; untrusted): checks the header,
+ * every length and the CRC32C, then calls fn for each record in order (offset
+ * base + i; slices point into v) until fn returns non-zero; fn may be NULL to
+ * only check. SL_OK, or SL_ECORRUPT on any mismatch (fn may have seen the
+ * records before a malformed one; records after an early stop are not
+ * checked). Pure: no transaction, no allocation. store_read uses it.
+ */
+int store_batch_parse(const uint8_t *v, size_t len, int (*fn)(void *arg, const struct store_record *r), void *arg);
+
 /* First offset whose timestamp is >= ts_ms (end offset if none). */
 int store_offset_for_time(struct store_txn *t, uint32_t topic_id, uint32_t partition, int64_t ts_ms,
 			  uint64_t *offset_out);
@@ -127,11 +138,32 @@ int store_group_foreach(struct store_txn *t, const char *group,
 			int (*fn)(void *arg, uint32_t topic_id, uint32_t partition, uint64_t offset), void *arg);
 
 /* --- idempotent producers --- */
-int store_dedup_put(struct store_txn *t, uint64_t producer_id, uint64_t sequence, uint32_t partition,
-		    uint64_t offset, int64_t ts_ms);
-/* SL_ENOTFOUND if unseen. */
-int store_dedup_get(struct store_txn *t, uint64_t producer_id, uint64_t sequence, uint32_t *partition,
-		    uint64_t *offset, int64_t *ts_ms);
+/* One dedup entry: `count` consecutive sequences base_seq, base_seq+1, ... of
+ * one producer, stored at offsets base_offset, base_offset+1, ... of one
+ * partition, in the raft entry (term, log_index) (both 0 where there is none). */
+struct store_dedup {
+	uint32_t partition;
+	uint32_t count;           /* >= 1 */
+	uint64_t base_offset;
+	int64_t ts_ms;            /* the batch time: expiry, and the duplicate ack's timestamp */
+	uint64_t term;
+	uint64_t log_index;
+};
+/* Sequence space of publishes that do not name a partition (routed by key
+ * or sticky partitioning): one per producer and topic. A publish that names
+ * partition p uses space p. */
+#define STORE_DEDUP_SPACE_ANY UINT32_MAX
+/* Stores (or overwrites) the entry of (producer_id, topic_id, space) starting
+ * at base_seq (write txn, d->count >= 1: both asserted). SL_EINVAL if the
+ * sequence or offset range would wrap. */
+int store_dedup_put(struct store_txn *t, uint64_t producer_id, uint32_t topic_id, uint32_t space,
+		    uint64_t base_seq, const struct store_dedup *d);
+/* Finds the entry of (producer_id, topic_id, space) whose range holds seq.
+ * SL_OK and *out (the whole entry) and *offset_out = base_offset + (seq - base_seq);
+ * SL_ENOTFOUND if none; SL_ECORRUPT if a value has the wrong size (or is
+ * otherwise impossible: count 0, offsets that wrap). */
+int store_dedup_get(struct store_txn *t, uint64_t producer_id, uint32_t topic_id, uint32_t space,
+		    uint64_t seq, struct store_dedup *out, uint64_t *offset_out);
 
 /* --- raft log (cluster mode): entries not yet trimmed, keyed by index --- */
 /* Store (or overwrite) one entry; data is checksummed. */

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <lmdb.h>
+
 #include "err.h"
 #include "store.h"
 
@@ -305,24 +307,40 @@ Test(retention, deleted_topic_cleanup)
 	cr_assert_eq(next, 7);
 }
 
+static void dedup_put(struct store_txn *t, uint64_t pid, uint32_t topic_id, uint64_t seq, uint64_t off, int64_t ts)
+{
+	struct store_dedup d = {.partition = 0, .count = 1, .base_offset = off, .ts_ms = ts};
+	cr_assert_eq(store_dedup_put(t, pid, topic_id, STORE_DEDUP_SPACE_ANY, seq, &d), SL_OK);
+}
+
+static int dedup_find(struct store_txn *t, uint64_t pid, uint32_t topic_id, uint64_t seq, uint64_t *off)
+{
+	struct store_dedup d;
+	return store_dedup_get(t, pid, topic_id, STORE_DEDUP_SPACE_ANY, seq, &d, off);
+}
+
 Test(retention, dedup_expiry_resumes)
 {
 	struct store_txn *t = txn(1);
-	uint32_t p;
+	struct slice cur;
 	uint64_t off;
-	int64_t ts;
 
 	/* 300 entries, every third one recent; more than one step's entry budget. */
 	for (uint64_t i = 0; i < 300; i++)
-		cr_assert_eq(store_dedup_put(t, 1 + i % 4, i, 0, i, i % 3 == 0 ? 5000 : 100), SL_OK);
+		dedup_put(t, 1 + i % 4, 1 + i % 2, i, i, i % 3 == 0 ? 5000 : 100);
 	cr_assert_eq(store_txn_commit(t), SL_OK);
 
 	/* max_batches 1 gives the minimum budget (64 entries per step). */
-	for (int i = 0; i < 10; i++)
+	cr_assert_eq(step(6000, 2000, 1), 0, "dedup entries are not batches");
+	t = txn(0);
+	cr_assert_eq(store_meta_get(t, "retention/dedup_cursor", &cur), SL_OK, "a step stopped part way");
+	cr_assert_eq(cur.len, 24, "the cursor is a dedup key");
+	store_txn_abort(t);
+	for (int i = 0; i < 9; i++)
 		cr_assert_eq(step(6000, 2000, 1), 0, "dedup entries are not batches");
 	t = txn(0);
 	for (uint64_t i = 0; i < 300; i++) {
-		int err = store_dedup_get(t, 1 + i % 4, i, &p, &off, &ts);
+		int err = dedup_find(t, 1 + i % 4, 1 + i % 2, i, &off);
 		if (i % 3 == 0) {
 			cr_assert_eq(err, SL_OK, "seq %" PRIu64, i);
 			cr_assert_eq(off, i);
@@ -331,6 +349,97 @@ Test(retention, dedup_expiry_resumes)
 		}
 	}
 	store_txn_abort(t);
+}
+
+/* Writes one entry straight into a named db, bypassing the store, which must
+ * be closed (LMDB allows one open environment per process). */
+static void raw_put(const char *db, const void *k, size_t klen, const void *v, size_t vlen)
+{
+	MDB_env *env = NULL;
+	MDB_txn *txn_ = NULL;
+	MDB_dbi dbi;
+	MDB_val key = {klen, (void *)k}, val = {vlen, (void *)v};
+
+	cr_assert_eq(mdb_env_create(&env), MDB_SUCCESS);
+	cr_assert_eq(mdb_env_set_maxdbs(env, 16), MDB_SUCCESS);
+	cr_assert_eq(mdb_env_set_mapsize(env, 64ull << 20), MDB_SUCCESS);
+	cr_assert_eq(mdb_env_open(env, dir, MDB_NOTLS, 0640), MDB_SUCCESS);
+	cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn_), MDB_SUCCESS);
+	cr_assert_eq(mdb_dbi_open(txn_, db, 0, &dbi), MDB_SUCCESS);
+	cr_assert_eq(mdb_put(txn_, dbi, &key, &val, 0), MDB_SUCCESS);
+	cr_assert_eq(mdb_txn_commit(txn_), MDB_SUCCESS);
+	mdb_env_close(env);
+}
+
+static size_t dedup_entries(void)
+{
+	MDB_env *env = NULL;
+	MDB_txn *txn_ = NULL;
+	MDB_dbi dbi;
+	MDB_stat ms;
+
+	cr_assert_eq(mdb_env_create(&env), MDB_SUCCESS);
+	cr_assert_eq(mdb_env_set_maxdbs(env, 16), MDB_SUCCESS);
+	cr_assert_eq(mdb_env_open(env, dir, MDB_NOTLS | MDB_RDONLY, 0640), MDB_SUCCESS);
+	cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn_), MDB_SUCCESS);
+	cr_assert_eq(mdb_dbi_open(txn_, "dedup", 0, &dbi), MDB_SUCCESS);
+	cr_assert_eq(mdb_stat(txn_, dbi, &ms), MDB_SUCCESS);
+	mdb_txn_abort(txn_);
+	mdb_env_close(env);
+	return ms.ms_entries;
+}
+
+/* A data dir written by the previous format: (producer_id, sequence) keys
+ * with (partition, offset, ts) values, and its 16-byte resume cursor. */
+Test(retention, dedup_old_format_removed)
+{
+	struct store_txn *t = txn(1);
+	uint8_t k[16], v[20];
+	uint64_t off;
+
+	/* New-format entries around the old ones: producers 1 and 3, one old and one recent each. */
+	for (uint64_t pid = 1; pid <= 3; pid += 2) {
+		dedup_put(t, pid, 1, 1, 10, 100);
+		dedup_put(t, pid, 1, 2, 11, 5000);
+	}
+	cr_assert_eq(store_txn_commit(t), SL_OK);
+	store_close(st);
+	st = NULL;
+	/* 100 old entries of producers 1..4, recent by their own timestamp. */
+	for (uint64_t i = 0; i < 100; i++) {
+		be_put64(k, 1 + i % 4);
+		be_put64(k + 8, i);
+		be_put32(v, 0);
+		be_put64(v + 4, i);
+		be_put64(v + 12, 5000);
+		raw_put("dedup", k, sizeof(k), v, sizeof(v));
+	}
+	be_put64(k, 2);
+	be_put64(k + 8, 50);
+	raw_put("meta", "retention/dedup_cursor", strlen("retention/dedup_cursor"), k, sizeof(k));
+	cr_assert_eq(dedup_entries(), 104);
+	open_with_map(64ull << 20);
+
+	/* 64 entries per step: the first resumes from the old cursor (producer 2,
+	 * sequence 50) and reaches the end of the db, so producer 1 is untouched. */
+	cr_assert_eq(step(6000, 2000, 1), 0);
+	t = txn(0);
+	cr_assert_eq(dedup_find(t, 1, 1, 1, &off), SL_OK, "before the cursor");
+	cr_assert_eq(dedup_find(t, 3, 1, 1, &off), SL_ENOTFOUND, "after the cursor");
+	store_txn_abort(t);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(step(6000, 2000, 1), 0);
+	t = txn(0);
+	for (uint64_t pid = 1; pid <= 3; pid += 2) {
+		cr_assert_eq(dedup_find(t, pid, 1, 1, &off), SL_ENOTFOUND, "expired, producer %" PRIu64, pid);
+		cr_assert_eq(dedup_find(t, pid, 1, 2, &off), SL_OK, "kept, producer %" PRIu64, pid);
+		cr_assert_eq(off, 11);
+	}
+	store_txn_abort(t);
+	store_close(st);
+	st = NULL;
+	cr_assert_eq(dedup_entries(), 2, "only the two recent new-format entries are left");
+	open_with_map(64ull << 20);
 }
 
 Test(retention, map_full_then_recovers)

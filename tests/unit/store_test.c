@@ -1,5 +1,5 @@
 /*
- * store_test.c: replica/storage/store.c against a real LMDB environment in a temp
+ * store_test.c: replica/storage against a real LMDB environment in a temp
  * directory under /tmp (removed after each test): topics and slots, append
  * and read back across batches and partitions, read limits, corruption,
  * groups, dedup, time lookup, reopen.
@@ -7,11 +7,14 @@
 #define _XOPEN_SOURCE 700
 #include <criterion/criterion.h>
 #include <ftw.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <lmdb.h>
 
 #include "err.h"
 #include "store.h"
@@ -443,10 +446,42 @@ Test(store, append_invalid)
 	cr_assert_eq(store_batch_append(t, tp.topic_id, 0, &r, 1, 1, 1, &base), SL_OK);
 	cr_assert_eq(base, 0);
 	store_txn_abort(t);
+}
 
-	t = rtxn();
-	cr_assert_eq(store_batch_append(t, tp.topic_id, 0, &r, 1, 1, 1, &base), SL_EINVAL, "read txn");
-	store_txn_abort(t);
+/* Removes the temp dir now: a test that ends in abort() never runs teardown.
+ * The open environment keeps its unlinked files. */
+static void rm_dir_early(void)
+{
+	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Writing in a read txn is a bug of the caller: an assertion, not an error code. */
+Test(store, meta_put_in_read_txn_aborts, .signal = SIGABRT)
+{
+	struct store_txn *t = rtxn();
+
+	rm_dir_early();
+	store_meta_put(t, "x", slice_make("y", 1));
+}
+
+Test(store, append_in_read_txn_aborts, .signal = SIGABRT)
+{
+	struct store_topic tp = make_topic("inv", 1);
+	struct store_record r = {.payload = {(const uint8_t *)"x", 1}};
+	struct store_txn *t = rtxn();
+	uint64_t base;
+
+	rm_dir_early();
+	store_batch_append(t, tp.topic_id, 0, &r, 1, 1, 1, &base);
+}
+
+Test(store, dedup_put_count_zero_aborts, .signal = SIGABRT)
+{
+	struct store_txn *t = wtxn();
+	struct store_dedup d = {.partition = 0, .count = 0, .base_offset = 1};
+
+	rm_dir_early();
+	store_dedup_put(t, 7, 1, 0, 1, &d);
 }
 
 static void corrupt_at(uint32_t topic_id, uint64_t base, size_t idx)
@@ -546,33 +581,338 @@ Test(store, groups)
 	store_txn_abort(t);
 }
 
+static void dedup_put(struct store_txn *t, uint64_t pid, uint32_t topic_id, uint32_t space, uint64_t base_seq,
+		      uint32_t part, uint32_t count, uint64_t base_off, int64_t ts)
+{
+	struct store_dedup d = {.partition = part, .count = count, .base_offset = base_off, .ts_ms = ts};
+	cr_assert_eq(store_dedup_put(t, pid, topic_id, space, base_seq, &d), SL_OK);
+}
+
+/* Looks seq up; on SL_OK returns the offset and fills *d. */
+static int dedup_find(struct store_txn *t, uint64_t pid, uint32_t topic_id, uint32_t space, uint64_t seq,
+		      struct store_dedup *d, uint64_t *off)
+{
+	memset(d, 0xee, sizeof(*d));
+	*off = 0xeeee;
+	return store_dedup_get(t, pid, topic_id, space, seq, d, off);
+}
+
 Test(store, dedup_and_meta)
 {
 	struct store_txn *t = wtxn();
-	uint32_t p;
+	struct store_dedup d = {.partition = 2, .count = 1, .base_offset = 300, .ts_ms = 123456, .term = 5,
+				.log_index = 77};
 	uint64_t off;
-	int64_t ts;
 	struct slice v;
 
-	cr_assert_eq(store_dedup_put(t, 7, 1, 2, 300, 123456), SL_OK);
-	cr_assert_eq(store_dedup_put(t, 7, 2, 0, 301, 123457), SL_OK);
+	cr_assert_eq(store_dedup_put(t, 7, 1, STORE_DEDUP_SPACE_ANY, 1, &d), SL_OK);
+	dedup_put(t, 7, 1, STORE_DEDUP_SPACE_ANY, 2, 0, 1, 301, 123457);
 	cr_assert_eq(store_meta_put(t, "ringpos/0", slice_make("abcdefgh", 8)), SL_OK);
 	cr_assert_eq(store_txn_commit(t), SL_OK);
 
 	t = rtxn();
-	cr_assert_eq(store_dedup_get(t, 7, 1, &p, &off, &ts), SL_OK);
-	cr_assert_eq(p, 2);
+	cr_assert_eq(dedup_find(t, 7, 1, STORE_DEDUP_SPACE_ANY, 1, &d, &off), SL_OK);
+	cr_assert_eq(d.partition, 2);
+	cr_assert_eq(d.count, 1);
+	cr_assert_eq(d.base_offset, 300);
+	cr_assert_eq(d.ts_ms, 123456);
+	cr_assert_eq(d.term, 5);
+	cr_assert_eq(d.log_index, 77);
 	cr_assert_eq(off, 300);
-	cr_assert_eq(ts, 123456);
-	cr_assert_eq(store_dedup_get(t, 7, 2, &p, &off, &ts), SL_OK);
+	cr_assert_eq(dedup_find(t, 7, 1, STORE_DEDUP_SPACE_ANY, 2, &d, &off), SL_OK);
+	cr_assert_eq(d.partition, 0);
+	cr_assert_eq(d.term, 0);
 	cr_assert_eq(off, 301);
-	cr_assert_eq(store_dedup_get(t, 7, 3, &p, &off, &ts), SL_ENOTFOUND);
-	cr_assert_eq(store_dedup_get(t, 8, 1, &p, &off, &ts), SL_ENOTFOUND);
+	cr_assert_eq(dedup_find(t, 7, 1, STORE_DEDUP_SPACE_ANY, 3, &d, &off), SL_ENOTFOUND);
+	cr_assert_eq(dedup_find(t, 8, 1, STORE_DEDUP_SPACE_ANY, 1, &d, &off), SL_ENOTFOUND);
 	cr_assert_eq(store_meta_get(t, "ringpos/0", &v), SL_OK);
 	cr_assert(slice_eq(v, slice_make("abcdefgh", 8)));
 	cr_assert_eq(store_meta_get(t, "ringpos/1", &v), SL_ENOTFOUND);
-	cr_assert_eq(store_meta_put(t, "x", v), SL_EINVAL, "read txn");
 	store_txn_abort(t);
+}
+
+/* A producer numbering each topic from 1: seq 1 in topic 2 is not a duplicate of seq 1 in topic 1. */
+Test(store, dedup_topics_are_independent)
+{
+	struct store_txn *t = wtxn();
+	struct store_dedup d;
+	uint64_t off;
+
+	dedup_put(t, 7, 1, STORE_DEDUP_SPACE_ANY, 1, 3, 1, 40, 1000);
+	cr_assert_eq(dedup_find(t, 7, 2, STORE_DEDUP_SPACE_ANY, 1, &d, &off), SL_ENOTFOUND, "unseen in topic 2");
+	dedup_put(t, 7, 2, STORE_DEDUP_SPACE_ANY, 1, 0, 1, 9, 2000);
+	cr_assert_eq(store_txn_commit(t), SL_OK);
+
+	t = rtxn();
+	cr_assert_eq(dedup_find(t, 7, 1, STORE_DEDUP_SPACE_ANY, 1, &d, &off), SL_OK);
+	cr_assert_eq(d.partition, 3);
+	cr_assert_eq(off, 40);
+	cr_assert_eq(d.ts_ms, 1000);
+	cr_assert_eq(dedup_find(t, 7, 2, STORE_DEDUP_SPACE_ANY, 1, &d, &off), SL_OK);
+	cr_assert_eq(d.partition, 0);
+	cr_assert_eq(off, 9);
+	cr_assert_eq(d.ts_ms, 2000);
+	cr_assert_eq(dedup_find(t, 7, 3, STORE_DEDUP_SPACE_ANY, 1, &d, &off), SL_ENOTFOUND);
+	store_txn_abort(t);
+}
+
+Test(store, dedup_partition_spaces_are_independent)
+{
+	struct store_txn *t = wtxn();
+	struct store_dedup d;
+	uint64_t off;
+
+	dedup_put(t, 7, 1, 0, 1, 0, 1, 5, 1000);
+	cr_assert_eq(dedup_find(t, 7, 1, STORE_DEDUP_SPACE_ANY, 1, &d, &off), SL_ENOTFOUND);
+	cr_assert_eq(dedup_find(t, 7, 1, 1, 1, &d, &off), SL_ENOTFOUND);
+	dedup_put(t, 7, 1, STORE_DEDUP_SPACE_ANY, 1, 2, 1, 6, 1001);
+	dedup_put(t, 7, 1, 1, 1, 1, 1, 7, 1002);
+	cr_assert_eq(store_txn_commit(t), SL_OK);
+
+	t = rtxn();
+	cr_assert_eq(dedup_find(t, 7, 1, 0, 1, &d, &off), SL_OK);
+	cr_assert_eq(d.partition, 0);
+	cr_assert_eq(off, 5);
+	cr_assert_eq(dedup_find(t, 7, 1, STORE_DEDUP_SPACE_ANY, 1, &d, &off), SL_OK);
+	cr_assert_eq(d.partition, 2);
+	cr_assert_eq(off, 6);
+	cr_assert_eq(dedup_find(t, 7, 1, 1, 1, &d, &off), SL_OK);
+	cr_assert_eq(d.partition, 1);
+	cr_assert_eq(off, 7);
+	cr_assert_eq(dedup_find(t, 7, 1, 2, 1, &d, &off), SL_ENOTFOUND);
+	store_txn_abort(t);
+}
+
+Test(store, dedup_range)
+{
+	struct store_txn *t = wtxn();
+	struct store_dedup d;
+	uint64_t off;
+
+	dedup_put(t, 7, 1, STORE_DEDUP_SPACE_ANY, 10, 4, 5, 100, 1000);
+	dedup_put(t, 7, 1, STORE_DEDUP_SPACE_ANY, 20, 4, 2, 200, 1001);
+	cr_assert_eq(store_txn_commit(t), SL_OK);
+
+	t = rtxn();
+	for (uint64_t seq = 10; seq < 15; seq++) {
+		cr_assert_eq(dedup_find(t, 7, 1, STORE_DEDUP_SPACE_ANY, seq, &d, &off), SL_OK, "seq %" PRIu64, seq);
+		cr_assert_eq(off, 100 + seq - 10);
+		cr_assert_eq(d.partition, 4);
+		cr_assert_eq(d.count, 5);
+		cr_assert_eq(d.base_offset, 100);
+		cr_assert_eq(d.ts_ms, 1000);
+	}
+	cr_assert_eq(dedup_find(t, 7, 1, STORE_DEDUP_SPACE_ANY, 12, &d, &off), SL_OK);
+	cr_assert_eq(off, 102);
+	cr_assert_eq(dedup_find(t, 7, 1, STORE_DEDUP_SPACE_ANY, 15, &d, &off), SL_ENOTFOUND);
+	cr_assert_eq(dedup_find(t, 7, 1, STORE_DEDUP_SPACE_ANY, 9, &d, &off), SL_ENOTFOUND);
+	cr_assert_eq(dedup_find(t, 7, 1, STORE_DEDUP_SPACE_ANY, 0, &d, &off), SL_ENOTFOUND);
+	cr_assert_eq(dedup_find(t, 7, 1, STORE_DEDUP_SPACE_ANY, 19, &d, &off), SL_ENOTFOUND);
+	cr_assert_eq(dedup_find(t, 7, 1, STORE_DEDUP_SPACE_ANY, 21, &d, &off), SL_OK);
+	cr_assert_eq(off, 201);
+	cr_assert_eq(d.ts_ms, 1001);
+	cr_assert_eq(dedup_find(t, 7, 1, STORE_DEDUP_SPACE_ANY, 22, &d, &off), SL_ENOTFOUND, "past the last entry");
+	store_txn_abort(t);
+}
+
+/* Keys next to each other in the db that belong to another producer, topic or space never match. */
+Test(store, dedup_adjacent_keys_do_not_match)
+{
+	struct store_txn *t = wtxn();
+	struct store_dedup d;
+	uint64_t off;
+
+	/* The last key of producer 7 (its range ends at UINT64_MAX) sits right before producer 8's first key. */
+	dedup_put(t, 7, UINT32_MAX, UINT32_MAX, UINT64_MAX - 4, 0, 5, 1000, 1);
+	dedup_put(t, 9, 1, 2, 0, 0, UINT32_MAX, 0, 1);
+	cr_assert_eq(store_txn_commit(t), SL_OK);
+
+	t = rtxn();
+	cr_assert_eq(dedup_find(t, 7, UINT32_MAX, UINT32_MAX, UINT64_MAX, &d, &off), SL_OK);
+	cr_assert_eq(off, 1004);
+	cr_assert_eq(dedup_find(t, 8, 0, 0, 0, &d, &off), SL_ENOTFOUND);
+	cr_assert_eq(dedup_find(t, 8, 0, 0, 3, &d, &off), SL_ENOTFOUND);
+	cr_assert_eq(dedup_find(t, 9, 1, 2, 7, &d, &off), SL_OK);
+	cr_assert_eq(off, 7);
+	cr_assert_eq(dedup_find(t, 10, 1, 2, 7, &d, &off), SL_ENOTFOUND, "next producer");
+	cr_assert_eq(dedup_find(t, 9, 1, 3, 7, &d, &off), SL_ENOTFOUND, "next space");
+	cr_assert_eq(dedup_find(t, 9, 2, 2, 7, &d, &off), SL_ENOTFOUND, "next topic");
+	store_txn_abort(t);
+}
+
+Test(store, dedup_put_rejects_wrapping_ranges)
+{
+	struct store_txn *t = wtxn();
+	struct store_dedup d = {.partition = 0, .count = 2, .base_offset = 0};
+
+	cr_assert_eq(store_dedup_put(t, 7, 1, 0, UINT64_MAX, &d), SL_EINVAL, "sequences wrap");
+	d.base_offset = UINT64_MAX;
+	cr_assert_eq(store_dedup_put(t, 7, 1, 0, 0, &d), SL_EINVAL, "offsets wrap");
+	d.count = 1;
+	cr_assert_eq(store_dedup_put(t, 7, 1, 0, UINT64_MAX, &d), SL_OK);
+	store_txn_abort(t);
+}
+
+/* Writes one entry straight into a named db of the environment, bypassing the
+ * store, which must be closed (LMDB allows one open environment per process). */
+static void raw_put(const char *db, const void *k, size_t klen, const void *v, size_t vlen)
+{
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_dbi dbi;
+	MDB_val key = {klen, (void *)k}, val = {vlen, (void *)v};
+
+	cr_assert_eq(mdb_env_create(&env), MDB_SUCCESS);
+	cr_assert_eq(mdb_env_set_maxdbs(env, 16), MDB_SUCCESS);
+	cr_assert_eq(mdb_env_set_mapsize(env, MAP_BYTES), MDB_SUCCESS);
+	cr_assert_eq(mdb_env_open(env, dir, MDB_NOTLS, 0640), MDB_SUCCESS);
+	cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), MDB_SUCCESS);
+	cr_assert_eq(mdb_dbi_open(txn, db, 0, &dbi), MDB_SUCCESS);
+	cr_assert_eq(mdb_put(txn, dbi, &key, &val, 0), MDB_SUCCESS);
+	cr_assert_eq(mdb_txn_commit(txn), MDB_SUCCESS);
+	mdb_env_close(env);
+}
+
+static void dedup_raw_key(uint8_t *k, uint64_t pid, uint32_t topic_id, uint32_t space, uint64_t seq)
+{
+	be_put64(k, pid);
+	be_put32(k + 8, topic_id);
+	be_put32(k + 12, space);
+	be_put64(k + 16, seq);
+}
+
+Test(store, dedup_bad_value_is_corrupt)
+{
+	uint8_t k[24], v[40] = {0};
+	struct store_txn *t;
+	struct store_dedup d;
+	uint64_t off;
+
+	store_close(st);
+	dedup_raw_key(k, 7, 1, 0, 10);
+	raw_put("dedup", k, sizeof(k), v, 39); /* short value */
+	dedup_raw_key(k, 7, 1, 0, 20);
+	be_put32(v + 4, 0);                    /* count 0 */
+	raw_put("dedup", k, sizeof(k), v, sizeof(v));
+	dedup_raw_key(k, 7, 1, 0, 30);
+	be_put32(v + 4, 3);
+	be_put64(v + 8, UINT64_MAX - 1);       /* offsets would wrap */
+	raw_put("dedup", k, sizeof(k), v, sizeof(v));
+	raw_put("dedup", k, 16, v, 20);        /* the previous format: never matched */
+	st = open_store(0);
+
+	t = rtxn();
+	cr_assert_eq(dedup_find(t, 7, 1, 0, 10, &d, &off), SL_ECORRUPT, "exact key");
+	cr_assert_eq(dedup_find(t, 7, 1, 0, 11, &d, &off), SL_ECORRUPT, "the entry before");
+	cr_assert_eq(dedup_find(t, 7, 1, 0, 20, &d, &off), SL_ECORRUPT);
+	cr_assert_eq(dedup_find(t, 7, 1, 0, 31, &d, &off), SL_ECORRUPT);
+	cr_assert_eq(dedup_find(t, 7, 1, 0, 5, &d, &off), SL_ENOTFOUND, "only the old-format key before it");
+	store_txn_abort(t);
+}
+
+/* Copies the stored value of one batch out of the environment (the store must be closed). */
+static uint8_t *raw_get_batch(uint32_t topic_id, uint32_t p, uint64_t base, size_t *len)
+{
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_dbi dbi;
+	uint8_t k[16];
+	MDB_val key = {sizeof(k), k}, val;
+	uint8_t *copy;
+
+	be_put32(k, topic_id);
+	be_put32(k + 4, p);
+	be_put64(k + 8, base);
+	cr_assert_eq(mdb_env_create(&env), MDB_SUCCESS);
+	cr_assert_eq(mdb_env_set_maxdbs(env, 16), MDB_SUCCESS);
+	cr_assert_eq(mdb_env_open(env, dir, MDB_NOTLS | MDB_RDONLY, 0640), MDB_SUCCESS);
+	cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), MDB_SUCCESS);
+	cr_assert_eq(mdb_dbi_open(txn, "batches", 0, &dbi), MDB_SUCCESS);
+	cr_assert_eq(mdb_get(txn, dbi, &key, &val), MDB_SUCCESS);
+	copy = malloc(val.mv_size);
+	cr_assert_not_null(copy);
+	memcpy(copy, val.mv_data, val.mv_size);
+	*len = val.mv_size;
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return copy;
+}
+
+static void fix_crc(uint8_t *v, size_t len)
+{
+	be_put32(v + 4, store_crc32c(0, v + 8, len - 8));
+}
+
+Test(store, batch_parse)
+{
+	struct store_topic tp = make_topic("parse", 1);
+	struct store_txn *t = wtxn();
+	struct collect *c = calloc(1, sizeof(*c));
+	uint8_t *v, *w;
+	size_t len;
+
+	cr_assert_not_null(c);
+	append_n(t, tp.topic_id, 0, 0, 4, 1000);
+	append_n(t, tp.topic_id, 0, 4, 3, 2000);
+	cr_assert_eq(store_txn_commit(t), SL_OK);
+	store_close(st);
+	v = raw_get_batch(tp.topic_id, 0, 4, &len);
+	st = open_store(0);
+
+	/* Every record, with the offsets of the second batch. */
+	cr_assert_eq(store_batch_parse(v, len, collect_cb, c), SL_OK);
+	cr_assert_eq(c->n, 3);
+	cr_assert_eq(c->bad, 0);
+	for (size_t i = 0; i < 3; i++) {
+		cr_assert_eq(c->offsets[i], 4 + i);
+		cr_assert_eq(c->ts[i], 2000);
+	}
+	/* fn stops early; NULL fn only checks. */
+	memset(c, 0, sizeof(*c));
+	c->stop_after = 1;
+	cr_assert_eq(store_batch_parse(v, len, collect_cb, c), SL_OK);
+	cr_assert_eq(c->n, 1);
+	cr_assert_eq(store_batch_parse(v, len, NULL, NULL), SL_OK);
+
+	/* Any flipped byte (but the two reserved ones, 2 and 3), a short value, or
+	 * no value is SL_ECORRUPT. */
+	w = malloc(len);
+	cr_assert_not_null(w);
+	for (size_t i = 0; i < len; i++) {
+		if (i == 2 || i == 3)
+			continue;
+		memcpy(w, v, len);
+		w[i] ^= 0x01;
+		cr_assert_eq(store_batch_parse(w, len, NULL, NULL), SL_ECORRUPT, "byte %zu", i);
+	}
+	cr_assert_eq(store_batch_parse(v, len - 1, NULL, NULL), SL_ECORRUPT);
+	cr_assert_eq(store_batch_parse(v, 63, NULL, NULL), SL_ECORRUPT);
+	cr_assert_eq(store_batch_parse(NULL, 0, NULL, NULL), SL_ECORRUPT);
+
+	/* With a matching CRC the record parser still checks lengths: the first
+	 * record's length, the key length, and the record count. */
+	memcpy(w, v, len);
+	be_put32(w + 64, be_get32(w + 64) + 1);
+	fix_crc(w, len);
+	cr_assert_eq(store_batch_parse(w, len, NULL, NULL), SL_ECORRUPT, "record length");
+	memcpy(w, v, len);
+	be_put32(w + 64 + 28, 0xffffffff);
+	fix_crc(w, len);
+	cr_assert_eq(store_batch_parse(w, len, NULL, NULL), SL_ECORRUPT, "key length");
+	memcpy(w, v, len);
+	be_put32(w + 16, 2);
+	fix_crc(w, len);
+	cr_assert_eq(store_batch_parse(w, len, NULL, NULL), SL_ECORRUPT, "fewer records than bytes");
+	memcpy(w, v, len);
+	be_put32(w + 16, 4);
+	fix_crc(w, len);
+	cr_assert_eq(store_batch_parse(w, len, NULL, NULL), SL_ECORRUPT, "more records than bytes");
+	memcpy(w, v, len);
+	fix_crc(w, len);
+	cr_assert_eq(store_batch_parse(w, len, NULL, NULL), SL_OK, "the patch itself is harmless");
+	free(w);
+	free(v);
+	free(c);
 }
 
 Test(store, offset_for_time)

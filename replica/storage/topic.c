@@ -1,0 +1,289 @@
+/*
+ * topic.c: topics (create, delete, get, foreach), their partition records and
+ * the allocation of commit-table slots.
+ *
+ * Caveats:
+ * - Topic ids are never reused (meta "next_topic_id"), so a re-created topic
+ *   never sees the batches of a deleted one.
+ * - Deleting a topic drops its metadata and leaves a "deltopic/<id>" meta
+ *   entry; its batches, index entries, partitions and group offsets are
+ *   removed later in bounded chunks by retention.c.
+ * - Slot allocation walks every topic (O(topics + slots_max)); topics are
+ *   created rarely.
+ */
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "sl_assert.h"
+#include "store.h"
+#include "store_int.h"
+
+#define PART_KEY_BYTES 8
+#define PART_VAL_BYTES 32
+#define TOPIC_VAL_BYTES 40
+#define TOPIC_VAL_VERSION 1u
+
+/* ------------------------------------------------------------------------ */
+/* partitions                                                               */
+
+int store_part_put(struct store_txn *t, uint32_t topic_id, uint32_t partition, const struct store_partition *p)
+{
+	uint8_t k[PART_KEY_BYTES], v[PART_VAL_BYTES];
+
+	SL_ASSERT(p->first_offset <= p->end_offset);
+	be_put32(k, topic_id);
+	be_put32(k + 4, partition);
+	be_put64(v, p->first_offset);
+	be_put64(v + 8, p->end_offset);
+	be_put64(v + 16, p->bytes);
+	be_put64(v + 24, (uint64_t)p->max_ts);
+	return store_db_put(t, DB_PARTITIONS, mval(k, sizeof(k)), mval(v, sizeof(v)), 0);
+}
+
+int store_partition_get(struct store_txn *t, uint32_t topic_id, uint32_t partition, struct store_partition *out)
+{
+	uint8_t k[PART_KEY_BYTES];
+	const uint8_t *p;
+	MDB_val v;
+	int err;
+
+	be_put32(k, topic_id);
+	be_put32(k + 4, partition);
+	err = store_db_get(t, DB_PARTITIONS, mval(k, sizeof(k)), &v);
+	if (err == SL_ENOTFOUND)
+		return SL_ENOTOPIC;
+	if (err != SL_OK)
+		return err;
+	if (v.mv_size != PART_VAL_BYTES)
+		return SL_ECORRUPT;
+	p = v.mv_data;
+	out->first_offset = be_get64(p);
+	out->end_offset = be_get64(p + 8);
+	out->bytes = be_get64(p + 16);
+	out->max_ts = (int64_t)be_get64(p + 24);
+	if (out->first_offset > out->end_offset)
+		return SL_ECORRUPT;
+	return SL_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* topics                                                                   */
+
+static int topic_name_ok(const char *name, size_t n)
+{
+	if (name == NULL || n == 0 || n > STORE_TOPIC_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+		      c == '_' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+static int topic_decode(const MDB_val *k, const MDB_val *v, struct store_topic *out)
+{
+	const uint8_t *p = v->mv_data;
+
+	if (v->mv_size != TOPIC_VAL_BYTES || p[0] != TOPIC_VAL_VERSION || k->mv_size == 0 ||
+	    k->mv_size > STORE_TOPIC_NAME_MAX)
+		return SL_ECORRUPT;
+	memset(out, 0, sizeof(*out));
+	memcpy(out->name, k->mv_data, k->mv_size);
+	out->topic_id = be_get32(p + 4);
+	out->partitions = be_get32(p + 8);
+	out->slot_base = be_get32(p + 12);
+	out->retention_ms = (int64_t)be_get64(p + 16);
+	out->retention_bytes = (int64_t)be_get64(p + 24);
+	out->created_ms = (int64_t)be_get64(p + 32);
+	return SL_OK;
+}
+
+static void topic_encode(const struct store_topic *tp, uint8_t *p)
+{
+	memset(p, 0, TOPIC_VAL_BYTES);
+	p[0] = TOPIC_VAL_VERSION;
+	be_put32(p + 4, tp->topic_id);
+	be_put32(p + 8, tp->partitions);
+	be_put32(p + 12, tp->slot_base);
+	be_put64(p + 16, (uint64_t)tp->retention_ms);
+	be_put64(p + 24, (uint64_t)tp->retention_bytes);
+	be_put64(p + 32, (uint64_t)tp->created_ms);
+}
+
+int store_topic_get(struct store_txn *t, const char *name, size_t name_len, struct store_topic *out)
+{
+	MDB_val k = mval(name, name_len), v;
+	int err;
+
+	if (name == NULL || name_len == 0 || name_len > STORE_TOPIC_NAME_MAX)
+		return SL_ENOTOPIC;
+	err = store_db_get(t, DB_TOPICS, k, &v);
+	if (err == SL_ENOTFOUND)
+		return SL_ENOTOPIC;
+	if (err != SL_OK)
+		return err;
+	return topic_decode(&k, &v, out);
+}
+
+int store_topic_foreach(struct store_txn *t, int (*fn)(void *arg, const struct store_topic *tp), void *arg)
+{
+	MDB_cursor *c = NULL;
+	MDB_val k, v;
+	struct store_topic tp;
+	int err = store_cursor_open(t, DB_TOPICS, &c);
+	int rc;
+
+	if (err != SL_OK)
+		return err;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == MDB_SUCCESS; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		err = topic_decode(&k, &v, &tp);
+		if (err != SL_OK || fn(arg, &tp) != 0)
+			goto out;
+	}
+	err = rc == MDB_NOTFOUND ? SL_OK : store_err(rc);
+out:
+	mdb_cursor_close(c);
+	return err;
+}
+
+struct slot_map {
+	uint8_t *used;
+	uint32_t slots_max;
+};
+
+static int topic_mark_slots_cb(void *arg, const struct store_topic *tp)
+{
+	struct slot_map *m = arg;
+
+	for (uint32_t i = 0; i < tp->partitions; i++)
+		if ((uint64_t)tp->slot_base + i < m->slots_max)
+			m->used[tp->slot_base + i] = 1;
+	return 0;
+}
+
+/* Lowest contiguous run of `n` free slots in [0, slots_max). */
+static int topic_alloc_slots(struct store_txn *t, uint32_t n, uint32_t *base_out)
+{
+	uint32_t max = t->s->slots_max;
+	uint8_t *map = calloc(max, 1);
+	struct slot_map ctx = {map, max};
+	uint32_t run = 0;
+	int err;
+
+	if (map == NULL)
+		return SL_ENOMEM;
+	err = store_topic_foreach(t, topic_mark_slots_cb, &ctx);
+	if (err != SL_OK)
+		goto out;
+	err = SL_ETOOMANY;
+	for (uint32_t i = 0; i < max; i++) {
+		run = map[i] ? 0 : run + 1;
+		if (run == n) {
+			*base_out = i + 1 - n;
+			err = SL_OK;
+			break;
+		}
+	}
+out:
+	free(map);
+	return err;
+}
+
+static int topic_next_id(struct store_txn *t, uint32_t *id_out)
+{
+	struct slice v;
+	uint8_t buf[4];
+	uint32_t id = 1; /* 0 marks a free commit-table slot */
+	int err = store_meta_get(t, META_NEXT_TOPIC_ID, &v);
+
+	if (err == SL_OK) {
+		if (v.len != 4)
+			return SL_ECORRUPT;
+		id = be_get32(v.base);
+	} else if (err != SL_ENOTFOUND) {
+		return err;
+	}
+	if (id == 0 || id == UINT32_MAX)
+		return SL_ETOOMANY;
+	be_put32(buf, id + 1);
+	err = store_meta_put(t, META_NEXT_TOPIC_ID, slice_make(buf, sizeof(buf)));
+	if (err == SL_OK)
+		*id_out = id;
+	return err;
+}
+
+int store_topic_create(struct store_txn *t, const struct store_topic *in, struct store_topic *out)
+{
+	size_t n = strnlen(in->name, sizeof(in->name));
+	struct store_topic tp, old;
+	struct store_partition part = {0, 0, 0, 0};
+	uint8_t v[TOPIC_VAL_BYTES];
+	int err;
+
+	SL_ASSERT(t->write);
+	if (!topic_name_ok(in->name, n) || in->partitions == 0 || in->partitions > t->s->slots_max ||
+	    in->retention_ms < 0 || in->retention_bytes < 0)
+		return SL_EINVAL;
+	err = store_topic_get(t, in->name, n, &old);
+	if (err == SL_OK)
+		return SL_ETOPIC_EXISTS;
+	if (err != SL_ENOTOPIC)
+		return err;
+	memset(&tp, 0, sizeof(tp));
+	memcpy(tp.name, in->name, n);
+	tp.partitions = in->partitions;
+	tp.retention_ms = in->retention_ms;
+	tp.retention_bytes = in->retention_bytes;
+	tp.created_ms = in->created_ms != 0 ? in->created_ms : store_now_ms();
+	if ((err = topic_alloc_slots(t, tp.partitions, &tp.slot_base)) != SL_OK)
+		return err;
+	if ((err = topic_next_id(t, &tp.topic_id)) != SL_OK)
+		return err;
+	topic_encode(&tp, v);
+	err = store_db_put(t, DB_TOPICS, mval(tp.name, n), mval(v, sizeof(v)), MDB_NOOVERWRITE);
+	for (uint32_t p = 0; err == SL_OK && p < tp.partitions; p++)
+		err = store_part_put(t, tp.topic_id, p, &part);
+	if (err == SL_OK && out != NULL)
+		*out = tp;
+	return err;
+}
+
+static void deltopic_key(char *buf, size_t size, uint32_t topic_id)
+{
+	snprintf(buf, size, META_DELTOPIC_PREFIX "%08x", (unsigned)topic_id);
+}
+
+int store_topic_delete(struct store_txn *t, const char *name)
+{
+	size_t n = name ? strnlen(name, STORE_TOPIC_NAME_MAX + 1) : 0;
+	struct store_topic tp;
+	char key[32];
+	uint8_t v[4];
+	int err;
+
+	SL_ASSERT(t->write);
+	err = store_topic_get(t, name, n, &tp);
+	if (err != SL_OK)
+		return err;
+	err = store_db_del(t, DB_TOPICS, mval(name, n));
+	if (err != SL_OK)
+		return err;
+	/* Value: partitions, then the groups-scan resume key once cleanup starts. */
+	be_put32(v, tp.partitions);
+	deltopic_key(key, sizeof(key), tp.topic_id);
+	return store_meta_put(t, key, slice_make(v, sizeof(v)));
+}
+
+int store_topic_is_deleted(struct store_txn *t, uint32_t topic_id)
+{
+	char key[32];
+	struct slice v;
+
+	deltopic_key(key, sizeof(key), topic_id);
+	return store_meta_get(t, key, &v) == SL_OK;
+}
