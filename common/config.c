@@ -79,6 +79,11 @@ static const struct config_key config_keys[] = {
 
 #define CONFIG_KEYS (sizeof(config_keys) / sizeof(config_keys[0]))
 
+const char *config_flag_name(size_t i)
+{
+	return i < CONFIG_KEYS ? config_keys[i].flag : NULL;
+}
+
 void config_defaults(struct config *c)
 {
 	memset(c, 0, sizeof(*c));

@@ -66,6 +66,10 @@ int config_validate(const struct config *c, char *err, size_t errlen);
 int config_set(struct config *c, const char *section, const char *key, const char *value,
 	       char *err, size_t errlen);
 
+/* The flag name of config key i (e.g. "data-dir"), NULL past the last
+ * one: every key is also a command-line flag. */
+const char *config_flag_name(size_t i);
+
 /* Parse "HOST:PORT" into host (NUL-terminated) and port. */
 int config_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port);
 

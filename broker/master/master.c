@@ -40,6 +40,7 @@
 #include "ring.h"
 #include "ringmsg.h"
 #include "shm.h"
+#include "sl_assert.h"
 #include "snapinst.h"
 
 #define BACKOFF_MIN_MS 100
@@ -77,27 +78,24 @@ static void usage(FILE *f)
 		   "Keys and defaults: docs/configuration.md.\n");
 }
 
-/* Every config key is also a flag (docs/configuration.md); config_set knows
- * them by these names. Flags are applied after the file, so a flag wins. */
-static const char *const key_flags[] = {
-	"node-id", "data-dir", "frontends", "listen", "frame-bytes-max", "connections-max",
-	"subscriptions-max", "ring-bytes", "partitions-max", "map-bytes", "sync", "batch-records-max",
-	"retention-check-ms", "retention-chunk-batches", "dedup-window-ms", "log-level",
-	"peers", "clients", "election-timeout-ms", "heartbeat-ms", "raftlog-bytes-max",
-};
-#define KEY_FLAGS (sizeof(key_flags) / sizeof(key_flags[0]))
+/* Every config key is also a flag (docs/configuration.md), by the names
+ * config_flag_name gives; flags are applied after the file, so a flag wins. */
+#define KEY_FLAGS_MAX 64
 
 static int parse_args(struct master *m, int argc, char **argv)
 {
-	struct option opts[KEY_FLAGS + 4];
-	for (size_t i = 0; i < KEY_FLAGS; i++)
-		opts[i] = (struct option){key_flags[i], required_argument, 0, 1};
-	opts[KEY_FLAGS] = (struct option){"config", required_argument, 0, 'c'};
-	opts[KEY_FLAGS + 1] = (struct option){"help", no_argument, 0, 'h'};
-	opts[KEY_FLAGS + 2] = (struct option){"version", no_argument, 0, 'V'};
-	opts[KEY_FLAGS + 3] = (struct option){0, 0, 0, 0};
+	struct option opts[KEY_FLAGS_MAX + 4];
+	size_t nflags = 0;
+	for (; config_flag_name(nflags); nflags++) {
+		SL_ASSERT(nflags < KEY_FLAGS_MAX);
+		opts[nflags] = (struct option){config_flag_name(nflags), required_argument, 0, 1};
+	}
+	opts[nflags] = (struct option){"config", required_argument, 0, 'c'};
+	opts[nflags + 1] = (struct option){"help", no_argument, 0, 'h'};
+	opts[nflags + 2] = (struct option){"version", no_argument, 0, 'V'};
+	opts[nflags + 3] = (struct option){0, 0, 0, 0};
 	const char *cfgfile = NULL;
-	const char *vals[KEY_FLAGS] = {0};
+	const char *vals[KEY_FLAGS_MAX] = {0};
 	int c, idx;
 	while ((c = getopt_long(argc, argv, "c:hV", opts, &idx)) != -1) {
 		if (c == 'c') {
@@ -126,9 +124,9 @@ static int parse_args(struct master *m, int argc, char **argv)
 		fprintf(stderr, "sluiced: %s: %s\n", cfgfile, err);
 		return 78;
 	}
-	for (size_t i = 0; i < KEY_FLAGS; i++) {
-		if (vals[i] && config_set(&m->cfg, "", key_flags[i], vals[i], err, sizeof(err))) {
-			fprintf(stderr, "sluiced: --%s: %s\n", key_flags[i], err);
+	for (size_t i = 0; i < nflags; i++) {
+		if (vals[i] && config_set(&m->cfg, "", config_flag_name(i), vals[i], err, sizeof(err))) {
+			fprintf(stderr, "sluiced: --%s: %s\n", config_flag_name(i), err);
 			return 64;
 		}
 	}

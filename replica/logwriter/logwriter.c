@@ -217,11 +217,13 @@ void lw_wake_frontends(struct lw *w)
 
 /* ---- acks ---- */
 
+/* ts, term, log_index 0: the entry being applied (a duplicate carries the
+ * original message's). */
 static int ack_note_ts(struct lw *w, uint32_t fe, uint32_t err, uint32_t partition, uint64_t offset, uint32_t flags,
-		       int64_t ts)
+		       int64_t ts, uint64_t term, uint64_t log_index)
 {
 	if (w->cl)
-		return lw_cluster_ack(w, err, partition, offset, flags, ts);
+		return lw_cluster_ack(w, err, partition, offset, flags, ts, term, log_index);
 	struct lw_fe *f = &w->fe[fe];
 	if (f->runs_n) {
 		struct lw_run *r = &f->runs[f->runs_n - 1];
@@ -240,7 +242,7 @@ static int ack_note_ts(struct lw *w, uint32_t fe, uint32_t err, uint32_t partiti
 
 static int ack_note(struct lw *w, uint32_t fe, uint32_t err, uint32_t partition, uint64_t offset, uint32_t flags)
 {
-	return ack_note_ts(w, fe, err, partition, offset, flags, 0);
+	return ack_note_ts(w, fe, err, partition, offset, flags, 0, 0, 0);
 }
 
 static struct lw_fe *fe_at(struct lw *w, uint32_t i)
@@ -379,10 +381,10 @@ static int do_publish(struct lw *w, uint32_t fe, const uint8_t *p, uint32_t len)
 		uint64_t doff;
 		int rc = store_dedup_get(w->txn, m.producer_id, t->meta.topic_id, space, m.sequence, &d, &doff);
 		if (rc == SL_OK)
-			return ack_note_ts(w, fe, 0, d.partition, doff, RM_ACK_DUPLICATE, d.ts_ms);
+			return ack_note_ts(w, fe, 0, d.partition, doff, RM_ACK_DUPLICATE, d.ts_ms, d.term, d.log_index);
 		if (rc != SL_ENOTFOUND)
 			return rc;
-		struct store_dedup nd = {part, 1, off, w->batch_ts, w->cur_term, 0};
+		struct store_dedup nd = {part, 1, off, w->batch_ts, w->cur_term, w->cur_index};
 		rc = store_dedup_put(w->txn, m.producer_id, t->meta.topic_id, space, m.sequence, &nd);
 		if (rc)
 			return rc;

@@ -84,7 +84,6 @@ struct lw_cluster {
 	size_t acks_n, acks_cap;
 	uint64_t *rel_pos;            /* per frontend: release the ring here after the txn */
 	/* apply context */
-	uint64_t cur_index;
 	int cur_self;
 	uint64_t cur_cookie;
 	uint32_t cur_fe;
@@ -110,7 +109,8 @@ struct lw_cluster {
 
 /* ---------- acks ---------- */
 
-int lw_cluster_ack(struct lw *w, uint32_t err, uint32_t partition, uint64_t offset, uint32_t flags, int64_t ts)
+int lw_cluster_ack(struct lw *w, uint32_t err, uint32_t partition, uint64_t offset, uint32_t flags, int64_t ts,
+		   uint64_t term, uint64_t log_index)
 {
 	struct lw_cluster *c = w->cl;
 	if (!c->cur_self)
@@ -127,8 +127,8 @@ int lw_cluster_ack(struct lw *w, uint32_t err, uint32_t partition, uint64_t offs
 	a->a.offset = offset;
 	a->a.flags = flags;
 	a->a.timestamp_ms = ts ? ts : w->batch_ts;
-	a->a.term = w->cur_term;
-	a->a.log_index = c->cur_index;
+	a->a.term = term ? term : w->cur_term;
+	a->a.log_index = log_index ? log_index : w->cur_index;
 	return SL_OK;
 }
 
@@ -983,7 +983,7 @@ static int apply_entry(struct lw *w, const struct raft_entry *e)
 	w->batch_no = e->index;
 	w->batch_records = 0;
 	w->cur_term = e->term;
-	c->cur_index = e->index;
+	w->cur_index = e->index;
 	while (rc == SL_OK && (r = ent_next(e->data, e->len, &pos, &v)) == 1) {
 		c->cur_self = v.origin_node == c->self && v.origin_fe < w->nfe;
 		c->cur_fe = v.origin_fe;

@@ -71,6 +71,7 @@ struct lw {
 	uint64_t batch_no;         /* moves the sticky partition of keyless publishes */
 	int slots_dirty;           /* a topic was deleted: rewrite every slot after commit */
 	uint64_t cur_term;         /* raft term of the entry being applied (0 on a single node) */
+	uint64_t cur_index;        /* raft index of the entry being applied (0 on a single node) */
 	struct lw_cluster *cl;     /* cluster mode; NULL on a single node */
 	int exit_reseed;           /* cluster: exit with LOGWRITER_EXIT_RESEED (a snapshot arrived) */
 	struct lw_fe fe[];
@@ -92,7 +93,8 @@ void lw_ack_push(struct lw *w, uint32_t fe, const struct rm_ack *a);
 int lw_ack_flush_backlog(struct lw *w, uint32_t fe);
 
 /* lw_cluster.c */
-int lw_cluster_ack(struct lw *w, uint32_t err, uint32_t partition, uint64_t offset, uint32_t flags, int64_t ts);
+int lw_cluster_ack(struct lw *w, uint32_t err, uint32_t partition, uint64_t offset, uint32_t flags, int64_t ts,
+		   uint64_t term, uint64_t log_index);
 /* Runs the node in cluster mode until SIGTERM; store is open, state loaded. */
 int lw_cluster_run(struct lw *w);
 

@@ -582,8 +582,9 @@ static int cmp_ackpos(const void *a, const void *b)
 	return x->off < y->off ? -1 : x->off > y->off;
 }
 
-/* (4) Acks of a duplicate may report where the retry was answered, so only
- * first-time acks are held to the log's order. */
+/* (4) Acks are in the log's order, and the ack of a duplicate names the
+ * original message's raft position (the same term and index as the
+ * first-time ack of that offset). */
 static void check_positions(void)
 {
 	for (uint32_t p = 0; p < PARTS; p++) {
@@ -592,7 +593,7 @@ static void check_positions(void)
 		for (int k = 0; k < wl.n; k++)
 			for (size_t a = 0; a < wl.p[k].acks_n; a++) {
 				const struct ack_rec *r = &wl.p[k].acks[a];
-				if (r->part != p || r->dup)
+				if (r->part != p)
 					continue;
 				if (n == cap) {
 					cap = cap ? cap * 2 : 4096;
@@ -610,6 +611,12 @@ static void check_positions(void)
 				    (unsigned long long)v[i].term, (unsigned long long)v[i].index);
 			if (i == 0)
 				continue;
+			if (v[i].off == v[i - 1].off && (v[i].term != v[i - 1].term || v[i].index != v[i - 1].index))
+				fail_detail("partition %u: two acks of offset %llu name term %llu index %llu and term %llu "
+				            "index %llu (a duplicate must name the original position)",
+				            p, (unsigned long long)v[i].off, (unsigned long long)v[i].term,
+				            (unsigned long long)v[i].index, (unsigned long long)v[i - 1].term,
+				            (unsigned long long)v[i - 1].index);
 			if (v[i].index < v[i - 1].index || v[i].term < v[i - 1].term ||
 			    (v[i].index == v[i - 1].index && v[i].term != v[i - 1].term))
 				fail_detail("partition %u: ack at offset %llu says term %llu index %llu but the ack at "
