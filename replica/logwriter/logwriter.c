@@ -38,6 +38,7 @@
 #include "logwriter.h"
 #include "lw_int.h"
 #include "ring.h"
+#include "pubbatch.h"
 #include "ringmsg.h"
 #include "shm.h"
 #include "sl_assert.h"
@@ -217,17 +218,18 @@ void lw_wake_frontends(struct lw *w)
 
 /* ---- acks ---- */
 
-/* ts, term, log_index 0: the entry being applied (a duplicate carries the
- * original message's). */
-static int ack_note_ts(struct lw *w, uint32_t fe, uint32_t err, uint32_t partition, uint64_t offset, uint32_t flags,
-		       int64_t ts, uint64_t term, uint64_t log_index)
+/* The answer to one request: msgs messages from offset (a PublishBatch;
+ * else 1). ts, term, log_index 0: the entry being applied (a duplicate
+ * carries the original message's). */
+static int ack_note_msgs(struct lw *w, uint32_t fe, uint32_t err, uint32_t partition, uint64_t offset, uint32_t msgs,
+			 uint32_t flags, int64_t ts, uint64_t term, uint64_t log_index)
 {
 	if (w->cl)
-		return lw_cluster_ack(w, err, partition, offset, flags, ts, term, log_index);
+		return lw_cluster_ack(w, err, partition, offset, msgs, flags, ts, term, log_index);
 	struct lw_fe *f = &w->fe[fe];
-	if (f->runs_n) {
+	if (f->runs_n && msgs <= 1) {
 		struct lw_run *r = &f->runs[f->runs_n - 1];
-		if (!err && !r->err && !flags && !r->flags && !ts && !r->ts && r->partition == partition &&
+		if (!err && !r->err && !flags && !r->flags && !ts && !r->ts && r->msgs <= 1 && r->partition == partition &&
 		    r->first_offset + r->count == offset) {
 			r->count++;
 			return SL_OK;
@@ -236,8 +238,14 @@ static int ack_note_ts(struct lw *w, uint32_t fe, uint32_t err, uint32_t partiti
 	int rc = vec_grow((void **)&f->runs, &f->runs_cap, f->runs_n + 1, sizeof(*f->runs));
 	if (rc)
 		return rc;
-	f->runs[f->runs_n++] = (struct lw_run){1, partition, offset, err, flags, ts};
+	f->runs[f->runs_n++] = (struct lw_run){1, partition, offset, err, flags, ts, msgs, 0};
 	return SL_OK;
+}
+
+static int ack_note_ts(struct lw *w, uint32_t fe, uint32_t err, uint32_t partition, uint64_t offset, uint32_t flags,
+		       int64_t ts, uint64_t term, uint64_t log_index)
+{
+	return ack_note_msgs(w, fe, err, partition, offset, 1, flags, ts, term, log_index);
 }
 
 static int ack_note(struct lw *w, uint32_t fe, uint32_t err, uint32_t partition, uint64_t offset, uint32_t flags)
@@ -301,6 +309,7 @@ static void acks_emit(struct lw *w, uint32_t fe, uint64_t from, uint64_t to, con
 		a.partition = r->partition;
 		a.offset = r->first_offset + k;
 		a.flags = r->flags;
+		a.count = r->msgs ? r->msgs : 1;
 		a.timestamp_ms = r->ts ? r->ts : ts;
 		lw_ack_push(w, fe, &a);
 		if (++k == r->count) {
@@ -395,6 +404,86 @@ static int do_publish(struct lw *w, uint32_t fe, const uint8_t *p, uint32_t len)
 	return ack_note(w, fe, 0, part, off, 0);
 }
 
+/*
+ * Dedup of a PublishBatch: the batch is one unit. A retry (the same base
+ * sequence and count) is a duplicate of the stored batch; a range that
+ * overlaps stored sequences in any other way is refused (a client bug: its
+ * retries must resend a batch byte for byte). 1 if answered here.
+ */
+static int batch_dedup(struct lw *w, uint32_t fe, const struct rm_publish_batch *m, uint32_t topic_id, uint32_t space,
+		       int *rc_out)
+{
+	struct store_dedup d;
+	uint64_t doff, last = m->base_sequence + m->count - 1;
+	int rc = store_dedup_get(w->txn, m->producer_id, topic_id, space, m->base_sequence, &d, &doff);
+	*rc_out = SL_OK;
+	if (rc == SL_OK) {
+		if (doff == d.base_offset && d.count == m->count)
+			*rc_out = ack_note_msgs(w, fe, 0, d.partition, d.base_offset, d.count, RM_ACK_DUPLICATE, d.ts_ms,
+						d.term, d.log_index);
+		else
+			*rc_out = ack_note(w, fe, SL_EINVAL, 0, 0, 0);
+		return 1;
+	}
+	if (rc == SL_ENOTFOUND)
+		rc = store_dedup_get(w->txn, m->producer_id, topic_id, space, last, &d, &doff);
+	if (rc == SL_OK) {
+		*rc_out = ack_note(w, fe, SL_EINVAL, 0, 0, 0);
+		return 1;
+	}
+	if (rc != SL_ENOTFOUND) {
+		*rc_out = rc;
+		return 1;
+	}
+	return 0;
+}
+
+/* RM_PUBLISH_BATCH: every message to one partition, one dedup entry for
+ * the whole range, one answer. */
+static int do_publish_batch(struct lw *w, uint32_t fe, const uint8_t *p, uint32_t len)
+{
+	struct rm_publish_batch m;
+	int rc;
+	if (len < sizeof(m))
+		return ack_note(w, fe, SL_EMALFORMED, 0, 0, 0);
+	memcpy(&m, p, sizeof(m));
+	if ((uint64_t)sizeof(m) + m.topic_len + m.records_len != len || m.count == 0 ||
+	    (m.producer_id && m.base_sequence > UINT64_MAX - m.count))
+		return ack_note(w, fe, SL_EMALFORMED, 0, 0, 0);
+	const uint8_t *q = p + sizeof(m);
+	struct lw_topic *t = topic_find(w, (const char *)q, m.topic_len);
+	if (!t)
+		return ack_note(w, fe, SL_ENOTOPIC, 0, 0, 0);
+	uint32_t part = m.partition != RM_PARTITION_ANY ? m.partition
+						       : (uint32_t)((t->meta.topic_id + w->batch_no) % t->meta.partitions);
+	if (part >= t->meta.partitions)
+		return ack_note(w, fe, SL_EINVAL, 0, 0, 0);
+	uint32_t space = m.partition != RM_PARTITION_ANY ? m.partition : STORE_DEDUP_SPACE_ANY;
+	if (m.producer_id && batch_dedup(w, fe, &m, t->meta.topic_id, space, &rc))
+		return rc;
+	struct lw_part *lp = &w->parts[t->meta.slot_base + part];
+	uint64_t off = lp->end + lp->pend_n;
+	struct slice recs = slice_make(q + m.topic_len, m.records_len);
+	struct store_record r = {0};
+	size_t pos = 0;
+	uint32_t n = 0;
+	/* the frontend checked the batch; walk it with every length checked anyway */
+	while (n < m.count && pubbatch_next(recs, &pos, &r.key, &r.headers, &r.payload) == 1) {
+		r.producer_id = m.producer_id;
+		r.sequence = m.base_sequence + n;
+		if ((rc = part_push(w, lp, &r)) != SL_OK)
+			return rc;
+		n++;
+	}
+	SL_ASSERT(n == m.count && pos == recs.len);
+	if (m.producer_id) {
+		struct store_dedup nd = {part, m.count, off, w->batch_ts, w->cur_term, w->cur_index};
+		if ((rc = store_dedup_put(w->txn, m.producer_id, t->meta.topic_id, space, m.base_sequence, &nd)) != SL_OK)
+			return rc;
+	}
+	return ack_note_msgs(w, fe, 0, part, off, m.count, 0, 0, 0, 0);
+}
+
 /* A request-level error (a wire code) is the client's answer; others fail the batch. */
 static int answer(struct lw *w, uint32_t fe, int rc, uint32_t partition, uint64_t offset)
 {
@@ -478,6 +567,8 @@ int lw_record_apply(struct lw *w, uint32_t fe, uint16_t type, const uint8_t *p, 
 {
 	if (type == RM_PUBLISH)
 		return do_publish(w, fe, p, len);
+	if (type == RM_PUBLISH_BATCH)
+		return do_publish_batch(w, fe, p, len);
 	if (type != RM_CREATE_TOPIC && type != RM_DELETE_TOPIC && type != RM_COMMIT_OFFSET)
 		return ack_note(w, fe, SL_EUNKNOWN_OP, 0, 0, 0);
 	/* admin requests act after every publish before them */
@@ -571,7 +662,7 @@ static void batch_fail(struct lw *w, int err)
 		uint64_t from = ring_tail(f->pub);
 		if (f->pos <= from)
 			continue;
-		struct lw_run all = {UINT32_MAX, 0, 0, (uint32_t)err, 0, 0};
+		struct lw_run all = {UINT32_MAX, 0, 0, (uint32_t)err, 0, 0, 0, 0};
 		acks_emit(w, i, from, f->pos, &all, 1, w->batch_ts);
 		ring_release(f->pub, f->pos);
 	}

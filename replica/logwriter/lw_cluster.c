@@ -26,6 +26,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,8 +110,8 @@ struct lw_cluster {
 
 /* ---------- acks ---------- */
 
-int lw_cluster_ack(struct lw *w, uint32_t err, uint32_t partition, uint64_t offset, uint32_t flags, int64_t ts,
-		   uint64_t term, uint64_t log_index)
+int lw_cluster_ack(struct lw *w, uint32_t err, uint32_t partition, uint64_t offset, uint32_t msgs, uint32_t flags,
+		   int64_t ts, uint64_t term, uint64_t log_index)
 {
 	struct lw_cluster *c = w->cl;
 	if (!c->cur_self)
@@ -126,6 +127,7 @@ int lw_cluster_ack(struct lw *w, uint32_t err, uint32_t partition, uint64_t offs
 	a->a.partition = partition;
 	a->a.offset = offset;
 	a->a.flags = flags;
+	a->a.count = msgs ? msgs : 1;
 	a->a.timestamp_ms = ts ? ts : w->batch_ts;
 	a->a.term = term ? term : w->cur_term;
 	a->a.log_index = log_index ? log_index : w->cur_index;
@@ -787,12 +789,15 @@ static int map_nearly_full(struct lw *w)
  * then land after newer messages). 1 if answered here. */
 static int stale_publish(struct lw *w, uint32_t fe, uint16_t type, const uint8_t *p, uint32_t len)
 {
-	struct rm_publish m;
-	if (type != RM_PUBLISH || len < sizeof(m))
+	uint16_t epoch;
+	if (type == RM_PUBLISH && len >= sizeof(struct rm_publish))
+		memcpy(&epoch, p + offsetof(struct rm_publish, epoch), sizeof(epoch));
+	else if (type == RM_PUBLISH_BATCH && len >= sizeof(struct rm_publish_batch))
+		memcpy(&epoch, p + offsetof(struct rm_publish_batch, epoch), sizeof(epoch));
+	else
 		return 0;
-	memcpy(&m, p, sizeof(m));
 	uint16_t now = (uint16_t)shm_load(&w->shm->hdr->cluster.epoch);
-	if (m.epoch == now)
+	if (epoch == now)
 		return 0;
 	ack_now(w, fe, p, len, SL_EUNAVAILABLE);
 	return 1;
@@ -816,7 +821,7 @@ static int leader_direct(struct lw *w, uint32_t fe, uint16_t type, const uint8_t
 		ack_now(w, fe, p, len, rc == SL_OK ? SL_OK : rc == SL_EINVAL ? SL_EINVAL : SL_EUNAVAILABLE);
 		return 1;
 	}
-	if (type == RM_PUBLISH && map_nearly_full(w)) {
+	if ((type == RM_PUBLISH || type == RM_PUBLISH_BATCH) && map_nearly_full(w)) {
 		ack_now(w, fe, p, len, SL_EFULL);
 		return 1;
 	}

@@ -38,6 +38,8 @@ struct lw_run {
 	uint32_t err;
 	uint32_t flags;
 	int64_t ts;                /* 0: the batch's time; a duplicate keeps its original time */
+	uint32_t msgs;             /* messages per request (a PublishBatch: its count, alone in its run); 0: 1 */
+	uint32_t pad;
 };
 
 struct lw_fe {
@@ -93,8 +95,8 @@ void lw_ack_push(struct lw *w, uint32_t fe, const struct rm_ack *a);
 int lw_ack_flush_backlog(struct lw *w, uint32_t fe);
 
 /* lw_cluster.c */
-int lw_cluster_ack(struct lw *w, uint32_t err, uint32_t partition, uint64_t offset, uint32_t flags, int64_t ts,
-		   uint64_t term, uint64_t log_index);
+int lw_cluster_ack(struct lw *w, uint32_t err, uint32_t partition, uint64_t offset, uint32_t msgs, uint32_t flags,
+		   int64_t ts, uint64_t term, uint64_t log_index);
 /* Runs the node in cluster mode until SIGTERM; store is open, state loaded. */
 int lw_cluster_run(struct lw *w);
 
