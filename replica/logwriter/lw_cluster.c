@@ -26,6 +26,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +103,14 @@ struct lw_cluster {
 		struct raft_msg m;    /* the RAFT_MSG_SNAPSHOT (no entries) */
 		int fd;               /* the copy being sent; -1: none */
 		uint64_t size, off;
+		/* the copy is written by a thread beside the loop (LMDB allows a
+		 * read txn in another thread): the leader keeps committing */
+		pthread_t thread;
+		int copying;          /* the thread runs (or ended and is not joined) */
+		int copy_done;        /* __atomic: set by the thread when it returns */
+		int copy_rc;
+		struct store *store;
+		int64_t copy_t0;
 	} snap_out[CONFIG_NODES_MAX];
 	int snap_in_fd;               /* snapshot being received; -1: none */
 	uint64_t snap_in_off;
@@ -199,9 +208,35 @@ static int sizes_set(struct lw_cluster *c, uint64_t index, uint32_t bytes)
  * identity, term and vote. A transfer cut by a dropped link starts over.
  */
 
+static void *snap_copy_main(void *arg)
+{
+	struct cl_snap_out *so = arg;
+	so->copy_rc = store_copy_fd(so->store, so->fd);
+	__atomic_store_n(&so->copy_done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Stop a copy under way: its writes now go to /dev/full and fail, so
+ * mdb_env_copyfd2 returns soon; then join the thread. */
+static void snap_copy_stop(struct cl_snap_out *so)
+{
+	if (!so->copying)
+		return;
+	if (!__atomic_load_n(&so->copy_done, __ATOMIC_ACQUIRE)) {
+		int full = open("/dev/full", O_WRONLY | O_CLOEXEC);
+		if (full >= 0) {
+			dup2(full, so->fd);
+			close(full);
+		}
+	}
+	pthread_join(so->thread, NULL);
+	so->copying = 0;
+}
+
 static void snap_out_end(struct lw *w, int k, int ok)
 {
 	struct cl_snap_out *so = &w->cl->snap_out[k];
+	snap_copy_stop(so);
 	if (so->fd >= 0)
 		close(so->fd);
 	so->fd = -1;
@@ -222,19 +257,38 @@ static void snap_start(struct lw *w, int k)
 		return;
 	}
 	unlink(path);
-	int64_t t0 = time_now_ms();
-	int rc = store_copy_fd(w->store, so->fd);
-	off_t size = lseek(so->fd, 0, SEEK_END);
-	if (rc || size <= 0) {
-		log_error("snapshot for node %u: copy failed: %s", w->cfg->cluster[k].id, sl_strerror(rc));
+	so->store = w->store;
+	so->copy_t0 = time_now_ms();
+	so->copy_done = 0;
+	so->copy_rc = SL_OK;
+	if (pthread_create(&so->thread, NULL, snap_copy_main, so) != 0) {
+		log_error("snapshot for node %u: cannot start the copy thread", w->cfg->cluster[k].id);
 		snap_out_end(w, k, 0);
 		return;
 	}
+	so->copying = 1;
+}
+
+/* The copy thread finished: 1 when the copy is ready to stream. */
+static int snap_copied(struct lw *w, int k)
+{
+	struct cl_snap_out *so = &w->cl->snap_out[k];
+	if (!__atomic_load_n(&so->copy_done, __ATOMIC_ACQUIRE))
+		return 0;
+	pthread_join(so->thread, NULL);
+	so->copying = 0;
+	off_t size = lseek(so->fd, 0, SEEK_END);
+	if (so->copy_rc || size <= 0) {
+		log_error("snapshot for node %u: copy failed: %s", w->cfg->cluster[k].id, sl_strerror(so->copy_rc));
+		snap_out_end(w, k, 0);
+		return 0;
+	}
 	so->size = (uint64_t)size;
 	so->off = 0;
-	log_info("sending node %u a snapshot (%llu bytes, copied in %lld ms): it needs entries up to %llu that "
-		 "were trimmed", w->cfg->cluster[k].id, (unsigned long long)so->size, time_now_ms() - t0,
-		 (unsigned long long)so->m.index);
+	log_info("sending node %u a snapshot (%llu bytes, copied in %lld ms beside the loop): it needs entries up to "
+		 "%llu that were trimmed", w->cfg->cluster[k].id, (unsigned long long)so->size,
+		 time_now_ms() - so->copy_t0, (unsigned long long)so->m.index);
+	return 1;
 }
 
 /* Send what the links take; runs every turn. */
@@ -246,7 +300,7 @@ static void snap_pump(struct lw *w)
 		struct cl_snap_out *so = &c->snap_out[k];
 		if (so->want && so->fd < 0)
 			snap_start(w, (int)k);
-		if (so->fd < 0)
+		if (so->fd < 0 || (so->copying && !snap_copied(w, (int)k)))
 			continue;
 		if (!peer_connected(c->net, (uint32_t)so->m.to)) {
 			log_warn("snapshot to node %llu cut: link down", (unsigned long long)so->m.to);
@@ -1354,9 +1408,11 @@ int lw_cluster_run(struct lw *w)
 out:
 	if (c->snap_in_fd >= 0)
 		close(c->snap_in_fd);
-	for (uint32_t k = 0; k < CONFIG_NODES_MAX; k++)
+	for (uint32_t k = 0; k < CONFIG_NODES_MAX; k++) {
+		snap_copy_stop(&c->snap_out[k]);
 		if (c->snap_out[k].fd >= 0)
 			close(c->snap_out[k].fd);
+	}
 	if (c->net)
 		peer_net_close(c->net);
 	if (c->raft)
