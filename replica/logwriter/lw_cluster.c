@@ -198,7 +198,7 @@ static int sizes_set(struct lw_cluster *c, uint64_t index, uint32_t bytes)
 /*
  * A peer needs entries the leader already trimmed. The leader writes a
  * compacted copy of its environment (mdb_env_copyfd2: a consistent read
- * snapshot, blocking the loop while it copies) to an unlinked temp file and
+ * snapshot, written by a thread so the loop goes on) to an unlinked temp file and
  * streams it in chunks. The follower writes the chunks to
  * <data_dir>/snapshot-in.mdb; with the last one it records its own term and
  * vote beside it and exits with LOGWRITER_EXIT_RESEED: the master stops the
