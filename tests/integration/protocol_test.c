@@ -661,3 +661,26 @@ Test(protocol, publish_batch_stores_once_and_reads_back_in_order)
 	cr_assert_eq(itest_raw_wait_ack(fd, 9, 5000, NULL, NULL, NULL), SLUICE__ERROR_CODE__MALFORMED);
 	close(fd);
 }
+
+/* A connection that sends no Hello within hello_timeout_ms is closed (it
+ * would hold one of connections_max for ever); one that did stays. */
+Test(protocol, silent_connection_is_closed_after_hello_timeout)
+{
+	static const char *extra[] = {"--hello-timeout-ms", "300", NULL};
+	cr_assert_eq(itest_node_stop(&node), 0);
+	node.extra[0] = extra[0];
+	node.extra[1] = extra[1];
+	node.extra[2] = NULL;
+	cr_assert_eq(itest_node_start(&node), 0);
+	int silent = itest_connect(node.port);
+	int talker = open_hello();
+	cr_assert_geq(silent, 0);
+	long long t0 = itest_now_ms();
+	Sluice__Frame *r = NULL;
+	cr_assert_eq(itest_recv_frame(silent, 5000, &r), SL_ECLOSED, "no Hello, yet still open");
+	cr_assert_geq(itest_now_ms() - t0, 200, "closed before the timeout");
+	itest_sleep_ms(400);
+	expect_node_status(talker, 2);
+	close(silent);
+	close(talker);
+}
