@@ -687,7 +687,7 @@ static void on_ack(struct fe *fe, const struct rm_ack *a)
 	if (a->err == SL_EUNAVAILABLE && fe_is_cluster(fe)) {
 		fe_send_error(
 		    c, p->req_id, SL_EUNAVAILABLE,
-		    "no leader reachable from this node (election under way, or cut off from the majority); retry");
+		    "the cluster could not take it now (leader changed, election under way, or this node is cut off from the majority); retry");
 	} else if (a->err != 0) {
 		fe_send_error(c, p->req_id, (int)a->err, sl_strerror((int)a->err));
 	} else if (p->kind == FE_PENDING_BATCH) {
