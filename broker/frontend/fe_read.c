@@ -136,7 +136,8 @@ static int msg_headers(Sluice__Message *msg, struct slice blob, void **block_out
 	pos = 0;
 	while (i < n && hdrs_next(blob, &pos, &k, &v) == 1) {
 		sluice__header__init(&hs[i]);
-		memcpy(kp, k.base, k.len);
+		if (k.len)
+			memcpy(kp, k.base, k.len); /* an empty key may come with a NULL base */
 		kp[k.len] = 0;
 		hs[i].key = kp;
 		kp += k.len + 1;
