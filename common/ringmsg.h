@@ -22,6 +22,7 @@ enum rm_type {
 	RM_COMMIT_OFFSET = 4,
 	RM_TRANSFER_LEADER = 5,  /* cluster: hand leadership to another node (ack: err only) */
 	RM_RETENTION = 6,        /* cluster: in raft entries only, never in rings (replica/raft/entry.h) */
+	RM_PUBLISH_BATCH = 7,    /* many messages of one producer to one partition (PublishBatch) */
 	RM_ACK = 10,
 };
 
@@ -41,6 +42,20 @@ struct rm_publish {
 	uint16_t topic_len;
 	uint16_t epoch;         /* cluster: low 16 bits of the shm epoch the frontend had seen */
 	uint16_t pad[2];
+};
+
+/* RM_PUBLISH_BATCH: followed by the topic, then `records_len` bytes of
+ * `count` records in the PublishBatch layout (common/pubbatch.h), checked by
+ * the frontend. Message i has sequence base_sequence + i. */
+struct rm_publish_batch {
+	uint64_t cookie;
+	uint64_t producer_id;
+	uint64_t base_sequence;
+	uint32_t partition;     /* RM_PARTITION_ANY: the topic's sticky partition, for the whole batch */
+	uint32_t count;
+	uint32_t records_len;
+	uint16_t topic_len;
+	uint16_t epoch;         /* cluster: low 16 bits of the shm epoch the frontend had seen */
 };
 
 /* RM_CREATE_TOPIC: followed by the name. */
@@ -88,7 +103,7 @@ struct rm_ack {
 	uint32_t err;
 	uint32_t partition;
 	uint32_t flags;
-	uint32_t pad;
+	uint32_t count;         /* RM_PUBLISH_BATCH: messages at offset, offset + 1, ... (else 1) */
 	uint64_t term;
 	uint64_t log_index;
 };

@@ -80,7 +80,7 @@ struct fe_fetch {
 	struct event *timer;
 };
 
-enum fe_pending_kind { FE_PENDING_PUBLISH, FE_PENDING_OK };
+enum fe_pending_kind { FE_PENDING_PUBLISH, FE_PENDING_BATCH, FE_PENDING_OK };
 
 struct fe_pending {
 	struct fe_pending *hnext;        /* hash chain */

@@ -40,6 +40,7 @@
 #include "frontend.h"
 #include "log.h"
 #include "ring.h"
+#include "pubbatch.h"
 #include "ringmsg.h"
 #include "shm.h"
 #include "store.h"
@@ -198,6 +199,11 @@ static void pending_add(struct fe *fe, struct fe_pending *p, struct fe_conn *c, 
 		p->producer_id = m->producer_id;
 		p->space = fe_fence_space(m->topic, m->has_partition, m->partition);
 		p->sequence = m->sequence;
+	} else if (f->body_case == SLUICE__FRAME__BODY_PUBLISH_BATCH) {
+		const Sluice__PublishBatch *b = f->publish_batch;
+		p->producer_id = b->producer_id;
+		p->space = fe_fence_space(b->topic, b->has_partition, b->partition);
+		p->sequence = b->base_sequence;
 	}
 	s = pending_slot(fe, cookie);
 	p->hnext = fe->buckets[s];
@@ -280,6 +286,43 @@ static int req_size_publish(const struct fe *fe, const Sluice__Publish *p, struc
 	return SL_OK;
 }
 
+/* A batch is checked once here (lengths, count, checksum, header blobs)
+ * and travels as one ring record: no protobuf object per message. */
+static int req_size_batch(const struct fe *fe, const Sluice__PublishBatch *b, struct fe_req *r, const char **why)
+{
+	struct slice recs = slice_make(b->records.data, b->records.len);
+	size_t total;
+	int rc;
+
+	if (b->has_partition && b->partition == RM_PARTITION_ANY) {
+		*why = "partition out of range";
+		return SL_EINVAL;
+	}
+	if (!req_name_ok(b->topic, RM_TOPIC_NAME_MAX)) {
+		*why = "topic name must be 1 to 249 bytes";
+		return SL_EINVAL;
+	}
+	if (b->producer_id && b->base_sequence > UINT64_MAX - b->count) {
+		*why = "base_sequence + count overflows";
+		return SL_EINVAL;
+	}
+	if ((rc = pubbatch_check(recs, b->count, why)) != SL_OK)
+		return rc;
+	if (store_crc32c(0, recs.base, recs.len) != b->crc32c) {
+		*why = "crc32c does not match the records";
+		return SL_EMALFORMED;
+	}
+	total = sizeof(struct rm_publish_batch) + strlen(b->topic) + recs.len;
+	if (total > ring_payload_max(shm_pub_ring(fe->shm, fe->index))) {
+		*why = "batch too large for this node's ring_bytes";
+		return SL_EINVAL;
+	}
+	r->type = RM_PUBLISH_BATCH;
+	r->len = (uint32_t)total;
+	r->kind = FE_PENDING_BATCH;
+	return SL_OK;
+}
+
 /* Validate a ring-bound request and compute its record size. */
 static int req_size(const struct fe *fe, const Sluice__Frame *f, struct fe_req *r, const char **why)
 {
@@ -288,6 +331,8 @@ static int req_size(const struct fe *fe, const Sluice__Frame *f, struct fe_req *
 	switch (f->body_case) {
 	case SLUICE__FRAME__BODY_PUBLISH:
 		return req_size_publish(fe, f->publish, r, why);
+	case SLUICE__FRAME__BODY_PUBLISH_BATCH:
+		return req_size_batch(fe, f->publish_batch, r, why);
 	case SLUICE__FRAME__BODY_CREATE_TOPIC: {
 		const Sluice__TopicConfig *tc = f->create_topic->config;
 		if (!req_name_ok(f->create_topic->name, RM_TOPIC_NAME_MAX)) {
@@ -367,11 +412,30 @@ static void fill_publish(uint8_t *p, const Sluice__Publish *m, uint64_t cookie, 
 	put_bytes(q, m->payload.data, m->payload.len);
 }
 
+static void fill_batch(uint8_t *p, const Sluice__PublishBatch *b, uint64_t cookie, uint16_t epoch)
+{
+	struct rm_publish_batch h;
+
+	memset(&h, 0, sizeof(h));
+	h.cookie = cookie;
+	h.epoch = epoch;
+	h.producer_id = b->producer_id;
+	h.base_sequence = b->base_sequence;
+	h.partition = b->has_partition ? b->partition : RM_PARTITION_ANY;
+	h.count = b->count;
+	h.records_len = (uint32_t)b->records.len;
+	h.topic_len = (uint16_t)strlen(b->topic);
+	put_bytes(put_bytes(put_bytes(p, &h, sizeof(h)), b->topic, h.topic_len), b->records.data, b->records.len);
+}
+
 static void fill_record(uint8_t *p, const Sluice__Frame *f, uint64_t cookie, uint16_t epoch)
 {
 	switch (f->body_case) {
 	case SLUICE__FRAME__BODY_PUBLISH:
 		fill_publish(p, f->publish, cookie, epoch);
+		break;
+	case SLUICE__FRAME__BODY_PUBLISH_BATCH:
+		fill_batch(p, f->publish_batch, cookie, epoch);
 		break;
 	case SLUICE__FRAME__BODY_CREATE_TOPIC: {
 		struct rm_create_topic h;
@@ -449,7 +513,7 @@ static void conn_fence(struct fe_pending *p)
 {
 	struct fe_conn *c = p->conn;
 	int64_t now = time_now_ms();
-	if (p->kind != FE_PENDING_PUBLISH || !p->producer_id)
+	if ((p->kind != FE_PENDING_PUBLISH && p->kind != FE_PENDING_BATCH) || !p->producer_id)
 		return;
 	struct fe_fence *fc = fence_find(c, p->producer_id, p->space);
 	if (fc && now < fc->until_ms) {
@@ -477,13 +541,24 @@ static void conn_fence(struct fe_pending *p)
  * lifts the fence. */
 static int conn_fenced(struct fe_conn *c, const Sluice__Frame *f)
 {
-	if (f->body_case != SLUICE__FRAME__BODY_PUBLISH || !f->publish->producer_id)
+	uint64_t pid, space, seq;
+	if (f->body_case == SLUICE__FRAME__BODY_PUBLISH) {
+		const Sluice__Publish *m = f->publish;
+		pid = m->producer_id;
+		space = fe_fence_space(m->topic, m->has_partition, m->partition);
+		seq = m->sequence;
+	} else if (f->body_case == SLUICE__FRAME__BODY_PUBLISH_BATCH) {
+		const Sluice__PublishBatch *b = f->publish_batch;
+		pid = b->producer_id;
+		space = fe_fence_space(b->topic, b->has_partition, b->partition);
+		seq = b->base_sequence;
+	} else {
 		return 0;
-	const Sluice__Publish *m = f->publish;
-	struct fe_fence *fc = fence_find(c, m->producer_id, fe_fence_space(m->topic, m->has_partition, m->partition));
+	}
+	struct fe_fence *fc = pid ? fence_find(c, pid, space) : NULL;
 	if (!fc)
 		return 0;
-	if (m->sequence == fc->seq || time_now_ms() >= fc->until_ms) {
+	if (seq == fc->seq || time_now_ms() >= fc->until_ms) {
 		fc->until_ms = 0;
 		return 0;
 	}
@@ -612,9 +687,25 @@ static void on_ack(struct fe *fe, const struct rm_ack *a)
 	if (a->err == SL_EUNAVAILABLE && fe_is_cluster(fe)) {
 		fe_send_error(
 		    c, p->req_id, SL_EUNAVAILABLE,
-		    "no leader reachable from this node (election under way, or cut off from the majority); retry");
+		    "the cluster could not take it now (leader changed, election under way, or this node is cut off from the majority); retry");
 	} else if (a->err != 0) {
 		fe_send_error(c, p->req_id, (int)a->err, sl_strerror((int)a->err));
+	} else if (p->kind == FE_PENDING_BATCH) {
+		Sluice__PublishBatchAck ba = SLUICE__PUBLISH_BATCH_ACK__INIT;
+		Sluice__Frame f = SLUICE__FRAME__INIT;
+		ba.partition = a->partition;
+		ba.base_offset = a->offset;
+		ba.count = a->count;
+		ba.timestamp_ms = a->timestamp_ms;
+		ba.duplicate = (a->flags & RM_ACK_DUPLICATE) != 0;
+		ba.term = a->term;
+		ba.log_index = a->log_index;
+		f.id = p->req_id;
+		f.body_case = SLUICE__FRAME__BODY_PUBLISH_BATCH_ACK;
+		f.publish_batch_ack = &ba;
+		fe_send(c, &f);
+		fe->published += a->count;
+		shm_stat_store(&shm_frontend(fe->shm, fe->index)->published, fe->published);
 	} else if (p->kind == FE_PENDING_PUBLISH) {
 		Sluice__PublishAck pa = SLUICE__PUBLISH_ACK__INIT;
 		Sluice__Frame f = SLUICE__FRAME__INIT;
@@ -859,6 +950,7 @@ static void conn_on_hello(struct fe_conn *c, uint64_t id, const Sluice__Hello *h
 		return;
 	}
 	c->handshaken = 1;
+	bufferevent_set_timeouts(c->bev, NULL, NULL); /* the Hello deadline is met */
 	ok.version = CODEC_VERSION;
 	ok.node_id = c->fe->shm->hdr->node_id;
 	ok.frame_bytes_max = c->fe->cfg->frame_bytes_max;
@@ -891,6 +983,7 @@ static int conn_dispatch(struct fe_conn *c, Sluice__Frame *f)
 	}
 	switch (f->body_case) {
 	case SLUICE__FRAME__BODY_PUBLISH:
+	case SLUICE__FRAME__BODY_PUBLISH_BATCH:
 	case SLUICE__FRAME__BODY_CREATE_TOPIC:
 	case SLUICE__FRAME__BODY_DELETE_TOPIC:
 	case SLUICE__FRAME__BODY_COMMIT_OFFSET:
@@ -1096,6 +1189,9 @@ static void fe_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct so
 	/* stop reading once a whole maximal frame is buffered and unprocessed */
 	bufferevent_setwatermark(c->bev, EV_READ, 0, (size_t)fe->cfg->frame_bytes_max + 4 + 65536);
 	bufferevent_setwatermark(c->bev, EV_WRITE, fe->cfg->output_low_bytes, 0);
+	/* a connection that sends no Hello in time is closed (it holds a slot of connections_max) */
+	struct timeval hello = tv_ms(fe->cfg->hello_timeout_ms);
+	bufferevent_set_timeouts(c->bev, &hello, NULL);
 	bufferevent_enable(c->bev, EV_WRITE);
 	conn_update_read(c);
 }

@@ -26,6 +26,8 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,11 +61,6 @@ struct cl_fwd {
 	size_t len;
 };
 
-struct cl_ack {
-	uint32_t fe;
-	struct rm_ack a;
-};
-
 struct lw_cluster {
 	struct raft *raft;
 	struct peer_net *net;
@@ -80,13 +77,9 @@ struct lw_cluster {
 	struct ent_writer fwdw;
 	struct cl_fwd *fwd;
 	size_t fwd_n, fwd_cap, fwd_bytes;
-	struct cl_ack *acks;
-	size_t acks_n, acks_cap;
+	struct lw_answers answers;    /* of the entries applied this turn; this node's are pushed after commit */
 	uint64_t *rel_pos;            /* per frontend: release the ring here after the txn */
 	/* apply context */
-	int cur_self;
-	uint64_t cur_cookie;
-	uint32_t cur_fe;
 	size_t retention_deleted;
 	/* observation */
 	uint64_t seen_term, seen_leader;
@@ -101,6 +94,14 @@ struct lw_cluster {
 		struct raft_msg m;    /* the RAFT_MSG_SNAPSHOT (no entries) */
 		int fd;               /* the copy being sent; -1: none */
 		uint64_t size, off;
+		/* the copy is written by a thread beside the loop (LMDB allows a
+		 * read txn in another thread): the leader keeps committing */
+		pthread_t thread;
+		int copying;          /* the thread runs (or ended and is not joined) */
+		int copy_done;        /* __atomic: set by the thread when it returns */
+		int copy_rc;
+		struct store *store;
+		int64_t copy_t0;
 	} snap_out[CONFIG_NODES_MAX];
 	int snap_in_fd;               /* snapshot being received; -1: none */
 	uint64_t snap_in_off;
@@ -108,29 +109,6 @@ struct lw_cluster {
 };
 
 /* ---------- acks ---------- */
-
-int lw_cluster_ack(struct lw *w, uint32_t err, uint32_t partition, uint64_t offset, uint32_t flags, int64_t ts,
-		   uint64_t term, uint64_t log_index)
-{
-	struct lw_cluster *c = w->cl;
-	if (!c->cur_self)
-		return SL_OK;
-	int rc = vec_grow((void **)&c->acks, &c->acks_cap, c->acks_n + 1, sizeof(*c->acks));
-	if (rc)
-		return rc;
-	struct cl_ack *a = &c->acks[c->acks_n++];
-	memset(a, 0, sizeof(*a));
-	a->fe = c->cur_fe;
-	a->a.cookie = c->cur_cookie;
-	a->a.err = err;
-	a->a.partition = partition;
-	a->a.offset = offset;
-	a->a.flags = flags;
-	a->a.timestamp_ms = ts ? ts : w->batch_ts;
-	a->a.term = term ? term : w->cur_term;
-	a->a.log_index = log_index ? log_index : w->cur_index;
-	return SL_OK;
-}
 
 /* Answer one ring record at once (not through the log). */
 static void ack_now(struct lw *w, uint32_t fe, const uint8_t *p, uint32_t len, uint32_t err)
@@ -187,7 +165,7 @@ static int sizes_set(struct lw_cluster *c, uint64_t index, uint32_t bytes)
 /*
  * A peer needs entries the leader already trimmed. The leader writes a
  * compacted copy of its environment (mdb_env_copyfd2: a consistent read
- * snapshot, blocking the loop while it copies) to an unlinked temp file and
+ * snapshot, written by a thread so the loop goes on) to an unlinked temp file and
  * streams it in chunks. The follower writes the chunks to
  * <data_dir>/snapshot-in.mdb; with the last one it records its own term and
  * vote beside it and exits with LOGWRITER_EXIT_RESEED: the master stops the
@@ -197,9 +175,35 @@ static int sizes_set(struct lw_cluster *c, uint64_t index, uint32_t bytes)
  * identity, term and vote. A transfer cut by a dropped link starts over.
  */
 
+static void *snap_copy_main(void *arg)
+{
+	struct cl_snap_out *so = arg;
+	so->copy_rc = store_copy_fd(so->store, so->fd);
+	__atomic_store_n(&so->copy_done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Stop a copy under way: its writes now go to /dev/full and fail, so
+ * mdb_env_copyfd2 returns soon; then join the thread. */
+static void snap_copy_stop(struct cl_snap_out *so)
+{
+	if (!so->copying)
+		return;
+	if (!__atomic_load_n(&so->copy_done, __ATOMIC_ACQUIRE)) {
+		int full = open("/dev/full", O_WRONLY | O_CLOEXEC);
+		if (full >= 0) {
+			dup2(full, so->fd);
+			close(full);
+		}
+	}
+	pthread_join(so->thread, NULL);
+	so->copying = 0;
+}
+
 static void snap_out_end(struct lw *w, int k, int ok)
 {
 	struct cl_snap_out *so = &w->cl->snap_out[k];
+	snap_copy_stop(so);
 	if (so->fd >= 0)
 		close(so->fd);
 	so->fd = -1;
@@ -220,19 +224,38 @@ static void snap_start(struct lw *w, int k)
 		return;
 	}
 	unlink(path);
-	int64_t t0 = time_now_ms();
-	int rc = store_copy_fd(w->store, so->fd);
-	off_t size = lseek(so->fd, 0, SEEK_END);
-	if (rc || size <= 0) {
-		log_error("snapshot for node %u: copy failed: %s", w->cfg->cluster[k].id, sl_strerror(rc));
+	so->store = w->store;
+	so->copy_t0 = time_now_ms();
+	so->copy_done = 0;
+	so->copy_rc = SL_OK;
+	if (pthread_create(&so->thread, NULL, snap_copy_main, so) != 0) {
+		log_error("snapshot for node %u: cannot start the copy thread", w->cfg->cluster[k].id);
 		snap_out_end(w, k, 0);
 		return;
 	}
+	so->copying = 1;
+}
+
+/* The copy thread finished: 1 when the copy is ready to stream. */
+static int snap_copied(struct lw *w, int k)
+{
+	struct cl_snap_out *so = &w->cl->snap_out[k];
+	if (!__atomic_load_n(&so->copy_done, __ATOMIC_ACQUIRE))
+		return 0;
+	pthread_join(so->thread, NULL);
+	so->copying = 0;
+	off_t size = lseek(so->fd, 0, SEEK_END);
+	if (so->copy_rc || size <= 0) {
+		log_error("snapshot for node %u: copy failed: %s", w->cfg->cluster[k].id, sl_strerror(so->copy_rc));
+		snap_out_end(w, k, 0);
+		return 0;
+	}
 	so->size = (uint64_t)size;
 	so->off = 0;
-	log_info("sending node %u a snapshot (%llu bytes, copied in %lld ms): it needs entries up to %llu that "
-		 "were trimmed", w->cfg->cluster[k].id, (unsigned long long)so->size, time_now_ms() - t0,
-		 (unsigned long long)so->m.index);
+	log_info("sending node %u a snapshot (%llu bytes, copied in %lld ms beside the loop): it needs entries up to "
+		 "%llu that were trimmed", w->cfg->cluster[k].id, (unsigned long long)so->size,
+		 time_now_ms() - so->copy_t0, (unsigned long long)so->m.index);
+	return 1;
 }
 
 /* Send what the links take; runs every turn. */
@@ -244,7 +267,7 @@ static void snap_pump(struct lw *w)
 		struct cl_snap_out *so = &c->snap_out[k];
 		if (so->want && so->fd < 0)
 			snap_start(w, (int)k);
-		if (so->fd < 0)
+		if (so->fd < 0 || (so->copying && !snap_copied(w, (int)k)))
 			continue;
 		if (!peer_connected(c->net, (uint32_t)so->m.to)) {
 			log_warn("snapshot to node %llu cut: link down", (unsigned long long)so->m.to);
@@ -787,12 +810,15 @@ static int map_nearly_full(struct lw *w)
  * then land after newer messages). 1 if answered here. */
 static int stale_publish(struct lw *w, uint32_t fe, uint16_t type, const uint8_t *p, uint32_t len)
 {
-	struct rm_publish m;
-	if (type != RM_PUBLISH || len < sizeof(m))
+	uint16_t epoch;
+	if (type == RM_PUBLISH && len >= sizeof(struct rm_publish))
+		memcpy(&epoch, p + offsetof(struct rm_publish, epoch), sizeof(epoch));
+	else if (type == RM_PUBLISH_BATCH && len >= sizeof(struct rm_publish_batch))
+		memcpy(&epoch, p + offsetof(struct rm_publish_batch, epoch), sizeof(epoch));
+	else
 		return 0;
-	memcpy(&m, p, sizeof(m));
 	uint16_t now = (uint16_t)shm_load(&w->shm->hdr->cluster.epoch);
-	if (m.epoch == now)
+	if (epoch == now)
 		return 0;
 	ack_now(w, fe, p, len, SL_EUNAVAILABLE);
 	return 1;
@@ -816,7 +842,7 @@ static int leader_direct(struct lw *w, uint32_t fe, uint16_t type, const uint8_t
 		ack_now(w, fe, p, len, rc == SL_OK ? SL_OK : rc == SL_EINVAL ? SL_EINVAL : SL_EUNAVAILABLE);
 		return 1;
 	}
-	if (type == RM_PUBLISH && map_nearly_full(w)) {
+	if ((type == RM_PUBLISH || type == RM_PUBLISH_BATCH) && map_nearly_full(w)) {
 		ack_now(w, fe, p, len, SL_EFULL);
 		return 1;
 	}
@@ -984,23 +1010,24 @@ static int apply_entry(struct lw *w, const struct raft_entry *e)
 	w->batch_records = 0;
 	w->cur_term = e->term;
 	w->cur_index = e->index;
+	size_t first = c->answers.n;
 	while (rc == SL_OK && (r = ent_next(e->data, e->len, &pos, &v)) == 1) {
-		c->cur_self = v.origin_node == c->self && v.origin_fe < w->nfe;
-		c->cur_fe = v.origin_fe;
-		c->cur_cookie = 0;
-		if (v.len >= sizeof(c->cur_cookie))
-			memcpy(&c->cur_cookie, v.p, sizeof(c->cur_cookie));
 		if (v.type == RM_RETENTION) {
 			rc = lw_parts_flush(w);
 			if (rc == SL_OK)
 				rc = apply_retention(w);
 			continue;
 		}
-		rc = lw_record_apply(w, v.origin_fe, v.type, v.p, v.len);
+		struct lw_req rq = {v.origin_node, v.origin_fe, 0, v.type, v.p, v.len};
+		if (v.len >= sizeof(rq.cookie))
+			memcpy(&rq.cookie, v.p, sizeof(rq.cookie));
+		rc = lw_record_apply(w, &rq, &c->answers);
 	}
 	if (rc == SL_OK)
 		rc = lw_parts_flush(w);
-	c->cur_self = 0;
+	for (size_t i = first; i < c->answers.n; i++)
+		if (!c->answers.v[i].a.timestamp_ms)
+			c->answers.v[i].a.timestamp_ms = w->batch_ts;
 	w->last_ts = w->batch_ts;
 	return rc;
 }
@@ -1133,9 +1160,12 @@ static void publish_applied(struct lw *w)
 		lw_slots_refresh_first(w);
 		c->retention_deleted = 0;
 	}
-	for (size_t i = 0; i < c->acks_n; i++)
-		lw_ack_push(w, c->acks[i].fe, &c->acks[i].a);
-	c->acks_n = 0;
+	for (size_t i = 0; i < c->answers.n; i++) {
+		const struct lw_answer *a = &c->answers.v[i];
+		if (a->origin_node == c->self && a->fe < w->nfe)
+			lw_ack_push(w, a->fe, &a->a);
+	}
+	c->answers.n = 0;
 	for (uint32_t i = 0; i < w->nfe; i++) {
 		if (c->rel_pos[i] > ring_tail(w->fe[i].pub))
 			ring_release(w->fe[i].pub, c->rel_pos[i]);
@@ -1349,9 +1379,11 @@ int lw_cluster_run(struct lw *w)
 out:
 	if (c->snap_in_fd >= 0)
 		close(c->snap_in_fd);
-	for (uint32_t k = 0; k < CONFIG_NODES_MAX; k++)
+	for (uint32_t k = 0; k < CONFIG_NODES_MAX; k++) {
+		snap_copy_stop(&c->snap_out[k]);
 		if (c->snap_out[k].fd >= 0)
 			close(c->snap_out[k].fd);
+	}
 	if (c->net)
 		peer_net_close(c->net);
 	if (c->raft)
@@ -1359,7 +1391,7 @@ out:
 	for (size_t i = 0; i < c->fwd_n; i++)
 		free(c->fwd[i].recs);
 	free(c->fwd);
-	free(c->acks);
+	free(c->answers.v);
 	free(c->sizes);
 	free(c->rel_pos);
 	ent_free(&c->prop);

@@ -75,7 +75,8 @@ void store_close(struct store *s);
 void store_usage(struct store *s, uint64_t *map_bytes, uint64_t *used_bytes);
 
 /* Write a consistent, compacted copy of the whole environment to fd (a
- * snapshot for a peer; blocks while it copies). */
+ * snapshot for a peer; blocks while it copies: the logwriter calls it from a
+ * thread of its own). */
 int store_copy_fd(struct store *s, int fd);
 
 /* Transactions. write=1 only in the logwriter. Commit syncs if opts.sync. */

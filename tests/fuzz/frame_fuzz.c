@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "pubbatch.h"
 #include "err.h"
 #include "ringmsg.h"
 
@@ -70,6 +71,24 @@ static void fuzz_hdrs(const uint8_t *data, size_t size)
 		abort();
 }
 
+/* PublishBatch records, as the frontend checks them and the logwriter
+ * walks them: the walk must agree with the check. */
+static void fuzz_pubbatch(const uint8_t *data, size_t size)
+{
+	struct slice recs = slice_make(data, size), k, h, v;
+	const char *why = NULL;
+	size_t pos = 0;
+	uint32_t n = 0;
+	int r;
+	while ((r = pubbatch_next(recs, &pos, &k, &h, &v)) == 1) {
+		if (k.base + k.len > data + size || v.base + v.len > data + size)
+			abort();
+		n++;
+	}
+	if (pubbatch_check(recs, n ? n : 1, &why) == SL_OK && (r != 0 || n == 0))
+		abort(); /* the check accepted what the walk refuses */
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	/* As a stream: walk every complete frame in the buffer. */
@@ -87,5 +106,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* As one frame body. */
 	fuzz_decode(data, size);
 	fuzz_hdrs(data, size);
+	fuzz_pubbatch(data, size);
 	return 0;
 }

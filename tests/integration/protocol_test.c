@@ -14,6 +14,8 @@
 
 #include "err.h"
 #include "harness.h"
+#include "pubbatch.h"
+#include "store.h"
 
 static struct itest_node node;
 
@@ -543,4 +545,142 @@ Test(protocol, inflight_max_pauses_reading_and_loses_nothing)
 		cr_assert_eq(off, i);
 	}
 	close(fd);
+}
+
+/* A PublishBatch frame of n records "b<base+i>" (raw, as a client builds it). */
+static void send_batch(int fd, uint64_t id, const char *topic, int partition, uint64_t pid, uint64_t base, uint32_t n,
+		       int corrupt_crc)
+{
+	static uint8_t recs[1 << 16];
+	size_t len = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		char payload[32];
+		snprintf(payload, sizeof(payload), "b%llu", (unsigned long long)(base + i));
+		len += pubbatch_put(recs + len, slice_make(NULL, 0), slice_make(NULL, 0), slice_cstr(payload));
+	}
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	Sluice__PublishBatch b = SLUICE__PUBLISH_BATCH__INIT;
+	b.topic = (char *)topic;
+	b.has_partition = partition >= 0;
+	b.partition = partition >= 0 ? (uint32_t)partition : 0;
+	b.producer_id = pid;
+	b.base_sequence = base;
+	b.count = n;
+	b.records.data = recs;
+	b.records.len = len;
+	b.crc32c = store_crc32c(0, recs, len) ^ (corrupt_crc ? 1u : 0u);
+	f.id = id;
+	f.body_case = SLUICE__FRAME__BODY_PUBLISH_BATCH;
+	f.publish_batch = &b;
+	cr_assert_eq(itest_send_frame(fd, &f), 0);
+}
+
+static Sluice__PublishBatchAck *wait_batch_ack(int fd, uint64_t id, Sluice__Frame **r)
+{
+	cr_assert_eq(itest_recv_response(fd, id, 5000, r), 0, "no answer to batch %llu", (unsigned long long)id);
+	cr_assert_eq((*r)->body_case, SLUICE__FRAME__BODY_PUBLISH_BATCH_ACK, "body %d (%s)", (*r)->body_case,
+	             (*r)->body_case == SLUICE__FRAME__BODY_ERROR ? (*r)->error->message : "");
+	return (*r)->publish_batch_ack;
+}
+
+/*
+ * A PublishBatch is stored as one unit at consecutive offsets; a retry of it
+ * (same producer, space and base sequence) is answered as a duplicate with
+ * the original position and stores nothing; a range that overlaps a stored
+ * one any other way is refused; a bad checksum is MALFORMED and closes.
+ */
+Test(protocol, publish_batch_stores_once_and_reads_back_in_order)
+{
+	int fd = open_hello();
+	Sluice__Frame *r = NULL;
+	cr_assert_eq(itest_raw_create_topic(fd, 1, "bt", 2), 0);
+	send_batch(fd, 2, "bt", 1, 42, 1, 100, 0);
+	Sluice__PublishBatchAck *a = wait_batch_ack(fd, 2, &r);
+	cr_assert_eq(a->partition, 1);
+	cr_assert_eq(a->base_offset, 0);
+	cr_assert_eq(a->count, 100);
+	cr_assert_eq(a->duplicate, 0);
+	sluice__frame__free_unpacked(r, NULL);
+	/* a single publish after it lands right behind the batch */
+	cr_assert_eq(itest_raw_send_publish(fd, 3, "bt", 1, "single", 6, 0, 0), 0);
+	uint64_t off = 0;
+	cr_assert_eq(itest_raw_wait_ack(fd, 3, 5000, NULL, &off, NULL), 0);
+	cr_assert_eq(off, 100);
+	/* the retry: duplicate, original position */
+	send_batch(fd, 4, "bt", 1, 42, 1, 100, 0);
+	a = wait_batch_ack(fd, 4, &r);
+	cr_assert_eq(a->duplicate, 1);
+	cr_assert_eq(a->base_offset, 0);
+	cr_assert_eq(a->count, 100);
+	sluice__frame__free_unpacked(r, NULL);
+	/* one message of the batch sent alone is a duplicate of that message */
+	cr_assert_eq(itest_raw_send_publish(fd, 5, "bt", 1, "b7", 2, 42, 7), 0);
+	int dup = 0;
+	cr_assert_eq(itest_raw_wait_ack(fd, 5, 5000, NULL, &off, &dup), 0);
+	cr_assert_eq(dup, 1);
+	cr_assert_eq(off, 6);
+	/* overlapping the stored range otherwise: refused, nothing stored */
+	send_batch(fd, 6, "bt", 1, 42, 50, 100, 0);
+	cr_assert_eq(itest_raw_wait_ack(fd, 6, 5000, NULL, NULL, NULL), SLUICE__ERROR_CODE__INVALID_ARGUMENT);
+	/* the next range is new */
+	send_batch(fd, 7, "bt", 1, 42, 101, 10, 0);
+	a = wait_batch_ack(fd, 7, &r);
+	cr_assert_eq(a->duplicate, 0);
+	cr_assert_eq(a->base_offset, 101);
+	sluice__frame__free_unpacked(r, NULL);
+	/* read back partition 1: b1..b100, single, b101..b110 */
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	Sluice__Fetch fe = SLUICE__FETCH__INIT;
+	fe.topic = (char *)"bt";
+	fe.partition = 1;
+	fe.offset = 0;
+	fe.max_messages = 1000;
+	f.id = 8;
+	f.body_case = SLUICE__FRAME__BODY_FETCH;
+	f.fetch = &fe;
+	cr_assert_eq(itest_send_frame(fd, &f), 0);
+	cr_assert_eq(itest_recv_response(fd, 8, 5000, &r), 0);
+	cr_assert_eq(r->body_case, SLUICE__FRAME__BODY_FETCH_RESULT);
+	cr_assert_eq(r->fetch_result->n_messages, 111);
+	for (size_t i = 0; i < 111; i++) {
+		char want[32];
+		if (i < 100)
+			snprintf(want, sizeof(want), "b%zu", i + 1);
+		else if (i == 100)
+			snprintf(want, sizeof(want), "single");
+		else
+			snprintf(want, sizeof(want), "b%zu", i);
+		const Sluice__Message *m = r->fetch_result->messages[i];
+		cr_assert_eq(m->offset, i);
+		cr_assert_eq(m->payload.len, strlen(want));
+		cr_assert_eq(memcmp(m->payload.data, want, strlen(want)), 0, "offset %zu", i);
+	}
+	sluice__frame__free_unpacked(r, NULL);
+	/* a bad checksum: MALFORMED, nothing stored */
+	send_batch(fd, 9, "bt", 0, 43, 1, 3, 1);
+	cr_assert_eq(itest_raw_wait_ack(fd, 9, 5000, NULL, NULL, NULL), SLUICE__ERROR_CODE__MALFORMED);
+	close(fd);
+}
+
+/* A connection that sends no Hello within hello_timeout_ms is closed (it
+ * would hold one of connections_max for ever); one that did stays. */
+Test(protocol, silent_connection_is_closed_after_hello_timeout)
+{
+	static const char *extra[] = {"--hello-timeout-ms", "300", NULL};
+	cr_assert_eq(itest_node_stop(&node), 0);
+	node.extra[0] = extra[0];
+	node.extra[1] = extra[1];
+	node.extra[2] = NULL;
+	cr_assert_eq(itest_node_start(&node), 0);
+	int silent = itest_connect(node.port);
+	int talker = open_hello();
+	cr_assert_geq(silent, 0);
+	long long t0 = itest_now_ms();
+	Sluice__Frame *r = NULL;
+	cr_assert_eq(itest_recv_frame(silent, 5000, &r), SL_ECLOSED, "no Hello, yet still open");
+	cr_assert_geq(itest_now_ms() - t0, 200, "closed before the timeout");
+	itest_sleep_ms(400);
+	expect_node_status(talker, 2);
+	close(silent);
+	close(talker);
 }
