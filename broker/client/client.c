@@ -50,6 +50,8 @@
  */
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1109,6 +1111,10 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct sluice_client *c = arg;
 	c->cb_depth++;
 	if (what & BEV_EVENT_CONNECTED) {
+		/* A batch is one large write: without this, its last segment waits
+		 * for the ack of the others (Nagle against delayed acks, ~40 ms). */
+		int one = 1;
+		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c->state = CS_HANDSHAKE;
 		send_hello(c);
 	} else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
