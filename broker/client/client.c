@@ -17,7 +17,8 @@
  * When the connection drops, everything in flight goes back to the front of
  * pending (in order) and is written again, byte for byte, after the next
  * handshake: publishes keep their producer id and sequence, so the broker
- * stores each once (dedup is keyed by the exact (producer_id, sequence)).
+ * stores each once (dedup is keyed by producer id, topic, partition space
+ * and sequence; a batch by its base sequence).
  *
  * The public error codes (SLUICE_*) are the project's SL_* value for value
  * (asserted below), so this file uses the SL_* names and sl_strerror.
