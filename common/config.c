@@ -62,6 +62,7 @@ static const struct config_key config_keys[] = {
     {"limits", "output_high_bytes", "output-high-bytes", CT_SIZE64, CFG(output_high_bytes), 4 * KIB, 64 * GIB},
     {"limits", "output_pause_bytes", "output-pause-bytes", CT_SIZE64, CFG(output_pause_bytes), 4 * KIB, 64 * GIB},
     {"limits", "inflight_max", "inflight-max", CT_U32, CFG(inflight_max), 1, 1u << 24},
+    {"limits", "hello_timeout_ms", "hello-timeout-ms", CT_U32, CFG(hello_timeout_ms), 10, 3600000},
     {"storage", "map_bytes", "map-bytes", CT_SIZE64, CFG(map_bytes), MIB, 1ull << 46},
     {"storage", "sync", "sync", CT_BOOL, CFG(sync), 0, 1},
     {"storage", "batch_records_max", "batch-records-max", CT_U32, CFG(batch_records_max), 1, 1u << 24},
@@ -105,6 +106,7 @@ void config_defaults(struct config *c)
 	c->output_high_bytes = 4 * MIB;
 	c->output_pause_bytes = 16 * MIB;
 	c->inflight_max = 65536;
+	c->hello_timeout_ms = 10000;
 	c->map_bytes = 8 * GIB;
 	c->sync = 1;
 	c->batch_records_max = 65536;

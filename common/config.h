@@ -30,6 +30,7 @@ struct config {
 	uint64_t output_high_bytes;     /* output_high_bytes: deliveries pause above, default 4 MiB */
 	uint64_t output_pause_bytes;    /* output_pause_bytes: reading requests pauses above, default 16 MiB */
 	uint32_t inflight_max;          /* inflight_max: requests awaiting the log per connection, default 65536 */
+	uint32_t hello_timeout_ms;      /* hello_timeout_ms: a connection without Hello by then is closed, 10000 */
 	/* [storage] */
 	uint64_t map_bytes;             /* map_bytes, default 8 GiB */
 	int sync;                       /* sync = true|false, default true (sync before ack) */

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Measure with `sluice bench` beside the LMDB ceiling of this machine.
+# Publishes are batched by libsluice (linger 5 ms) unless a row says
+# "unbatched" (--linger-ms 0: one Publish frame per message).
 #   deploy/bench.sh [RUNS]             one node (default 3 runs; prints every run and the median)
 #   deploy/bench.sh --cluster [RUNS]   a three-node cluster on loopback (deploy/cluster.sh),
 #                                      publishing through the leader and through a follower
@@ -58,6 +60,7 @@ if [ "$cluster" = 1 ]; then
     echo "# three nodes on this machine; leader is node $leader"
     bench "3 nodes: pub 100 B, 1 producer, via leader" pub --size 100 --count 300000
     bench "3 nodes: pub 100 B, 4 producers, via leader" pub --size 100 --count 400000 --producers 4
+    bench "3 nodes: pub 100 B, 4 producers, unbatched, via leader" pub --size 100 --count 400000 --producers 4 --linger-ms 0
     bench "3 nodes: pub 1 KiB, 4 producers, via leader" pub --size 1024 --count 200000 --producers 4
     bench "3 nodes: pub 100 B, window 1 (latency), via leader" pub --size 100 --count 3000 --window 1
     target=$fport bench "3 nodes: pub 100 B, 4 producers, via follower" pub --size 100 --count 400000 --producers 4
@@ -66,6 +69,7 @@ if [ "$cluster" = 1 ]; then
 fi
 bench "pub 100 B, 1 producer, window 1000" pub --size 100 --count 300000
 bench "pub 100 B, 4 producers, window 1000" pub --size 100 --count 400000 --producers 4
+bench "pub 100 B, 4 producers, unbatched (linger 0)" pub --size 100 --count 400000 --producers 4 --linger-ms 0
 bench "pub 1 KiB, 1 producer, window 1000" pub --size 1024 --count 100000
 bench "pub 1 KiB, 4 producers, window 1000" pub --size 1024 --count 200000 --producers 4
 bench "pub 100 B, 1 producer, window 1 (latency)" pub --size 100 --count 3000 --window 1

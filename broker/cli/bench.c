@@ -2,7 +2,11 @@
  * bench.c: `sluice bench pub|sub|e2e`, a load generator built on libsluice.
  *
  * pub: P producers (one connection each) keep up to W publishes in flight and
- *      time publish -> ack per message on the monotonic clock.
+ *      time publish -> ack per message on the monotonic clock. Publishes are
+ *      batched by libsluice (--linger-ms, --batch-bytes); a producer sends
+ *      its open batch as soon as its window is full (nothing more could
+ *      join it), and refills its window once per burst of acks, so a batch's
+ *      acks make one new batch rather than many small ones.
  * sub: publishes --count messages first, then times one subscriber reading
  *      them from the earliest offset.
  * e2e: a subscriber is attached to every partition at its end offset, then
@@ -45,6 +49,7 @@ struct bench_slot {
 struct bench_prod {
 	struct bench *b;
 	struct sluice_client *c;
+	struct event *fill_ev;     /* refill after a burst of acks (batching) */
 	uint64_t target, sent, acked, failed;
 	struct bench_slot *slots;
 	uint32_t *free_slots;
@@ -55,7 +60,7 @@ struct bench {
 	const struct cli_global *g;
 	enum bench_mode mode;
 	char topic[128];
-	uint32_t partitions, producers, window, size;
+	uint32_t partitions, producers, window, size, linger_ms, batch_bytes;
 	uint64_t count;
 	double duration_s;
 	struct event_base *base;
@@ -82,10 +87,12 @@ static uint64_t bench_now_ns(void)
 void bench_usage(FILE *f)
 {
 	fprintf(f, "usage: sluice bench pub|sub|e2e [--topic T] [--partitions N] [--size BYTES] [--count N | --duration S]\n"
-		   "                              [--producers P] [--window W]\n"
+		   "                              [--producers P] [--window W] [--linger-ms MS] [--batch-bytes B]\n"
 		   "  --topic defaults to bench-<random>, created with --partitions (1) if missing.\n"
-		   "  --size %d, --count %d, --producers 1 (one connection each), --window %d in flight each.\n",
-		BENCH_SIZE_DEFAULT, BENCH_COUNT_DEFAULT, BENCH_WINDOW_DEFAULT);
+		   "  --size %d, --count %d, --producers 1 (one connection each), --window %d in flight each.\n"
+		   "  --linger-ms %d (0: no batching), --batch-bytes %d: how publishes are batched.\n",
+		BENCH_SIZE_DEFAULT, BENCH_COUNT_DEFAULT, BENCH_WINDOW_DEFAULT, CLI_LINGER_MS_DEFAULT,
+		CLI_BATCH_BYTES_DEFAULT);
 }
 
 static void lat_add(struct bench *b, uint64_t ns)
@@ -163,7 +170,10 @@ static void bench_ack_cb(void *arg, int err, const char *errmsg, uint32_t partit
 		}
 	}
 	p->free_slots[p->free_n++] = (uint32_t)(s - p->slots);
-	prod_fill(p);
+	if (b->linger_ms == 0)
+		prod_fill(p);
+	else
+		event_active(p->fill_ev, EV_TIMEOUT, 0); /* once the other acks of this batch are in (idempotent) */
 	bench_check_done(b);
 }
 
@@ -186,6 +196,13 @@ static void prod_fill(struct bench_prod *p)
 			break;
 		}
 	}
+	/* Window full or nothing left to send: no publish will join the open batch. */
+	sluice_client_flush(p->c);
+}
+
+static void prod_fill_cb(evutil_socket_t fd, short what, void *arg)
+{
+	prod_fill(arg);
 }
 
 static void bench_msg_cb(void *arg, int err, const char *errmsg, const struct sluice_msg *m)
@@ -234,6 +251,8 @@ static int bench_prods_open(struct bench *b)
 {
 	struct sluice_client_opts o = cli_client_opts(b->g, b->window);
 	o.retry_max_ms = 30000;
+	o.linger_ms = b->linger_ms;
+	o.batch_bytes = b->batch_bytes;
 	b->prods = calloc(b->producers, sizeof(*b->prods));
 	if (!b->prods)
 		return SLUICE_ENOMEM;
@@ -245,7 +264,8 @@ static int bench_prods_open(struct bench *b)
 			p->target = UINT64_MAX;
 		p->slots = calloc(b->window, sizeof(*p->slots));
 		p->free_slots = calloc(b->window, sizeof(*p->free_slots));
-		if (!p->slots || !p->free_slots)
+		p->fill_ev = event_new(b->base, -1, 0, prod_fill_cb, p);
+		if (!p->slots || !p->free_slots || !p->fill_ev)
 			return SLUICE_ENOMEM;
 		for (uint32_t k = 0; k < b->window; k++) {
 			p->slots[k].p = p;
@@ -265,6 +285,8 @@ static void bench_prods_close(struct bench *b)
 		return;
 	for (uint32_t i = 0; i < b->producers; i++) {
 		sluice_client_free(b->prods[i].c);
+		if (b->prods[i].fill_ev)
+			event_free(b->prods[i].fill_ev);
 		free(b->prods[i].slots);
 		free(b->prods[i].free_slots);
 	}
@@ -360,10 +382,11 @@ static void bench_report(struct bench *b)
 	qsort(b->lat, b->lat_n, sizeof(*b->lat), u64_cmp);
 	static const char *names[] = {"pub", "sub", "e2e"};
 	if (b->g->json) {
-		json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:f, s:f}", "mode", names[b->mode], "topic",
-				      b->topic, "producers", (json_int_t)b->producers, "size", (json_int_t)b->size,
-				      "messages", (json_int_t)msgs, "failed", (json_int_t)failed, "seconds", secs,
-				      "msgs_per_s", rate, "mb_per_s", mbs);
+		json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f}", "mode", names[b->mode],
+				      "topic", b->topic, "producers", (json_int_t)b->producers, "size",
+				      (json_int_t)b->size, "linger_ms", (json_int_t)b->linger_ms, "batch_bytes",
+				      (json_int_t)b->batch_bytes, "messages", (json_int_t)msgs, "failed",
+				      (json_int_t)failed, "seconds", secs, "msgs_per_s", rate, "mb_per_s", mbs);
 		if (b->lat_n)
 			json_object_set_new(o, "latency_ms",
 					    json_pack("{s:f, s:f, s:f, s:f, s:I}", "p50", lat_pct_ms(b, 50), "p99",
@@ -376,8 +399,9 @@ static void bench_report(struct bench *b)
 		json_decref(o);
 		return;
 	}
-	printf("bench %s: topic %s, %u producer%s, %u-byte messages\n", names[b->mode], b->topic, b->producers,
-	       b->producers == 1 ? "" : "s", b->size);
+	printf("bench %s: topic %s, %u producer%s, %u-byte messages, linger %u ms, batches up to %u bytes\n",
+	       names[b->mode], b->topic, b->producers, b->producers == 1 ? "" : "s", b->size, b->linger_ms,
+	       b->batch_bytes);
 	printf("  messages:   %" PRIu64 " in %.3f s (%" PRIu64 " failed)\n", msgs, secs, failed);
 	printf("  throughput: %.0f msg/s, %.2f MB/s\n", rate, mbs);
 	if (b->lat_n)
@@ -391,7 +415,8 @@ static int bench_parse(struct bench *b, int argc, char **argv)
 		{"topic", required_argument, 0, 't'},    {"partitions", required_argument, 0, 'n'},
 		{"size", required_argument, 0, 's'},     {"count", required_argument, 0, 'c'},
 		{"duration", required_argument, 0, 'd'}, {"producers", required_argument, 0, 'p'},
-		{"window", required_argument, 0, 'w'},   {0, 0, 0, 0}};
+		{"window", required_argument, 0, 'w'},   {"linger-ms", required_argument, 0, 'L'},
+		{"batch-bytes", required_argument, 0, 'B'}, {0, 0, 0, 0}};
 	int ch;
 	char *end;
 	optind = 1;
@@ -410,7 +435,7 @@ static int bench_parse(struct bench *b, int argc, char **argv)
 			continue;
 		}
 		v = strtoull(optarg, &end, 10);
-		if (*end || optarg[0] == '-' || v == 0 || v > UINT32_MAX)
+		if (*end || optarg[0] == '-' || (v == 0 && ch != 'L') || v > UINT32_MAX)
 			return -1;
 		if (ch == 'n')
 			b->partitions = (uint32_t)v;
@@ -422,6 +447,10 @@ static int bench_parse(struct bench *b, int argc, char **argv)
 			b->producers = (uint32_t)v;
 		else if (ch == 'w')
 			b->window = (uint32_t)v;
+		else if (ch == 'L')
+			b->linger_ms = (uint32_t)v;
+		else if (ch == 'B')
+			b->batch_bytes = (uint32_t)v;
 	}
 	if (optind + 1 != argc || b->producers > BENCH_PRODUCERS_MAX || (b->count && b->duration_s > 0))
 		return -1;
@@ -473,7 +502,8 @@ static int bench_run(struct bench *b)
 int bench_main(const struct cli_global *g, int argc, char **argv)
 {
 	struct bench b = {.g = g, .partitions = 1, .producers = 1, .window = BENCH_WINDOW_DEFAULT,
-			  .size = BENCH_SIZE_DEFAULT};
+			  .size = BENCH_SIZE_DEFAULT, .linger_ms = CLI_LINGER_MS_DEFAULT,
+			  .batch_bytes = CLI_BATCH_BYTES_DEFAULT};
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			bench_usage(stdout);

@@ -86,7 +86,12 @@ struct sluice_client_opts cli_client_opts(const struct cli_global *g, uint32_t p
 int cli_connect(const struct cli_global *g, uint32_t pipeline_max, struct sluice_sync **out)
 {
 	struct sluice_client_opts o = cli_client_opts(g, pipeline_max);
-	int err = sluice_sync_open(&o, out);
+	return cli_connect_opts(g, &o, out);
+}
+
+int cli_connect_opts(const struct cli_global *g, const struct sluice_client_opts *o, struct sluice_sync **out)
+{
+	int err = sluice_sync_open(o, out);
 	if (err != SLUICE_OK) {
 		const char *srv = g->server ? g->server : getenv("SLUICE_SERVER");
 		fprintf(stderr, "%s: cannot connect to %s: %s\n", prog, srv && srv[0] ? srv : "127.0.0.1:7400",
@@ -177,7 +182,8 @@ static void usage(FILE *f)
 		"  topic list\n"
 		"  topic describe NAME\n"
 		"  topic delete NAME\n"
-		"  pub TOPIC [--key K] [--partition P] [--header k=v]... [--window W] [MESSAGE]\n"
+		"  pub TOPIC [--key K] [--partition P] [--header k=v]... [--window W]\n"
+		"            [--linger-ms MS] [--batch-bytes B] [MESSAGE]\n"
 		"  sub TOPIC [--from earliest|latest|OFFSET|@UNIX_MS] [--partition P]... [--group G]\n"
 		"            [--count N] [--format raw|json]\n"
 		"  group describe GROUP\n"
@@ -185,7 +191,7 @@ static void usage(FILE *f)
 		"  cluster status                     every node: role, term, log indexes, lag, reachable\n"
 		"  cluster transfer-leader --to ID    hand leadership to node ID and wait until it leads\n"
 		"  bench pub|sub|e2e [--topic T] [--partitions N] [--size BYTES] [--count N | --duration S]\n"
-		"            [--producers P] [--window W]\n"
+		"            [--producers P] [--window W] [--linger-ms MS] [--batch-bytes B]\n"
 		"\n"
 		"--servers (or --server) defaults to $SLUICE_SERVER or 127.0.0.1:7400; with several\n"
 		"servers the client fails over between them. --json prints JSON.\n"
@@ -202,12 +208,15 @@ static void usage_topic(FILE *f)
 
 static void usage_pub(FILE *f)
 {
-	fprintf(f, "usage: sluice pub TOPIC [--key K] [--partition P] [--header k=v]... [--window W] [MESSAGE]\n"
+	fprintf(f, "usage: sluice pub TOPIC [--key K] [--partition P] [--header k=v]... [--window W]\n"
+		   "                  [--linger-ms MS] [--batch-bytes B] [MESSAGE]\n"
 		   "  With MESSAGE, publishes it and prints \"partition P offset O\" (--json: also the raft\n"
 		   "  term and log index of the entry it was committed in; 0 on a single node).\n"
 		   "  Without, publishes each line of stdin as a message, up to W (default %d) in flight,\n"
-		   "  and prints a summary on stderr.\n",
-		CLI_WINDOW_DEFAULT);
+		   "  and prints a summary on stderr. Messages without --key travel in batches: one waits\n"
+		   "  up to MS (default %d; 0: no batching) for others to join, and a batch is sent when it\n"
+		   "  reaches B bytes (default %d).\n",
+		CLI_WINDOW_DEFAULT, CLI_LINGER_MS_DEFAULT, CLI_BATCH_BYTES_DEFAULT);
 }
 
 static void usage_sub(FILE *f)
@@ -423,7 +432,7 @@ struct pub_state {
 	const struct cli_global *g;
 	struct sluice_sync *s;
 	struct sluice_pub tmpl;
-	uint32_t window;
+	uint32_t window, linger_ms, batch_bytes;
 	struct event *in_ev;
 	int in_regular;          /* stdin is a regular file: always readable, no fd event */
 	int in_paused, eof, skipping;
@@ -546,11 +555,14 @@ static void pub_stdin_cb(evutil_socket_t fd, short what, void *arg)
 			ps->eof = 1;
 			if (!ps->in_regular)
 				event_del(ps->in_ev);
+			sluice_client_flush(c); /* nothing more will join the open batches */
 			pub_maybe_finish(ps);
 			return;
 		}
 	}
-	/* Window full: stop reading until acks come back. */
+	/* Window full: nothing more can join the open batches until acks come
+	 * back, so send them now, and stop reading. */
+	sluice_client_flush(c);
 	ps->in_paused = 1;
 	if (!ps->in_regular)
 		event_del(ps->in_ev);
@@ -618,6 +630,7 @@ static int pub_single(struct pub_state *ps, const char *message)
 	p.payload = sluice_bytes_cstr(message);
 	int err = sluice_publish(r.c, &p, pub_single_cb, &r);
 	if (err == SLUICE_OK) {
+		sluice_client_flush(r.c);
 		wait_done(ps->s, &r.done);
 		err = r.err;
 	}
@@ -650,9 +663,12 @@ static int cmd_pub(const struct cli_global *g, int argc, char **argv)
 					   {"partition", required_argument, 0, 'p'},
 					   {"header", required_argument, 0, 'H'},
 					   {"window", required_argument, 0, 'w'},
+					   {"linger-ms", required_argument, 0, 'L'},
+					   {"batch-bytes", required_argument, 0, 'B'},
 					   {0, 0, 0, 0}};
 	struct sluice_header hs[CLI_HEADERS_MAX];
-	struct pub_state ps = {.g = g, .window = CLI_WINDOW_DEFAULT};
+	struct pub_state ps = {.g = g, .window = CLI_WINDOW_DEFAULT, .linger_ms = CLI_LINGER_MS_DEFAULT,
+			       .batch_bytes = CLI_BATCH_BYTES_DEFAULT};
 	int ch;
 	if (want_help(argc, argv)) {
 		usage_pub(stdout);
@@ -669,6 +685,10 @@ static int cmd_pub(const struct cli_global *g, int argc, char **argv)
 			bad = pub_header_add(hs, &ps.tmpl.headers_n, optarg);
 		else if (ch == 'w')
 			bad = parse_u32(optarg, &ps.window) || ps.window == 0;
+		else if (ch == 'L')
+			bad = parse_u32(optarg, &ps.linger_ms);
+		else if (ch == 'B')
+			bad = parse_u32(optarg, &ps.batch_bytes) || ps.batch_bytes == 0;
 		if (bad) {
 			usage_pub(stderr);
 			return EX_USAGE;
@@ -680,7 +700,10 @@ static int cmd_pub(const struct cli_global *g, int argc, char **argv)
 	}
 	ps.tmpl.topic = argv[optind];
 	ps.tmpl.headers = hs;
-	int rc = cli_connect(g, ps.window, &ps.s);
+	struct sluice_client_opts o = cli_client_opts(g, ps.window);
+	o.linger_ms = ps.linger_ms;
+	o.batch_bytes = ps.batch_bytes;
+	int rc = cli_connect_opts(g, &o, &ps.s);
 	if (rc)
 		return rc;
 	sluice_client_set_retry_max(sluice_sync_client(ps.s), CLI_STREAM_RETRY_MAX_MS);

@@ -11,6 +11,10 @@
 
 #include "sluice/sluice.h"
 
+/* Batching of `sluice pub` and `sluice bench` (--linger-ms, --batch-bytes). */
+#define CLI_LINGER_MS_DEFAULT 5
+#define CLI_BATCH_BYTES_DEFAULT 262144
+
 struct cli_global {
 	const char *server;         /* --server, or NULL for $SLUICE_SERVER / the default */
 	int json;                   /* --json */
@@ -24,6 +28,8 @@ struct sluice_client_opts cli_client_opts(const struct cli_global *g, uint32_t p
 
 /* Blocking connection to the server; prints why on failure and returns an exit code (0 on success). */
 int cli_connect(const struct cli_global *g, uint32_t pipeline_max, struct sluice_sync **out);
+/* The same with options made by cli_client_opts and then adjusted. */
+int cli_connect_opts(const struct cli_global *g, const struct sluice_client_opts *o, struct sluice_sync **out);
 
 /* `sluice bench ...`: argv[0] is "bench". Returns an exit code. */
 int bench_main(const struct cli_global *g, int argc, char **argv);

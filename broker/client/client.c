@@ -22,6 +22,21 @@
  * The public error codes (SLUICE_*) are the project's SL_* value for value
  * (asserted below), so this file uses the SL_* names and sl_strerror.
  *
+ * Batching (opts.linger_ms > 0): a publish without a key joins the open
+ * batch of its (topic, partition space) instead of becoming a request of its
+ * own. Records are written once, in the wire layout of PublishBatch.records,
+ * into the batch's buffer. A batch closes when it reaches batch_bytes or
+ * CLIENT_BATCH_COUNT_MAX messages, or linger_ms after its first message (one
+ * client timer, armed for the oldest open batch), or on sluice_client_flush;
+ * closing takes the next `count` sequences of the client and makes the batch
+ * one request, pipelined, refused, retried and re-sent exactly like a single
+ * publish (same producer id and base sequence, so a retried batch that was
+ * stored is answered as a duplicate with the original base offset). Keyed
+ * publishes never batch: the server hashes the key, and the client does not
+ * know the partition count. A message that cannot go in a batch (larger than
+ * a batch may be, a header key over 255 bytes) closes the open batch of its
+ * space and travels alone after it, so a space keeps its order.
+ *
  * Subscriptions are client objects with one or more server "legs" (server
  * subscription ids). After Subscribed we know the next offset of every
  * partition; after a reconnect each partition is re-subscribed at its next
@@ -35,6 +50,8 @@
  */
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +114,14 @@ _Static_assert((int)SLUICE_ECONFIG == (int)SL_ECONFIG, "SLUICE_ECONFIG");
 #define CLIENT_IN_FRAME_BYTES_MAX (64u << 20)
 #define CLIENT_SERVERS_MAX 16
 #define CLIENT_RELEASE_STACK 64           /* acks released per batch without allocating */
+#define CLIENT_BATCH_BYTES_DEFAULT (256u << 10)
+#define CLIENT_BATCH_COUNT_MAX 65536u     /* PublishBatch.count is 1 .. 65536 */
+#define CLIENT_BATCH_CAP_MIN_BYTES 4096u  /* first allocation of a batch's records */
+/* A PublishBatch frame around its records: id, tags, lengths, fixed fields
+ * (at most 70 bytes) plus the topic name. */
+#define CLIENT_BATCH_ENVELOPE_BYTES 96u
+#define CLIENT_BATCH_REC_HDR_BYTES 12u    /* [u32 key_len][u32 headers_len][u32 payload_len] */
+#define CLIENT_HDR_KEY_BYTES_MAX 255u     /* header keys in a batch record: a u16 length, at most 255 */
 
 /* glibc's sys/queue.h lacks the _SAFE iterator. */
 #ifndef TAILQ_FOREACH_SAFE
@@ -121,25 +146,55 @@ enum req_kind {
 
 struct sub;
 
-/* One publish in send order: its answer waits here until every publish sent
- * before it is answered, so a client sees the acks of one partition in log
- * order even when a failover delays the answer to an earlier message (its
- * retry is answered as a duplicate with the original, earlier offset). */
-struct pub_slot {
-	TAILQ_ENTRY(pub_slot) link;
-	int resolved;
-	int err;
-	char *msg;
+/* Where the server stored a publish (or the first message of a batch). */
+struct pub_pos {
 	uint32_t partition;
 	uint64_t offset;
 	int64_t timestamp_ms;
 	int duplicate;
 	uint64_t term, log_index;
-	uint64_t order;           /* send order, the tie-break */
+};
+
+/* The acknowledgement callback of one batched message. */
+struct pub_cb {
 	sluice_ack_cb cb;
 	void *arg;
 };
+
+/* One publish request in send order: its answer waits here until every
+ * publish sent before it is answered, so a client sees the acks of one
+ * partition in log order even when a failover delays the answer to an
+ * earlier message (its retry is answered as a duplicate with the original,
+ * earlier offset). A batch is one slot; its message i is at offset + i. */
+struct pub_slot {
+	TAILQ_ENTRY(pub_slot) link;
+	int resolved;
+	int err;
+	char *msg;
+	struct pub_pos pos;
+	uint64_t order;           /* send order, the tie-break */
+	sluice_ack_cb cb;         /* a single Publish */
+	void *arg;
+	struct pub_cb *cbs;       /* a PublishBatch: n callbacks in message order; else NULL */
+	uint32_t n;               /* messages: 1, or the batch's count */
+};
 TAILQ_HEAD(pub_slot_list, pub_slot);
+
+/* An open batch: keyless publishes of one (topic, partition space) waiting
+ * up to linger_ms for more to join. recs is PublishBatch.records as it goes
+ * on the wire; nothing else is kept per message but its callback. */
+struct batch {
+	TAILQ_ENTRY(batch) link;
+	char *topic;
+	int has_partition;
+	uint32_t partition;       /* 0 unless has_partition */
+	uint8_t *recs;
+	size_t len, cap;
+	struct pub_cb *cbs;
+	size_t n, cbs_cap;
+	uint64_t deadline_ns;     /* linger_ms after its first message */
+};
+TAILQ_HEAD(batch_list, batch);
 
 struct req {
 	TAILQ_ENTRY(req) link;
@@ -221,6 +276,10 @@ struct sluice_client {
 	uint64_t ack_term, ack_log_index; /* of the ack being delivered (sluice_ack_position) */
 	struct pub_slot_list pubq;        /* publishes in send order, answered or not */
 	uint64_t pub_order;
+	uint32_t linger_ms, batch_bytes;
+	struct batch_list batches;        /* open, oldest first (so in deadline order) */
+	struct event *linger_timer;       /* closes the oldest open batch at its deadline */
+	size_t msgs_extra;                /* messages sluice_client_inflight counts beyond one per request */
 
 	struct req_list pending, inflight, retry;
 	size_t pending_n, inflight_n, retry_n;
@@ -445,14 +504,41 @@ static void msg_from_wire(const Sluice__Message *w, struct sluice_msg *m, struct
 	m->headers_n = w->n_headers;
 }
 
+static void pub_slot_free(struct pub_slot *ps)
+{
+	free(ps->msg);
+	free(ps->cbs);
+	free(ps);
+}
+
+/* Call the callbacks of an answered slot: one, or one per batched message in
+ * message order (message i at offset + i). */
+static void pub_slot_deliver(struct sluice_client *c, const struct pub_slot *ps)
+{
+	const struct pub_pos *p = &ps->pos;
+	c->ack_term = p->term;
+	c->ack_log_index = p->log_index;
+	if (!ps->cbs) {
+		if (ps->cb)
+			ps->cb(ps->arg, ps->err, ps->msg, p->partition, p->offset, p->timestamp_ms, p->duplicate);
+	} else {
+		for (uint32_t i = 0; i < ps->n; i++) {
+			if (ps->cbs[i].cb)
+				ps->cbs[i].cb(ps->cbs[i].arg, ps->err, ps->msg, p->partition,
+					      ps->err ? 0 : p->offset + i, p->timestamp_ms, p->duplicate);
+		}
+	}
+	c->ack_term = c->ack_log_index = 0;
+}
+
 static int pub_slot_cmp(const void *a, const void *b)
 {
 	const struct pub_slot *x = *(struct pub_slot *const *)a, *y = *(struct pub_slot *const *)b;
 	if (!x->err && !y->err) {
-		if (x->partition != y->partition)
-			return x->partition < y->partition ? -1 : 1;
-		if (x->offset != y->offset)
-			return x->offset < y->offset ? -1 : 1;
+		if (x->pos.partition != y->pos.partition)
+			return x->pos.partition < y->pos.partition ? -1 : 1;
+		if (x->pos.offset != y->pos.offset)
+			return x->pos.offset < y->pos.offset ? -1 : 1;
 	}
 	return x->order < y->order ? -1 : x->order > y->order;
 }
@@ -485,19 +571,14 @@ static void pub_release(struct sluice_client *c)
 		TAILQ_REMOVE(&c->pubq, v[i], link);
 	qsort(v, n, sizeof(*v), pub_slot_cmp);
 	for (size_t i = 0; i < n; i++) {
-		ps = v[i];
-		c->ack_term = ps->term;
-		c->ack_log_index = ps->log_index;
-		if (ps->cb)
-			ps->cb(ps->arg, ps->err, ps->msg, ps->partition, ps->offset, ps->timestamp_ms, ps->duplicate);
-		c->ack_term = c->ack_log_index = 0;
-		free(ps->msg);
-		free(ps);
+		pub_slot_deliver(c, v[i]);
+		pub_slot_free(v[i]);
 	}
 	free(heap);
 }
 
-static void pub_resolve(struct sluice_client *c, struct req *r, int err, const char *msg, const Sluice__PublishAck *a)
+/* Settle the publish (or batch) of r: err, or where it was stored. */
+static void pub_resolve(struct sluice_client *c, struct req *r, int err, const char *msg, const struct pub_pos *pos)
 {
 	struct pub_slot *ps = r->slot;
 	r->slot = NULL;
@@ -506,18 +587,33 @@ static void pub_resolve(struct sluice_client *c, struct req *r, int err, const c
 			r->cb.ack(r->arg, err, msg, 0, 0, 0, 0);
 		return;
 	}
+	if (ps->cbs)
+		c->msgs_extra -= ps->n - 1; /* the request itself left its queue already */
 	ps->resolved = 1;
 	ps->err = err;
 	ps->msg = msg ? strdup(msg) : NULL;
-	if (a) {
-		ps->partition = a->partition;
-		ps->offset = a->offset;
-		ps->timestamp_ms = a->timestamp_ms;
-		ps->duplicate = a->duplicate;
-		ps->term = a->term;
-		ps->log_index = a->log_index;
-	}
+	if (pos)
+		ps->pos = *pos;
 	pub_release(c);
+}
+
+/* A PublishAck or PublishBatchAck for r. */
+static void pub_complete(struct sluice_client *c, struct req *r, const Sluice__Frame *f)
+{
+	struct pub_pos pos;
+	if (f->body_case == SLUICE__FRAME__BODY_PUBLISH_ACK) {
+		const Sluice__PublishAck *a = f->publish_ack;
+		pos = (struct pub_pos){a->partition, a->offset, a->timestamp_ms, a->duplicate, a->term, a->log_index};
+		pub_resolve(c, r, SL_OK, NULL, &pos);
+		return;
+	}
+	const Sluice__PublishBatchAck *a = f->publish_batch_ack;
+	if (r->slot && a->count != r->slot->n) {
+		pub_resolve(c, r, SL_EMALFORMED, "batch acknowledged with another message count", NULL);
+		return;
+	}
+	pos = (struct pub_pos){a->partition, a->base_offset, a->timestamp_ms, a->duplicate, a->term, a->log_index};
+	pub_resolve(c, r, SL_OK, NULL, &pos);
 }
 
 static void req_fail(struct sluice_client *c, struct req *r, int err, const char *msg)
@@ -772,10 +868,12 @@ static void complete_ok(struct sluice_client *c, struct req *r, const Sluice__Fr
 	c->cb_depth++;
 	switch (r->kind) {
 	case RK_PUBLISH:
-		if ((want = SLUICE__FRAME__BODY_PUBLISH_ACK) != (int)f->body_case)
+		want = r->body == SLUICE__FRAME__BODY_PUBLISH_BATCH ? SLUICE__FRAME__BODY_PUBLISH_BATCH_ACK
+								    : SLUICE__FRAME__BODY_PUBLISH_ACK;
+		if (want != (int)f->body_case)
 			break;
 		c->unavail_since_ns = 0; /* this node reaches a leader */
-		pub_resolve(c, r, SL_OK, NULL, f->publish_ack);
+		pub_complete(c, r, f);
 		break;
 	case RK_DONE:
 		/* Any non-error answer means done (Ok, or a server that echoes TopicInfo). */
@@ -1013,6 +1111,10 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct sluice_client *c = arg;
 	c->cb_depth++;
 	if (what & BEV_EVENT_CONNECTED) {
+		/* A batch is one large write: without this, its last segment waits
+		 * for the ack of the others (Nagle against delayed acks, ~40 ms). */
+		int one = 1;
+		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c->state = CS_HANDSHAKE;
 		send_hello(c);
 	} else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
@@ -1295,6 +1397,302 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		client_gc(c);
 }
 
+/* ---------- batching ---------- */
+
+static const uint32_t crc32c_nibble[16] = {
+	0x00000000, 0x105ec76f, 0x20bd8ede, 0x30e349b1, 0x417b1dbc, 0x5125dad3, 0x61c69362, 0x7198540d,
+	0x82f63b78, 0x92a8fc17, 0xa24bb5a6, 0xb21572c9, 0xc38d26c4, 0xd3d3e1ab, 0xe330a81a, 0xf36e6f75,
+};
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(uint32_t c, const uint8_t *p, size_t n)
+{
+	uint64_t c64 = c;
+	while (n >= 8) {
+		uint64_t v;
+		memcpy(&v, p, 8);
+		c64 = __builtin_ia32_crc32di(c64, v);
+		p += 8;
+		n -= 8;
+	}
+	c = (uint32_t)c64;
+	while (n--)
+		c = __builtin_ia32_crc32qi(c, *p++);
+	return c;
+}
+#endif
+
+/* CRC32C (Castagnoli, reflected polynomial 0x82F63B78) of [p, p+n), for
+ * PublishBatch.crc32c; "123456789" gives 0xE3069283. */
+static uint32_t batch_crc32c(const uint8_t *p, size_t n)
+{
+	uint32_t c = 0xffffffffu;
+#if defined(__x86_64__)
+	if (__builtin_cpu_supports("sse4.2"))
+		return ~crc32c_sse42(c, p, n);
+#endif
+	while (n--) {
+		c ^= *p++;
+		c = (c >> 4) ^ crc32c_nibble[c & 15];
+		c = (c >> 4) ^ crc32c_nibble[c & 15];
+	}
+	return ~c;
+}
+
+static void le_put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static void le_put32(uint8_t *p, uint32_t v)
+{
+	le_put16(p, (uint16_t)v);
+	le_put16(p + 2, (uint16_t)(v >> 16));
+}
+
+/* Bytes the record of p takes in a batch; 0 if it cannot go in one (a header
+ * key over 255 bytes, a length over 32 bits). */
+static size_t batch_record_bytes(const struct sluice_pub *p)
+{
+	size_t hl = 0;
+	for (size_t i = 0; i < p->headers_n; i++) {
+		size_t kl = p->headers[i].key ? strlen(p->headers[i].key) : 0;
+		if (kl > CLIENT_HDR_KEY_BYTES_MAX || p->headers[i].value.len > UINT32_MAX - 6 - kl - hl)
+			return 0;
+		hl += 6 + kl + p->headers[i].value.len;
+	}
+	if (p->payload.len > UINT32_MAX)
+		return 0;
+	return CLIENT_BATCH_REC_HDR_BYTES + hl + p->payload.len;
+}
+
+/* Append the record of p (rec bytes, room reserved) to b->recs. */
+static void batch_put_record(struct batch *b, const struct sluice_pub *p, size_t rec)
+{
+	uint8_t *q = b->recs + b->len;
+	size_t hl = rec - CLIENT_BATCH_REC_HDR_BYTES - p->payload.len;
+	le_put32(q, 0); /* batched messages have no key */
+	le_put32(q + 4, (uint32_t)hl);
+	le_put32(q + 8, (uint32_t)p->payload.len);
+	q += CLIENT_BATCH_REC_HDR_BYTES;
+	for (size_t i = 0; i < p->headers_n; i++) {
+		const struct sluice_header *h = &p->headers[i];
+		size_t kl = h->key ? strlen(h->key) : 0;
+		le_put16(q, (uint16_t)kl);
+		if (kl)
+			memcpy(q + 2, h->key, kl);
+		le_put32(q + 2 + kl, (uint32_t)h->value.len);
+		if (h->value.len)
+			memcpy(q + 6 + kl, h->value.base, h->value.len);
+		q += 6 + kl + h->value.len;
+	}
+	if (p->payload.len)
+		memcpy(q, p->payload.base, p->payload.len);
+	b->len += rec;
+}
+
+/* Record bytes a batch of a topic may hold: batch_bytes, and never more than
+ * the server's frame_bytes_max leaves for them. */
+static size_t batch_limit(const struct sluice_client *c, const char *topic)
+{
+	size_t room = CLIENT_BATCH_ENVELOPE_BYTES + strlen(topic);
+	size_t fmax = c->server_frame_bytes_max;
+	if (fmax <= room)
+		return 0;
+	return c->batch_bytes < fmax - room ? c->batch_bytes : fmax - room;
+}
+
+static struct batch *batch_find(struct sluice_client *c, const struct sluice_pub *p)
+{
+	struct batch *b;
+	int hp = p->has_partition ? 1 : 0;
+	TAILQ_FOREACH(b, &c->batches, link)
+	{
+		if (b->has_partition == hp && (!hp || b->partition == p->partition) && !strcmp(b->topic, p->topic))
+			return b;
+	}
+	return NULL;
+}
+
+static void batch_free(struct batch *b)
+{
+	free(b->topic);
+	free(b->recs);
+	free(b->cbs);
+	free(b);
+}
+
+/* Arm the linger timer for the oldest open batch (rounded up to the next µs). */
+static void linger_arm(struct sluice_client *c)
+{
+	struct batch *b = TAILQ_FIRST(&c->batches);
+	if (!b)
+		return;
+	uint64_t now = mono_ns();
+	uint64_t us = b->deadline_ns > now ? (b->deadline_ns - now + 999) / 1000 : 0;
+	struct timeval tv = {(time_t)(us / 1000000), (suseconds_t)(us % 1000000)};
+	evtimer_add(c->linger_timer, &tv);
+}
+
+static struct batch *batch_open(struct sluice_client *c, const struct sluice_pub *p)
+{
+	struct batch *b = calloc(1, sizeof(*b));
+	if (!b)
+		return NULL;
+	b->topic = strdup(p->topic);
+	if (!b->topic) {
+		free(b);
+		return NULL;
+	}
+	b->has_partition = p->has_partition ? 1 : 0;
+	b->partition = b->has_partition ? p->partition : 0;
+	b->deadline_ns = mono_ns() + (uint64_t)c->linger_ms * 1000000ull;
+	TAILQ_INSERT_TAIL(&c->batches, b, link);
+	if (!evtimer_pending(c->linger_timer, NULL))
+		linger_arm(c);
+	return b;
+}
+
+/* Room for one more record of rec bytes (len + rec <= limit) and its callback. */
+static int batch_reserve(struct batch *b, size_t rec, size_t limit)
+{
+	size_t need = b->len + rec;
+	if (need > b->cap) {
+		size_t cap = b->cap ? b->cap : CLIENT_BATCH_CAP_MIN_BYTES;
+		while (cap < need)
+			cap *= 2;
+		if (cap > limit)
+			cap = limit;
+		uint8_t *recs = realloc(b->recs, cap);
+		if (!recs)
+			return SL_ENOMEM;
+		b->recs = recs;
+		b->cap = cap;
+	}
+	return vec_reserve(&b->cbs, &b->cbs_cap, b->n + 1);
+}
+
+/* A slot for b at the end of the send order; it takes b's callbacks. */
+static struct pub_slot *batch_slot(struct sluice_client *c, struct batch *b)
+{
+	struct pub_slot *ps = calloc(1, sizeof(*ps));
+	if (!ps)
+		return NULL;
+	ps->cbs = b->cbs;
+	ps->n = (uint32_t)b->n;
+	ps->order = ++c->pub_order;
+	b->cbs = NULL;
+	TAILQ_INSERT_TAIL(&c->pubq, ps, link);
+	return ps;
+}
+
+/* Fail every message of b (removed from the open list) with err, in send
+ * order behind earlier publishes, and free b. */
+static void batch_fail(struct sluice_client *c, struct batch *b, struct pub_slot *ps, int err)
+{
+	c->msgs_extra -= b->n;
+	c->cb_depth++;
+	if (ps) {
+		ps->resolved = 1;
+		ps->err = err;
+		pub_release(c);
+	} else {
+		for (size_t i = 0; i < b->n; i++) /* not even a slot: answer now */
+			if (b->cbs[i].cb)
+				b->cbs[i].cb(b->cbs[i].arg, err, NULL, 0, 0, 0, 0);
+	}
+	c->cb_depth--;
+	batch_free(b);
+}
+
+/*
+ * Turn an open batch into one PublishBatch request: its messages take the
+ * next b->n sequences of the client, and it joins the pipeline, and the send
+ * order its acks are released in, like any publish.
+ */
+static void batch_close(struct sluice_client *c, struct batch *b)
+{
+	Sluice__PublishBatch m = SLUICE__PUBLISH_BATCH__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	struct req *r = NULL;
+	TAILQ_REMOVE(&c->batches, b, link);
+	struct pub_slot *ps = batch_slot(c, b);
+	m.topic = b->topic;
+	m.has_partition = b->has_partition;
+	m.partition = b->partition;
+	m.producer_id = c->producer_id;
+	m.base_sequence = c->sequence + 1;
+	m.count = (uint32_t)b->n;
+	m.records.data = b->recs;
+	m.records.len = b->len;
+	m.crc32c = batch_crc32c(b->recs, b->len);
+	f.body_case = SLUICE__FRAME__BODY_PUBLISH_BATCH;
+	f.publish_batch = &m;
+	if (!ps || req_new(c, RK_PUBLISH, &f, &r) != SL_OK) {
+		batch_fail(c, b, ps, SL_ENOMEM);
+		return;
+	}
+	c->sequence += b->n;
+	c->msgs_extra--; /* the request counts one of them */
+	r->slot = ps;
+	batch_free(b);
+	req_submit(c, r);
+}
+
+/*
+ * A keyless publish with linger_ms: into the open batch of its space.
+ * SL_EAGAIN when it cannot go in a batch: the open batch of its space is
+ * closed and the caller sends it alone, after that batch.
+ */
+static int batch_publish(struct sluice_client *c, const struct sluice_pub *p, sluice_ack_cb cb, void *arg)
+{
+	struct batch *b = batch_find(c, p);
+	size_t rec = batch_record_bytes(p), limit = batch_limit(c, p->topic);
+	if (rec == 0 || rec > limit) {
+		if (b)
+			batch_close(c, b);
+		return SL_EAGAIN;
+	}
+	while (b && b->len + rec > limit) {
+		batch_close(c, b);
+		b = batch_find(c, p); /* callbacks run by the close may have opened one */
+	}
+	if (!b && !(b = batch_open(c, p)))
+		return SL_ENOMEM;
+	if (batch_reserve(b, rec, limit) != SL_OK) {
+		if (b->n == 0) {
+			TAILQ_REMOVE(&c->batches, b, link);
+			batch_free(b);
+		}
+		return SL_ENOMEM;
+	}
+	batch_put_record(b, p, rec);
+	b->cbs[b->n].cb = cb;
+	b->cbs[b->n].arg = arg;
+	b->n++;
+	c->msgs_extra++;
+	if (b->len >= limit || b->n >= CLIENT_BATCH_COUNT_MAX)
+		batch_close(c, b);
+	return SL_OK;
+}
+
+static void linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sluice_client *c = arg;
+	struct batch *b;
+	uint64_t now = mono_ns();
+	c->cb_depth++;
+	while (!c->dead && (b = TAILQ_FIRST(&c->batches)) != NULL && b->deadline_ns <= now)
+		batch_close(c, b);
+	linger_arm(c);
+	c->cb_depth--;
+	if (c->dead && c->cb_depth == 0)
+		sluice_client_free(c);
+	else
+		client_gc(c);
+}
+
 /* ---------- public API ---------- */
 
 const char *sluice_strerror(int err)
@@ -1336,6 +1734,7 @@ int sluice_client_new(struct event_base *base, const struct sluice_client_opts *
 	TAILQ_INIT(&c->retry);
 	TAILQ_INIT(&c->pubq);
 	TAILQ_INIT(&c->subs);
+	TAILQ_INIT(&c->batches);
 	const char *servers = o.servers ? o.servers : getenv("SLUICE_SERVER");
 	if (!servers || !servers[0])
 		servers = CLIENT_SERVER_DEFAULT;
@@ -1347,6 +1746,8 @@ int sluice_client_new(struct event_base *base, const struct sluice_client_opts *
 	c->connect_timeout_ms = o.connect_timeout_ms ? o.connect_timeout_ms : CLIENT_CONNECT_TIMEOUT_MS;
 	c->request_timeout_ms = o.request_timeout_ms ? o.request_timeout_ms : CLIENT_REQUEST_TIMEOUT_MS;
 	c->retry_max_ms = o.retry_max_ms ? o.retry_max_ms : CLIENT_RETRY_MAX_MS;
+	c->linger_ms = o.linger_ms;
+	c->batch_bytes = o.batch_bytes ? o.batch_bytes : CLIENT_BATCH_BYTES_DEFAULT;
 	c->producer_id = o.producer_id;
 	while (c->producer_id == 0)
 		randombytes_buf(&c->producer_id, sizeof(c->producer_id));
@@ -1354,7 +1755,8 @@ int sluice_client_new(struct event_base *base, const struct sluice_client_opts *
 	c->server_frame_bytes_max = CODEC_FRAME_BYTES_DEFAULT;
 	c->conn_timer = evtimer_new(base, conn_timer_cb, c);
 	c->tick = event_new(base, -1, EV_PERSIST, tick_cb, c);
-	if (!c->client_name || !c->conn_timer || !c->tick)
+	c->linger_timer = evtimer_new(base, linger_cb, c);
+	if (!c->client_name || !c->conn_timer || !c->tick || !c->linger_timer)
 		goto fail;
 	struct timeval tv = {0, CLIENT_TICK_MS * 1000};
 	event_add(c->tick, &tv);
@@ -1382,6 +1784,11 @@ void sluice_client_free(struct sluice_client *c)
 	c->state = CS_IDLE;
 	c->cb_depth++; /* callbacks run below must not re-enter the free */
 	fail_everything(c, SL_ECLOSED);
+	struct batch *b;
+	while ((b = TAILQ_FIRST(&c->batches)) != NULL) { /* never sent: a send now could not be answered */
+		TAILQ_REMOVE(&c->batches, b, link);
+		batch_fail(c, b, batch_slot(c, b), SL_ECLOSED);
+	}
 	c->cb_depth--;
 	while ((s = TAILQ_FIRST(&c->subs)) != NULL) {
 		TAILQ_REMOVE(&c->subs, s, link);
@@ -1391,11 +1798,12 @@ void sluice_client_free(struct sluice_client *c)
 		event_free(c->conn_timer);
 	if (c->tick)
 		event_free(c->tick);
+	if (c->linger_timer)
+		event_free(c->linger_timer);
 	struct pub_slot *ps;
 	while ((ps = TAILQ_FIRST(&c->pubq)) != NULL) { /* none: every publish was failed above */
 		TAILQ_REMOVE(&c->pubq, ps, link);
-		free(ps->msg);
-		free(ps);
+		pub_slot_free(ps);
 	}
 	for (size_t i = 0; i < c->servers_n; i++)
 		free(c->servers[i]);
@@ -1410,7 +1818,7 @@ void sluice_client_set_retry_max(struct sluice_client *c, uint32_t retry_max_ms)
 
 size_t sluice_client_inflight(const struct sluice_client *c)
 {
-	return c->pending_n + c->inflight_n + c->retry_n;
+	return c->pending_n + c->inflight_n + c->retry_n + c->msgs_extra;
 }
 
 /* Encode f as a new request and queue it; field names the callback member. */
@@ -1480,15 +1888,14 @@ int sluice_topic_describe(struct sluice_client *c, const char *name, sluice_topi
 	SUBMIT(c, RK_TOPIC, &f, topic, cb, arg, 0);
 }
 
-int sluice_publish(struct sluice_client *c, const struct sluice_pub *p, sluice_ack_cb cb, void *arg)
+/* One Publish request for p. */
+static int publish_one(struct sluice_client *c, const struct sluice_pub *p, sluice_ack_cb cb, void *arg)
 {
 	Sluice__Publish m = SLUICE__PUBLISH__INIT;
 	Sluice__Frame f = SLUICE__FRAME__INIT;
 	Sluice__Header hstack[16], *hps_stack[16];
 	Sluice__Header *hs = hstack, **hps = hps_stack;
 	int err = SL_ENOMEM;
-	if (!p || !p->topic)
-		return SL_EINVAL;
 	if (p->headers_n > 16) {
 		hs = calloc(p->headers_n, sizeof(*hs));
 		hps = calloc(p->headers_n, sizeof(*hps));
@@ -1537,6 +1944,28 @@ done:
 	if (hps != hps_stack)
 		free(hps);
 	return err;
+}
+
+int sluice_publish(struct sluice_client *c, const struct sluice_pub *p, sluice_ack_cb cb, void *arg)
+{
+	if (!p || !p->topic)
+		return SL_EINVAL;
+	if (c->closing)
+		return SL_ECLOSED;
+	if (c->linger_ms > 0 && p->key.len == 0) {
+		int err = batch_publish(c, p, cb, arg);
+		if (err != SL_EAGAIN)
+			return err;
+	}
+	return publish_one(c, p, cb, arg);
+}
+
+void sluice_client_flush(struct sluice_client *c)
+{
+	struct batch *b;
+	while ((b = TAILQ_FIRST(&c->batches)) != NULL)
+		batch_close(c, b);
+	evtimer_del(c->linger_timer);
 }
 
 int sluice_subscribe(struct sluice_client *c, const struct sluice_sub_opts *o, sluice_msg_cb cb, void *arg,
@@ -1820,7 +2249,10 @@ int sluice_sync_publish(struct sluice_sync *s, const struct sluice_pub *p, uint3
 			char *errmsg, size_t errlen)
 {
 	sync_begin(s, errmsg, errlen);
-	int err = sync_wait(s, sluice_publish(s->c, p, sync_ack_cb, s));
+	int err = sluice_publish(s->c, p, sync_ack_cb, s);
+	if (err == SL_OK)
+		sluice_client_flush(s->c); /* one at a time: nothing will join its batch */
+	err = sync_wait(s, err);
 	if (err == SL_OK) {
 		if (partition)
 			*partition = s->partition;

@@ -136,7 +136,8 @@ static int msg_headers(Sluice__Message *msg, struct slice blob, void **block_out
 	pos = 0;
 	while (i < n && hdrs_next(blob, &pos, &k, &v) == 1) {
 		sluice__header__init(&hs[i]);
-		memcpy(kp, k.base, k.len);
+		if (k.len)
+			memcpy(kp, k.base, k.len); /* an empty key may come with a NULL base */
 		kp[k.len] = 0;
 		hs[i].key = kp;
 		kp += k.len + 1;
@@ -394,7 +395,9 @@ static void sub_run(struct fe *fe, struct fe_sub *s)
 	}
 	if (work >= FE_SUB_TURN_BYTES_MAX)
 		fe_sub_schedule(s); /* more to do: yield to other connections first */
-	sub_wait_idle(fe, s, 0);
+	/* out of credit: park every partition, so that a deleted topic still
+	 * ends the subscription before the client grants more */
+	sub_wait_idle(fe, s, s->credit == 0);
 }
 
 void fe_run_cb(int fd, short what, void *arg)
@@ -580,6 +583,8 @@ void fe_on_subscribe(struct fe_conn *c, uint64_t id, const Sluice__Subscribe *m)
 		sub_free(s); /* the client got an error for its Subscribe: no Delivery may follow */
 		return;
 	}
+	if (s->credit == 0)
+		sub_wait_idle(c->fe, s, 1); /* parked until credit comes; a deleted topic still ends it */
 	fe_sub_schedule(s);
 }
 
@@ -740,11 +745,16 @@ static void slot_wake(struct fe *fe, uint32_t slot)
 	struct fe_subpart *sp, *next;
 
 	for (sp = TAILQ_FIRST(&fe->waiters[slot]); sp; sp = next) {
+		struct fe_sub *s = sp->sub;
 		next = TAILQ_NEXT(sp, wait);
-		if (topic_id == sp->sub->topic_id && end <= sp->next)
+		if (topic_id != s->topic_id && s->credit == 0) {
+			sub_end(s, SL_EUNAVAILABLE); /* unlinks every part of s; next is another sub's */
 			continue;
-		subpart_unwait(fe, sp->sub, sp);
-		fe_sub_schedule(sp->sub);
+		}
+		if (topic_id == s->topic_id && (end <= sp->next || s->credit == 0))
+			continue; /* nothing new, or no credit to send it with: stay parked */
+		subpart_unwait(fe, s, sp);
+		fe_sub_schedule(s);
 	}
 }
 

@@ -687,7 +687,7 @@ static void on_ack(struct fe *fe, const struct rm_ack *a)
 	if (a->err == SL_EUNAVAILABLE && fe_is_cluster(fe)) {
 		fe_send_error(
 		    c, p->req_id, SL_EUNAVAILABLE,
-		    "no leader reachable from this node (election under way, or cut off from the majority); retry");
+		    "the cluster could not take it now (leader changed, election under way, or this node is cut off from the majority); retry");
 	} else if (a->err != 0) {
 		fe_send_error(c, p->req_id, (int)a->err, sl_strerror((int)a->err));
 	} else if (p->kind == FE_PENDING_BATCH) {
@@ -950,6 +950,7 @@ static void conn_on_hello(struct fe_conn *c, uint64_t id, const Sluice__Hello *h
 		return;
 	}
 	c->handshaken = 1;
+	bufferevent_set_timeouts(c->bev, NULL, NULL); /* the Hello deadline is met */
 	ok.version = CODEC_VERSION;
 	ok.node_id = c->fe->shm->hdr->node_id;
 	ok.frame_bytes_max = c->fe->cfg->frame_bytes_max;
@@ -1188,6 +1189,9 @@ static void fe_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct so
 	/* stop reading once a whole maximal frame is buffered and unprocessed */
 	bufferevent_setwatermark(c->bev, EV_READ, 0, (size_t)fe->cfg->frame_bytes_max + 4 + 65536);
 	bufferevent_setwatermark(c->bev, EV_WRITE, fe->cfg->output_low_bytes, 0);
+	/* a connection that sends no Hello in time is closed (it holds a slot of connections_max) */
+	struct timeval hello = tv_ms(fe->cfg->hello_timeout_ms);
+	bufferevent_set_timeouts(c->bev, &hello, NULL);
 	bufferevent_enable(c->bev, EV_WRITE);
 	conn_update_read(c);
 }

@@ -218,39 +218,64 @@ void lw_wake_frontends(struct lw *w)
 
 /* ---- acks ---- */
 
-/* The answer to one request: msgs messages from offset (a PublishBatch;
- * else 1). ts, term, log_index 0: the entry being applied (a duplicate
- * carries the original message's). */
-static int ack_note_msgs(struct lw *w, uint32_t fe, uint32_t err, uint32_t partition, uint64_t offset, uint32_t msgs,
-			 uint32_t flags, int64_t ts, uint64_t term, uint64_t log_index)
+/* The answer to one request, appended to out for the caller to route:
+ * msgs messages from offset (a PublishBatch; else 1). ts, term, log_index
+ * 0: the entry being applied (a duplicate carries the original message's). */
+static int ack_note_msgs(struct lw *w, const struct lw_req *rq, struct lw_answers *out, uint32_t err,
+			 uint32_t partition, uint64_t offset, uint32_t msgs, uint32_t flags, int64_t ts, uint64_t term,
+			 uint64_t log_index)
 {
-	if (w->cl)
-		return lw_cluster_ack(w, err, partition, offset, msgs, flags, ts, term, log_index);
-	struct lw_fe *f = &w->fe[fe];
-	if (f->runs_n && msgs <= 1) {
-		struct lw_run *r = &f->runs[f->runs_n - 1];
-		if (!err && !r->err && !flags && !r->flags && !ts && !r->ts && r->msgs <= 1 && r->partition == partition &&
-		    r->first_offset + r->count == offset) {
-			r->count++;
-			return SL_OK;
-		}
-	}
-	int rc = vec_grow((void **)&f->runs, &f->runs_cap, f->runs_n + 1, sizeof(*f->runs));
-	if (rc)
-		return rc;
-	f->runs[f->runs_n++] = (struct lw_run){1, partition, offset, err, flags, ts, msgs, 0};
+	if (vec_reserve(&out->v, &out->cap, out->n + 1))
+		return SL_ENOMEM;
+	struct lw_answer *a = &out->v[out->n++];
+	memset(a, 0, sizeof(*a));
+	a->origin_node = rq->origin_node;
+	a->fe = rq->fe;
+	a->a.cookie = rq->cookie;
+	a->a.err = err;
+	a->a.partition = partition;
+	a->a.offset = offset;
+	a->a.count = msgs ? msgs : 1;
+	a->a.flags = flags;
+	a->a.timestamp_ms = ts;
+	a->a.term = term ? term : w->cur_term;
+	a->a.log_index = log_index ? log_index : w->cur_index;
 	return SL_OK;
 }
 
-static int ack_note_ts(struct lw *w, uint32_t fe, uint32_t err, uint32_t partition, uint64_t offset, uint32_t flags,
-		       int64_t ts, uint64_t term, uint64_t log_index)
+static int ack_note_ts(struct lw *w, const struct lw_req *rq, struct lw_answers *out, uint32_t err,
+		       uint32_t partition, uint64_t offset, uint32_t flags, int64_t ts, uint64_t term, uint64_t log_index)
 {
-	return ack_note_msgs(w, fe, err, partition, offset, 1, flags, ts, term, log_index);
+	return ack_note_msgs(w, rq, out, err, partition, offset, 1, flags, ts, term, log_index);
 }
 
-static int ack_note(struct lw *w, uint32_t fe, uint32_t err, uint32_t partition, uint64_t offset, uint32_t flags)
+static int ack_note(struct lw *w, const struct lw_req *rq, struct lw_answers *out, uint32_t err, uint32_t partition,
+		    uint64_t offset, uint32_t flags)
 {
-	return ack_note_ts(w, fe, err, partition, offset, flags, 0, 0, 0);
+	return ack_note_ts(w, rq, out, err, partition, offset, flags, 0, 0, 0);
+}
+
+/* Single node: the answers of frontend fe's requests in this group commit,
+ * compressed into runs (stored with the batch for crash recovery). */
+static int runs_from_answers(struct lw *w, struct lw_fe *f, const struct lw_answers *ans, size_t from)
+{
+	for (size_t i = from; i < ans->n; i++) {
+		const struct rm_ack *a = &ans->v[i].a;
+		uint32_t msgs = a->count > 1 ? a->count : 0;
+		if (f->runs_n && !msgs) {
+			struct lw_run *r = &f->runs[f->runs_n - 1];
+			if (!a->err && !r->err && !a->flags && !r->flags && !a->timestamp_ms && !r->ts && r->msgs <= 1 &&
+			    r->partition == a->partition && r->first_offset + r->count == a->offset) {
+				r->count++;
+				continue;
+			}
+		}
+		if (vec_reserve(&f->runs, &f->runs_cap, f->runs_n + 1))
+			return SL_ENOMEM;
+		f->runs[f->runs_n++] =
+		    (struct lw_run){1, a->partition, a->offset, a->err, a->flags, a->timestamp_ms, msgs, 0};
+	}
+	return SL_OK;
 }
 
 static struct lw_fe *fe_at(struct lw *w, uint32_t i)
@@ -360,19 +385,21 @@ static uint32_t pick_partition(struct lw *w, struct lw_topic *t, const struct rm
 	return (uint32_t)((t->meta.topic_id + w->batch_no) % t->meta.partitions);
 }
 
-static int do_publish(struct lw *w, uint32_t fe, const uint8_t *p, uint32_t len)
+static int do_publish(struct lw *w, const struct lw_req *rq, struct lw_answers *out)
 {
+	const uint8_t *p = rq->p;
+	uint32_t len = rq->len;
 	struct rm_publish m;
 	if (len < sizeof(m))
-		return ack_note(w, fe, SL_EMALFORMED, 0, 0, 0);
+		return ack_note(w, rq, out, SL_EMALFORMED, 0, 0, 0);
 	memcpy(&m, p, sizeof(m));
 	uint64_t need = (uint64_t)sizeof(m) + m.topic_len + m.key_len + m.headers_len + m.payload_len;
 	if (need != len)
-		return ack_note(w, fe, SL_EMALFORMED, 0, 0, 0);
+		return ack_note(w, rq, out, SL_EMALFORMED, 0, 0, 0);
 	const uint8_t *q = p + sizeof(m);
 	struct lw_topic *t = topic_find(w, (const char *)q, m.topic_len);
 	if (!t)
-		return ack_note(w, fe, SL_ENOTOPIC, 0, 0, 0);
+		return ack_note(w, rq, out, SL_ENOTOPIC, 0, 0, 0);
 	struct store_record r = {0};
 	r.key = slice_make(q + m.topic_len, m.key_len);
 	r.headers = slice_make(q + m.topic_len + m.key_len, m.headers_len);
@@ -381,7 +408,7 @@ static int do_publish(struct lw *w, uint32_t fe, const uint8_t *p, uint32_t len)
 	r.sequence = m.sequence;
 	uint32_t part = pick_partition(w, t, &m, r.key);
 	if (part >= t->meta.partitions)
-		return ack_note(w, fe, SL_EINVAL, 0, 0, 0);
+		return ack_note(w, rq, out, SL_EINVAL, 0, 0, 0);
 	struct lw_part *lp = &w->parts[t->meta.slot_base + part];
 	uint64_t off = lp->end + lp->pend_n;
 	if (m.producer_id) {
@@ -390,7 +417,7 @@ static int do_publish(struct lw *w, uint32_t fe, const uint8_t *p, uint32_t len)
 		uint64_t doff;
 		int rc = store_dedup_get(w->txn, m.producer_id, t->meta.topic_id, space, m.sequence, &d, &doff);
 		if (rc == SL_OK)
-			return ack_note_ts(w, fe, 0, d.partition, doff, RM_ACK_DUPLICATE, d.ts_ms, d.term, d.log_index);
+			return ack_note_ts(w, rq, out, 0, d.partition, doff, RM_ACK_DUPLICATE, d.ts_ms, d.term, d.log_index);
 		if (rc != SL_ENOTFOUND)
 			return rc;
 		struct store_dedup nd = {part, 1, off, w->batch_ts, w->cur_term, w->cur_index};
@@ -401,7 +428,7 @@ static int do_publish(struct lw *w, uint32_t fe, const uint8_t *p, uint32_t len)
 	int rc = part_push(w, lp, &r);
 	if (rc)
 		return rc;
-	return ack_note(w, fe, 0, part, off, 0);
+	return ack_note(w, rq, out, 0, part, off, 0);
 }
 
 /*
@@ -410,7 +437,7 @@ static int do_publish(struct lw *w, uint32_t fe, const uint8_t *p, uint32_t len)
  * overlaps stored sequences in any other way is refused (a client bug: its
  * retries must resend a batch byte for byte). 1 if answered here.
  */
-static int batch_dedup(struct lw *w, uint32_t fe, const struct rm_publish_batch *m, uint32_t topic_id, uint32_t space,
+static int batch_dedup(struct lw *w, const struct lw_req *rq, struct lw_answers *out, const struct rm_publish_batch *m, uint32_t topic_id, uint32_t space,
 		       int *rc_out)
 {
 	struct store_dedup d;
@@ -419,16 +446,16 @@ static int batch_dedup(struct lw *w, uint32_t fe, const struct rm_publish_batch 
 	*rc_out = SL_OK;
 	if (rc == SL_OK) {
 		if (doff == d.base_offset && d.count == m->count)
-			*rc_out = ack_note_msgs(w, fe, 0, d.partition, d.base_offset, d.count, RM_ACK_DUPLICATE, d.ts_ms,
+			*rc_out = ack_note_msgs(w, rq, out, 0, d.partition, d.base_offset, d.count, RM_ACK_DUPLICATE, d.ts_ms,
 						d.term, d.log_index);
 		else
-			*rc_out = ack_note(w, fe, SL_EINVAL, 0, 0, 0);
+			*rc_out = ack_note(w, rq, out, SL_EINVAL, 0, 0, 0);
 		return 1;
 	}
 	if (rc == SL_ENOTFOUND)
 		rc = store_dedup_get(w->txn, m->producer_id, topic_id, space, last, &d, &doff);
 	if (rc == SL_OK) {
-		*rc_out = ack_note(w, fe, SL_EINVAL, 0, 0, 0);
+		*rc_out = ack_note(w, rq, out, SL_EINVAL, 0, 0, 0);
 		return 1;
 	}
 	if (rc != SL_ENOTFOUND) {
@@ -440,26 +467,28 @@ static int batch_dedup(struct lw *w, uint32_t fe, const struct rm_publish_batch 
 
 /* RM_PUBLISH_BATCH: every message to one partition, one dedup entry for
  * the whole range, one answer. */
-static int do_publish_batch(struct lw *w, uint32_t fe, const uint8_t *p, uint32_t len)
+static int do_publish_batch(struct lw *w, const struct lw_req *rq, struct lw_answers *out)
 {
+	const uint8_t *p = rq->p;
+	uint32_t len = rq->len;
 	struct rm_publish_batch m;
 	int rc;
 	if (len < sizeof(m))
-		return ack_note(w, fe, SL_EMALFORMED, 0, 0, 0);
+		return ack_note(w, rq, out, SL_EMALFORMED, 0, 0, 0);
 	memcpy(&m, p, sizeof(m));
 	if ((uint64_t)sizeof(m) + m.topic_len + m.records_len != len || m.count == 0 ||
 	    (m.producer_id && m.base_sequence > UINT64_MAX - m.count))
-		return ack_note(w, fe, SL_EMALFORMED, 0, 0, 0);
+		return ack_note(w, rq, out, SL_EMALFORMED, 0, 0, 0);
 	const uint8_t *q = p + sizeof(m);
 	struct lw_topic *t = topic_find(w, (const char *)q, m.topic_len);
 	if (!t)
-		return ack_note(w, fe, SL_ENOTOPIC, 0, 0, 0);
+		return ack_note(w, rq, out, SL_ENOTOPIC, 0, 0, 0);
 	uint32_t part = m.partition != RM_PARTITION_ANY ? m.partition
 						       : (uint32_t)((t->meta.topic_id + w->batch_no) % t->meta.partitions);
 	if (part >= t->meta.partitions)
-		return ack_note(w, fe, SL_EINVAL, 0, 0, 0);
+		return ack_note(w, rq, out, SL_EINVAL, 0, 0, 0);
 	uint32_t space = m.partition != RM_PARTITION_ANY ? m.partition : STORE_DEDUP_SPACE_ANY;
-	if (m.producer_id && batch_dedup(w, fe, &m, t->meta.topic_id, space, &rc))
+	if (m.producer_id && batch_dedup(w, rq, out, &m, t->meta.topic_id, space, &rc))
 		return rc;
 	struct lw_part *lp = &w->parts[t->meta.slot_base + part];
 	uint64_t off = lp->end + lp->pend_n;
@@ -481,105 +510,112 @@ static int do_publish_batch(struct lw *w, uint32_t fe, const uint8_t *p, uint32_
 		if ((rc = store_dedup_put(w->txn, m.producer_id, t->meta.topic_id, space, m.base_sequence, &nd)) != SL_OK)
 			return rc;
 	}
-	return ack_note_msgs(w, fe, 0, part, off, m.count, 0, 0, 0, 0);
+	return ack_note_msgs(w, rq, out, 0, part, off, m.count, 0, 0, 0, 0);
 }
 
 /* A request-level error (a wire code) is the client's answer; others fail the batch. */
-static int answer(struct lw *w, uint32_t fe, int rc, uint32_t partition, uint64_t offset)
+static int answer(struct lw *w, const struct lw_req *rq, struct lw_answers *out, int rc, uint32_t partition, uint64_t offset)
 {
 	if (rc != SL_OK && !sl_err_is_wire(rc))
 		return rc;
-	return ack_note(w, fe, (uint32_t)rc, partition, offset, 0);
+	return ack_note(w, rq, out, (uint32_t)rc, partition, offset, 0);
 }
 
-static int do_create(struct lw *w, uint32_t fe, const uint8_t *p, uint32_t len)
+static int do_create(struct lw *w, const struct lw_req *rq, struct lw_answers *out)
 {
+	const uint8_t *p = rq->p;
+	uint32_t len = rq->len;
 	struct rm_create_topic m;
 	if (len < sizeof(m))
-		return ack_note(w, fe, SL_EMALFORMED, 0, 0, 0);
+		return ack_note(w, rq, out, SL_EMALFORMED, 0, 0, 0);
 	memcpy(&m, p, sizeof(m));
 	if (sizeof(m) + m.name_len != len || m.name_len > RM_TOPIC_NAME_MAX)
-		return ack_note(w, fe, SL_EINVAL, 0, 0, 0);
+		return ack_note(w, rq, out, SL_EINVAL, 0, 0, 0);
 	if (m.retention_ms < 0 || m.retention_bytes < 0)
-		return ack_note(w, fe, SL_EINVAL, 0, 0, 0);
-	struct store_topic in = {0}, out;
+		return ack_note(w, rq, out, SL_EINVAL, 0, 0, 0);
+	struct store_topic in = {0}, made;
 	memcpy(in.name, p + sizeof(m), m.name_len);
 	in.partitions = m.partitions ? m.partitions : 1;
 	in.retention_ms = m.retention_ms;
 	in.retention_bytes = m.retention_bytes;
 	in.created_ms = w->batch_ts;
-	int rc = store_topic_create(w->txn, &in, &out);
+	int rc = store_topic_create(w->txn, &in, &made);
 	if (rc == SL_OK) {
-		topic_insert(w, &out);
-		for (uint32_t i = 0; i < out.partitions; i++) {
-			struct lw_part *lp = &w->parts[out.slot_base + i];
-			lp->topic_id = out.topic_id;
+		topic_insert(w, &made);
+		for (uint32_t i = 0; i < made.partitions; i++) {
+			struct lw_part *lp = &w->parts[made.slot_base + i];
+			lp->topic_id = made.topic_id;
 			lp->partition = i;
 			lp->end = 0;
 			lp->touched = 1;
 		}
 	}
-	return answer(w, fe, rc, 0, 0);
+	return answer(w, rq, out, rc, 0, 0);
 }
 
-static int do_delete(struct lw *w, uint32_t fe, const uint8_t *p, uint32_t len)
+static int do_delete(struct lw *w, const struct lw_req *rq, struct lw_answers *out)
 {
+	const uint8_t *p = rq->p;
+	uint32_t len = rq->len;
 	struct rm_delete_topic m;
 	if (len < sizeof(m))
-		return ack_note(w, fe, SL_EMALFORMED, 0, 0, 0);
+		return ack_note(w, rq, out, SL_EMALFORMED, 0, 0, 0);
 	memcpy(&m, p, sizeof(m));
 	if (sizeof(m) + m.name_len != len || m.name_len > RM_TOPIC_NAME_MAX)
-		return ack_note(w, fe, SL_EINVAL, 0, 0, 0);
+		return ack_note(w, rq, out, SL_EINVAL, 0, 0, 0);
 	char name[RM_TOPIC_NAME_MAX + 1];
 	memcpy(name, p + sizeof(m), m.name_len);
 	name[m.name_len] = 0;
 	if (!topic_find(w, name, m.name_len))
-		return ack_note(w, fe, SL_ENOTOPIC, 0, 0, 0);
+		return ack_note(w, rq, out, SL_ENOTOPIC, 0, 0, 0);
 	int rc = store_topic_delete(w->txn, name);
 	if (rc == SL_OK) {
 		rc = lw_topics_reload(w);
 		w->slots_dirty = 1;
 	}
-	return answer(w, fe, rc, 0, 0);
+	return answer(w, rq, out, rc, 0, 0);
 }
 
-static int do_commit_offset(struct lw *w, uint32_t fe, const uint8_t *p, uint32_t len)
+static int do_commit_offset(struct lw *w, const struct lw_req *rq, struct lw_answers *out)
 {
+	const uint8_t *p = rq->p;
+	uint32_t len = rq->len;
 	struct rm_commit_offset m;
 	if (len < sizeof(m))
-		return ack_note(w, fe, SL_EMALFORMED, 0, 0, 0);
+		return ack_note(w, rq, out, SL_EMALFORMED, 0, 0, 0);
 	memcpy(&m, p, sizeof(m));
 	if (sizeof(m) + m.topic_len + m.group_len != len || m.group_len == 0 || m.group_len > RM_GROUP_NAME_MAX)
-		return ack_note(w, fe, SL_EINVAL, 0, 0, 0);
+		return ack_note(w, rq, out, SL_EINVAL, 0, 0, 0);
 	struct lw_topic *t = topic_find(w, (const char *)p + sizeof(m), m.topic_len);
 	if (!t)
-		return ack_note(w, fe, SL_ENOTOPIC, 0, 0, 0);
+		return ack_note(w, rq, out, SL_ENOTOPIC, 0, 0, 0);
 	if (m.partition >= t->meta.partitions)
-		return ack_note(w, fe, SL_EINVAL, 0, 0, 0);
+		return ack_note(w, rq, out, SL_EINVAL, 0, 0, 0);
 	char group[RM_GROUP_NAME_MAX + 1];
 	memcpy(group, p + sizeof(m) + m.topic_len, m.group_len);
 	group[m.group_len] = 0;
 	int rc = store_group_commit(w->txn, group, t->meta.topic_id, m.partition, m.offset);
-	return answer(w, fe, rc, m.partition, m.offset);
+	return answer(w, rq, out, rc, m.partition, m.offset);
 }
 
-int lw_record_apply(struct lw *w, uint32_t fe, uint16_t type, const uint8_t *p, uint32_t len)
+int lw_record_apply(struct lw *w, const struct lw_req *rq, struct lw_answers *out)
 {
+	uint16_t type = rq->type;
 	if (type == RM_PUBLISH)
-		return do_publish(w, fe, p, len);
+		return do_publish(w, rq, out);
 	if (type == RM_PUBLISH_BATCH)
-		return do_publish_batch(w, fe, p, len);
+		return do_publish_batch(w, rq, out);
 	if (type != RM_CREATE_TOPIC && type != RM_DELETE_TOPIC && type != RM_COMMIT_OFFSET)
-		return ack_note(w, fe, SL_EUNKNOWN_OP, 0, 0, 0);
+		return ack_note(w, rq, out, SL_EUNKNOWN_OP, 0, 0, 0);
 	/* admin requests act after every publish before them */
 	int rc = lw_parts_flush(w);
 	if (rc)
 		return rc;
 	if (type == RM_CREATE_TOPIC)
-		return do_create(w, fe, p, len);
+		return do_create(w, rq, out);
 	if (type == RM_DELETE_TOPIC)
-		return do_delete(w, fe, p, len);
-	return do_commit_offset(w, fe, p, len);
+		return do_delete(w, rq, out);
+	return do_commit_offset(w, rq, out);
 }
 
 /* ---- the batch ---- */
@@ -623,13 +659,20 @@ static int batch_gather(struct lw *w, size_t *taken)
 		uint16_t type;
 		const uint8_t *p;
 		uint32_t len;
+		size_t first = w->answers.n;
 		while (w->batch_records < w->cfg->batch_records_max && ring_peek(f->pub, &pos, &type, &p, &len)) {
-			int rc = lw_record_apply(w, i, type, p, len);
+			struct lw_req rq = {0, i, 0, type, p, len};
+			if (len >= sizeof(rq.cookie))
+				memcpy(&rq.cookie, p, sizeof(rq.cookie));
+			int rc = lw_record_apply(w, &rq, &w->answers);
 			if (rc)
 				return rc;
 			f->pos = pos;
 			(*taken)++;
 		}
+		int rc = runs_from_answers(w, f, &w->answers, first);
+		if (rc)
+			return rc;
 	}
 	return SL_OK;
 }
@@ -690,6 +733,7 @@ static int batch_run(struct lw *w, size_t *taken)
 	int64_t now = time_now_ms();
 	w->batch_ts = now > w->last_ts ? now : w->last_ts;
 	w->batch_records = 0;
+	w->answers.n = 0;
 	int rc = store_txn_begin(w->store, 1, &w->txn);
 	if (rc)
 		return rc;
@@ -922,6 +966,7 @@ out:
 		free(w->fe[i].backlog);
 	}
 	int reseed = w->exit_reseed;
+	free(w->answers.v);
 	free(w->parts);
 	free(w->topics);
 	free(w);

@@ -61,11 +61,6 @@ struct cl_fwd {
 	size_t len;
 };
 
-struct cl_ack {
-	uint32_t fe;
-	struct rm_ack a;
-};
-
 struct lw_cluster {
 	struct raft *raft;
 	struct peer_net *net;
@@ -82,13 +77,9 @@ struct lw_cluster {
 	struct ent_writer fwdw;
 	struct cl_fwd *fwd;
 	size_t fwd_n, fwd_cap, fwd_bytes;
-	struct cl_ack *acks;
-	size_t acks_n, acks_cap;
+	struct lw_answers answers;    /* of the entries applied this turn; this node's are pushed after commit */
 	uint64_t *rel_pos;            /* per frontend: release the ring here after the txn */
 	/* apply context */
-	int cur_self;
-	uint64_t cur_cookie;
-	uint32_t cur_fe;
 	size_t retention_deleted;
 	/* observation */
 	uint64_t seen_term, seen_leader;
@@ -118,30 +109,6 @@ struct lw_cluster {
 };
 
 /* ---------- acks ---------- */
-
-int lw_cluster_ack(struct lw *w, uint32_t err, uint32_t partition, uint64_t offset, uint32_t msgs, uint32_t flags,
-		   int64_t ts, uint64_t term, uint64_t log_index)
-{
-	struct lw_cluster *c = w->cl;
-	if (!c->cur_self)
-		return SL_OK;
-	int rc = vec_grow((void **)&c->acks, &c->acks_cap, c->acks_n + 1, sizeof(*c->acks));
-	if (rc)
-		return rc;
-	struct cl_ack *a = &c->acks[c->acks_n++];
-	memset(a, 0, sizeof(*a));
-	a->fe = c->cur_fe;
-	a->a.cookie = c->cur_cookie;
-	a->a.err = err;
-	a->a.partition = partition;
-	a->a.offset = offset;
-	a->a.flags = flags;
-	a->a.count = msgs ? msgs : 1;
-	a->a.timestamp_ms = ts ? ts : w->batch_ts;
-	a->a.term = term ? term : w->cur_term;
-	a->a.log_index = log_index ? log_index : w->cur_index;
-	return SL_OK;
-}
 
 /* Answer one ring record at once (not through the log). */
 static void ack_now(struct lw *w, uint32_t fe, const uint8_t *p, uint32_t len, uint32_t err)
@@ -1043,23 +1010,24 @@ static int apply_entry(struct lw *w, const struct raft_entry *e)
 	w->batch_records = 0;
 	w->cur_term = e->term;
 	w->cur_index = e->index;
+	size_t first = c->answers.n;
 	while (rc == SL_OK && (r = ent_next(e->data, e->len, &pos, &v)) == 1) {
-		c->cur_self = v.origin_node == c->self && v.origin_fe < w->nfe;
-		c->cur_fe = v.origin_fe;
-		c->cur_cookie = 0;
-		if (v.len >= sizeof(c->cur_cookie))
-			memcpy(&c->cur_cookie, v.p, sizeof(c->cur_cookie));
 		if (v.type == RM_RETENTION) {
 			rc = lw_parts_flush(w);
 			if (rc == SL_OK)
 				rc = apply_retention(w);
 			continue;
 		}
-		rc = lw_record_apply(w, v.origin_fe, v.type, v.p, v.len);
+		struct lw_req rq = {v.origin_node, v.origin_fe, 0, v.type, v.p, v.len};
+		if (v.len >= sizeof(rq.cookie))
+			memcpy(&rq.cookie, v.p, sizeof(rq.cookie));
+		rc = lw_record_apply(w, &rq, &c->answers);
 	}
 	if (rc == SL_OK)
 		rc = lw_parts_flush(w);
-	c->cur_self = 0;
+	for (size_t i = first; i < c->answers.n; i++)
+		if (!c->answers.v[i].a.timestamp_ms)
+			c->answers.v[i].a.timestamp_ms = w->batch_ts;
 	w->last_ts = w->batch_ts;
 	return rc;
 }
@@ -1192,9 +1160,12 @@ static void publish_applied(struct lw *w)
 		lw_slots_refresh_first(w);
 		c->retention_deleted = 0;
 	}
-	for (size_t i = 0; i < c->acks_n; i++)
-		lw_ack_push(w, c->acks[i].fe, &c->acks[i].a);
-	c->acks_n = 0;
+	for (size_t i = 0; i < c->answers.n; i++) {
+		const struct lw_answer *a = &c->answers.v[i];
+		if (a->origin_node == c->self && a->fe < w->nfe)
+			lw_ack_push(w, a->fe, &a->a);
+	}
+	c->answers.n = 0;
 	for (uint32_t i = 0; i < w->nfe; i++) {
 		if (c->rel_pos[i] > ring_tail(w->fe[i].pub))
 			ring_release(w->fe[i].pub, c->rel_pos[i]);
@@ -1420,7 +1391,7 @@ out:
 	for (size_t i = 0; i < c->fwd_n; i++)
 		free(c->fwd[i].recs);
 	free(c->fwd);
-	free(c->acks);
+	free(c->answers.v);
 	free(c->sizes);
 	free(c->rel_pos);
 	ent_free(&c->prop);

@@ -54,6 +54,30 @@ struct lw_fe {
 
 struct lw_cluster;
 
+/* The request being applied and where its answer goes. */
+struct lw_req {
+	uint32_t origin_node;      /* the node the client talked to (0 on a single node) */
+	uint32_t fe;               /* its frontend there */
+	uint64_t cookie;           /* the frontend's cookie (first 8 bytes of every request) */
+	uint16_t type;             /* enum rm_type */
+	const uint8_t *p;          /* request bytes (ringmsg.h) */
+	uint32_t len;
+};
+
+/* One answer that applying produced, routed by the caller: the origin
+ * node's logwriter pushes a.cookie's ack into frontend fe's ack ring once
+ * the transaction is durable. a.timestamp_ms 0: the entry's time. */
+struct lw_answer {
+	uint32_t origin_node;
+	uint32_t fe;
+	struct rm_ack a;
+};
+
+struct lw_answers {
+	struct lw_answer *v;
+	size_t n, cap;
+};
+
 struct lw {
 	const struct config *cfg;
 	struct shm *shm;
@@ -74,6 +98,7 @@ struct lw {
 	int slots_dirty;           /* a topic was deleted: rewrite every slot after commit */
 	uint64_t cur_term;         /* raft term of the entry being applied (0 on a single node) */
 	uint64_t cur_index;        /* raft index of the entry being applied (0 on a single node) */
+	struct lw_answers answers; /* of the open group commit (single node) */
 	struct lw_cluster *cl;     /* cluster mode; NULL on a single node */
 	int exit_reseed;           /* cluster: exit with LOGWRITER_EXIT_RESEED (a snapshot arrived) */
 	struct lw_fe fe[];
@@ -82,9 +107,10 @@ struct lw {
 extern volatile sig_atomic_t lw_stop;
 
 uint32_t lw_topic_buckets(const struct config *cfg);
-/* Apply one request to w->txn; its answer goes to ack_note (or, in cluster
- * mode, lw_cluster_ack). Returns a fatal error (>= 100) or SL_OK. */
-int lw_record_apply(struct lw *w, uint32_t fe, uint16_t type, const uint8_t *p, uint32_t len);
+/* Apply one request to w->txn and append its answer to out (nothing else
+ * learns of it). Returns SL_OK or a fatal local error: the transaction
+ * must then be dropped. */
+int lw_record_apply(struct lw *w, const struct lw_req *rq, struct lw_answers *out);
 int lw_parts_flush(struct lw *w);
 void lw_slot_publish(struct lw *w, uint32_t s);
 void lw_slots_refresh_first(struct lw *w);
@@ -95,8 +121,6 @@ void lw_ack_push(struct lw *w, uint32_t fe, const struct rm_ack *a);
 int lw_ack_flush_backlog(struct lw *w, uint32_t fe);
 
 /* lw_cluster.c */
-int lw_cluster_ack(struct lw *w, uint32_t err, uint32_t partition, uint64_t offset, uint32_t msgs, uint32_t flags,
-		   int64_t ts, uint64_t term, uint64_t log_index);
 /* Runs the node in cluster mode until SIGTERM; store is open, state loaded. */
 int lw_cluster_run(struct lw *w);
 

@@ -404,7 +404,9 @@ Test(protocol, pipelined_requests_answered_with_their_ids)
 	close(fd);
 }
 
-Test(protocol, subscription_ends_with_no_such_topic_when_topic_deleted)
+/* Subscribe with `credit`, (publish `backlog` messages,) delete the topic:
+ * the subscription ends with NO_SUCH_TOPIC at once, credit or not. */
+static void topic_deleted_under_subscription(uint32_t credit, int backlog)
 {
 	Sluice__Frame f = SLUICE__FRAME__INIT, *r = NULL;
 	Sluice__DeleteTopic del = SLUICE__DELETE_TOPIC__INIT;
@@ -412,7 +414,11 @@ Test(protocol, subscription_ends_with_no_such_topic_when_topic_deleted)
 	uint64_t sub;
 
 	cr_assert_eq(itest_raw_create_topic(fd, 2, "gone", 1), 0);
-	send_subscribe(sfd, 5, "gone", 10);
+	for (int i = 0; i < backlog; i++) {
+		cr_assert_eq(itest_raw_send_publish(fd, 50 + (uint64_t)i, "gone", 0, "x", 1, 0, 0), 0);
+		cr_assert_eq(itest_raw_wait_ack(fd, 50 + (uint64_t)i, 5000, NULL, NULL, NULL), 0);
+	}
+	send_subscribe(sfd, 5, "gone", credit);
 	cr_assert_eq(itest_recv_response(sfd, 5, 5000, &r), 0);
 	cr_assert_eq(r->body_case, SLUICE__FRAME__BODY_SUBSCRIBED, "body %d", r->body_case);
 	sub = r->subscribed->subscription_id;
@@ -428,7 +434,13 @@ Test(protocol, subscription_ends_with_no_such_topic_when_topic_deleted)
 	sluice__frame__free_unpacked(r, NULL);
 
 	/* the subscriber is told, on the subscription itself, that it ended */
-	cr_assert_eq(itest_recv_frame(sfd, 5000, &r), 0, "no end-of-subscription delivery");
+	do {
+		cr_assert_eq(itest_recv_frame(sfd, 5000, &r), 0, "no end-of-subscription delivery");
+		if (r->body_case == SLUICE__FRAME__BODY_DELIVERY && r->delivery->n_messages > 0) {
+			sluice__frame__free_unpacked(r, NULL);
+			r = NULL;
+		}
+	} while (!r);
 	cr_assert_eq(r->id, 0);
 	cr_assert_eq(r->body_case, SLUICE__FRAME__BODY_DELIVERY, "body %d", r->body_case);
 	cr_assert_eq(r->delivery->subscription_id, sub);
@@ -439,6 +451,22 @@ Test(protocol, subscription_ends_with_no_such_topic_when_topic_deleted)
 	expect_node_status(sfd, 9);
 	close(sfd);
 	close(fd);
+}
+
+Test(protocol, subscription_ends_with_no_such_topic_when_topic_deleted)
+{
+	topic_deleted_under_subscription(10, 0);
+}
+
+/* A subscriber that granted no credit (or used it up) still learns at once. */
+Test(protocol, subscription_without_credit_ends_when_topic_deleted)
+{
+	topic_deleted_under_subscription(0, 0);
+}
+
+Test(protocol, subscription_out_of_credit_ends_when_topic_deleted)
+{
+	topic_deleted_under_subscription(2, 5);
 }
 
 /* Id 0 is reserved for frames the server pushes: a request carrying it is
@@ -660,4 +688,27 @@ Test(protocol, publish_batch_stores_once_and_reads_back_in_order)
 	send_batch(fd, 9, "bt", 0, 43, 1, 3, 1);
 	cr_assert_eq(itest_raw_wait_ack(fd, 9, 5000, NULL, NULL, NULL), SLUICE__ERROR_CODE__MALFORMED);
 	close(fd);
+}
+
+/* A connection that sends no Hello within hello_timeout_ms is closed (it
+ * would hold one of connections_max for ever); one that did stays. */
+Test(protocol, silent_connection_is_closed_after_hello_timeout)
+{
+	static const char *extra[] = {"--hello-timeout-ms", "300", NULL};
+	cr_assert_eq(itest_node_stop(&node), 0);
+	node.extra[0] = extra[0];
+	node.extra[1] = extra[1];
+	node.extra[2] = NULL;
+	cr_assert_eq(itest_node_start(&node), 0);
+	int silent = itest_connect(node.port);
+	int talker = open_hello();
+	cr_assert_geq(silent, 0);
+	long long t0 = itest_now_ms();
+	Sluice__Frame *r = NULL;
+	cr_assert_eq(itest_recv_frame(silent, 5000, &r), SL_ECLOSED, "no Hello, yet still open");
+	cr_assert_geq(itest_now_ms() - t0, 200, "closed before the timeout");
+	itest_sleep_ms(400);
+	expect_node_status(talker, 2);
+	close(silent);
+	close(talker);
 }

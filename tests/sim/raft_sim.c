@@ -1,7 +1,8 @@
 /*
  * raft_sim.c: deterministic simulation of the raft module (replica/raft/raft.c).
  *
- * One seed drives 3 (sometimes 5) nodes through a simulated network (random
+ * One seed drives 3 (sometimes 5, or 1: a single node is a group of one
+ * voter) nodes through a simulated network (random
  * delay and reordering: a random in-flight message is delivered next; drops,
  * duplicates, partitions) and a simulated disk per node. A node handles a
  * ready like the logwriter: write hs/snapshot/entries, sync, send, apply,
@@ -753,7 +754,9 @@ static void sim_init(struct sim *s, uint64_t seed, int verbose)
 	s->seed = seed;
 	s->rng = seed ^ 0x5DEECE66Dull;
 	s->verbose = verbose;
-	s->n = rn(s, 4) == 0 ? 5 : 3;
+	/* one voter (a single node), five or three */
+	unsigned shape = rn(s, 8);
+	s->n = shape == 0 ? 1 : shape < 3 ? 5 : 3;
 	s->drop_pct = rn(s, 15);
 	s->dup_pct = rn(s, 8);
 	s->crash_permille = rn(s, 20);

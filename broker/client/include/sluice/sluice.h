@@ -17,6 +17,21 @@
  * way until retry_max_ms; a server that keeps answering only UNAVAILABLE is
  * left for the next of the list.
  *
+ * Batching (opts.linger_ms > 0), as Kafka's producer does: a publish without
+ * a key waits up to linger_ms in an open batch of its topic and partition
+ * space (its has_partition and partition) for more to join, and the batch
+ * travels as one PublishBatch request: pipelined, retried and re-sent like
+ * a single publish, stored by the broker all or nothing. A batch is sent
+ * when its records reach batch_bytes, when it holds 65536 messages, linger_ms
+ * after its first message, or on sluice_client_flush. Without
+ * has_partition the broker puts a whole batch on one partition of its
+ * choice. Each message still gets its own ack callback, in publish order,
+ * at (partition, offset of the first + i); an error fails every message of
+ * the batch with the same error. Publishes with a key are never batched:
+ * the broker hashes the key to choose the partition, as before. A message
+ * too large for a batch, or with a header key over 255 bytes, is sent alone
+ * (after the open batch of its space, which is sent first).
+ *
  * Blocking API (sluice_sync_*): a private event_base driven until the answer
  * arrives; for CLIs and tests.
  *
@@ -118,6 +133,10 @@ struct sluice_client_opts {
 	uint32_t connect_timeout_ms;/* 0: 5000 */
 	uint32_t request_timeout_ms;/* per-attempt; 0: 30000 */
 	uint32_t retry_max_ms;      /* give up reconnecting after this long; 0: 60000 */
+	uint32_t linger_ms;         /* how long a keyless publish may wait for others to join its
+	                             * batch; 0: no batching, every publish is sent at once */
+	uint32_t batch_bytes;       /* send a batch when its records reach this size; 0: 262144.
+	                             * Never more than the server's frame_bytes_max allows. */
 };
 
 struct sluice_header {
@@ -218,9 +237,17 @@ typedef void (*sluice_cluster_cb)(void *arg, int err, const char *errmsg, const 
 
 /* Async API. */
 int sluice_client_new(struct event_base *base, const struct sluice_client_opts *opts, struct sluice_client **out);
-/* Cancels outstanding requests (their callbacks get SLUICE_ECLOSED). */
+/* Cancels outstanding requests (their callbacks get SLUICE_ECLOSED), and
+ * publishes still waiting in an open batch, which are not sent. To have
+ * them acknowledged first, call sluice_client_flush and run the event loop
+ * until sluice_client_inflight is 0. */
 void sluice_client_free(struct sluice_client *c);
+/* Requests not yet answered; each publish counts one, also inside a batch
+ * (open or sent). */
 size_t sluice_client_inflight(const struct sluice_client *c);
+/* Send every open batch now instead of at its linger_ms (e.g. at the end of
+ * input). Their acks come as usual. */
+void sluice_client_flush(struct sluice_client *c);
 /* Change how long an outage may last before outstanding requests fail (e.g.
  * fail fast on the first connect, then ride out a broker restart). */
 void sluice_client_set_retry_max(struct sluice_client *c, uint32_t retry_max_ms);
@@ -246,7 +273,8 @@ int sluice_cluster_status(struct sluice_client *c, sluice_cluster_cb cb, void *a
  * reached the leader (poll sluice_cluster_status to see it happen). */
 int sluice_cluster_transfer_leader(struct sluice_client *c, uint32_t to, sluice_done_cb cb, void *arg);
 /* Inside a sluice_ack_cb only: the raft term and log index of the entry the
- * acknowledged message was committed in (0, 0 on a single node). */
+ * acknowledged message was committed in (0, 0 on a single node); for a
+ * batched message, those of its batch. */
 void sluice_ack_position(const struct sluice_client *c, uint64_t *term, uint64_t *log_index);
 
 /* Blocking API: one connection, one request at a time. errmsg (if non-NULL,
@@ -259,6 +287,7 @@ struct event_base *sluice_sync_base(struct sluice_sync *s);
 int sluice_sync_topic_create(struct sluice_sync *s, const char *name, uint32_t partitions, int64_t retention_ms,
 			     int64_t retention_bytes, char *errmsg, size_t errlen);
 int sluice_sync_topic_delete(struct sluice_sync *s, const char *name, char *errmsg, size_t errlen);
+/* Sends at once, also with linger_ms (nothing else could join its batch). */
 int sluice_sync_publish(struct sluice_sync *s, const struct sluice_pub *p, uint32_t *partition, uint64_t *offset,
 			char *errmsg, size_t errlen);
 /* fn is called with the status before this returns (pointers valid during fn). */
