@@ -7,8 +7,9 @@
  * transaction per turn persists the raft hard state and new entries, applies
  * every committed entry to the log state with the same request code as a
  * single node (record batches, topics, groups, dedup, retention), and records
- * the applied index; it syncs once. Only then are raft messages sent, the
- * commit table published and acks pushed. So an ack means: committed on a
+ * the applied index; it syncs once. Only then are raft messages sent (but
+ * a leader's appends, which go out before its own sync: raft_msg_early),
+ * the commit table published and acks pushed. So an ack means: committed on a
  * majority (each synced its raft log) and applied on the node that answers.
  *
  * Every node applies every committed entry, so all nodes hold the same LMDB
@@ -749,11 +750,15 @@ static int node_slot(const struct lw *w, uint64_t id)
 	return -1;
 }
 
-static void send_msgs(struct lw *w, const struct raft_ready *rd)
+/* Send rd's early messages (early = 1: before the turn's txn commits, see
+ * raft_msg_early) or the others (early = 0: after). */
+static void send_msgs(struct lw *w, const struct raft_ready *rd, int early)
 {
 	struct lw_cluster *c = w->cl;
 	for (size_t i = 0; i < rd->n_msgs; i++) {
 		const struct raft_msg *m = &rd->msgs[i];
+		if (raft_msg_early(rd, m) != early)
+			continue;
 		if (m->type == RAFT_MSG_SNAPSHOT) {
 			/* sent after raft_advance, in chunks (snap_start, snap_pump) */
 			int k = node_slot(w, m->to);
@@ -1184,6 +1189,9 @@ static int cl_ready(struct lw *w, int *did)
 		return SL_OK;
 	/* snapshots arrive through the peer link and a restart, never through raft_step */
 	SL_ASSERT(rd.snapshot_index == 0);
+	/* a leader's appends go out now: the followers sync while we do */
+	send_msgs(w, &rd, 1);
+	peer_flush(c->net);
 	uint64_t trimmed_to = 0;
 	int rc = store_txn_begin(w->store, 1, &w->txn);
 	if (rc)
@@ -1206,7 +1214,7 @@ static int cl_ready(struct lw *w, int *did)
 		log_error("raft turn not stored: %s", sl_strerror(rc));
 		return sl_err_is_wire(rc) ? SL_EINTERNAL : rc;
 	}
-	send_msgs(w, &rd);
+	send_msgs(w, &rd, 0);
 	publish_applied(w);
 	raft_advance(c->raft, &rd);
 	if (trimmed_to)

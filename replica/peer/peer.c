@@ -812,6 +812,13 @@ int peer_send(struct peer_net *n, uint32_t to, const uint8_t *frame, size_t len)
 	return SL_OK;
 }
 
+void peer_flush(struct peer_net *n)
+{
+	for (size_t i = 0; i < n->n; i++)
+		if (n->nodes[i].state == OUT_UP && n->nodes[i].q.end > n->nodes[i].q.start)
+			out_write(n, &n->nodes[i]);
+}
+
 size_t peer_queued(const struct peer_net *n, uint32_t to)
 {
 	for (size_t i = 0; i < n->n; i++)

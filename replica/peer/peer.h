@@ -56,6 +56,9 @@ void peer_net_close(struct peer_net *n);
  * could never fit; SL_EINVAL: unknown node or a bad length prefix. Must not
  * be called with on_frame's net closed (on_frame must not close the net). */
 int peer_send(struct peer_net *n, uint32_t to, const uint8_t *frame, size_t len);
+/* Write what the links' queues hold now, as far as the sockets take it
+ * without blocking (peer_process writes the rest when they are writable). */
+void peer_flush(struct peer_net *n);
 
 /* Bytes queued for `to` and not yet written. */
 size_t peer_queued(const struct peer_net *n, uint32_t to);

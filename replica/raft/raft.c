@@ -1185,3 +1185,8 @@ void raft_free(struct raft *r)
 	free(r->out_lo);
 	free(r);
 }
+
+int raft_msg_early(const struct raft_ready *rd, const struct raft_msg *m)
+{
+	return !rd->hs_changed && !rd->snapshot_index && m->type == RAFT_MSG_APPEND;
+}

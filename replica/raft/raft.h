@@ -18,10 +18,12 @@
  *     raft_tick() every tick; raft_step() for every received message;
  *     raft_propose() for new data (leader only);
  *     if (raft_ready(r, &rd)) {
+ *         send the rd.msgs for which raft_msg_early() is 1 (a leader's
+ *           appends: its own fsync then overlaps the followers');
  *         persist rd.hs if rd.hs_changed, and rd.entries (they replace any
  *           stored entries with index >= rd.entries[0].index), durably;
  *         if rd.snapshot_index: install the received snapshot first;
- *         send rd.msgs;
+ *         send the other rd.msgs;
  *         apply rd.committed in order;
  *         raft_advance(r, &rd);
  *     }
@@ -29,7 +31,11 @@
  * raft_advance() the host calls nothing else on r.
  *
  * Safety rests on the host persisting hs and entries (synced) before sending
- * rd.msgs: vote grants and append acks depend on them.
+ * rd.msgs other than the early ones: vote grants and append acks depend on
+ * them. A leader's appends may go first (etcd-io/raft allows the same)
+ * because the leader counts itself toward a commit only for what the host
+ * has persisted (raft_advance), so a commit still means a majority of
+ * durable copies.
  *
  * Every message carries a group id (always 0 for now) so that one raft group
  * per shard is an extension, not a rewrite.
@@ -183,6 +189,10 @@ int raft_transfer_leader(struct raft *r, uint64_t to);
 int raft_ready(struct raft *r, struct raft_ready *rd);
 /* The host did everything rd asked. */
 void raft_advance(struct raft *r, const struct raft_ready *rd);
+
+/* 1 if m (one of rd's messages) may be sent before rd is persisted: a
+ * leader's appends, when the hard state did not change in rd. */
+int raft_msg_early(const struct raft_ready *rd, const struct raft_msg *m);
 
 /* The host has a snapshot covering every entry up to `index` (applied) and
  * may drop them: frees entries <= index from memory. A peer that needs one

@@ -5,8 +5,9 @@
  * voter) nodes through a simulated network (random
  * delay and reordering: a random in-flight message is delivered next; drops,
  * duplicates, partitions) and a simulated disk per node. A node handles a
- * ready like the logwriter: write hs/snapshot/entries, sync, send, apply,
- * advance; a crash can hit before the sync (the writes are lost), after it, in
+ * ready like the logwriter: send a leader's appends (raft_msg_early), write
+ * hs/snapshot/entries, sync, send the rest, apply, advance; a crash can hit
+ * before the sync (the writes are lost, the early appends are out), after it, in
  * the middle of sending or before advancing, and the node restarts from its
  * disk with raft_new. Everything random comes from the seed, so
  * `raft_sim --seed N` replays a failure exactly.
@@ -534,6 +535,10 @@ static void handle_ready(struct sim *s, struct node *nd)
 	enum crash_at crash = CRASH_NONE;
 	if (s->chaos && rn(s, 1000) < s->crash_permille)
 		crash = (enum crash_at)(1 + rn(s, 4));
+	/* as the logwriter does: a leader's appends go out before its sync */
+	for (size_t i = 0; i < rd.n_msgs; i++)
+		if (raft_msg_early(&rd, &rd.msgs[i]))
+			host_send(s, nd, &rd.msgs[i]);
 	if (crash == CRASH_BEFORE_SYNC) {
 		node_crash(s, nd, "before sync");
 		return;
@@ -550,7 +555,8 @@ static void handle_ready(struct sim *s, struct node *nd)
 	}
 	size_t cut = crash == CRASH_MID_SEND ? rn(s, (uint32_t)rd.n_msgs + 1) : rd.n_msgs;
 	for (size_t i = 0; i < cut; i++)
-		host_send(s, nd, &rd.msgs[i]);
+		if (!raft_msg_early(&rd, &rd.msgs[i]))
+			host_send(s, nd, &rd.msgs[i]);
 	if (crash == CRASH_MID_SEND) {
 		node_crash(s, nd, "mid send");
 		return;
