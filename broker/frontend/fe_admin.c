@@ -15,6 +15,7 @@
 #include "log.h"
 #include "ringmsg.h"
 #include "shm.h"
+#include "vec.h"
 
 #define FE_LIST_TOPICS_MAX 65536
 #define FE_GROUP_ENTRIES_MAX 65536
@@ -29,15 +30,9 @@ static int topic_vec_add_cb(void *arg, const struct store_topic *tp)
 {
 	struct topic_vec *tv = arg;
 
-	if (tv->n == tv->cap) {
-		size_t cap = tv->cap ? tv->cap * 2 : 16;
-		struct store_topic *nv;
-		if (cap > FE_LIST_TOPICS_MAX || !(nv = realloc(tv->v, cap * sizeof(*nv)))) {
-			tv->err = SL_ETOOMANY;
-			return 1;
-		}
-		tv->v = nv;
-		tv->cap = cap;
+	if (tv->n >= FE_LIST_TOPICS_MAX || vec_reserve(&tv->v, &tv->cap, tv->n + 1)) {
+		tv->err = SL_ETOOMANY;
+		return 1;
 	}
 	tv->v[tv->n++] = *tp;
 	return 0;
@@ -211,15 +206,9 @@ static int group_add_cb(void *arg, uint32_t topic_id, uint32_t partition, uint64
 {
 	struct group_vec *g = arg;
 
-	if (g->n == g->cap) {
-		size_t cap = g->cap ? g->cap * 2 : 16;
-		struct group_entry *nv;
-		if (cap > FE_GROUP_ENTRIES_MAX || !(nv = realloc(g->v, cap * sizeof(*nv)))) {
-			g->err = SL_ETOOMANY;
-			return 1;
-		}
-		g->v = nv;
-		g->cap = cap;
+	if (g->n >= FE_GROUP_ENTRIES_MAX || vec_reserve(&g->v, &g->cap, g->n + 1)) {
+		g->err = SL_ETOOMANY;
+		return 1;
 	}
 	g->v[g->n].topic_id = topic_id;
 	g->v[g->n].partition = partition;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "entry.h"
+#include "vec.h"
 #include "err.h"
 
 #define ENT_ALIGN(n) (((n) + 7u) & ~(size_t)7u)
@@ -16,14 +17,9 @@ void ent_begin(struct ent_writer *e, int with_hdr, int64_t ts_ms)
 	e->has_hdr = with_hdr;
 	if (!with_hdr)
 		return;
-	if (e->cap < sizeof(struct ent_hdr)) {
-		uint8_t *b = realloc(e->buf, 4096);
-		if (!b) {
-			e->has_hdr = -1; /* reported by ent_add */
-			return;
-		}
-		e->buf = b;
-		e->cap = 4096;
+	if (vec_reserve(&e->buf, &e->cap, 4096)) {
+		e->has_hdr = -1; /* reported by ent_add */
+		return;
 	}
 	struct ent_hdr h = {ENT_MAGIC, 0, ts_ms};
 	memcpy(e->buf, &h, sizeof(h));
@@ -34,17 +30,7 @@ static int ent_reserve(struct ent_writer *e, size_t more)
 {
 	if (e->has_hdr < 0)
 		return SL_ENOMEM;
-	if (e->len + more <= e->cap)
-		return SL_OK;
-	size_t n = e->cap ? e->cap : 4096;
-	while (n < e->len + more)
-		n *= 2;
-	uint8_t *b = realloc(e->buf, n);
-	if (!b)
-		return SL_ENOMEM;
-	e->buf = b;
-	e->cap = n;
-	return SL_OK;
+	return vec_reserve(&e->buf, &e->cap, e->len + more);
 }
 
 int ent_add(struct ent_writer *e, uint16_t type, uint32_t origin_node, uint16_t origin_fe, const void *p,

@@ -26,6 +26,7 @@
 #include "err.h"
 #include "raft.h"
 #include "sl_assert.h"
+#include "vec.h"
 
 #define RAFT_INFLIGHT_CAP 256
 #define RAFT_INFLIGHT_DEFAULT 64
@@ -73,7 +74,7 @@ struct raft {
 
 	struct raft_msg *out; /* queued messages; entries resolved in raft_ready */
 	uint64_t *out_lo;     /* index of each message's first entry */
-	size_t n_out, cap_out;
+	size_t n_out, cap_out, cap_out_lo;
 };
 
 /* ---------- small helpers ---------- */
@@ -161,17 +162,7 @@ static void reset_timeout(struct raft *r)
 
 static int log_reserve(struct raft *r, size_t n)
 {
-	if (r->n_ents + n <= r->cap_ents)
-		return SL_OK;
-	size_t cap = r->cap_ents ? r->cap_ents : 64;
-	while (cap < r->n_ents + n)
-		cap *= 2;
-	struct raft_entry *e = realloc(r->ents, cap * sizeof(*e));
-	if (e == NULL)
-		return SL_ENOMEM;
-	r->ents = e;
-	r->cap_ents = cap;
-	return SL_OK;
+	return vec_reserve(&r->ents, &r->cap_ents, r->n_ents + n);
 }
 
 /* Appends a prepared entry (data ownership moves in). Capacity reserved before. */
@@ -248,18 +239,8 @@ fail:
 
 static void send(struct raft *r, struct raft_msg m, uint64_t ent_lo)
 {
-	if (r->n_out == r->cap_out) {
-		size_t cap = r->cap_out ? r->cap_out * 2 : 16;
-		struct raft_msg *o = realloc(r->out, cap * sizeof(*o));
-		if (o == NULL)
-			return; /* dropped: as if lost on the network */
-		r->out = o;
-		uint64_t *lo = realloc(r->out_lo, cap * sizeof(*lo));
-		if (lo == NULL)
-			return;
-		r->out_lo = lo;
-		r->cap_out = cap;
-	}
+	if (vec_reserve(&r->out, &r->cap_out, r->n_out + 1) || vec_reserve(&r->out_lo, &r->cap_out_lo, r->n_out + 1))
+		return; /* dropped: as if lost on the network */
 	m.group = r->c.group;
 	m.from = r->c.id;
 	if (m.term == 0)
