@@ -65,6 +65,7 @@
 #include <sodium.h>
 
 #include "codec.h"
+#include "crc32c.h"
 #include "err.h"
 #include "slice.h"
 #include "sluice/sluice.h"
@@ -1400,45 +1401,6 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---------- batching ---------- */
 
-static const uint32_t crc32c_nibble[16] = {
-	0x00000000, 0x105ec76f, 0x20bd8ede, 0x30e349b1, 0x417b1dbc, 0x5125dad3, 0x61c69362, 0x7198540d,
-	0x82f63b78, 0x92a8fc17, 0xa24bb5a6, 0xb21572c9, 0xc38d26c4, 0xd3d3e1ab, 0xe330a81a, 0xf36e6f75,
-};
-
-#if defined(__x86_64__)
-__attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(uint32_t c, const uint8_t *p, size_t n)
-{
-	uint64_t c64 = c;
-	while (n >= 8) {
-		uint64_t v;
-		memcpy(&v, p, 8);
-		c64 = __builtin_ia32_crc32di(c64, v);
-		p += 8;
-		n -= 8;
-	}
-	c = (uint32_t)c64;
-	while (n--)
-		c = __builtin_ia32_crc32qi(c, *p++);
-	return c;
-}
-#endif
-
-/* CRC32C (Castagnoli, reflected polynomial 0x82F63B78) of [p, p+n), for
- * PublishBatch.crc32c; "123456789" gives 0xE3069283. */
-static uint32_t batch_crc32c(const uint8_t *p, size_t n)
-{
-	uint32_t c = 0xffffffffu;
-#if defined(__x86_64__)
-	if (__builtin_cpu_supports("sse4.2"))
-		return ~crc32c_sse42(c, p, n);
-#endif
-	while (n--) {
-		c ^= *p++;
-		c = (c >> 4) ^ crc32c_nibble[c & 15];
-		c = (c >> 4) ^ crc32c_nibble[c & 15];
-	}
-	return ~c;
-}
 
 static void le_put16(uint8_t *p, uint16_t v)
 {
@@ -1627,7 +1589,7 @@ static void batch_close(struct sluice_client *c, struct batch *b)
 	m.count = (uint32_t)b->n;
 	m.records.data = b->recs;
 	m.records.len = b->len;
-	m.crc32c = batch_crc32c(b->recs, b->len);
+	m.crc32c = crc32c(0, b->recs, b->len);
 	f.body_case = SLUICE__FRAME__BODY_PUBLISH_BATCH;
 	f.publish_batch = &m;
 	if (!ps || req_new(c, RK_PUBLISH, &f, &r) != SL_OK) {
