@@ -496,7 +496,12 @@ static int do_publish_batch(struct lw *w, const struct lw_req *rq, struct lw_ans
 	struct store_record r = {0};
 	size_t pos = 0;
 	uint32_t n = 0;
-	/* the frontend checked the batch; walk it with every length checked anyway */
+	const char *why = NULL;
+	/* the frontend checked the batch, but in a cluster these bytes come from
+	 * a peer's entry (or the raft log on disk): check again, before any of
+	 * it is stored, and answer every node the same way */
+	if (pubbatch_check(recs, m.count, &why) != SL_OK)
+		return ack_note(w, rq, out, SL_EMALFORMED, 0, 0, 0);
 	while (n < m.count && pubbatch_next(recs, &pos, &r.key, &r.headers, &r.payload) == 1) {
 		r.producer_id = m.producer_id;
 		r.sequence = m.base_sequence + n;
