@@ -65,6 +65,7 @@ if [ "$cluster" = 1 ]; then
     bench "3 nodes: pub 100 B, window 1 (latency), via leader" pub --size 100 --count 3000 --window 1
     target=$fport bench "3 nodes: pub 100 B, 4 producers, via follower" pub --size 100 --count 400000 --producers 4
     target=$fport bench "3 nodes: e2e 100 B, pub via follower, sub on follower" e2e --size 100 --count 200000
+    target=$fport bench "3 nodes: e2e 100 B at 300k msg/s (half of peak), via follower" e2e --size 100 --count 600000 --rate 300000
     exit 0
 fi
 bench "pub 100 B, 1 producer, window 1000" pub --size 100 --count 300000
@@ -74,6 +75,7 @@ bench "pub 1 KiB, 1 producer, window 1000" pub --size 1024 --count 100000
 bench "pub 1 KiB, 4 producers, window 1000" pub --size 1024 --count 200000 --producers 4
 bench "pub 100 B, 1 producer, window 1 (latency)" pub --size 100 --count 3000 --window 1
 bench "e2e 100 B, 1 producer, window 1000" e2e --size 100 --count 200000
+bench "e2e 100 B at 1M msg/s (half of peak)" e2e --size 100 --count 2000000 --rate 1000000
 cc -O2 -o "$work/lmdbbench" /work/shared/anchors/lmdbbench.c -llmdb 2>/dev/null ||
     cc -O2 -o "$work/lmdbbench" "$here/../shared/anchors/lmdbbench.c" -llmdb
 mkdir -p "$work/lmdb"

@@ -62,6 +62,7 @@ struct bench {
 	char topic[128];
 	uint32_t partitions, producers, window, size, linger_ms, batch_bytes;
 	uint64_t count;
+	uint64_t rate;             /* --rate: messages/s over all producers; 0: as fast as the window allows */
 	double duration_s;
 	struct event_base *base;
 	struct bench_prod *prods;
@@ -74,7 +75,7 @@ struct bench {
 	size_t lat_n;
 	uint64_t t_start, t_end;
 	int first_err;
-	struct event *duration_ev, *drain_ev;
+	struct event *duration_ev, *drain_ev, *pace_ev;
 };
 
 static uint64_t bench_now_ns(void)
@@ -90,7 +91,8 @@ void bench_usage(FILE *f)
 		   "                              [--producers P] [--window W] [--linger-ms MS] [--batch-bytes B]\n"
 		   "  --topic defaults to bench-<random>, created with --partitions (1) if missing.\n"
 		   "  --size %d, --count %d, --producers 1 (one connection each), --window %d in flight each.\n"
-		   "  --linger-ms %d (0: no batching), --batch-bytes %d: how publishes are batched.\n",
+		   "  --linger-ms %d (0: no batching), --batch-bytes %d: how publishes are batched.\n"
+		   "  --rate N: publish at most N messages/s over all producers (e2e latency at a set load; 0: no limit).\n",
 		BENCH_SIZE_DEFAULT, BENCH_COUNT_DEFAULT, BENCH_WINDOW_DEFAULT, CLI_LINGER_MS_DEFAULT,
 		CLI_BATCH_BYTES_DEFAULT);
 }
@@ -139,6 +141,8 @@ static void bench_check_done(struct bench *b)
 			all &= b->prods[i].sent >= b->prods[i].target;
 		b->stop_publishing = all;
 	}
+	if (b->stop_publishing)
+		event_del(b->pace_ev);
 	if (b->stop_publishing && !evtimer_pending(b->drain_ev, NULL)) {
 		/* Bound the wait for whatever is still outstanding. */
 		struct timeval tv = {BENCH_DRAIN_MS / 1000, 0};
@@ -177,11 +181,22 @@ static void bench_ack_cb(void *arg, int err, const char *errmsg, uint32_t partit
 	bench_check_done(b);
 }
 
-/* Keep the producer's window full. */
+/* With --rate: how many messages this producer may have sent by now. */
+static uint64_t prod_allowed(const struct bench_prod *p)
+{
+	const struct bench *b = p->b;
+	if (!b->rate)
+		return UINT64_MAX;
+	double s = (double)(bench_now_ns() - b->t_start) / 1e9;
+	return (uint64_t)(s * (double)b->rate / b->producers) + 1;
+}
+
+/* Keep the producer's window full (and, with --rate, on schedule). */
 static void prod_fill(struct bench_prod *p)
 {
 	struct bench *b = p->b;
-	while (!b->stop_publishing && p->sent < p->target && p->free_n > 0) {
+	uint64_t allowed = prod_allowed(p);
+	while (!b->stop_publishing && p->sent < p->target && p->free_n > 0 && p->sent < allowed) {
 		struct bench_slot *s = &p->slots[p->free_slots[--p->free_n]];
 		struct sluice_pub pub = {.topic = b->topic, .payload = sluice_bytes_make(b->payload, b->size)};
 		s->sent_ns = bench_now_ns();
@@ -203,6 +218,14 @@ static void prod_fill(struct bench_prod *p)
 static void prod_fill_cb(evutil_socket_t fd, short what, void *arg)
 {
 	prod_fill(arg);
+}
+
+/* --rate: every millisecond, let each producer send what its schedule allows. */
+static void bench_pace_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct bench *b = arg;
+	for (uint32_t i = 0; i < b->producers; i++)
+		prod_fill(&b->prods[i]);
 }
 
 static void bench_msg_cb(void *arg, int err, const char *errmsg, const struct sluice_msg *m)
@@ -303,6 +326,10 @@ static void bench_publish_start(struct bench *b)
 		struct timeval tv = {(time_t)b->duration_s, (suseconds_t)((b->duration_s - (time_t)b->duration_s) * 1e6)};
 		evtimer_add(b->duration_ev, &tv);
 	}
+	if (b->rate) {
+		struct timeval ms = {0, 1000};
+		evtimer_add(b->pace_ev, &ms);
+	}
 	for (uint32_t i = 0; i < b->producers; i++)
 		prod_fill(&b->prods[i]);
 }
@@ -387,6 +414,7 @@ static void bench_report(struct bench *b)
 				      (json_int_t)b->size, "linger_ms", (json_int_t)b->linger_ms, "batch_bytes",
 				      (json_int_t)b->batch_bytes, "messages", (json_int_t)msgs, "failed",
 				      (json_int_t)failed, "seconds", secs, "msgs_per_s", rate, "mb_per_s", mbs);
+		json_object_set_new(o, "rate", json_integer((json_int_t)b->rate));
 		if (b->lat_n)
 			json_object_set_new(o, "latency_ms",
 					    json_pack("{s:f, s:f, s:f, s:f, s:I}", "p50", lat_pct_ms(b, 50), "p99",
@@ -416,7 +444,8 @@ static int bench_parse(struct bench *b, int argc, char **argv)
 		{"size", required_argument, 0, 's'},     {"count", required_argument, 0, 'c'},
 		{"duration", required_argument, 0, 'd'}, {"producers", required_argument, 0, 'p'},
 		{"window", required_argument, 0, 'w'},   {"linger-ms", required_argument, 0, 'L'},
-		{"batch-bytes", required_argument, 0, 'B'}, {0, 0, 0, 0}};
+		{"batch-bytes", required_argument, 0, 'B'}, {"rate", required_argument, 0, 'r'},
+		{0, 0, 0, 0}};
 	int ch;
 	char *end;
 	optind = 1;
@@ -435,8 +464,12 @@ static int bench_parse(struct bench *b, int argc, char **argv)
 			continue;
 		}
 		v = strtoull(optarg, &end, 10);
-		if (*end || optarg[0] == '-' || (v == 0 && ch != 'L') || v > UINT32_MAX)
+		if (*end || optarg[0] == '-' || (v == 0 && ch != 'L' && ch != 'r') || v > UINT32_MAX)
 			return -1;
+		if (ch == 'r') {
+			b->rate = v;
+			continue;
+		}
 		if (ch == 'n')
 			b->partitions = (uint32_t)v;
 		else if (ch == 's')
@@ -474,8 +507,9 @@ static int bench_run(struct bench *b)
 	b->payload = calloc(1, b->size);
 	b->lat = malloc(sizeof(*b->lat) * (b->duration_s > 0 ? BENCH_SAMPLES_MAX : b->count + 1));
 	b->duration_ev = evtimer_new(b->base, bench_duration_cb, b);
+	b->pace_ev = event_new(b->base, -1, EV_PERSIST, bench_pace_cb, b);
 	b->drain_ev = evtimer_new(b->base, bench_drain_cb, b);
-	if (!b->payload || !b->lat || !b->duration_ev || !b->drain_ev || bench_prods_open(b) != SLUICE_OK)
+	if (!b->payload || !b->lat || !b->duration_ev || !b->drain_ev || !b->pace_ev || bench_prods_open(b) != SLUICE_OK)
 		return EX_SOFTWARE;
 	randombytes_buf(b->payload, b->size);
 	b->measure_pub = b->mode == BM_PUB;
@@ -527,6 +561,8 @@ int bench_main(const struct cli_global *g, int argc, char **argv)
 	sluice_client_free(b.sub_c);
 	if (b.duration_ev)
 		event_free(b.duration_ev);
+	if (b.pace_ev)
+		event_free(b.pace_ev);
 	if (b.drain_ev)
 		event_free(b.drain_ev);
 	event_base_free(b.base);
