@@ -771,6 +771,15 @@ static void fe_check_commit(struct fe *fe)
  * request still pending gets UNAVAILABLE; clients retry with the same
  * producer id and sequence and dedup answers a retry of a stored message with
  * its original offset. Acks already in the ring were drained first. */
+/* Requests were answered without an ack (epoch bump, expiry): connections
+ * paused at inflight_max may read again. Deferred to the stall event, never
+ * run from inside a connection's own processing. */
+static void fe_resume_later(struct fe *fe)
+{
+	if (fe->stall_ev)
+		event_active(fe->stall_ev, EV_TIMEOUT, 0);
+}
+
 static void fe_check_epoch(struct fe *fe)
 {
 	uint64_t e = shm_load(&fe->shm->hdr->cluster.epoch);
@@ -785,6 +794,7 @@ static void fe_check_epoch(struct fe *fe)
 		fe_send_error(p->conn, p->req_id, SL_EUNAVAILABLE, "the cluster leader changed; retry");
 		free(p);
 	}
+	fe_resume_later(fe);
 }
 
 static void fe_drain_acks(struct fe *fe)
@@ -830,6 +840,7 @@ static void fe_expire_pending(struct fe *fe)
 		conn_fence(p);
 		fe_send_error(p->conn, p->req_id, SL_EUNAVAILABLE, "no answer from the log writer in time; retry");
 		free(p);
+		fe_resume_later(fe);
 	}
 }
 
