@@ -114,6 +114,7 @@ struct fe_conn {
 	struct fe_sub_list subs;
 	struct fe_pending_list pending;
 	uint32_t npending;     /* requests awaiting the log; reading pauses at cfg inflight_max */
+	uint32_t nparked;      /* fetches parked in fe->parked (at most cfg inflight_max) */
 	/* After a publish of producer P in sequence space S (topic and
 	 * partition space, as dedup numbers them) was answered UNAVAILABLE,
 	 * P's later publishes in S on this connection are refused (FENCED)

@@ -616,6 +616,12 @@ void fe_on_unsubscribe(struct fe_conn *c, uint64_t id, const Sluice__Unsubscribe
 
 /* ---------- fetch ---------- */
 
+static void fetch_unpark(struct fe *fe, struct fe_fetch *q)
+{
+	TAILQ_REMOVE(&fe->parked, q, link);
+	q->conn->nparked--;
+}
+
 static void fetch_free(struct fe_fetch *q)
 {
 	if (q->timer)
@@ -688,7 +694,7 @@ static void fetch_timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct fe_fetch *q = arg;
 	struct fe *fe = q->conn->fe;
 
-	TAILQ_REMOVE(&fe->parked, q, link);
+	fetch_unpark(fe, q);
 	if (!q->conn->dead)
 		fetch_try(fe, q, 1);
 	fetch_free(q);
@@ -718,7 +724,9 @@ void fe_on_fetch(struct fe_conn *c, uint64_t id, const Sluice__Fetch *m)
 	q->max_bytes = m->max_bytes ? m->max_bytes : FE_FETCH_BYTES_DEFAULT;
 	if (q->max_bytes > bytes_cap)
 		q->max_bytes = (uint32_t)bytes_cap;
-	if (strlen(m->topic) >= sizeof(q->topic) || fetch_try(fe, q, wait_ms == 0 || fe->stopping)) {
+	/* a connection parks at most inflight_max fetches; more are answered at once */
+	int final = wait_ms == 0 || fe->stopping || c->nparked >= fe->cfg->inflight_max;
+	if (strlen(m->topic) >= sizeof(q->topic) || fetch_try(fe, q, final)) {
 		if (strlen(m->topic) >= sizeof(q->topic))
 			fe_send_error(c, id, SL_EINVAL, "topic name too long");
 		fetch_free(q);
@@ -731,6 +739,7 @@ void fe_on_fetch(struct fe_conn *c, uint64_t id, const Sluice__Fetch *m)
 		return;
 	}
 	TAILQ_INSERT_TAIL(&fe->parked, q, link);
+	c->nparked++;
 }
 
 /* ---------- wake-ups and connection teardown ---------- */
@@ -768,7 +777,7 @@ void fe_reads_commit_moved(struct fe *fe)
 	for (q = TAILQ_FIRST(&fe->parked); q; q = next) {
 		next = TAILQ_NEXT(q, link);
 		if (q->conn->dead || fetch_try(fe, q, 0)) {
-			TAILQ_REMOVE(&fe->parked, q, link);
+			fetch_unpark(fe, q);
 			fetch_free(q);
 		}
 	}
@@ -780,7 +789,7 @@ void fe_reads_stop(struct fe *fe)
 
 	/* answer parked long-polls now with what is there, so the drain can finish */
 	while ((q = TAILQ_FIRST(&fe->parked))) {
-		TAILQ_REMOVE(&fe->parked, q, link);
+		fetch_unpark(fe, q);
 		if (!q->conn->dead)
 			fetch_try(fe, q, 1);
 		fetch_free(q);
@@ -806,7 +815,7 @@ void fe_reads_conn_free(struct fe_conn *c)
 	for (q = TAILQ_FIRST(&fe->parked); q; q = next) {
 		next = TAILQ_NEXT(q, link);
 		if (q->conn == c) {
-			TAILQ_REMOVE(&fe->parked, q, link);
+			fetch_unpark(fe, q);
 			fetch_free(q);
 		}
 	}
