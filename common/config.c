@@ -75,6 +75,9 @@ static const struct config_key config_keys[] = {
     {"cluster", "election_timeout_ms", "election-timeout-ms", CT_U32, CFG(election_timeout_ms), 50, 3600000},
     {"cluster", "heartbeat_ms", "heartbeat-ms", CT_U32, CFG(heartbeat_ms), 1, 3600000},
     {"cluster", "raftlog_bytes_max", "raftlog-bytes-max", CT_SIZE64, CFG(raftlog_bytes_max), MIB, 1ull << 46},
+    {"cluster", "entry_bytes_max", "entry-bytes-max", CT_SIZE64, CFG(entry_bytes_max), 64 * KIB, GIB},
+    {"cluster", "forward_queue_bytes_max", "forward-queue-bytes-max", CT_SIZE64, CFG(forward_queue_bytes_max), MIB,
+     64 * GIB},
     {"log", "level", "log-level", CT_LEVEL, CFG(log_level), 0, 0},
 };
 
@@ -116,6 +119,8 @@ void config_defaults(struct config *c)
 	c->election_timeout_ms = 1000;
 	c->heartbeat_ms = 100;
 	c->raftlog_bytes_max = GIB;
+	c->entry_bytes_max = 8 * MIB;
+	c->forward_queue_bytes_max = 64 * MIB;
 	c->log_level = LOG_INFO;
 }
 

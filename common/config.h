@@ -48,6 +48,8 @@ struct config {
 	uint32_t election_timeout_ms;   /* election_timeout_ms, default 1000 (randomised up to 2x) */
 	uint32_t heartbeat_ms;          /* heartbeat_ms, default 100 */
 	uint64_t raftlog_bytes_max;     /* raftlog_bytes_max, default 1 GiB: raft log kept for lagging peers */
+	uint64_t entry_bytes_max;       /* entry_bytes_max, default 8 MiB: requests the leader puts in one raft entry */
+	uint64_t forward_queue_bytes_max; /* forward_queue_bytes_max, default 64 MiB: forwarded requests waiting on the leader */
 	/* [log] */
 	int log_level;                  /* level = debug|info|warn|error, default info */
 };

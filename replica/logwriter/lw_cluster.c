@@ -49,8 +49,6 @@
 #include "vec.h"
 
 #define CL_FORWARD_BYTES_MAX (1u << 20)    /* one Forward frame */
-#define CL_PROPOSAL_BYTES_MAX (8u << 20)   /* one entry, unless a single request is larger */
-#define CL_FWD_QUEUE_BYTES_MAX (64u << 20) /* forwarded requests waiting on the leader */
 #define CL_MSG_BYTES_MAX (4u << 20)        /* entry data per AppendEntries */
 #define CL_INFLIGHT_MAX 32
 #define CL_TRIM_CHUNK 512
@@ -722,7 +720,7 @@ static void on_frame(void *arg, uint32_t from, const uint8_t *p, size_t len)
 		break;
 	case PEER_FRAME_FORWARD:
 		raft_status(c->raft, &st);
-		if (st.role != RAFT_LEADER || c->fwd_bytes + f.records_len > CL_FWD_QUEUE_BYTES_MAX)
+		if (st.role != RAFT_LEADER || c->fwd_bytes + f.records_len > w->cfg->forward_queue_bytes_max)
 			break; /* the origin bumps its epoch when it sees the leader change */
 		if (vec_grow((void **)&c->fwd, &c->fwd_cap, c->fwd_n + 1, sizeof(*c->fwd)))
 			break;
@@ -876,7 +874,7 @@ static int leader_propose(struct lw *w)
 		const uint8_t *p;
 		uint32_t len;
 		c->rel_pos[i] = 0;
-		while (records < w->cfg->batch_records_max && c->prop.len < CL_PROPOSAL_BYTES_MAX &&
+		while (records < w->cfg->batch_records_max && c->prop.len < w->cfg->entry_bytes_max &&
 		       ring_peek(f->pub, &pos, &type, &p, &len)) {
 			if (!leader_direct(w, i, type, p, len)) {
 				int rc = ent_add(&c->prop, type, c->self, (uint16_t)i, p, len);
@@ -888,7 +886,7 @@ static int leader_propose(struct lw *w)
 		}
 	}
 	size_t k = 0;
-	for (; k < c->fwd_n && c->prop.len < CL_PROPOSAL_BYTES_MAX; k++) {
+	for (; k < c->fwd_n && c->prop.len < w->cfg->entry_bytes_max; k++) {
 		if (ent_add_list(&c->prop, c->fwd[k].recs, c->fwd[k].len) != SL_OK)
 			log_warn("dropped a malformed forward");
 		c->fwd_bytes -= c->fwd[k].len;
