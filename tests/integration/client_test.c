@@ -55,31 +55,15 @@ TestSuite(client, .init = setup, .fini = teardown, .timeout = 120);
 
 /* ---- helpers ---- */
 
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	(void)arg;
-}
-
 /* Run the async client's loop until *count >= want or timeout. */
 static int loop_until(const size_t *count, size_t want, int timeout_ms)
 {
-	struct event *tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
-	struct timeval tv = {0, 10000};
-	long long deadline = itest_now_ms() + timeout_ms;
-
-	event_add(tick, &tv);
-	while (*count < want && itest_now_ms() < deadline)
-		event_base_loop(base, EVLOOP_ONCE);
-	event_free(tick);
-	return *count >= want ? 0 : -1;
+	return itest_loop_until(base, count, want, timeout_ms);
 }
 
 static void loop_for(int ms)
 {
-	size_t never = 0;
-	loop_until(&never, 1, ms);
+	itest_loop_for(base, ms);
 }
 
 static void create_topic(const char *name, uint32_t parts)

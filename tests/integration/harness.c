@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "err.h"
 
 #ifndef SLUICED_BIN
@@ -757,4 +759,30 @@ int itest_raw_wait_ack(int fd, uint64_t id, int timeout_ms, uint32_t *partition,
 	if (r)
 		sluice__frame__free_unpacked(r, NULL);
 	return rc;
+}
+
+static void itest_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+}
+
+int itest_loop_until(struct event_base *base, const size_t *count, size_t want, int timeout_ms)
+{
+	struct event *tick = event_new(base, -1, EV_PERSIST, itest_tick_cb, NULL);
+	struct timeval tv = {0, 10000};
+	long long deadline = itest_now_ms() + timeout_ms;
+
+	event_add(tick, &tv);
+	while (*count < want && itest_now_ms() < deadline)
+		event_base_loop(base, EVLOOP_ONCE);
+	event_free(tick);
+	return *count >= want ? 0 : -1;
+}
+
+void itest_loop_for(struct event_base *base, int ms)
+{
+	size_t never = 0;
+	itest_loop_until(base, &never, 1, ms);
 }

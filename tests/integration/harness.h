@@ -101,6 +101,13 @@ int itest_node_status_get(uint16_t port, uint32_t *logwriter_restarts, uint32_t 
 /* Wait for a response with the given id, skipping deliveries (id 0). */
 int itest_recv_response(int fd, uint64_t id, int timeout_ms, Sluice__Frame **out);
 
+struct event_base;
+/* Run base's loop (polling at least every 10 ms) until *count >= want or
+ * timeout_ms passes: 0, or -1 on timeout. */
+int itest_loop_until(struct event_base *base, const size_t *count, size_t want, int timeout_ms);
+/* Run base's loop for ms milliseconds. */
+void itest_loop_for(struct event_base *base, int ms);
+
 /* Send CreateTopic and wait for Ok: 0, or the Error frame's code, or an sl_err. */
 int itest_raw_create_topic(int fd, uint64_t id, const char *name, uint32_t partitions);
 /* Send a Publish; partition < 0 lets the server choose. */
