@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include "harness.h"
+#include "sluice/sluice.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -785,4 +786,37 @@ void itest_loop_for(struct event_base *base, int ms)
 {
 	size_t never = 0;
 	itest_loop_until(base, &never, 1, ms);
+}
+
+struct fetch_page {
+	void (*fn)(void *arg, const struct sluice_msg *m);
+	void *arg;
+	size_t n;
+	uint64_t next;
+};
+
+static void fetch_page_fn(void *arg, const struct sluice_msg *m)
+{
+	struct fetch_page *fp = arg;
+	fp->n++;
+	fp->next = m->offset + 1;
+	fp->fn(fp->arg, m);
+}
+
+int itest_fetch_all(struct sluice_sync *sy, const char *topic, uint32_t part, uint32_t page_max,
+                    void (*fn)(void *arg, const struct sluice_msg *m), void *arg, uint64_t *end_out, char *em,
+                    size_t emlen)
+{
+	struct fetch_page fp = {fn, arg, 0, 0};
+
+	*end_out = 0;
+	for (int guard = 0; guard < 10000; guard++) {
+		size_t before = fp.n;
+		int rc = sluice_sync_fetch(sy, topic, part, fp.next, page_max, 0, fetch_page_fn, &fp, end_out, em, emlen);
+		if (rc != 0)
+			return rc;
+		if (fp.n == before || fp.next >= *end_out)
+			break;
+	}
+	return 0;
 }

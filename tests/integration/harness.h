@@ -101,6 +101,15 @@ int itest_node_status_get(uint16_t port, uint32_t *logwriter_restarts, uint32_t 
 /* Wait for a response with the given id, skipping deliveries (id 0). */
 int itest_recv_response(int fd, uint64_t id, int timeout_ms, Sluice__Frame **out);
 
+struct sluice_sync;
+struct sluice_msg;
+/* Fetch one partition from offset 0 to its end, page_max messages a page,
+ * passing every message to fn. *end_out is the end offset the server
+ * reported. 0, or the sluice_sync_fetch error (message in em). */
+int itest_fetch_all(struct sluice_sync *sy, const char *topic, uint32_t part, uint32_t page_max,
+                    void (*fn)(void *arg, const struct sluice_msg *m), void *arg, uint64_t *end_out, char *em,
+                    size_t emlen);
+
 struct event_base;
 /* Run base's loop (polling at least every 10 ms) until *count >= want or
  * timeout_ms passes: 0, or -1 on timeout. */
