@@ -254,19 +254,28 @@ static int req_name_ok(const char *s, size_t max)
 	return n > 0 && n <= max;
 }
 
-static int req_size_publish(const struct fe *fe, const Sluice__Publish *p, struct fe_req *r, const char **why)
+/* Where a publish or a batch goes: a topic name and, if given, a partition. */
+static int req_target_ok(const char *topic, int has_partition, uint32_t partition, const char **why)
 {
-	size_t total = sizeof(struct rm_publish), i;
-
-	if (p->has_partition && p->partition == RM_PARTITION_ANY) {
+	if (has_partition && partition == RM_PARTITION_ANY) {
 		/* the ring's "no partition" value: never a partition number */
 		*why = "partition out of range";
 		return SL_EINVAL;
 	}
-	if (!req_name_ok(p->topic, RM_TOPIC_NAME_MAX)) {
+	if (!req_name_ok(topic, RM_TOPIC_NAME_MAX)) {
 		*why = "topic name must be 1 to 249 bytes";
 		return SL_EINVAL;
 	}
+	return SL_OK;
+}
+
+static int req_size_publish(const struct fe *fe, const Sluice__Publish *p, struct fe_req *r, const char **why)
+{
+	size_t total = sizeof(struct rm_publish), i;
+	int rc = req_target_ok(p->topic, p->has_partition, p->partition, why);
+
+	if (rc != SL_OK)
+		return rc;
 	total += strlen(p->topic) + p->key.len + p->payload.len;
 	for (i = 0; i < p->n_headers; i++) {
 		size_t klen = strlen(p->headers[i]->key);
@@ -294,14 +303,8 @@ static int req_size_batch(const struct fe *fe, const Sluice__PublishBatch *b, st
 	size_t total;
 	int rc;
 
-	if (b->has_partition && b->partition == RM_PARTITION_ANY) {
-		*why = "partition out of range";
-		return SL_EINVAL;
-	}
-	if (!req_name_ok(b->topic, RM_TOPIC_NAME_MAX)) {
-		*why = "topic name must be 1 to 249 bytes";
-		return SL_EINVAL;
-	}
+	if ((rc = req_target_ok(b->topic, b->has_partition, b->partition, why)) != SL_OK)
+		return rc;
 	if (b->producer_id && b->base_sequence > UINT64_MAX - b->count) {
 		*why = "base_sequence + count overflows";
 		return SL_EINVAL;

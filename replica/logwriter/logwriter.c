@@ -376,13 +376,19 @@ int lw_parts_flush(struct lw *w)
 	return SL_OK;
 }
 
+/* The partition keyless publishes of this group commit (or raft entry) go to. */
+static uint32_t sticky_partition(const struct lw *w, const struct lw_topic *t)
+{
+	return (uint32_t)((t->meta.topic_id + w->batch_no) % t->meta.partitions);
+}
+
 static uint32_t pick_partition(struct lw *w, struct lw_topic *t, const struct rm_publish *m, struct slice key)
 {
 	if (m->partition != RM_PARTITION_ANY)
 		return m->partition;
 	if (key.len)
 		return (murmur2(key.base, key.len) & 0x7fffffff) % t->meta.partitions;
-	return (uint32_t)((t->meta.topic_id + w->batch_no) % t->meta.partitions);
+	return sticky_partition(w, t);
 }
 
 static int do_publish(struct lw *w, const struct lw_req *rq, struct lw_answers *out)
@@ -483,8 +489,7 @@ static int do_publish_batch(struct lw *w, const struct lw_req *rq, struct lw_ans
 	struct lw_topic *t = topic_find(w, (const char *)q, m.topic_len);
 	if (!t)
 		return ack_note(w, rq, out, SL_ENOTOPIC, 0, 0, 0);
-	uint32_t part = m.partition != RM_PARTITION_ANY ? m.partition
-						       : (uint32_t)((t->meta.topic_id + w->batch_no) % t->meta.partitions);
+	uint32_t part = m.partition != RM_PARTITION_ANY ? m.partition : sticky_partition(w, t);
 	if (part >= t->meta.partitions)
 		return ack_note(w, rq, out, SL_EINVAL, 0, 0, 0);
 	uint32_t space = m.partition != RM_PARTITION_ANY ? m.partition : STORE_DEDUP_SPACE_ANY;
