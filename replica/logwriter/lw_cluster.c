@@ -7,7 +7,8 @@
  * transaction per turn persists the raft hard state and new entries, applies
  * every committed entry to the log state with the same request code as a
  * single node (record batches, topics, groups, dedup, retention), and records
- * the applied index; it syncs once. Only then are raft messages sent (but
+ * the applied index; it syncs once (a turn that only applies defers its
+ * meta flush: see cl_ready). Only then are raft messages sent (but
  * a leader's appends, which go out before its own sync: raft_msg_early),
  * the commit table published and acks pushed. So an ack means: committed on a
  * majority (each synced its raft log) and applied on the node that answers.
@@ -1206,7 +1207,16 @@ static int cl_ready(struct lw *w, int *did)
 		rc = store_ring_positions(w);
 	if (rc == SL_OK)
 		rc = trim_log(w, &trimmed_to);
-	rc = rc ? (store_txn_abort(w->txn), rc) : store_txn_commit(w->txn);
+	/* A turn that only applies (no entry, no vote, no term) need not be
+	 * durable: what it applied is in the synced raft log and is applied
+	 * again after a power loss; skipping its meta flush takes the second
+	 * fsync off a publish's critical path on the leader. */
+	if (rc)
+		store_txn_abort(w->txn);
+	else if (!rd.hs_changed && !rd.n_entries)
+		rc = store_txn_commit_deferred(w->txn);
+	else
+		rc = store_txn_commit(w->txn);
 	w->txn = NULL;
 	if (rc) {
 		log_error("raft turn not stored: %s", sl_strerror(rc));

@@ -252,6 +252,22 @@ int store_txn_commit(struct store_txn *t)
 	return err;
 }
 
+int store_txn_commit_deferred(struct store_txn *t)
+{
+	unsigned flags = 0;
+	MDB_env *env = t->s->env;
+
+	mdb_env_get_flags(env, &flags);
+	if (flags & (MDB_NOSYNC | MDB_NOMETASYNC))
+		return store_txn_commit(t);
+	int rc = mdb_env_set_flags(env, MDB_NOMETASYNC, 1);
+	SL_ASSERT(rc == MDB_SUCCESS);
+	int err = store_txn_commit(t);
+	rc = mdb_env_set_flags(env, MDB_NOMETASYNC, 0);
+	SL_ASSERT(rc == MDB_SUCCESS);
+	return err;
+}
+
 void store_txn_abort(struct store_txn *t)
 {
 	if (t == NULL)

@@ -82,6 +82,10 @@ int store_copy_fd(struct store *s, int fd);
 /* Transactions. write=1 only in the logwriter. Commit syncs if opts.sync. */
 int store_txn_begin(struct store *s, int write, struct store_txn **out);
 int store_txn_commit(struct store_txn *t);     /* SL_EFULL if the map is full */
+/* Commit whose durability may wait for the next synced commit: its pages are
+ * flushed but not its meta page, so a power loss can undo it whole (never
+ * tear it: LMDB's MDB_NOMETASYNC). Only for work redone from a synced log. */
+int store_txn_commit_deferred(struct store_txn *t);
 void store_txn_abort(struct store_txn *t);
 
 /* --- topics --- */

@@ -1011,3 +1011,32 @@ Test(store, usage)
 	cr_assert_gt(used, 4096);
 	cr_assert_lt(used, map);
 }
+
+/* A deferred commit is a whole commit (visible at once, kept across a
+ * reopen) on a synced environment, and leaves later commits synced. */
+Test(store, deferred_commit_is_whole_and_kept)
+{
+	struct store_opts o = {.dir = dir, .map_bytes = MAP_BYTES, .sync = 1, .readonly = 0, .slots_max = SLOTS};
+	struct slice v;
+	store_close(st);
+	st = NULL;
+	cr_assert_eq(store_open(&st, &o), SL_OK);
+	struct store_txn *t = wtxn();
+	cr_assert_eq(store_meta_put(t, "d/1", slice_make("a", 1)), SL_OK);
+	cr_assert_eq(store_txn_commit_deferred(t), SL_OK);
+	t = rtxn();
+	cr_assert_eq(store_meta_get(t, "d/1", &v), SL_OK);
+	cr_assert_eq(v.len, 1);
+	store_txn_abort(t);
+	t = wtxn();
+	cr_assert_eq(store_meta_put(t, "d/2", slice_make("bc", 2)), SL_OK);
+	cr_assert_eq(store_txn_commit(t), SL_OK);
+	store_close(st);
+	cr_assert_eq(store_open(&st, &o), SL_OK);
+	t = rtxn();
+	cr_assert_eq(store_meta_get(t, "d/1", &v), SL_OK);
+	cr_assert_eq(memcmp(v.base, "a", 1), 0);
+	cr_assert_eq(store_meta_get(t, "d/2", &v), SL_OK);
+	cr_assert_eq(v.len, 2);
+	store_txn_abort(t);
+}
