@@ -353,6 +353,20 @@ static int batch_put_reserved(struct store_txn *t, const uint8_t *k, size_t size
 	return SL_OK;
 }
 
+/* The partition record after a batch [base, base + count) of size bytes
+ * (timestamps up to max_ts) went to its end. */
+static int part_appended(struct store_txn *t, uint32_t topic_id, uint32_t partition, struct store_partition *part,
+                         uint32_t count, size_t size, int64_t first_ts, int64_t max_ts)
+{
+	if (part->first_offset == part->end_offset && part->bytes == 0)
+		part->max_ts = first_ts;
+	part->end_offset += count;
+	part->bytes += size;
+	if (max_ts > part->max_ts)
+		part->max_ts = max_ts;
+	return store_part_put(t, topic_id, partition, part);
+}
+
 int store_batch_append(struct store_txn *t, uint32_t topic_id, uint32_t partition, const struct store_record *recs,
                        size_t n, int64_t ts_ms, uint64_t term, uint64_t *base_out)
 {
@@ -382,13 +396,98 @@ int store_batch_append(struct store_txn *t, uint32_t topic_id, uint32_t partitio
 	if ((err = store_timeidx_add(t, topic_id, partition, ts_ms, part.end_offset)) != SL_OK)
 		return err;
 	*base_out = part.end_offset;
-	if (part.first_offset == part.end_offset && part.bytes == 0)
-		part.max_ts = ts_ms;
-	part.end_offset += n;
-	part.bytes += size;
-	SL_ASSERT(part.end_offset > *base_out);
-	if (ts_ms > part.max_ts)
-		part.max_ts = ts_ms;
+	err = part_appended(t, topic_id, partition, &part, (uint32_t)n, size, ts_ms, ts_ms);
+	SL_ASSERT(err != SL_OK || part.end_offset > *base_out);
+	return err;
+}
+
+int store_batch_put(struct store_txn *t, uint32_t topic_id, uint32_t partition, struct slice value)
+{
+	struct store_partition part;
+	struct batch_hdr h;
+	uint8_t k[BATCH_KEY_BYTES];
+	uint8_t *dst = NULL;
+	int err;
+
+	SL_ASSERT(t->write);
+	if (t->err != SL_OK)
+		return t->err;
+	if (value.base == NULL || value.len > STORE_BATCH_BYTES_MAX)
+		return SL_ECORRUPT;
+	if ((err = batch_parse(value.base, value.len, NULL, &h, NULL, NULL)) != SL_OK)
+		return err;
+	if ((err = store_partition_get(t, topic_id, partition, &part)) != SL_OK)
+		return err;
+	if (store_topic_is_deleted(t, topic_id))
+		return SL_ENOTOPIC;
+	if (h.base != part.end_offset)
+		return SL_ECORRUPT; /* not at the end: the log and this partition disagree */
+	store_batch_key(k, topic_id, partition, h.base);
+	if ((err = batch_put_reserved(t, k, value.len, &dst)) != SL_OK)
+		return err;
+	memcpy(dst, value.base, value.len);
+	if ((err = store_timeidx_add(t, topic_id, partition, h.first_ts, h.base)) != SL_OK)
+		return err;
+	return part_appended(t, topic_id, partition, &part, h.count, value.len, h.first_ts, h.max_ts);
+}
+
+int store_batch_get(struct store_txn *t, uint32_t topic_id, uint32_t partition, uint64_t base, struct slice *value)
+{
+	uint8_t k[BATCH_KEY_BYTES];
+	MDB_val v;
+	int err;
+
+	store_batch_key(k, topic_id, partition, base);
+	if ((err = store_db_get(t, DB_BATCHES, mval(k, sizeof(k)), &v)) != SL_OK)
+		return err;
+	*value = slice_make(v.mv_data, v.mv_size);
+	return SL_OK;
+}
+
+int store_batch_truncate(struct store_txn *t, uint32_t topic_id, uint32_t partition, uint64_t from)
+{
+	struct store_partition part;
+	struct batch_hdr h;
+	uint8_t kb[BATCH_KEY_BYTES];
+	MDB_cursor *c = NULL;
+	MDB_val k, v;
+	struct slice at;
+	int err, rc;
+
+	SL_ASSERT(t->write);
+	if ((err = store_partition_get(t, topic_id, partition, &part)) != SL_OK)
+		return err;
+	if (from >= part.end_offset)
+		return from == part.end_offset ? SL_OK : SL_ECORRUPT;
+	if ((err = store_batch_get(t, topic_id, partition, from, &at)) != SL_OK)
+		return err == SL_ENOTFOUND ? SL_ECORRUPT : err; /* `from` must start a batch */
+	if ((err = store_cursor_open(t, DB_BATCHES, &c)) != SL_OK)
+		return err;
+	for (;;) {
+		store_batch_key(kb, topic_id, partition, from);
+		k = mval(kb, sizeof(kb));
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		if (rc == MDB_NOTFOUND || (rc == MDB_SUCCESS && !store_batch_key_in_partition(&k, topic_id, partition)))
+			break;
+		if (rc != MDB_SUCCESS) {
+			err = store_err(rc);
+			break;
+		}
+		memcpy(kb, k.mv_data, sizeof(kb));
+		if ((err = batch_hdr_decode(v.mv_data, v.mv_size, &h)) != SL_OK)
+			break;
+		if ((err = store_timeidx_forget(t, topic_id, partition, &h)) != SL_OK)
+			break;
+		if ((err = store_db_del(t, DB_BATCHES, mval(kb, sizeof(kb)))) != SL_OK)
+			break;
+		part.bytes = part.bytes > h.value_bytes ? part.bytes - h.value_bytes : 0;
+	}
+	mdb_cursor_close(c);
+	if (err != SL_OK)
+		return err;
+	part.end_offset = from;
+	if (part.first_offset > from)
+		part.first_offset = from;
 	return store_part_put(t, topic_id, partition, &part);
 }
 

@@ -85,6 +85,14 @@ int store_dedup_put(struct store_txn *t, uint64_t producer_id, uint32_t topic_id
 	return store_db_put(t, DB_DEDUP, mval(k, sizeof(k)), mval(v, sizeof(v)), 0);
 }
 
+int store_dedup_del(struct store_txn *t, uint64_t producer_id, uint32_t topic_id, uint32_t space, uint64_t base_seq)
+{
+	uint8_t k[DEDUP_KEY_BYTES];
+
+	dedup_key(k, producer_id, topic_id, space, base_seq);
+	return store_db_del(t, DB_DEDUP, mval(k, sizeof(k)));
+}
+
 /* The entry at (k, v) if it belongs to the prefix of `want` and its range holds seq. */
 static int dedup_match(const MDB_val *k, const MDB_val *v, const uint8_t *want, uint64_t seq, struct store_dedup *out,
                        uint64_t *offset_out)

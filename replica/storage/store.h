@@ -108,6 +108,17 @@ int store_batch_append(struct store_txn *t, uint32_t topic_id, uint32_t partitio
 		       const struct store_record *recs, size_t n, int64_t ts_ms, uint64_t term,
 		       uint64_t *base_out);
 
+/* Store a batch value made by another node (a raft entry: untrusted, so it
+ * is checked whole, CRC included) at the end of (topic_id, partition); its
+ * base must be the partition's end. SL_ECORRUPT if not; SL_ENOTOPIC. */
+int store_batch_put(struct store_txn *t, uint32_t topic_id, uint32_t partition, struct slice value);
+/* The stored value of the batch starting at base (valid until the txn ends);
+ * SL_ENOTFOUND if none starts there. */
+int store_batch_get(struct store_txn *t, uint32_t topic_id, uint32_t partition, uint64_t base, struct slice *value);
+/* Delete every batch at or after `from`, which must start a batch (or be the
+ * end): the partition ends at `from` again (a raft suffix that lost). */
+int store_batch_truncate(struct store_txn *t, uint32_t topic_id, uint32_t partition, uint64_t from);
+
 /*
  * Read records from offset `from` up to (not including) `limit` (the committed
  * end), at most max_records and about max_bytes (at least one record if any).
@@ -163,6 +174,8 @@ struct store_dedup {
  * sequence or offset range would wrap. */
 int store_dedup_put(struct store_txn *t, uint64_t producer_id, uint32_t topic_id, uint32_t space,
 		    uint64_t base_seq, const struct store_dedup *d);
+/* Removes the entry of (producer_id, topic_id, space) starting at base_seq (if any). */
+int store_dedup_del(struct store_txn *t, uint64_t producer_id, uint32_t topic_id, uint32_t space, uint64_t base_seq);
 /* Finds the entry of (producer_id, topic_id, space) whose range holds seq.
  * SL_OK and *out (the whole entry) and *offset_out = base_offset + (seq - base_seq);
  * SL_ENOTFOUND if none; SL_ECORRUPT if a value has the wrong size (or is

@@ -1040,3 +1040,73 @@ Test(store, deferred_commit_is_whole_and_kept)
 	cr_assert_eq(v.len, 2);
 	store_txn_abort(t);
 }
+
+/* A batch copied to another store by value (as a follower stores a raft
+ * entry's batch) reads back the same; a lost suffix is truncated whole. */
+Test(store, batch_put_get_truncate)
+{
+	struct store_topic tp = make_topic("copy", 2);
+	static struct collect c;
+	uint64_t next;
+	struct slice v;
+	struct store_partition part;
+	struct store_txn *t = wtxn();
+	append_n(t, tp.topic_id, 0, 0, 3, 10);
+	append_n(t, tp.topic_id, 0, 3, 4, 11);
+	append_n(t, tp.topic_id, 0, 7, 2, 12);
+	cr_assert_eq(store_txn_commit(t), SL_OK);
+
+	/* copy partition 0's batches to partition 1 by value, in order */
+	t = wtxn();
+	uint64_t order[4] = {0, 7, 3, 7};
+	int want[4] = {SL_OK, SL_ECORRUPT /* not at the end */, SL_OK, SL_OK};
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(store_batch_get(t, tp.topic_id, 0, order[i], &v), SL_OK);
+		uint8_t *copy = malloc(v.len);
+		memcpy(copy, v.base, v.len);
+		copy[v.len - 1] ^= 1; /* a flipped byte fails the CRC */
+		cr_assert_eq(store_batch_put(t, tp.topic_id, 1, slice_make(copy, v.len)), SL_ECORRUPT);
+		copy[v.len - 1] ^= 1;
+		cr_assert_eq(store_batch_put(t, tp.topic_id, 1, slice_make(copy, v.len)), want[i], "batch %d", i);
+		free(copy);
+	}
+	cr_assert_eq(store_batch_get(t, tp.topic_id, 0, 1, &v), SL_ENOTFOUND);
+	cr_assert_eq(store_txn_commit(t), SL_OK);
+	memset(&c, 0, sizeof(c));
+	cr_assert_eq(do_read(tp.topic_id, 1, 0, 9, 0, 0, &c, &next), SL_OK);
+	cr_assert_eq(c.n, 9);
+	cr_assert_eq(next, 9);
+	/* the copy says partition 0 in its payloads: collect flags them */
+	cr_assert_gt(c.bad, 0);
+
+	/* truncate partition 0 from 3: offsets 3..8 go, 0..2 stay, 3 is the end */
+	t = wtxn();
+	cr_assert_eq(store_batch_truncate(t, tp.topic_id, 0, 4), SL_ECORRUPT, "inside a batch");
+	cr_assert_eq(store_batch_truncate(t, tp.topic_id, 0, 3), SL_OK);
+	cr_assert_eq(store_batch_truncate(t, tp.topic_id, 0, 3), SL_OK, "already the end");
+	cr_assert_eq(store_partition_get(t, tp.topic_id, 0, &part), SL_OK);
+	cr_assert_eq(part.end_offset, 3);
+	cr_assert_eq(store_batch_get(t, tp.topic_id, 0, 7, &v), SL_ENOTFOUND);
+	append_n(t, tp.topic_id, 0, 3, 2, 13);
+	cr_assert_eq(store_txn_commit(t), SL_OK);
+	memset(&c, 0, sizeof(c));
+	cr_assert_eq(do_read(tp.topic_id, 0, 0, 5, 0, 0, &c, &next), SL_OK);
+	cr_assert_eq(c.n, 5);
+	cr_assert_eq(c.bad, 0);
+	cr_assert_eq(c.ts[4], 13);
+}
+
+Test(store, dedup_del)
+{
+	struct store_dedup d = {0, 3, 100, 5, 1, 2}, got;
+	uint64_t off;
+	struct store_txn *t = wtxn();
+	cr_assert_eq(store_dedup_put(t, 9, 1, STORE_DEDUP_SPACE_ANY, 10, &d), SL_OK);
+	cr_assert_eq(store_dedup_get(t, 9, 1, STORE_DEDUP_SPACE_ANY, 12, &got, &off), SL_OK);
+	cr_assert_eq(off, 102);
+	cr_assert_eq(store_dedup_del(t, 9, 1, STORE_DEDUP_SPACE_ANY, 11), SL_OK, "no entry starts there");
+	cr_assert_eq(store_dedup_get(t, 9, 1, STORE_DEDUP_SPACE_ANY, 12, &got, &off), SL_OK);
+	cr_assert_eq(store_dedup_del(t, 9, 1, STORE_DEDUP_SPACE_ANY, 10), SL_OK);
+	cr_assert_eq(store_dedup_get(t, 9, 1, STORE_DEDUP_SPACE_ANY, 12, &got, &off), SL_ENOTFOUND);
+	cr_assert_eq(store_txn_commit(t), SL_OK);
+}
