@@ -123,6 +123,24 @@ static struct lw_topic *topic_find(struct lw *w, const char *name, size_t len)
 	return NULL;
 }
 
+static uint32_t id_hash(uint32_t id)
+{
+	return id * 2654435761u;
+}
+
+const struct lw_topic *lw_topic_by_id(const struct lw *w, uint32_t topic_id)
+{
+	uint32_t mask = w->topic_buckets - 1;
+	uint32_t i = id_hash(topic_id) & mask;
+	for (uint32_t n = 0; n < w->topic_buckets && w->topic_ids[i]; n++, i = (i + 1) & mask) {
+		const struct lw_topic *t = &w->topics[w->topic_ids[i] - 1];
+		SL_ASSERT(t->live);
+		if (t->meta.topic_id == topic_id)
+			return t;
+	}
+	return NULL;
+}
+
 static void topic_insert(struct lw *w, const struct store_topic *m)
 {
 	uint32_t mask = w->topic_buckets - 1;
@@ -135,6 +153,10 @@ static void topic_insert(struct lw *w, const struct store_topic *m)
 	w->ntopics++;
 	w->topics[i].meta = *m;
 	w->topics[i].live = 1;
+	uint32_t j = id_hash(m->topic_id) & mask;
+	for (n = 0; w->topic_ids[j]; j = (j + 1) & mask)
+		SL_ASSERT(++n < w->topic_buckets);
+	w->topic_ids[j] = i + 1;
 }
 
 static int topic_load_cb(void *arg, const struct store_topic *tp)
@@ -155,6 +177,7 @@ static int topic_load_cb(void *arg, const struct store_topic *tp)
 		lp->topic_id = tp->topic_id;
 		lp->partition = p;
 		lp->end = sp.end_offset;
+		lp->cend = sp.end_offset;
 		/* timestamps never go back, even across a restart with the clock set back */
 		if (sp.max_ts > w->last_ts)
 			w->last_ts = sp.max_ts;
@@ -167,10 +190,12 @@ static int topic_load_cb(void *arg, const struct store_topic *tp)
 int lw_topics_reload(struct lw *w)
 {
 	memset(w->topics, 0, sizeof(*w->topics) * w->topic_buckets);
+	memset(w->topic_ids, 0, sizeof(*w->topic_ids) * w->topic_buckets);
 	w->ntopics = 0;
 	for (uint32_t s = 0; s < w->cfg->partitions_max; s++) {
 		w->parts[s].topic_id = 0;
 		w->parts[s].end = 0;
+		w->parts[s].cend = 0;
 		w->parts[s].pend_n = 0;
 	}
 	return store_topic_foreach(w->txn, topic_load_cb, w);
@@ -185,10 +210,11 @@ void lw_slot_publish(struct lw *w, uint32_t s)
 		shm_store(&sl->topic_id, 0);
 		shm_store(&sl->first_offset, 0);
 		shm_store(&sl->partition, lp->partition);
-		shm_store(&sl->end_offset, lp->end);
+		shm_store(&sl->end_offset, lp->cend);
 		shm_store(&sl->topic_id, lp->topic_id);
 	}
-	shm_store(&sl->end_offset, lp->end);
+	SL_ASSERT(lp->cend <= lp->end);
+	shm_store(&sl->end_offset, lp->cend);
 }
 
 /* Refresh first offsets (moved by retention) from a read txn. */
@@ -370,9 +396,27 @@ int lw_parts_flush(struct lw *w)
 		if (rc)
 			return rc;
 		SL_ASSERT(base == lp->end); /* the store and the cache agree on every partition end */
+		if (w->writes.on) {
+			if (vec_reserve(&w->writes.b, &w->writes.capb, w->writes.nb + 1))
+				return SL_ENOMEM;
+			w->writes.b[w->writes.nb++] = (struct lw_wbatch){lp->topic_id, lp->partition, base, (uint32_t)lp->pend_n};
+		}
 		lp->end += lp->pend_n;
 		lp->pend_n = 0;
 	}
+	return SL_OK;
+}
+
+/* store_dedup_put, noted in w->writes when asked. */
+static int dedup_put(struct lw *w, uint64_t producer_id, uint32_t topic_id, uint32_t space, uint64_t base_seq,
+		     const struct store_dedup *d)
+{
+	int rc = store_dedup_put(w->txn, producer_id, topic_id, space, base_seq, d);
+	if (rc || !w->writes.on)
+		return rc;
+	if (vec_reserve(&w->writes.d, &w->writes.capd, w->writes.nd + 1))
+		return SL_ENOMEM;
+	w->writes.d[w->writes.nd++] = (struct lw_wdedup){producer_id, topic_id, space, base_seq, *d};
 	return SL_OK;
 }
 
@@ -427,7 +471,7 @@ static int do_publish(struct lw *w, const struct lw_req *rq, struct lw_answers *
 		if (rc != SL_ENOTFOUND)
 			return rc;
 		struct store_dedup nd = {part, 1, off, w->batch_ts, w->cur_term, w->cur_index};
-		rc = store_dedup_put(w->txn, m.producer_id, t->meta.topic_id, space, m.sequence, &nd);
+		rc = dedup_put(w, m.producer_id, t->meta.topic_id, space, m.sequence, &nd);
 		if (rc)
 			return rc;
 	}
@@ -517,7 +561,7 @@ static int do_publish_batch(struct lw *w, const struct lw_req *rq, struct lw_ans
 	SL_ASSERT(n == m.count && pos == recs.len);
 	if (m.producer_id) {
 		struct store_dedup nd = {part, m.count, off, w->batch_ts, w->cur_term, w->cur_index};
-		if ((rc = store_dedup_put(w->txn, m.producer_id, t->meta.topic_id, space, m.base_sequence, &nd)) != SL_OK)
+		if ((rc = dedup_put(w, m.producer_id, t->meta.topic_id, space, m.base_sequence, &nd)) != SL_OK)
 			return rc;
 	}
 	return ack_note_msgs(w, rq, out, 0, part, off, m.count, 0, 0, 0, 0);
@@ -557,6 +601,7 @@ static int do_create(struct lw *w, const struct lw_req *rq, struct lw_answers *o
 			lp->topic_id = made.topic_id;
 			lp->partition = i;
 			lp->end = 0;
+			lp->cend = 0;
 			lp->touched = 1;
 		}
 	}
@@ -691,6 +736,7 @@ static int batch_gather(struct lw *w, size_t *taken)
 static void batch_publish(struct lw *w)
 {
 	for (uint32_t s = 0; s < w->cfg->partitions_max; s++) {
+		w->parts[s].cend = w->parts[s].end; /* on one node, stored is committed */
 		if (w->parts[s].touched || w->slots_dirty)
 			lw_slot_publish(w, s);
 		w->parts[s].touched = 0;
@@ -942,7 +988,8 @@ int logwriter_main(const struct logwriter_args *a)
 	w->parts = calloc(cfg->partitions_max, sizeof(*w->parts));
 	w->topic_buckets = lw_topic_buckets(cfg);
 	w->topics = calloc(w->topic_buckets, sizeof(*w->topics));
-	if (!w->parts || !w->topics)
+	w->topic_ids = calloc(w->topic_buckets, sizeof(*w->topic_ids));
+	if (!w->parts || !w->topics || !w->topic_ids)
 		goto out;
 	for (uint32_t i = 0; i < w->nfe; i++) {
 		w->fe[i].pub = shm_pub_ring(a->shm, i);
@@ -979,6 +1026,9 @@ out:
 	free(w->answers.v);
 	free(w->parts);
 	free(w->topics);
+	free(w->topic_ids);
+	free(w->writes.b);
+	free(w->writes.d);
 	free(w);
 	if (reseed)
 		return LOGWRITER_EXIT_RESEED;

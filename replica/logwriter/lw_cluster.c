@@ -77,6 +77,15 @@ struct lw_cluster {
 	struct ent_writer fwdw;
 	struct cl_fwd *fwd;
 	size_t fwd_n, fwd_cap, fwd_bytes;
+	size_t fwd_pos;               /* leader: records of fwd[0] before this are taken */
+	struct ent_writer preq;       /* leader: the requests of the entry that act at commit */
+	struct lw_answers res_answers;/* leader: answers of the publishes it resolves (into the entry) */
+	uint64_t resolved_index;      /* the entry this turn resolved (its batches are stored) */
+	uint64_t barrier;             /* last entry with a topic change (or unresolved publishes) */
+	uint64_t *deferred;           /* entries whose batches are stored at commit, ascending */
+	size_t deferred_n, deferred_cap;
+	int64_t tip_ts;               /* leader: time of the last entry resolved (never goes back) */
+	int was_leader;
 	struct lw_answers answers;    /* of the entries applied this turn; this node's are pushed after commit */
 	uint64_t *rel_pos;            /* per frontend: release the ring here after the txn */
 	/* apply context */
@@ -138,6 +147,309 @@ struct cl_applied {
 	uint64_t index, term;
 	int64_t last_ts;
 };
+
+/* ---------- resolved entries: stored at append, visible at commit ---------- */
+
+/* The partition state of (topic_id, partition) if the topic is live here. */
+static struct lw_part *part_of(struct lw *w, uint32_t topic_id, uint32_t partition)
+{
+	const struct lw_topic *t = lw_topic_by_id(w, topic_id);
+	if (!t || partition >= t->meta.partitions)
+		return NULL;
+	return &w->parts[t->meta.slot_base + partition];
+}
+
+static int deferred_has(const struct lw_cluster *c, uint64_t index)
+{
+	for (size_t i = 0; i < c->deferred_n; i++)
+		if (c->deferred[i] == index)
+			return 1;
+	return 0;
+}
+
+/* Drop the deferred indices >= from (a truncated suffix) or <= upto (applied). */
+static void deferred_cut(struct lw_cluster *c, uint64_t from)
+{
+	while (c->deferred_n && c->deferred[c->deferred_n - 1] >= from)
+		c->deferred_n--;
+}
+
+static void deferred_applied(struct lw_cluster *c, uint64_t upto)
+{
+	size_t k = 0;
+	while (k < c->deferred_n && c->deferred[k] <= upto)
+		k++;
+	memmove(c->deferred, c->deferred + k, (c->deferred_n - k) * sizeof(*c->deferred));
+	c->deferred_n -= k;
+}
+
+struct ent_scan {
+	int barrier;   /* a request that resolving depends on (topics) or a publish applied at commit */
+	int batches;   /* ENT_BATCH records (values inside) */
+	int refs;      /* ENT_BATCH_REF records (values in the batches table) */
+	int unknown;   /* a batch of a partition this node does not have (yet) */
+};
+
+static int entry_scan(struct lw *w, const uint8_t *p, size_t len, struct ent_scan *s)
+{
+	int64_t ts;
+	uint32_t count;
+	size_t pos;
+	struct ent_view v;
+	int r;
+	memset(s, 0, sizeof(*s));
+	if (len == 0)
+		return SL_OK;
+	if (ent_parse(p, len, &ts, &count, &pos) != SL_OK)
+		return SL_EMALFORMED;
+	while ((r = ent_next(p, len, &pos, &v)) == 1) {
+		struct ent_batch b;
+		const uint8_t *val;
+		uint32_t vlen;
+		if (v.type == RM_CREATE_TOPIC || v.type == RM_DELETE_TOPIC || v.type == RM_PUBLISH ||
+		    v.type == RM_PUBLISH_BATCH)
+			s->barrier = 1;
+		if (v.type != ENT_BATCH && v.type != ENT_BATCH_REF)
+			continue;
+		if (ent_batch_view(&v, &b, &val, &vlen) != SL_OK)
+			return SL_EMALFORMED;
+		if (v.type == ENT_BATCH)
+			s->batches++;
+		else
+			s->refs++;
+		if (!part_of(w, b.topic_id, b.partition))
+			s->unknown = 1;
+	}
+	return r < 0 ? SL_EMALFORMED : SL_OK;
+}
+
+/* Store what a resolved entry says: its batches at their offsets, its dedup
+ * entries. The offsets must be the partitions' ends (raft's log matching);
+ * a batch of a topic deleted since is skipped on every node alike. */
+static int entry_store(struct lw *w, const uint8_t *p, size_t len)
+{
+	int64_t ts;
+	uint32_t count;
+	size_t pos;
+	struct ent_view v;
+	int r, rc = SL_OK;
+	if (ent_parse(p, len, &ts, &count, &pos) != SL_OK)
+		return SL_EMALFORMED;
+	while (rc == SL_OK && (r = ent_next(p, len, &pos, &v)) == 1) {
+		if (v.type == ENT_BATCH) {
+			struct ent_batch b;
+			const uint8_t *val;
+			uint32_t vlen;
+			if (ent_batch_view(&v, &b, &val, &vlen) != SL_OK)
+				return SL_EMALFORMED;
+			rc = store_batch_put(w->txn, b.topic_id, b.partition, b.base, b.count, slice_make(val, vlen));
+			if (rc == SL_ENOTOPIC) {
+				log_warn("a batch of deleted topic %u skipped", b.topic_id);
+				rc = SL_OK;
+				continue;
+			}
+			struct lw_part *lp = part_of(w, b.topic_id, b.partition);
+			if (rc == SL_OK && lp) {
+				SL_ASSERT(lp->end == b.base);
+				lp->end = b.base + b.count;
+			}
+		} else if (v.type == ENT_DEDUP) {
+			struct ent_dedup d;
+			if (ent_dedup_view(&v, &d) != SL_OK)
+				return SL_EMALFORMED;
+			struct store_dedup sd = {d.partition, d.count, d.base_offset, d.ts_ms, d.term, d.log_index};
+			rc = store_dedup_put(w->txn, d.producer_id, d.topic_id, d.space, d.base_seq, &sd);
+			if (rc == SL_EINVAL)
+				rc = SL_EMALFORMED;
+		}
+	}
+	return rc;
+}
+
+/* The raft log row of an entry whose batches are in the batches table: the
+ * entry with every ENT_BATCH cut down to its ENT_BATCH_REF (malloc'd). */
+static int row_strip(const uint8_t *p, size_t len, uint8_t **out, size_t *out_len)
+{
+	int64_t ts;
+	uint32_t count;
+	size_t pos;
+	struct ent_view v;
+	struct ent_writer e = {0};
+	int r, rc = SL_OK;
+	if (ent_parse(p, len, &ts, &count, &pos) != SL_OK)
+		return SL_EMALFORMED;
+	ent_begin(&e, 1, ts);
+	while (rc == SL_OK && (r = ent_next(p, len, &pos, &v)) == 1) {
+		if (v.type == ENT_BATCH) {
+			struct ent_batch b;
+			const uint8_t *val;
+			uint32_t vlen;
+			rc = ent_batch_view(&v, &b, &val, &vlen);
+			if (rc == SL_OK)
+				rc = ent_add(&e, ENT_BATCH_REF, v.origin_node, v.origin_fe, &b, sizeof(b));
+		} else {
+			rc = ent_add(&e, v.type, v.origin_node, v.origin_fe, v.p, v.len);
+		}
+	}
+	if (rc) {
+		ent_free(&e);
+		return rc;
+	}
+	*out = ent_take(&e, out_len);
+	return SL_OK;
+}
+
+/* The entry of a stripped row, each ENT_BATCH_REF filled from the batches
+ * table (malloc'd). *missing = 1 if a batch is gone (retention, a deleted
+ * topic): the entry can then no longer be sent to a peer. */
+static int row_expand(struct store_txn *t, const uint8_t *p, size_t len, uint8_t **out, size_t *out_len, int *missing)
+{
+	int64_t ts;
+	uint32_t count;
+	size_t pos;
+	struct ent_view v;
+	struct ent_writer e = {0};
+	int r, rc = SL_OK;
+	*missing = 0;
+	if (ent_parse(p, len, &ts, &count, &pos) != SL_OK)
+		return SL_ECORRUPT;
+	ent_begin(&e, 1, ts);
+	while (rc == SL_OK && (r = ent_next(p, len, &pos, &v)) == 1) {
+		if (v.type == ENT_BATCH_REF) {
+			struct ent_batch b;
+			const uint8_t *val;
+			uint32_t vlen;
+			struct slice sv;
+			rc = ent_batch_view(&v, &b, &val, &vlen);
+			if (rc == SL_OK)
+				rc = store_batch_get(t, b.topic_id, b.partition, b.base, &sv);
+			if (rc == SL_ENOTFOUND) {
+				*missing = 1;
+				rc = SL_OK;
+				continue;
+			}
+			if (rc == SL_OK && sv.len > UINT32_MAX - sizeof(b))
+				rc = SL_ECORRUPT;
+			if (rc == SL_OK)
+				rc = ent_add2(&e, ENT_BATCH, v.origin_node, v.origin_fe, &b, sizeof(b), sv.base, (uint32_t)sv.len);
+		} else {
+			rc = ent_add(&e, v.type, v.origin_node, v.origin_fe, v.p, v.len);
+		}
+	}
+	if (rc) {
+		ent_free(&e);
+		return rc == SL_EMALFORMED ? SL_ECORRUPT : rc;
+	}
+	*out = ent_take(&e, out_len);
+	return SL_OK;
+}
+
+/* Undo what rows >= from stored at append (a suffix raft replaces, or the
+ * unapplied tail of a snapshot's log): their batches and dedup entries. */
+struct undo_ctx {
+	struct store_txn *t;
+	int rc;
+};
+
+static int undo_cb(void *arg, uint64_t index, uint64_t term, uint32_t type, struct slice data)
+{
+	struct undo_ctx *u = arg;
+	int64_t ts;
+	uint32_t count;
+	size_t pos;
+	struct ent_view v;
+	int r;
+	(void)index;
+	(void)term;
+	if (type != RAFT_ENTRY_NORMAL || data.len == 0 || ent_parse(data.base, data.len, &ts, &count, &pos) != SL_OK)
+		return 0;
+	size_t start = pos;
+	int refs = 0;
+	while ((r = ent_next(data.base, data.len, &pos, &v)) == 1)
+		refs += v.type == ENT_BATCH_REF;
+	if (!refs)
+		return 0; /* nothing of it was stored before its commit */
+	pos = start;
+	while (u->rc == SL_OK && (r = ent_next(data.base, data.len, &pos, &v)) == 1) {
+		if (v.type == ENT_BATCH_REF) {
+			struct ent_batch b;
+			const uint8_t *val;
+			uint32_t vlen;
+			u->rc = ent_batch_view(&v, &b, &val, &vlen);
+			if (u->rc == SL_OK)
+				u->rc = store_batch_truncate(u->t, b.topic_id, b.partition, b.base);
+			if (u->rc == SL_ENOTOPIC)
+				u->rc = SL_OK;
+		} else if (v.type == ENT_DEDUP) {
+			struct ent_dedup d;
+			u->rc = ent_dedup_view(&v, &d);
+			if (u->rc == SL_OK)
+				u->rc = store_dedup_del(u->t, d.producer_id, d.topic_id, d.space, d.base_seq);
+		}
+	}
+	if (u->rc == SL_EMALFORMED)
+		u->rc = SL_ECORRUPT;
+	return u->rc != SL_OK;
+}
+
+static int undo_from(struct store_txn *t, uint64_t from)
+{
+	struct undo_ctx u = {t, SL_OK};
+	int rc = store_raft_foreach(t, from, undo_cb, &u);
+	return rc ? rc : u.rc;
+}
+
+/* Committed ends: the stored ends, less what rows past the applied index
+ * stored before their commit. */
+struct cend_ctx {
+	struct lw *w;
+	int rc;
+};
+
+static int cend_cb(void *arg, uint64_t index, uint64_t term, uint32_t type, struct slice data)
+{
+	struct cend_ctx *x = arg;
+	int64_t ts;
+	uint32_t count;
+	size_t pos;
+	struct ent_view v;
+	int r;
+	(void)index;
+	(void)term;
+	if (type != RAFT_ENTRY_NORMAL || data.len == 0 || ent_parse(data.base, data.len, &ts, &count, &pos) != SL_OK)
+		return 0;
+	while ((r = ent_next(data.base, data.len, &pos, &v)) == 1) {
+		struct ent_batch b;
+		const uint8_t *val;
+		uint32_t vlen;
+		if (v.type != ENT_BATCH_REF || ent_batch_view(&v, &b, &val, &vlen) != SL_OK)
+			continue;
+		struct lw_part *lp = part_of(x->w, b.topic_id, b.partition);
+		if (lp && b.base < lp->cend) {
+			lp->cend = b.base;
+			lp->touched = 1;
+		}
+	}
+	return 0;
+}
+
+/* Reload topics and ends from w->txn; readers see only what is applied. */
+static int ends_reload(struct lw *w)
+{
+	struct lw_cluster *c = w->cl;
+	int64_t last_ts = w->last_ts;
+	int rc = lw_topics_reload(w);
+	/* apply's clock comes from the applied log alone, the same on every node */
+	if (w->last_ts > c->tip_ts)
+		c->tip_ts = w->last_ts;
+	w->last_ts = last_ts;
+	if (rc)
+		return rc;
+	struct cend_ctx x = {w, SL_OK};
+	rc = store_raft_foreach(w->txn, c->applied + 1, cend_cb, &x);
+	w->slots_dirty = 1;
+	return rc ? rc : x.rc;
+}
 
 static int meta_get_fixed(struct store_txn *t, const char *key, void *out, size_t n)
 {
@@ -407,6 +719,10 @@ static int snap_fixup(struct lw *w)
 	if (rc == SL_OK && !tf.found)
 		rc = SL_ECORRUPT;
 	uint64_t v[2] = {ap.index, tf.term};
+	/* the copy's log past its applied index may have stored batches before
+	 * their commit: they go with the log */
+	if (rc == SL_OK)
+		rc = undo_from(w->txn, ap.index + 1);
 	if (rc == SL_OK)
 		rc = store_raft_truncate(w->txn, 1);
 	if (rc == SL_OK)
@@ -432,14 +748,19 @@ static int snap_fixup(struct lw *w)
 struct cl_load {
 	struct raft_entry *ents;
 	size_t n, cap;
+	uint8_t **owned;              /* per entry: its expanded data (malloc'd) or NULL */
+	size_t owned_cap;
 	struct lw_cluster *c;
+	struct store_txn *t;
+	uint64_t gone;                /* highest applied entry whose batches are no longer all stored */
 	int rc;
 };
 
 static int load_entry_cb(void *arg, uint64_t index, uint64_t term, uint32_t type, struct slice data)
 {
 	struct cl_load *l = arg;
-	uint64_t want = l->c->trimmed + 1 + l->n;
+	struct lw_cluster *c = l->c;
+	uint64_t want = c->trimmed + 1 + l->n;
 	if (index != want) {
 		log_error("raft log has a gap: entry %llu where %llu was expected", (unsigned long long)index,
 			  (unsigned long long)want);
@@ -447,12 +768,58 @@ static int load_entry_cb(void *arg, uint64_t index, uint64_t term, uint32_t type
 		return 1;
 	}
 	if (vec_grow((void **)&l->ents, &l->cap, l->n + 1, sizeof(*l->ents)) ||
-	    sizes_set(l->c, index, (uint32_t)data.len)) {
+	    vec_grow((void **)&l->owned, &l->owned_cap, l->n + 1, sizeof(*l->owned))) {
 		l->rc = SL_ENOMEM;
 		return 1;
 	}
-	l->ents[l->n++] = (struct raft_entry){term, index, type, (uint32_t)data.len, (uint8_t *)data.base};
-	l->c->log_bytes += data.len;
+	struct raft_entry e = {term, index, type, (uint32_t)data.len, (uint8_t *)data.base};
+	int64_t ts;
+	uint32_t count;
+	size_t pos;
+	struct ent_view v;
+	int refs = 0, batches = 0, barrier = 0;
+	if (type == RAFT_ENTRY_NORMAL && data.len && ent_parse(data.base, data.len, &ts, &count, &pos) == SL_OK) {
+		while (ent_next(data.base, data.len, &pos, &v) == 1) {
+			refs += v.type == ENT_BATCH_REF;
+			batches += v.type == ENT_BATCH;
+			barrier |= v.type == RM_CREATE_TOPIC || v.type == RM_DELETE_TOPIC || v.type == RM_PUBLISH ||
+				   v.type == RM_PUBLISH_BATCH;
+		}
+	}
+	l->owned[l->n] = NULL;
+	if (refs) {
+		size_t len;
+		int missing;
+		l->rc = row_expand(l->t, data.base, data.len, &l->owned[l->n], &len, &missing);
+		if (l->rc == SL_OK && len > UINT32_MAX)
+			l->rc = SL_ECORRUPT;
+		if (l->rc)
+			return 1;
+		if (missing && index > c->applied) {
+			log_error("raft entry %llu: a batch stored before its commit is gone", (unsigned long long)index);
+			l->rc = SL_ECORRUPT;
+			return 1;
+		}
+		if (missing)
+			l->gone = index; /* applied, but no longer whole: peers behind it need a snapshot */
+		e.data = l->owned[l->n];
+		e.len = (uint32_t)len;
+	}
+	if (index > c->applied && barrier && index > c->barrier)
+		c->barrier = index;
+	if (index > c->applied && batches) {
+		if (vec_reserve(&c->deferred, &c->deferred_cap, c->deferred_n + 1)) {
+			l->rc = SL_ENOMEM;
+			return 1;
+		}
+		c->deferred[c->deferred_n++] = index;
+	}
+	if (sizes_set(c, index, e.len)) {
+		l->rc = SL_ENOMEM;
+		return 1;
+	}
+	l->ents[l->n++] = e;
+	c->log_bytes += e.len;
 	return 0;
 }
 
@@ -553,10 +920,27 @@ static int raft_open(struct lw *w, struct store_txn *t, struct raft_hardstate *h
 	c->trimmed = snap[0];
 	c->trimmed_term = snap[1];
 	l->c = c;
+	l->t = t;
 	rc = store_raft_foreach(t, c->trimmed + 1, load_entry_cb, l);
 	if (rc == SL_OK)
 		rc = l->rc;
 	c->stored_last = c->trimmed + l->n;
+	if (rc == SL_OK && l->gone) {
+		/* raft starts after it (as after a trim): a peer that needs it gets a snapshot */
+		size_t k = (size_t)(l->gone - c->trimmed);
+		for (size_t i = 0; i < k; i++) {
+			c->log_bytes -= c->sizes[i];
+			free(l->owned[i]);
+		}
+		c->trimmed_term = l->ents[k - 1].term;
+		c->trimmed = l->gone;
+		memmove(c->sizes, c->sizes + k, (l->n - k) * sizeof(*c->sizes));
+		memmove(l->ents, l->ents + k, (l->n - k) * sizeof(*l->ents));
+		memmove(l->owned, l->owned + k, (l->n - k) * sizeof(*l->owned));
+		l->n -= k;
+		log_warn("raft log: entries up to %llu lost batches to retention; peers behind them get a snapshot",
+			 (unsigned long long)c->trimmed);
+	}
 	if (rc == SL_OK && c->applied > c->stored_last) {
 		log_error("applied index %llu is past the raft log's end %llu", (unsigned long long)c->applied,
 			  (unsigned long long)c->stored_last);
@@ -663,14 +1047,19 @@ static int cl_start(struct lw *w)
 	if (rc == SL_OK)
 		rc = raft_create(w, &hs, &l); /* copies the entries before the txn ends */
 	if (rc == SL_OK)
-		rc = lw_topics_reload(w);
+		rc = ends_reload(w);
 	if (rc == SL_OK) {
 		for (uint32_t s = 0; s < w->cfg->partitions_max; s++) {
 			shm_store(&w->shm->slots[s].topic_id, UINT32_MAX);
 			lw_slot_publish(w, s);
+			w->parts[s].touched = 0;
 		}
+		w->slots_dirty = 0;
 		rc = rings_recover(w, w->txn);
 	}
+	for (size_t i = 0; i < l.n; i++)
+		free(l.owned[i]);
+	free(l.owned);
 	free(l.ents);
 	store_txn_abort(w->txn);
 	w->txn = NULL;
@@ -862,41 +1251,135 @@ static int retention_due(struct lw *w)
 	return 1;
 }
 
-/* Leader: one entry from the rings and the forwarded queue. */
-static int leader_propose(struct lw *w)
+/* Leader: one request into the entry being built. Publishes are resolved
+ * now, into the turn's transaction (partition, offsets, dedup, answer);
+ * other requests go into the entry as they are and act at commit. A topic
+ * create or delete ends the entry: nothing more is resolved until it is
+ * applied (c->barrier), since publishes resolve against the topics. */
+static int take_request(struct lw *w, uint32_t node, uint16_t fe, uint16_t type, const uint8_t *p, uint32_t len,
+			int *stop)
 {
 	struct lw_cluster *c = w->cl;
-	size_t records = 0;
-	ent_begin(&c->prop, 1, time_now_ms());
-	for (uint32_t i = 0; i < w->nfe; i++) {
+	if (type == RM_PUBLISH || type == RM_PUBLISH_BATCH) {
+		struct lw_req rq = {node, fe, 0, type, p, len};
+		if (len >= sizeof(rq.cookie))
+			memcpy(&rq.cookie, p, sizeof(rq.cookie));
+		return lw_record_apply(w, &rq, &c->res_answers);
+	}
+	if (type == RM_CREATE_TOPIC || type == RM_DELETE_TOPIC)
+		*stop = 1;
+	return ent_add(&c->preq, type, node, fe, p, len);
+}
+
+/* The entry from what resolving wrote: batches (their stored values),
+ * dedup entries and answers, then the requests that act at commit. */
+static int build_entry(struct lw *w, int64_t ts)
+{
+	struct lw_cluster *c = w->cl;
+	int rc = SL_OK;
+	for (size_t i = 0; rc == SL_OK && i < w->writes.nb; i++) {
+		const struct lw_wbatch *b = &w->writes.b[i];
+		struct ent_batch eb = {b->topic_id, b->partition, b->base, b->count, 0};
+		struct slice v;
+		rc = store_batch_get(w->txn, b->topic_id, b->partition, b->base, &v);
+		SL_ASSERT(rc != SL_ENOTFOUND); /* written in this txn */
+		if (rc == SL_OK && v.len > UINT32_MAX - sizeof(eb))
+			rc = SL_ETOOLARGE;
+		if (rc == SL_OK)
+			rc = ent_add2(&c->prop, ENT_BATCH, c->self, 0, &eb, sizeof(eb), v.base, (uint32_t)v.len);
+	}
+	for (size_t i = 0; rc == SL_OK && i < w->writes.nd; i++) {
+		const struct lw_wdedup *d = &w->writes.d[i];
+		struct ent_dedup ed = {d->producer_id, d->base_seq, d->topic_id, d->space, d->d.partition, d->d.count,
+				       d->d.base_offset, d->d.ts_ms, d->d.term, d->d.log_index};
+		rc = ent_add(&c->prop, ENT_DEDUP, c->self, 0, &ed, sizeof(ed));
+	}
+	for (size_t i = 0; rc == SL_OK && i < c->res_answers.n; i++) {
+		struct lw_answer *a = &c->res_answers.v[i];
+		if (!a->a.timestamp_ms)
+			a->a.timestamp_ms = ts;
+		rc = ent_add(&c->prop, ENT_ANSWER, a->origin_node, (uint16_t)a->fe, &a->a, sizeof(a->a));
+	}
+	if (rc == SL_OK)
+		rc = ent_add_list(&c->prop, c->preq.buf, c->preq.len);
+	return rc;
+}
+
+/* Leader: one entry from the rings and the forwarded queue, its publishes
+ * resolved into w->txn (*proposed = 1 if an entry was appended). */
+static int leader_propose(struct lw *w, int *proposed)
+{
+	struct lw_cluster *c = w->cl;
+	struct raft_status st;
+	size_t records = 0, bytes = 0;
+	int stop = 0, rc = SL_OK;
+	*proposed = 0;
+	raft_status(c->raft, &st);
+	if (st.role != RAFT_LEADER || st.transferee || c->barrier > c->applied || c->deferred_n)
+		return SL_OK; /* a transfer, or a topic change not applied yet: the requests wait */
+	int64_t ts = time_now_ms();
+	if (ts < c->tip_ts)
+		ts = c->tip_ts;
+	uint64_t index = st.last_index + 1;
+	ent_begin(&c->prop, 1, ts);
+	ent_begin(&c->preq, 0, 0);
+	c->res_answers.n = 0;
+	w->writes.on = 1;
+	w->writes.nb = w->writes.nd = 0;
+	w->batch_ts = ts;
+	w->batch_no = index;
+	w->batch_records = 0;
+	w->cur_term = st.term;
+	w->cur_index = index;
+	for (uint32_t i = 0; rc == SL_OK && i < w->nfe && !stop; i++) {
 		struct lw_fe *f = &w->fe[i];
 		uint64_t pos = ring_tail(f->pub);
 		uint16_t type;
 		const uint8_t *p;
 		uint32_t len;
 		c->rel_pos[i] = 0;
-		while (records < w->cfg->batch_records_max && c->prop.len < w->cfg->entry_bytes_max &&
+		while (rc == SL_OK && !stop && records < w->cfg->batch_records_max && bytes < w->cfg->entry_bytes_max &&
 		       ring_peek(f->pub, &pos, &type, &p, &len)) {
 			if (!leader_direct(w, i, type, p, len)) {
-				int rc = ent_add(&c->prop, type, c->self, (uint16_t)i, p, len);
-				if (rc)
-					return rc;
+				rc = take_request(w, c->self, (uint16_t)i, type, p, len, &stop);
 				records++;
+				bytes += len;
 			}
 			c->rel_pos[i] = pos;
 		}
 	}
-	size_t k = 0;
-	for (; k < c->fwd_n && c->prop.len < w->cfg->entry_bytes_max; k++) {
-		if (ent_add_list(&c->prop, c->fwd[k].recs, c->fwd[k].len) != SL_OK)
-			log_warn("dropped a malformed forward");
+	/* forwarded lists taken whole are freed once the records pending in
+	 * w->parts (slices into them) are stored */
+	size_t done = 0;
+	while (rc == SL_OK && !stop && done < c->fwd_n && bytes < w->cfg->entry_bytes_max) {
+		struct cl_fwd *fw = &c->fwd[done];
+		struct ent_view v;
+		int r = ent_next(fw->recs, fw->len, &c->fwd_pos, &v);
+		if (r == 1) {
+			rc = take_request(w, v.origin_node, v.origin_fe, v.type, v.p, v.len, &stop);
+			bytes += v.len;
+			continue;
+		}
+		if (r < 0)
+			log_warn("dropped the rest of a malformed forward");
+		done++;
+		c->fwd_pos = 0;
+	}
+	if (rc == SL_OK && !stop && retention_due(w))
+		rc = ent_add(&c->preq, RM_RETENTION, c->self, 0, NULL, 0);
+	if (rc == SL_OK)
+		rc = lw_parts_flush(w);
+	if (rc == SL_OK)
+		rc = build_entry(w, ts);
+	w->writes.on = 0;
+	for (size_t k = 0; k < done; k++) {
 		c->fwd_bytes -= c->fwd[k].len;
 		free(c->fwd[k].recs);
 	}
-	memmove(c->fwd, c->fwd + k, (c->fwd_n - k) * sizeof(*c->fwd));
-	c->fwd_n -= k;
-	if (retention_due(w))
-		ent_add(&c->prop, RM_RETENTION, c->self, 0, NULL, 0);
+	memmove(c->fwd, c->fwd + done, (c->fwd_n - done) * sizeof(*c->fwd));
+	c->fwd_n -= done;
+	if (rc)
+		return rc;
 	if (c->prop.count == 0) {
 		/* only requests answered directly: nothing to persist before releasing them */
 		for (uint32_t i = 0; i < w->nfe; i++) {
@@ -907,13 +1390,17 @@ static int leader_propose(struct lw *w)
 		return SL_OK;
 	}
 	size_t dlen;
+	uint64_t got = 0;
 	uint8_t *data = ent_take(&c->prop, &dlen);
-	if (raft_propose(c->raft, data, dlen, NULL) != SL_OK) {
-		/* a transfer is under way: the requests stay in the rings (those
-		 * answered directly are answered again; frontends ignore that) */
-		for (uint32_t i = 0; i < w->nfe; i++)
-			c->rel_pos[i] = 0;
-	}
+	rc = raft_propose(c->raft, data, dlen, &got);
+	if (rc)
+		return rc == SL_EUNAVAILABLE ? SL_EINTERNAL : rc; /* leadership was checked above */
+	SL_ASSERT(got == index);
+	c->resolved_index = index;
+	c->tip_ts = ts;
+	if (stop)
+		c->barrier = index;
+	*proposed = 1;
 	return SL_OK;
 }
 
@@ -994,6 +1481,62 @@ static int apply_retention(struct lw *w)
 	return SL_OK;
 }
 
+/* A resolved record of a committed entry: store it now if its entry was
+ * deferred, then make it visible (ends) or route it (answers). */
+static int apply_resolved(struct lw *w, const struct raft_entry *e, const struct ent_view *v, int deferred)
+{
+	struct lw_cluster *c = w->cl;
+	if (v->type == ENT_BATCH) {
+		struct ent_batch b;
+		const uint8_t *val;
+		uint32_t vlen;
+		if (ent_batch_view(v, &b, &val, &vlen) != SL_OK) {
+			log_error("raft entry %llu has a malformed batch record; skipped on every node",
+				  (unsigned long long)e->index);
+			return SL_OK;
+		}
+		struct lw_part *lp = part_of(w, b.topic_id, b.partition);
+		if (deferred) {
+			int rc = store_batch_put(w->txn, b.topic_id, b.partition, b.base, b.count, slice_make(val, vlen));
+			if (rc == SL_ENOTOPIC || !lp)
+				return SL_OK; /* its topic is gone, on every node alike */
+			if (rc)
+				return rc;
+			SL_ASSERT(lp->end == b.base);
+			lp->end = b.base + b.count;
+		}
+		if (lp) {
+			SL_ASSERT(b.base + b.count <= lp->end);
+			if (b.base + b.count > lp->cend)
+				lp->cend = b.base + b.count;
+			lp->touched = 1;
+		}
+		return SL_OK;
+	}
+	if (v->type == ENT_DEDUP) {
+		struct ent_dedup d;
+		if (!deferred || ent_dedup_view(v, &d) != SL_OK)
+			return SL_OK;
+		struct store_dedup sd = {d.partition, d.count, d.base_offset, d.ts_ms, d.term, d.log_index};
+		int rc = store_dedup_put(w->txn, d.producer_id, d.topic_id, d.space, d.base_seq, &sd);
+		return rc == SL_EINVAL ? SL_OK : rc;
+	}
+	if (v->type == ENT_ANSWER) {
+		if (v->len != sizeof(struct rm_ack))
+			return SL_OK;
+		if (vec_reserve(&c->answers.v, &c->answers.cap, c->answers.n + 1))
+			return SL_ENOMEM;
+		struct lw_answer *a = &c->answers.v[c->answers.n++];
+		a->origin_node = v->origin_node;
+		a->fe = v->origin_fe;
+		memcpy(&a->a, v->p, sizeof(a->a));
+		return SL_OK;
+	}
+	log_error("raft entry %llu has a record of type %u; skipped on every node", (unsigned long long)e->index,
+		  v->type);
+	return SL_OK;
+}
+
 static int apply_entry(struct lw *w, const struct raft_entry *e)
 {
 	struct lw_cluster *c = w->cl;
@@ -1009,13 +1552,22 @@ static int apply_entry(struct lw *w, const struct raft_entry *e)
 			  (unsigned long long)e->index);
 		return SL_OK;
 	}
+	int deferred = deferred_has(c, e->index);
 	w->batch_ts = ts > w->last_ts ? ts : w->last_ts;
 	w->batch_no = e->index;
 	w->batch_records = 0;
 	w->cur_term = e->term;
 	w->cur_index = e->index;
+	/* requests applied here that append (publishes of an entry from before
+	 * resolving) are visible at once: note what they write */
+	w->writes.on = 1;
+	w->writes.nb = w->writes.nd = 0;
 	size_t first = c->answers.n;
 	while (rc == SL_OK && (r = ent_next(e->data, e->len, &pos, &v)) == 1) {
+		if (v.type >= ENT_BATCH) {
+			rc = apply_resolved(w, e, &v, deferred);
+			continue;
+		}
 		if (v.type == RM_RETENTION) {
 			rc = lw_parts_flush(w);
 			if (rc == SL_OK)
@@ -1029,6 +1581,12 @@ static int apply_entry(struct lw *w, const struct raft_entry *e)
 	}
 	if (rc == SL_OK)
 		rc = lw_parts_flush(w);
+	for (size_t i = 0; rc == SL_OK && i < w->writes.nb; i++) {
+		struct lw_part *lp = part_of(w, w->writes.b[i].topic_id, w->writes.b[i].partition);
+		if (lp)
+			lp->cend = lp->end;
+	}
+	w->writes.on = 0;
 	for (size_t i = first; i < c->answers.n; i++)
 		if (!c->answers.v[i].a.timestamp_ms)
 			c->answers.v[i].a.timestamp_ms = w->batch_ts;
@@ -1049,12 +1607,70 @@ static int apply_committed(struct lw *w, const struct raft_ready *rd)
 			return rc;
 		c->applied = e->index;
 		c->applied_term = e->term;
+		deferred_applied(c, e->index);
+	}
+	if (w->slots_dirty) {
+		/* a topic went: its partitions' slots are free, every end reloads */
+		int rc = ends_reload(w);
+		if (rc)
+			return rc;
 	}
 	struct cl_applied ap = {c->applied, c->applied_term, w->last_ts};
 	return store_meta_put(w->txn, "raft/applied", slice_make(&ap, sizeof(ap)));
 }
 
 /* ---------- one turn: persist, apply, then tell the world ---------- */
+
+/* One entry to the raft log. An entry of resolved publishes has its batches
+ * stored now (at their offsets, invisible until commit) and its row keeps
+ * only references, so each message is written once. It is stored at commit
+ * instead (deferred, the row keeps the values) while an earlier entry is
+ * deferred or a topic change before it is not applied, or if one of its
+ * partitions is unknown here: its offsets follow what precedes it. */
+static int persist_entry(struct lw *w, const struct raft_entry *e)
+{
+	struct lw_cluster *c = w->cl;
+	struct ent_scan s = {0};
+	uint8_t *row = NULL;
+	size_t row_len = 0;
+	int rc = SL_OK;
+	if (e->type == RAFT_ENTRY_NORMAL && entry_scan(w, e->data, e->len, &s) != SL_OK) {
+		/* applying skips it on every node; it stores nothing */
+		log_error("raft entry %llu is malformed", (unsigned long long)e->index);
+		memset(&s, 0, sizeof(s));
+	}
+	if (s.refs) {
+		/* references exist only in this node's own raft log rows */
+		log_error("raft entry %llu holds batch references", (unsigned long long)e->index);
+		return SL_ECORRUPT;
+	}
+	if (s.batches) {
+		if (e->index == c->resolved_index) {
+			rc = SL_OK; /* this leader stored them when it resolved them */
+		} else if (c->deferred_n || c->barrier > c->applied || s.unknown) {
+			if (vec_reserve(&c->deferred, &c->deferred_cap, c->deferred_n + 1))
+				return SL_ENOMEM;
+			c->deferred[c->deferred_n++] = e->index;
+			s.batches = 0; /* the row keeps the values */
+		} else {
+			rc = entry_store(w, e->data, e->len);
+			if (rc == SL_EMALFORMED || rc == SL_ECORRUPT) {
+				log_error("raft entry %llu: its batches cannot be stored here: %s",
+					  (unsigned long long)e->index, sl_strerror(rc));
+				rc = SL_ECORRUPT;
+			}
+		}
+		if (rc == SL_OK && s.batches)
+			rc = row_strip(e->data, e->len, &row, &row_len);
+	}
+	if (s.barrier && e->index > c->barrier)
+		c->barrier = e->index;
+	if (rc == SL_OK)
+		rc = store_raft_put(w->txn, e->index, e->term, e->type,
+				    row ? slice_make(row, row_len) : slice_make(e->data, e->len));
+	free(row);
+	return rc;
+}
 
 static int persist_entries(struct lw *w, const struct raft_ready *rd)
 {
@@ -1064,16 +1680,25 @@ static int persist_entries(struct lw *w, const struct raft_ready *rd)
 	uint64_t first = rd->entries[0].index;
 	SL_ASSERT(first > c->trimmed); /* raft never rewrites what it compacted */
 	if (first <= c->stored_last) {
-		int rc = store_raft_truncate(w->txn, first);
+		SL_ASSERT(first > c->applied); /* nor what it committed */
+		int rc = undo_from(w->txn, first);
+		if (rc == SL_OK)
+			rc = store_raft_truncate(w->txn, first);
 		if (rc)
 			return rc;
 		for (uint64_t i = first; i <= c->stored_last; i++)
 			c->log_bytes -= c->sizes[i - c->trimmed - 1];
 		c->stored_last = first - 1;
+		deferred_cut(c, first);
+		if (c->barrier >= first)
+			c->barrier = first - 1; /* at most: an earlier one may still be unapplied */
+		rc = ends_reload(w);
+		if (rc)
+			return rc;
 	}
 	for (size_t i = 0; i < rd->n_entries; i++) {
 		const struct raft_entry *e = &rd->entries[i];
-		int rc = store_raft_put(w->txn, e->index, e->term, e->type, slice_make(e->data, e->len));
+		int rc = persist_entry(w, e);
 		if (rc == SL_OK)
 			rc = sizes_set(c, e->index, e->len);
 		if (rc)
@@ -1178,22 +1803,63 @@ static void publish_applied(struct lw *w)
 	lw_wake_frontends(w);
 }
 
-/* Handle one ready if there is one (*did = 1). An error is fatal. */
-static int cl_ready(struct lw *w, int *did)
+static int rings_have_work(struct lw *w)
+{
+	for (uint32_t i = 0; i < w->nfe; i++) {
+		uint64_t pos = ring_tail(w->fe[i].pub);
+		uint16_t type;
+		const uint8_t *p;
+		uint32_t len;
+		if (ring_peek(w->fe[i].pub, &pos, &type, &p, &len))
+			return 1;
+	}
+	return 0;
+}
+
+/* Leader: requests are waiting (rings, forwards, retention). */
+static int leader_has_work(struct lw *w)
+{
+	return w->cl->fwd_n || rings_have_work(w) || time_now_ms() >= w->cl->next_retention_ms;
+}
+
+/* One turn (*did = 1 if it did something): a leader resolves what its
+ * rings and the forwarded queue hold into a new entry; then the ready is
+ * persisted and applied in one transaction. An error is fatal. */
+static int cl_ready(struct lw *w, int leader, int *did)
 {
 	struct lw_cluster *c = w->cl;
 	struct raft_ready rd;
+	int rc, proposed = 0;
 	*did = 0;
-	if (!raft_ready(c->raft, &rd))
+	if (!leader)
+		c->was_leader = 0;
+	if (leader && leader_has_work(w)) {
+		if ((rc = store_txn_begin(w->store, 1, &w->txn)) != SL_OK)
+			return rc;
+		if (!c->was_leader)
+			rc = ends_reload(w); /* the tip: every end stored so far, ours to extend */
+		if (rc == SL_OK)
+			rc = leader_propose(w, &proposed);
+		c->was_leader = rc == SL_OK;
+		if (rc || !proposed) {
+			store_txn_abort(w->txn); /* nothing was written if nothing was proposed */
+			w->txn = NULL;
+			if (rc)
+				return rc;
+		}
+	}
+	if (!raft_ready(c->raft, &rd)) {
+		SL_ASSERT(!proposed);
 		return SL_OK;
+	}
 	/* snapshots arrive through the peer link and a restart, never through raft_step */
 	SL_ASSERT(rd.snapshot_index == 0);
 	/* a leader's appends go out now: the followers sync while we do */
 	send_msgs(w, &rd, 1);
 	peer_flush(c->net);
 	uint64_t trimmed_to = 0;
-	int rc = store_txn_begin(w->store, 1, &w->txn);
-	if (rc)
+	rc = SL_OK;
+	if (!w->txn && (rc = store_txn_begin(w->store, 1, &w->txn)) != SL_OK)
 		return rc;
 	if (rd.hs_changed) {
 		struct cl_hs h = {rd.hs.term, rd.hs.vote};
@@ -1201,6 +1867,7 @@ static int cl_ready(struct lw *w, int *did)
 	}
 	if (rc == SL_OK)
 		rc = persist_entries(w, &rd);
+	c->resolved_index = 0;
 	if (rc == SL_OK && rd.n_committed)
 		rc = apply_committed(w, &rd);
 	if (rc == SL_OK)
@@ -1287,19 +1954,6 @@ static void observe(struct lw *w, struct raft_status *st)
 
 /* ---------- the loop ---------- */
 
-static int rings_have_work(struct lw *w)
-{
-	for (uint32_t i = 0; i < w->nfe; i++) {
-		uint64_t pos = ring_tail(w->fe[i].pub);
-		uint16_t type;
-		const uint8_t *p;
-		uint32_t len;
-		if (ring_peek(w->fe[i].pub, &pos, &type, &p, &len))
-			return 1;
-	}
-	return 0;
-}
-
 static void cl_tick(struct lw *w)
 {
 	struct lw_cluster *c = w->cl;
@@ -1345,13 +1999,8 @@ static int cl_loop(struct lw *w)
 		observe(w, &st);
 		if (lw_stop)
 			return SL_OK;
-		int proposed = 0;
-		if (st.role == RAFT_LEADER) {
-			int rc = leader_propose(w);
-			if (rc)
-				return rc;
-			proposed = 1;
-		} else {
+		int leader = st.role == RAFT_LEADER;
+		if (!leader) {
 			if (st.leader)
 				c->no_leader_since_ms = 0;
 			else if (!c->no_leader_since_ms)
@@ -1359,7 +2008,7 @@ static int cl_loop(struct lw *w)
 			follower_forward(w, st.leader);
 		}
 		int did = 0;
-		int rc = cl_ready(w, &did);
+		int rc = cl_ready(w, leader, &did);
 		if (rc)
 			return rc;
 		snap_pump(w);
@@ -1367,7 +2016,7 @@ static int cl_loop(struct lw *w)
 			w->exit_reseed = 1;
 			return SL_OK;
 		}
-		busy = did || (proposed && rings_have_work(w));
+		busy = did || (leader && c->barrier <= c->applied && !c->deferred_n && rings_have_work(w));
 	}
 }
 
@@ -1408,6 +2057,9 @@ out:
 		free(c->fwd[i].recs);
 	free(c->fwd);
 	free(c->answers.v);
+	free(c->res_answers.v);
+	free(c->deferred);
+	ent_free(&c->preq);
 	free(c->sizes);
 	free(c->rel_pos);
 	ent_free(&c->prop);

@@ -18,7 +18,8 @@
 struct lw_part {
 	uint32_t topic_id;
 	uint32_t partition;
-	uint64_t end;              /* next offset to assign */
+	uint64_t end;              /* next offset to assign (the stored end) */
+	uint64_t cend;             /* committed end: what readers see (the commit table) */
 	struct store_record *pend; /* records of the open batch */
 	size_t pend_n, pend_cap;
 	int touched;               /* end moved in the open batch */
@@ -78,6 +79,31 @@ struct lw_answers {
 	size_t n, cap;
 };
 
+/* What applying wrote to the log, when asked (w->writes.on): a cluster
+ * leader ships it in the raft entry so that other nodes store the same. */
+struct lw_wbatch {
+	uint32_t topic_id;
+	uint32_t partition;
+	uint64_t base;
+	uint32_t count;
+};
+
+struct lw_wdedup {
+	uint64_t producer_id;
+	uint32_t topic_id;
+	uint32_t space;
+	uint64_t base_seq;
+	struct store_dedup d;
+};
+
+struct lw_writes {
+	int on;
+	struct lw_wbatch *b;
+	size_t nb, capb;
+	struct lw_wdedup *d;
+	size_t nd, capd;
+};
+
 struct lw {
 	const struct config *cfg;
 	struct shm *shm;
@@ -88,6 +114,7 @@ struct lw {
 	uint32_t nfe;
 	struct lw_part *parts;     /* slots_max entries */
 	struct lw_topic *topics;   /* open addressing by name, topic_buckets entries */
+	uint32_t *topic_ids;       /* open addressing by topic id: bucket of topics + 1 (0: empty) */
 	uint32_t topic_buckets;    /* lw_topic_buckets(cfg) */
 	uint32_t ntopics;
 	int64_t batch_ts;
@@ -99,6 +126,7 @@ struct lw {
 	uint64_t cur_term;         /* raft term of the entry being applied (0 on a single node) */
 	uint64_t cur_index;        /* raft index of the entry being applied (0 on a single node) */
 	struct lw_answers answers; /* of the open group commit (single node) */
+	struct lw_writes writes;   /* batches and dedup entries written, when writes.on */
 	struct lw_cluster *cl;     /* cluster mode; NULL on a single node */
 	int exit_reseed;           /* cluster: exit with LOGWRITER_EXIT_RESEED (a snapshot arrived) */
 	struct lw_fe fe[];
@@ -107,6 +135,8 @@ struct lw {
 extern volatile sig_atomic_t lw_stop;
 
 uint32_t lw_topic_buckets(const struct config *cfg);
+/* The live topic with this id, NULL if none. */
+const struct lw_topic *lw_topic_by_id(const struct lw *w, uint32_t topic_id);
 /* Apply one request to w->txn and append its answer to out (nothing else
  * learns of it). Returns SL_OK or a fatal local error: the transaction
  * must then be dropped. */

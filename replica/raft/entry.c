@@ -36,15 +36,27 @@ static int ent_reserve(struct ent_writer *e, size_t more)
 int ent_add(struct ent_writer *e, uint16_t type, uint32_t origin_node, uint16_t origin_fe, const void *p,
 	    uint32_t len)
 {
-	size_t need = sizeof(struct ent_rec) + ENT_ALIGN((size_t)len);
+	return ent_add2(e, type, origin_node, origin_fe, NULL, 0, p, len);
+}
+
+int ent_add2(struct ent_writer *e, uint16_t type, uint32_t origin_node, uint16_t origin_fe, const void *hdr,
+	     uint32_t hlen, const void *p, uint32_t len)
+{
+	if (len > UINT32_MAX - hlen)
+		return SL_ETOOLARGE;
+	uint32_t all = hlen + len;
+	size_t need = sizeof(struct ent_rec) + ENT_ALIGN((size_t)all);
 	int rc = ent_reserve(e, need);
 	if (rc)
 		return rc;
-	struct ent_rec r = {len, type, origin_fe, origin_node, 0};
-	memcpy(e->buf + e->len, &r, sizeof(r));
+	struct ent_rec r = {all, type, origin_fe, origin_node, 0};
+	uint8_t *d = e->buf + e->len;
+	memcpy(d, &r, sizeof(r));
+	if (hlen)
+		memcpy(d + sizeof(r), hdr, hlen);
 	if (len)
-		memcpy(e->buf + e->len + sizeof(r), p, len);
-	memset(e->buf + e->len + sizeof(r) + len, 0, ENT_ALIGN((size_t)len) - len);
+		memcpy(d + sizeof(r) + hlen, p, len);
+	memset(d + sizeof(r) + all, 0, ENT_ALIGN((size_t)all) - all);
 	e->len += need;
 	e->count++;
 	return SL_OK;
@@ -125,4 +137,24 @@ int ent_next(const uint8_t *p, size_t len, size_t *pos, struct ent_view *v)
 	v->len = r.len;
 	*pos += sizeof(r) + body;
 	return 1;
+}
+
+int ent_batch_view(const struct ent_view *v, struct ent_batch *b, const uint8_t **value, uint32_t *value_len)
+{
+	if (v->len < sizeof(*b) || (v->type == ENT_BATCH_REF && v->len != sizeof(*b)))
+		return SL_EMALFORMED;
+	memcpy(b, v->p, sizeof(*b));
+	if (b->count == 0 || b->base > UINT64_MAX - b->count)
+		return SL_EMALFORMED;
+	*value = v->p + sizeof(*b);
+	*value_len = v->len - (uint32_t)sizeof(*b);
+	return SL_OK;
+}
+
+int ent_dedup_view(const struct ent_view *v, struct ent_dedup *d)
+{
+	if (v->len != sizeof(*d))
+		return SL_EMALFORMED;
+	memcpy(d, v->p, sizeof(*d));
+	return d->count ? SL_OK : SL_EMALFORMED;
 }

@@ -401,7 +401,8 @@ int store_batch_append(struct store_txn *t, uint32_t topic_id, uint32_t partitio
 	return err;
 }
 
-int store_batch_put(struct store_txn *t, uint32_t topic_id, uint32_t partition, struct slice value)
+int store_batch_put(struct store_txn *t, uint32_t topic_id, uint32_t partition, uint64_t base, uint32_t count,
+                    struct slice value)
 {
 	struct store_partition part;
 	struct batch_hdr h;
@@ -416,6 +417,8 @@ int store_batch_put(struct store_txn *t, uint32_t topic_id, uint32_t partition, 
 		return SL_ECORRUPT;
 	if ((err = batch_parse(value.base, value.len, NULL, &h, NULL, NULL)) != SL_OK)
 		return err;
+	if (h.base != base || h.count != count)
+		return SL_ECORRUPT;
 	if ((err = store_partition_get(t, topic_id, partition, &part)) != SL_OK)
 		return err;
 	if (store_topic_is_deleted(t, topic_id))
@@ -458,7 +461,7 @@ int store_batch_truncate(struct store_txn *t, uint32_t topic_id, uint32_t partit
 	if ((err = store_partition_get(t, topic_id, partition, &part)) != SL_OK)
 		return err;
 	if (from >= part.end_offset)
-		return from == part.end_offset ? SL_OK : SL_ECORRUPT;
+		return SL_OK; /* nothing stored there (an earlier cut took it) */
 	if ((err = store_batch_get(t, topic_id, partition, from, &at)) != SL_OK)
 		return err == SL_ENOTFOUND ? SL_ECORRUPT : err; /* `from` must start a batch */
 	if ((err = store_cursor_open(t, DB_BATCHES, &c)) != SL_OK)

@@ -110,13 +110,16 @@ int store_batch_append(struct store_txn *t, uint32_t topic_id, uint32_t partitio
 
 /* Store a batch value made by another node (a raft entry: untrusted, so it
  * is checked whole, CRC included) at the end of (topic_id, partition); its
- * base must be the partition's end. SL_ECORRUPT if not; SL_ENOTOPIC. */
-int store_batch_put(struct store_txn *t, uint32_t topic_id, uint32_t partition, struct slice value);
+ * header must say base and count, and base must be the partition's end.
+ * SL_ECORRUPT if not; SL_ENOTOPIC. */
+int store_batch_put(struct store_txn *t, uint32_t topic_id, uint32_t partition, uint64_t base, uint32_t count,
+		    struct slice value);
 /* The stored value of the batch starting at base (valid until the txn ends);
  * SL_ENOTFOUND if none starts there. */
 int store_batch_get(struct store_txn *t, uint32_t topic_id, uint32_t partition, uint64_t base, struct slice *value);
-/* Delete every batch at or after `from`, which must start a batch (or be the
- * end): the partition ends at `from` again (a raft suffix that lost). */
+/* Delete every batch at or after `from`, which must start a batch (or be at
+ * or past the end: nothing to do): the partition ends at `from` again (a raft
+ * suffix that lost). SL_ECORRUPT if `from` is inside a batch. */
 int store_batch_truncate(struct store_txn *t, uint32_t topic_id, uint32_t partition, uint64_t from);
 
 /*

@@ -1059,15 +1059,19 @@ Test(store, batch_put_get_truncate)
 	/* copy partition 0's batches to partition 1 by value, in order */
 	t = wtxn();
 	uint64_t order[4] = {0, 7, 3, 7};
+	uint32_t counts[4] = {3, 2, 4, 2};
 	int want[4] = {SL_OK, SL_ECORRUPT /* not at the end */, SL_OK, SL_OK};
 	for (int i = 0; i < 4; i++) {
 		cr_assert_eq(store_batch_get(t, tp.topic_id, 0, order[i], &v), SL_OK);
 		uint8_t *copy = malloc(v.len);
 		memcpy(copy, v.base, v.len);
 		copy[v.len - 1] ^= 1; /* a flipped byte fails the CRC */
-		cr_assert_eq(store_batch_put(t, tp.topic_id, 1, slice_make(copy, v.len)), SL_ECORRUPT);
+		cr_assert_eq(store_batch_put(t, tp.topic_id, 1, order[i], counts[i], slice_make(copy, v.len)), SL_ECORRUPT);
 		copy[v.len - 1] ^= 1;
-		cr_assert_eq(store_batch_put(t, tp.topic_id, 1, slice_make(copy, v.len)), want[i], "batch %d", i);
+		cr_assert_eq(store_batch_put(t, tp.topic_id, 1, order[i], counts[i] + 1, slice_make(copy, v.len)), SL_ECORRUPT,
+			     "the header says another count");
+		cr_assert_eq(store_batch_put(t, tp.topic_id, 1, order[i], counts[i], slice_make(copy, v.len)), want[i],
+			     "batch %d", i);
 		free(copy);
 	}
 	cr_assert_eq(store_batch_get(t, tp.topic_id, 0, 1, &v), SL_ENOTFOUND);
@@ -1084,6 +1088,7 @@ Test(store, batch_put_get_truncate)
 	cr_assert_eq(store_batch_truncate(t, tp.topic_id, 0, 4), SL_ECORRUPT, "inside a batch");
 	cr_assert_eq(store_batch_truncate(t, tp.topic_id, 0, 3), SL_OK);
 	cr_assert_eq(store_batch_truncate(t, tp.topic_id, 0, 3), SL_OK, "already the end");
+	cr_assert_eq(store_batch_truncate(t, tp.topic_id, 0, 7), SL_OK, "past the end");
 	cr_assert_eq(store_partition_get(t, tp.topic_id, 0, &part), SL_OK);
 	cr_assert_eq(part.end_offset, 3);
 	cr_assert_eq(store_batch_get(t, tp.topic_id, 0, 7, &v), SL_ENOTFOUND);
