@@ -797,6 +797,8 @@ static int load_entry_cb(void *arg, uint64_t index, uint64_t term, uint32_t type
 			return 1;
 		if (missing && index > c->applied) {
 			log_error("raft entry %llu: a batch stored before its commit is gone", (unsigned long long)index);
+			free(l->owned[l->n]);
+			l->owned[l->n] = NULL;
 			l->rc = SL_ECORRUPT;
 			return 1;
 		}
@@ -1594,14 +1596,47 @@ static int apply_entry(struct lw *w, const struct raft_entry *e)
 	return rc;
 }
 
+static void publish_commits(struct lw *w);
+
+/* An entry whose commit needs no write: resolved records only, stored
+ * before this turn (not deferred, not persisted by this ready). */
+static int commit_is_read_only(struct lw *w, const struct raft_entry *e, uint64_t first_new)
+{
+	int64_t ts;
+	uint32_t count;
+	size_t pos;
+	struct ent_view v;
+	int r;
+	if (e->index >= first_new || deferred_has(w->cl, e->index))
+		return 0;
+	if (e->type != RAFT_ENTRY_NORMAL || e->len == 0)
+		return 1;
+	if (ent_parse(e->data, e->len, &ts, &count, &pos) != SL_OK)
+		return 1;
+	while ((r = ent_next(e->data, e->len, &pos, &v)) == 1)
+		if (v.type < ENT_BATCH)
+			return 0;
+	return 1;
+}
+
+/* Apply what raft committed. A prefix of entries whose commit writes
+ * nothing is published and answered at once, before this turn's txn
+ * commits: their batches are on disk since the turn that appended them and
+ * a majority holds them, so the ack waits for no flush of its own. */
 static int apply_committed(struct lw *w, const struct raft_ready *rd)
 {
 	struct lw_cluster *c = w->cl;
+	uint64_t first_new = rd->n_entries ? rd->entries[0].index : UINT64_MAX;
+	int early = 1;
 	for (size_t i = 0; i < rd->n_committed; i++) {
 		const struct raft_entry *e = &rd->committed[i];
 		if (e->index <= c->applied)
 			continue;
 		SL_ASSERT(e->index == c->applied + 1); /* raft hands out committed entries in order */
+		if (early && !commit_is_read_only(w, e, first_new)) {
+			early = 0;
+			publish_commits(w);
+		}
 		int rc = apply_entry(w, e);
 		if (rc)
 			return rc;
@@ -1609,6 +1644,8 @@ static int apply_committed(struct lw *w, const struct raft_ready *rd)
 		c->applied_term = e->term;
 		deferred_applied(c, e->index);
 	}
+	if (early)
+		publish_commits(w);
 	if (w->slots_dirty) {
 		/* a topic went: its partitions' slots are free, every end reloads */
 		int rc = ends_reload(w);
@@ -1681,6 +1718,8 @@ static int persist_entries(struct lw *w, const struct raft_ready *rd)
 	SL_ASSERT(first > c->trimmed); /* raft never rewrites what it compacted */
 	if (first <= c->stored_last) {
 		SL_ASSERT(first > c->applied); /* nor what it committed */
+		log_info("raft log: entries %llu..%llu replaced by the leader's (their batches removed)",
+			 (unsigned long long)first, (unsigned long long)c->stored_last);
 		int rc = undo_from(w->txn, first);
 		if (rc == SL_OK)
 			rc = store_raft_truncate(w->txn, first);
@@ -1775,8 +1814,9 @@ static int store_ring_positions(struct lw *w)
 	return SL_OK;
 }
 
-/* After the txn: the commit table, then acks, then ring space. */
-static void publish_applied(struct lw *w)
+/* The commit table, then acks: what this turn applied so far becomes
+ * visible and is answered. */
+static void publish_commits(struct lw *w)
 {
 	struct lw_cluster *c = w->cl;
 	for (uint32_t s = 0; s < w->cfg->partitions_max; s++) {
@@ -1785,22 +1825,29 @@ static void publish_applied(struct lw *w)
 		w->parts[s].touched = 0;
 	}
 	w->slots_dirty = 0;
-	if (c->retention_deleted) {
-		lw_slots_refresh_first(w);
-		c->retention_deleted = 0;
-	}
 	for (size_t i = 0; i < c->answers.n; i++) {
 		const struct lw_answer *a = &c->answers.v[i];
 		if (a->origin_node == c->self && a->fe < w->nfe)
 			lw_ack_push(w, a->fe, &a->a);
 	}
 	c->answers.n = 0;
+	lw_wake_frontends(w);
+}
+
+/* After the txn: the rest of the commits, first offsets, then ring space. */
+static void publish_applied(struct lw *w)
+{
+	struct lw_cluster *c = w->cl;
+	if (c->retention_deleted) {
+		lw_slots_refresh_first(w);
+		c->retention_deleted = 0;
+	}
+	publish_commits(w);
 	for (uint32_t i = 0; i < w->nfe; i++) {
 		if (c->rel_pos[i] > ring_tail(w->fe[i].pub))
 			ring_release(w->fe[i].pub, c->rel_pos[i]);
 		c->rel_pos[i] = 0;
 	}
-	lw_wake_frontends(w);
 }
 
 static int rings_have_work(struct lw *w)
@@ -1977,7 +2024,9 @@ static void cl_sleep(struct lw *w, int busy)
 	for (uint32_t i = 0; i < w->nfe; i++)
 		ring_sleep_prepare(w->fe[i].pub);
 	int64_t wait = c->next_tick_ms - time_now_ms();
-	if (rings_have_work(w) || lw_stop)
+	/* a leader waiting for a topic change to apply lets the rings wait too */
+	int held = c->was_leader && (c->barrier > c->applied || c->deferred_n);
+	if ((!held && rings_have_work(w)) || lw_stop)
 		wait = 0;
 	net_poll(w, wait < 0 ? 0 : (int)wait);
 	for (uint32_t i = 0; i < w->nfe; i++)

@@ -10,6 +10,8 @@
  * - as a forward record list: ent_add_list into a fresh writer must accept
  *   it exactly when ent_next walks it cleanly from 0, copy it unchanged and
  *   count its records; appended to an entry, it must read back the same.
+ * Records of resolved publishes (ENT_BATCH, ENT_BATCH_REF, ENT_DEDUP) are
+ * read through their views, which must stay inside the record.
  * The header's count is never trusted: it is only compared, never used to
  * size anything.
  */
@@ -28,6 +30,23 @@ static void touch(const uint8_t *p, size_t n)
 	(void)sink;
 }
 
+/* The views of resolved records: what they hand out lies inside the record. */
+static void check_resolved(const struct ent_view *v)
+{
+	struct ent_batch b;
+	struct ent_dedup d;
+	const uint8_t *val;
+	uint32_t vlen;
+	if ((v->type == ENT_BATCH || v->type == ENT_BATCH_REF) && ent_batch_view(v, &b, &val, &vlen) == SL_OK) {
+		if (val < v->p || vlen > v->len || val + vlen != v->p + v->len || b.count == 0 ||
+		    (v->type == ENT_BATCH_REF && vlen))
+			abort();
+		touch(val, vlen);
+	}
+	if (v->type == ENT_DEDUP && ent_dedup_view(v, &d) == SL_OK && (d.count == 0 || v->len != sizeof(d)))
+		abort();
+}
+
 /* Walk records from *pos; checks each one lies inside p. Returns what the
  * last ent_next returned (0: clean end, -1: malformed), *n the records read. */
 static int walk(const uint8_t *p, size_t len, size_t *pos, uint32_t *n)
@@ -44,6 +63,7 @@ static int walk(const uint8_t *p, size_t len, size_t *pos, uint32_t *n)
 		    v.p + v.len > p + *pos)
 			abort();
 		touch(v.p, v.len);
+		check_resolved(&v);
 		(*n)++;
 	}
 	if (r != 0 && r != -1)
