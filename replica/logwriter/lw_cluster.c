@@ -1,30 +1,37 @@
 /*
  * lw_cluster.c: the logwriter in cluster mode ([cluster] peers set).
  *
- * The raft log is a short write-ahead of client requests: a leader turns the
- * requests it drains from its frontends' rings (and those followers forward
- * to it) into one raft entry per turn (replica/raft/entry.h). One LMDB write
- * transaction per turn persists the raft hard state and new entries, applies
- * every committed entry to the log state with the same request code as a
- * single node (record batches, topics, groups, dedup, retention), and records
- * the applied index; it syncs once (a turn that only applies defers its
- * meta flush: see cl_ready). Only then are raft messages sent (but
- * a leader's appends, which go out before its own sync: raft_msg_early),
- * the commit table published and acks pushed. So an ack means: committed on a
- * majority (each synced its raft log) and applied on the node that answers.
+ * One log: a leader turns the requests it drains from its frontends' rings
+ * (and those followers forward to it) into one raft entry per turn
+ * (replica/raft/entry.h), resolving the publishes as it appends them: it
+ * stores their record batches at the next offsets in the turn's LMDB
+ * transaction, with their dedup entries, and puts into the entry what it
+ * stored (the batch bytes), the dedup entries and the answers. Topic and
+ * group commands and retention travel as requests and act at commit.
+ * Every node stores the resolved batches when it appends the entry (the
+ * raftlog row keeps references to them: each message is written once) and
+ * moves its commit table, which is all readers see, when the entry commits;
+ * a suffix raft replaces is deleted with its batches. One transaction per
+ * turn persists the hard state and new entries and applies what committed
+ * (commands, deferred batches); it syncs once (a turn that only applies
+ * defers its meta flush: see cl_ready). Raft messages go out after it (but
+ * a leader's appends, which go out before its own sync: raft_msg_early);
+ * the commit table and acks of entries whose commit writes nothing go out
+ * before it (apply_committed), the rest after. So an ack means: committed
+ * on a majority (each synced its raft log and the batches) and visible on
+ * the node that answers.
  *
- * Every node applies every committed entry, so all nodes hold the same LMDB
- * state; the origin node of a request acknowledges it to its frontend. A
+ * The origin node of a request acknowledges it to its frontend. A
  * follower forwards its frontends' requests to the leader; if an answer may
  * have been lost (leader or term change, link to the leader down, restart)
  * the shm epoch is bumped and frontends answer UNAVAILABLE to what is
  * pending: clients retry with the same producer id and sequence, which the
  * dedup table turns into the original answer.
  *
- * Raft log entries are trimmed once applied and held by every peer (or past
+ * Raft log rows are trimmed once applied and held by every peer (or past
  * raftlog_bytes_max); a peer that needs trimmed entries gets a snapshot of
- * the whole environment (see "snapshots" below). Entry timestamps come from the leader's clock but never
- * go back: apply uses max(entry time, last applied time).
+ * the whole environment (see "snapshots" below). Entry timestamps come from
+ * the leader's clock but never go back.
  */
 #include <errno.h>
 #include <poll.h>
