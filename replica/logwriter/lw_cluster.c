@@ -351,6 +351,15 @@ static int row_expand(struct store_txn *t, const uint8_t *p, size_t len, uint8_t
 	return SL_OK;
 }
 
+/* Where the records of a raftlog row start: 0 if it has none (a no-op
+ * entry, or data that is not a record list, which applying skips). */
+static int row_open(uint32_t type, struct slice data, size_t *pos)
+{
+	int64_t ts;
+	uint32_t count;
+	return type == RAFT_ENTRY_NORMAL && data.len && ent_parse(data.base, data.len, &ts, &count, pos) == SL_OK;
+}
+
 /* Undo what rows >= from stored at append (a suffix raft replaces, or the
  * unapplied tail of a snapshot's log): their batches and dedup entries. */
 struct undo_ctx {
@@ -361,14 +370,12 @@ struct undo_ctx {
 static int undo_cb(void *arg, uint64_t index, uint64_t term, uint32_t type, struct slice data)
 {
 	struct undo_ctx *u = arg;
-	int64_t ts;
-	uint32_t count;
 	size_t pos;
 	struct ent_view v;
 	int r;
 	(void)index;
 	(void)term;
-	if (type != RAFT_ENTRY_NORMAL || data.len == 0 || ent_parse(data.base, data.len, &ts, &count, &pos) != SL_OK)
+	if (!row_open(type, data, &pos))
 		return 0;
 	size_t start = pos;
 	int refs = 0;
@@ -416,14 +423,12 @@ struct cend_ctx {
 static int cend_cb(void *arg, uint64_t index, uint64_t term, uint32_t type, struct slice data)
 {
 	struct cend_ctx *x = arg;
-	int64_t ts;
-	uint32_t count;
 	size_t pos;
 	struct ent_view v;
 	int r;
 	(void)index;
 	(void)term;
-	if (type != RAFT_ENTRY_NORMAL || data.len == 0 || ent_parse(data.base, data.len, &ts, &count, &pos) != SL_OK)
+	if (!row_open(type, data, &pos))
 		return 0;
 	while ((r = ent_next(data.base, data.len, &pos, &v)) == 1) {
 		struct ent_batch b;
