@@ -878,7 +878,8 @@ static void fe_tick_cb(evutil_socket_t fd, short what, void *arg)
 	uint32_t gen = shm_load(&fe->shm->hdr->logwriter_generation);
 
 	if (gen != fe->logwriter_gen_seen) {
-		log_info("logwriter restarted (generation %u); pending requests wait for its re-sent acks", gen);
+		log_info("logwriter restarted (generation %u); requests pending from before it are answered UNAVAILABLE",
+			 gen);
 		fe->logwriter_gen_seen = gen;
 	}
 	/* safety net for a lost wake-up: cheap when nothing moved */

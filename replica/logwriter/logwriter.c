@@ -1,31 +1,20 @@
 /*
- * logwriter.c: the only LMDB writer of a node.
+ * logwriter.c: the only LMDB writer of a node: its set-up, and the request
+ * code that turns ring records into log state (lw_record_apply).
  *
- * One turn of the loop: peek every frontend's publish ring (nothing is
- * released yet), turn the records into one write transaction (group commit):
- * publishes are gathered per partition and appended as one record batch per
- * partition, admin requests are applied in ring order. In the same
- * transaction, per frontend, the ring position reached and a compact
- * description of the acks ("ack runs") are stored under meta "ring/<i>".
- * The transaction commits (and syncs unless sync = false); only then are the
- * committed ends published in the commit table, the acks pushed, the rings
- * released and the frontends woken.
- *
- * Crash recovery: a restarted logwriter finds the rings as the dead one left
- * them (the master owns the segment). Records before the stored position were
- * committed: their acks are rebuilt from the ack runs and the ring records
- * (which carry the cookies), pushed again, and the ring skipped past them.
- * Records after it were never committed and are simply processed again. So a
- * kill -9 at any instant neither loses nor re-applies a request; a frontend
- * ignores an ack it already answered.
+ * Every node runs its logwriter as a raft group (lw_cluster.c): one voter
+ * when [cluster] peers is empty, three or five otherwise, so there is one
+ * write path and one crash-recovery scheme. The leader resolves publishes
+ * with the code here when it appends them to the raft log (partition,
+ * offsets, dedup, the answer); topic and group requests are applied here
+ * when their entry commits.
  *
  * Partitioning: a publish with a key goes to murmur2(key) mod partitions (as
  * Kafka's default partitioner); without key or partition it goes to the
- * topic's sticky partition, which moves on after every commit, so a batch of
- * keyless publishes becomes one record batch.
+ * topic's sticky partition, which moves on with every raft entry, so a turn
+ * of keyless publishes becomes one record batch.
  */
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -281,29 +270,6 @@ static int ack_note(struct lw *w, const struct lw_req *rq, struct lw_answers *ou
 	return ack_note_ts(w, rq, out, err, partition, offset, flags, 0, 0, 0);
 }
 
-/* Single node: the answers of frontend fe's requests in this group commit,
- * compressed into runs (stored with the batch for crash recovery). */
-static int runs_from_answers(struct lw *w, struct lw_fe *f, const struct lw_answers *ans, size_t from)
-{
-	for (size_t i = from; i < ans->n; i++) {
-		const struct rm_ack *a = &ans->v[i].a;
-		uint32_t msgs = a->count > 1 ? a->count : 0;
-		if (f->runs_n && !msgs) {
-			struct lw_run *r = &f->runs[f->runs_n - 1];
-			if (!a->err && !r->err && !a->flags && !r->flags && !a->timestamp_ms && !r->ts && r->msgs <= 1 &&
-			    r->partition == a->partition && r->first_offset + r->count == a->offset) {
-				r->count++;
-				continue;
-			}
-		}
-		if (vec_reserve(&f->runs, &f->runs_cap, f->runs_n + 1))
-			return SL_ENOMEM;
-		f->runs[f->runs_n++] =
-		    (struct lw_run){1, a->partition, a->offset, a->err, a->flags, a->timestamp_ms, msgs, 0};
-	}
-	return SL_OK;
-}
-
 static struct lw_fe *fe_at(struct lw *w, uint32_t i)
 {
 	return &w->fe[i];
@@ -333,41 +299,6 @@ int lw_ack_flush_backlog(struct lw *w, uint32_t fe)
 	memmove(f->backlog, f->backlog + i, (f->backlog_n - i) * sizeof(*f->backlog));
 	f->backlog_n -= i;
 	return f->backlog_n == 0;
-}
-
-/*
- * Walk the ring records in [from, to) of frontend fe in order, pairing each
- * with the next answer of the runs, and push the acks.
- */
-static void acks_emit(struct lw *w, uint32_t fe, uint64_t from, uint64_t to, const struct lw_run *runs,
-		      size_t nruns, int64_t ts)
-{
-	struct lw_fe *f = fe_at(w, fe);
-	size_t ri = 0;
-	uint32_t k = 0;
-	uint64_t pos = from;
-	uint16_t type;
-	const uint8_t *p;
-	uint32_t len;
-	while (pos < to && ring_peek(f->pub, &pos, &type, &p, &len)) {
-		if (ri >= nruns)
-			break;
-		const struct lw_run *r = &runs[ri];
-		struct rm_ack a = {0};
-		if (len >= sizeof(uint64_t))
-			memcpy(&a.cookie, p, sizeof(a.cookie));
-		a.err = r->err;
-		a.partition = r->partition;
-		a.offset = r->first_offset + k;
-		a.flags = r->flags;
-		a.count = r->msgs ? r->msgs : 1;
-		a.timestamp_ms = r->ts ? r->ts : ts;
-		lw_ack_push(w, fe, &a);
-		if (++k == r->count) {
-			ri++;
-			k = 0;
-		}
-	}
 }
 
 /* ---- request processing ---- */
@@ -673,302 +604,6 @@ int lw_record_apply(struct lw *w, const struct lw_req *rq, struct lw_answers *ou
 	return do_commit_offset(w, rq, out);
 }
 
-/* ---- the batch ---- */
-
-struct ringpos_hdr {
-	uint64_t instance;
-	uint64_t pos;
-	int64_t ts;
-	uint32_t nruns;
-	uint32_t pad;
-};
-
-static int ringpos_store(struct lw *w, uint32_t fe)
-{
-	struct lw_fe *f = fe_at(w, fe);
-	size_t bytes = sizeof(struct ringpos_hdr) + f->runs_n * sizeof(struct lw_run);
-	uint8_t *buf = malloc(bytes);
-	if (!buf)
-		return SL_ENOMEM;
-	struct ringpos_hdr h = {w->shm->hdr->instance, f->pos, w->batch_ts, (uint32_t)f->runs_n, 0};
-	memcpy(buf, &h, sizeof(h));
-	memcpy(buf + sizeof(h), f->runs, f->runs_n * sizeof(struct lw_run));
-	char key[32];
-	snprintf(key, sizeof(key), "ring/%u", fe);
-	int rc = store_meta_put(w->txn, key, slice_make(buf, bytes));
-	free(buf);
-	return rc;
-}
-
-/* Gather records from every ring into the open txn. */
-static int batch_gather(struct lw *w, size_t *taken)
-{
-	*taken = 0;
-	for (uint32_t i = 0; i < w->nfe; i++) {
-		struct lw_fe *f = fe_at(w, i);
-		f->runs_n = 0;
-		f->pos = ring_tail(f->pub);
-		if (f->backlog_n && !lw_ack_flush_backlog(w, i))
-			continue; /* this frontend is not reading its acks: hold its requests */
-		uint64_t pos = f->pos;
-		uint16_t type;
-		const uint8_t *p;
-		uint32_t len;
-		size_t first = w->answers.n;
-		while (w->batch_records < w->cfg->batch_records_max && ring_peek(f->pub, &pos, &type, &p, &len)) {
-			struct lw_req rq = {0, i, 0, type, p, len};
-			if (len >= sizeof(rq.cookie))
-				memcpy(&rq.cookie, p, sizeof(rq.cookie));
-			int rc = lw_record_apply(w, &rq, &w->answers);
-			if (rc)
-				return rc;
-			f->pos = pos;
-			(*taken)++;
-		}
-		int rc = runs_from_answers(w, f, &w->answers, first);
-		if (rc)
-			return rc;
-	}
-	return SL_OK;
-}
-
-/* After a commit: publish ends, push acks, release rings, wake frontends. */
-static void batch_publish(struct lw *w)
-{
-	for (uint32_t s = 0; s < w->cfg->partitions_max; s++) {
-		w->parts[s].cend = w->parts[s].end; /* on one node, stored is committed */
-		if (w->parts[s].touched || w->slots_dirty)
-			lw_slot_publish(w, s);
-		w->parts[s].touched = 0;
-	}
-	w->slots_dirty = 0;
-	for (uint32_t i = 0; i < w->nfe; i++) {
-		struct lw_fe *f = fe_at(w, i);
-		uint64_t from = ring_tail(f->pub);
-		if (f->pos > from) {
-			acks_emit(w, i, from, f->pos, f->runs, f->runs_n, w->batch_ts);
-			ring_release(f->pub, f->pos);
-		}
-	}
-	lw_wake_frontends(w);
-}
-
-/* The batch could not be stored: every request in it gets err. */
-static void batch_fail(struct lw *w, int err)
-{
-	for (uint32_t i = 0; i < w->nfe; i++) {
-		struct lw_fe *f = fe_at(w, i);
-		uint64_t from = ring_tail(f->pub);
-		if (f->pos <= from)
-			continue;
-		struct lw_run all = {UINT32_MAX, 0, 0, (uint32_t)err, 0, 0, 0, 0};
-		acks_emit(w, i, from, f->pos, &all, 1, w->batch_ts);
-		ring_release(f->pub, f->pos);
-	}
-	lw_wake_frontends(w);
-}
-
-static int state_reload(struct lw *w)
-{
-	int rc = store_txn_begin(w->store, 0, &w->txn);
-	if (rc)
-		return rc;
-	rc = lw_topics_reload(w);
-	store_txn_abort(w->txn);
-	w->txn = NULL;
-	for (uint32_t s = 0; s < w->cfg->partitions_max; s++)
-		w->parts[s].touched = 0;
-	w->slots_dirty = 0;
-	w->batch_records = 0;
-	return rc;
-}
-
-/* One group commit. *taken is the number of requests handled. */
-static int batch_run(struct lw *w, size_t *taken)
-{
-	int64_t now = time_now_ms();
-	w->batch_ts = now > w->last_ts ? now : w->last_ts;
-	w->batch_records = 0;
-	w->answers.n = 0;
-	int rc = store_txn_begin(w->store, 1, &w->txn);
-	if (rc)
-		return rc;
-	rc = batch_gather(w, taken);
-	if (rc == SL_OK && *taken == 0) {
-		store_txn_abort(w->txn);
-		w->txn = NULL;
-		return SL_OK;
-	}
-	if (rc == SL_OK)
-		rc = lw_parts_flush(w);
-	for (uint32_t i = 0; rc == SL_OK && i < w->nfe; i++)
-		if (fe_at(w, i)->pos > ring_tail(fe_at(w, i)->pub))
-			rc = ringpos_store(w, i);
-	if (rc == SL_OK) {
-		rc = store_txn_commit(w->txn);
-	} else {
-		store_txn_abort(w->txn);
-	}
-	w->txn = NULL;
-	if (rc == SL_OK) {
-		w->last_ts = w->batch_ts;
-		w->batch_no++;
-		batch_publish(w);
-		return SL_OK;
-	}
-	log_error("batch of %zu requests not stored: %s", *taken, sl_strerror(rc));
-	int rrc = state_reload(w);
-	if (rrc)
-		return rrc;
-	batch_fail(w, rc == SL_EFULL ? SL_EFULL : SL_EINTERNAL);
-	if (rc == SL_EFULL)
-		w->next_retention_ms = 0;
-	return SL_OK;
-}
-
-/* ---- retention ---- */
-
-static void retention_run(struct lw *w)
-{
-	int64_t now = time_now_ms();
-	if (now < w->next_retention_ms)
-		return;
-	size_t deleted = 0;
-	int rc = store_txn_begin(w->store, 1, &w->txn);
-	if (rc == SL_OK) {
-		rc = store_retention_step(w->txn, now, w->cfg->dedup_window_ms, w->cfg->retention_chunk_batches,
-					  &deleted);
-		rc = rc ? (store_txn_abort(w->txn), rc) : store_txn_commit(w->txn);
-		w->txn = NULL;
-	}
-	if (rc)
-		log_warn("retention: %s", sl_strerror(rc));
-	if (deleted)
-		lw_slots_refresh_first(w);
-	/* a full chunk means there is more: come back soon, between batches */
-	w->next_retention_ms = now + (deleted >= w->cfg->retention_chunk_batches ? 0 : w->cfg->retention_check_ms);
-	uint64_t map, used;
-	store_usage(w->store, &map, &used);
-	shm_stat_store(&w->shm->hdr->map_bytes, map);
-	shm_stat_store(&w->shm->hdr->used_bytes, used);
-}
-
-/* ---- start-up ---- */
-
-/* Re-send the acks of committed-but-unreleased requests, then skip them. */
-static int recover_ring(struct lw *w, uint32_t fe)
-{
-	char key[32];
-	struct slice v;
-	snprintf(key, sizeof(key), "ring/%u", fe);
-	int rc = store_meta_get(w->txn, key, &v);
-	if (rc == SL_ENOTFOUND)
-		return SL_OK;
-	if (rc)
-		return rc;
-	struct ringpos_hdr h;
-	if (v.len < sizeof(h))
-		return SL_ECORRUPT;
-	memcpy(&h, v.base, sizeof(h));
-	if (v.len != sizeof(h) + (size_t)h.nruns * sizeof(struct lw_run))
-		return SL_ECORRUPT;
-	struct lw_fe *f = fe_at(w, fe);
-	uint64_t tail = ring_tail(f->pub);
-	if (h.instance != w->shm->hdr->instance || h.pos <= tail)
-		return SL_OK;
-	struct lw_run *runs = malloc(h.nruns ? h.nruns * sizeof(*runs) : 1);
-	if (!runs)
-		return SL_ENOMEM;
-	memcpy(runs, v.base + sizeof(h), h.nruns * sizeof(*runs));
-	acks_emit(w, fe, tail, h.pos, runs, h.nruns, h.ts);
-	free(runs);
-	ring_release(f->pub, h.pos);
-	log_info("frontend %u: re-sent acks of %llu committed bytes of requests", fe,
-		 (unsigned long long)(h.pos - tail));
-	return SL_OK;
-}
-
-static int lw_start(struct lw *w)
-{
-	int rc = store_txn_begin(w->store, 0, &w->txn);
-	if (rc)
-		return rc;
-	rc = lw_topics_reload(w);
-	if (rc == SL_OK) {
-		/* the commit table first: an ack re-sent below must be readable */
-		for (uint32_t s = 0; s < w->cfg->partitions_max; s++) {
-			shm_store(&w->shm->slots[s].topic_id, UINT32_MAX);
-			lw_slot_publish(w, s);
-		}
-	}
-	for (uint32_t i = 0; rc == SL_OK && i < w->nfe; i++)
-		rc = recover_ring(w, i);
-	store_txn_abort(w->txn);
-	w->txn = NULL;
-	if (rc)
-		return rc;
-	lw_slots_refresh_first(w);
-	shm_store(&w->shm->hdr->logwriter_ready, 1);
-	lw_wake_frontends(w);
-	return SL_OK;
-}
-
-/* Block until a frontend pushes, the retention timer fires, or a signal. */
-static void lw_sleep(struct lw *w)
-{
-	int backlog = 0;
-	for (uint32_t i = 0; i < w->nfe; i++) {
-		backlog |= fe_at(w, i)->backlog_n != 0;
-		ring_sleep_prepare(fe_at(w, i)->pub);
-	}
-	int ready = 0;
-	for (uint32_t i = 0; i < w->nfe && !ready; i++) {
-		uint64_t pos = ring_tail(fe_at(w, i)->pub);
-		uint16_t type;
-		const uint8_t *p;
-		uint32_t len;
-		ready = ring_peek(fe_at(w, i)->pub, &pos, &type, &p, &len);
-	}
-	if (!ready && !lw_stop) {
-		int64_t wait = w->next_retention_ms - time_now_ms();
-		if (backlog)
-			wait = 1;
-		if (wait < 0)
-			wait = 0;
-		if (wait > 1000)
-			wait = 1000;
-		struct pollfd pfd = {w->self_efd, POLLIN, 0};
-		if (poll(&pfd, 1, (int)wait) > 0) {
-			uint64_t n;
-			if (read(w->self_efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-				log_warn("eventfd read: %s", strerror(errno));
-		}
-	}
-	for (uint32_t i = 0; i < w->nfe; i++)
-		ring_sleep_done(fe_at(w, i)->pub);
-}
-
-static int lw_loop(struct lw *w)
-{
-	for (;;) {
-		size_t taken = 0;
-		int rc = batch_run(w, &taken);
-		if (rc) {
-			log_error("logwriter cannot go on: %s", sl_strerror(rc));
-			return rc;
-		}
-		retention_run(w);
-		if (taken)
-			continue;
-		int backlog = 0;
-		for (uint32_t i = 0; i < w->nfe; i++)
-			backlog |= fe_at(w, i)->backlog_n && !lw_ack_flush_backlog(w, i);
-		if (lw_stop && !backlog)
-			return SL_OK;
-		lw_sleep(w);
-	}
-}
-
 int logwriter_main(const struct logwriter_args *a)
 {
 	const struct config *cfg = a->cfg;
@@ -1001,29 +636,15 @@ int logwriter_main(const struct logwriter_args *a)
 		log_error("cannot open storage in %s: %s", cfg->data_dir, sl_strerror(rc));
 		goto out;
 	}
-	if (cfg->cluster_n) {
-		rc = lw_cluster_run(w);
-		goto out;
-	}
-	rc = lw_start(w);
-	if (rc) {
-		log_error("start-up failed: %s", sl_strerror(rc));
-		goto out;
-	}
-	log_info("ready: %u frontends, storage %s, sync %s", w->nfe, cfg->data_dir, cfg->sync ? "on" : "off");
-	rc = lw_loop(w);
-	log_info("stopped");
+	rc = lw_cluster_run(w);
 out:
 	if (w->store)
 		store_close(w->store);
 	for (uint32_t s = 0; w->parts && s < cfg->partitions_max; s++)
 		free(w->parts[s].pend);
-	for (uint32_t i = 0; i < w->nfe; i++) {
-		free(w->fe[i].runs);
+	for (uint32_t i = 0; i < w->nfe; i++)
 		free(w->fe[i].backlog);
-	}
 	int reseed = w->exit_reseed;
-	free(w->answers.v);
 	free(w->parts);
 	free(w->topics);
 	free(w->topic_ids);

@@ -60,6 +60,8 @@
 #define CL_MSG_BYTES_MAX (4u << 20)        /* entry data per AppendEntries */
 #define CL_INFLIGHT_MAX 32
 #define CL_TRIM_CHUNK 512
+#define CL_TRIM_MIN 64
+#define CL_TURN_ROOM_BYTES (256u << 10) /* map room a turn keeps beyond its batches */
 #define CL_POLLFDS_MAX 64
 #define CL_SNAP_CHUNK (1u << 20)     /* snapshot bytes per frame */
 
@@ -839,9 +841,17 @@ static int load_entry_cb(void *arg, uint64_t index, uint64_t term, uint32_t type
 
 /* The member ids in ascending order, zero-filled: membership is a set, so
  * the order of [cluster] peers does not matter. */
+/* A node without [cluster] peers is a raft group of one voter: itself. */
+static int solo(const struct config *cfg)
+{
+	return cfg->cluster_n == 0;
+}
+
 static void members_sorted(const struct config *cfg, uint32_t ids[CONFIG_NODES_MAX])
 {
 	memset(ids, 0, CONFIG_NODES_MAX * sizeof(*ids));
+	if (solo(cfg))
+		ids[0] = cfg->node_id;
 	for (uint32_t i = 0; i < cfg->cluster_n; i++) {
 		uint32_t id = cfg->cluster[i].id, k = i;
 		for (; k > 0 && ids[k - 1] > id; k--)
@@ -855,7 +865,7 @@ static uint64_t cluster_id(const struct config *cfg)
 	uint32_t ids[CONFIG_NODES_MAX];
 	uint64_t h = 1469598103934665603ull;
 	members_sorted(cfg, ids);
-	for (uint32_t i = 0; i < cfg->cluster_n; i++)
+	for (uint32_t i = 0; i < CONFIG_NODES_MAX && ids[i]; i++)
 		h = (h ^ ids[i]) * 1099511628211ull;
 	return h;
 }
@@ -972,6 +982,10 @@ static int raft_create(struct lw *w, const struct raft_hardstate *hs, const stru
 	for (uint32_t i = 0; i < cfg->cluster_n; i++)
 		rc.nodes[i] = cfg->cluster[i].id;
 	rc.n_nodes = cfg->cluster_n;
+	if (solo(cfg)) {
+		rc.nodes[0] = cfg->node_id;
+		rc.n_nodes = 1;
+	}
 	c->tick_ms = cfg->heartbeat_ms >= 20 ? 10 : (cfg->heartbeat_ms / 2 ? cfg->heartbeat_ms / 2 : 1);
 	rc.election_ticks = cfg->election_timeout_ms / c->tick_ms;
 	rc.heartbeat_ticks = cfg->heartbeat_ms / c->tick_ms;
@@ -1082,17 +1096,17 @@ static int cl_start(struct lw *w)
 	rc = claim_dir(w, fresh, &hs);
 	if (rc)
 		return rc;
-	rc = net_open(w);
-	if (rc)
+	if (!solo(w->cfg) && (rc = net_open(w)) != SL_OK)
 		return rc;
 	lw_slots_refresh_first(w);
-	shm_store(&w->shm->hdr->cluster.enabled, 1);
+	/* frontends tell a cluster from a node alone by this flag */
+	shm_store(&w->shm->hdr->cluster.enabled, !solo(w->cfg));
 	bump_epoch(w, "logwriter start");
 	shm_store(&w->shm->hdr->logwriter_ready, 1);
 	lw_wake_frontends(w);
-	log_info("cluster node %u ready: %u nodes, raft log %llu..%llu, applied %llu", c->self, w->cfg->cluster_n,
-		 (unsigned long long)c->trimmed + 1, (unsigned long long)c->stored_last,
-		 (unsigned long long)c->applied);
+	log_info("%s node %u ready: %u voters, raft log %llu..%llu, applied %llu", solo(w->cfg) ? "single" : "cluster",
+		 c->self, solo(w->cfg) ? 1 : w->cfg->cluster_n, (unsigned long long)c->trimmed + 1,
+		 (unsigned long long)c->stored_last, (unsigned long long)c->applied);
 	return SL_OK;
 }
 
@@ -1188,11 +1202,13 @@ static void net_poll(struct lw *w, int timeout_ms)
 	struct lw_cluster *c = w->cl;
 	struct pollfd pfds[CL_POLLFDS_MAX];
 	pfds[0] = (struct pollfd){w->self_efd, POLLIN, 0};
-	size_t n = 1 + peer_pollfds(c->net, pfds + 1, CL_POLLFDS_MAX - 1);
-	int64_t now = time_now_ms();
-	int t = peer_next_timeout_ms(c->net, now);
-	if (t >= 0 && t < timeout_ms)
-		timeout_ms = t;
+	size_t n = 1;
+	if (c->net) {
+		n += peer_pollfds(c->net, pfds + 1, CL_POLLFDS_MAX - 1);
+		int t = peer_next_timeout_ms(c->net, time_now_ms());
+		if (t >= 0 && t < timeout_ms)
+			timeout_ms = t;
+	}
 	if (poll(pfds, n, timeout_ms) < 0 && errno != EINTR)
 		log_warn("poll: %s", strerror(errno));
 	if (pfds[0].revents & POLLIN) {
@@ -1200,7 +1216,8 @@ static void net_poll(struct lw *w, int timeout_ms)
 		if (read(w->self_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 			log_warn("eventfd read: %s", strerror(errno));
 	}
-	peer_process(c->net, pfds + 1, n - 1, time_now_ms(), on_frame, w);
+	if (c->net)
+		peer_process(c->net, pfds + 1, n - 1, time_now_ms(), on_frame, w);
 }
 
 /* ---------- requests in: propose (leader) or forward (follower) ---------- */
@@ -1390,8 +1407,10 @@ static int leader_propose(struct lw *w, int *proposed)
 		c->fwd_bytes -= c->fwd[k].len;
 		free(c->fwd[k].recs);
 	}
-	memmove(c->fwd, c->fwd + done, (c->fwd_n - done) * sizeof(*c->fwd));
-	c->fwd_n -= done;
+	if (done) {
+		memmove(c->fwd, c->fwd + done, (c->fwd_n - done) * sizeof(*c->fwd));
+		c->fwd_n -= done;
+	}
 	if (rc)
 		return rc;
 	if (c->prop.count == 0) {
@@ -1403,6 +1422,13 @@ static int leader_propose(struct lw *w, int *proposed)
 		}
 		return SL_OK;
 	}
+	/* the rest of the turn (the raft row, bookkeeping, trimming) must fit:
+	 * once proposed, the entry cannot be taken back */
+	uint64_t map_bytes, used_bytes;
+	store_usage(w->store, &map_bytes, &used_bytes);
+	if (used_bytes + 4 * (uint64_t)(c->prop.len + CL_TURN_ROOM_BYTES) > map_bytes &&
+	    (rc = store_room(w->txn, CL_TURN_ROOM_BYTES)) != SL_OK)
+		return rc;
 	size_t dlen;
 	uint64_t got = 0;
 	uint8_t *data = ent_take(&c->prop, &dlen);
@@ -1658,14 +1684,34 @@ static int apply_committed(struct lw *w, const struct raft_ready *rd)
 	}
 	if (early)
 		publish_commits(w);
-	if (w->slots_dirty) {
+	if (w->slots_dirty && w->txn) {
 		/* a topic went: its partitions' slots are free, every end reloads */
 		int rc = ends_reload(w);
 		if (rc)
 			return rc;
 	}
+	return SL_OK;
+}
+
+/* The applied index, with the next transaction (a turn whose commits write
+ * nothing has none: a restart applies those entries again, which only
+ * moves the commit table). */
+static int applied_store(struct lw *w)
+{
+	struct lw_cluster *c = w->cl;
 	struct cl_applied ap = {c->applied, c->applied_term, w->last_ts};
 	return store_meta_put(w->txn, "raft/applied", slice_make(&ap, sizeof(ap)));
+}
+
+/* Whether a turn writes: hard state, entries, or commits that write. */
+static int turn_writes(struct lw *w, const struct raft_ready *rd)
+{
+	if (w->txn || rd->vote_changed || rd->n_entries)
+		return 1;
+	for (size_t i = 0; i < rd->n_committed; i++)
+		if (rd->committed[i].index > w->cl->applied && !commit_is_read_only(w, &rd->committed[i], UINT64_MAX))
+			return 1;
+	return 0;
 }
 
 /* ---------- one turn: persist, apply, then tell the world ---------- */
@@ -1782,7 +1828,8 @@ static int trim_log(struct lw *w, uint64_t *trimmed_to)
 	struct lw_cluster *c = w->cl;
 	uint64_t upto = trim_target(w);
 	*trimmed_to = 0;
-	if (upto <= c->trimmed)
+	/* rows go in runs: one row per turn would rewrite a raftlog page every turn */
+	if (upto < c->trimmed + CL_TRIM_MIN)
 		return SL_OK;
 	if (upto > c->trimmed + CL_TRIM_CHUNK)
 		upto = c->trimmed + CL_TRIM_CHUNK;
@@ -1831,9 +1878,12 @@ static int store_ring_positions(struct lw *w)
 static void publish_commits(struct lw *w)
 {
 	struct lw_cluster *c = w->cl;
+	int moved = w->slots_dirty || c->answers.n;
 	for (uint32_t s = 0; s < w->cfg->partitions_max; s++) {
-		if (w->parts[s].touched || w->slots_dirty)
+		if (w->parts[s].touched || w->slots_dirty) {
 			lw_slot_publish(w, s);
+			moved = 1;
+		}
 		w->parts[s].touched = 0;
 	}
 	w->slots_dirty = 0;
@@ -1843,7 +1893,8 @@ static void publish_commits(struct lw *w)
 			lw_ack_push(w, a->fe, &a->a);
 	}
 	c->answers.n = 0;
-	lw_wake_frontends(w);
+	if (moved)
+		lw_wake_frontends(w);
 }
 
 /* After the txn: the rest of the commits, first offsets, then ring space. */
@@ -1875,6 +1926,52 @@ static int rings_have_work(struct lw *w)
 	return 0;
 }
 
+/* Resolving ran out of map: nothing of it is stored (its nested txn was
+ * dropped) or proposed. The requests it took get STORAGE_FULL; forwarded
+ * ones are dropped (their node answers UNAVAILABLE when they time out). */
+static int propose_refused(struct lw *w)
+{
+	struct lw_cluster *c = w->cl;
+	log_warn("storage full: publishes refused until retention or a larger map_bytes frees room");
+	w->writes.on = 0;
+	c->res_answers.n = 0;
+	for (uint32_t i = 0; i < w->nfe; i++) {
+		uint64_t pos = ring_tail(w->fe[i].pub);
+		uint16_t type;
+		const uint8_t *p;
+		uint32_t len;
+		while (pos < c->rel_pos[i] && ring_peek(w->fe[i].pub, &pos, &type, &p, &len))
+			ack_now(w, i, p, len, SL_EFULL);
+		if (c->rel_pos[i] > ring_tail(w->fe[i].pub))
+			ring_release(w->fe[i].pub, c->rel_pos[i]);
+		c->rel_pos[i] = 0;
+	}
+	return ends_reload(w); /* the partition ends resolving moved */
+}
+
+/* leader_propose in a transaction nested in w->txn, so that a full map
+ * refuses the turn's publishes instead of failing the node. */
+static int leader_propose_nested(struct lw *w, int *proposed)
+{
+	struct store_txn *parent = w->txn, *child = NULL;
+	int rc = store_txn_nest(parent, &child);
+	if (rc)
+		return rc;
+	w->txn = child;
+	rc = leader_propose(w, proposed);
+	w->txn = parent;
+	if (rc == SL_EFULL) {
+		SL_ASSERT(!*proposed);
+		store_txn_abort(child);
+		return propose_refused(w);
+	}
+	if (rc) {
+		store_txn_abort(child);
+		return rc;
+	}
+	return store_txn_commit(child);
+}
+
 /* Leader: requests are waiting (rings, forwards, retention). */
 static int leader_has_work(struct lw *w)
 {
@@ -1898,7 +1995,7 @@ static int cl_ready(struct lw *w, int leader, int *did)
 		if (!c->was_leader)
 			rc = ends_reload(w); /* the tip: every end stored so far, ours to extend */
 		if (rc == SL_OK)
-			rc = leader_propose(w, &proposed);
+			rc = leader_propose_nested(w, &proposed);
 		c->was_leader = rc == SL_OK;
 		if (rc || !proposed) {
 			store_txn_abort(w->txn); /* nothing was written if nothing was proposed */
@@ -1915,12 +2012,25 @@ static int cl_ready(struct lw *w, int leader, int *did)
 	SL_ASSERT(rd.snapshot_index == 0);
 	/* a leader's appends go out now: the followers sync while we do */
 	send_msgs(w, &rd, 1);
-	peer_flush(c->net);
+	if (c->net)
+		peer_flush(c->net);
 	uint64_t trimmed_to = 0;
 	rc = SL_OK;
+	if (!turn_writes(w, &rd)) {
+		/* commits of entries stored in earlier turns: visible and answered
+		 * at once, no transaction */
+		rc = apply_committed(w, &rd);
+		if (rc)
+			return rc;
+		send_msgs(w, &rd, 0);
+		publish_applied(w);
+		raft_advance(c->raft, &rd);
+		*did = 1;
+		return SL_OK;
+	}
 	if (!w->txn && (rc = store_txn_begin(w->store, 1, &w->txn)) != SL_OK)
 		return rc;
-	if (rd.hs_changed) {
+	if (rd.vote_changed) {
 		struct cl_hs h = {rd.hs.term, rd.hs.vote};
 		rc = store_meta_put(w->txn, "raft/hs", slice_make(&h, sizeof(h)));
 	}
@@ -1929,6 +2039,8 @@ static int cl_ready(struct lw *w, int leader, int *did)
 	c->resolved_index = 0;
 	if (rc == SL_OK && rd.n_committed)
 		rc = apply_committed(w, &rd);
+	if (rc == SL_OK)
+		rc = applied_store(w);
 	if (rc == SL_OK)
 		rc = store_ring_positions(w);
 	if (rc == SL_OK)
@@ -1939,7 +2051,7 @@ static int cl_ready(struct lw *w, int leader, int *did)
 	 * fsync off a publish's critical path on the leader. */
 	if (rc)
 		store_txn_abort(w->txn);
-	else if (!rd.hs_changed && !rd.n_entries)
+	else if (!rd.vote_changed && !rd.n_entries)
 		rc = store_txn_commit_deferred(w->txn);
 	else
 		rc = store_txn_commit(w->txn);

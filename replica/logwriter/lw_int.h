@@ -1,6 +1,7 @@
 /*
- * lw_int.h: logwriter internals shared by logwriter.c (request handling,
- * the single-node group commit) and lw_cluster.c (raft mode).
+ * lw_int.h: logwriter internals shared by logwriter.c (request handling:
+ * partitioning, offsets, dedup, topics, groups) and lw_cluster.c (the raft
+ * group every node runs: one voter alone, three or five in a cluster).
  */
 #ifndef SLUICE_LW_INT_H
 #define SLUICE_LW_INT_H
@@ -30,27 +31,10 @@ struct lw_topic {
 	int live;
 };
 
-/* A run of consecutive requests of one frontend that got the same answer
- * shape: `count` records, offsets first_offset, first_offset+1, ... */
-struct lw_run {
-	uint32_t count;
-	uint32_t partition;
-	uint64_t first_offset;
-	uint32_t err;
-	uint32_t flags;
-	int64_t ts;                /* 0: the batch's time; a duplicate keeps its original time */
-	uint32_t msgs;             /* messages per request (a PublishBatch: its count, alone in its run); 0: 1 */
-	uint32_t pad;
-};
-
 struct lw_fe {
 	struct ring *pub, *ack;
-	uint64_t pos;              /* peek position reached in the open batch */
-	struct lw_run *runs;
-	size_t runs_n, runs_cap;
 	struct rm_ack *backlog;    /* acks that did not fit into the ack ring */
 	size_t backlog_n, backlog_cap;
-	uint64_t release_pos;      /* release up to here once the backlog is pushed */
 };
 
 struct lw_cluster;
@@ -120,12 +104,10 @@ struct lw {
 	int64_t batch_ts;
 	int64_t last_ts;
 	size_t batch_records;
-	int64_t next_retention_ms;
 	uint64_t batch_no;         /* moves the sticky partition of keyless publishes */
 	int slots_dirty;           /* a topic was deleted: rewrite every slot after commit */
-	uint64_t cur_term;         /* raft term of the entry being applied (0 on a single node) */
-	uint64_t cur_index;        /* raft index of the entry being applied (0 on a single node) */
-	struct lw_answers answers; /* of the open group commit (single node) */
+	uint64_t cur_term;         /* raft term of the entry being resolved or applied */
+	uint64_t cur_index;        /* raft index of the entry being resolved or applied */
 	struct lw_writes writes;   /* batches and dedup entries written, when writes.on */
 	struct lw_cluster *cl;     /* cluster mode; NULL on a single node */
 	int exit_reseed;           /* cluster: exit with LOGWRITER_EXIT_RESEED (a snapshot arrived) */

@@ -976,6 +976,7 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
 	out_resolve(r);
 	rd->hs = (struct raft_hardstate){.term = r->term, .vote = r->vote, .commit = r->commit};
 	rd->hs_changed = hs_differs(r);
+	rd->vote_changed = r->prev_hs.term != r->term || r->prev_hs.vote != r->vote;
 	if (r->stable < last_index(r)) {
 		rd->entries = entry_at(r, r->stable + 1);
 		rd->n_entries = last_index(r) - r->stable;
@@ -1152,6 +1153,8 @@ struct raft *raft_new(const struct raft_config *c, const struct raft_hardstate *
 	for (size_t i = 0; i < c->n_nodes; i++)
 		r->prs[i].id = c->nodes[i];
 	become_follower(r, r->term, 0);
+	if (c->n_nodes == 1)
+		r->rand_timeout = 1; /* a lone voter has nobody to wait for: it campaigns at the first tick */
 	return r;
 }
 
@@ -1169,5 +1172,5 @@ void raft_free(struct raft *r)
 
 int raft_msg_early(const struct raft_ready *rd, const struct raft_msg *m)
 {
-	return !rd->hs_changed && !rd->snapshot_index && m->type == RAFT_MSG_APPEND;
+	return !rd->vote_changed && !rd->snapshot_index && m->type == RAFT_MSG_APPEND;
 }

@@ -20,7 +20,8 @@
  *     if (raft_ready(r, &rd)) {
  *         send the rd.msgs for which raft_msg_early() is 1 (a leader's
  *           appends: its own fsync then overlaps the followers');
- *         persist rd.hs if rd.hs_changed, and rd.entries (they replace any
+ *         persist rd.hs if rd.vote_changed (hs.commit is informational,
+ *           hs_changed says it moved too), and rd.entries (they replace any
  *           stored entries with index >= rd.entries[0].index), durably;
  *         if rd.snapshot_index: install the received snapshot first;
  *         send the other rd.msgs;
@@ -120,7 +121,8 @@ struct raft_config {
 
 struct raft_ready {
 	struct raft_hardstate hs;
-	int hs_changed;
+	int hs_changed;                    /* term, vote or commit changed */
+	int vote_changed;                  /* term or vote changed: durable before any message */
 	const struct raft_entry *entries;  /* to persist; contiguous indices */
 	size_t n_entries;
 	uint64_t snapshot_index;           /* non-zero: a received snapshot to install (log reset) */
@@ -191,7 +193,7 @@ int raft_ready(struct raft *r, struct raft_ready *rd);
 void raft_advance(struct raft *r, const struct raft_ready *rd);
 
 /* 1 if m (one of rd's messages) may be sent before rd is persisted: a
- * leader's appends, when the hard state did not change in rd. */
+ * leader's appends, when its term and vote did not change in rd. */
 int raft_msg_early(const struct raft_ready *rd, const struct raft_msg *m);
 
 /* The host has a snapshot covering every entry up to `index` (applied) and

@@ -238,6 +238,44 @@ int store_txn_begin(struct store *s, int write, struct store_txn **out)
 	return SL_OK;
 }
 
+int store_txn_nest(struct store_txn *parent, struct store_txn **out)
+{
+	struct store_txn *t;
+	int rc;
+
+	SL_ASSERT(parent->write);
+	*out = NULL;
+	if (parent->err != SL_OK)
+		return parent->err;
+	t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return SL_ENOMEM;
+	t->s = parent->s;
+	t->write = 1;
+	rc = mdb_txn_begin(parent->s->env, parent->txn, 0, &t->txn);
+	if (rc != MDB_SUCCESS) {
+		free(t);
+		return store_err(rc);
+	}
+	*out = t;
+	return SL_OK;
+}
+
+int store_room(struct store_txn *t, size_t bytes)
+{
+	static const char key[] = "room";
+	MDB_val k = {sizeof(key) - 1, (void *)key}, v = {bytes, NULL};
+	int rc;
+
+	SL_ASSERT(t->write);
+	if (t->err != SL_OK)
+		return t->err;
+	rc = mdb_put(t->txn, t->s->dbi[DB_META], &k, &v, MDB_RESERVE);
+	if (rc == MDB_SUCCESS)
+		rc = mdb_del(t->txn, t->s->dbi[DB_META], &k, NULL);
+	return rc == MDB_SUCCESS ? SL_OK : store_txn_fail(t, rc);
+}
+
 int store_txn_commit(struct store_txn *t)
 {
 	int err = t->err;

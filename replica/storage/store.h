@@ -82,6 +82,12 @@ int store_copy_fd(struct store *s, int fd);
 /* Transactions. write=1 only in the logwriter. Commit syncs if opts.sync. */
 int store_txn_begin(struct store *s, int write, struct store_txn **out);
 int store_txn_commit(struct store_txn *t);     /* SL_EFULL if the map is full */
+/* A write transaction inside parent: its commit merges into parent, its
+ * abort (after SL_EFULL, say) leaves parent as it was. */
+int store_txn_nest(struct store_txn *parent, struct store_txn **out);
+/* SL_OK if bytes more could be written in t now (it writes and deletes that
+ * much); SL_EFULL (t is then poisoned: use a nested txn) if not. */
+int store_room(struct store_txn *t, size_t bytes);
 /* Commit whose durability may wait for the next synced commit: its pages are
  * flushed but not its meta page, so a power loss can undo it whole (never
  * tear it: LMDB's MDB_NOMETASYNC). Only for work redone from a synced log. */
