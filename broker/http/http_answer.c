@@ -225,7 +225,10 @@ void http_answer_frame(struct http_req *r, const Sluice__Frame *f)
 	}
 	if (f->body_case == SLUICE__FRAME__BODY_ERROR) {
 		int code = (int)f->error->code;
-		http_problem(r, 0, code, f->error->message);
+		if (r->kind == HK_FETCH_ONE && code == SL_ERANGE)
+			http_problem(r, 404, SL_ENOTFOUND, "no message at this offset yet");
+		else
+			http_problem(r, 0, code, f->error->message);
 		return;
 	}
 	switch (r->kind) {

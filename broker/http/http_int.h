@@ -129,6 +129,7 @@ struct http_conn {
 	int in_process;                   /* inside fe_http_process_input */
 	int sse;                          /* the connection streams events: no more requests */
 	int broken;                       /* a request could not be parsed: answer it, then close */
+	struct http_req *held;            /* a read waiting for the writes before it */
 	TAILQ_ENTRY(http_conn) sse_link;  /* fe->http->sse_conns */
 };
 

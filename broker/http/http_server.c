@@ -406,6 +406,27 @@ void http_conn_drop(struct fe_conn *c)
 	fe_conn_close(c);
 }
 
+/* A read waits for the writes sent before it on its connection, so that a
+ * pipelined GET sees the publishes ahead of it (writes keep their order in
+ * the ring by themselves). */
+static int must_wait(const struct http_conn *h, const struct http_req *r)
+{
+	const struct http_req *q;
+
+	if (r->method != HTTP_GET)
+		return 0;
+	TAILQ_FOREACH(q, &h->reqs, link)
+	{
+		if (q == r)
+			break;
+		if (!q->answered && q->method != HTTP_GET)
+			return 1;
+	}
+	return 0;
+}
+
+static void request_ready(struct fe_conn *c, struct http_req *r);
+
 /* Move finished answers to the socket in request order. */
 void http_flush(struct fe_conn *c)
 {
@@ -431,6 +452,15 @@ void http_flush(struct fe_conn *c)
 			h->cur = NULL;
 		req_free(r);
 	}
+	if (h->held && !must_wait(h, h->held) && !h->in_process) {
+		r = h->held;
+		h->held = NULL;
+		h->in_process = 1;
+		request_ready(c, r);
+		h->in_process = 0;
+		http_flush(c);
+		return;
+	}
 	if (TAILQ_EMPTY(&h->reqs) && h->timer_mode == HTTP_TIMER_NONE)
 		timer_set(h, HTTP_TIMER_IDLE, c->fe->cfg->http_idle_timeout_ms);
 	more_room = h->nreqs < c->fe->cfg->http_pipeline_max;
@@ -438,6 +468,7 @@ void http_flush(struct fe_conn *c)
 	if (more_room && !h->in_process && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
 		fe_http_process_input(c);
 }
+
 
 /* A refusal decided by the server (parse error, limit): answer and close. */
 static void refuse(struct fe_conn *c, struct http_req *r, int status, const char *detail)
@@ -534,6 +565,10 @@ static void request_ready(struct fe_conn *c, struct http_req *r)
 		refuse(c, r, r->bad_status, r->bad_detail);
 		return;
 	}
+	if (must_wait(c->http, r)) {
+		c->http->held = r; /* parsing stops until it is routed */
+		return;
+	}
 	http_route(r);
 }
 
@@ -542,7 +577,7 @@ static int may_parse(const struct fe_conn *c)
 	const struct fe *fe = c->fe;
 	const struct http_conn *h = c->http;
 
-	return !c->dead && !c->closing && !h->sse && !h->broken && !fe->stall_frame && !fe->stopping &&
+	return !c->dead && !c->closing && !h->sse && !h->broken && !h->held && !fe->stall_frame && !fe->stopping &&
 	       h->nreqs < fe->cfg->http_pipeline_max;
 }
 
