@@ -49,31 +49,6 @@ void http_sse_free(struct http_sse *s)
 	free(s);
 }
 
-int http_sse_id_parse(const char *s, uint32_t *parts, uint64_t *offs, size_t max, size_t *n)
-{
-	*n = 0;
-	while (*s) {
-		char *end;
-		unsigned long long p, o;
-		if (*s < '0' || *s > '9')
-			return -1;
-		p = strtoull(s, &end, 10);
-		if (*end != ':' || p >= UINT32_MAX || end[1] < '0' || end[1] > '9')
-			return -1;
-		o = strtoull(end + 1, &end, 10);
-		if ((*end != ',' && *end != 0) || *n >= max)
-			return -1;
-		for (size_t i = 0; i < *n; i++)
-			if (parts[i] == p)
-				return -1;
-		parts[*n] = (uint32_t)p;
-		offs[*n] = o;
-		(*n)++;
-		s = *end ? end + 1 : end;
-	}
-	return *n ? 0 : -1;
-}
-
 static void sse_write_id(struct evbuffer *b, const struct http_sse *s)
 {
 	evbuffer_add(b, "id: ", 4);
