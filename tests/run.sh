@@ -28,6 +28,8 @@ fuzz_seconds=${SLUICE_FUZZ_SECONDS:-30}
 jobs=$(nproc)
 
 bash deploy/install-deps.sh
+# npm clients of the tests (pinned by tests/node/package-lock.json)
+(cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
 
 start=$(date +%s)
 echo "== build (-Wall -Wextra -Werror)"
