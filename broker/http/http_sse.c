@@ -286,7 +286,7 @@ void http_on_events(struct http_req *r)
 		return;
 	}
 	r->sse->json = strcmp(q.format, "json") == 0;
-	snprintf(r->group, sizeof(r->group), "%s", q.group);
+	memcpy(r->group, q.group, strlen(q.group) + 1); /* at most 249 bytes: checked above */
 	part = (uint32_t)p;
 	m.topic = r->topic;
 	if (q.partition[0]) {

@@ -3,7 +3,7 @@
 // Last-Event-ID, and check every message arrives exactly once, in order.
 // Usage: node sse_failover.mjs PATH/TO/sluiced
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, openSync } from 'node:fs';
+import { mkdtempSync, rmSync, openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,7 +27,7 @@ function cleanup() {
   rmSync(dir, { recursive: true, force: true });
 }
 
-async function until(what, fn, ms = 20000) {
+async function until(what, fn, ms = 60000) {
   const end = Date.now() + ms;
   for (;;) {
     try { const v = await fn(); if (v) return v; } catch {}
@@ -89,5 +89,11 @@ async function main() {
   console.log(`sse_failover: ok (${seen} events from node 1, ${got.length - seen} from node 2 after kill -9)`);
 }
 
+function dumpLogs() {
+  for (let i = 1; i <= 3; i++) {
+    try { console.error(`--- node ${i}\n` + readFileSync(join(dir, `node${i}.log`), 'utf8').slice(-3000)); } catch {}
+  }
+}
+
 main().then(() => { cleanup(); process.exit(0); },
-  (e) => { console.error('FAIL:', e.message); cleanup(); process.exit(1); });
+  (e) => { console.error('FAIL:', e.message); dumpLogs(); cleanup(); process.exit(1); });
