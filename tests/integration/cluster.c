@@ -54,7 +54,7 @@ static int port_hold(uint16_t *port)
 
 int cluster_init(struct cluster *c, uint32_t frontends)
 {
-	int held[2 * CLUSTER_N];
+	int held[3 * CLUSTER_N];
 	size_t off = 0, nh = 0;
 	int rc = -1;
 
@@ -64,10 +64,14 @@ int cluster_init(struct cluster *c, uint32_t frontends)
 			return -1;
 		c->node[i].frontends = frontends;
 	}
-	/* Client and peer ports stay bound until the proxy has its own. */
+	/* Client, HTTP and peer ports stay bound until the proxy has its own. */
 	for (int i = 0; i < CLUSTER_N; i++) {
 		c->node[i].port = 0; /* a fresh one: the harness's pick is already released */
 		if ((held[nh] = port_hold(&c->node[i].port)) < 0)
+			goto out;
+		nh++;
+		c->node[i].http_port = 0;
+		if ((held[nh] = port_hold(&c->node[i].http_port)) < 0)
 			goto out;
 		nh++;
 		snprintf(c->node[i].addr, sizeof(c->node[i].addr), "127.0.0.1:%u", c->node[i].port);
