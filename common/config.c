@@ -53,6 +53,7 @@ static const struct config_key config_keys[] = {
     {"node", "data_dir", "data-dir", CT_STR, CFG(data_dir), 0, 0},
     {"node", "frontends", "frontends", CT_U32, CFG(frontends), 1, SHM_FRONTENDS_MAX},
     {"listen", "native", "listen", CT_HOSTPORT, CFG(listen_native), 0, 0},
+    {"listen", "http", "http", CT_HOSTPORT, CFG(listen_http), 0, 0},
     {"limits", "frame_bytes_max", "frame-bytes-max", CT_SIZE32, CFG(frame_bytes_max), 64, GIB},
     {"limits", "connections_max", "connections-max", CT_U32, CFG(connections_max), 1, 10000000},
     {"limits", "subscriptions_max", "subscriptions-max", CT_U32, CFG(subscriptions_max), 1, 10000000},
@@ -63,6 +64,15 @@ static const struct config_key config_keys[] = {
     {"limits", "output_pause_bytes", "output-pause-bytes", CT_SIZE64, CFG(output_pause_bytes), 4 * KIB, 64 * GIB},
     {"limits", "inflight_max", "inflight-max", CT_U32, CFG(inflight_max), 1, 1u << 24},
     {"limits", "hello_timeout_ms", "hello-timeout-ms", CT_U32, CFG(hello_timeout_ms), 10, 3600000},
+    {"http", "header_bytes_max", "http-header-bytes-max", CT_SIZE32, CFG(http_header_bytes_max), 1 * KIB, MIB},
+    {"http", "body_bytes_max", "http-body-bytes-max", CT_SIZE64, CFG(http_body_bytes_max), 1 * KIB, GIB},
+    {"http", "connections_max", "http-connections-max", CT_U32, CFG(http_connections_max), 1, 10000000},
+    {"http", "header_timeout_ms", "http-header-timeout-ms", CT_U32, CFG(http_header_timeout_ms), 10, 3600000},
+    {"http", "idle_timeout_ms", "http-idle-timeout-ms", CT_U32, CFG(http_idle_timeout_ms), 10, 86400000},
+    {"http", "pipeline_max", "http-pipeline-max", CT_U32, CFG(http_pipeline_max), 1, 4096},
+    {"http", "sse_heartbeat_ms", "sse-heartbeat-ms", CT_U32, CFG(sse_heartbeat_ms), 10, 3600000},
+    {"http", "sse_retry_ms", "sse-retry-ms", CT_U32, CFG(sse_retry_ms), 0, 3600000},
+    {"http", "operation_pending_ms", "operation-pending-ms", CT_U32, CFG(operation_pending_ms), 1000, 86400000},
     {"storage", "map_bytes", "map-bytes", CT_SIZE64, CFG(map_bytes), MIB, 1ull << 46},
     {"storage", "sync", "sync", CT_BOOL, CFG(sync), 0, 1},
     {"storage", "batch_records_max", "batch-records-max", CT_U32, CFG(batch_records_max), 1, 1u << 24},
@@ -100,6 +110,16 @@ void config_defaults(struct config *c)
 		cpus = SHM_FRONTENDS_MAX;
 	c->frontends = (uint32_t)cpus;
 	snprintf(c->listen_native, sizeof(c->listen_native), "%s", "127.0.0.1:7400");
+	snprintf(c->listen_http, sizeof(c->listen_http), "%s", "127.0.0.1:8400");
+	c->http_header_bytes_max = 16 * KIB;
+	c->http_body_bytes_max = 1 * MIB;
+	c->http_connections_max = 10000;
+	c->http_header_timeout_ms = 10000;
+	c->http_idle_timeout_ms = 60000;
+	c->http_pipeline_max = 32;
+	c->sse_heartbeat_ms = 15000;
+	c->sse_retry_ms = 2000;
+	c->operation_pending_ms = 120000;
 	c->frame_bytes_max = 1u << 20;
 	c->connections_max = 10000;
 	c->subscriptions_max = 1024;

@@ -20,6 +20,7 @@ struct config {
 	uint32_t frontends;             /* frontends, default: number of cores */
 	/* [listen] */
 	char listen_native[256];        /* native, default 127.0.0.1:7400 */
+	char listen_http[256];          /* http (flag --http), default 127.0.0.1:8400 */
 	/* [limits] */
 	uint32_t frame_bytes_max;       /* frame_bytes_max, default 1 MiB */
 	uint32_t connections_max;       /* connections_max per frontend, default 10000 */
@@ -31,6 +32,16 @@ struct config {
 	uint64_t output_pause_bytes;    /* output_pause_bytes: reading requests pauses above, default 16 MiB */
 	uint32_t inflight_max;          /* inflight_max: requests awaiting the log per connection, default 65536 */
 	uint32_t hello_timeout_ms;      /* hello_timeout_ms: a connection without Hello by then is closed, 10000 */
+	/* [http] (HTTP/1.1 and Server-Sent Events, per frontend) */
+	uint32_t http_header_bytes_max;  /* header_bytes_max: request line + headers, default 16 KiB */
+	uint64_t http_body_bytes_max;    /* body_bytes_max: request body, default 1 MiB */
+	uint32_t http_connections_max;   /* connections_max per frontend, default 10000 */
+	uint32_t http_header_timeout_ms; /* header_timeout_ms: a request's headers must arrive within, 10000 */
+	uint32_t http_idle_timeout_ms;   /* idle_timeout_ms: a keep-alive connection with nothing to do, 60000 */
+	uint32_t http_pipeline_max;      /* pipeline_max: requests read ahead of their answers per connection, 32 */
+	uint32_t sse_heartbeat_ms;       /* sse_heartbeat_ms: comment line on idle event streams, 15000 */
+	uint32_t sse_retry_ms;           /* sse_retry_ms: the retry: hint sent to EventSource clients, 2000 */
+	uint32_t operation_pending_ms;   /* operation_pending_ms: a 202 operation not in the log by then is failed, 120000 */
 	/* [storage] */
 	uint64_t map_bytes;             /* map_bytes, default 8 GiB */
 	int sync;                       /* sync = true|false, default true (sync before ack) */

@@ -15,6 +15,7 @@
 #   SLUICE_NODES         number of nodes (default 3)
 #   SLUICE_CLIENT_PORT   client port of node 0 (default 7400: nodes listen on 7401, 7402, 7403)
 #   SLUICE_PEER_PORT     peer port of node 0 (default 7500: peers on 7501, 7502, 7503)
+#   SLUICE_HTTP_PORT     HTTP port of node 0 (default 8400: HTTP and SSE on 8401, 8402, 8403)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 dir=${SLUICE_CLUSTER_DIR:-/tmp/sluice-quickstart}
@@ -22,6 +23,7 @@ bin=${SLUICE_BIN_DIR:-$here/build}
 nodes=${SLUICE_NODES:-3}
 cbase=${SLUICE_CLIENT_PORT:-7400}
 pbase=${SLUICE_PEER_PORT:-7500}
+hbase=${SLUICE_HTTP_PORT:-8400}
 stop_wait_s=15
 ready_wait_s=15
 
@@ -63,6 +65,7 @@ frontends = 2
 
 [listen]
 native = 127.0.0.1:$((cbase + n))
+http = 127.0.0.1:$((hbase + n))
 
 [cluster]
 peers = $(list peers "$pbase")
@@ -99,7 +102,7 @@ start_node() {
     # its own session: kill NODE reaches the master and every child through the group
     setsid nohup "$bin/sluiced" --config "$dir/node$n.ini" >>"$dir/node$n.log" 2>&1 </dev/null &
     echo $! >"$(pidfile "$n")"
-    echo "node $n started (pid $!): client 127.0.0.1:$((cbase + n)), peer 127.0.0.1:$((pbase + n)), log $dir/node$n.log"
+    echo "node $n started (pid $!): client 127.0.0.1:$((cbase + n)), http 127.0.0.1:$((hbase + n)), peer 127.0.0.1:$((pbase + n)), log $dir/node$n.log"
 }
 
 stop_node() {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what is missing, build, and start a three-node sluice cluster on
-# loopback (clients on 127.0.0.1:7401-7403, peers on 7501-7503, one data dir
+# loopback (clients on 127.0.0.1:7401-7403, HTTP/SSE on 8401-8403, peers on 7501-7503, one data dir
 # per node under /tmp/sluice-quickstart or $SLUICE_QUICKSTART_DIR), wait until
 # it has a leader, then print how to use it.
 #   deploy/quickstart.sh          start
@@ -57,6 +57,10 @@ sluice is running: three nodes, node $leader leads. Configs, data, logs and pid 
   sluice sub orders --group billing          # a consumer group: resumes where it left off
   sluice cluster status                      # role, term, log index and lag of every node
   sluice cluster transfer-leader --to 2      # move leadership (before maintenance on the leader)
+
+Over HTTP (any node: 127.0.0.1:8401, 8402, 8403; docs/http.md):
+  curl -X POST -H 'Content-Type: text/plain' --data-binary 'hello' http://127.0.0.1:8401/v1/topics/orders/messages
+  curl -N 'http://127.0.0.1:8402/v1/topics/orders/events?from=earliest'     # Server-Sent Events
 
 Fail a node and watch the cluster carry on:
   $cl kill $leader       # kill -9 the leader; another node leads within about 2 s

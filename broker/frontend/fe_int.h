@@ -100,10 +100,14 @@ TAILQ_HEAD(fe_sub_list, fe_sub);
 TAILQ_HEAD(fe_fetch_list, fe_fetch);
 TAILQ_HEAD(fe_pending_list, fe_pending);
 
+struct http_conn;
+struct fe_http;
+
 struct fe_conn {
 	TAILQ_ENTRY(fe_conn) link; /* fe->conns or fe->dead */
 	struct fe *fe;
 	struct bufferevent *bev;
+	struct http_conn *http;    /* an HTTP connection (broker/http); NULL: native protocol */
 	int handshaken;
 	int closing;    /* flush output, then close */
 	int lingering;  /* output flushed and half-closed: discard input until EOF */
@@ -139,6 +143,7 @@ struct fe {
 	struct store *store;
 	struct event_base *base;
 	struct evconnlistener *listener;
+	struct fe_http *http;            /* the HTTP server (broker/http) */
 	struct event *efd_ev, *tick_ev, *stall_ev, *run_ev, *reap_ev, *sigterm_ev, *sigint_ev;
 	struct fe_conn_list conns, dead;
 	uint32_t nconns;
@@ -173,12 +178,40 @@ void fe_send_error(struct fe_conn *c, uint64_t id, int err, const char *msg);
 void fe_send_ok(struct fe_conn *c, uint64_t id);
 /* Map an sl_err to a wire ErrorCode (1:1 below 100, INTERNAL otherwise). */
 Sluice__ErrorCode fe_error_code(int err);
+/* A new connection on fd (native or, with http set later, HTTP), linked in
+ * fe->conns with the shared callbacks; NULL if out of memory (fd closed). */
+struct fe_conn *fe_conn_new(struct fe *fe, int fd);
+/* Mark c dead; the reaper frees it later. */
+void fe_conn_close(struct fe_conn *c);
+/* Flush what is queued, then half-close and close (as after a fatal error). */
+void fe_conn_finish(struct fe_conn *c);
+/* Handle one decoded request frame as if it came from c's socket. Returns 1
+ * if the frame was kept (ring full; freed later), 0 if the caller frees it. */
+int fe_conn_dispatch(struct fe_conn *c, Sluice__Frame *f);
+/* Re-evaluate whether c may read (backpressure, limits, closing). */
+void fe_conn_update_read(struct fe_conn *c);
 
 /* fe_read.c */
 int fe_topic_get(struct fe *fe, struct store_txn *t, const char *name, struct store_topic *out);
 /* Committed end of partition p of tp; SL_EUNAVAILABLE while the slot is not (yet) this topic's. */
 int fe_partition_end(struct fe *fe, const struct store_topic *tp, uint32_t p, uint64_t *end);
 void fe_on_subscribe(struct fe_conn *c, uint64_t id, const Sluice__Subscribe *m);
+/* Where a read of partition p starts: the group's committed offset if
+ * group names one, else earliest, latest, an offset or a timestamp;
+ * clamped to [first stored, committed end]. Inside the caller's read txn. */
+struct fe_start {
+	Sluice__StartAt start;
+	uint64_t offset;
+	int64_t timestamp_ms;
+	const char *group;               /* NULL or "": none */
+};
+int fe_start_offset(struct fe *fe, struct store_txn *t, const struct store_topic *tp, uint32_t p,
+                    const struct fe_start *st, uint64_t *pos);
+/* The subscription of c with this id, or NULL. */
+struct fe_sub *fe_sub_find(struct fe_conn *c, uint64_t id);
+/* Before its first delivery: start partition p of s at `next` (may be past
+ * the committed end: delivery then waits for it) and grant `credit`. */
+void fe_sub_seek(struct fe_sub *s, uint32_t partition, uint64_t next);
 void fe_on_credit(struct fe_conn *c, uint64_t id, const Sluice__Credit *m);
 void fe_on_unsubscribe(struct fe_conn *c, uint64_t id, const Sluice__Unsubscribe *m);
 void fe_on_fetch(struct fe_conn *c, uint64_t id, const Sluice__Fetch *m);

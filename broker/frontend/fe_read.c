@@ -204,7 +204,7 @@ static int msgs_read(struct store_txn *t, const struct store_topic *tp, struct f
 
 /* ---------- subscriptions ---------- */
 
-static struct fe_sub *sub_find(struct fe_conn *c, uint64_t id)
+struct fe_sub *fe_sub_find(struct fe_conn *c, uint64_t id)
 {
 	struct fe_sub *s;
 
@@ -212,6 +212,15 @@ static struct fe_sub *sub_find(struct fe_conn *c, uint64_t id)
 	if (s->id == id)
 		return s;
 	return NULL;
+}
+
+void fe_sub_seek(struct fe_sub *s, uint32_t partition, uint64_t next)
+{
+	for (uint32_t i = 0; i < s->nparts; i++)
+		if (s->parts[i].partition == partition) {
+			SL_ASSERT(!s->parts[i].waiting);
+			s->parts[i].next = next;
+		}
 }
 
 static void subpart_unwait(struct fe *fe, struct fe_sub *s, struct fe_subpart *sp)
@@ -417,9 +426,8 @@ void fe_run_cb(int fd, short what, void *arg)
 	}
 }
 
-/* Where partition p starts for a new subscription. */
-static int sub_start(struct fe *fe, struct store_txn *t, const struct store_topic *tp, const Sluice__Subscribe *m,
-                     uint32_t p, uint64_t *pos)
+int fe_start_offset(struct fe *fe, struct store_txn *t, const struct store_topic *tp, uint32_t p,
+                    const struct fe_start *st, uint64_t *pos)
 {
 	struct store_partition sp;
 	uint64_t end, first, at;
@@ -433,14 +441,14 @@ static int sub_start(struct fe *fe, struct store_txn *t, const struct store_topi
 	else if (rc != SL_OK)
 		return rc;
 	first = sp.first_offset < end ? sp.first_offset : end;
-	if (m->group[0] && store_group_get(t, m->group, tp->topic_id, p, &at) == SL_OK) {
+	if (st->group && st->group[0] && store_group_get(t, st->group, tp->topic_id, p, &at) == SL_OK) {
 		/* resume from the group */
-	} else if (m->start == SLUICE__START_AT__LATEST) {
+	} else if (st->start == SLUICE__START_AT__LATEST) {
 		at = end;
-	} else if (m->start == SLUICE__START_AT__OFFSET) {
-		at = m->offset;
-	} else if (m->start == SLUICE__START_AT__TIMESTAMP) {
-		rc = store_offset_for_time(t, tp->topic_id, p, m->timestamp_ms, &at);
+	} else if (st->start == SLUICE__START_AT__OFFSET) {
+		at = st->offset;
+	} else if (st->start == SLUICE__START_AT__TIMESTAMP) {
+		rc = store_offset_for_time(t, tp->topic_id, p, st->timestamp_ms, &at);
 		if (rc != SL_OK)
 			return rc;
 	} else {
@@ -448,6 +456,15 @@ static int sub_start(struct fe *fe, struct store_txn *t, const struct store_topi
 	}
 	*pos = at < first ? first : at > end ? end : at;
 	return SL_OK;
+}
+
+/* Where partition p starts for a new subscription. */
+static int sub_start(struct fe *fe, struct store_txn *t, const struct store_topic *tp, const Sluice__Subscribe *m,
+                     uint32_t p, uint64_t *pos)
+{
+	struct fe_start st = {m->start, m->offset, m->timestamp_ms, m->group};
+
+	return fe_start_offset(fe, t, tp, p, &st, pos);
 }
 
 /* Fill s->parts from the request (empty: all partitions). */
@@ -590,7 +607,7 @@ void fe_on_subscribe(struct fe_conn *c, uint64_t id, const Sluice__Subscribe *m)
 
 void fe_on_credit(struct fe_conn *c, uint64_t id, const Sluice__Credit *m)
 {
-	struct fe_sub *s = sub_find(c, m->subscription_id);
+	struct fe_sub *s = fe_sub_find(c, m->subscription_id);
 
 	if (!s) {
 		/* Credit is not answered; only a request id asks for the error */
@@ -604,7 +621,7 @@ void fe_on_credit(struct fe_conn *c, uint64_t id, const Sluice__Credit *m)
 
 void fe_on_unsubscribe(struct fe_conn *c, uint64_t id, const Sluice__Unsubscribe *m)
 {
-	struct fe_sub *s = sub_find(c, m->subscription_id);
+	struct fe_sub *s = fe_sub_find(c, m->subscription_id);
 
 	if (!s) {
 		fe_send_error(c, id, SL_ENOSUB, "no such subscription");

@@ -36,6 +36,7 @@
 #include "codec.h"
 #include "config.h"
 #include "err.h"
+#include "fe_http.h"
 #include "fe_int.h"
 #include "frontend.h"
 #include "log.h"
@@ -82,6 +83,10 @@ void fe_send(struct fe_conn *c, const Sluice__Frame *f)
 
 	if (c->dead || c->lingering)
 		return;
+	if (c->http) {
+		fe_http_on_frame(c, f);
+		return;
+	}
 	n = codec_frame_size(f);
 	/* one contiguous reservation: the frame is packed straight into the output buffer */
 	if (evbuffer_reserve_space(bufferevent_get_output(c->bev), n, &v, 1) < 1 || v.iov_len < n) {
@@ -133,6 +138,23 @@ static void conn_linger(struct fe_conn *c)
 	evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
 	bufferevent_set_timeouts(c->bev, &tv, NULL);
 	bufferevent_enable(c->bev, EV_READ);
+}
+
+/* Close once what is queued is flushed (or after a timeout). */
+void fe_conn_finish(struct fe_conn *c)
+{
+	struct timeval tv = {FE_FLUSH_TIMEOUT_S, 0};
+
+	if (c->dead || c->closing)
+		return;
+	c->closing = 1;
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+		conn_linger(c);
+		return;
+	}
+	bufferevent_disable(c->bev, EV_READ);
+	bufferevent_set_timeouts(c->bev, NULL, &tv);
+	bufferevent_enable(c->bev, EV_WRITE);
 }
 
 /* Send an error, then close once it is flushed (or after a timeout). */
@@ -615,10 +637,15 @@ static void conn_update_read(struct fe_conn *c)
 	if (c->dead)
 		return;
 	if (c->lingering || (!c->closing && !fe->stall_frame && !fe->stopping && !c->out_paused &&
-			     c->npending < fe->cfg->inflight_max))
+			     c->npending < fe->cfg->inflight_max && (!c->http || fe_http_read_ok(c))))
 		bufferevent_enable(c->bev, EV_READ);
 	else
 		bufferevent_disable(c->bev, EV_READ);
+}
+
+void fe_conn_update_read(struct fe_conn *c)
+{
+	conn_update_read(c);
 }
 
 static void fe_update_reads(struct fe *fe)
@@ -899,6 +926,7 @@ static void fe_signal_cb(evutil_socket_t sig, short what, void *arg)
 	fe->stop_deadline_ms = time_now_ms() + FE_SHUTDOWN_WAIT_MS;
 	if (fe->listener)
 		evconnlistener_disable(fe->listener);
+	fe_http_stop(fe);
 	fe_update_reads(fe);
 	fe_reads_stop(fe);
 	fe_check_stop(fe);
@@ -915,6 +943,8 @@ static void conn_free(struct fe *fe, struct fe_conn *c)
 		free(p);
 	}
 	fe_reads_conn_free(c);
+	if (c->http)
+		fe_http_conn_free(c);
 	if (fe->stall_conn == c) {
 		codec_frame_free(fe->stall_frame);
 		fe->stall_frame = NULL;
@@ -937,6 +967,11 @@ static void fe_reap_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (fe->stopping && fe->base)
 		fe_check_stop(fe);
+}
+
+void fe_conn_close(struct fe_conn *c)
+{
+	conn_close(c);
 }
 
 static void conn_close(struct fe_conn *c)
@@ -977,6 +1012,13 @@ static void conn_on_hello(struct fe_conn *c, uint64_t id, const Sluice__Hello *h
 }
 
 /* Returns 1 if the frame was kept (ring full), 0 if the caller frees it. */
+static int conn_dispatch(struct fe_conn *c, Sluice__Frame *f);
+
+int fe_conn_dispatch(struct fe_conn *c, Sluice__Frame *f)
+{
+	return conn_dispatch(c, f);
+}
+
 static int conn_dispatch(struct fe_conn *c, Sluice__Frame *f)
 {
 	uint64_t id = f->id;
@@ -1094,6 +1136,10 @@ static void conn_process_input(struct fe_conn *c)
 		evbuffer_drain(in, evbuffer_get_length(in));
 		return;
 	}
+	if (c->http) {
+		fe_http_process_input(c);
+		return;
+	}
 	while (!c->dead && !c->closing && !fe->stall_frame && !fe->stopping && !c->out_paused &&
 	       c->npending < fe->cfg->inflight_max) {
 		size_t avail = evbuffer_get_length(in), need = 0;
@@ -1171,26 +1217,16 @@ static void fe_refuse(struct fe *fe, evutil_socket_t fd)
 	evutil_closesocket(fd);
 }
 
-static void fe_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+struct fe_conn *fe_conn_new(struct fe *fe, int fd)
 {
-	struct fe *fe = arg;
-	struct fe_conn *c;
+	struct fe_conn *c = calloc(1, sizeof(*c));
 	int one = 1;
 
-	if (fe->stopping) {
-		evutil_closesocket(fd);
-		return;
-	}
-	if (fe->nconns >= fe->cfg->connections_max) {
-		fe_refuse(fe, fd);
-		return;
-	}
-	c = calloc(1, sizeof(*c));
 	if (!c || !(c->bev = bufferevent_socket_new(fe->base, fd, BEV_OPT_CLOSE_ON_FREE))) {
 		log_error("out of memory accepting a connection");
 		free(c);
 		evutil_closesocket(fd);
-		return;
+		return NULL;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->fe = fe;
@@ -1201,6 +1237,24 @@ static void fe_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct so
 	fe->nconns++;
 	shm_stat_store(&shm_frontend(fe->shm, fe->index)->connections, fe->nconns);
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+	return c;
+}
+
+static void fe_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+	struct fe *fe = arg;
+	struct fe_conn *c;
+
+	if (fe->stopping) {
+		evutil_closesocket(fd);
+		return;
+	}
+	if (fe->nconns >= fe->cfg->connections_max) {
+		fe_refuse(fe, fd);
+		return;
+	}
+	if (!(c = fe_conn_new(fe, fd)))
+		return;
 	/* stop reading once a whole maximal frame is buffered and unprocessed */
 	bufferevent_setwatermark(c->bev, EV_READ, 0, (size_t)fe->cfg->frame_bytes_max + 4 + 65536);
 	bufferevent_setwatermark(c->bev, EV_WRITE, fe->cfg->output_low_bytes, 0);
@@ -1252,7 +1306,7 @@ static int fe_open_store(struct fe *fe)
 	}
 }
 
-static int fe_setup_events(struct fe *fe, int listen_fd)
+static int fe_setup_events(struct fe *fe, int listen_fd, int http_fd)
 {
 	struct timeval tick = tv_ms(FE_TICK_MS);
 
@@ -1273,7 +1327,7 @@ static int fe_setup_events(struct fe *fe, int listen_fd)
 	if (!fe->listener)
 		return SL_EIO;
 	evconnlistener_set_error_cb(fe->listener, fe_accept_error_cb);
-	return SL_OK;
+	return fe_http_setup(fe, http_fd);
 }
 
 static void fe_teardown(struct fe *fe)
@@ -1296,6 +1350,7 @@ static void fe_teardown(struct fe *fe)
 	}
 	if (fe->reap_ev)
 		fe_reap_cb(-1, 0, fe);
+	fe_http_teardown(fe);
 	for (i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (*evs[i])
 			event_free(*evs[i]);
@@ -1341,7 +1396,7 @@ int frontend_main(const struct frontend_args *a)
 	if (!fe.buckets || !fe.waiters || fe_open_store(&fe) != SL_OK)
 		goto out;
 	fe.base = event_base_new();
-	if (!fe.base || fe_setup_events(&fe, a->listen_fd) != SL_OK) {
+	if (!fe.base || fe_setup_events(&fe, a->listen_fd, a->http_fd) != SL_OK) {
 		log_error("cannot set up the event loop");
 		goto out;
 	}

@@ -19,6 +19,7 @@ struct frontend_args {
 	struct shm *shm;
 	uint32_t index;             /* which rings and efd are ours */
 	int listen_fd;              /* inherited native listener (non-blocking) */
+	int http_fd;                /* inherited HTTP listener (non-blocking) */
 	int efd;                    /* our eventfd: acks available or commit table moved */
 	int logwriter_efd;          /* write to wake the logwriter */
 };

@@ -60,6 +60,7 @@ struct master {
 	struct shm shm;
 	int shm_fd;
 	int listen_fd;
+	int http_fd;            /* HTTP/1.1 listener ([listen] http) */
 	int lw_efd;
 	int *fe_efds;
 	struct child lw;
@@ -71,10 +72,11 @@ struct master {
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: sluiced [--config FILE] [--node-id N] [--data-dir DIR] [--listen HOST:PORT]\n"
-		   "               [--frontends N] [--KEY VALUE]...\n"
+		   "               [--http HOST:PORT] [--frontends N] [--KEY VALUE]...\n"
 		   "Every key of the config file is also a flag (data_dir is --data-dir, map_bytes is --map-bytes, ...)\n"
 		   "and a flag wins over the file.\n"
-		   "With no config, a single node keeps its data in ./sluice-data and listens on 127.0.0.1:7400.\n"
+		   "With no config, a single node keeps its data in ./sluice-data and listens on 127.0.0.1:7400\n"
+		   "(native protocol) and 127.0.0.1:8400 (HTTP/1.1, Server-Sent Events).\n"
 		   "Keys and defaults: docs/configuration.md.\n");
 }
 
@@ -198,6 +200,7 @@ static pid_t spawn_logwriter(struct master *m)
 	if (pid == 0) {
 		child_setup("sluice-logwriter", master);
 		close(m->listen_fd);
+		close(m->http_fd);
 		close(m->sigfd);
 		struct logwriter_args a = {&m->cfg, &m->shm, m->lw_efd, m->fe_efds};
 		_exit(logwriter_main(&a));
@@ -217,7 +220,7 @@ static pid_t spawn_frontend(struct master *m, uint32_t i)
 		snprintf(name, sizeof(name), "sluice-fe-%u", i);
 		child_setup(name, master);
 		close(m->sigfd);
-		struct frontend_args a = {&m->cfg, &m->shm, i, m->listen_fd, m->fe_efds[i], m->lw_efd};
+		struct frontend_args a = {&m->cfg, &m->shm, i, m->listen_fd, m->http_fd, m->fe_efds[i], m->lw_efd};
 		_exit(frontend_main(&a));
 	}
 	if (pid > 0)
@@ -379,8 +382,8 @@ static int run(struct master *m)
 	child_started(&m->lw, spawn_logwriter(m));
 	for (uint32_t i = 0; i < m->cfg.frontends; i++)
 		child_started(&m->fe[i], spawn_frontend(m, i));
-	log_info("node %u listening on %s with %u frontends, data in %s", m->cfg.node_id, m->cfg.listen_native,
-		 m->cfg.frontends, m->cfg.data_dir);
+	log_info("node %u listening on %s (native) and %s (http) with %u frontends, data in %s", m->cfg.node_id,
+		 m->cfg.listen_native, m->cfg.listen_http, m->cfg.frontends, m->cfg.data_dir);
 	for (;;) {
 		struct pollfd pfd = {m->sigfd, POLLIN, 0};
 		int n = poll(&pfd, 1, next_wait_ms(m));
@@ -453,6 +456,9 @@ static int setup(struct master *m)
 	}
 	m->listen_fd = open_listener(m->cfg.listen_native);
 	if (m->listen_fd < 0)
+		return 69;
+	m->http_fd = open_listener(m->cfg.listen_http);
+	if (m->http_fd < 0)
 		return 69;
 	sigset_t set;
 	sigemptyset(&set);

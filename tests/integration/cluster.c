@@ -54,7 +54,7 @@ static int port_hold(uint16_t *port)
 
 int cluster_init(struct cluster *c, uint32_t frontends)
 {
-	int held[2 * CLUSTER_N];
+	int held[3 * CLUSTER_N];
 	size_t off = 0, nh = 0;
 	int rc = -1;
 
@@ -64,10 +64,14 @@ int cluster_init(struct cluster *c, uint32_t frontends)
 			return -1;
 		c->node[i].frontends = frontends;
 	}
-	/* Client and peer ports stay bound until the proxy has its own. */
+	/* Client, HTTP and peer ports stay bound until the proxy has its own. */
 	for (int i = 0; i < CLUSTER_N; i++) {
 		c->node[i].port = 0; /* a fresh one: the harness's pick is already released */
 		if ((held[nh] = port_hold(&c->node[i].port)) < 0)
+			goto out;
+		nh++;
+		c->node[i].http_port = 0;
+		if ((held[nh] = port_hold(&c->node[i].http_port)) < 0)
 			goto out;
 		nh++;
 		snprintf(c->node[i].addr, sizeof(c->node[i].addr), "127.0.0.1:%u", c->node[i].port);
@@ -108,7 +112,7 @@ out:
 /* ---- processes ---- */
 
 struct spawn_args {
-	char listen[64], fe[16], id[16], election[16], heartbeat[16];
+	char listen[64], http[64], fe[16], id[16], election[16], heartbeat[16];
 	const char *argv[CLUSTER_ARGS_MAX];
 };
 
@@ -118,6 +122,7 @@ static void spawn_args_fill(const struct cluster *c, int i, struct spawn_args *a
 	size_t k = 0;
 
 	snprintf(a->listen, sizeof(a->listen), "127.0.0.1:%u", n->port);
+	snprintf(a->http, sizeof(a->http), "127.0.0.1:%u", n->http_port);
 	snprintf(a->fe, sizeof(a->fe), "%u", n->frontends);
 	snprintf(a->id, sizeof(a->id), "%d", i + 1);
 	snprintf(a->election, sizeof(a->election), "%d", CLUSTER_ELECTION_MS);
@@ -130,7 +135,8 @@ static void spawn_args_fill(const struct cluster *c, int i, struct spawn_args *a
 	                       c->peers[i], "--clients",
 	                       c->clients,  "--election-timeout-ms",
 	                       a->election, "--heartbeat-ms",
-	                       a->heartbeat};
+	                       a->heartbeat, "--http",
+	                       a->http};
 	for (size_t f = 0; f < sizeof(fixed) / sizeof(fixed[0]); f++)
 		a->argv[k++] = fixed[f];
 	for (size_t e = 0; e < sizeof(n->extra) / sizeof(n->extra[0]) && n->extra[e] && k < CLUSTER_ARGS_MAX - 1; e++)

@@ -85,7 +85,7 @@ int itest_node_init(struct itest_node *n)
 	snprintf(n->log_path, sizeof(n->log_path), "%s/sluiced.log", n->dir);
 	if (mkdir(n->data_dir, 0700) != 0)
 		return -1;
-	if (itest_free_port(&n->port) != 0)
+	if (itest_free_port(&n->port) != 0 || itest_free_port(&n->http_port) != 0)
 		return -1;
 	snprintf(n->addr, sizeof(n->addr), "127.0.0.1:%u", n->port);
 	return 0;
@@ -94,9 +94,9 @@ int itest_node_init(struct itest_node *n)
 /* In the forked child: log to the node's file, die with the test, exec. */
 static void node_exec_child(const struct itest_node *n)
 {
-	char listen[64], fe[16];
-	const char *argv[20] = {SLUICED_BIN, "--data-dir", n->data_dir, "--listen", listen, "--frontends", fe};
-	size_t argc = 7;
+	char listen[64], http[64], fe[16];
+	const char *argv[22] = {SLUICED_BIN, "--data-dir", n->data_dir, "--listen", listen, "--http", http, "--frontends", fe};
+	size_t argc = 9;
 	int fd = open(n->log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -106,6 +106,7 @@ static void node_exec_child(const struct itest_node *n)
 		close(fd);
 	}
 	snprintf(listen, sizeof(listen), "127.0.0.1:%u", n->port);
+	snprintf(http, sizeof(http), "127.0.0.1:%u", n->http_port);
 	snprintf(fe, sizeof(fe), "%u", n->frontends);
 	for (size_t i = 0; i < sizeof(n->extra) / sizeof(n->extra[0]) && n->extra[i]; i++)
 		argv[argc++] = n->extra[i];

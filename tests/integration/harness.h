@@ -25,6 +25,7 @@
 struct itest_node {
 	pid_t pid; /* master pid; 0 when not running */
 	uint16_t port;
+	uint16_t http_port; /* HTTP listener ([listen] http) */
 	uint32_t frontends;
 	char dir[128]; /* temp root holding data/ and sluiced.log */
 	char data_dir[160];

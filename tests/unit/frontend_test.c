@@ -97,12 +97,18 @@ static void setup(void)
 	cr_assert(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(lfd, 16) == 0);
 	getsockname(lfd, (struct sockaddr *)&sa, &sl);
 	port = ntohs(sa.sin_port);
+	/* the HTTP listener every frontend also serves (any free port) */
+	struct sockaddr_in ha = sa;
+	ha.sin_port = 0;
+	int hfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	cr_assert(bind(hfd, (struct sockaddr *)&ha, sizeof(ha)) == 0 && listen(hfd, 16) == 0);
 	fe_pid = fork();
 	if (fe_pid == 0) {
-		struct frontend_args a = {&cfg, &shm, 0, lfd, fe_efd, lw_efd};
+		struct frontend_args a = {&cfg, &shm, 0, lfd, hfd, fe_efd, lw_efd};
 		_exit(frontend_main(&a));
 	}
 	close(lfd);
+	close(hfd);
 }
 
 static void teardown(void)

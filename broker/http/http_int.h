@@ -1,0 +1,241 @@
+/*
+ * http_int.h: the HTTP/1.1 front door's private state, shared by its files:
+ *
+ *   http_server.c  connections: libhttp-parser on bufferevents, limits,
+ *                  timeouts, answers in request order, closing
+ *   http_msg.c     pure pieces: percent-decoding, UTF-8, query strings,
+ *                  status texts, problem+json, response assembly
+ *   http_route.c   the route table and the handlers that turn a request
+ *                  into a native request frame (or answer it at once)
+ *   http_answer.c  native answers (acks, results, errors) into responses
+ *   http_pub.c     publish bodies (single, NDJSON), Idempotency-Key and
+ *                  202 operations (ids and polling)
+ *   http_sse.c     Server-Sent Events on top of a native subscription
+ *
+ * How it reuses the native path: an HTTP connection is a struct fe_conn
+ * (fe_int.h) whose `http` is set. A request becomes a native Frame with a
+ * request id of its own and goes through fe_conn_dispatch, so publishes use
+ * the same ring, pending table, epochs and timeouts, and reads the same
+ * fetch, describe and subscription code. fe_send hands the answer frame back
+ * here (fe_http_on_frame) and it is rendered as the HTTP response of the
+ * request with that id. Responses leave in request order (pipelining).
+ */
+#ifndef SLUICE_HTTP_INT_H
+#define SLUICE_HTTP_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <http_parser.h>
+
+#include "fe_http.h"
+#include "fe_int.h"
+#include "slice.h"
+
+struct evbuffer;
+struct event;
+
+#define HTTP_HEADERS_MAX 100
+#define HTTP_PARAMS_MAX 3
+#define HTTP_PARAM_BYTES_MAX 1024
+#define HTTP_QUERY_VALUE_MAX 1024
+
+/* What the native answer to a request means. */
+enum http_kind {
+	HK_NONE = 0,
+	HK_PUBLISH,       /* PublishAck -> 201 */
+	HK_BATCH,         /* PublishBatchAck -> 201 with one result per message */
+	HK_CREATE_TOPIC,  /* Ok -> 201 */
+	HK_DELETE_TOPIC,  /* Ok -> 204 */
+	HK_COMMIT,        /* Ok -> 200 */
+	HK_LIST_TOPICS,   /* TopicList */
+	HK_TOPIC,         /* TopicInfo */
+	HK_GROUP,         /* GroupInfo */
+	HK_CLUSTER,       /* ClusterStatusResult */
+	HK_FETCH,         /* FetchResult -> JSON page */
+	HK_FETCH_ONE,     /* FetchResult -> one message, payload as body */
+	HK_FETCH_GROUP,   /* GroupInfo -> the group's offset, then a Fetch (HK_FETCH) */
+	HK_SSE,           /* Subscribed, then Deliveries */
+};
+
+struct http_hdr {
+	uint32_t name_off, name_len;
+	uint32_t val_off, val_len;
+};
+
+struct http_sse;
+
+struct http_req {
+	TAILQ_ENTRY(http_req) link;       /* h->reqs, in arrival order */
+	struct fe_conn *conn;
+	uint64_t id;                      /* native request id while a frame is out (0: none) */
+	/* parsed request */
+	unsigned method;                  /* enum http_method */
+	unsigned short http_major, http_minor;
+	int keep_alive;
+	char *head;                       /* url, then header names and values, NUL-separated */
+	size_t head_len, head_cap;
+	uint32_t url_off, url_len;
+	struct http_hdr hdrs[HTTP_HEADERS_MAX];
+	uint32_t nhdrs;
+	int last_was_value;
+	uint32_t n_content_length, n_transfer_encoding;
+	struct evbuffer *body;
+	int complete;                     /* the whole message is parsed */
+	int bad_status;                   /* a refusal decided while parsing (431, 413, 400) */
+	const char *bad_detail;
+	/* routing */
+	const char *route;                /* route pattern, for the metrics hook */
+	char *params[HTTP_PARAMS_MAX];    /* decoded path parameters */
+	uint32_t nparams;
+	const char *path;                 /* points into head (not decoded), up to '?' */
+	size_t path_len;
+	const char *query;                /* after '?', or "" */
+	size_t query_len;
+	/* answer */
+	enum http_kind kind;
+	struct evbuffer *out;             /* the whole response once answered */
+	struct evbuffer *rh;              /* extra response header lines being built */
+	int answered;
+	int status;
+	int close_after;                  /* close the connection once this response is out */
+	int streaming;                    /* SSE: response headers sent, events follow */
+	/* per kind */
+	char topic[256];
+	uint32_t partition;
+	uint64_t offset;
+	uint32_t count;
+	char group[256];
+	struct event *wait_ev;            /* Prefer: respond-async, wait=N */
+	char op_id[512];                  /* the operation a 202 would name */
+	int fetch_max;
+	uint32_t fetch_wait_ms;
+	struct http_sse *sse;
+};
+
+TAILQ_HEAD(http_req_list, http_req);
+
+/* Per connection (fe_conn.http). */
+struct http_conn {
+	struct fe_conn *conn;
+	http_parser parser;
+	struct http_req *cur;             /* being parsed */
+	struct http_req_list reqs;        /* parsed or being parsed, oldest first */
+	uint32_t nreqs;
+	uint64_t next_id;
+	struct event *timer;              /* header deadline or idle timeout */
+	int timer_mode;                   /* 0 none, 1 header deadline, 2 idle */
+	int in_process;                   /* inside fe_http_process_input */
+	int sse;                          /* the connection streams events: no more requests */
+	int broken;                       /* a request could not be parsed: answer it, then close */
+	struct http_req *held;            /* a read waiting for the writes before it */
+	TAILQ_ENTRY(http_conn) sse_link;  /* fe->http->sse_conns */
+};
+
+TAILQ_HEAD(http_conn_list, http_conn);
+
+/* Per frontend (fe->http). */
+struct fe_http {
+	struct evconnlistener *listener;
+	struct event *hb_ev;              /* SSE heartbeat */
+	struct http_conn_list sse_conns;
+	uint32_t nconns;                  /* HTTP connections (also counted in fe->nconns) */
+	uint32_t nsse;
+	uint64_t producer_id;             /* this frontend's id for 202 operations without a key */
+	uint64_t sequence;
+};
+
+/* ---------- http_msg.c: pure helpers (fuzzed) ---------- */
+
+/* Percent-decode s[0..n) into out (cap bytes, NUL-terminated). plus: '+' is
+ * a space (query strings). SL_OK, SL_EMALFORMED on a bad escape or an
+ * encoded NUL, SL_ETOOLARGE if it does not fit. */
+int http_pct_decode(const char *s, size_t n, int plus, char *out, size_t cap, size_t *out_len);
+/* 1 if s[0..n) is valid UTF-8 (no overlongs, no surrogates). */
+int http_utf8_valid(const uint8_t *s, size_t n);
+/* Query parameter `name` of q[0..n): 1 found (decoded into out), 0 absent,
+ * -1 badly encoded or longer than cap. */
+int http_query_get(const char *q, size_t n, const char *name, char *out, size_t cap);
+/* Walk the query: calls fn(arg, name, value) for each decoded pair; -1 on bad
+ * encoding or a pair over HTTP_QUERY_VALUE_MAX, else what fn last returned. */
+int http_query_each(const char *q, size_t n, int (*fn)(void *arg, const char *name, const char *value), void *arg);
+const char *http_status_text(int status);
+/* HTTP status and problem type slug for an sl_err. */
+int http_status_for_err(int err);
+const char *http_code_name(int err);
+/* Parse a decimal u64 (whole string); 0 on success. */
+int http_parse_u64(const char *s, uint64_t *out);
+/* Parse Prefer: respond-async and wait=N (seconds; -1 if absent). */
+void http_parse_prefer(const char *v, int *respond_async, long *wait_s);
+
+/* ---------- requests (http_server.c) ---------- */
+
+const char *http_req_header(const struct http_req *r, const char *name, size_t *len);
+/* Append "Name: value\r\n" to the response headers being built. */
+void http_add_header(struct http_req *r, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Answer r: status line, standard headers, r->rh, then body (may be NULL). */
+void http_respond(struct http_req *r, int status, const char *ctype, const void *body, size_t len);
+/* Answer r with a body taken from buf (moved, not copied). */
+void http_respond_buf(struct http_req *r, int status, const char *ctype, struct evbuffer *buf);
+/* RFC 9457 problem+json for an sl_err (status from http_status_for_err unless status != 0). */
+void http_problem(struct http_req *r, int status, int err, const char *detail);
+/* Start a streaming answer (SSE): headers now, body written by the caller into the connection. */
+void http_stream_start(struct http_req *r, const char *ctype);
+/* Hand a frame to the native dispatcher under a new request id; 0 or an sl_err. */
+int http_dispatch(struct http_req *r, enum http_kind kind, const Sluice__Frame *f);
+/* Close the connection now (no answer), e.g. an event stream during failover. */
+void http_conn_drop(struct fe_conn *c);
+/* Send finished answers in order; resume reading if the pipeline has room. */
+void http_flush(struct fe_conn *c);
+
+/* ---------- http_route.c ---------- */
+
+/* Route a complete request: answers it or sends its native request. */
+void http_route(struct http_req *r);
+/* JSON helpers shared by the handlers. */
+struct json_t;
+void http_respond_json(struct http_req *r, int status, struct json_t *j); /* steals j */
+/* Validate and copy a topic name from a decoded path parameter. */
+int http_topic_param(struct http_req *r, const char *s, char *out, size_t cap);
+
+/* from=earliest|latest|OFFSET|@UNIX_MS; -1 if malformed. */
+int http_start_parse(const char *v, struct fe_start *st);
+
+/* ---------- http_answer.c ---------- */
+
+void http_answer_frame(struct http_req *r, const Sluice__Frame *f);
+/* A JSON object for one stored message (payload as text, or base64). */
+struct json_t *http_message_json(const Sluice__Message *m);
+
+/* ---------- http_pub.c ---------- */
+
+void http_on_publish(struct http_req *r);
+void http_on_operation(struct http_req *r);
+/* The publish answered: 201 (or 202 if its wait already ran out). */
+void http_publish_answered(struct http_req *r, const Sluice__Frame *f);
+/* Operation ids (base64url of producer id, sequence, space, count, created, topic). */
+struct http_op {
+	uint64_t producer_id, sequence;
+	uint32_t space;                   /* partition, or STORE_DEDUP_SPACE_ANY */
+	uint32_t count;
+	int64_t created_ms;
+	char topic[256];
+};
+int http_op_encode(const struct http_op *op, char *out, size_t cap);
+int http_op_decode(const char *id, struct http_op *op);
+/* Parse an NDJSON body into PublishBatch records (malloc'd in *recs). */
+int http_ndjson_records(const uint8_t *p, size_t n, uint8_t **recs, size_t *recs_len, uint32_t *count,
+                        const char **why);
+
+/* ---------- http_sse.c ---------- */
+
+void http_on_events(struct http_req *r);
+void http_sse_frame(struct http_req *r, const Sluice__Frame *f);
+void http_sse_free(struct http_sse *s);
+void http_sse_heartbeat(struct fe *fe);
+/* SSE ids: "PARTITION:NEXT_OFFSET,..." */
+int http_sse_id_parse(const char *s, uint32_t *parts, uint64_t *offs, size_t max, size_t *n);
+
+#endif

@@ -1,0 +1,569 @@
+/*
+ * http_route.c: the route table and the request handlers. A handler checks
+ * what the request says (path parameters, query, JSON body), then either
+ * answers at once (health, errors) or builds the native request frame and
+ * sends it through http_dispatch; the native answer comes back through
+ * http_answer.c. Adding a route is one line in `routes` (the metrics,
+ * AsyncAPI and console routes go there too).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <jansson.h>
+
+#include "config.h"
+#include "err.h"
+#include "http_int.h"
+#include "log.h"
+#include "ringmsg.h"
+#include "shm.h"
+
+typedef void (*http_handler)(struct http_req *r);
+
+struct http_route_def {
+	unsigned method;
+	const char *pattern;
+	http_handler fn;
+};
+
+static void on_healthz(struct http_req *r);
+static void on_readyz(struct http_req *r);
+static void on_list_topics(struct http_req *r);
+static void on_create_topic(struct http_req *r);
+static void on_describe_topic(struct http_req *r);
+static void on_delete_topic(struct http_req *r);
+static void on_fetch(struct http_req *r);
+static void on_fetch_one(struct http_req *r);
+static void on_describe_group(struct http_req *r);
+static void on_commit(struct http_req *r);
+static void on_cluster(struct http_req *r);
+
+static const struct http_route_def routes[] = {
+    {HTTP_GET, "/healthz", on_healthz},
+    {HTTP_GET, "/readyz", on_readyz},
+    {HTTP_GET, "/v1/topics", on_list_topics},
+    {HTTP_PUT, "/v1/topics/{topic}", on_create_topic},
+    {HTTP_GET, "/v1/topics/{topic}", on_describe_topic},
+    {HTTP_DELETE, "/v1/topics/{topic}", on_delete_topic},
+    {HTTP_POST, "/v1/topics/{topic}/messages", http_on_publish},
+    {HTTP_GET, "/v1/topics/{topic}/messages", on_fetch},
+    {HTTP_GET, "/v1/topics/{topic}/messages/{partition}/{offset}", on_fetch_one},
+    {HTTP_GET, "/v1/topics/{topic}/events", http_on_events},
+    {HTTP_GET, "/v1/groups/{group}", on_describe_group},
+    {HTTP_POST, "/v1/groups/{group}/offsets", on_commit},
+    {HTTP_GET, "/v1/operations/{id}", http_on_operation},
+    {HTTP_GET, "/v1/cluster", on_cluster},
+};
+
+#define ROUTES (sizeof(routes) / sizeof(routes[0]))
+
+/* ---------- matching ---------- */
+
+/* 1 if path matches pattern; path parameters are decoded into r->params.
+ * -1 on a badly encoded parameter. */
+static int route_match(struct http_req *r, const char *pattern, const char *path, size_t plen, int keep)
+{
+	const char *pp = pattern, *sp = path, *pend = path + plen;
+
+	while (*pp) {
+		const char *pe, *se;
+		if (*pp != '/' || sp >= pend || *sp != '/')
+			return 0;
+		pp++;
+		sp++;
+		pe = strchr(pp, '/');
+		pe = pe ? pe : pp + strlen(pp);
+		se = memchr(sp, '/', (size_t)(pend - sp));
+		se = se ? se : pend;
+		if (*pp == '{') {
+			if (se == sp)
+				return 0;
+			if (keep) {
+				char buf[HTTP_PARAM_BYTES_MAX];
+				if (r->nparams >= HTTP_PARAMS_MAX ||
+				    http_pct_decode(sp, (size_t)(se - sp), 0, buf, sizeof(buf), NULL) != SL_OK)
+					return -1;
+				if (!(r->params[r->nparams] = strdup(buf)))
+					return -1;
+				r->nparams++;
+			}
+		} else if ((size_t)(pe - pp) != (size_t)(se - sp) || memcmp(pp, sp, (size_t)(pe - pp)) != 0) {
+			return 0;
+		}
+		pp = pe;
+		sp = se;
+	}
+	return sp == pend;
+}
+
+static void method_not_allowed(struct http_req *r, const char *path, size_t plen)
+{
+	char allow[128] = "";
+	size_t n = 0;
+
+	for (size_t i = 0; i < ROUTES; i++) {
+		if (route_match(r, routes[i].pattern, path, plen, 0) != 1)
+			continue;
+		const char *m = http_method_str(routes[i].method);
+		if (!strstr(allow, m) && n + strlen(m) + 3 < sizeof(allow))
+			n += (size_t)snprintf(allow + n, sizeof(allow) - n, "%s%s", n ? ", " : "", m);
+	}
+	http_add_header(r, "Allow", "%s", allow);
+	http_problem(r, 405, SL_EUNKNOWN_OP, "method not allowed on this resource");
+}
+
+static int split_url(struct http_req *r)
+{
+	const char *url = r->head;
+	struct http_parser_url u;
+
+	http_parser_url_init(&u);
+	if (r->url_len == 0 || http_parser_parse_url(url, r->url_len, r->method == HTTP_CONNECT, &u) != 0 ||
+	    !(u.field_set & (1 << UF_PATH)))
+		return -1;
+	r->path = url + u.field_data[UF_PATH].off;
+	r->path_len = u.field_data[UF_PATH].len;
+	if (u.field_set & (1 << UF_QUERY)) {
+		r->query = url + u.field_data[UF_QUERY].off;
+		r->query_len = u.field_data[UF_QUERY].len;
+	} else {
+		r->query = "";
+		r->query_len = 0;
+	}
+	return 0;
+}
+
+void http_route(struct http_req *r)
+{
+	int path_known = 0;
+
+	if (split_url(r) < 0) {
+		http_problem(r, 400, SL_EMALFORMED, "request target is not a valid URL path");
+		return;
+	}
+	for (size_t i = 0; i < ROUTES; i++) {
+		int m = route_match(r, routes[i].pattern, r->path, r->path_len, 0);
+		if (m != 1)
+			continue;
+		path_known = 1;
+		if (routes[i].method != r->method)
+			continue;
+		r->route = routes[i].pattern;
+		if (route_match(r, routes[i].pattern, r->path, r->path_len, 1) != 1) {
+			http_problem(r, 400, SL_EMALFORMED, "bad percent-encoding in the path");
+			return;
+		}
+		routes[i].fn(r);
+		return;
+	}
+	if (path_known)
+		method_not_allowed(r, r->path, r->path_len);
+	else
+		http_problem(r, 404, SL_ENOTFOUND, "no such resource");
+}
+
+/* ---------- shared helpers ---------- */
+
+void http_respond_json(struct http_req *r, int status, json_t *j)
+{
+	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	json_decref(j);
+	if (!s) {
+		http_respond(r, 500, "text/plain", "out of memory\n", 14);
+		return;
+	}
+	http_respond(r, status, "application/json", s, strlen(s));
+	free(s);
+}
+
+void http_problem(struct http_req *r, int status, int err, const char *detail)
+{
+	char type[64];
+	const char *code = http_code_name(err);
+	size_t i;
+	json_t *j;
+	char *s;
+
+	if (status == 0)
+		status = http_status_for_err(err);
+	snprintf(type, sizeof(type), "urn:sluice:problem:%s", code);
+	for (i = strlen("urn:sluice:problem:"); type[i]; i++)
+		type[i] = type[i] == '_' ? '-' : (char)(type[i] | 0x20);
+	j = json_pack("{s:s,s:s,s:i,s:s,s:s}", "type", type, "title", http_status_text(status), "status", status,
+	              "detail", detail ? detail : http_status_text(status), "code", code);
+	if (j && r->path && http_utf8_valid((const uint8_t *)r->path, r->path_len))
+		json_object_set_new(j, "instance", json_stringn(r->path, r->path_len));
+	if (status == 503 || status == 429)
+		http_add_header(r, "Retry-After", "1");
+	s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (!s) {
+		http_respond(r, status, "text/plain", "error\n", 6);
+		return;
+	}
+	http_respond(r, status, "application/problem+json", s, strlen(s));
+	free(s);
+}
+
+int http_topic_param(struct http_req *r, const char *s, char *out, size_t cap)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > RM_TOPIC_NAME_MAX || n >= cap) {
+		http_problem(r, 400, SL_EINVAL, "topic name must be 1 to 249 bytes");
+		return -1;
+	}
+	if (!http_utf8_valid((const uint8_t *)s, n)) {
+		http_problem(r, 400, SL_EINVAL, "topic name is not valid UTF-8");
+		return -1;
+	}
+	memcpy(out, s, n + 1);
+	return 0;
+}
+
+static int group_param(struct http_req *r, const char *s, char *out, size_t cap)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > RM_GROUP_NAME_MAX || n >= cap || !http_utf8_valid((const uint8_t *)s, n)) {
+		http_problem(r, 400, SL_EINVAL, "group name must be 1 to 249 bytes of UTF-8");
+		return -1;
+	}
+	memcpy(out, s, n + 1);
+	return 0;
+}
+
+/* The JSON body of r (NULL and answered on error). An empty body is {} when allowed. */
+static json_t *body_json(struct http_req *r, int allow_empty)
+{
+	size_t len = evbuffer_get_length(r->body), ctl = 0;
+	const char *ct = http_req_header(r, "content-type", &ctl);
+	json_error_t e;
+	json_t *j;
+
+	if (len == 0 && allow_empty)
+		return json_object();
+	if (!ct || ctl < 16 || strncasecmp(ct, "application/json", 16) != 0) {
+		http_problem(r, 415, SL_EINVAL, "the body must be application/json");
+		return NULL;
+	}
+	j = json_loadb((const char *)evbuffer_pullup(r->body, -1), len, JSON_REJECT_DUPLICATES, &e);
+	if (!j || !json_is_object(j)) {
+		json_decref(j);
+		http_problem(r, 400, SL_EMALFORMED, "the body is not a JSON object");
+		return NULL;
+	}
+	return j;
+}
+
+static void send_or_fail(struct http_req *r, enum http_kind kind, const Sluice__Frame *f)
+{
+	int rc = http_dispatch(r, kind, f);
+
+	if (rc != SL_OK)
+		http_problem(r, 500, SL_EINTERNAL, sl_strerror(rc));
+}
+
+/* ---------- health ---------- */
+
+static void on_healthz(struct http_req *r)
+{
+	http_respond(r, 200, "application/json", "{\"status\":\"ok\"}", 15);
+}
+
+/* Ready: storage open and, in a cluster, a leader known and heard from recently. */
+static void on_readyz(struct http_req *r)
+{
+	struct fe *fe = r->conn->fe;
+	struct shm_cluster sc;
+	const char *why = NULL;
+
+	shm_cluster_read(&fe->shm->hdr->cluster, &sc);
+	if (shm_load(&fe->shm->hdr->draining))
+		why = "draining";
+	else if (!shm_load(&fe->shm->hdr->logwriter_ready))
+		why = "log writer not ready";
+	else if (fe_is_cluster(fe) && (!sc.enabled || sc.leader_id == 0))
+		why = "no leader known";
+	else if (fe_is_cluster(fe) &&
+	         time_now_ms() - (long long)sc.updated_ms > 3 * (long long)fe->cfg->election_timeout_ms + 1000)
+		why = "no news from the cluster recently";
+	if (why) {
+		http_problem(r, 503, SL_EUNAVAILABLE, why);
+		return;
+	}
+	http_respond_json(r, 200,
+	                  json_pack("{s:s,s:i,s:i}", "status", "ready", "node_id", (int)fe->shm->hdr->node_id,
+	                            "leader_id", (int)(fe_is_cluster(fe) ? sc.leader_id : fe->shm->hdr->node_id)));
+}
+
+/* ---------- topics ---------- */
+
+static void on_list_topics(struct http_req *r)
+{
+	Sluice__ListTopics m = SLUICE__LIST_TOPICS__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+
+	f.body_case = SLUICE__FRAME__BODY_LIST_TOPICS;
+	f.list_topics = &m;
+	send_or_fail(r, HK_LIST_TOPICS, &f);
+}
+
+static int json_int_field(json_t *j, const char *name, int64_t min, int64_t max, int64_t *out)
+{
+	json_t *v = json_object_get(j, name);
+
+	if (!v)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+		return -1;
+	*out = json_integer_value(v);
+	return 0;
+}
+
+static void on_create_topic(struct http_req *r)
+{
+	Sluice__CreateTopic m = SLUICE__CREATE_TOPIC__INIT;
+	Sluice__TopicConfig tc = SLUICE__TOPIC_CONFIG__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	int64_t parts = 1, rms = 0, rbytes = 0;
+	json_t *j;
+
+	if (http_topic_param(r, r->params[0], r->topic, sizeof(r->topic)) < 0 || !(j = body_json(r, 1)))
+		return;
+	if (json_int_field(j, "partitions", 1, r->conn->fe->cfg->partitions_max, &parts) < 0 ||
+	    json_int_field(j, "retention_ms", 0, INT64_MAX, &rms) < 0 ||
+	    json_int_field(j, "retention_bytes", 0, INT64_MAX, &rbytes) < 0) {
+		json_decref(j);
+		http_problem(r, 400, SL_EINVAL,
+		             "partitions must be 1..partitions_max, retention_ms and retention_bytes >= 0");
+		return;
+	}
+	json_decref(j);
+	tc.partitions = (uint32_t)parts;
+	tc.retention_ms = rms;
+	tc.retention_bytes = rbytes;
+	m.name = r->topic;
+	m.config = &tc;
+	r->partition = (uint32_t)parts;
+	f.body_case = SLUICE__FRAME__BODY_CREATE_TOPIC;
+	f.create_topic = &m;
+	send_or_fail(r, HK_CREATE_TOPIC, &f);
+}
+
+/* DescribeTopic or DeleteTopic: a request that names only the topic. */
+static void topic_request(struct http_req *r, enum http_kind kind)
+{
+	Sluice__DescribeTopic d = SLUICE__DESCRIBE_TOPIC__INIT;
+	Sluice__DeleteTopic x = SLUICE__DELETE_TOPIC__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+
+	if (http_topic_param(r, r->params[0], r->topic, sizeof(r->topic)) < 0)
+		return;
+	d.name = x.name = r->topic;
+	if (kind == HK_TOPIC) {
+		f.body_case = SLUICE__FRAME__BODY_DESCRIBE_TOPIC;
+		f.describe_topic = &d;
+	} else {
+		f.body_case = SLUICE__FRAME__BODY_DELETE_TOPIC;
+		f.delete_topic = &x;
+	}
+	send_or_fail(r, kind, &f);
+}
+
+static void on_describe_topic(struct http_req *r)
+{
+	topic_request(r, HK_TOPIC);
+}
+
+static void on_delete_topic(struct http_req *r)
+{
+	topic_request(r, HK_DELETE_TOPIC);
+}
+
+/* ---------- reads ---------- */
+
+/* from=earliest|latest|OFFSET|@UNIX_MS into a start; -1 if malformed. */
+static int parse_from(const char *v, struct fe_start *st)
+{
+	uint64_t n;
+
+	memset(st, 0, sizeof(*st));
+	if (!v[0] || strcmp(v, "earliest") == 0) {
+		st->start = SLUICE__START_AT__EARLIEST;
+	} else if (strcmp(v, "latest") == 0) {
+		st->start = SLUICE__START_AT__LATEST;
+	} else if (v[0] == '@' && http_parse_u64(v + 1, &n) == 0 && n <= INT64_MAX) {
+		st->start = SLUICE__START_AT__TIMESTAMP;
+		st->timestamp_ms = (int64_t)n;
+	} else if (http_parse_u64(v, &n) == 0) {
+		st->start = SLUICE__START_AT__OFFSET;
+		st->offset = n;
+	} else {
+		return -1;
+	}
+	return 0;
+}
+
+int http_start_parse(const char *v, struct fe_start *st)
+{
+	return parse_from(v, st);
+}
+
+/* The offset a read starts at, in one short read txn. */
+static int resolve_start(struct fe *fe, const char *topic, uint32_t partition, const struct fe_start *st,
+                         uint64_t *off)
+{
+	struct store_txn *t = NULL;
+	struct store_topic tp;
+	int rc = store_txn_begin(fe->store, 0, &t);
+
+	if (rc == SL_OK)
+		rc = fe_topic_get(fe, t, topic, &tp);
+	if (rc == SL_OK && partition >= tp.partitions)
+		rc = SL_EINVAL;
+	if (rc == SL_OK)
+		rc = fe_start_offset(fe, t, &tp, partition, st, off);
+	if (t)
+		store_txn_abort(t);
+	return rc;
+}
+
+struct fetch_q {
+	char partition[32], from[64], max[32], wait[32], group[HTTP_QUERY_VALUE_MAX];
+};
+
+static int fetch_query(struct http_req *r, struct fetch_q *q)
+{
+	memset(q, 0, sizeof(*q));
+	if (http_query_get(r->query, r->query_len, "partition", q->partition, sizeof(q->partition)) < 0 ||
+	    http_query_get(r->query, r->query_len, "from", q->from, sizeof(q->from)) < 0 ||
+	    http_query_get(r->query, r->query_len, "max", q->max, sizeof(q->max)) < 0 ||
+	    http_query_get(r->query, r->query_len, "wait_ms", q->wait, sizeof(q->wait)) < 0 ||
+	    http_query_get(r->query, r->query_len, "group", q->group, sizeof(q->group)) < 0)
+		return -1;
+	return 0;
+}
+
+static void on_fetch(struct http_req *r)
+{
+	Sluice__Fetch m = SLUICE__FETCH__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	struct fetch_q q;
+	struct fe_start st;
+	uint64_t part = 0, max = 100, wait = 0, off;
+	int rc;
+
+	if (http_topic_param(r, r->params[0], r->topic, sizeof(r->topic)) < 0)
+		return;
+	if (fetch_query(r, &q) < 0 || parse_from(q.from, &st) < 0 ||
+	    (q.partition[0] && (http_parse_u64(q.partition, &part) < 0 || part >= UINT32_MAX)) ||
+	    (q.max[0] && (http_parse_u64(q.max, &max) < 0 || max == 0)) ||
+	    (q.wait[0] && http_parse_u64(q.wait, &wait) < 0)) {
+		http_problem(r, 400, SL_EINVAL, "bad query: partition, from=earliest|latest|OFFSET|@UNIX_MS, max, wait_ms");
+		return;
+	}
+	if (q.group[0] && group_param(r, q.group, r->group, sizeof(r->group)) < 0)
+		return;
+	st.group = r->group;
+	rc = resolve_start(r->conn->fe, r->topic, (uint32_t)part, &st, &off);
+	if (rc != SL_OK) {
+		http_problem(r, 0, rc == SL_ECORRUPT ? SL_EINTERNAL : rc,
+		             rc == SL_EINVAL ? "partition out of range" : sl_strerror(rc));
+		return;
+	}
+	r->partition = (uint32_t)part;
+	r->offset = off;
+	m.topic = r->topic;
+	m.partition = (uint32_t)part;
+	m.offset = off;
+	m.max_messages = max > 10000 ? 10000 : (uint32_t)max;
+	m.wait_ms = wait > FE_FETCH_WAIT_MS_MAX ? FE_FETCH_WAIT_MS_MAX : (uint32_t)wait;
+	f.body_case = SLUICE__FRAME__BODY_FETCH;
+	f.fetch = &m;
+	send_or_fail(r, HK_FETCH, &f);
+}
+
+static void on_fetch_one(struct http_req *r)
+{
+	Sluice__Fetch m = SLUICE__FETCH__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	uint64_t part, off;
+
+	if (http_topic_param(r, r->params[0], r->topic, sizeof(r->topic)) < 0)
+		return;
+	if (http_parse_u64(r->params[1], &part) < 0 || part >= UINT32_MAX || http_parse_u64(r->params[2], &off) < 0) {
+		http_problem(r, 400, SL_EINVAL, "partition and offset must be decimal numbers");
+		return;
+	}
+	r->partition = (uint32_t)part;
+	r->offset = off;
+	m.topic = r->topic;
+	m.partition = (uint32_t)part;
+	m.offset = off;
+	m.max_messages = 1;
+	f.body_case = SLUICE__FRAME__BODY_FETCH;
+	f.fetch = &m;
+	send_or_fail(r, HK_FETCH_ONE, &f);
+}
+
+/* ---------- groups and cluster ---------- */
+
+static void on_describe_group(struct http_req *r)
+{
+	Sluice__DescribeGroup m = SLUICE__DESCRIBE_GROUP__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+
+	if (group_param(r, r->params[0], r->group, sizeof(r->group)) < 0)
+		return;
+	m.group = r->group;
+	f.body_case = SLUICE__FRAME__BODY_DESCRIBE_GROUP;
+	f.describe_group = &m;
+	send_or_fail(r, HK_GROUP, &f);
+}
+
+/* {"topic": T, "partition": P, "offset": O}: O is the next offset to consume. */
+static void on_commit(struct http_req *r)
+{
+	Sluice__CommitOffset m = SLUICE__COMMIT_OFFSET__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	json_t *j, *t;
+	int64_t part = 0, off = -1;
+
+	if (group_param(r, r->params[0], r->group, sizeof(r->group)) < 0 || !(j = body_json(r, 0)))
+		return;
+	t = json_object_get(j, "topic");
+	if (!json_is_string(t) || json_int_field(j, "partition", 0, UINT32_MAX - 1, &part) < 0 ||
+	    json_int_field(j, "offset", 0, INT64_MAX, &off) < 0 || off < 0) {
+		json_decref(j);
+		http_problem(r, 400, SL_EINVAL, "expected {\"topic\": string, \"partition\": int, \"offset\": int}");
+		return;
+	}
+	if (http_topic_param(r, json_string_value(t), r->topic, sizeof(r->topic)) < 0) {
+		json_decref(j);
+		return;
+	}
+	json_decref(j);
+	r->partition = (uint32_t)part;
+	r->offset = (uint64_t)off;
+	m.group = r->group;
+	m.topic = r->topic;
+	m.partition = r->partition;
+	m.offset = r->offset;
+	f.body_case = SLUICE__FRAME__BODY_COMMIT_OFFSET;
+	f.commit_offset = &m;
+	send_or_fail(r, HK_COMMIT, &f);
+}
+
+static void on_cluster(struct http_req *r)
+{
+	Sluice__ClusterStatus m = SLUICE__CLUSTER_STATUS__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+
+	f.body_case = SLUICE__FRAME__BODY_CLUSTER_STATUS;
+	f.cluster_status = &m;
+	send_or_fail(r, HK_CLUSTER, &f);
+}

@@ -1,0 +1,305 @@
+/*
+ * http_sse.c: GET /v1/topics/{topic}/events, Server-Sent Events over a
+ * native subscription of the connection (fe_read.c): the same waiter lists
+ * wake it on commit, and the same output watermark (output_high_bytes)
+ * stops reading the log for a slow reader until its output drains; the
+ * subscription's credit is simply large.
+ *
+ * Event ids: "PARTITION:NEXT,PARTITION:NEXT,..." for every partition of the
+ * stream, NEXT being the offset after the last event delivered from it, so
+ * one id resumes the whole stream exactly, on any node: Last-Event-ID (or
+ * ?lastEventId=) starts each partition at its NEXT. A partition the id does
+ * not name starts at its earliest. A NEXT below what retention kept gets an
+ * `event: reset` naming the first available positions, never a silent gap.
+ *
+ * Failover: a stream that cannot start because this node is unavailable is
+ * closed without an answer (EventSource then retries); a non-200 would stop
+ * it for good.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <jansson.h>
+
+#include "config.h"
+#include "err.h"
+#include "http_int.h"
+#include "log.h"
+
+#define SSE_PARTS_MAX 4096
+
+struct http_sse {
+	int json;
+	uint32_t nparts;
+	uint32_t *parts;        /* partitions of the stream, as subscribed */
+	uint64_t *pos;          /* next offset per partition */
+	size_t nwant;           /* resume positions from Last-Event-ID */
+	uint32_t *want_p;
+	uint64_t *want_off;
+};
+
+void http_sse_free(struct http_sse *s)
+{
+	free(s->parts);
+	free(s->pos);
+	free(s->want_p);
+	free(s->want_off);
+	free(s);
+}
+
+static void sse_write_id(struct evbuffer *b, const struct http_sse *s)
+{
+	evbuffer_add(b, "id: ", 4);
+	for (uint32_t i = 0; i < s->nparts; i++)
+		evbuffer_add_printf(b, "%s%u:%llu", i ? "," : "", s->parts[i], (unsigned long long)s->pos[i]);
+	evbuffer_add(b, "\n", 1);
+}
+
+/* data: lines; CR, LF and CRLF all end a line in SSE, so each becomes a new data: line. */
+static void sse_write_data(struct evbuffer *b, const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+
+	for (;;) {
+		size_t j = i;
+		while (j < n && p[j] != '\n' && p[j] != '\r')
+			j++;
+		evbuffer_add(b, "data: ", 6);
+		evbuffer_add(b, p + i, j - i);
+		evbuffer_add(b, "\n", 1);
+		if (j >= n)
+			break;
+		if (p[j] == '\r' && j + 1 < n && p[j + 1] == '\n')
+			j++;
+		i = j + 1;
+	}
+}
+
+/* A JSON value as compact text (freed by the caller); consumes j. */
+static char *json_text(json_t *j)
+{
+	char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	json_decref(j);
+	return txt;
+}
+
+static void sse_reset(struct http_req *r)
+{
+	struct http_sse *s = r->sse;
+	json_t *pos = json_object();
+	char k[16], *txt;
+
+	for (uint32_t i = 0; pos && i < s->nparts; i++) {
+		snprintf(k, sizeof(k), "%u", s->parts[i]);
+		json_object_set_new(pos, k, json_integer((json_int_t)s->pos[i]));
+	}
+	txt = json_text(json_pack("{s:s,s:o,s:s}", "topic", r->topic, "positions", pos, "reason",
+	                          "the requested position is older than retention"));
+	evbuffer_add(r->out, "event: reset\n", 13);
+	sse_write_id(r->out, s);
+	sse_write_data(r->out, (const uint8_t *)(txt ? txt : "{}"), txt ? strlen(txt) : 2);
+	evbuffer_add(r->out, "\n", 1);
+	free(txt);
+}
+
+static int index_of(const struct http_sse *s, uint32_t p)
+{
+	for (uint32_t i = 0; i < s->nparts; i++)
+		if (s->parts[i] == p)
+			return (int)i;
+	return -1;
+}
+
+static void sse_event(struct http_req *r, const Sluice__Message *m)
+{
+	struct http_sse *s = r->sse;
+	int i = index_of(s, m->partition);
+	int named = strpbrk(r->topic, "\r\n") == NULL;
+
+	if (i < 0)
+		return;
+	if (m->offset > s->pos[i]) {
+		/* retention removed what this reader had not read yet */
+		s->pos[i] = m->offset;
+		sse_reset(r);
+	}
+	s->pos[i] = m->offset + 1;
+	sse_write_id(r->out, s);
+	evbuffer_add_printf(r->out, "event: %s\n", named ? r->topic : "message");
+	if (s->json) {
+		char *txt = json_text(http_message_json(m));
+		sse_write_data(r->out, (const uint8_t *)(txt ? txt : "{}"), txt ? strlen(txt) : 2);
+		free(txt);
+	} else {
+		sse_write_data(r->out, m->payload.data, m->payload.len);
+	}
+	evbuffer_add(r->out, "\n", 1);
+}
+
+/* Subscribed: answer 200 and place every partition where the stream resumes. */
+static void sse_started(struct http_req *r, const Sluice__Subscribed *sd)
+{
+	struct fe_conn *c = r->conn;
+	struct http_sse *s = r->sse;
+	struct fe_sub *sub = fe_sub_find(c, sd->subscription_id);
+	int reset = 0;
+
+	if (!sub || !(s->parts = calloc(sd->n_positions, sizeof(*s->parts))) ||
+	    !(s->pos = calloc(sd->n_positions, sizeof(*s->pos)))) {
+		http_problem(r, 500, SL_EINTERNAL, "out of memory");
+		return;
+	}
+	sub->credit = UINT64_MAX / 2; /* flow control is the output watermark */
+	s->nparts = (uint32_t)sd->n_positions;
+	for (uint32_t i = 0; i < s->nparts; i++) {
+		s->parts[i] = sd->positions[i]->partition;
+		s->pos[i] = sd->positions[i]->offset;
+		for (size_t k = 0; k < s->nwant; k++) {
+			if (s->want_p[k] != s->parts[i])
+				continue;
+			if (s->want_off[k] < s->pos[i])
+				reset = 1; /* below the first stored offset: start there, and say so */
+			else
+				s->pos[i] = s->want_off[k];
+			fe_sub_seek(sub, s->parts[i], s->pos[i]);
+		}
+	}
+	http_add_header(r, "Cache-Control", "no-cache");
+	http_add_header(r, "X-Accel-Buffering", "no");
+	http_stream_start(r, "text/event-stream; charset=utf-8");
+	evbuffer_add_printf(r->out, "retry: %u\n\n", c->fe->cfg->sse_retry_ms);
+	if (reset)
+		sse_reset(r);
+	http_flush(c);
+}
+
+void http_sse_frame(struct http_req *r, const Sluice__Frame *f)
+{
+	struct fe_conn *c = r->conn;
+
+	if (f->body_case == SLUICE__FRAME__BODY_ERROR) {
+		if (f->error->code == SLUICE__ERROR_CODE__UNAVAILABLE)
+			http_conn_drop(c); /* EventSource retries a closed stream, not a 503 */
+		else
+			http_problem(r, 0, (int)f->error->code, f->error->message);
+		return;
+	}
+	if (f->body_case == SLUICE__FRAME__BODY_SUBSCRIBED && !r->streaming) {
+		sse_started(r, f->subscribed);
+		return;
+	}
+	if (f->body_case != SLUICE__FRAME__BODY_DELIVERY || !r->streaming)
+		return;
+	if (f->delivery->end_error) {
+		/* topic deleted or a storage fault: end the stream; a reconnect gets the reason */
+		fe_conn_finish(c);
+		return;
+	}
+	for (size_t i = 0; i < f->delivery->n_messages; i++)
+		sse_event(r, f->delivery->messages[i]);
+	http_flush(c);
+}
+
+void http_sse_heartbeat(struct fe *fe)
+{
+	struct http_conn *h;
+
+	TAILQ_FOREACH(h, &fe->http->sse_conns, sse_link)
+	{
+		struct fe_conn *c = h->conn;
+		struct http_req *r = TAILQ_FIRST(&h->reqs);
+		if (c->dead || c->closing || !r || !r->streaming)
+			continue;
+		evbuffer_add(r->out, ": heartbeat\n\n", 13);
+		http_flush(c);
+	}
+}
+
+struct sse_q {
+	char partition[32], from[64], group[HTTP_QUERY_VALUE_MAX], format[16], last[HTTP_QUERY_VALUE_MAX];
+};
+
+static int sse_query(struct http_req *r, struct sse_q *q)
+{
+	memset(q, 0, sizeof(*q));
+	return http_query_get(r->query, r->query_len, "partition", q->partition, sizeof(q->partition)) < 0 ||
+	               http_query_get(r->query, r->query_len, "from", q->from, sizeof(q->from)) < 0 ||
+	               http_query_get(r->query, r->query_len, "group", q->group, sizeof(q->group)) < 0 ||
+	               http_query_get(r->query, r->query_len, "format", q->format, sizeof(q->format)) < 0 ||
+	               http_query_get(r->query, r->query_len, "lastEventId", q->last, sizeof(q->last)) < 0
+	           ? -1
+	           : 0;
+}
+
+/* Last-Event-ID (header, else query) into the resume positions. */
+static int sse_resume(struct http_req *r, struct http_sse *s, const char *qlast)
+{
+	size_t vl = 0;
+	const char *v = http_req_header(r, "last-event-id", &vl);
+	char buf[HTTP_QUERY_VALUE_MAX];
+
+	if (v && vl > 0 && vl < sizeof(buf)) {
+		memcpy(buf, v, vl);
+		buf[vl] = 0;
+	} else if (qlast[0]) {
+		snprintf(buf, sizeof(buf), "%s", qlast);
+	} else {
+		return 0;
+	}
+	s->want_p = calloc(SSE_PARTS_MAX, sizeof(*s->want_p));
+	s->want_off = calloc(SSE_PARTS_MAX, sizeof(*s->want_off));
+	if (!s->want_p || !s->want_off)
+		return -1;
+	return http_sse_id_parse(buf, s->want_p, s->want_off, SSE_PARTS_MAX, &s->nwant);
+}
+
+void http_on_events(struct http_req *r)
+{
+	Sluice__Subscribe m = SLUICE__SUBSCRIBE__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	struct fe_start st;
+	struct sse_q q;
+	uint32_t part;
+	uint64_t p = 0;
+	int rc;
+
+	if (http_topic_param(r, r->params[0], r->topic, sizeof(r->topic)) < 0)
+		return;
+	if (TAILQ_FIRST(&r->conn->http->reqs) != r) {
+		http_problem(r, 400, SL_EINVAL, "an event stream must not be pipelined behind other requests");
+		return;
+	}
+	if (!(r->sse = calloc(1, sizeof(*r->sse)))) {
+		http_problem(r, 500, SL_EINTERNAL, "out of memory");
+		return;
+	}
+	if (sse_query(r, &q) < 0 || http_start_parse(q.from[0] ? q.from : "latest", &st) < 0 ||
+	    (q.format[0] && strcmp(q.format, "raw") != 0 && strcmp(q.format, "json") != 0) ||
+	    (q.partition[0] && (http_parse_u64(q.partition, &p) < 0 || p >= UINT32_MAX)) ||
+	    strlen(q.group) > 249 || sse_resume(r, r->sse, q.last) < 0) {
+		http_problem(r, 400, SL_EINVAL,
+		             "bad query or Last-Event-ID: partition, from=earliest|latest|OFFSET|@UNIX_MS, group, "
+		             "format=raw|json, lastEventId=PARTITION:OFFSET,...");
+		return;
+	}
+	r->sse->json = strcmp(q.format, "json") == 0;
+	memcpy(r->group, q.group, strlen(q.group) + 1); /* at most 249 bytes: checked above */
+	part = (uint32_t)p;
+	m.topic = r->topic;
+	if (q.partition[0]) {
+		m.n_partitions = 1;
+		m.partitions = &part;
+	}
+	m.start = r->sse->nwant ? SLUICE__START_AT__EARLIEST : st.start;
+	m.offset = st.offset;
+	m.timestamp_ms = st.timestamp_ms;
+	m.group = r->sse->nwant ? (char *)"" : r->group;
+	m.credit = 1;
+	f.body_case = SLUICE__FRAME__BODY_SUBSCRIBE;
+	f.subscribe = &m;
+	if ((rc = http_dispatch(r, HK_SSE, &f)) != SL_OK)
+		http_problem(r, 500, SL_EINTERNAL, sl_strerror(rc));
+}

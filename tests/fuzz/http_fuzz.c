@@ -1,0 +1,105 @@
+/*
+ * http_fuzz.c: libFuzzer target for the HTTP request path's decoders of
+ * untrusted bytes: libhttp-parser with the server's header accounting, the
+ * URL split, percent-decoding, query strings, UTF-8 checks, Prefer, SSE
+ * event ids, operation ids and NDJSON publish envelopes (checked with
+ * pubbatch_check as the frontend would).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <http_parser.h>
+
+#include "err.h"
+#include "http_int.h"
+#include "pubbatch.h"
+
+static size_t body_bytes;
+
+static int on_url(http_parser *p, const char *at, size_t n)
+{
+	char out[HTTP_PARAM_BYTES_MAX];
+	struct http_parser_url u;
+
+	http_parser_url_init(&u);
+	if (http_parser_parse_url(at, n, 0, &u) == 0 && (u.field_set & (1 << UF_QUERY))) {
+		const char *q = at + u.field_data[UF_QUERY].off;
+		size_t ql = u.field_data[UF_QUERY].len;
+		http_query_get(q, ql, "from", out, sizeof(out));
+		http_query_get(q, ql, "lastEventId", out, sizeof(out));
+	}
+	if (http_pct_decode(at, n, 0, out, sizeof(out), NULL) == SL_OK)
+		http_utf8_valid((const uint8_t *)out, strlen(out));
+	return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n)
+{
+	char v[512];
+	int async;
+	long wait;
+
+	if (n < sizeof(v)) {
+		memcpy(v, at, n);
+		v[n] = 0;
+		http_parse_prefer(v, &async, &wait);
+	}
+	return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t n)
+{
+	body_bytes += n;
+	return body_bytes > (1u << 20) ? -1 : 0;
+}
+
+static const http_parser_settings settings = {
+    .on_url = on_url,
+    .on_header_value = on_header_value,
+    .on_body = on_body,
+};
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	http_parser p;
+	char *s = malloc(size + 1);
+	uint32_t parts[64];
+	uint64_t offs[64];
+	size_t n;
+	struct http_op op;
+	uint8_t *recs = NULL;
+	size_t rl;
+	uint32_t count;
+	const char *why;
+
+	if (!s)
+		return 0;
+	memcpy(s, data, size);
+	s[size] = 0;
+	/* the request parser, pausing at each message as the server does */
+	http_parser_init(&p, HTTP_REQUEST);
+	body_bytes = 0;
+	size_t off = 0;
+	while (off < size) {
+		size_t done = http_parser_execute(&p, &settings, (const char *)data + off, size - off);
+		off += done;
+		if (HTTP_PARSER_ERRNO(&p) != HPE_OK || done == 0 || p.upgrade)
+			break;
+	}
+	/* ids and envelopes */
+	if (http_sse_id_parse(s, parts, offs, 64, &n) == 0 && n > 64)
+		abort();
+	if (http_op_decode(s, &op) == SL_OK) {
+		char again[512];
+		if (http_op_encode(&op, again, sizeof(again)) != SL_OK)
+			abort();
+	}
+	if (http_ndjson_records(data, size, &recs, &rl, &count, &why) == SL_OK) {
+		if (pubbatch_check(slice_make(recs, rl), count, &why) != SL_OK)
+			abort();
+		free(recs);
+	}
+	free(s);
+	return 0;
+}
