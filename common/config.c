@@ -53,6 +53,7 @@ static const struct config_key config_keys[] = {
     {"node", "data_dir", "data-dir", CT_STR, CFG(data_dir), 0, 0},
     {"node", "frontends", "frontends", CT_U32, CFG(frontends), 1, SHM_FRONTENDS_MAX},
     {"listen", "native", "listen", CT_HOSTPORT, CFG(listen_native), 0, 0},
+    {"listen", "http", "http", CT_HOSTPORT, CFG(listen_http), 0, 0},
     {"limits", "frame_bytes_max", "frame-bytes-max", CT_SIZE32, CFG(frame_bytes_max), 64, GIB},
     {"limits", "connections_max", "connections-max", CT_U32, CFG(connections_max), 1, 10000000},
     {"limits", "subscriptions_max", "subscriptions-max", CT_U32, CFG(subscriptions_max), 1, 10000000},
@@ -100,6 +101,7 @@ void config_defaults(struct config *c)
 		cpus = SHM_FRONTENDS_MAX;
 	c->frontends = (uint32_t)cpus;
 	snprintf(c->listen_native, sizeof(c->listen_native), "%s", "127.0.0.1:7400");
+	snprintf(c->listen_http, sizeof(c->listen_http), "%s", "127.0.0.1:8400");
 	c->frame_bytes_max = 1u << 20;
 	c->connections_max = 10000;
 	c->subscriptions_max = 1024;

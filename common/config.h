@@ -20,6 +20,7 @@ struct config {
 	uint32_t frontends;             /* frontends, default: number of cores */
 	/* [listen] */
 	char listen_native[256];        /* native, default 127.0.0.1:7400 */
+	char listen_http[256];          /* http (flag --http), default 127.0.0.1:8400 */
 	/* [limits] */
 	uint32_t frame_bytes_max;       /* frame_bytes_max, default 1 MiB */
 	uint32_t connections_max;       /* connections_max per frontend, default 10000 */

@@ -28,6 +28,8 @@ fuzz_seconds=${SLUICE_FUZZ_SECONDS:-30}
 jobs=$(nproc)
 
 bash deploy/install-deps.sh
+# npm clients of the web tests (pinned by tests/web/package-lock.json): @asyncapi/parser
+(cd tests/web && npm ci --no-audit --no-fund --loglevel=error)
 
 start=$(date +%s)
 echo "== build (-Wall -Wextra -Werror)"

@@ -172,6 +172,8 @@ int lw_topics_reload(struct lw *w)
 		w->parts[s].topic_id = 0;
 		w->parts[s].end = 0;
 		w->parts[s].pend_n = 0;
+		w->parts[s].stat_msgs = 0; /* stored in a transaction that did not commit */
+		w->parts[s].stat_bytes = 0;
 	}
 	return store_topic_foreach(w->txn, topic_load_cb, w);
 }
@@ -181,7 +183,13 @@ void lw_slot_publish(struct lw *w, uint32_t s)
 {
 	struct lw_part *lp = &w->parts[s];
 	struct shm_slot *sl = &w->shm->slots[s];
+	struct shm_slot_stats *st = &w->shm->slot_stats[s];
 	if (sl->topic_id != lp->topic_id) {
+		/* the slot's traffic counters start again with its new topic */
+		shm_stat_store(&st->published_msgs, 0);
+		shm_stat_store(&st->published_bytes, 0);
+		shm_stat_store(&st->delivered_msgs, 0);
+		shm_stat_store(&st->delivered_bytes, 0);
 		shm_store(&sl->topic_id, 0);
 		shm_store(&sl->first_offset, 0);
 		shm_store(&sl->partition, lp->partition);
@@ -189,6 +197,12 @@ void lw_slot_publish(struct lw *w, uint32_t s)
 		shm_store(&sl->topic_id, lp->topic_id);
 	}
 	shm_store(&sl->end_offset, lp->end);
+	if (lp->stat_msgs) {
+		shm_stat_add(&st->published_msgs, lp->stat_msgs);
+		shm_stat_add(&st->published_bytes, lp->stat_bytes);
+		lp->stat_msgs = 0;
+		lp->stat_bytes = 0;
+	}
 }
 
 /* Refresh first offsets (moved by retention) from a read txn. */
@@ -204,6 +218,15 @@ void lw_slots_refresh_first(struct lw *w)
 			shm_store(&w->shm->slots[s].first_offset, sp.first_offset);
 	}
 	store_txn_abort(t);
+}
+
+int lw_txn_commit_timed(struct lw *w)
+{
+	unsigned long long t0 = time_mono_ns();
+	int rc = store_txn_commit(w->txn);
+	if (rc == SL_OK)
+		metrics_hist_observe(&w->shm->hdr->lw_metrics.commit, time_mono_ns() - t0);
+	return rc;
 }
 
 void lw_wake_frontends(struct lw *w)
@@ -370,6 +393,9 @@ int lw_parts_flush(struct lw *w)
 		if (rc)
 			return rc;
 		SL_ASSERT(base == lp->end); /* the store and the cache agree on every partition end */
+		for (size_t i = 0; i < lp->pend_n; i++)
+			lp->stat_bytes += lp->pend[i].key.len + lp->pend[i].headers.len + lp->pend[i].payload.len;
+		lp->stat_msgs += lp->pend_n;
 		lp->end += lp->pend_n;
 		lp->pend_n = 0;
 	}
@@ -759,7 +785,7 @@ static int batch_run(struct lw *w, size_t *taken)
 		if (fe_at(w, i)->pos > ring_tail(fe_at(w, i)->pub))
 			rc = ringpos_store(w, i);
 	if (rc == SL_OK) {
-		rc = store_txn_commit(w->txn);
+		rc = lw_txn_commit_timed(w);
 	} else {
 		store_txn_abort(w->txn);
 	}

@@ -1206,7 +1206,7 @@ static int cl_ready(struct lw *w, int *did)
 		rc = store_ring_positions(w);
 	if (rc == SL_OK)
 		rc = trim_log(w, &trimmed_to);
-	rc = rc ? (store_txn_abort(w->txn), rc) : store_txn_commit(w->txn);
+	rc = rc ? (store_txn_abort(w->txn), rc) : lw_txn_commit_timed(w);
 	w->txn = NULL;
 	if (rc) {
 		log_error("raft turn not stored: %s", sl_strerror(rc));
