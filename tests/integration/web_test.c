@@ -371,3 +371,57 @@ Test(web, asyncapi_has_a_channel_per_topic_and_validates)
 	itest_run_free(&r);
 	free(text);
 }
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *s;
+	long n;
+
+	cr_assert_not_null(f, "%s", path);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	s = malloc((size_t)n + 1);
+	cr_assert_not_null(s);
+	cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	*len = (size_t)n;
+	return s;
+}
+
+Test(web, console_is_embedded_as_written)
+{
+	static const struct {
+		const char *path, *file, *type;
+	} want[] = {
+	    {"/", "index.html", "text/html; charset=utf-8"},
+	    {"/index.html", "index.html", "text/html; charset=utf-8"},
+	    {"/console.js", "console.js", "text/javascript; charset=utf-8"},
+	    {"/console.css", "console.css", "text/css; charset=utf-8"},
+	};
+	char file[600];
+
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		const struct fe_asset *a = fe_asset_find(want[i].path);
+		size_t n;
+		cr_assert_not_null(a, "%s not embedded", want[i].path);
+		snprintf(file, sizeof(file), "%s/broker/frontend/console/%s", SLUICE_SOURCE_DIR, want[i].file);
+		char *s = slurp(file, &n);
+		cr_assert_eq(a->len, n, "%s", want[i].path);
+		cr_assert(memcmp(a->bytes, s, n) == 0, "%s differs from %s", want[i].path, file);
+		cr_assert_str_eq(a->content_type, want[i].type);
+		free(s);
+	}
+	cr_assert_null(fe_asset_find("/nope"));
+	cr_assert_null(fe_asset_find(""));
+
+	/* the page's script parses (node --check: syntax only, no browser needed) */
+	struct itest_run r;
+	snprintf(file, sizeof(file), "%s/broker/frontend/console/console.js", SLUICE_SOURCE_DIR);
+	const char *argv[] = {NODE_BIN, "--check", file, NULL};
+	cr_assert(NODE_BIN[0], "node not found (apt-get install nodejs)");
+	cr_assert_eq(itest_run(argv, NULL, NULL, NULL, 0, 30000, &r), 0);
+	cr_assert_eq(r.status, 0, "console.js: %.*s", (int)r.err_len, r.err ? r.err : "");
+	itest_run_free(&r);
+}
