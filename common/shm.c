@@ -4,7 +4,8 @@
  * shm_attach. Everything inside is located by offsets computed from the
  * header, never by stored pointers, so each process may map it anywhere.
  *
- * Layout: header, commit-table slots, then per frontend a 64-byte aligned
+ * Layout: header, commit-table slots, per-slot traffic counters (metrics.h),
+ * then per frontend a 64-byte aligned
  * struct shm_frontend followed by its pub ring and ack ring (each ring
  * footprint is a multiple of 64 bytes, so every ring is cache-line aligned).
  */
@@ -29,7 +30,8 @@ static size_t align64(size_t n)
 
 static size_t shm_frontends_off(uint32_t slots_max)
 {
-	return align64(sizeof(struct shm_header) + (size_t)slots_max * sizeof(struct shm_slot));
+	size_t per_slot = sizeof(struct shm_slot) + sizeof(struct shm_slot_stats);
+	return align64(sizeof(struct shm_header) + (size_t)slots_max * per_slot);
 }
 
 static size_t shm_frontend_stride(size_t ring_bytes)
@@ -96,6 +98,7 @@ int shm_create(struct shm *out, int *fd_out, uint32_t node_id, uint32_t frontend
 	out->bytes = bytes;
 	out->hdr = base;
 	out->slots = (struct shm_slot *)((uint8_t *)base + sizeof(struct shm_header));
+	out->slot_stats = (struct shm_slot_stats *)(out->slots + slots_max);
 	/* ftruncate zero-filled the segment: all slots free, all counters 0. */
 	shm_init_layout(out, node_id, frontends, slots_max, ring_bytes);
 	*fd_out = fd;
@@ -126,6 +129,7 @@ int shm_attach(struct shm *out, int fd)
 	out->bytes = bytes;
 	out->hdr = base;
 	out->slots = (struct shm_slot *)((uint8_t *)base + sizeof(struct shm_header));
+	out->slot_stats = (struct shm_slot_stats *)(out->slots + h->slots_max);
 	return SL_OK;
 fail:
 	munmap(base, bytes);

@@ -4,6 +4,7 @@
  * pointers, only offsets, so each process may map it anywhere.
  *
  * Layout: [struct shm_header][struct shm_slot x slots_max]
+ *         [struct shm_slot_stats x slots_max]   (metrics.h)
  *         [per frontend i: struct shm_frontend][pub ring i][ack ring i]
  *
  * - pub ring i: frontend i -> logwriter (publish and admin requests)
@@ -22,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "metrics.h"
 #include "nodes.h"
 #include "ring.h"
 
@@ -42,6 +44,7 @@ struct shm_frontend {
 	uint64_t connections;   /* stats written by frontend i */
 	uint64_t published;
 	uint64_t pad[5];
+	struct shm_fe_metrics metrics;  /* written by frontend i (metrics.h) */
 };
 
 #define SHM_NODES_MAX SL_NODES_MAX
@@ -93,6 +96,7 @@ struct shm_header {
 	uint64_t instance;               /* random per segment: lets a logwriter tell its
 					    stored ring positions belong to this segment */
 	struct shm_cluster cluster;
+	struct shm_lw_metrics lw_metrics; /* written by the logwriter (metrics.h) */
 };
 
 /*
@@ -115,6 +119,7 @@ struct shm {
 	size_t bytes;
 	struct shm_header *hdr;
 	struct shm_slot *slots;
+	struct shm_slot_stats *slot_stats; /* slots_max entries, beside the commit table */
 };
 
 /* Master: create the memfd segment and initialise it. *fd_out is the memfd. */

@@ -2,7 +2,8 @@
 # Install the Debian packages sluice builds and tests with, if any is missing.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang liblmdb-dev lmdb-utils libevent-dev libprotobuf-c-dev
-      protobuf-c-compiler libsodium-dev libcriterion-dev libinih-dev libjansson-dev libhttp-parser-dev curl nodejs python3)
+      protobuf-c-compiler libsodium-dev libcriterion-dev libinih-dev libjansson-dev libhttp-parser-dev curl python3
+      libsystemd-dev prometheus nodejs)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -28,8 +28,10 @@ fuzz_seconds=${SLUICE_FUZZ_SECONDS:-30}
 jobs=$(nproc)
 
 bash deploy/install-deps.sh
-# npm clients of the tests (pinned by tests/node/package-lock.json)
+# npm clients of the tests, pinned by their package-lock.json: eventsource@4 (tests/node),
+# @asyncapi/parser (tests/web)
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+(cd tests/web && npm ci --no-audit --no-fund --loglevel=error)
 
 start=$(date +%s)
 echo "== build (-Wall -Wextra -Werror)"

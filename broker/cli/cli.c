@@ -190,6 +190,7 @@ static void usage(FILE *f)
 		"  node status\n"
 		"  cluster status                     every node: role, term, log indexes, lag, reachable\n"
 		"  cluster transfer-leader --to ID    hand leadership to node ID and wait until it leads\n"
+		"  asyncapi [--config FILE] [--KEY VALUE]...   the node's AsyncAPI 3.0.0 document (on its host)\n"
 		"  bench pub|sub|e2e [--topic T] [--partitions N] [--size BYTES] [--count N | --duration S]\n"
 		"            [--producers P] [--window W] [--linger-ms MS] [--batch-bytes B]\n"
 		"\n"
@@ -1656,6 +1657,8 @@ int main(int argc, char **argv)
 		return cmd_cluster(&g, sub_argc, sub_argv);
 	if (!strcmp(cmd, "bench"))
 		return bench_main(&g, sub_argc, sub_argv);
+	if (!strcmp(cmd, "asyncapi"))
+		return asyncapi_main(sub_argc, sub_argv);
 	if (!strcmp(cmd, "help")) {
 		usage(stdout);
 		return EX_OK;

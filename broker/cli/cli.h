@@ -35,4 +35,8 @@ int cli_connect_opts(const struct cli_global *g, const struct sluice_client_opts
 int bench_main(const struct cli_global *g, int argc, char **argv);
 void bench_usage(FILE *f);
 
+/* `sluice asyncapi ...` (cli_asyncapi.c): argv[0] is "asyncapi". Returns an exit code. */
+int asyncapi_main(int argc, char **argv);
+void asyncapi_usage(FILE *f);
+
 #endif

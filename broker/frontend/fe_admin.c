@@ -22,29 +22,13 @@
 
 struct topic_vec {
 	struct store_topic *v;
-	size_t n, cap;
-	int err;
+	size_t n;
 };
-
-static int topic_vec_add_cb(void *arg, const struct store_topic *tp)
-{
-	struct topic_vec *tv = arg;
-
-	if (tv->n >= FE_LIST_TOPICS_MAX || vec_reserve(&tv->v, &tv->cap, tv->n + 1)) {
-		tv->err = SL_ETOOMANY;
-		return 1;
-	}
-	tv->v[tv->n++] = *tp;
-	return 0;
-}
 
 static int topics_all(struct store_txn *t, struct topic_vec *tv)
 {
-	int rc;
-
 	memset(tv, 0, sizeof(*tv));
-	rc = store_topic_foreach(t, topic_vec_add_cb, tv);
-	return rc != SL_OK ? rc : tv->err;
+	return store_topic_list(t, FE_LIST_TOPICS_MAX, &tv->v, &tv->n);
 }
 
 static void read_error(struct fe_conn *c, uint64_t id, int rc, const char *what)

@@ -90,6 +90,7 @@ struct fe_pending {
 	uint64_t req_id;
 	struct fe_conn *conn;
 	int64_t created_ms;
+	uint64_t submitted_ns;           /* time_mono_ns() at ring submit: publish->ack latency */
 	enum fe_pending_kind kind;
 	uint64_t producer_id;            /* publishes: for the connection's fence */
 	uint64_t space;                  /* fe_fence_space(): the sequence space it was numbered in */

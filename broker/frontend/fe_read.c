@@ -20,6 +20,7 @@
 #include "config.h"
 #include "err.h"
 #include "fe_int.h"
+#include "fe_pages.h"
 #include "log.h"
 #include "ringmsg.h"
 #include "shm.h"
@@ -76,6 +77,7 @@ struct fe_msgs {
 	const char *topic;
 	uint32_t partition;
 	size_t n, msgs_max, bytes, bytes_max;
+	uint64_t data_bytes; /* key + headers + payload of the messages taken (metrics) */
 	Sluice__Message *msgs;
 	Sluice__Message **ptrs;
 	void **blocks; /* per message: its header array, or NULL */
@@ -179,6 +181,7 @@ static int msgs_add_cb(void *arg, const struct store_record *r)
 		return 1;
 	m->ptrs[m->n++] = msg;
 	m->bytes += est;
+	m->data_bytes += r->key.len + r->headers.len + r->payload.len;
 	m->next = r->offset + 1;
 	return m->n >= m->msgs_max;
 }
@@ -311,6 +314,7 @@ static int sub_deliver_part(struct fe_sub *s, struct store_txn *t, const struct 
 		f.body_case = SLUICE__FRAME__BODY_DELIVERY;
 		f.delivery = &d;
 		fe_send(s->conn, &f);
+		fe_metrics_delivered(fe, tp, sp->partition, m.n, m.data_bytes);
 		s->credit -= m.n;
 	}
 	if (rc == SL_OK) {
@@ -692,6 +696,7 @@ static int fetch_try(struct fe *fe, struct fe_fetch *q, int final)
 		f.body_case = SLUICE__FRAME__BODY_FETCH_RESULT;
 		f.fetch_result = &fr;
 		fe_send(q->conn, &f);
+		fe_metrics_delivered(fe, &tp, q->partition, m.n, m.data_bytes);
 	} else if (rc == SL_EINVAL) {
 		fe_send_error(q->conn, q->req_id, rc, "partition out of range");
 	} else if (rc == SL_ERANGE) {

@@ -38,6 +38,7 @@
 #include "err.h"
 #include "fe_http.h"
 #include "fe_int.h"
+#include "fe_pages.h"
 #include "frontend.h"
 #include "log.h"
 #include "ring.h"
@@ -216,6 +217,7 @@ static void pending_add(struct fe *fe, struct fe_pending *p, struct fe_conn *c, 
 	p->conn = c;
 	p->kind = kind;
 	p->created_ms = time_now_ms();
+	p->submitted_ns = time_mono_ns();
 	if (f->body_case == SLUICE__FRAME__BODY_PUBLISH) {
 		const Sluice__Publish *m = f->publish;
 		p->producer_id = m->producer_id;
@@ -734,6 +736,7 @@ static void on_ack(struct fe *fe, const struct rm_ack *a)
 		f.body_case = SLUICE__FRAME__BODY_PUBLISH_BATCH_ACK;
 		f.publish_batch_ack = &ba;
 		fe_send(c, &f);
+		fe_metrics_publish_acked(fe, p->submitted_ns);
 		fe->published += a->count;
 		shm_stat_store(&shm_frontend(fe->shm, fe->index)->published, fe->published);
 	} else if (p->kind == FE_PENDING_PUBLISH) {
@@ -749,6 +752,7 @@ static void on_ack(struct fe *fe, const struct rm_ack *a)
 		f.body_case = SLUICE__FRAME__BODY_PUBLISH_ACK;
 		f.publish_ack = &pa;
 		fe_send(c, &f);
+		fe_metrics_publish_acked(fe, p->submitted_ns);
 		fe->published++;
 		shm_stat_store(&shm_frontend(fe->shm, fe->index)->published, fe->published);
 	} else {
@@ -986,6 +990,7 @@ static void conn_close(struct fe_conn *c)
 	TAILQ_INSERT_TAIL(&fe->dead, c, link);
 	fe->nconns--;
 	shm_stat_store(&shm_frontend(fe->shm, fe->index)->connections, fe->nconns);
+	fe_metrics_conn(fe, c->http ? METRICS_PROTO_HTTP : METRICS_PROTO_NATIVE, -1);
 	event_active(fe->reap_ev, EV_TIMEOUT, 0);
 }
 
@@ -1255,6 +1260,7 @@ static void fe_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct so
 	}
 	if (!(c = fe_conn_new(fe, fd)))
 		return;
+	fe_metrics_conn(fe, METRICS_PROTO_NATIVE, 1);
 	/* stop reading once a whole maximal frame is buffered and unprocessed */
 	bufferevent_setwatermark(c->bev, EV_READ, 0, (size_t)fe->cfg->frame_bytes_max + 4 + 65536);
 	bufferevent_setwatermark(c->bev, EV_WRITE, fe->cfg->output_low_bytes, 0);
@@ -1401,6 +1407,7 @@ int frontend_main(const struct frontend_args *a)
 		goto out;
 	}
 	shm_stat_store(&shm_frontend(a->shm, a->index)->connections, 0);
+	fe_metrics_start(&fe);
 	fe.published = shm_frontend(a->shm, a->index)->published;
 	fe_drain_acks(&fe);
 	log_info("serving (generation %u)", fe.generation);

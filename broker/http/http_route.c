@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "fe_pages.h"
 #include "http_int.h"
 #include "log.h"
 #include "ringmsg.h"
@@ -39,6 +40,9 @@ static void on_fetch_one(struct http_req *r);
 static void on_describe_group(struct http_req *r);
 static void on_commit(struct http_req *r);
 static void on_cluster(struct http_req *r);
+static void on_metrics(struct http_req *r);
+static void on_asyncapi(struct http_req *r);
+static void on_console(struct http_req *r);
 
 static const struct http_route_def routes[] = {
     {HTTP_GET, "/healthz", on_healthz},
@@ -55,6 +59,12 @@ static const struct http_route_def routes[] = {
     {HTTP_POST, "/v1/groups/{group}/offsets", on_commit},
     {HTTP_GET, "/v1/operations/{id}", http_on_operation},
     {HTTP_GET, "/v1/cluster", on_cluster},
+    {HTTP_GET, "/metrics", on_metrics},
+    {HTTP_GET, "/v1/asyncapi.json", on_asyncapi},
+    {HTTP_GET, "/", on_console},
+    {HTTP_GET, "/index.html", on_console},
+    {HTTP_GET, "/console.js", on_console},
+    {HTTP_GET, "/console.css", on_console},
 };
 
 #define ROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -566,4 +576,47 @@ static void on_cluster(struct http_req *r)
 	f.body_case = SLUICE__FRAME__BODY_CLUSTER_STATUS;
 	f.cluster_status = &m;
 	send_or_fail(r, HK_CLUSTER, &f);
+}
+
+/* ---------- pages: metrics, AsyncAPI, the console ---------- */
+
+typedef int (*page_render)(struct fe *fe, struct evbuffer *out);
+
+static void on_page(struct http_req *r, page_render fn, const char *ctype)
+{
+	struct evbuffer *b = evbuffer_new();
+	if (!b) {
+		http_problem(r, 500, SL_ENOMEM, "out of memory");
+		return;
+	}
+	int rc = fn(r->conn->fe, b);
+	if (rc != SL_OK)
+		http_problem(r, 500, rc, sl_strerror(rc));
+	else
+		http_respond_buf(r, 200, ctype, b);
+	evbuffer_free(b);
+}
+
+static void on_metrics(struct http_req *r)
+{
+	on_page(r, fe_metrics_render, FE_METRICS_CONTENT_TYPE);
+}
+
+static void on_asyncapi(struct http_req *r)
+{
+	on_page(r, fe_asyncapi_render, "application/json");
+}
+
+static void on_console(struct http_req *r)
+{
+	char path[64];
+	size_t n = r->path_len < sizeof(path) - 1 ? r->path_len : sizeof(path) - 1;
+	memcpy(path, r->path, n);
+	path[n] = 0;
+	const struct fe_asset *a = fe_asset_find(path);
+	if (!a) {
+		http_problem(r, 404, SL_ENOTFOUND, "no such resource");
+		return;
+	}
+	http_respond(r, 200, a->content_type, (const char *)a->bytes, a->len);
 }

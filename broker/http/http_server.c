@@ -38,6 +38,7 @@
 #include "codec.h"
 #include "config.h"
 #include "err.h"
+#include "fe_pages.h"
 #include "http_int.h"
 #include "log.h"
 #include "shm.h"
@@ -398,6 +399,7 @@ void http_stream_start(struct http_req *r, const char *ctype)
 	h->sse = 1;
 	TAILQ_INSERT_TAIL(&r->conn->fe->http->sse_conns, h, sse_link);
 	r->conn->fe->http->nsse++;
+	fe_metrics_conn(r->conn->fe, METRICS_PROTO_SSE, 1);
 	answered(r, 200);
 }
 
@@ -685,6 +687,7 @@ static void http_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct 
 	}
 	c->http = h;
 	c->handshaken = 1;
+	fe_metrics_conn(fe, METRICS_PROTO_HTTP, 1);
 	h->conn = c;
 	TAILQ_INIT(&h->reqs);
 	http_parser_init(&h->parser, HTTP_REQUEST);
@@ -715,6 +718,7 @@ void fe_http_conn_free(struct fe_conn *c)
 	if (h->sse) {
 		TAILQ_REMOVE(&fh->sse_conns, h, sse_link);
 		fh->nsse--;
+		fe_metrics_conn(h->conn->fe, METRICS_PROTO_SSE, -1);
 	}
 	if (h->timer)
 		event_free(h->timer);
@@ -775,8 +779,5 @@ void fe_http_counts(const struct fe *fe, uint32_t *http_conns, uint32_t *sse_str
 
 void fe_http_observe(struct fe *fe, const char *route, int status)
 {
-	/* metrics hook: counted by the metrics code once it exists */
-	(void)fe;
-	(void)route;
-	(void)status;
+	fe_metrics_http(fe, route, status);
 }

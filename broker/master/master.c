@@ -37,6 +37,7 @@
 #include "frontend.h"
 #include "log.h"
 #include "logwriter.h"
+#include "notify.h"
 #include "ring.h"
 #include "ringmsg.h"
 #include "shm.h"
@@ -67,6 +68,7 @@ struct master {
 	struct child *fe;
 	int sigfd;
 	int reseed;             /* the logwriter exited to install a snapshot */
+	struct notify notify;   /* systemd: READY, WATCHDOG, STOPPING */
 };
 
 static void usage(FILE *f)
@@ -332,6 +334,7 @@ static void wait_children(struct master *m, int frontends_only)
 static void stop_all(struct master *m)
 {
 	log_info("stopping: frontends first, then the logwriter");
+	notify_stopping(&m->notify);
 	shm_store(&m->shm.hdr->draining, 1);
 	for (uint32_t i = 0; i < m->cfg.frontends; i++)
 		if (m->fe[i].pid)
@@ -376,6 +379,16 @@ static void reseed_install(struct master *m)
 		m->fe[i].restart_at_ms = now;
 }
 
+/* Ready for systemd: the listeners are open (before any child started),
+ * the logwriter has the store ready (frontends then accept), and in a
+ * cluster a leader is known. */
+static int node_serves(struct master *m)
+{
+	if (!shm_load(&m->shm.hdr->logwriter_ready))
+		return 0;
+	return m->cfg.cluster_n == 0 || shm_stat_load(&m->shm.hdr->cluster.leader_id) != 0;
+}
+
 static int run(struct master *m)
 {
 	snapshot_recover(m); /* a power loss may have stopped an install half way */
@@ -384,9 +397,11 @@ static int run(struct master *m)
 		child_started(&m->fe[i], spawn_frontend(m, i));
 	log_info("node %u listening on %s (native) and %s (http) with %u frontends, data in %s", m->cfg.node_id,
 		 m->cfg.listen_native, m->cfg.listen_http, m->cfg.frontends, m->cfg.data_dir);
+	notify_init(&m->notify);
 	for (;;) {
 		struct pollfd pfd = {m->sigfd, POLLIN, 0};
-		int n = poll(&pfd, 1, next_wait_ms(m));
+		int wait = next_wait_ms(m), nwait = notify_tick(&m->notify, node_serves(m));
+		int n = poll(&pfd, 1, nwait >= 0 && nwait < wait ? nwait : wait);
 		if (n > 0) {
 			struct signalfd_siginfo si;
 			if (read(m->sigfd, &si, sizeof(si)) == sizeof(si) &&

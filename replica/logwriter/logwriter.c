@@ -195,7 +195,13 @@ void lw_slot_publish(struct lw *w, uint32_t s)
 {
 	struct lw_part *lp = &w->parts[s];
 	struct shm_slot *sl = &w->shm->slots[s];
+	struct shm_slot_stats *st = &w->shm->slot_stats[s];
 	if (sl->topic_id != lp->topic_id) {
+		/* the slot's traffic counters start again with its new topic */
+		shm_stat_store(&st->published_msgs, 0);
+		shm_stat_store(&st->published_bytes, 0);
+		shm_stat_store(&st->delivered_msgs, 0);
+		shm_stat_store(&st->delivered_bytes, 0);
 		shm_store(&sl->topic_id, 0);
 		shm_store(&sl->first_offset, 0);
 		shm_store(&sl->partition, lp->partition);
@@ -204,6 +210,12 @@ void lw_slot_publish(struct lw *w, uint32_t s)
 	}
 	SL_ASSERT(lp->cend <= lp->end);
 	shm_store(&sl->end_offset, lp->cend);
+	if (lp->stat_msgs) {
+		shm_stat_add(&st->published_msgs, lp->stat_msgs);
+		shm_stat_add(&st->published_bytes, lp->stat_bytes);
+		lp->stat_msgs = 0;
+		lp->stat_bytes = 0;
+	}
 }
 
 /* Refresh first offsets (moved by retention) from a read txn. */
@@ -219,6 +231,15 @@ void lw_slots_refresh_first(struct lw *w)
 			shm_store(&w->shm->slots[s].first_offset, sp.first_offset);
 	}
 	store_txn_abort(t);
+}
+
+int lw_txn_commit_timed(struct lw *w, int deferred)
+{
+	unsigned long long t0 = time_mono_ns();
+	int rc = deferred ? store_txn_commit_deferred(w->txn) : store_txn_commit(w->txn);
+	if (rc == SL_OK)
+		metrics_hist_observe(&w->shm->hdr->lw_metrics.commit, time_mono_ns() - t0);
+	return rc;
 }
 
 void lw_wake_frontends(struct lw *w)
@@ -328,9 +349,13 @@ int lw_parts_flush(struct lw *w)
 			return rc;
 		SL_ASSERT(base == lp->end); /* the store and the cache agree on every partition end */
 		if (w->writes.on) {
+			uint64_t data = 0;
+			for (size_t i = 0; i < lp->pend_n; i++)
+				data += lp->pend[i].key.len + lp->pend[i].headers.len + lp->pend[i].payload.len;
 			if (vec_reserve(&w->writes.b, &w->writes.capb, w->writes.nb + 1))
 				return SL_ENOMEM;
-			w->writes.b[w->writes.nb++] = (struct lw_wbatch){lp->topic_id, lp->partition, base, (uint32_t)lp->pend_n};
+			w->writes.b[w->writes.nb++] =
+			    (struct lw_wbatch){lp->topic_id, lp->partition, base, (uint32_t)lp->pend_n, data};
 		}
 		lp->end += lp->pend_n;
 		lp->pend_n = 0;

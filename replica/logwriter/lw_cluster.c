@@ -1310,7 +1310,8 @@ static int build_entry(struct lw *w, int64_t ts)
 	int rc = SL_OK;
 	for (size_t i = 0; rc == SL_OK && i < w->writes.nb; i++) {
 		const struct lw_wbatch *b = &w->writes.b[i];
-		struct ent_batch eb = {b->topic_id, b->partition, b->base, b->count, 0};
+		struct ent_batch eb = {b->topic_id, b->partition, b->base, b->count,
+				       b->data_bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)b->data_bytes};
 		struct slice v;
 		rc = store_batch_get(w->txn, b->topic_id, b->partition, b->base, &v);
 		SL_ASSERT(rc != SL_ENOTFOUND); /* written in this txn */
@@ -1550,6 +1551,8 @@ static int apply_resolved(struct lw *w, const struct raft_entry *e, const struct
 			if (b.base + b.count > lp->cend)
 				lp->cend = b.base + b.count;
 			lp->touched = 1;
+			lp->stat_msgs += b.count;
+			lp->stat_bytes += b.data_bytes;
 		}
 		return SL_OK;
 	}
@@ -1623,8 +1626,11 @@ static int apply_entry(struct lw *w, const struct raft_entry *e)
 		rc = lw_parts_flush(w);
 	for (size_t i = 0; rc == SL_OK && i < w->writes.nb; i++) {
 		struct lw_part *lp = part_of(w, w->writes.b[i].topic_id, w->writes.b[i].partition);
-		if (lp)
+		if (lp) {
 			lp->cend = lp->end;
+			lp->stat_msgs += w->writes.b[i].count;
+			lp->stat_bytes += w->writes.b[i].data_bytes;
+		}
 	}
 	w->writes.on = 0;
 	for (size_t i = first; i < c->answers.n; i++)
@@ -2051,10 +2057,8 @@ static int cl_ready(struct lw *w, int leader, int *did)
 	 * fsync off a publish's critical path on the leader. */
 	if (rc)
 		store_txn_abort(w->txn);
-	else if (!rd.vote_changed && !rd.n_entries)
-		rc = store_txn_commit_deferred(w->txn);
 	else
-		rc = store_txn_commit(w->txn);
+		rc = lw_txn_commit_timed(w, !rd.vote_changed && !rd.n_entries);
 	w->txn = NULL;
 	if (rc) {
 		log_error("raft turn not stored: %s", sl_strerror(rc));

@@ -24,6 +24,8 @@ struct lw_part {
 	struct store_record *pend; /* records of the open batch */
 	size_t pend_n, pend_cap;
 	int touched;               /* end moved in the open batch */
+	uint64_t stat_msgs;        /* stored since the slot was last published (metrics) */
+	uint64_t stat_bytes;
 };
 
 struct lw_topic {
@@ -70,6 +72,7 @@ struct lw_wbatch {
 	uint32_t partition;
 	uint64_t base;
 	uint32_t count;
+	uint64_t data_bytes;       /* keys, headers and payloads of its records (metrics) */
 };
 
 struct lw_wdedup {
@@ -127,6 +130,8 @@ int lw_parts_flush(struct lw *w);
 void lw_slot_publish(struct lw *w, uint32_t s);
 void lw_slots_refresh_first(struct lw *w);
 void lw_wake_frontends(struct lw *w);
+/* Commit w->txn and time it into the commit-latency histogram (shm metrics). */
+int lw_txn_commit_timed(struct lw *w, int deferred);
 int lw_topics_reload(struct lw *w);
 void lw_ack_push(struct lw *w, uint32_t fe, const struct rm_ack *a);
 /* Push queued acks of frontend fe; 1 when none are left. */

@@ -61,7 +61,7 @@ struct ent_batch {
 	uint32_t partition;
 	uint64_t base;
 	uint32_t count;
-	uint32_t pad;
+	uint32_t data_bytes;    /* keys, headers and payloads of its records (metrics) */
 };
 
 struct ent_dedup {

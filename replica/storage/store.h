@@ -104,6 +104,9 @@ int store_topic_delete(struct store_txn *t, const char *name);
 int store_topic_get(struct store_txn *t, const char *name, size_t name_len, struct store_topic *out);
 /* Calls fn for each topic in name order; fn returning non-zero stops. */
 int store_topic_foreach(struct store_txn *t, int (*fn)(void *arg, const struct store_topic *tp), void *arg);
+/* Every topic in name order, copied into *out (malloc'd; the caller frees it,
+ * also on error) with *n set; SL_ETOOMANY past max topics. */
+int store_topic_list(struct store_txn *t, size_t max, struct store_topic **out, size_t *n);
 
 int store_partition_get(struct store_txn *t, uint32_t topic_id, uint32_t partition, struct store_partition *out);
 

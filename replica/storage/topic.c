@@ -20,6 +20,7 @@
 #include "sl_assert.h"
 #include "store.h"
 #include "store_int.h"
+#include "vec.h"
 
 #define PART_KEY_BYTES 8
 #define PART_VAL_BYTES 32
@@ -149,6 +150,34 @@ int store_topic_foreach(struct store_txn *t, int (*fn)(void *arg, const struct s
 out:
 	mdb_cursor_close(c);
 	return err;
+}
+
+struct topic_list {
+	struct store_topic *v;
+	size_t n, cap, max;
+	int err;
+};
+
+static int topic_list_add_cb(void *arg, const struct store_topic *tp)
+{
+	struct topic_list *tl = arg;
+
+	if (tl->n >= tl->max || vec_reserve(&tl->v, &tl->cap, tl->n + 1)) {
+		tl->err = SL_ETOOMANY;
+		return 1;
+	}
+	tl->v[tl->n++] = *tp;
+	return 0;
+}
+
+int store_topic_list(struct store_txn *t, size_t max, struct store_topic **out, size_t *n)
+{
+	struct topic_list tl = {NULL, 0, 0, max, SL_OK};
+	int rc = store_topic_foreach(t, topic_list_add_cb, &tl);
+
+	*out = tl.v;
+	*n = tl.n;
+	return rc != SL_OK ? rc : tl.err;
 }
 
 struct slot_map {

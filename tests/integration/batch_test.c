@@ -130,16 +130,10 @@ static void ack_cb(void *arg, int err, const char *errmsg, uint32_t partition, u
 static void pub(const char *topic, size_t i, int part, const char *key, const char *payload,
                 const struct sluice_header *hs, size_t hs_n)
 {
-	struct sluice_pub p = {0};
+	struct sluice_pub p;
 	int rc;
 
-	p.topic = topic;
-	p.key = sluice_bytes_cstr(key);
-	p.has_partition = part >= 0;
-	p.partition = part >= 0 ? (uint32_t)part : 0;
-	p.headers = hs;
-	p.headers_n = hs_n;
-	p.payload = sluice_bytes_cstr(payload);
+	itest_pub_fill(&p, topic, part, key, payload, hs, hs_n);
 	rc = sluice_publish(cli, &p, ack_cb, (void *)(uintptr_t)i);
 	cr_assert_eq(rc, 0, "publish %zu: %d", i, rc);
 }

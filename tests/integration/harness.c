@@ -821,3 +821,16 @@ int itest_fetch_all(struct sluice_sync *sy, const char *topic, uint32_t part, ui
 	}
 	return 0;
 }
+
+void itest_pub_fill(struct sluice_pub *p, const char *topic, int partition, const char *key, const char *payload,
+                    const struct sluice_header *hs, size_t hs_n)
+{
+	memset(p, 0, sizeof(*p));
+	p->topic = topic;
+	p->key = sluice_bytes_cstr(key);
+	p->has_partition = partition >= 0;
+	p->partition = partition >= 0 ? (uint32_t)partition : 0;
+	p->headers = hs;
+	p->headers_n = hs_n;
+	p->payload = sluice_bytes_cstr(payload);
+}

@@ -104,6 +104,12 @@ int itest_recv_response(int fd, uint64_t id, int timeout_ms, Sluice__Frame **out
 
 struct sluice_sync;
 struct sluice_msg;
+struct sluice_pub;
+struct sluice_header;
+/* Fill *p (zeroed first) for a publish; partition < 0 lets the server
+ * choose, key NULL for none; the strings and headers stay the caller's. */
+void itest_pub_fill(struct sluice_pub *p, const char *topic, int partition, const char *key, const char *payload,
+                    const struct sluice_header *hs, size_t hs_n);
 /* Fetch one partition from offset 0 to its end, page_max messages a page,
  * passing every message to fn. *end_out is the end offset the server
  * reported. 0, or the sluice_sync_fetch error (message in em). */
