@@ -3,8 +3,7 @@
 // node's HTTP listener, starts a live tail of a topic, publishes through the
 // page's form, and sees the message arrive in the tail over Server-Sent Events.
 //
-// README: needs the HTTP server (GET /, /console.js, /console.css, /v1/...),
-// so it is not registered with ctest yet. Run it by hand once it is there:
+// ctest runs it as console_browser_test (tests/CMakeLists.txt); by hand:
 //   apt-get install chromium && (cd tests/web && npm ci) && cmake --build build
 //   SLUICED=build/sluiced node --test tests/web/console.test.js
 import { test, before, after } from 'node:test';
