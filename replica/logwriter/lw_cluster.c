@@ -126,6 +126,12 @@ struct lw_cluster {
 	int reseed;                   /* a snapshot is complete: exit so the master installs it */
 };
 
+/* A node without [cluster] peers is a raft group of one voter: itself. */
+static int solo(const struct config *cfg)
+{
+	return cfg->cluster_n == 0;
+}
+
 /* ---------- acks ---------- */
 
 /* Answer one ring record at once (not through the log). */
@@ -765,6 +771,7 @@ struct cl_load {
 	uint8_t **owned;              /* per entry: its expanded data (malloc'd) or NULL */
 	size_t owned_cap;
 	struct lw_cluster *c;
+	struct lw *w;
 	struct store_txn *t;
 	uint64_t gone;                /* highest applied entry whose batches are no longer all stored */
 	int rc;
@@ -801,7 +808,7 @@ static int load_entry_cb(void *arg, uint64_t index, uint64_t term, uint32_t type
 		}
 	}
 	l->owned[l->n] = NULL;
-	if (refs) {
+	if (refs && !solo(l->w->cfg)) {
 		size_t len;
 		int missing;
 		l->rc = row_expand(l->t, data.base, data.len, &l->owned[l->n], &len, &missing);
@@ -841,12 +848,6 @@ static int load_entry_cb(void *arg, uint64_t index, uint64_t term, uint32_t type
 
 /* The member ids in ascending order, zero-filled: membership is a set, so
  * the order of [cluster] peers does not matter. */
-/* A node without [cluster] peers is a raft group of one voter: itself. */
-static int solo(const struct config *cfg)
-{
-	return cfg->cluster_n == 0;
-}
-
 static void members_sorted(const struct config *cfg, uint32_t ids[CONFIG_NODES_MAX])
 {
 	memset(ids, 0, CONFIG_NODES_MAX * sizeof(*ids));
@@ -944,6 +945,7 @@ static int raft_open(struct lw *w, struct store_txn *t, struct raft_hardstate *h
 	c->trimmed = snap[0];
 	c->trimmed_term = snap[1];
 	l->c = c;
+	l->w = w;
 	l->t = t;
 	rc = store_raft_foreach(t, c->trimmed + 1, load_entry_cb, l);
 	if (rc == SL_OK)
@@ -1313,6 +1315,11 @@ static int build_entry(struct lw *w, int64_t ts)
 		struct ent_batch eb = {b->topic_id, b->partition, b->base, b->count,
 				       b->data_bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)b->data_bytes};
 		struct slice v;
+		if (solo(w->cfg)) {
+			/* nobody to ship the bytes to: the entry refers to the stored batch */
+			rc = ent_add(&c->prop, ENT_BATCH_REF, c->self, 0, &eb, sizeof(eb));
+			continue;
+		}
 		rc = store_batch_get(w->txn, b->topic_id, b->partition, b->base, &v);
 		SL_ASSERT(rc != SL_ENOTFOUND); /* written in this txn */
 		if (rc == SL_OK && v.len > UINT32_MAX - sizeof(eb))
@@ -1527,7 +1534,7 @@ static int apply_retention(struct lw *w)
 static int apply_resolved(struct lw *w, const struct raft_entry *e, const struct ent_view *v, int deferred)
 {
 	struct lw_cluster *c = w->cl;
-	if (v->type == ENT_BATCH) {
+	if (v->type == ENT_BATCH || (v->type == ENT_BATCH_REF && !deferred)) {
 		struct ent_batch b;
 		const uint8_t *val;
 		uint32_t vlen;
@@ -1740,8 +1747,8 @@ static int persist_entry(struct lw *w, const struct raft_entry *e)
 		log_error("raft entry %llu is malformed", (unsigned long long)e->index);
 		memset(&s, 0, sizeof(s));
 	}
-	if (s.refs) {
-		/* references exist only in this node's own raft log rows */
+	if (s.refs && e->index != c->resolved_index) {
+		/* references exist only in this node's own rows (and a lone voter's entries) */
 		log_error("raft entry %llu holds batch references", (unsigned long long)e->index);
 		return SL_ECORRUPT;
 	}
