@@ -30,6 +30,7 @@
 #include "config.h"
 #include "err.h"
 #include "http_int.h"
+#include "shm.h"
 #include "log.h"
 #include "pubbatch.h"
 #include "ringmsg.h"
@@ -361,6 +362,16 @@ void http_publish_answered(struct http_req *r, const Sluice__Frame *f)
 
 /* ---------- polling ---------- */
 
+/* 1 if offset of partition p of tp is below the committed end this node
+ * publishes (readers see only that; the log may hold more, uncommitted). */
+static int op_visible(struct fe *fe, const struct store_topic *tp, uint32_t p, uint64_t offset)
+{
+	if (p >= tp->partitions || (uint64_t)tp->slot_base + p >= fe->cfg->partitions_max)
+		return 0;
+	const struct shm_slot *sl = &fe->shm->slots[tp->slot_base + p];
+	return shm_load(&sl->topic_id) == tp->topic_id && offset < shm_load(&sl->end_offset);
+}
+
 void http_on_operation(struct http_req *r)
 {
 	struct fe *fe = r->conn->fe;
@@ -385,6 +396,13 @@ void http_on_operation(struct http_req *r)
 		rc = store_dedup_get(t, op.producer_id, tp.topic_id, op.space, op.sequence, &d, &off);
 	if (t)
 		store_txn_abort(t);
+	if (rc == SL_OK && !op_visible(fe, &tp, d.partition, off)) {
+		/* stored by the leader when it appended it, not committed yet: a
+		 * lost election could still take it back */
+		http_add_header(r, "Retry-After", "1");
+		http_respond_json(r, 200, op_json(r->params[0], "pending", &op, now));
+		return;
+	}
 	if (rc == SL_OK) {
 		j = op_json(r->params[0], "committed", &op, d.ts_ms);
 		json_object_set_new(j, "partition", json_integer(d.partition));
