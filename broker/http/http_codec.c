@@ -84,8 +84,9 @@ int http_op_decode(const char *id, struct http_op *op)
 			bin[n++] = (uint8_t)(acc >> bits);
 		}
 	}
-	if (n < 34 || bin[0] != HTTP_OP_VERSION || bin[33] == 0 || (size_t)bin[33] + 34 != n)
-		return SL_EMALFORMED;
+	if (n < 34 || bin[0] != HTTP_OP_VERSION || bin[33] == 0 || (size_t)bin[33] + 34 != n ||
+	    bin[33] > RM_TOPIC_NAME_MAX || memchr(bin + 34, 0, bin[33]))
+		return SL_EMALFORMED; /* a topic name: 1 to 249 bytes, no NUL */
 	memset(op, 0, sizeof(*op));
 	op->producer_id = be_get64(bin + 1);
 	op->sequence = be_get64(bin + 9);
