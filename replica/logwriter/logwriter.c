@@ -187,6 +187,7 @@ int lw_topics_reload(struct lw *w)
 		w->parts[s].cend = 0;
 		w->parts[s].pend_n = 0;
 	}
+	w->pend_slots_n = 0;
 	return store_topic_foreach(w->txn, topic_load_cb, w);
 }
 
@@ -324,13 +325,29 @@ int lw_ack_flush_backlog(struct lw *w, uint32_t fe)
 
 /* ---- request processing ---- */
 
+void lw_touch(struct lw *w, struct lw_part *lp)
+{
+	if (lp->touched)
+		return;
+	if (vec_reserve(&w->touched_slots, &w->touched_cap, w->touched_n + 1)) {
+		w->slots_dirty = 1; /* publish every slot instead */
+		return;
+	}
+	lp->touched = 1;
+	w->touched_slots[w->touched_n++] = (uint32_t)(lp - w->parts);
+}
+
 static int part_push(struct lw *w, struct lw_part *lp, const struct store_record *r)
 {
 	int rc = vec_grow((void **)&lp->pend, &lp->pend_cap, lp->pend_n + 1, sizeof(*lp->pend));
+	if (rc == SL_OK && !lp->pend_n)
+		rc = vec_reserve(&w->pend_slots, &w->pend_slots_cap, w->pend_slots_n + 1);
 	if (rc)
 		return rc;
+	if (!lp->pend_n)
+		w->pend_slots[w->pend_slots_n++] = (uint32_t)(lp - w->parts);
 	lp->pend[lp->pend_n++] = *r;
-	lp->touched = 1;
+	lw_touch(w, lp);
 	w->batch_records++;
 	return SL_OK;
 }
@@ -338,10 +355,10 @@ static int part_push(struct lw *w, struct lw_part *lp, const struct store_record
 /* Write every partition's pending records as one batch each; ends move on. */
 int lw_parts_flush(struct lw *w)
 {
-	for (uint32_t s = 0; s < w->cfg->partitions_max; s++) {
-		struct lw_part *lp = &w->parts[s];
+	for (size_t k = 0; k < w->pend_slots_n; k++) {
+		struct lw_part *lp = &w->parts[w->pend_slots[k]];
 		if (!lp->pend_n)
-			continue;
+			continue; /* a reload dropped it */
 		uint64_t base;
 		int rc = store_batch_append(w->txn, lp->topic_id, lp->partition, lp->pend, lp->pend_n, w->batch_ts, w->cur_term,
 					    &base);
@@ -360,6 +377,7 @@ int lw_parts_flush(struct lw *w)
 		lp->end += lp->pend_n;
 		lp->pend_n = 0;
 	}
+	w->pend_slots_n = 0;
 	return SL_OK;
 }
 
@@ -558,7 +576,7 @@ static int do_create(struct lw *w, const struct lw_req *rq, struct lw_answers *o
 			lp->partition = i;
 			lp->end = 0;
 			lp->cend = 0;
-			lp->touched = 1;
+			lw_touch(w, lp);
 		}
 	}
 	return answer(w, rq, out, rc, 0, 0);
@@ -673,6 +691,8 @@ out:
 	free(w->parts);
 	free(w->topics);
 	free(w->topic_ids);
+	free(w->pend_slots);
+	free(w->touched_slots);
 	free(w->writes.b);
 	free(w->writes.d);
 	free(w);

@@ -447,7 +447,7 @@ static int cend_cb(void *arg, uint64_t index, uint64_t term, uint32_t type, stru
 		struct lw_part *lp = part_of(x->w, b.topic_id, b.partition);
 		if (lp && b.base < lp->cend) {
 			lp->cend = b.base;
-			lp->touched = 1;
+			lw_touch(x->w, lp);
 		}
 	}
 	return 0;
@@ -1084,6 +1084,7 @@ static int cl_start(struct lw *w)
 			lw_slot_publish(w, s);
 			w->parts[s].touched = 0;
 		}
+		w->touched_n = 0;
 		w->slots_dirty = 0;
 		rc = rings_recover(w, w->txn);
 	}
@@ -1557,7 +1558,7 @@ static int apply_resolved(struct lw *w, const struct raft_entry *e, const struct
 			SL_ASSERT(b.base + b.count <= lp->end);
 			if (b.base + b.count > lp->cend)
 				lp->cend = b.base + b.count;
-			lp->touched = 1;
+			lw_touch(w, lp);
 			lp->stat_msgs += b.count;
 			lp->stat_bytes += b.data_bytes;
 		}
@@ -1891,14 +1892,17 @@ static int store_ring_positions(struct lw *w)
 static void publish_commits(struct lw *w)
 {
 	struct lw_cluster *c = w->cl;
-	int moved = w->slots_dirty || c->answers.n;
-	for (uint32_t s = 0; s < w->cfg->partitions_max; s++) {
-		if (w->parts[s].touched || w->slots_dirty) {
+	int moved = w->slots_dirty || c->answers.n || w->touched_n;
+	if (w->slots_dirty)
+		for (uint32_t s = 0; s < w->cfg->partitions_max; s++)
 			lw_slot_publish(w, s);
-			moved = 1;
-		}
+	for (size_t k = 0; k < w->touched_n; k++) {
+		uint32_t s = w->touched_slots[k];
+		if (!w->slots_dirty)
+			lw_slot_publish(w, s);
 		w->parts[s].touched = 0;
 	}
+	w->touched_n = 0;
 	w->slots_dirty = 0;
 	for (size_t i = 0; i < c->answers.n; i++) {
 		const struct lw_answer *a = &c->answers.v[i];

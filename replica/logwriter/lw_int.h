@@ -109,6 +109,10 @@ struct lw {
 	size_t batch_records;
 	uint64_t batch_no;         /* moves the sticky partition of keyless publishes */
 	int slots_dirty;           /* a topic was deleted: rewrite every slot after commit */
+	uint32_t *pend_slots;      /* slots with records pending (lw_parts_flush writes these) */
+	size_t pend_slots_n, pend_slots_cap;
+	uint32_t *touched_slots;   /* slots whose ends moved since they were last published */
+	size_t touched_n, touched_cap;
 	uint64_t cur_term;         /* raft term of the entry being resolved or applied */
 	uint64_t cur_index;        /* raft index of the entry being resolved or applied */
 	struct lw_writes writes;   /* batches and dedup entries written, when writes.on */
@@ -127,6 +131,8 @@ const struct lw_topic *lw_topic_by_id(const struct lw *w, uint32_t topic_id);
  * must then be dropped. */
 int lw_record_apply(struct lw *w, const struct lw_req *rq, struct lw_answers *out);
 int lw_parts_flush(struct lw *w);
+/* Mark lp's slot for the next publication of the commit table. */
+void lw_touch(struct lw *w, struct lw_part *lp);
 void lw_slot_publish(struct lw *w, uint32_t s);
 void lw_slots_refresh_first(struct lw *w);
 void lw_wake_frontends(struct lw *w);
