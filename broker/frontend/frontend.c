@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -1384,6 +1385,14 @@ int frontend_main(const struct frontend_args *a)
 	fe.efd = a->efd;
 	fe.logwriter_efd = a->logwriter_efd;
 	fe.generation = shm_load(&shm_frontend(a->shm, a->index)->generation);
+	/* Cookies must not repeat those of an earlier run of the node: a
+	 * restarted logwriter applies committed entries again and pushes their
+	 * answers, which only the request that made them may take. The
+	 * generation (high 16 bits) tells restarts of this frontend apart; a
+	 * random start of the counter tells runs of the node apart. */
+	if (getrandom(&fe.cookie_counter, sizeof(fe.cookie_counter), 0) != sizeof(fe.cookie_counter))
+		fe.cookie_counter = shm_load(&a->shm->hdr->instance) ^ (uint64_t)getpid() << 20;
+	fe.cookie_counter &= 0xffffffffffffull;
 	fe.logwriter_gen_seen = shm_load(&a->shm->hdr->logwriter_generation);
 	fe.epoch_seen = shm_load(&a->shm->hdr->cluster.epoch);
 	TAILQ_INIT(&fe.conns);
