@@ -194,6 +194,8 @@ static void deferred_applied(struct lw_cluster *c, uint64_t upto)
 	size_t k = 0;
 	while (k < c->deferred_n && c->deferred[k] <= upto)
 		k++;
+	if (!k)
+		return;
 	memmove(c->deferred, c->deferred + k, (c->deferred_n - k) * sizeof(*c->deferred));
 	c->deferred_n -= k;
 }

@@ -396,9 +396,11 @@ static struct entry entry_make(const void *k, size_t klen, const void *pl, size_
 	e.hash = fnv(e.hash, pl, plen);
 	if (plen >= sizeof(payload) || klen >= sizeof(key))
 		return e;
-	memcpy(payload, pl, plen);
+	if (plen)
+		memcpy(payload, pl, plen);
 	payload[plen] = '\0';
-	memcpy(key, k, klen);
+	if (klen)
+		memcpy(key, k, klen);
 	key[klen] = '\0';
 	if (sscanf(payload, "p%d-%llu:", &e.k, &seq) == 2 && e.k >= 0 && e.k < PRODUCERS_MAX) {
 		e.seq = seq;
@@ -615,7 +617,8 @@ static void check_positions(void)
 				}
 				v[n++] = (struct ackpos){r->off, r->term, r->log_index, r->seq, k};
 			}
-		qsort(v, n, sizeof(*v), cmp_ackpos);
+		if (n)
+			qsort(v, n, sizeof(*v), cmp_ackpos);
 		for (size_t i = 0; i < n; i++) {
 			if (v[i].term == 0 || v[i].index == 0)
 				fail_detail(
