@@ -223,6 +223,10 @@ void http_answer_frame(struct http_req *r, const Sluice__Frame *f)
 		http_sse_frame(r, f);
 		return;
 	}
+	if (r->kind == HK_COMMITS) {
+		http_commits_frame(r, f);
+		return;
+	}
 	if (f->body_case == SLUICE__FRAME__BODY_ERROR) {
 		int code = (int)f->error->code;
 		if (r->kind == HK_FETCH_ONE && code == SL_ERANGE)
@@ -242,10 +246,6 @@ void http_answer_frame(struct http_req *r, const Sluice__Frame *f)
 		return;
 	case HK_DELETE_TOPIC:
 		http_respond(r, 204, NULL, NULL, 0);
-		return;
-	case HK_COMMIT:
-		http_respond_json(r, 200, json_pack("{s:s,s:s,s:i,s:I}", "group", r->group, "topic", r->topic,
-		                                    "partition", (int)r->partition, "offset", (json_int_t)r->offset));
 		return;
 	default:
 		break;

@@ -11,6 +11,7 @@
  *   http_pub.c     publish bodies (single, NDJSON), Idempotency-Key and
  *                  202 operations (ids and polling)
  *   http_sse.c     Server-Sent Events on top of a native subscription
+ *   http_commit.c  consumer group commits: one, or an array of them
  *
  * How it reuses the native path: an HTTP connection is a struct fe_conn
  * (fe_int.h) whose `http` is set. A request becomes a native Frame with a
@@ -40,6 +41,7 @@ struct event;
 #define HTTP_PARAMS_MAX 3
 #define HTTP_PARAM_BYTES_MAX 1024
 #define HTTP_QUERY_VALUE_MAX 1024
+#define HTTP_COMMITS_MAX 1024 /* commits in one POST /v1/groups/{group}/offsets */
 
 /* What the native answer to a request means. */
 enum http_kind {
@@ -48,7 +50,7 @@ enum http_kind {
 	HK_BATCH,         /* PublishBatchAck -> 201 with one result per message */
 	HK_CREATE_TOPIC,  /* Ok -> 201 */
 	HK_DELETE_TOPIC,  /* Ok -> 204 */
-	HK_COMMIT,        /* Ok -> 200 */
+	HK_COMMITS,       /* one Ok per commit of the body -> 200 (http_commit.c) */
 	HK_LIST_TOPICS,   /* TopicList */
 	HK_TOPIC,         /* TopicInfo */
 	HK_GROUP,         /* GroupInfo */
@@ -65,6 +67,7 @@ struct http_hdr {
 };
 
 struct http_sse;
+struct http_commits;
 
 struct http_req {
 	TAILQ_ENTRY(http_req) link;       /* h->reqs, in arrival order */
@@ -112,6 +115,7 @@ struct http_req {
 	int fetch_max;
 	uint32_t fetch_wait_ms;
 	struct http_sse *sse;
+	struct http_commits *commits;     /* HK_COMMITS */
 };
 
 TAILQ_HEAD(http_req_list, http_req);
@@ -125,6 +129,7 @@ struct http_conn {
 	uint32_t nreqs;
 	uint64_t next_id;
 	struct event *timer;              /* header deadline or idle timeout */
+	struct event *pump_ev;            /* sends what requests could not send at once (commits) */
 	int timer_mode;                   /* 0 none, 1 header deadline, 2 idle */
 	int in_process;                   /* inside fe_http_process_input */
 	int sse;                          /* the connection streams events: no more requests */
@@ -181,10 +186,18 @@ void http_respond(struct http_req *r, int status, const char *ctype, const void 
 void http_respond_buf(struct http_req *r, int status, const char *ctype, struct evbuffer *buf);
 /* RFC 9457 problem+json for an sl_err (status from http_status_for_err unless status != 0). */
 void http_problem(struct http_req *r, int status, int err, const char *detail);
+/* HEAD of a streaming route: the headers GET would start the stream with
+ * (no Content-Length), and no body; the connection stays usable. */
+void http_respond_stream_head(struct http_req *r, const char *ctype);
 /* Start a streaming answer (SSE): headers now, body written by the caller into the connection. */
 void http_stream_start(struct http_req *r, const char *ctype);
 /* Hand a frame to the native dispatcher under a new request id; 0 or an sl_err. */
 int http_dispatch(struct http_req *r, enum http_kind kind, const Sluice__Frame *f);
+/* The same, for a request with several frames out: the new id is stored in
+ * *id before the frame is dispatched (its answer may come at once). */
+int http_dispatch_to(struct http_req *r, enum http_kind kind, const Sluice__Frame *f, uint64_t *id);
+/* Run the connection's pump (http_commits_pump of its requests) after ms. */
+void http_pump_later(struct fe_conn *c, uint32_t ms);
 /* Close the connection now (no answer), e.g. an event stream during failover. */
 void http_conn_drop(struct fe_conn *c);
 /* Send finished answers in order; resume reading if the pipeline has room. */
@@ -199,9 +212,18 @@ struct json_t;
 void http_respond_json(struct http_req *r, int status, struct json_t *j); /* steals j */
 /* Validate and copy a topic name from a decoded path parameter. */
 int http_topic_param(struct http_req *r, const char *s, char *out, size_t cap);
+/* The same for a group name. */
+int http_group_param(struct http_req *r, const char *s, char *out, size_t cap);
+/* The JSON body of r, an object (or an array when allow_array); NULL and
+ * answered (415, 400) otherwise. An empty body is {} when allow_empty. */
+struct json_t *http_body_json(struct http_req *r, int allow_empty, int allow_array);
 
 /* from=earliest|latest|OFFSET|@UNIX_MS; -1 if malformed. */
 int http_start_parse(const char *v, struct fe_start *st);
+/* The offset a read of topic/partition starts at, in one short read txn:
+ * SL_ENOTOPIC, SL_EINVAL (partition out of range), or another sl_err. */
+int http_resolve_start(struct fe *fe, const char *topic, uint32_t partition, const struct fe_start *st,
+                       uint64_t *off);
 
 /* ---------- http_answer.c ---------- */
 
@@ -228,6 +250,16 @@ int http_op_decode(const char *id, struct http_op *op);
 /* Parse an NDJSON body into PublishBatch records (malloc'd in *recs). */
 int http_ndjson_records(const uint8_t *p, size_t n, uint8_t **recs, size_t *recs_len, uint32_t *count,
                         const char **why);
+
+/* ---------- http_commit.c ---------- */
+
+void http_on_commit(struct http_req *r);
+/* Send the commits that are not out yet, as far as there is room. */
+void http_commits_pump(struct http_req *r);
+/* 1 if the answer with this id is for one of r's commits. */
+int http_commits_owns(const struct http_req *r, uint64_t id);
+void http_commits_frame(struct http_req *r, const Sluice__Frame *f);
+void http_commits_free(struct http_commits *m);
 
 /* ---------- http_sse.c ---------- */
 

@@ -38,7 +38,6 @@ static void on_delete_topic(struct http_req *r);
 static void on_fetch(struct http_req *r);
 static void on_fetch_one(struct http_req *r);
 static void on_describe_group(struct http_req *r);
-static void on_commit(struct http_req *r);
 static void on_cluster(struct http_req *r);
 static void on_metrics(struct http_req *r);
 static void on_asyncapi(struct http_req *r);
@@ -56,7 +55,7 @@ static const struct http_route_def routes[] = {
     {HTTP_GET, "/v1/topics/{topic}/messages/{partition}/{offset}", on_fetch_one},
     {HTTP_GET, "/v1/topics/{topic}/events", http_on_events},
     {HTTP_GET, "/v1/groups/{group}", on_describe_group},
-    {HTTP_POST, "/v1/groups/{group}/offsets", on_commit},
+    {HTTP_POST, "/v1/groups/{group}/offsets", http_on_commit},
     {HTTP_GET, "/v1/operations/{id}", http_on_operation},
     {HTTP_GET, "/v1/cluster", on_cluster},
     {HTTP_GET, "/metrics", on_metrics},
@@ -108,18 +107,29 @@ static int route_match(struct http_req *r, const char *pattern, const char *path
 	return sp == pend;
 }
 
+/* 1 if a request with this method is served by a route of that method:
+ * HEAD is served by every GET route (the same answer without its body). */
+static int method_serves(unsigned route_method, unsigned method)
+{
+	return route_method == method || (method == HTTP_HEAD && route_method == HTTP_GET);
+}
+
 static void method_not_allowed(struct http_req *r, const char *path, size_t plen)
 {
 	char allow[128] = "";
 	size_t n = 0;
+	int get = 0;
 
 	for (size_t i = 0; i < ROUTES; i++) {
 		if (route_match(r, routes[i].pattern, path, plen, 0) != 1)
 			continue;
 		const char *m = http_method_str(routes[i].method);
+		get |= routes[i].method == HTTP_GET;
 		if (!strstr(allow, m) && n + strlen(m) + 3 < sizeof(allow))
 			n += (size_t)snprintf(allow + n, sizeof(allow) - n, "%s%s", n ? ", " : "", m);
 	}
+	if (get && n + 7 < sizeof(allow))
+		snprintf(allow + n, sizeof(allow) - n, ", HEAD");
 	http_add_header(r, "Allow", "%s", allow);
 	http_problem(r, 405, SL_EUNKNOWN_OP, "method not allowed on this resource");
 }
@@ -158,7 +168,7 @@ void http_route(struct http_req *r)
 		if (m != 1)
 			continue;
 		path_known = 1;
-		if (routes[i].method != r->method)
+		if (!method_serves(routes[i].method, r->method))
 			continue;
 		r->route = routes[i].pattern;
 		if (route_match(r, routes[i].pattern, r->path, r->path_len, 1) != 1) {
@@ -234,7 +244,7 @@ int http_topic_param(struct http_req *r, const char *s, char *out, size_t cap)
 	return 0;
 }
 
-static int group_param(struct http_req *r, const char *s, char *out, size_t cap)
+int http_group_param(struct http_req *r, const char *s, char *out, size_t cap)
 {
 	size_t n = strlen(s);
 
@@ -246,8 +256,7 @@ static int group_param(struct http_req *r, const char *s, char *out, size_t cap)
 	return 0;
 }
 
-/* The JSON body of r (NULL and answered on error). An empty body is {} when allowed. */
-static json_t *body_json(struct http_req *r, int allow_empty)
+json_t *http_body_json(struct http_req *r, int allow_empty, int allow_array)
 {
 	size_t len = evbuffer_get_length(r->body), ctl = 0;
 	const char *ct = http_req_header(r, "content-type", &ctl);
@@ -261,9 +270,10 @@ static json_t *body_json(struct http_req *r, int allow_empty)
 		return NULL;
 	}
 	j = json_loadb((const char *)evbuffer_pullup(r->body, -1), len, JSON_REJECT_DUPLICATES, &e);
-	if (!j || !json_is_object(j)) {
+	if (!j || !(json_is_object(j) || (allow_array && json_is_array(j)))) {
 		json_decref(j);
-		http_problem(r, 400, SL_EMALFORMED, "the body is not a JSON object");
+		http_problem(r, 400, SL_EMALFORMED,
+		             allow_array ? "the body is not a JSON object or array" : "the body is not a JSON object");
 		return NULL;
 	}
 	return j;
@@ -342,7 +352,7 @@ static void on_create_topic(struct http_req *r)
 	int64_t parts = 1, rms = 0, rbytes = 0;
 	json_t *j;
 
-	if (http_topic_param(r, r->params[0], r->topic, sizeof(r->topic)) < 0 || !(j = body_json(r, 1)))
+	if (http_topic_param(r, r->params[0], r->topic, sizeof(r->topic)) < 0 || !(j = http_body_json(r, 1, 0)))
 		return;
 	if (json_int_field(j, "partitions", 1, r->conn->fe->cfg->partitions_max, &parts) < 0 ||
 	    json_int_field(j, "retention_ms", 0, INT64_MAX, &rms) < 0 ||
@@ -423,9 +433,8 @@ int http_start_parse(const char *v, struct fe_start *st)
 	return parse_from(v, st);
 }
 
-/* The offset a read starts at, in one short read txn. */
-static int resolve_start(struct fe *fe, const char *topic, uint32_t partition, const struct fe_start *st,
-                         uint64_t *off)
+int http_resolve_start(struct fe *fe, const char *topic, uint32_t partition, const struct fe_start *st,
+                       uint64_t *off)
 {
 	struct store_txn *t = NULL;
 	struct store_topic tp;
@@ -476,10 +485,10 @@ static void on_fetch(struct http_req *r)
 		http_problem(r, 400, SL_EINVAL, "bad query: partition, from=earliest|latest|OFFSET|@UNIX_MS, max, wait_ms");
 		return;
 	}
-	if (q.group[0] && group_param(r, q.group, r->group, sizeof(r->group)) < 0)
+	if (q.group[0] && http_group_param(r, q.group, r->group, sizeof(r->group)) < 0)
 		return;
 	st.group = r->group;
-	rc = resolve_start(r->conn->fe, r->topic, (uint32_t)part, &st, &off);
+	rc = http_resolve_start(r->conn->fe, r->topic, (uint32_t)part, &st, &off);
 	if (rc != SL_OK) {
 		http_problem(r, 0, rc == SL_ECORRUPT ? SL_EINTERNAL : rc,
 		             rc == SL_EINVAL ? "partition out of range" : sl_strerror(rc));
@@ -527,45 +536,12 @@ static void on_describe_group(struct http_req *r)
 	Sluice__DescribeGroup m = SLUICE__DESCRIBE_GROUP__INIT;
 	Sluice__Frame f = SLUICE__FRAME__INIT;
 
-	if (group_param(r, r->params[0], r->group, sizeof(r->group)) < 0)
+	if (http_group_param(r, r->params[0], r->group, sizeof(r->group)) < 0)
 		return;
 	m.group = r->group;
 	f.body_case = SLUICE__FRAME__BODY_DESCRIBE_GROUP;
 	f.describe_group = &m;
 	send_or_fail(r, HK_GROUP, &f);
-}
-
-/* {"topic": T, "partition": P, "offset": O}: O is the next offset to consume. */
-static void on_commit(struct http_req *r)
-{
-	Sluice__CommitOffset m = SLUICE__COMMIT_OFFSET__INIT;
-	Sluice__Frame f = SLUICE__FRAME__INIT;
-	json_t *j, *t;
-	int64_t part = 0, off = -1;
-
-	if (group_param(r, r->params[0], r->group, sizeof(r->group)) < 0 || !(j = body_json(r, 0)))
-		return;
-	t = json_object_get(j, "topic");
-	if (!json_is_string(t) || json_int_field(j, "partition", 0, UINT32_MAX - 1, &part) < 0 ||
-	    json_int_field(j, "offset", 0, INT64_MAX, &off) < 0 || off < 0) {
-		json_decref(j);
-		http_problem(r, 400, SL_EINVAL, "expected {\"topic\": string, \"partition\": int, \"offset\": int}");
-		return;
-	}
-	if (http_topic_param(r, json_string_value(t), r->topic, sizeof(r->topic)) < 0) {
-		json_decref(j);
-		return;
-	}
-	json_decref(j);
-	r->partition = (uint32_t)part;
-	r->offset = (uint64_t)off;
-	m.group = r->group;
-	m.topic = r->topic;
-	m.partition = r->partition;
-	m.offset = r->offset;
-	f.body_case = SLUICE__FRAME__BODY_COMMIT_OFFSET;
-	f.commit_offset = &m;
-	send_or_fail(r, HK_COMMIT, &f);
 }
 
 static void on_cluster(struct http_req *r)

@@ -87,6 +87,8 @@ static void req_free(struct http_req *r)
 		event_free(r->wait_ev);
 	if (r->sse)
 		http_sse_free(r->sse);
+	if (r->commits)
+		http_commits_free(r->commits);
 	for (uint32_t i = 0; i < r->nparams; i++)
 		free(r->params[i]);
 	evbuffer_free(r->body);
@@ -370,12 +372,14 @@ static void answered(struct http_req *r, int status)
 		http_flush(r->conn);
 }
 
+/* A HEAD request is answered with the headers GET would get, Content-Length
+ * included, and no body (RFC 9110 9.3.2). */
 void http_respond(struct http_req *r, int status, const char *ctype, const void *body, size_t len)
 {
 	if (r->answered)
 		return;
 	status_line(r, status, ctype, status != 204, len);
-	if (len && status != 204)
+	if (len && status != 204 && r->method != HTTP_HEAD)
 		evbuffer_add(r->out, body, len);
 	answered(r, status);
 }
@@ -385,8 +389,20 @@ void http_respond_buf(struct http_req *r, int status, const char *ctype, struct 
 	if (r->answered)
 		return;
 	status_line(r, status, ctype, 1, evbuffer_get_length(buf));
-	evbuffer_add_buffer(r->out, buf);
+	if (r->method == HTTP_HEAD)
+		evbuffer_drain(buf, evbuffer_get_length(buf));
+	else
+		evbuffer_add_buffer(r->out, buf);
 	answered(r, status);
+}
+
+void http_respond_stream_head(struct http_req *r, const char *ctype)
+{
+	SL_ASSERT(r->method == HTTP_HEAD);
+	if (r->answered)
+		return;
+	status_line(r, 200, ctype, 0, 0);
+	answered(r, 200);
 }
 
 void http_stream_start(struct http_req *r, const char *ctype)
@@ -415,13 +431,13 @@ static int must_wait(const struct http_conn *h, const struct http_req *r)
 {
 	const struct http_req *q;
 
-	if (r->method != HTTP_GET)
+	if (r->method != HTTP_GET && r->method != HTTP_HEAD)
 		return 0;
 	TAILQ_FOREACH(q, &h->reqs, link)
 	{
 		if (q == r)
 			break;
-		if (!q->answered && q->method != HTTP_GET)
+		if (!q->answered && q->method != HTTP_GET && q->method != HTTP_HEAD)
 			return 1;
 	}
 	return 0;
@@ -491,6 +507,8 @@ void fe_http_on_frame(struct fe_conn *c, const Sluice__Frame *f)
 	{
 		if (f->id != 0 && r->id == f->id)
 			break;
+		if (f->id != 0 && r->kind == HK_COMMITS && !r->answered && http_commits_owns(r, f->id))
+			break;
 		if (f->id == 0 && r->kind == HK_SSE && r->streaming)
 			break;
 	}
@@ -500,6 +518,11 @@ void fe_http_on_frame(struct fe_conn *c, const Sluice__Frame *f)
 }
 
 int http_dispatch(struct http_req *r, enum http_kind kind, const Sluice__Frame *f)
+{
+	return http_dispatch_to(r, kind, f, &r->id);
+}
+
+int http_dispatch_to(struct http_req *r, enum http_kind kind, const Sluice__Frame *f, uint64_t *id)
 {
 	struct fe_conn *c = r->conn;
 	struct http_conn *h = c->http;
@@ -520,7 +543,7 @@ int http_dispatch(struct http_req *r, enum http_kind kind, const Sluice__Frame *
 	free(buf);
 	if (rc != SL_OK)
 		return rc;
-	r->id = copy.id;
+	*id = copy.id;
 	r->kind = kind;
 	if (!fe_conn_dispatch(c, heap))
 		codec_frame_free(heap);
@@ -650,6 +673,34 @@ static void http_timer_cb(evutil_socket_t fd, short what, void *arg)
 	h->timer_mode = HTTP_TIMER_NONE;
 }
 
+/* Requests that could not send all their frames at once (commits) send
+ * the rest from here, outside any answer's callback. */
+static void http_pump_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fe_conn *c = arg;
+	struct http_conn *h = c->http;
+	struct http_req *r;
+
+	if (c->dead)
+		return;
+	h->in_process = 1; /* answers wait for the flush below: no request is freed in this loop */
+	TAILQ_FOREACH(r, &h->reqs, link)
+	{
+		if (r->commits && !r->answered)
+			http_commits_pump(r);
+	}
+	h->in_process = 0;
+	http_flush(c);
+}
+
+void http_pump_later(struct fe_conn *c, uint32_t ms)
+{
+	struct timeval tv = tv_of_ms(ms);
+
+	if (c->http->pump_ev && !evtimer_pending(c->http->pump_ev, NULL))
+		evtimer_add(c->http->pump_ev, &tv);
+}
+
 /* Over http connections_max: a 503 with Retry-After, then close. */
 static void http_refuse_conn(evutil_socket_t fd)
 {
@@ -693,8 +744,9 @@ static void http_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct 
 	http_parser_init(&h->parser, HTTP_REQUEST);
 	h->parser.data = h;
 	h->timer = evtimer_new(fe->base, http_timer_cb, c);
+	h->pump_ev = evtimer_new(fe->base, http_pump_cb, c);
 	fh->nconns++;
-	if (!h->timer) {
+	if (!h->timer || !h->pump_ev) {
 		fe_conn_close(c);
 		return;
 	}
@@ -722,6 +774,8 @@ void fe_http_conn_free(struct fe_conn *c)
 	}
 	if (h->timer)
 		event_free(h->timer);
+	if (h->pump_ev)
+		event_free(h->pump_ev);
 	fh->nconns--;
 	free(h);
 	c->http = NULL;

@@ -29,6 +29,7 @@
 #include "log.h"
 
 #define SSE_PARTS_MAX 4096
+#define SSE_CONTENT_TYPE "text/event-stream; charset=utf-8"
 
 struct http_sse {
 	int json;
@@ -169,7 +170,7 @@ static void sse_started(struct http_req *r, const Sluice__Subscribed *sd)
 	}
 	http_add_header(r, "Cache-Control", "no-cache");
 	http_add_header(r, "X-Accel-Buffering", "no");
-	http_stream_start(r, "text/event-stream; charset=utf-8");
+	http_stream_start(r, SSE_CONTENT_TYPE);
 	evbuffer_add_printf(r->out, "retry: %u\n\n", c->fe->cfg->sse_retry_ms);
 	if (reset)
 		sse_reset(r);
@@ -256,6 +257,24 @@ static int sse_resume(struct http_req *r, struct http_sse *s, const char *qlast)
 	return http_sse_id_parse(buf, s->want_p, s->want_off, SSE_PARTS_MAX, &s->nwant);
 }
 
+/* HEAD: the headers a stream would start with, once the topic (and the
+ * partition asked for) is known here; no subscription, no body. */
+static void sse_head(struct http_req *r, uint32_t part)
+{
+	struct fe_start st = {.start = SLUICE__START_AT__EARLIEST};
+	uint64_t off;
+	int rc = http_resolve_start(r->conn->fe, r->topic, part, &st, &off);
+
+	if (rc != SL_OK) {
+		http_problem(r, 0, rc == SL_ECORRUPT ? SL_EINTERNAL : rc,
+		             rc == SL_EINVAL ? "partition out of range" : sl_strerror(rc));
+		return;
+	}
+	http_add_header(r, "Cache-Control", "no-cache");
+	http_add_header(r, "X-Accel-Buffering", "no");
+	http_respond_stream_head(r, SSE_CONTENT_TYPE);
+}
+
 void http_on_events(struct http_req *r)
 {
 	Sluice__Subscribe m = SLUICE__SUBSCRIBE__INIT;
@@ -268,7 +287,7 @@ void http_on_events(struct http_req *r)
 
 	if (http_topic_param(r, r->params[0], r->topic, sizeof(r->topic)) < 0)
 		return;
-	if (TAILQ_FIRST(&r->conn->http->reqs) != r) {
+	if (r->method != HTTP_HEAD && TAILQ_FIRST(&r->conn->http->reqs) != r) {
 		http_problem(r, 400, SL_EINVAL, "an event stream must not be pipelined behind other requests");
 		return;
 	}
@@ -283,6 +302,10 @@ void http_on_events(struct http_req *r)
 		http_problem(r, 400, SL_EINVAL,
 		             "bad query or Last-Event-ID: partition, from=earliest|latest|OFFSET|@UNIX_MS, group, "
 		             "format=raw|json, lastEventId=PARTITION:OFFSET,...");
+		return;
+	}
+	if (r->method == HTTP_HEAD) {
+		sse_head(r, (uint32_t)p);
 		return;
 	}
 	r->sse->json = strcmp(q.format, "json") == 0;

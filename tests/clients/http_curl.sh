@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # curl as a real HTTP client of one sluiced: REST publish and read, NDJSON,
-# 202 + polling, and an SSE stream read with curl -N that resumes with
-# Last-Event-ID. Usage: http_curl.sh PATH/TO/sluiced
+# 202 + polling, an SSE stream read with curl -N that resumes with
+# Last-Event-ID, /metrics, /v1/asyncapi.json, the console page and HEAD.
+# Usage: http_curl.sh PATH/TO/sluiced
 # Listens on 127.0.0.1 only (free ports), stops what it starts by pid, and
 # bounds every wait.
 set -euo pipefail
@@ -63,4 +64,22 @@ got=$(grep '^data: ' "$dir/sse2" | cut -c7- | tr '\n' ' ')
 c -N --max-time 2 "$H/v1/topics/orders/events?partition=0&lastEventId=$id2" >"$dir/sse3" || true
 got=$(grep '^data: ' "$dir/sse3" | cut -c7- | tr '\n' ' ')
 [ "$got" = "b later " ] || fail "resume by query got '$got'"
+# Prometheus, AsyncAPI and the console over HTTP
+ct=$(curl -s --max-time 10 -o "$dir/metrics" -w '%{http_code} %{content_type}' "$H/metrics")
+case "$ct" in "200 text/plain; version=0.0.4"*) ;; *) fail "/metrics answered '$ct'" ;; esac
+grep -q '^sluice_[a-z_]* ' "$dir/metrics" || fail "/metrics has no sluice_ samples: $(head -5 "$dir/metrics")"
+grep -q '^# TYPE sluice_' "$dir/metrics" || fail "/metrics has no sluice_ TYPE lines"
+ct=$(curl -s --max-time 10 -o "$dir/asyncapi" -w '%{http_code} %{content_type}' "$H/v1/asyncapi.json")
+case "$ct" in "200 application/json"*) ;; *) fail "/v1/asyncapi.json answered '$ct'" ;; esac
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["asyncapi"]=="3.0.0", d.get("asyncapi"); assert "orders" in json.dumps(d["channels"])' \
+    "$dir/asyncapi" || fail "/v1/asyncapi.json is not an AsyncAPI 3.0.0 document naming orders"
+ct=$(curl -s --max-time 10 -o "$dir/console" -w '%{http_code} %{content_type}' "$H/")
+case "$ct" in "200 text/html"*) ;; *) fail "/ answered '$ct'" ;; esac
+grep -qi '<!doctype html>' "$dir/console" && grep -q '<script src="/console.js">' "$dir/console" ||
+    fail "/ is not the console page"
+[ "$(status "$H/console.js")" = 200 ] || fail "/console.js"
+# HEAD: GET's headers, Content-Length included, and no body
+hl=$(curl -s --max-time 10 -I "$H/v1/asyncapi.json" | tr -d '\r' | sed -n 's/^Content-Length: //p')
+gl=$(curl -s --max-time 10 "$H/v1/asyncapi.json" | wc -c)
+[ -n "$hl" ] && [ "$hl" = "$gl" ] || fail "HEAD Content-Length '$hl', GET sent $gl bytes"
 echo "http_curl: ok"

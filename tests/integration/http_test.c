@@ -4,7 +4,8 @@
  * so every byte on the wire is ours: routes and statuses, payloads, offsets
  * and order, pipelining, chunked bodies, 100-continue, refusals (smuggling,
  * oversized or slow headers, bodies over the limit, bad encodings, bad
- * JSON), Idempotency-Key, 202 operations and SSE resume by Last-Event-ID.
+ * JSON), Idempotency-Key, 202 operations, SSE resume by Last-Event-ID, HEAD
+ * on every GET route, and group commits of one offset or an array of them.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -493,4 +494,234 @@ Test(http, sse_resumes_exactly)
 		seen[k] = 1;
 	}
 	cr_assert_str_eq(data[6], "e6");
+}
+
+/* The head of a response, consumed without a body (HEAD). */
+static int hc_head_only(struct hc *c, struct resp *r)
+{
+	long long deadline = itest_now_ms() + 10000;
+	char *end;
+	size_t hl;
+
+	memset(r, 0, sizeof(*r));
+	for (;;) {
+		c->buf[c->len < sizeof(c->buf) ? c->len : sizeof(c->buf) - 1] = 0;
+		if ((end = strstr(c->buf, "\r\n\r\n")))
+			break;
+		if (itest_now_ms() > deadline || !hc_fill(c, 1000))
+			return -1;
+	}
+	hl = (size_t)(end - c->buf) + 4;
+	cr_assert(hl < sizeof(r->head));
+	memcpy(r->head, c->buf, hl);
+	r->head[hl] = 0;
+	sscanf(r->head, "HTTP/1.1 %d", &r->status);
+	hc_consume(c, hl);
+	return 0;
+}
+
+/* The value of a response header ("" when absent). */
+static void hdr(const struct resp *r, const char *name, char *out, size_t cap)
+{
+	char pat[64];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "\r\n%s: ", name);
+	out[0] = 0;
+	if ((p = strcasestr(r->head, pat)))
+		sscanf(p + strlen(pat), "%255[^\r]", out);
+	(void)cap;
+}
+
+/* HEAD path on a connection, then GET /healthz pipelined behind it: the
+ * healthz answer must come next, so the HEAD answer carried no body. */
+static void head(const char *path, struct resp *r)
+{
+	char raw[1024];
+	struct hc c;
+	struct resp next;
+
+	hc_open(&c);
+	snprintf(raw, sizeof(raw), "HEAD %s HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", path);
+	hc_send(&c, raw, strlen(raw));
+	cr_assert_eq(hc_head_only(&c, r), 0, "no answer to HEAD %s", path);
+	cr_assert_eq(hc_response(&c, &next), 0, "nothing after HEAD %s", path);
+	cr_assert_eq(next.status, 200, "HEAD %s left bytes before the next answer: %s", path, next.head);
+	cr_assert_str_eq(next.body, "{\"status\":\"ok\"}");
+	resp_free(&next);
+	close(c.fd);
+}
+
+Test(http, head_answers_every_get_route_without_a_body)
+{
+	static const char *const exact[] = {
+	    "/healthz", "/readyz", "/v1/topics", "/v1/topics/h", "/v1/topics/h/messages?partition=0&from=earliest",
+	    "/v1/topics/h/messages/0/0", "/v1/topics/h/messages/0/9", "/v1/topics/nope", "/v1/groups/hg", "/v1/cluster",
+	    "/v1/asyncapi.json", "/", "/index.html", "/console.js", "/console.css", "/v1/operations/garbage"};
+	static const char *const names[] = {"Content-Type", "Content-Length", "Sluice-Offset", "Sluice-Key",
+	                                    "Allow", "Location"};
+	struct resp g, h;
+	char a[256], b[256];
+
+	create_topic("h", 2);
+	simple("POST", "/v1/topics/h/messages", "Content-Type: text/plain\r\nSluice-Partition: 0\r\nSluice-Key: k\r\n",
+	       "hm", &g);
+	cr_assert_eq(g.status, 201);
+	resp_free(&g);
+	simple("POST", "/v1/groups/hg/offsets", "Content-Type: application/json\r\n",
+	       "{\"topic\":\"h\",\"partition\":0,\"offset\":1}", &g);
+	cr_assert_eq(g.status, 200);
+	resp_free(&g);
+	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++) {
+		simple("GET", exact[i], "", "", &g);
+		head(exact[i], &h);
+		cr_assert_eq(h.status, g.status, "HEAD %s: %d, GET: %d", exact[i], h.status, g.status);
+		for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+			hdr(&g, names[k], a, sizeof(a));
+			hdr(&h, names[k], b, sizeof(b));
+			cr_assert_str_eq(b, a, "HEAD %s: %s differs from GET's", exact[i], names[k]);
+		}
+		hdr(&g, "Content-Length", a, sizeof(a));
+		cr_assert(a[0] && g.body_len == strtoul(a, NULL, 10), "GET %s", exact[i]);
+		resp_free(&g);
+	}
+	/* /metrics changes with every request it counts: the same kind of answer */
+	head("/metrics", &h);
+	cr_assert_eq(h.status, 200);
+	cr_assert(strstr(h.head, "Content-Type: text/plain; version=0.0.4") && strstr(h.head, "Content-Length: "));
+	/* an event stream: its headers, no Content-Length, and the connection goes on */
+	head("/v1/topics/h/events?partition=1&format=json", &h);
+	cr_assert_eq(h.status, 200);
+	cr_assert(strstr(h.head, "Content-Type: text/event-stream") && strstr(h.head, "Cache-Control: no-cache") &&
+	          strstr(h.head, "X-Accel-Buffering: no") && !strstr(h.head, "Content-Length"),
+	          "%s", h.head);
+	head("/v1/topics/nope/events", &h);
+	cr_assert_eq(h.status, 404);
+	cr_assert(strstr(h.head, "application/problem+json") && strstr(h.head, "Content-Length: "));
+	head("/v1/topics/h/events?partition=7", &h);
+	cr_assert_eq(h.status, 400);
+	/* HEAD is listed wherever GET is; other methods stay 405 */
+	simple("OPTIONS", "/v1/topics/h", "", "", &g);
+	cr_assert_eq(g.status, 405);
+	cr_assert(strstr(g.head, "Allow: PUT, GET, DELETE, HEAD\r\n"), "%s", g.head);
+	resp_free(&g);
+	simple("POST", "/v1/cluster", "", "", &g);
+	cr_assert_eq(g.status, 405);
+	cr_assert(strstr(g.head, "Allow: GET, HEAD\r\n"), "%s", g.head);
+	resp_free(&g);
+	head("/v1/groups/hg/offsets", &h);
+	cr_assert_eq(h.status, 405);
+	cr_assert(strstr(h.head, "Allow: POST\r\n"), "%s", h.head);
+}
+
+static void commit(const char *group, const char *body, struct resp *r)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/v1/groups/%s/offsets", group);
+	simple("POST", path, "Content-Type: application/json\r\n", body, r);
+}
+
+/* 1 if GET /v1/groups/{group} says that partition has that committed offset. */
+static int committed_is(const char *group, const char *topic, int part, int off)
+{
+	char path[128], pat[128];
+	struct resp r;
+	int ok;
+
+	snprintf(path, sizeof(path), "/v1/groups/%s", group);
+	snprintf(pat, sizeof(pat), "\"topic\":\"%s\",\"partition\":%d,\"committed\":%d,", topic, part, off);
+	simple("GET", path, "", "", &r);
+	ok = r.status == 200 && strstr(r.body, pat) != NULL;
+	if (!ok)
+		cr_log_error("%s: no %s in %s", path, pat, r.body);
+	resp_free(&r);
+	return ok;
+}
+
+Test(http, group_offsets_commits_an_array)
+{
+	struct resp r;
+	char body[4096];
+	size_t n = 0;
+
+	create_topic("c1", 2);
+	create_topic("c2", 1);
+	/* the array form: every entry committed, answered with all of them in order */
+	commit("ga",
+	       "[{\"topic\":\"c1\",\"partition\":0,\"offset\":2},{\"topic\":\"c1\",\"partition\":1,\"offset\":1},"
+	       "{\"topic\":\"c2\",\"partition\":0,\"offset\":5}]",
+	       &r);
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	cr_assert_str_eq(r.body, "{\"group\":\"ga\",\"offsets\":[{\"topic\":\"c1\",\"partition\":0,\"offset\":2},"
+	                         "{\"topic\":\"c1\",\"partition\":1,\"offset\":1},{\"topic\":\"c2\",\"partition\":0,"
+	                         "\"offset\":5}]}");
+	resp_free(&r);
+	cr_assert(committed_is("ga", "c1", 0, 2) && committed_is("ga", "c1", 1, 1) && committed_is("ga", "c2", 0, 5));
+	/* the single object form is answered as before */
+	commit("ga", "{\"topic\":\"c2\",\"partition\":0,\"offset\":6}", &r);
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	cr_assert_str_eq(r.body, "{\"group\":\"ga\",\"topic\":\"c2\",\"partition\":0,\"offset\":6}");
+	resp_free(&r);
+	cr_assert(committed_is("ga", "c2", 0, 6));
+	/* a native error: the first failing entry in array order is the answer; the others are committed */
+	commit("ga",
+	       "[{\"topic\":\"c1\",\"partition\":0,\"offset\":3},{\"topic\":\"gone\",\"partition\":0,\"offset\":1},"
+	       "{\"topic\":\"c1\",\"partition\":9,\"offset\":1},{\"topic\":\"c1\",\"partition\":1,\"offset\":4}]",
+	       &r);
+	cr_assert_eq(r.status, 404, "%s", r.body);
+	cr_assert(strstr(r.head, "application/problem+json") && strstr(r.body, "\"code\":\"NO_SUCH_TOPIC\"") &&
+	          strstr(r.body, "offsets[1]"),
+	          "%s", r.body);
+	resp_free(&r);
+	cr_assert(committed_is("ga", "c1", 0, 3) && committed_is("ga", "c1", 1, 4));
+	commit("ga", "[{\"topic\":\"c1\",\"partition\":9,\"offset\":1},{\"topic\":\"gone\",\"partition\":0,\"offset\":1}]",
+	       &r);
+	cr_assert_eq(r.status, 400, "%s", r.body);
+	cr_assert(strstr(r.body, "offsets[0]"), "%s", r.body);
+	resp_free(&r);
+	/* a malformed entry refuses the whole body before anything is sent */
+	commit("ga", "[{\"topic\":\"c1\",\"partition\":0,\"offset\":7},{\"topic\":5,\"offset\":1}]", &r);
+	cr_assert_eq(r.status, 400, "%s", r.body);
+	cr_assert(strstr(r.body, "offsets[1]"), "%s", r.body);
+	resp_free(&r);
+	cr_assert(committed_is("ga", "c1", 0, 3));
+	commit("ga", "[{\"topic\":\"c1\",\"partition\":0,\"offset\":-1}]", &r);
+	cr_assert_eq(r.status, 400, "%s", r.body);
+	resp_free(&r);
+	commit("ga", "[]", &r);
+	cr_assert_eq(r.status, 400, "%s", r.body);
+	resp_free(&r);
+	commit("ga", "[1,2]", &r);
+	cr_assert_eq(r.status, 400, "%s", r.body);
+	resp_free(&r);
+	/* many at once: all answered, the last commit of a partition is the one that stays */
+	n += (size_t)snprintf(body + n, sizeof(body) - n, "[");
+	for (int i = 0; i < 80; i++)
+		n += (size_t)snprintf(body + n, sizeof(body) - n, "%s{\"topic\":\"c1\",\"partition\":%d,\"offset\":%d}",
+		                      i ? "," : "", i % 2, 10 + i);
+	snprintf(body + n, sizeof(body) - n, "]");
+	cr_assert(strlen(body) < 4000);
+	commit("gb", body, &r);
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	cr_assert(strstr(r.body, "{\"topic\":\"c1\",\"partition\":1,\"offset\":89}]}"), "%s", r.body);
+	resp_free(&r);
+	cr_assert(committed_is("gb", "c1", 0, 88) && committed_is("gb", "c1", 1, 89));
+	/* pipelined behind the commits, a read sees them */
+	struct hc c;
+	const char *two = "POST /v1/groups/gc/offsets HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+	                  "Content-Length: 81\r\n\r\n"
+	                  "[{\"topic\":\"c1\",\"partition\":0,\"offset\":1},{\"topic\":\"c2\",\"partition\":0,\"offset\":1}]"
+	                  "GET /v1/groups/gc HTTP/1.1\r\nHost: x\r\n\r\n";
+	hc_open(&c);
+	hc_send(&c, two, strlen(two));
+	cr_assert_eq(hc_response(&c, &r), 0);
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	resp_free(&r);
+	cr_assert_eq(hc_response(&c, &r), 0);
+	cr_assert(strstr(r.body, "\"topic\":\"c1\",\"partition\":0,\"committed\":1,") &&
+	          strstr(r.body, "\"topic\":\"c2\",\"partition\":0,\"committed\":1,"),
+	          "%s", r.body);
+	resp_free(&r);
+	close(c.fd);
 }

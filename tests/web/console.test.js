@@ -2,6 +2,9 @@
 // (Debian package chromium) driven by playwright-core loads the page from a
 // node's HTTP listener, starts a live tail of a topic, publishes through the
 // page's form, and sees the message arrive in the tail over Server-Sent Events.
+// Then the server closes the stream (kill -9 of the node's frontend process,
+// which the master restarts): the page's EventSource reconnects with
+// Last-Event-ID and the tail shows every message exactly once, in order.
 //
 // ctest runs it as console_browser_test (tests/CMakeLists.txt); by hand:
 //   apt-get install chromium && (cd tests/web && npm ci) && cmake --build build
@@ -9,7 +12,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -90,5 +93,123 @@ test('the console publishes through its form and sees the message in its live ta
 
   const row = await page.waitForSelector(`#tail-log tr:has-text("${payload}")`, { timeout: WAIT_MS });
   assert.match(await row.textContent(), /k1/);
+  assert.deepEqual(errors, []);
+});
+
+// ---------- the tail resumes after the server closes the stream ----------
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// The frontend children of the master (sluice-fe-N), by /proc.
+function frontendPids() {
+  let kids = [];
+  try {
+    kids = readFileSync(`/proc/${node.pid}/task/${node.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+  } catch { /* the master is gone: none */ }
+  return kids.filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('sluice-fe-');
+    } catch {
+      return false;
+    }
+  }).map(Number);
+}
+
+// Publish one message, retrying (bounded) while the frontend restarts; the
+// Idempotency-Key stores a retried publish once.
+async function publish(topic, partition, payload) {
+  const deadline = Date.now() + WAIT_MS;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      const r = await fetch(`${base}/v1/topics/${topic}/messages`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'text/plain', 'Sluice-Partition': String(partition), 'Idempotency-Key': payload },
+        body: payload,
+        signal: AbortSignal.timeout(5000),
+      });
+      if (r.status === 201) return (await r.json()).offset;
+      last = `${r.status} ${await r.text()}`;
+    } catch (e) {
+      last = e.message;
+    }
+    await sleep(100);
+  }
+  throw new Error(`publish ${payload}: ${last}`);
+}
+
+// The tail's rows, oldest first (the page puts the newest on top).
+const tailRows = (page) => page.$$eval('#tail-log tr', (trs) => trs.reverse().map((tr) => ({
+  partition: Number(tr.dataset.partition),
+  offset: Number(tr.dataset.offset),
+  payload: tr.lastChild.textContent,
+})));
+
+test('the live tail resumes with Last-Event-ID after the server closes the stream', async () => {
+  const topic = 'web-resume';
+  const r = await fetch(`${base}/v1/topics/${topic}`, {
+    method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: '{"partitions":2}',
+  });
+  assert.equal(r.status, 201);
+  const page = await browser.newPage();
+  const errors = [];
+  const streams = []; // the event stream requests, with their Last-Event-ID
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('request', (req) => {
+    if (req.url().includes(`/v1/topics/${topic}/events`)) {
+      streams.push(req.allHeaders().then((h) => h['last-event-id'] || null, () => 'headers unknown'));
+    }
+  });
+  await page.goto(`${base}/`);
+  await page.fill('#tail-topic', topic);
+  await page.click('#tail-start');
+  await page.waitForFunction(() => document.getElementById('tail-state').textContent.startsWith('tailing'),
+    null, { timeout: WAIT_MS });
+
+  const tag = `r${Date.now()}`;
+  const sent = []; // {partition, offset, payload} in publish order
+  const send = async (i) => {
+    const payload = `${tag}-${i}`;
+    const partition = i % 2;
+    sent.push({ partition, offset: await publish(topic, partition, payload), payload });
+  };
+  await send(0);
+  await page.waitForSelector(`#tail-log tr:has-text("${tag}-0")`, { timeout: WAIT_MS });
+
+  // the server closes the stream: kill -9 the frontend, the master starts another
+  const before = frontendPids();
+  assert.equal(before.length, 1, `one frontend expected, found ${before}`);
+  process.kill(before[0], 'SIGKILL');
+  await page.waitForFunction(() => document.getElementById('tail-state').textContent.startsWith('reconnecting'),
+    null, { timeout: WAIT_MS });
+  const deadline = Date.now() + WAIT_MS;
+  while (!frontendPids().some((p) => p !== before[0])) {
+    assert.ok(Date.now() < deadline, 'the master did not restart the frontend');
+    await sleep(50);
+  }
+  // published while the page is disconnected (it waits sse_retry_ms before reconnecting)
+  for (let i = 1; i <= 4; i++) await send(i);
+  await page.waitForFunction(() => document.getElementById('tail-state').textContent.startsWith('tailing'),
+    null, { timeout: WAIT_MS });
+  // and after it is back
+  await send(5);
+  await page.waitForSelector(`#tail-log tr:has-text("${tag}-5")`, { timeout: WAIT_MS });
+  await sleep(500); // a duplicate would have time to show up
+
+  const rows = (await tailRows(page)).filter((x) => x.payload.startsWith(`${tag}-`));
+  const key = (x) => `${x.partition}:${x.offset}:${x.payload}`;
+  // every message exactly once
+  assert.deepEqual(rows.map(key).sort(), sent.map(key).sort());
+  // in order: each partition in offset order, and the one sent after the reconnect last
+  for (const p of [0, 1]) {
+    assert.deepEqual(rows.filter((x) => x.partition === p).map(key), sent.filter((x) => x.partition === p).map(key));
+  }
+  assert.equal(rows[rows.length - 1].payload, `${tag}-5`);
+  assert.equal(rows[0].payload, `${tag}-0`);
+  // the reconnect named the position after the first message: Last-Event-ID
+  const ids = await Promise.all(streams);
+  assert.ok(ids.length >= 2, `a reconnect expected, saw ${ids.length} stream requests`);
+  assert.equal(ids[0], null);
+  assert.match(ids[ids.length - 1] || '', /^\d+:\d+,\d+:\d+$/);
   assert.deepEqual(errors, []);
 });
