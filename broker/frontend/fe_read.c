@@ -294,7 +294,7 @@ static size_t delivery_bytes_max(const struct fe *fe)
 
 /* One Delivery from one partition. Returns an sl_err; *bytes grows. */
 static int sub_deliver_part(struct fe_sub *s, struct store_txn *t, const struct store_topic *tp, struct fe_subpart *sp,
-                            uint64_t end, size_t *bytes)
+                            uint64_t end, size_t *bytes, int quiet)
 {
 	struct fe *fe = s->conn->fe;
 	size_t maxm = s->credit < FE_DELIVERY_MSGS_MAX ? (size_t)s->credit : FE_DELIVERY_MSGS_MAX;
@@ -323,8 +323,9 @@ static int sub_deliver_part(struct fe_sub *s, struct store_txn *t, const struct 
 			next = end;
 		if (next == sp->next && m.n == 0) {
 			/* nothing readable below the committed end: do not spin; the next commit retries */
-			log_warn("topic %s partition %u: no records readable at offset %llu (end %llu)", s->topic,
-			         sp->partition, (unsigned long long)next, (unsigned long long)end);
+			if (!quiet)
+				log_warn("topic %s partition %u: no records readable at offset %llu (end %llu)", s->topic,
+				         sp->partition, (unsigned long long)next, (unsigned long long)end);
 			rc = SL_EAGAIN;
 		}
 		sp->next = next;
@@ -389,10 +390,20 @@ static void sub_run(struct fe *fe, struct fe_sub *s)
 		if (i < 0)
 			break;
 		/* a read transaction only once there is something to read */
+		int fresh = !t;
 		if (!t && (rc = store_txn_begin(fe->store, 0, &t)) != SL_OK)
 			break;
 		subpart_unwait(fe, s, &s->parts[i]);
-		rc = sub_deliver_part(s, t, &tp, &s->parts[i], end, &work);
+		rc = sub_deliver_part(s, t, &tp, &s->parts[i], end, &work, !fresh);
+		if (rc == SL_EAGAIN && !fresh) {
+			/* this end was read after the transaction began: a commit in
+			 * between is past its snapshot, and a new one sees it */
+			store_txn_abort(t);
+			t = NULL;
+			if ((rc = store_txn_begin(fe->store, 0, &t)) != SL_OK)
+				break;
+			rc = sub_deliver_part(s, t, &tp, &s->parts[i], end, &work, 0);
+		}
 	}
 	if (t)
 		store_txn_abort(t);
