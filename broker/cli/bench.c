@@ -9,6 +9,7 @@
  *      acks make one new batch rather than many small ones.
  * sub: publishes --count messages first, then times one subscriber reading
  *      them from the earliest offset.
+ * (sse, the HTTP event-stream fan-out, is in bench_sse.c.)
  * e2e: a subscriber is attached to every partition at its end offset, then
  *      producers publish with their send time in the payload's first 8 bytes
  *      and the subscriber times publish -> delivery.
@@ -92,7 +93,8 @@ void bench_usage(FILE *f)
 		   "  --topic defaults to bench-<random>, created with --partitions (1) if missing.\n"
 		   "  --size %d, --count %d, --producers 1 (one connection each), --window %d in flight each.\n"
 		   "  --linger-ms %d (0: no batching), --batch-bytes %d: how publishes are batched.\n"
-		   "  --rate N: publish at most N messages/s over all producers (e2e latency at a set load; 0: no limit).\n",
+		   "  --rate N: publish at most N messages/s over all producers (e2e latency at a set load; 0: no limit).\n"
+		   "       sluice bench sse ...: Server-Sent Events fan-out (sluice bench sse --help).\n",
 		BENCH_SIZE_DEFAULT, BENCH_COUNT_DEFAULT, BENCH_WINDOW_DEFAULT, CLI_LINGER_MS_DEFAULT,
 		CLI_BATCH_BYTES_DEFAULT);
 }
@@ -538,6 +540,10 @@ int bench_main(const struct cli_global *g, int argc, char **argv)
 	struct bench b = {.g = g, .partitions = 1, .producers = 1, .window = BENCH_WINDOW_DEFAULT,
 			  .size = BENCH_SIZE_DEFAULT, .linger_ms = CLI_LINGER_MS_DEFAULT,
 			  .batch_bytes = CLI_BATCH_BYTES_DEFAULT};
+	/* `bench sse` (bench_sse.c): "sse" as the mode, not as the value of an option */
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "sse") && (i == 1 || argv[i - 1][0] != '-'))
+			return bench_sse_main(g, argc, argv);
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			bench_usage(stdout);

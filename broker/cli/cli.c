@@ -193,6 +193,8 @@ static void usage(FILE *f)
 		"  asyncapi [--config FILE] [--KEY VALUE]...   the node's AsyncAPI 3.0.0 document (on its host)\n"
 		"  bench pub|sub|e2e [--topic T] [--partitions N] [--size BYTES] [--count N | --duration S]\n"
 		"            [--producers P] [--window W] [--linger-ms MS] [--batch-bytes B]\n"
+		"  bench sse [--subscribers N] [--rate R] [--duration S | --count N] [--size BYTES]\n"
+		"            [--http HOST:PORT] [--pid MASTER_PID]   SSE fan-out: delivery, latency, memory\n"
 		"\n"
 		"--servers (or --server) defaults to $SLUICE_SERVER or 127.0.0.1:7400; with several\n"
 		"servers the client fails over between them. --json prints JSON.\n"

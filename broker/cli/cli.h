@@ -1,5 +1,5 @@
 /*
- * cli.h: what the `sluice` CLI's files (cli.c, bench.c) share: the global
+ * cli.h: what the `sluice` CLI's files (cli.c, bench.c, bench_sse.c) share: the global
  * options, connecting, and mapping libsluice errors (enum sluice_err) to
  * <sysexits.h> codes.
  */
@@ -34,6 +34,9 @@ int cli_connect_opts(const struct cli_global *g, const struct sluice_client_opts
 /* `sluice bench ...`: argv[0] is "bench". Returns an exit code. */
 int bench_main(const struct cli_global *g, int argc, char **argv);
 void bench_usage(FILE *f);
+/* `sluice bench sse ...` (bench_sse.c): argv[0] is "bench", argv[optind] "sse". */
+int bench_sse_main(const struct cli_global *g, int argc, char **argv);
+void bench_sse_usage(FILE *f);
 
 /* `sluice asyncapi ...` (cli_asyncapi.c): argv[0] is "asyncapi". Returns an exit code. */
 int asyncapi_main(int argc, char **argv);
