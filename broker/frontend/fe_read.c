@@ -696,6 +696,15 @@ static int fetch_try(struct fe *fe, struct fe_fetch *q, int final)
 		rc = msgs_init(&m, tp.name, q->partition, q->max_messages, q->max_bytes);
 	if (rc == SL_OK && q->offset < end)
 		rc = msgs_read(t, &tp, &m, q->offset, end, &next);
+	if (rc == SL_OK && m.n == 0 && q->offset < end) {
+		/* the end was read after t began: a commit in between is past its
+		 * snapshot, and a newer transaction sees it */
+		store_txn_abort(t);
+		t = NULL;
+		rc = store_txn_begin(fe->store, 0, &t);
+		if (rc == SL_OK)
+			rc = msgs_read(t, &tp, &m, q->offset, end, &next);
+	}
 	if (rc == SL_OK) {
 		Sluice__FetchResult fr = SLUICE__FETCH_RESULT__INIT;
 		Sluice__Frame f = SLUICE__FRAME__INIT;
