@@ -366,10 +366,8 @@ void http_publish_answered(struct http_req *r, const Sluice__Frame *f)
  * publishes (readers see only that; the log may hold more, uncommitted). */
 static int op_visible(struct fe *fe, const struct store_topic *tp, uint32_t p, uint64_t offset)
 {
-	if (p >= tp->partitions || (uint64_t)tp->slot_base + p >= fe->cfg->partitions_max)
-		return 0;
-	const struct shm_slot *sl = &fe->shm->slots[tp->slot_base + p];
-	return shm_load(&sl->topic_id) == tp->topic_id && offset < shm_load(&sl->end_offset);
+	uint64_t end;
+	return p < tp->partitions && fe_partition_end(fe, tp, p, &end) == SL_OK && offset < end;
 }
 
 void http_on_operation(struct http_req *r)

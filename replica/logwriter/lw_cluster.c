@@ -796,21 +796,11 @@ static int load_entry_cb(void *arg, uint64_t index, uint64_t term, uint32_t type
 		return 1;
 	}
 	struct raft_entry e = {term, index, type, (uint32_t)data.len, (uint8_t *)data.base};
-	int64_t ts;
-	uint32_t count;
-	size_t pos;
-	struct ent_view v;
-	int refs = 0, batches = 0, barrier = 0;
-	if (type == RAFT_ENTRY_NORMAL && data.len && ent_parse(data.base, data.len, &ts, &count, &pos) == SL_OK) {
-		while (ent_next(data.base, data.len, &pos, &v) == 1) {
-			refs += v.type == ENT_BATCH_REF;
-			batches += v.type == ENT_BATCH;
-			barrier |= v.type == RM_CREATE_TOPIC || v.type == RM_DELETE_TOPIC || v.type == RM_PUBLISH ||
-				   v.type == RM_PUBLISH_BATCH;
-		}
-	}
+	struct ent_scan sc = {0};
+	if (type == RAFT_ENTRY_NORMAL && entry_scan(l->w, data.base, data.len, &sc) != SL_OK)
+		memset(&sc, 0, sizeof(sc)); /* stored as it came: applying skips it on every node */
 	l->owned[l->n] = NULL;
-	if (refs && !solo(l->w->cfg)) {
+	if (sc.refs && !solo(l->w->cfg)) {
 		size_t len;
 		int missing;
 		l->rc = row_expand(l->t, data.base, data.len, &l->owned[l->n], &len, &missing);
@@ -830,9 +820,9 @@ static int load_entry_cb(void *arg, uint64_t index, uint64_t term, uint32_t type
 		e.data = l->owned[l->n];
 		e.len = (uint32_t)len;
 	}
-	if (index > c->applied && barrier && index > c->barrier)
+	if (index > c->applied && sc.barrier && index > c->barrier)
 		c->barrier = index;
-	if (index > c->applied && batches) {
+	if (index > c->applied && sc.batches) {
 		if (vec_reserve(&c->deferred, &c->deferred_cap, c->deferred_n + 1)) {
 			l->rc = SL_ENOMEM;
 			return 1;
