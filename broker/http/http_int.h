@@ -12,6 +12,7 @@
  *                  202 operations (ids and polling)
  *   http_sse.c     Server-Sent Events on top of a native subscription
  *   http_commit.c  consumer group commits: one, or an array of them
+ *   gql_http.c     GraphQL queries and mutations (POST), the schema (GET)
  *
  * How it reuses the native path: an HTTP connection is a struct fe_conn
  * (fe_int.h) whose `http` is set. A request becomes a native Frame with a
@@ -59,6 +60,7 @@ enum http_kind {
 	HK_FETCH_ONE,     /* FetchResult -> one message, payload as body */
 	HK_FETCH_GROUP,   /* GroupInfo -> the group's offset, then a Fetch (HK_FETCH) */
 	HK_SSE,           /* Subscribed, then Deliveries */
+	HK_GRAPHQL,       /* the answer to a GraphQL root field (gql_http.c) */
 };
 
 struct http_hdr {
@@ -68,6 +70,7 @@ struct http_hdr {
 
 struct http_sse;
 struct http_commits;
+struct gql_req;
 
 struct http_req {
 	TAILQ_ENTRY(http_req) link;       /* h->reqs, in arrival order */
@@ -116,6 +119,7 @@ struct http_req {
 	uint32_t fetch_wait_ms;
 	struct http_sse *sse;
 	struct http_commits *commits;     /* HK_COMMITS */
+	struct gql_req *gql;              /* HK_GRAPHQL */
 };
 
 TAILQ_HEAD(http_req_list, http_req);
@@ -269,5 +273,11 @@ void http_sse_free(struct http_sse *s);
 void http_sse_heartbeat(struct fe *fe);
 /* SSE ids: "PARTITION:NEXT_OFFSET,..." */
 int http_sse_id_parse(const char *s, uint32_t *parts, uint64_t *offs, size_t max, size_t *n);
+
+/* ---------- gql_http.c ---------- */
+
+void gql_http_post(struct http_req *r);
+void gql_http_sdl(struct http_req *r);
+void gql_http_frame(struct http_req *r, const Sluice__Frame *f);
 
 #endif

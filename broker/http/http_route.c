@@ -58,6 +58,8 @@ static const struct http_route_def routes[] = {
     {HTTP_POST, "/v1/groups/{group}/offsets", http_on_commit},
     {HTTP_GET, "/v1/operations/{id}", http_on_operation},
     {HTTP_GET, "/v1/cluster", on_cluster},
+    {HTTP_POST, "/v1/graphql", gql_http_post},
+    {HTTP_GET, "/v1/graphql", gql_http_sdl},
     {HTTP_GET, "/metrics", on_metrics},
     {HTTP_GET, "/v1/asyncapi.json", on_asyncapi},
     {HTTP_GET, "/", on_console},

@@ -39,6 +39,7 @@
 #include "config.h"
 #include "err.h"
 #include "fe_pages.h"
+#include "gql.h"
 #include "http_int.h"
 #include "log.h"
 #include "shm.h"
@@ -89,6 +90,7 @@ static void req_free(struct http_req *r)
 		http_sse_free(r->sse);
 	if (r->commits)
 		http_commits_free(r->commits);
+	gql_req_free(r->gql);
 	for (uint32_t i = 0; i < r->nparams; i++)
 		free(r->params[i]);
 	evbuffer_free(r->body);
