@@ -28,7 +28,8 @@ fuzz_seconds=${SLUICE_FUZZ_SECONDS:-30}
 jobs=$(nproc)
 
 bash deploy/install-deps.sh
-# npm clients of the tests, pinned by their package-lock.json: eventsource@4 (tests/node),
+# npm clients of the tests, pinned by their package-lock.json: eventsource@4, graphql-ws 6 and
+# graphql@16 (tests/node),
 # @asyncapi/parser (tests/web)
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
 (cd tests/web && npm ci --no-audit --no-fund --loglevel=error)
@@ -57,7 +58,7 @@ if [ "$quick" = 0 ]; then
 
     # Every fuzz target; one not built yet is skipped. Each runs from build-fuzz/corpus-NAME
     # (NAME without _fuzz), seeded from tests/fuzz/corpus-NAME when that exists.
-    fuzz_targets="frame_fuzz peer_fuzz entry_fuzz batch_fuzz http_fuzz"
+    fuzz_targets="frame_fuzz peer_fuzz entry_fuzz batch_fuzz http_fuzz gql_fuzz"
     echo "== fuzz: ${fuzz_targets} for ${fuzz_seconds}s in all"
     cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DSLUICE_FUZZ=ON -DSLUICE_TESTS=OFF >/dev/null
     cmake --build build-fuzz -j"$jobs" --target fuzz

@@ -891,7 +891,8 @@ int gql_parse(const char *src, size_t n, struct gql_doc **out, struct gql_error 
 		return -1;
 	}
 	memset(&p, 0, sizeof(p));
-	p.arena_len = sizeof(*d) + 8 + (size_t)ntok * ALIGN8(sizeof(union node_any) + 8) + n + ntok + 8;
+	/* one node per token, and one more where a parse fails at <EOF> */
+	p.arena_len = sizeof(*d) + 8 + ((size_t)ntok + 1) * ALIGN8(sizeof(union node_any) + 8) + n + ntok + 8;
 	if (!(p.arena = malloc(p.arena_len))) {
 		fail_at(err, &start, "out of memory");
 		return -1;
