@@ -66,6 +66,7 @@ static const struct http_route_def routes[] = {
     {HTTP_GET, "/index.html", on_console},
     {HTTP_GET, "/console.js", on_console},
     {HTTP_GET, "/console.css", on_console},
+    {HTTP_GET, "/v1/sluice.js", on_console},
 };
 
 #define ROUTES (sizeof(routes) / sizeof(routes[0]))

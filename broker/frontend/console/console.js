@@ -1,9 +1,11 @@
 // sluice console: cluster status, topics with publish rates, group lag, a
-// live tail over Server-Sent Events and a publish form, all through the
-// node's HTTP API (docs/http.md). No framework, no build step, no external
-// resource: the frontend serves this file from the binary. Data from the
-// server is only ever placed with textContent.
-'use strict';
+// live tail (Server-Sent Events, or WebSocket through the node's client
+// module /v1/sluice.js) and a publish form (HTTP POST, or WebSocket), all
+// through the node's own APIs (docs/http.md, docs/websocket.md). No
+// framework, no build step, no external resource: the frontend serves this
+// file from the binary. Data from the server is only ever placed with
+// textContent.
+import { connect } from '/v1/sluice.js';
 
 const POLL_MS = 2000;
 const TAIL_ROWS_MAX = 200;
@@ -11,6 +13,19 @@ const $ = (id) => document.getElementById(id);
 const seg = (s) => encodeURIComponent(s);
 let lastTotals = new Map(); // topic -> {sum, t}
 let source = null;          // the tail's EventSource
+let wsTail = null;          // the tail's sluice.js subscription
+let client = null;          // the sluice.js client, made on first use
+
+function wsClient() {
+  if (!client) {
+    client = connect([], {
+      onState: (state) => {
+        if (wsTail) $('tail-state').textContent = state === 'open' ? `tailing ${wsTail.topic}` : `${state}…`;
+      },
+    });
+  }
+  return client;
+}
 
 function showError(msg) {
   $('error-line').textContent = msg || '';
@@ -110,8 +125,20 @@ async function showGroup(ev) {
 
 // ---------- publish ----------
 
+async function publishWs() {
+  const opts = { key: $('pub-key').value || undefined, headers: { 'content-type': $('pub-type').value || 'text/plain' } };
+  if ($('pub-partition').value !== '') opts.partition = Number($('pub-partition').value);
+  try {
+    const a = await wsClient().publish($('pub-topic').value, $('pub-body').value, opts);
+    $('pub-result').textContent = `ack: partition ${a.partition} offset ${a.offset}${a.duplicate ? ' (duplicate)' : ''}`;
+  } catch (e) {
+    $('pub-result').textContent = `error: ${e.message}`;
+  }
+}
+
 async function publish(ev) {
   ev.preventDefault();
+  if ($('pub-via').value === 'ws') return publishWs();
   const headers = { 'Content-Type': $('pub-type').value || 'application/octet-stream' };
   if ($('pub-key').value) headers['Sluice-Key'] = $('pub-key').value;
   if ($('pub-partition').value !== '') headers['Sluice-Partition'] = $('pub-partition').value;
@@ -136,6 +163,11 @@ function tailRow(ev) {
   } catch {
     m = { payload: ev.data };
   }
+  addTailRow(m);
+}
+
+function addTailRow(m) {
+  if (m.payload_base64 !== undefined) m = { ...m, payload: m.payload_base64, payload_encoding: 'base64' };
   const payload = m.payload_encoding === 'base64' ? `(base64) ${m.payload}` :
     typeof m.payload === 'string' ? m.payload : JSON.stringify(m.payload);
   const tr = row([m.partition, m.offset, m.timestamp ? new Date(m.timestamp).toISOString() : '',
@@ -151,8 +183,23 @@ function tailRow(ev) {
 function stopTail() {
   if (source) source.close();
   source = null;
+  if (wsTail) wsTail.close();
+  wsTail = null;
   $('tail-state').textContent = 'stopped';
   $('tail-stop').disabled = true;
+}
+
+// The WebSocket tail: sluice.js reconnects by itself (to this node) and
+// resumes each partition after the last message shown.
+async function tailWs(topic, from) {
+  const sub = wsClient().subscribe(topic, { from });
+  wsTail = sub;
+  $('tail-state').textContent = client.open ? `tailing ${topic}` : 'connecting…';
+  try {
+    for await (const m of sub) addTailRow(m);
+  } catch (e) {
+    if (wsTail === sub) $('tail-state').textContent = `ended: ${e.message}`;
+  }
 }
 
 function startTail(ev) {
@@ -160,6 +207,11 @@ function startTail(ev) {
   stopTail();
   const topic = $('tail-topic').value;
   const from = $('tail-from').value;
+  $('tail-stop').disabled = false;
+  if ($('tail-via').value === 'ws') {
+    tailWs(topic, from);
+    return;
+  }
   // EventSource resumes by itself after a drop: it sends Last-Event-ID, the
   // position of every partition after the last event it received.
   source = new EventSource(`/v1/topics/${seg(topic)}/events?format=json&from=${from}`);
