@@ -12,6 +12,8 @@
  *                  202 operations (ids and polling)
  *   http_sse.c     Server-Sent Events on top of a native subscription
  *   http_commit.c  consumer group commits: one, or an array of them
+ *   http_ndjson.c  NDJSON publish bodies into PublishBatch records
+ *   http_codec.c   operation ids, SSE ids, group commit bodies (pure, fuzzed)
  *
  * How it reuses the native path: an HTTP connection is a struct fe_conn
  * (fe_int.h) whose `http` is set. A request becomes a native Frame with a
@@ -247,9 +249,16 @@ struct http_op {
 };
 int http_op_encode(const struct http_op *op, char *out, size_t cap);
 int http_op_decode(const char *id, struct http_op *op);
-/* Parse an NDJSON body into PublishBatch records (malloc'd in *recs). */
-int http_ndjson_records(const uint8_t *p, size_t n, uint8_t **recs, size_t *recs_len, uint32_t *count,
-                        const char **why);
+
+/* ---------- http_ndjson.c ---------- */
+
+/* An NDJSON body, given as pieces in order (an evbuffer's chains), into
+ * PublishBatch records: *recs is malloc'd (the caller frees it), *count
+ * the messages. On an error nothing is returned and why says which line
+ * ("line N: ...", lines counted from 1, empty ones included). At most
+ * 2 x the body + 4 KiB is allocated. */
+int http_ndjson_records(const struct slice *parts, size_t nparts, uint8_t **recs, size_t *recs_len,
+                        uint32_t *count, char *why, size_t why_cap);
 
 /* ---------- http_commit.c ---------- */
 

@@ -72,6 +72,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t rl;
 	uint32_t count;
 	const char *why;
+	char whybuf[256];
+	struct slice parts[3];
 
 	if (!s)
 		return 0;
@@ -95,7 +97,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (http_op_encode(&op, again, sizeof(again)) != SL_OK)
 			abort();
 	}
-	if (http_ndjson_records(data, size, &recs, &rl, &count, &why) == SL_OK) {
+	/* NDJSON in up to three pieces, as an evbuffer's chains would hand it over */
+	size_t cut1 = size ? data[0] % (size + 1) : 0, cut2 = size > 1 ? cut1 + (data[1] % (size - cut1 + 1)) : cut1;
+	parts[0] = slice_make(data, cut1);
+	parts[1] = slice_make(data + cut1, cut2 - cut1);
+	parts[2] = slice_make(data + cut2, size - cut2);
+	if (http_ndjson_records(parts, 3, &recs, &rl, &count, whybuf, sizeof(whybuf)) == SL_OK) {
 		if (pubbatch_check(slice_make(recs, rl), count, &why) != SL_OK)
 			abort();
 		free(recs);
