@@ -5,6 +5,7 @@
  * group commit (NDJSON publish bodies are in http_ndjson.c). Every length
  * is checked before anything is allocated or copied.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,6 +96,79 @@ int http_op_decode(const char *id, struct http_op *op)
 	op->topic[bin[33]] = 0;
 	if (!http_utf8_valid(bin + 34, bin[33]) || op->count == 0 || op->producer_id == 0)
 		return SL_EMALFORMED;
+	return SL_OK;
+}
+
+/* ---------- group commit bodies ---------- */
+
+/* One entry: checked, or -1 with *why set. */
+static int commit_entry(json_t *e, struct http_commit_in *out, const char **why)
+{
+	json_t *t = json_object_get(e, "topic"), *p = json_object_get(e, "partition"), *o = json_object_get(e, "offset");
+	size_t tl;
+
+	if (!json_is_object(e) || !json_is_string(t) || (p && !json_is_integer(p)) || !json_is_integer(o)) {
+		*why = "expected {\"topic\": string, \"partition\": int, \"offset\": int}";
+		return -1;
+	}
+	tl = json_string_length(t);
+	if (tl == 0 || tl > RM_TOPIC_NAME_MAX || strlen(json_string_value(t)) != tl ||
+	    !http_utf8_valid((const uint8_t *)json_string_value(t), tl)) {
+		*why = "topic name must be 1 to 249 bytes of UTF-8";
+		return -1;
+	}
+	if ((p && (json_integer_value(p) < 0 || json_integer_value(p) > (json_int_t)UINT32_MAX - 1)) ||
+	    json_integer_value(o) < 0) {
+		*why = "partition must be 0..4294967294 and offset >= 0";
+		return -1;
+	}
+	out->topic = json_string_value(t);
+	out->partition = p ? (uint32_t)json_integer_value(p) : 0;
+	out->offset = (uint64_t)json_integer_value(o);
+	return 0;
+}
+
+int http_commits_decode(const char *p, size_t n, json_t **owner, struct http_commit_in **ins, uint32_t *count,
+                        int *array, char *why, size_t why_cap)
+{
+	json_error_t e;
+	json_t *j = json_loadb(p, n, JSON_REJECT_DUPLICATES, &e);
+	const char *w = NULL;
+	size_t cnt;
+
+	*owner = NULL;
+	*ins = NULL;
+	if (!j || !(json_is_object(j) || json_is_array(j))) {
+		json_decref(j);
+		snprintf(why, why_cap, "the body is not a JSON object or array");
+		return SL_EMALFORMED;
+	}
+	*array = json_is_array(j);
+	cnt = *array ? json_array_size(j) : 1;
+	if (cnt == 0 || cnt > HTTP_COMMITS_MAX) {
+		json_decref(j);
+		snprintf(why, why_cap, "an array of 1 to %d commits is expected", HTTP_COMMITS_MAX);
+		return SL_EINVAL;
+	}
+	if (!(*ins = calloc(cnt, sizeof(**ins)))) {
+		json_decref(j);
+		snprintf(why, why_cap, "out of memory");
+		return SL_ENOMEM;
+	}
+	for (size_t i = 0; i < cnt; i++) {
+		if (commit_entry(*array ? json_array_get(j, i) : j, &(*ins)[i], &w) < 0) {
+			if (*array)
+				snprintf(why, why_cap, "offsets[%zu]: %s", i, w);
+			else
+				snprintf(why, why_cap, "%s", w);
+			free(*ins);
+			*ins = NULL;
+			json_decref(j);
+			return SL_EINVAL;
+		}
+	}
+	*owner = j;
+	*count = (uint32_t)cnt;
 	return SL_OK;
 }
 

@@ -35,6 +35,8 @@
 #define NDJ_FALLBACK (-1)         /* the scanner declines the line: nothing written */
 #define NDJ_WHY_BAD "each line must be a JSON object {key, headers, payload}"
 
+int http_ndjson_use_scanner = 1;
+
 struct ndj {
 	uint8_t *p;
 	size_t len, cap, max;
@@ -496,7 +498,7 @@ static int ndj_line(struct ndj *b, const uint8_t *s, size_t n)
 		return ndj_fail(b, SL_ETOOLARGE, "more than 65536 messages in one batch", NULL);
 	if ((rc = ndj_reserve(b, PUBBATCH_REC_HDR + n)) != SL_OK)
 		return ndj_fail(b, rc, rc == SL_ETOOLARGE ? "batch too large" : "out of memory", NULL);
-	if ((rc = scan_line(b, s, n)) == NDJ_FALLBACK)
+	if (!http_ndjson_use_scanner || (rc = scan_line(b, s, n)) == NDJ_FALLBACK)
 		rc = json_line(b, s, n);
 	if (rc == SL_OK)
 		b->count++;
@@ -563,8 +565,10 @@ int http_ndjson_records(const struct slice *parts, size_t nparts, uint8_t **recs
 
 	for (size_t k = 0; k < nparts; k++)
 		total += parts[k].len;
-	/* records are never much longer than the lines; non-string payloads re-rendered may be */
-	b.max = 2 * total + 4096;
+	/* a record is at most 12 bytes longer than its line, and a JSON payload
+	 * re-rendered by jansson may be longer than its text: a bound, not what
+	 * is allocated (that grows with what is written) */
+	b.max = 2 * total + 16 * (size_t)PUBBATCH_COUNT_MAX + 4096;
 	b.why = why;
 	b.why_cap = why_cap;
 	why[0] = 0;

@@ -2,8 +2,10 @@
  * http_fuzz.c: libFuzzer target for the HTTP request path's decoders of
  * untrusted bytes: libhttp-parser with the server's header accounting, the
  * URL split, percent-decoding, query strings, UTF-8 checks, Prefer, SSE
- * event ids, operation ids and NDJSON publish envelopes (checked with
- * pubbatch_check as the frontend would).
+ * event ids, operation ids, NDJSON publish bodies (in up to three pieces,
+ * checked with pubbatch_check as the frontend would, and the direct scanner
+ * compared with jansson: the same records or the same refusal) and group
+ * commit bodies (one commit or an array).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,6 +16,9 @@
 #include "err.h"
 #include "http_int.h"
 #include "pubbatch.h"
+#include "ringmsg.h"
+
+#include <jansson.h>
 
 static size_t body_bytes;
 
@@ -102,10 +107,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	parts[0] = slice_make(data, cut1);
 	parts[1] = slice_make(data + cut1, cut2 - cut1);
 	parts[2] = slice_make(data + cut2, size - cut2);
-	if (http_ndjson_records(parts, 3, &recs, &rl, &count, whybuf, sizeof(whybuf)) == SL_OK) {
-		if (pubbatch_check(slice_make(recs, rl), count, &why) != SL_OK)
-			abort();
+	http_ndjson_use_scanner = 1;
+	int rc1 = http_ndjson_records(parts, 3, &recs, &rl, &count, whybuf, sizeof(whybuf));
+	if (rc1 == SL_OK && pubbatch_check(slice_make(recs, rl), count, &why) != SL_OK)
+		abort();
+	/* the scanner is only a faster way to jansson's answer: the same records, or the same refusal */
+	uint8_t *recs2 = NULL;
+	size_t rl2 = 0;
+	uint32_t count2 = 0;
+	http_ndjson_use_scanner = 0;
+	int rc2 = http_ndjson_records(parts, 3, &recs2, &rl2, &count2, whybuf, sizeof(whybuf));
+	if (rc1 != rc2 || (rc1 == SL_OK && (rl != rl2 || count != count2 || memcmp(recs, recs2, rl) != 0)))
+		abort();
+	if (rc1 == SL_OK) {
 		free(recs);
+		free(recs2);
+	}
+	/* a group commit body (POST /v1/groups/{group}/offsets) */
+	struct json_t *owner = NULL;
+	struct http_commit_in *ins = NULL;
+	int array = 0;
+	if (http_commits_decode(s, size, &owner, &ins, &count, &array, whybuf, sizeof(whybuf)) == SL_OK) {
+		if (count == 0 || count > HTTP_COMMITS_MAX || (!array && count != 1))
+			abort();
+		for (uint32_t i = 0; i < count; i++)
+			if (!ins[i].topic[0] || strlen(ins[i].topic) > RM_TOPIC_NAME_MAX || ins[i].partition == UINT32_MAX)
+				abort();
+		free(ins);
+		json_decref(owner);
 	}
 	free(s);
 	return 0;

@@ -602,16 +602,16 @@ Test(http, head_answers_every_get_route_without_a_body)
 	cr_assert_eq(h.status, 400);
 	/* HEAD is listed wherever GET is; other methods stay 405 */
 	simple("OPTIONS", "/v1/topics/h", "", "", &g);
-	cr_assert_eq(g.status, 405);
-	cr_assert(strstr(g.head, "Allow: PUT, GET, DELETE, HEAD\r\n"), "%s", g.head);
+	cr_assert_eq(g.status, 204);
+	cr_assert(strstr(g.head, "Allow: PUT, GET, DELETE, HEAD, OPTIONS\r\n"), "%s", g.head);
 	resp_free(&g);
 	simple("POST", "/v1/cluster", "", "", &g);
 	cr_assert_eq(g.status, 405);
-	cr_assert(strstr(g.head, "Allow: GET, HEAD\r\n"), "%s", g.head);
+	cr_assert(strstr(g.head, "Allow: GET, HEAD, OPTIONS\r\n"), "%s", g.head);
 	resp_free(&g);
 	head("/v1/groups/hg/offsets", &h);
 	cr_assert_eq(h.status, 405);
-	cr_assert(strstr(h.head, "Allow: POST\r\n"), "%s", h.head);
+	cr_assert(strstr(h.head, "Allow: POST, OPTIONS\r\n"), "%s", h.head);
 }
 
 static void commit(const char *group, const char *body, struct resp *r)
@@ -917,4 +917,83 @@ Test(http_ndjson, long_lines_many_lines_and_the_body_limit)
 	free(over);
 	free(body);
 	free(want);
+}
+
+/* ---------- OPTIONS and CORS ---------- */
+
+Test(http, options_and_no_cors_by_default)
+{
+	struct resp r;
+
+	simple("OPTIONS", "/v1/topics/o/messages", "Origin: https://app.example\r\n", "", &r);
+	cr_assert_eq(r.status, 204, "%s", r.head);
+	cr_assert(strstr(r.head, "Allow: POST, GET, HEAD, OPTIONS\r\n"), "%s", r.head);
+	cr_assert_null(strcasestr(r.head, "Access-Control-"), "%s", r.head);
+	resp_free(&r);
+	simple("OPTIONS", "/v1/nothing/here", "", "", &r);
+	cr_assert_eq(r.status, 404, "%s", r.head);
+	cr_assert(strstr(r.head, "Content-Type: application/problem+json"), "%s", r.head);
+	resp_free(&r);
+	simple("GET", "/healthz", "Origin: https://app.example\r\n", "", &r);
+	cr_assert_null(strcasestr(r.head, "Access-Control-"), "%s", r.head);
+	resp_free(&r);
+}
+
+static void setup_cors(void)
+{
+	cr_assert_eq(itest_node_init(&node), 0);
+	node.extra[0] = "--http-cors-origins";
+	node.extra[1] = "https://app.example, http://localhost:3000";
+	cr_assert_eq(itest_node_start(&node), 0);
+}
+
+TestSuite(http_cors, .init = setup_cors, .fini = teardown, .timeout = 120);
+
+Test(http_cors, preflight_and_actual_responses)
+{
+	struct resp r;
+
+	create_topic("co", 1);
+	/* a preflight from an allowed origin */
+	simple("OPTIONS", "/v1/topics/co/messages",
+	       "Origin: https://app.example\r\nAccess-Control-Request-Method: POST\r\n"
+	       "Access-Control-Request-Headers: content-type, idempotency-key\r\n",
+	       "", &r);
+	cr_assert_eq(r.status, 204, "%s", r.head);
+	cr_assert(strstr(r.head, "Allow: POST, GET, HEAD, OPTIONS\r\n"), "%s", r.head);
+	cr_assert(strstr(r.head, "Access-Control-Allow-Origin: https://app.example\r\n"), "%s", r.head);
+	cr_assert(strstr(r.head, "Access-Control-Allow-Methods: POST, GET, HEAD, OPTIONS\r\n"), "%s", r.head);
+	cr_assert(strstr(r.head, "Access-Control-Allow-Headers: content-type, idempotency-key\r\n"), "%s", r.head);
+	cr_assert(strstr(r.head, "Access-Control-Max-Age: 600\r\n") && strstr(r.head, "Vary: Origin\r\n"), "%s", r.head);
+	resp_free(&r);
+	/* an origin not in the list: no CORS header, the browser refuses */
+	simple("OPTIONS", "/v1/topics/co/messages", "Origin: https://evil.example\r\nAccess-Control-Request-Method: POST\r\n",
+	       "", &r);
+	cr_assert_eq(r.status, 204);
+	cr_assert_null(strcasestr(r.head, "Access-Control-"), "%s", r.head);
+	resp_free(&r);
+	/* actual responses: the origin and the headers a script may read */
+	simple("POST", "/v1/topics/co/messages", "Origin: http://localhost:3000\r\n", "hello", &r);
+	cr_assert_eq(r.status, 201, "%s", r.body);
+	cr_assert(strstr(r.head, "Access-Control-Allow-Origin: http://localhost:3000\r\n"), "%s", r.head);
+	cr_assert(strstr(r.head, "Access-Control-Expose-Headers: Location, Retry-After, Preference-Applied"), "%s", r.head);
+	resp_free(&r);
+	simple("GET", "/v1/nothing", "Origin: https://app.example\r\n", "", &r);
+	cr_assert_eq(r.status, 404);
+	cr_assert(strstr(r.head, "Access-Control-Allow-Origin: https://app.example\r\n"), "%s", r.head);
+	resp_free(&r);
+	/* an event stream */
+	struct hc c;
+	const char *get = "GET /v1/topics/co/events?from=earliest HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example\r\n\r\n";
+	long long deadline = itest_now_ms() + 10000;
+	hc_open(&c);
+	hc_send(&c, get, strlen(get));
+	for (;;) {
+		c.buf[c.len < sizeof(c.buf) ? c.len : sizeof(c.buf) - 1] = 0;
+		if (strstr(c.buf, "\r\n\r\n") || itest_now_ms() > deadline || !hc_fill(&c, 1000))
+			break;
+	}
+	cr_assert(strstr(c.buf, "HTTP/1.1 200") && strstr(c.buf, "text/event-stream"), "%s", c.buf);
+	cr_assert(strstr(c.buf, "Access-Control-Allow-Origin: https://app.example\r\n"), "%s", c.buf);
+	close(c.fd);
 }
