@@ -468,7 +468,8 @@ static int json_line(struct ndj *b, const uint8_t *line, size_t n)
 		rc = ndj_fail(b, SL_EINVAL, "headers must be an object of strings with names of 1 to 255 bytes", NULL);
 		goto out;
 	}
-	memcpy(rec + PUBBATCH_REC_HDR, key.base, key.len);
+	if (key.len)
+		memcpy(rec + PUBBATCH_REC_HDR, key.base, key.len);
 	put_le32(rec, (uint32_t)key.len);
 	put_le32(rec + 4, (uint32_t)hl);
 	put_le32(rec + 8, (uint32_t)payload.len);

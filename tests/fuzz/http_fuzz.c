@@ -78,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint32_t count;
 	const char *why;
 	char whybuf[256];
-	struct slice parts[3];
+	struct slice pieces[3];
 
 	if (!s)
 		return 0;
@@ -104,11 +104,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	/* NDJSON in up to three pieces, as an evbuffer's chains would hand it over */
 	size_t cut1 = size ? data[0] % (size + 1) : 0, cut2 = size > 1 ? cut1 + (data[1] % (size - cut1 + 1)) : cut1;
-	parts[0] = slice_make(data, cut1);
-	parts[1] = slice_make(data + cut1, cut2 - cut1);
-	parts[2] = slice_make(data + cut2, size - cut2);
+	pieces[0] = slice_make(data, cut1);
+	pieces[1] = slice_make(data + cut1, cut2 - cut1);
+	pieces[2] = slice_make(data + cut2, size - cut2);
 	http_ndjson_use_scanner = 1;
-	int rc1 = http_ndjson_records(parts, 3, &recs, &rl, &count, whybuf, sizeof(whybuf));
+	int rc1 = http_ndjson_records(pieces, 3, &recs, &rl, &count, whybuf, sizeof(whybuf));
 	if (rc1 == SL_OK && pubbatch_check(slice_make(recs, rl), count, &why) != SL_OK)
 		abort();
 	/* the scanner is only a faster way to jansson's answer: the same records, or the same refusal */
@@ -116,7 +116,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t rl2 = 0;
 	uint32_t count2 = 0;
 	http_ndjson_use_scanner = 0;
-	int rc2 = http_ndjson_records(parts, 3, &recs2, &rl2, &count2, whybuf, sizeof(whybuf));
+	int rc2 = http_ndjson_records(pieces, 3, &recs2, &rl2, &count2, whybuf, sizeof(whybuf));
 	if (rc1 != rc2 || (rc1 == SL_OK && (rl != rl2 || count != count2 || memcmp(recs, recs2, rl) != 0)))
 		abort();
 	if (rc1 == SL_OK) {
