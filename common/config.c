@@ -73,6 +73,7 @@ static const struct config_key config_keys[] = {
     {"http", "sse_heartbeat_ms", "sse-heartbeat-ms", CT_U32, CFG(sse_heartbeat_ms), 10, 3600000},
     {"http", "sse_retry_ms", "sse-retry-ms", CT_U32, CFG(sse_retry_ms), 0, 3600000},
     {"http", "operation_pending_ms", "operation-pending-ms", CT_U32, CFG(operation_pending_ms), 1000, 86400000},
+    {"http", "cors_origins", "http-cors-origins", CT_STR, CFG(http_cors_origins), 0, 0},
     {"storage", "map_bytes", "map-bytes", CT_SIZE64, CFG(map_bytes), MIB, 1ull << 46},
     {"storage", "sync", "sync", CT_BOOL, CFG(sync), 0, 1},
     {"storage", "batch_records_max", "batch-records-max", CT_U32, CFG(batch_records_max), 1, 1u << 24},

@@ -42,6 +42,7 @@ struct config {
 	uint32_t sse_heartbeat_ms;       /* sse_heartbeat_ms: comment line on idle event streams, 15000 */
 	uint32_t sse_retry_ms;           /* sse_retry_ms: the retry: hint sent to EventSource clients, 2000 */
 	uint32_t operation_pending_ms;   /* operation_pending_ms: a 202 operation not in the log by then is failed, 120000 */
+	char http_cors_origins[2048];    /* cors_origins: origins allowed by CORS, comma-separated, `*`; "" = no CORS */
 	/* [storage] */
 	uint64_t map_bytes;             /* map_bytes, default 8 GiB */
 	int sync;                       /* sync = true|false, default true (sync before ack) */

@@ -1,10 +1,11 @@
 /*
  * http_codec.c: the HTTP front door's own encodings of untrusted bytes, kept
  * apart from the server so the fuzz target runs them alone: operation ids
- * (base64url of a fixed binary layout), NDJSON publish envelopes (into the
- * PublishBatch records of common/pubbatch.h) and SSE event ids. Every
- * length is checked before anything is allocated or copied.
+ * (base64url of a fixed binary layout), SSE event ids and the body of a
+ * group commit (NDJSON publish bodies are in http_ndjson.c). Every length
+ * is checked before anything is allocated or copied.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,10 +13,8 @@
 
 #include "err.h"
 #include "http_int.h"
-#include "pubbatch.h"
 #include "ringmsg.h"
 
-#define HTTP_PUB_HEADERS_MAX 64
 #define HTTP_OP_VERSION 1
 #define HTTP_OP_BIN_MAX (1 + 8 + 8 + 4 + 4 + 8 + 1 + RM_TOPIC_NAME_MAX)
 
@@ -100,149 +99,76 @@ int http_op_decode(const char *id, struct http_op *op)
 	return SL_OK;
 }
 
-/* ---------- NDJSON batches ---------- */
+/* ---------- group commit bodies ---------- */
 
-struct recbuf {
-	uint8_t *p;
-	size_t len, cap, max;
-};
-
-static int recbuf_reserve(struct recbuf *b, size_t more)
+/* One entry: checked, or -1 with *why set. */
+static int commit_entry(json_t *e, struct http_commit_in *out, const char **why)
 {
-	if (b->len + more > b->max)
-		return SL_ETOOLARGE;
-	if (b->len + more > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		uint8_t *np;
-		while (cap < b->len + more)
-			cap *= 2;
-		if (!(np = realloc(b->p, cap)))
-			return SL_ENOMEM;
-		b->p = np;
-		b->cap = cap;
+	json_t *t = json_object_get(e, "topic"), *p = json_object_get(e, "partition"), *o = json_object_get(e, "offset");
+	size_t tl;
+
+	if (!json_is_object(e) || !json_is_string(t) || (p && !json_is_integer(p)) || !json_is_integer(o)) {
+		*why = "expected {\"topic\": string, \"partition\": int, \"offset\": int}";
+		return -1;
 	}
-	return SL_OK;
+	tl = json_string_length(t);
+	if (tl == 0 || tl > RM_TOPIC_NAME_MAX || strlen(json_string_value(t)) != tl ||
+	    !http_utf8_valid((const uint8_t *)json_string_value(t), tl)) {
+		*why = "topic name must be 1 to 249 bytes of UTF-8";
+		return -1;
+	}
+	if ((p && (json_integer_value(p) < 0 || json_integer_value(p) > (json_int_t)UINT32_MAX - 1)) ||
+	    json_integer_value(o) < 0) {
+		*why = "partition must be 0..4294967294 and offset >= 0";
+		return -1;
+	}
+	out->topic = json_string_value(t);
+	out->partition = p ? (uint32_t)json_integer_value(p) : 0;
+	out->offset = (uint64_t)json_integer_value(o);
+	return 0;
 }
 
-/* Header blob of a JSON object of strings, appended at hb (hb_cap bytes). */
-static int headers_blob(json_t *h, uint8_t *hb, size_t hb_cap, size_t *hl)
-{
-	const char *k;
-	json_t *v;
-
-	*hl = 0;
-	if (!h || json_is_null(h))
-		return SL_OK;
-	if (!json_is_object(h))
-		return SL_EINVAL;
-	json_object_foreach(h, k, v)
-	{
-		size_t kl = strlen(k), vl;
-		if (!json_is_string(v) || kl == 0 || kl > 255)
-			return SL_EINVAL;
-		vl = json_string_length(v);
-		if (*hl + hdrs_entry_bytes(kl, vl) > hb_cap)
-			return SL_ETOOLARGE;
-		*hl += hdrs_put(hb + *hl, slice_make(k, kl), slice_make(json_string_value(v), vl));
-	}
-	return SL_OK;
-}
-
-/* One line {key, headers, payload} appended to b as a PublishBatch record. */
-static int ndjson_line(struct recbuf *b, const char *line, size_t n, const char **why)
+int http_commits_decode(const char *p, size_t n, json_t **owner, struct http_commit_in **ins, uint32_t *count,
+                        int *array, char *why, size_t why_cap)
 {
 	json_error_t e;
-	json_t *j = json_loadb(line, n, JSON_REJECT_DUPLICATES, &e), *k, *p;
-	char *ptext = NULL;
-	struct slice key = {0}, payload = {0};
-	size_t hl = 0, hcap;
-	int rc = SL_EMALFORMED;
+	json_t *j = json_loadb(p, n, JSON_REJECT_DUPLICATES, &e);
+	const char *w = NULL;
+	size_t cnt;
 
-	*why = "each line must be a JSON object {key, headers, payload}";
-	if (!j || !json_is_object(j))
-		goto out;
-	k = json_object_get(j, "key");
-	p = json_object_get(j, "payload");
-	if (k && !json_is_null(k)) {
-		if (!json_is_string(k))
-			goto out;
-		key = slice_make(json_string_value(k), json_string_length(k));
+	*owner = NULL;
+	*ins = NULL;
+	if (!j || !(json_is_object(j) || json_is_array(j))) {
+		json_decref(j);
+		snprintf(why, why_cap, "the body is not a JSON object or array");
+		return SL_EMALFORMED;
 	}
-	if (p && json_is_string(p)) {
-		payload = slice_make(json_string_value(p), json_string_length(p));
-	} else if (p && !json_is_null(p)) {
-		/* any other JSON value is stored as its compact text */
-		if (!(ptext = json_dumps(p, JSON_COMPACT | JSON_ENCODE_ANY)))
-			goto out;
-		payload = slice_cstr(ptext);
+	*array = json_is_array(j);
+	cnt = *array ? json_array_size(j) : 1;
+	if (cnt == 0 || cnt > HTTP_COMMITS_MAX) {
+		json_decref(j);
+		snprintf(why, why_cap, "an array of 1 to %d commits is expected", HTTP_COMMITS_MAX);
+		return SL_EINVAL;
 	}
-	hcap = n + 6 * HTTP_PUB_HEADERS_MAX;
-	rc = recbuf_reserve(b, PUBBATCH_REC_HDR + key.len + hcap + payload.len);
-	if (rc != SL_OK) {
-		*why = "batch too large";
-		goto out;
+	if (!(*ins = calloc(cnt, sizeof(**ins)))) {
+		json_decref(j);
+		snprintf(why, why_cap, "out of memory");
+		return SL_ENOMEM;
 	}
-	/* headers first into the space after the record header and key */
-	uint8_t *rec = b->p + b->len;
-	uint8_t *hb = rec + PUBBATCH_REC_HDR + key.len;
-	rc = headers_blob(json_object_get(j, "headers"), hb, hcap, &hl);
-	if (rc != SL_OK) {
-		*why = "headers must be an object of strings with keys of 1 to 255 bytes";
-		rc = SL_EINVAL;
-		goto out;
-	}
-	/* pubbatch_put writes [hdr][key][headers][payload]; headers are in place already */
-	uint8_t *tmp = malloc(hl ? hl : 1);
-	if (!tmp) {
-		rc = SL_ENOMEM;
-		goto out;
-	}
-	memcpy(tmp, hb, hl);
-	b->len += pubbatch_put(rec, key, slice_make(tmp, hl), payload);
-	free(tmp);
-	rc = SL_OK;
-out:
-	free(ptext);
-	json_decref(j);
-	return rc;
-}
-
-int http_ndjson_records(const uint8_t *p, size_t n, uint8_t **recs, size_t *recs_len, uint32_t *count,
-                        const char **why)
-{
-	struct recbuf b = {NULL, 0, 0, 2 * n + 4096};
-	size_t i = 0;
-	int rc = SL_OK;
-
-	*count = 0;
-	*why = NULL;
-	while (i < n && rc == SL_OK) {
-		const uint8_t *nl = memchr(p + i, '\n', n - i);
-		size_t end = nl ? (size_t)(nl - p) : n, len = end - i;
-		if (len && p[i + len - 1] == '\r')
-			len--;
-		if (len > 0) {
-			if (*count >= PUBBATCH_COUNT_MAX) {
-				*why = "more than 65536 messages in one batch";
-				rc = SL_ETOOLARGE;
-				break;
-			}
-			rc = ndjson_line(&b, (const char *)p + i, len, why);
-			if (rc == SL_OK)
-				(*count)++;
+	for (size_t i = 0; i < cnt; i++) {
+		if (commit_entry(*array ? json_array_get(j, i) : j, &(*ins)[i], &w) < 0) {
+			if (*array)
+				snprintf(why, why_cap, "offsets[%zu]: %s", i, w);
+			else
+				snprintf(why, why_cap, "%s", w);
+			free(*ins);
+			*ins = NULL;
+			json_decref(j);
+			return SL_EINVAL;
 		}
-		i = end + 1;
 	}
-	if (rc == SL_OK && *count == 0) {
-		*why = "empty batch";
-		rc = SL_EINVAL;
-	}
-	if (rc != SL_OK) {
-		free(b.p);
-		return rc;
-	}
-	*recs = b.p;
-	*recs_len = b.len;
+	*owner = j;
+	*count = (uint32_t)cnt;
 	return SL_OK;
 }
 

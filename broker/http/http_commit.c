@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <jansson.h>
 
@@ -54,63 +56,43 @@ void http_commits_free(struct http_commits *m)
 	free(m);
 }
 
-/* One entry of the body: checked, or -1 with *why set. */
-static int commit_entry(json_t *e, struct http_commit_ent *out, const char **why)
+/* The body as checked entries (NULL and answered 415, 400 otherwise). */
+static struct http_commits *commits_parse(struct http_req *r)
 {
-	json_t *t = json_object_get(e, "topic"), *p = json_object_get(e, "partition"), *o = json_object_get(e, "offset");
-	size_t tl;
-
-	if (!json_is_object(e) || !json_is_string(t) || (p && !json_is_integer(p)) || !json_is_integer(o)) {
-		*why = "expected {\"topic\": string, \"partition\": int, \"offset\": int}";
-		return -1;
-	}
-	tl = json_string_length(t);
-	if (tl == 0 || tl > RM_TOPIC_NAME_MAX || strlen(json_string_value(t)) != tl ||
-	    !http_utf8_valid((const uint8_t *)json_string_value(t), tl)) {
-		*why = "topic name must be 1 to 249 bytes of UTF-8";
-		return -1;
-	}
-	if ((p && (json_integer_value(p) < 0 || json_integer_value(p) > (json_int_t)UINT32_MAX - 1)) ||
-	    json_integer_value(o) < 0) {
-		*why = "partition must be 0..4294967294 and offset >= 0";
-		return -1;
-	}
-	out->topic = json_string_value(t);
-	out->partition = p ? (uint32_t)json_integer_value(p) : 0;
-	out->offset = (uint64_t)json_integer_value(o);
-	return 0;
-}
-
-/* The body as checked entries (NULL and answered 400 on a bad one). */
-static struct http_commits *commits_parse(struct http_req *r, json_t *j)
-{
-	int array = json_is_array(j);
-	size_t n = array ? json_array_size(j) : 1;
+	size_t len = evbuffer_get_length(r->body), ctl = 0;
+	const char *ct = http_req_header(r, "content-type", &ctl);
+	struct http_commit_in *ins = NULL;
 	struct http_commits *m;
-	const char *why = NULL;
+	uint32_t n = 0;
+	int array = 0, rc;
+	json_t *j = NULL;
+	char why[160];
 
-	if (n == 0 || n > HTTP_COMMITS_MAX) {
-		json_decref(j);
-		http_problem(r, 400, SL_EINVAL, "an array of 1 to 1024 commits is expected");
+	if (!ct || ctl < 16 || strncasecmp(ct, "application/json", 16) != 0) {
+		http_problem(r, 415, SL_EINVAL, "the body must be application/json");
+		return NULL;
+	}
+	rc = http_commits_decode(len ? (const char *)evbuffer_pullup(r->body, -1) : "", len, &j, &ins, &n, &array, why,
+	                         sizeof(why));
+	if (rc != SL_OK) {
+		http_problem(r, rc == SL_ENOMEM ? 500 : 400, rc, why);
 		return NULL;
 	}
 	if (!(m = calloc(1, sizeof(*m) + n * sizeof(m->ents[0])))) {
 		json_decref(j);
+		free(ins);
 		http_problem(r, 500, SL_ENOMEM, "out of memory");
 		return NULL;
 	}
 	m->body = j;
 	m->array = array;
-	m->n = (uint32_t)n;
-	for (size_t i = 0; i < n; i++) {
-		if (commit_entry(array ? json_array_get(j, i) : j, &m->ents[i], &why) < 0) {
-			char detail[160];
-			snprintf(detail, sizeof(detail), "%s%zu%s%s", array ? "offsets[" : "", i, array ? "]: " : "", why);
-			http_problem(r, 400, SL_EINVAL, array ? detail : why);
-			http_commits_free(m);
-			return NULL;
-		}
+	m->n = n;
+	for (uint32_t i = 0; i < n; i++) {
+		m->ents[i].topic = ins[i].topic;
+		m->ents[i].partition = ins[i].partition;
+		m->ents[i].offset = ins[i].offset;
 	}
+	free(ins);
 	return m;
 }
 
@@ -216,11 +198,7 @@ void http_commits_frame(struct http_req *r, const Sluice__Frame *f)
 
 void http_on_commit(struct http_req *r)
 {
-	json_t *j;
-
-	if (http_group_param(r, r->params[0], r->group, sizeof(r->group)) < 0 || !(j = http_body_json(r, 0, 1)))
-		return;
-	if (!(r->commits = commits_parse(r, j)))
+	if (http_group_param(r, r->params[0], r->group, sizeof(r->group)) < 0 || !(r->commits = commits_parse(r)))
 		return;
 	http_commits_pump(r);
 }

@@ -12,6 +12,9 @@
  *                  202 operations (ids and polling)
  *   http_sse.c     Server-Sent Events on top of a native subscription
  *   http_commit.c  consumer group commits: one, or an array of them
+ *   http_ndjson.c  NDJSON publish bodies into PublishBatch records
+ *   http_codec.c   operation ids, SSE ids, group commit bodies (pure, fuzzed)
+ *   http_cors.c    CORS headers and preflights ([http] cors_origins)
  *   gql_http.c     GraphQL queries and mutations (POST), the schema (GET)
  *
  * How it reuses the native path: an HTTP connection is a struct fe_conn
@@ -251,11 +254,36 @@ struct http_op {
 };
 int http_op_encode(const struct http_op *op, char *out, size_t cap);
 int http_op_decode(const char *id, struct http_op *op);
-/* Parse an NDJSON body into PublishBatch records (malloc'd in *recs). */
-int http_ndjson_records(const uint8_t *p, size_t n, uint8_t **recs, size_t *recs_len, uint32_t *count,
-                        const char **why);
 
-/* ---------- http_commit.c ---------- */
+/* ---------- http_ndjson.c ---------- */
+
+/* An NDJSON body, given as pieces in order (an evbuffer's chains), into
+ * PublishBatch records: *recs is malloc'd (the caller frees it), *count
+ * the messages. On an error nothing is returned and why says which line
+ * ("line N: ...", lines counted from 1, empty ones included). At most
+ * 2 x the body + 4 KiB is allocated. */
+int http_ndjson_records(const struct slice *parts, size_t nparts, uint8_t **recs, size_t *recs_len,
+                        uint32_t *count, char *why, size_t why_cap);
+/* 1 (the default): plain envelopes go through the direct scanner; 0: every
+ * line through jansson (the fuzz target compares the two). */
+extern int http_ndjson_use_scanner;
+
+/* ---------- http_commit.c (the body's decoder is in http_codec.c) ---------- */
+
+/* One commit of a POST /v1/groups/{group}/offsets body. */
+struct http_commit_in {
+	const char *topic;      /* owned by the decoder's json_t */
+	uint32_t partition;
+	uint64_t offset;
+};
+/* The body: one {"topic", "partition", "offset"} (*array 0) or an array of
+ * 1 to HTTP_COMMITS_MAX of them (*array 1), every entry checked. SL_OK with
+ * *ins (malloc'd) and *owner (json_decref it after the last use of a
+ * topic), or SL_EMALFORMED (not JSON), SL_EINVAL (a bad entry: why names
+ * it, "offsets[i]: ..."), SL_ENOMEM. */
+struct json_t;
+int http_commits_decode(const char *p, size_t n, struct json_t **owner, struct http_commit_in **ins,
+                        uint32_t *count, int *array, char *why, size_t why_cap);
 
 void http_on_commit(struct http_req *r);
 /* Send the commits that are not out yet, as far as there is room. */
@@ -264,6 +292,14 @@ void http_commits_pump(struct http_req *r);
 int http_commits_owns(const struct http_req *r, uint64_t id);
 void http_commits_frame(struct http_req *r, const Sluice__Frame *f);
 void http_commits_free(struct http_commits *m);
+
+/* ---------- http_cors.c ---------- */
+
+/* CORS headers of any response to r, appended to out (nothing when CORS is
+ * off or the request's Origin is not allowed). */
+void http_cors_response(struct http_req *r, struct evbuffer *out);
+/* The preflight headers of an OPTIONS answer; allow: the route's methods. */
+void http_cors_preflight(struct http_req *r, const char *allow);
 
 /* ---------- http_sse.c ---------- */
 

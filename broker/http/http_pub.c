@@ -206,16 +206,38 @@ static void wait_cb(evutil_socket_t fd, short what, void *arg)
 		respond_accepted(r); /* the ack, if it comes, finds no request and is dropped */
 }
 
+/* The NDJSON body as records, read where its chains lie (no copy of the whole body). */
+static int pub_ndjson(struct http_req *r, uint8_t **recs, size_t *rl, uint32_t *count, char *why, size_t why_cap)
+{
+	int nv = evbuffer_peek(r->body, -1, NULL, NULL, 0), rc;
+	struct evbuffer_iovec *v = calloc(nv > 0 ? (size_t)nv : 1, sizeof(*v));
+	struct slice *parts = calloc(nv > 0 ? (size_t)nv : 1, sizeof(*parts));
+
+	if (!v || !parts) {
+		free(v);
+		free(parts);
+		snprintf(why, why_cap, "out of memory");
+		return SL_ENOMEM;
+	}
+	nv = nv > 0 ? evbuffer_peek(r->body, -1, NULL, v, nv) : 0;
+	for (int i = 0; i < nv; i++)
+		parts[i] = slice_make(v[i].iov_base, v[i].iov_len);
+	rc = http_ndjson_records(parts, (size_t)(nv > 0 ? nv : 0), recs, rl, count, why, why_cap);
+	free(v);
+	free(parts);
+	return rc;
+}
+
 /* Frame for one message (the body) or a batch (NDJSON records in *recs). */
 static int pub_frame(struct http_req *r, struct pub_opts *o, int ndjson, Sluice__Publish *m,
-                     Sluice__PublishBatch *b, Sluice__Frame *f, uint8_t **recs, const char **why)
+                     Sluice__PublishBatch *b, Sluice__Frame *f, uint8_t **recs, char *why, size_t why_cap)
 {
-	size_t blen = evbuffer_get_length(r->body), rl = 0;
-	const uint8_t *body = blen ? evbuffer_pullup(r->body, -1) : (const uint8_t *)"";
+	size_t rl = 0;
 	uint32_t count = 0;
 	int rc;
 
 	if (!ndjson) {
+		size_t blen = evbuffer_get_length(r->body);
 		m->topic = r->topic;
 		m->key.data = (uint8_t *)o->key;
 		m->key.len = o->key_len;
@@ -223,7 +245,7 @@ static int pub_frame(struct http_req *r, struct pub_opts *o, int ndjson, Sluice_
 		m->partition = o->partition;
 		m->n_headers = o->nh;
 		m->headers = o->hptrs;
-		m->payload.data = (uint8_t *)body;
+		m->payload.data = blen ? evbuffer_pullup(r->body, -1) : (uint8_t *)"";
 		m->payload.len = blen;
 		m->producer_id = o->producer_id;
 		m->sequence = o->sequence;
@@ -232,7 +254,7 @@ static int pub_frame(struct http_req *r, struct pub_opts *o, int ndjson, Sluice_
 		f->publish = m;
 		return SL_OK;
 	}
-	if ((rc = http_ndjson_records(body, blen, recs, &rl, &count, why)) != SL_OK)
+	if ((rc = pub_ndjson(r, recs, &rl, &count, why, why_cap)) != SL_OK)
 		return rc;
 	b->topic = r->topic;
 	b->has_partition = o->has_partition;
@@ -282,7 +304,8 @@ void http_on_publish(struct http_req *r)
 	Sluice__Frame f = SLUICE__FRAME__INIT;
 	struct pub_opts *o = calloc(1, sizeof(*o));
 	uint8_t *recs = NULL;
-	const char *ct, *why = NULL;
+	const char *ct;
+	char why[256];
 	size_t ctl = 0;
 	int ndjson, rc;
 
@@ -299,8 +322,8 @@ void http_on_publish(struct http_req *r)
 		             "bad Sluice-Partition, Sluice-Header-*, Idempotency-Key (1 to 255 bytes) or query");
 		goto out;
 	}
-	if ((rc = pub_frame(r, o, ndjson, &m, &b, &f, &recs, &why)) != SL_OK) {
-		http_problem(r, rc == SL_ETOOLARGE ? 413 : 400, rc, why);
+	if ((rc = pub_frame(r, o, ndjson, &m, &b, &f, &recs, why, sizeof(why))) != SL_OK) {
+		http_problem(r, rc == SL_ETOOLARGE ? 413 : rc == SL_ENOMEM ? 500 : 400, rc, why);
 		goto out;
 	}
 	if (o->async && pub_async_prepare(r, o) < 0)
@@ -336,6 +359,60 @@ static json_t *result_json(const struct http_req *r, uint32_t part, uint64_t off
 	                 (json_int_t)idx, "duplicate", dup);
 }
 
+/* Decimal of v at o (at most 20 bytes); returns the length. */
+static size_t put_u64(char *o, uint64_t v)
+{
+	char t[20];
+	size_t n = 0, i;
+
+	do {
+		t[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (i = 0; i < n; i++)
+		o[i] = t[n - 1 - i];
+	return n;
+}
+
+/* 201 {"results":[...]}: the same bytes result_json would give for each
+ * message, but only the offset differs between them, so the rest is
+ * rendered once and the offsets written by hand (a batch has up to 65,536). */
+static void batch_answer(struct http_req *r, const Sluice__PublishBatchAck *a)
+{
+	json_t *t = json_string(r->topic);
+	char *topic = t ? json_dumps(t, JSON_ENCODE_ANY) : NULL, *out = NULL, pre[400], post[160];
+	int pl, sl;
+	size_t n = 0;
+
+	json_decref(t);
+	pl = topic ? snprintf(pre, sizeof(pre), "{\"topic\":%s,\"partition\":%d,\"offset\":", topic, (int)a->partition)
+	           : -1;
+	sl = snprintf(post, sizeof(post), ",\"timestamp\":%lld,\"term\":%lld,\"log_index\":%lld,\"duplicate\":%s}",
+	              (long long)a->timestamp_ms, (long long)a->term, (long long)a->log_index,
+	              a->duplicate ? "true" : "false");
+	free(topic);
+	if (pl > 0 && (size_t)pl < sizeof(pre) && sl > 0 && (size_t)sl < sizeof(post))
+		out = malloc(16 + (size_t)a->count * ((size_t)pl + (size_t)sl + 21));
+	if (!out) {
+		http_problem(r, 500, SL_ENOMEM, "out of memory");
+		return;
+	}
+	memcpy(out, "{\"results\":[", 12);
+	n = 12;
+	for (uint32_t i = 0; i < a->count; i++) {
+		if (i)
+			out[n++] = ',';
+		memcpy(out + n, pre, (size_t)pl);
+		n += (size_t)pl;
+		n += put_u64(out + n, a->base_offset + i);
+		memcpy(out + n, post, (size_t)sl);
+		n += (size_t)sl;
+	}
+	memcpy(out + n, "]}", 2);
+	http_respond(r, 201, "application/json", out, n + 2);
+	free(out);
+}
+
 void http_publish_answered(struct http_req *r, const Sluice__Frame *f)
 {
 	if (r->kind == HK_PUBLISH && f->body_case == SLUICE__FRAME__BODY_PUBLISH_ACK) {
@@ -348,13 +425,9 @@ void http_publish_answered(struct http_req *r, const Sluice__Frame *f)
 	}
 	if (r->kind == HK_BATCH && f->body_case == SLUICE__FRAME__BODY_PUBLISH_BATCH_ACK) {
 		const Sluice__PublishBatchAck *a = f->publish_batch_ack;
-		json_t *arr = json_array();
-		for (uint32_t i = 0; arr && i < a->count; i++)
-			json_array_append_new(arr, result_json(r, a->partition, a->base_offset + i, a->timestamp_ms, a->term,
-			                                       a->log_index, a->duplicate));
 		http_add_header(r, "Location", "/v1/topics/%s/messages/%u/%llu", r->topic, a->partition,
 		                (unsigned long long)a->base_offset);
-		http_respond_json(r, 201, json_pack("{s:o}", "results", arr));
+		batch_answer(r, a);
 		return;
 	}
 	http_problem(r, 500, SL_EINTERNAL, "unexpected answer to a publish");

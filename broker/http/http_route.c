@@ -117,24 +117,54 @@ static int method_serves(unsigned route_method, unsigned method)
 	return route_method == method || (method == HTTP_HEAD && route_method == HTTP_GET);
 }
 
-static void method_not_allowed(struct http_req *r, const char *path, size_t plen)
+/* The methods served on path, "GET, HEAD, OPTIONS" style, into allow; the
+ * first route pattern that matches it, or NULL when none does. */
+static const char *allow_list(struct http_req *r, const char *path, size_t plen, char *allow, size_t cap)
 {
-	char allow[128] = "";
+	const char *first = NULL;
 	size_t n = 0;
 	int get = 0;
 
+	allow[0] = 0;
 	for (size_t i = 0; i < ROUTES; i++) {
 		if (route_match(r, routes[i].pattern, path, plen, 0) != 1)
 			continue;
 		const char *m = http_method_str(routes[i].method);
+		first = first ? first : routes[i].pattern;
 		get |= routes[i].method == HTTP_GET;
-		if (!strstr(allow, m) && n + strlen(m) + 3 < sizeof(allow))
-			n += (size_t)snprintf(allow + n, sizeof(allow) - n, "%s%s", n ? ", " : "", m);
+		if (!strstr(allow, m) && n + strlen(m) + 3 < cap)
+			n += (size_t)snprintf(allow + n, cap - n, "%s%s", n ? ", " : "", m);
 	}
-	if (get && n + 7 < sizeof(allow))
-		snprintf(allow + n, sizeof(allow) - n, ", HEAD");
+	if (get && n + 7 < cap)
+		n += (size_t)snprintf(allow + n, cap - n, ", HEAD");
+	if (first && n + 10 < cap)
+		snprintf(allow + n, cap - n, ", OPTIONS");
+	return first;
+}
+
+static void method_not_allowed(struct http_req *r, const char *path, size_t plen)
+{
+	char allow[128];
+
+	allow_list(r, path, plen, allow, sizeof(allow));
 	http_add_header(r, "Allow", "%s", allow);
 	http_problem(r, 405, SL_EUNKNOWN_OP, "method not allowed on this resource");
+}
+
+/* OPTIONS on a known path: 204 with Allow (and a CORS preflight's answer). */
+static void on_options(struct http_req *r)
+{
+	char allow[128];
+	const char *route = allow_list(r, r->path, r->path_len, allow, sizeof(allow));
+
+	if (!route) {
+		http_problem(r, 404, SL_ENOTFOUND, "no such resource");
+		return;
+	}
+	r->route = route;
+	http_add_header(r, "Allow", "%s", allow);
+	http_cors_preflight(r, allow);
+	http_respond(r, 204, NULL, NULL, 0);
 }
 
 static int split_url(struct http_req *r)
@@ -164,6 +194,10 @@ void http_route(struct http_req *r)
 
 	if (split_url(r) < 0) {
 		http_problem(r, 400, SL_EMALFORMED, "request target is not a valid URL path");
+		return;
+	}
+	if (r->method == HTTP_OPTIONS) {
+		on_options(r);
 		return;
 	}
 	for (size_t i = 0; i < ROUTES; i++) {

@@ -357,6 +357,7 @@ static void status_line(struct http_req *r, int status, const char *ctype, int h
 		evbuffer_add(r->out, "Connection: close\r\n", 19);
 	else if (r->http_minor == 0)
 		evbuffer_add(r->out, "Connection: keep-alive\r\n", 24);
+	http_cors_response(r, r->out);
 	evbuffer_add_buffer(r->out, r->rh);
 	evbuffer_add(r->out, "\r\n", 2);
 }

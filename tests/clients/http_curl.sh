@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # curl as a real HTTP client of one sluiced: REST publish and read, NDJSON,
 # 202 + polling, an SSE stream read with curl -N that resumes with
-# Last-Event-ID, /metrics, /v1/asyncapi.json, the console page and HEAD.
+# Last-Event-ID, /metrics, /v1/asyncapi.json, the console page, HEAD,
+# OPTIONS and a CORS preflight.
 # Usage: http_curl.sh PATH/TO/sluiced
 # Listens on 127.0.0.1 only (free ports), stops what it starts by pid, and
 # bounds every wait.
@@ -18,7 +19,8 @@ fail() { echo "FAIL: $*" >&2; tail -20 "$dir/log" >&2 || true; exit 1; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 native=$(free_port); http=$(free_port)
-"$sluiced" --data-dir "$dir/data" --listen 127.0.0.1:$native --http 127.0.0.1:$http --frontends 2 >"$dir/log" 2>&1 &
+"$sluiced" --data-dir "$dir/data" --listen 127.0.0.1:$native --http 127.0.0.1:$http --frontends 2 \
+    --http-cors-origins 'https://app.example' >"$dir/log" 2>&1 &
 pid=$!
 H=http://127.0.0.1:$http
 for _ in $(seq 100); do curl -sf "$H/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
@@ -82,4 +84,19 @@ grep -qi '<!doctype html>' "$dir/console" && grep -q '<script src="/console.js">
 hl=$(curl -s --max-time 10 -I "$H/v1/asyncapi.json" | tr -d '\r' | sed -n 's/^Content-Length: //p')
 gl=$(curl -s --max-time 10 "$H/v1/asyncapi.json" | wc -c)
 [ -n "$hl" ] && [ "$hl" = "$gl" ] || fail "HEAD Content-Length '$hl', GET sent $gl bytes"
+# OPTIONS and CORS: a preflight from an allowed origin, an actual answer, another origin
+pre=$(curl -s --max-time 10 -i -X OPTIONS -H 'Origin: https://app.example' -H 'Access-Control-Request-Method: POST' \
+      -H 'Access-Control-Request-Headers: content-type' "$H/v1/topics/orders/messages" | tr -d '\r')
+echo "$pre" | grep -q '^HTTP/1.1 204' && echo "$pre" | grep -q '^Allow: POST, GET, HEAD, OPTIONS$' &&
+    echo "$pre" | grep -q '^Access-Control-Allow-Origin: https://app.example$' &&
+    echo "$pre" | grep -q '^Access-Control-Allow-Methods: POST, GET, HEAD, OPTIONS$' &&
+    echo "$pre" | grep -q '^Access-Control-Allow-Headers: content-type$' &&
+    echo "$pre" | grep -q '^Access-Control-Max-Age: 600$' || fail "preflight: $pre"
+act=$(curl -s --max-time 10 -i -H 'Origin: https://app.example' --data-binary x "$H/v1/topics/orders/messages" | tr -d '\r')
+echo "$act" | grep -q '^Access-Control-Allow-Origin: https://app.example$' &&
+    echo "$act" | grep -q '^Access-Control-Expose-Headers: Location, ' || fail "CORS on a publish: $act"
+other=$(curl -s --max-time 10 -i -X OPTIONS -H 'Origin: https://other.example' -H 'Access-Control-Request-Method: POST' \
+        "$H/v1/topics/orders/messages" | tr -d '\r')
+echo "$other" | grep -qi '^Access-Control-' && fail "CORS headers for an origin not in the list: $other"
+[ "$(status -X OPTIONS "$H/v1/nope")" = 404 ] || fail "OPTIONS on an unknown path"
 echo "http_curl: ok"

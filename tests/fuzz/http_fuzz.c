@@ -2,8 +2,10 @@
  * http_fuzz.c: libFuzzer target for the HTTP request path's decoders of
  * untrusted bytes: libhttp-parser with the server's header accounting, the
  * URL split, percent-decoding, query strings, UTF-8 checks, Prefer, SSE
- * event ids, operation ids and NDJSON publish envelopes (checked with
- * pubbatch_check as the frontend would).
+ * event ids, operation ids, NDJSON publish bodies (in up to three pieces,
+ * checked with pubbatch_check as the frontend would, and the direct scanner
+ * compared with jansson: the same records or the same refusal) and group
+ * commit bodies (one commit or an array).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,6 +16,9 @@
 #include "err.h"
 #include "http_int.h"
 #include "pubbatch.h"
+#include "ringmsg.h"
+
+#include <jansson.h>
 
 static size_t body_bytes;
 
@@ -72,6 +77,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t rl;
 	uint32_t count;
 	const char *why;
+	char whybuf[256];
+	struct slice pieces[3];
 
 	if (!s)
 		return 0;
@@ -95,10 +102,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (http_op_encode(&op, again, sizeof(again)) != SL_OK)
 			abort();
 	}
-	if (http_ndjson_records(data, size, &recs, &rl, &count, &why) == SL_OK) {
-		if (pubbatch_check(slice_make(recs, rl), count, &why) != SL_OK)
-			abort();
+	/* NDJSON in up to three pieces, as an evbuffer's chains would hand it over */
+	size_t cut1 = size ? data[0] % (size + 1) : 0, cut2 = size > 1 ? cut1 + (data[1] % (size - cut1 + 1)) : cut1;
+	pieces[0] = slice_make(data, cut1);
+	pieces[1] = slice_make(data + cut1, cut2 - cut1);
+	pieces[2] = slice_make(data + cut2, size - cut2);
+	http_ndjson_use_scanner = 1;
+	int rc1 = http_ndjson_records(pieces, 3, &recs, &rl, &count, whybuf, sizeof(whybuf));
+	if (rc1 == SL_OK && pubbatch_check(slice_make(recs, rl), count, &why) != SL_OK)
+		abort();
+	/* the scanner is only a faster way to jansson's answer: the same records, or the same refusal */
+	uint8_t *recs2 = NULL;
+	size_t rl2 = 0;
+	uint32_t count2 = 0;
+	http_ndjson_use_scanner = 0;
+	int rc2 = http_ndjson_records(pieces, 3, &recs2, &rl2, &count2, whybuf, sizeof(whybuf));
+	if (rc1 != rc2 || (rc1 == SL_OK && (rl != rl2 || count != count2 || memcmp(recs, recs2, rl) != 0)))
+		abort();
+	if (rc1 == SL_OK) {
 		free(recs);
+		free(recs2);
+	}
+	/* a group commit body (POST /v1/groups/{group}/offsets) */
+	struct json_t *owner = NULL;
+	struct http_commit_in *ins = NULL;
+	int array = 0;
+	if (http_commits_decode(s, size, &owner, &ins, &count, &array, whybuf, sizeof(whybuf)) == SL_OK) {
+		if (count == 0 || count > HTTP_COMMITS_MAX || (!array && count != 1))
+			abort();
+		for (uint32_t i = 0; i < count; i++)
+			if (!ins[i].topic[0] || strlen(ins[i].topic) > RM_TOPIC_NAME_MAX || ins[i].partition == UINT32_MAX)
+				abort();
+		free(ins);
+		json_decref(owner);
 	}
 	free(s);
 	return 0;

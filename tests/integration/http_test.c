@@ -602,16 +602,16 @@ Test(http, head_answers_every_get_route_without_a_body)
 	cr_assert_eq(h.status, 400);
 	/* HEAD is listed wherever GET is; other methods stay 405 */
 	simple("OPTIONS", "/v1/topics/h", "", "", &g);
-	cr_assert_eq(g.status, 405);
-	cr_assert(strstr(g.head, "Allow: PUT, GET, DELETE, HEAD\r\n"), "%s", g.head);
+	cr_assert_eq(g.status, 204);
+	cr_assert(strstr(g.head, "Allow: PUT, GET, DELETE, HEAD, OPTIONS\r\n"), "%s", g.head);
 	resp_free(&g);
 	simple("POST", "/v1/cluster", "", "", &g);
 	cr_assert_eq(g.status, 405);
-	cr_assert(strstr(g.head, "Allow: GET, HEAD\r\n"), "%s", g.head);
+	cr_assert(strstr(g.head, "Allow: GET, HEAD, OPTIONS\r\n"), "%s", g.head);
 	resp_free(&g);
 	head("/v1/groups/hg/offsets", &h);
 	cr_assert_eq(h.status, 405);
-	cr_assert(strstr(h.head, "Allow: POST\r\n"), "%s", h.head);
+	cr_assert(strstr(h.head, "Allow: POST, OPTIONS\r\n"), "%s", h.head);
 }
 
 static void commit(const char *group, const char *body, struct resp *r)
@@ -723,5 +723,277 @@ Test(http, group_offsets_commits_an_array)
 	          strstr(r.body, "\"topic\":\"c2\",\"partition\":0,\"committed\":1,"),
 	          "%s", r.body);
 	resp_free(&r);
+	close(c.fd);
+}
+
+/* ---------- NDJSON batches (a node with a 256 KiB body limit) ---------- */
+
+static void setup_big(void)
+{
+	cr_assert_eq(itest_node_init(&node), 0);
+	node.extra[0] = "--http-body-bytes-max";
+	node.extra[1] = "256k";
+	cr_assert_eq(itest_node_start(&node), 0);
+}
+
+TestSuite(http_ndjson, .init = setup_big, .fini = teardown, .timeout = 120);
+
+/* POST an NDJSON body of n bytes to topic t. */
+static void post_ndjson(const char *t, const char *body, size_t n, struct resp *r)
+{
+	char head[512];
+	int hl = snprintf(head, sizeof(head),
+	                  "POST /v1/topics/%s/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
+	                  "Content-Length: %zu\r\n\r\n",
+	                  t, n);
+	struct hc c;
+
+	hc_open(&c);
+	hc_send(&c, head, (size_t)hl);
+	hc_send(&c, body, n);
+	cr_assert_eq(hc_response(&c, r), 0, "no response to an NDJSON POST of %zu bytes", n);
+	close(c.fd);
+}
+
+/* GET one message: its payload must be want[0..wn), its key and header as given. */
+static void read_back(const char *t, long long off, const char *want, size_t wn, const char *key_hdr,
+                      const char *hdr)
+{
+	char path[256];
+	struct resp r;
+
+	snprintf(path, sizeof(path), "/v1/topics/%s/messages/0/%lld", t, off);
+	simple("GET", path, "", "", &r);
+	cr_assert_eq(r.status, 200, "offset %lld: %s", off, r.body);
+	cr_assert_eq(r.body_len, wn, "offset %lld: %zu bytes, want %zu", off, r.body_len, wn);
+	cr_assert_eq(memcmp(r.body, want, wn), 0, "offset %lld: payload differs", off);
+	if (key_hdr)
+		cr_assert(strstr(r.head, key_hdr), "offset %lld: no %s in %s", off, key_hdr, r.head);
+	else
+		cr_assert_null(strstr(r.head, "Sluice-Key:"), "%s", r.head);
+	if (hdr)
+		cr_assert(strstr(r.head, hdr), "offset %lld: no %s in %s", off, hdr, r.head);
+	resp_free(&r);
+}
+
+static long long end_offset(const char *t)
+{
+	char path[256];
+	struct resp r;
+	long long e;
+
+	snprintf(path, sizeof(path), "/v1/topics/%s", t);
+	simple("GET", path, "", "", &r);
+	e = json_num(r.body, "end_offset");
+	resp_free(&r);
+	return e;
+}
+
+Test(http_ndjson, payloads_keys_headers_escapes_read_back_in_order)
+{
+	static const char body[] =
+	    "{\"key\":\"k1\",\"headers\":{\"h\":\"v1\",\"trace\":\"t\"},\"payload\":\"one\"}\n"
+	    "\n"                                                        /* empty: skipped, still counted */
+	    "  { \"payload\" : \"a\\u0000b\\\"c\\\\d\\/e\\n\" , \"key\" : null }\r\n" /* NUL, escapes, CRLF */
+	    "{\"payload\":\"\\ud83d\\ude00 \\u00e9 \xc3\xa9\",\"headers\":{\"h\":\"\\u0041\"}}\n" /* surrogate pair, UTF-8 */
+	    "{\"payload\":{\"n\":[1,2]},\"key\":\"k4\"}\n"              /* a JSON value: its compact text */
+	    "{\"other\":1,\"payload\":\"p5\"}\n"                        /* unknown members are ignored */
+	    "{}";                                                        /* no newline at the end */
+	struct resp r;
+	const char *p;
+	int n = 0;
+
+	create_topic("nd", 1);
+	post_ndjson("nd", body, sizeof(body) - 1, &r);
+	cr_assert_eq(r.status, 201, "%s", r.body);
+	cr_assert(strstr(r.head, "Location: /v1/topics/nd/messages/0/0\r\n"), "%s", r.head);
+	/* one result per message, offsets in order */
+	for (p = r.body; (p = strstr(p, "\"offset\":")); p++, n++)
+		cr_assert_eq(strtoll(p + 9, NULL, 10), n, "%s", r.body);
+	cr_assert_eq(n, 6, "%s", r.body);
+	cr_assert(strncmp(r.body, "{\"results\":[{\"topic\":\"nd\",\"partition\":0,\"offset\":0,\"timestamp\":", 63) == 0,
+	          "%s", r.body);
+	cr_assert(strstr(r.body, ",\"duplicate\":false}]}"), "%s", r.body);
+	resp_free(&r);
+	read_back("nd", 0, "one", 3, "Sluice-Key: k1\r\n", "Sluice-Header-trace: t\r\n");
+	read_back("nd", 0, "one", 3, "Sluice-Key: k1\r\n", "Sluice-Header-h: v1\r\n");
+	read_back("nd", 1, "a\0b\"c\\d/e\n", 10, NULL, NULL);
+	read_back("nd", 2, "\xf0\x9f\x98\x80 \xc3\xa9 \xc3\xa9", 10, NULL, "Sluice-Header-h: A\r\n");
+	read_back("nd", 3, "{\"n\":[1,2]}", 11, "Sluice-Key: k4\r\n", NULL);
+	read_back("nd", 4, "p5", 2, NULL, NULL);
+	read_back("nd", 5, "", 0, NULL, NULL);
+	cr_assert_eq(end_offset("nd"), 6);
+}
+
+/* A refused body names the line (counted from 1, empty lines included) and stores nothing. */
+static void refused_line(const char *body, int line)
+{
+	char want[32];
+	struct resp r;
+
+	post_ndjson("ne", body, strlen(body), &r);
+	cr_assert_eq(r.status, 400, "%s -> %s", body, r.body);
+	cr_assert(strstr(r.head, "Content-Type: application/problem+json"), "%s", r.head);
+	snprintf(want, sizeof(want), "\"detail\":\"line %d: ", line);
+	cr_assert(strstr(r.body, want), "%s -> %s (want line %d)", body, r.body, line);
+	resp_free(&r);
+}
+
+Test(http_ndjson, errors_name_their_line_and_store_nothing)
+{
+	struct resp r;
+
+	create_topic("ne", 1);
+	refused_line("{\"payload\":\"ok\"}\n{\"payload\":\"bad \\x escape\"}\n", 2);
+	refused_line("{\"payload\":\"ok\"}\n\n{\"payload\":\"\\ud800 lone\"}\n", 3);
+	refused_line("{\"payload\":\"\\udc00\"}", 1);
+	refused_line("{\"payload\":\"\\u12\"}", 1);
+	refused_line("{\"payload\":\"ok\"}\n{\"payload\":\"\xff\"}\n", 2);
+	refused_line("{\"payload\":\"raw \t tab\"}", 1);
+	refused_line("[1,2]", 1);
+	refused_line("{\"payload\":\"x\"} trailing", 1);
+	refused_line("{\"payload\":\"x\",\"payload\":\"y\"}", 1);
+	refused_line("{\"payload\":\"x\"}\n{\"headers\":{\"a\":\"1\",\"a\":\"2\"}}", 2);
+	refused_line("{\"headers\":{\"a\":1}}", 1);
+	refused_line("{\"headers\":{\"\":\"v\"}}", 1);
+	refused_line("{\"headers\":{\"a\\u0000b\":\"v\"}}", 1);
+	refused_line("{\"key\":5}", 1);
+	refused_line("{\"payload\":\"x\"", 1);
+	post_ndjson("ne", "\n\r\n\n", 4, &r);
+	cr_assert_eq(r.status, 400, "%s", r.body);
+	cr_assert(strstr(r.body, "empty batch"), "%s", r.body);
+	resp_free(&r);
+	cr_assert_eq(end_offset("ne"), 0);
+}
+
+Test(http_ndjson, long_lines_many_lines_and_the_body_limit)
+{
+	size_t big = 60000, cap = 250000, n = 0;
+	char *body = malloc(cap), *want = malloc(big);
+	struct resp r;
+	long long base;
+
+	cr_assert(body && want);
+	create_topic("nl", 1);
+	/* a line far longer than a socket read or a buffer chain, with escapes across it */
+	for (size_t i = 0; i < big; i++)
+		want[i] = (char)('a' + i % 26);
+	n += (size_t)snprintf(body + n, cap - n, "{\"key\":\"long\",\"payload\":\"");
+	for (size_t i = 0; i < big; i++) {
+		if (i % 1000 == 999) {
+			want[i] = '\n';
+			n += (size_t)snprintf(body + n, cap - n, "\\n");
+		} else {
+			body[n++] = want[i];
+		}
+	}
+	n += (size_t)snprintf(body + n, cap - n, "\"}\n");
+	/* then 400 short lines, each its own payload (the answer must fit the test's 64 KiB buffer) */
+	for (int i = 0; i < 400; i++)
+		n += (size_t)snprintf(body + n, cap - n, "{\"payload\":\"m%d\"}\n", i);
+	cr_assert(n < cap);
+	post_ndjson("nl", body, n, &r);
+	cr_assert_eq(r.status, 201, "%.300s", r.body);
+	cr_assert(strstr(r.body, "\"offset\":400,") && !strstr(r.body, "\"offset\":401,"), "%.300s", r.body);
+	resp_free(&r);
+	read_back("nl", 0, want, big, "Sluice-Key: long\r\n", NULL);
+	base = 1;
+	for (int i = 0; i < 400; i += 133) {
+		char p[16];
+		int pl = snprintf(p, sizeof(p), "m%d", i);
+		read_back("nl", base + i, p, (size_t)pl, NULL, NULL);
+	}
+	read_back("nl", 400, "m399", 4, NULL, NULL);
+	/* over body_bytes_max (256 KiB): 413, problem+json, nothing stored */
+	char *over = malloc(300000);
+	cr_assert(over);
+	memset(over, ' ', 300000);
+	memcpy(over, "{\"payload\":\"x\"}\n", 16);
+	post_ndjson("nl", over, 300000, &r);
+	cr_assert_eq(r.status, 413, "%s", r.body);
+	cr_assert(strstr(r.head, "application/problem+json") && strstr(r.body, "\"status\":413"), "%s", r.body);
+	resp_free(&r);
+	cr_assert_eq(end_offset("nl"), 401);
+	free(over);
+	free(body);
+	free(want);
+}
+
+/* ---------- OPTIONS and CORS ---------- */
+
+Test(http, options_and_no_cors_by_default)
+{
+	struct resp r;
+
+	simple("OPTIONS", "/v1/topics/o/messages", "Origin: https://app.example\r\n", "", &r);
+	cr_assert_eq(r.status, 204, "%s", r.head);
+	cr_assert(strstr(r.head, "Allow: POST, GET, HEAD, OPTIONS\r\n"), "%s", r.head);
+	cr_assert_null(strcasestr(r.head, "Access-Control-"), "%s", r.head);
+	resp_free(&r);
+	simple("OPTIONS", "/v1/nothing/here", "", "", &r);
+	cr_assert_eq(r.status, 404, "%s", r.head);
+	cr_assert(strstr(r.head, "Content-Type: application/problem+json"), "%s", r.head);
+	resp_free(&r);
+	simple("GET", "/healthz", "Origin: https://app.example\r\n", "", &r);
+	cr_assert_null(strcasestr(r.head, "Access-Control-"), "%s", r.head);
+	resp_free(&r);
+}
+
+static void setup_cors(void)
+{
+	cr_assert_eq(itest_node_init(&node), 0);
+	node.extra[0] = "--http-cors-origins";
+	node.extra[1] = "https://app.example, http://localhost:3000";
+	cr_assert_eq(itest_node_start(&node), 0);
+}
+
+TestSuite(http_cors, .init = setup_cors, .fini = teardown, .timeout = 120);
+
+Test(http_cors, preflight_and_actual_responses)
+{
+	struct resp r;
+
+	create_topic("co", 1);
+	/* a preflight from an allowed origin */
+	simple("OPTIONS", "/v1/topics/co/messages",
+	       "Origin: https://app.example\r\nAccess-Control-Request-Method: POST\r\n"
+	       "Access-Control-Request-Headers: content-type, idempotency-key\r\n",
+	       "", &r);
+	cr_assert_eq(r.status, 204, "%s", r.head);
+	cr_assert(strstr(r.head, "Allow: POST, GET, HEAD, OPTIONS\r\n"), "%s", r.head);
+	cr_assert(strstr(r.head, "Access-Control-Allow-Origin: https://app.example\r\n"), "%s", r.head);
+	cr_assert(strstr(r.head, "Access-Control-Allow-Methods: POST, GET, HEAD, OPTIONS\r\n"), "%s", r.head);
+	cr_assert(strstr(r.head, "Access-Control-Allow-Headers: content-type, idempotency-key\r\n"), "%s", r.head);
+	cr_assert(strstr(r.head, "Access-Control-Max-Age: 600\r\n") && strstr(r.head, "Vary: Origin\r\n"), "%s", r.head);
+	resp_free(&r);
+	/* an origin not in the list: no CORS header, the browser refuses */
+	simple("OPTIONS", "/v1/topics/co/messages", "Origin: https://evil.example\r\nAccess-Control-Request-Method: POST\r\n",
+	       "", &r);
+	cr_assert_eq(r.status, 204);
+	cr_assert_null(strcasestr(r.head, "Access-Control-"), "%s", r.head);
+	resp_free(&r);
+	/* actual responses: the origin and the headers a script may read */
+	simple("POST", "/v1/topics/co/messages", "Origin: http://localhost:3000\r\n", "hello", &r);
+	cr_assert_eq(r.status, 201, "%s", r.body);
+	cr_assert(strstr(r.head, "Access-Control-Allow-Origin: http://localhost:3000\r\n"), "%s", r.head);
+	cr_assert(strstr(r.head, "Access-Control-Expose-Headers: Location, Retry-After, Preference-Applied"), "%s", r.head);
+	resp_free(&r);
+	simple("GET", "/v1/nothing", "Origin: https://app.example\r\n", "", &r);
+	cr_assert_eq(r.status, 404);
+	cr_assert(strstr(r.head, "Access-Control-Allow-Origin: https://app.example\r\n"), "%s", r.head);
+	resp_free(&r);
+	/* an event stream */
+	struct hc c;
+	const char *get = "GET /v1/topics/co/events?from=earliest HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example\r\n\r\n";
+	long long deadline = itest_now_ms() + 10000;
+	hc_open(&c);
+	hc_send(&c, get, strlen(get));
+	for (;;) {
+		c.buf[c.len < sizeof(c.buf) ? c.len : sizeof(c.buf) - 1] = 0;
+		if (strstr(c.buf, "\r\n\r\n") || itest_now_ms() > deadline || !hc_fill(&c, 1000))
+			break;
+	}
+	cr_assert(strstr(c.buf, "HTTP/1.1 200") && strstr(c.buf, "text/event-stream"), "%s", c.buf);
+	cr_assert(strstr(c.buf, "Access-Control-Allow-Origin: https://app.example\r\n"), "%s", c.buf);
 	close(c.fd);
 }
