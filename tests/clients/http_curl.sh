@@ -77,8 +77,11 @@ python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["asyncapi"
     "$dir/asyncapi" || fail "/v1/asyncapi.json is not an AsyncAPI 3.0.0 document naming orders"
 ct=$(curl -s --max-time 10 -o "$dir/console" -w '%{http_code} %{content_type}' "$H/")
 case "$ct" in "200 text/html"*) ;; *) fail "/ answered '$ct'" ;; esac
-grep -qi '<!doctype html>' "$dir/console" && grep -q '<script src="/console.js">' "$dir/console" ||
+grep -qi '<!doctype html>' "$dir/console" && grep -q '<script type="module" src="/console.js">' "$dir/console" ||
     fail "/ is not the console page"
+ct=$(curl -s --max-time 10 -o "$dir/sluicejs" -w '%{http_code} %{content_type}' "$H/v1/sluice.js")
+case "$ct" in "200 text/javascript"*) ;; *) fail "/v1/sluice.js answered '$ct'" ;; esac
+grep -q '^export function connect' "$dir/sluicejs" || fail "/v1/sluice.js is not the client module"
 [ "$(status "$H/console.js")" = 200 ] || fail "/console.js"
 # HEAD: GET's headers, Content-Length included, and no body
 hl=$(curl -s --max-time 10 -I "$H/v1/asyncapi.json" | tr -d '\r' | sed -n 's/^Content-Length: //p')
