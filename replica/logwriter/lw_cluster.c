@@ -674,6 +674,37 @@ static void snap_pump(struct lw *w)
 	free(chunk);
 }
 
+/*
+ * Whether a snapshot the leader streams may replace this node's state:
+ * raft's own rule (handle_snapshot in raft.c), which the copy bypasses
+ * since it travels beside raft. Not when it is at or below the commit
+ * index, nor when the log holds its last entry: the node may have
+ * acknowledged entries past it to the leader, and installing the copy would
+ * drop them (a leader counted them towards a commit). Nor from an older term.
+ */
+static int snap_wanted(struct lw *w, const struct raft_msg *m)
+{
+	struct raft_status st;
+	uint64_t t;
+	raft_status(w->cl->raft, &st);
+	if (m->term < st.term || m->index <= st.commit)
+		return 0;
+	return !(raft_term_at(w->cl->raft, m->index, &t) && t == m->log_term);
+}
+
+/* Drop a transfer under way (it never reached its meta: state A of snapinst.h). */
+static void snap_in_drop(struct lw *w)
+{
+	struct lw_cluster *c = w->cl;
+	char path[4200];
+	if (c->snap_in_fd < 0)
+		return;
+	close(c->snap_in_fd);
+	c->snap_in_fd = -1;
+	snprintf(path, sizeof(path), "%s/snapshot-in.mdb", w->cfg->data_dir);
+	unlink(path);
+}
+
 /* Follower: one chunk of a snapshot from the leader. */
 static void snap_chunk_in(struct lw *w, const struct peer_frame *f)
 {
@@ -1143,6 +1174,13 @@ void lw_cluster_frame_in(struct lw *w, uint32_t from, const uint8_t *p, size_t l
 			break;
 		}
 		if (f.raft.type == RAFT_MSG_SNAPSHOT) {
+			if (!snap_wanted(w, &f.raft)) {
+				/* raft answers the leader (what we hold), and the copy goes */
+				snap_in_drop(w);
+				if (f.snap_offset == 0 || f.snap_last)
+					raft_step(c->raft, &f.raft);
+				break;
+			}
 			/* raft learns of it when the node restarts on the installed copy */
 			snap_chunk_in(w, &f);
 			break;
