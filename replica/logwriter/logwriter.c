@@ -647,17 +647,13 @@ int lw_record_apply(struct lw *w, const struct lw_req *rq, struct lw_answers *ou
 	return do_commit_offset(w, rq, out);
 }
 
-int logwriter_main(const struct logwriter_args *a)
+struct lw *lw_new(const struct logwriter_args *a, int *rc)
 {
 	const struct config *cfg = a->cfg;
-	int rc = SL_ENOMEM;
 	struct lw *w = calloc(1, sizeof(*w) + cfg->frontends * sizeof(struct lw_fe));
+	*rc = SL_ENOMEM;
 	if (!w)
-		return 70;
-	struct sigaction sa = {0};
-	sa.sa_handler = lw_sigterm;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+		return NULL;
 	w->cfg = cfg;
 	w->shm = a->shm;
 	w->self_efd = a->self_efd;
@@ -668,26 +664,31 @@ int logwriter_main(const struct logwriter_args *a)
 	w->topics = calloc(w->topic_buckets, sizeof(*w->topics));
 	w->topic_ids = calloc(w->topic_buckets, sizeof(*w->topic_ids));
 	if (!w->parts || !w->topics || !w->topic_ids)
-		goto out;
+		goto fail;
 	for (uint32_t i = 0; i < w->nfe; i++) {
 		w->fe[i].pub = shm_pub_ring(a->shm, i);
 		w->fe[i].ack = shm_ack_ring(a->shm, i);
 	}
 	struct store_opts so = {cfg->data_dir, cfg->map_bytes, cfg->sync, 0, cfg->partitions_max};
-	rc = store_open(&w->store, &so);
-	if (rc) {
-		log_error("cannot open storage in %s: %s", cfg->data_dir, sl_strerror(rc));
-		goto out;
+	*rc = store_open(&w->store, &so);
+	if (*rc) {
+		log_error("cannot open storage in %s: %s", cfg->data_dir, sl_strerror(*rc));
+		goto fail;
 	}
-	rc = lw_cluster_run(w);
-out:
+	return w;
+fail:
+	lw_free(w);
+	return NULL;
+}
+
+void lw_free(struct lw *w)
+{
 	if (w->store)
 		store_close(w->store);
-	for (uint32_t s = 0; w->parts && s < cfg->partitions_max; s++)
+	for (uint32_t s = 0; w->parts && s < w->cfg->partitions_max; s++)
 		free(w->parts[s].pend);
 	for (uint32_t i = 0; i < w->nfe; i++)
 		free(w->fe[i].backlog);
-	int reseed = w->exit_reseed;
 	free(w->parts);
 	free(w->topics);
 	free(w->topic_ids);
@@ -696,6 +697,21 @@ out:
 	free(w->writes.b);
 	free(w->writes.d);
 	free(w);
+}
+
+int logwriter_main(const struct logwriter_args *a)
+{
+	int rc;
+	struct sigaction sa = {0};
+	sa.sa_handler = lw_sigterm;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	struct lw *w = lw_new(a, &rc);
+	if (!w)
+		return 70;
+	rc = lw_cluster_run(w);
+	int reseed = w->exit_reseed;
+	lw_free(w);
 	if (reseed)
 		return LOGWRITER_EXIT_RESEED;
 	return rc ? 70 : 0;

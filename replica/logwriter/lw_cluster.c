@@ -50,6 +50,7 @@
 #include "log.h"
 #include "logwriter.h"
 #include "lw_int.h"
+#include "lw_io.h"
 #include "peer.h"
 #include "raft.h"
 #include "sl_assert.h"
@@ -115,7 +116,8 @@ struct lw_cluster {
 		/* the copy is written by a thread beside the loop (LMDB allows a
 		 * read txn in another thread): the leader keeps committing */
 		pthread_t thread;
-		int copying;          /* the thread runs (or ended and is not joined) */
+		int copying;          /* the copy runs (or ended and is not taken) */
+		int threaded;         /* in a thread (to join); else it ran inline (lw_io.h) */
 		int copy_done;        /* __atomic: set by the thread when it returns */
 		int copy_rc;
 		struct store *store;
@@ -124,12 +126,36 @@ struct lw_cluster {
 	int snap_in_fd;               /* snapshot being received; -1: none */
 	uint64_t snap_in_off;
 	int reseed;                   /* a snapshot is complete: exit so the master installs it */
+	int busy;                     /* the last turn did something: poll without waiting */
+	int net_open;                 /* io->open succeeded: io->close at the end */
 };
 
 /* A node without [cluster] peers is a raft group of one voter: itself. */
 static int solo(const struct config *cfg)
 {
 	return cfg->cluster_n == 0;
+}
+
+/* ---------- the outside world (lw_io.h) ---------- */
+
+static int64_t cl_now(const struct lw *w)
+{
+	return w->io->now_ms(w->io_arg);
+}
+
+static int io_send(struct lw *w, uint64_t to, const uint8_t *frame, size_t len)
+{
+	return w->io->send(w->io_arg, (uint32_t)to, frame, len);
+}
+
+static int io_connected(struct lw *w, uint64_t id)
+{
+	return w->io->connected(w->io_arg, (uint32_t)id);
+}
+
+static uint64_t io_link_gen(struct lw *w, uint64_t id)
+{
+	return w->io->link_gen(w->io_arg, (uint32_t)id);
 }
 
 /* ---------- acks ---------- */
@@ -523,6 +549,10 @@ static void snap_copy_stop(struct cl_snap_out *so)
 {
 	if (!so->copying)
 		return;
+	if (!so->threaded) {
+		so->copying = 0;
+		return;
+	}
 	if (!__atomic_load_n(&so->copy_done, __ATOMIC_ACQUIRE)) {
 		int full = open("/dev/full", O_WRONLY | O_CLOEXEC);
 		if (full >= 0) {
@@ -559,15 +589,22 @@ static void snap_start(struct lw *w, int k)
 	}
 	unlink(path);
 	so->store = w->store;
-	so->copy_t0 = time_now_ms();
+	so->copy_t0 = cl_now(w);
 	so->copy_done = 0;
 	so->copy_rc = SL_OK;
+	so->threaded = 0;
+	if (w->io->snap_copy_inline) {
+		snap_copy_main(so);
+		so->copying = 1;
+		return;
+	}
 	if (pthread_create(&so->thread, NULL, snap_copy_main, so) != 0) {
 		log_error("snapshot for node %u: cannot start the copy thread", w->cfg->cluster[k].id);
 		snap_out_end(w, k, 0);
 		return;
 	}
 	so->copying = 1;
+	so->threaded = 1;
 }
 
 /* The copy thread finished: 1 when the copy is ready to stream. */
@@ -576,7 +613,8 @@ static int snap_copied(struct lw *w, int k)
 	struct cl_snap_out *so = &w->cl->snap_out[k];
 	if (!__atomic_load_n(&so->copy_done, __ATOMIC_ACQUIRE))
 		return 0;
-	pthread_join(so->thread, NULL);
+	if (so->threaded)
+		pthread_join(so->thread, NULL);
 	so->copying = 0;
 	off_t size = lseek(so->fd, 0, SEEK_END);
 	if (so->copy_rc || size <= 0) {
@@ -588,7 +626,7 @@ static int snap_copied(struct lw *w, int k)
 	so->off = 0;
 	log_info("sending node %u a snapshot (%llu bytes, copied in %lld ms beside the loop): it needs entries up to "
 		 "%llu that were trimmed", w->cfg->cluster[k].id, (unsigned long long)so->size,
-		 time_now_ms() - so->copy_t0, (unsigned long long)so->m.index);
+		 (long long)(cl_now(w) - so->copy_t0), (unsigned long long)so->m.index);
 	return 1;
 }
 
@@ -603,7 +641,7 @@ static void snap_pump(struct lw *w)
 			snap_start(w, (int)k);
 		if (so->fd < 0 || (so->copying && !snap_copied(w, (int)k)))
 			continue;
-		if (!peer_connected(c->net, (uint32_t)so->m.to)) {
+		if (!io_connected(w, so->m.to)) {
 			log_warn("snapshot to node %llu cut: link down", (unsigned long long)so->m.to);
 			snap_out_end(w, (int)k, 0);
 			continue;
@@ -621,7 +659,7 @@ static void snap_pump(struct lw *w)
 			size_t len;
 			if (peer_encode_raft(&so->m, chunk, n, so->off, last, &buf, &len) != SL_OK)
 				break;
-			int rc = peer_send(c->net, (uint32_t)so->m.to, buf, len);
+			int rc = io_send(w, so->m.to, buf, len);
 			free(buf);
 			if (rc != SL_OK)
 				break; /* window full: more next turn */
@@ -634,6 +672,37 @@ static void snap_pump(struct lw *w)
 		}
 	}
 	free(chunk);
+}
+
+/*
+ * Whether a snapshot the leader streams may replace this node's state:
+ * raft's own rule (handle_snapshot in raft.c), which the copy bypasses
+ * since it travels beside raft. Not when it is at or below the commit
+ * index, nor when the log holds its last entry: the node may have
+ * acknowledged entries past it to the leader, and installing the copy would
+ * drop them (a leader counted them towards a commit). Nor from an older term.
+ */
+static int snap_wanted(struct lw *w, const struct raft_msg *m)
+{
+	struct raft_status st;
+	uint64_t t;
+	raft_status(w->cl->raft, &st);
+	if (m->term < st.term || m->index <= st.commit)
+		return 0;
+	return !(raft_term_at(w->cl->raft, m->index, &t) && t == m->log_term);
+}
+
+/* Drop a transfer under way (it never reached its meta: state A of snapinst.h). */
+static void snap_in_drop(struct lw *w)
+{
+	struct lw_cluster *c = w->cl;
+	char path[4200];
+	if (c->snap_in_fd < 0)
+		return;
+	close(c->snap_in_fd);
+	c->snap_in_fd = -1;
+	snprintf(path, sizeof(path), "%s/snapshot-in.mdb", w->cfg->data_dir);
+	unlink(path);
 }
 
 /* Follower: one chunk of a snapshot from the leader. */
@@ -987,31 +1056,11 @@ static int raft_create(struct lw *w, const struct raft_hardstate *hs, const stru
 		rc.heartbeat_ticks = 1;
 	if (rc.election_ticks <= rc.heartbeat_ticks)
 		rc.election_ticks = rc.heartbeat_ticks + 1;
-	if (getrandom(&rc.seed, sizeof(rc.seed), 0) != sizeof(rc.seed))
-		rc.seed = (uint64_t)time_now_ms() ^ (uint64_t)getpid() << 32;
+	rc.seed = w->io->seed(w->io_arg);
 	rc.msg_bytes_max = CL_MSG_BYTES_MAX;
 	rc.inflight_max = CL_INFLIGHT_MAX;
 	c->raft = raft_new(&rc, hs, c->trimmed, c->trimmed_term, l->ents, l->n, c->applied);
 	return c->raft ? SL_OK : SL_ENOMEM;
-}
-
-static int net_open(struct lw *w)
-{
-	struct peer_addr addrs[CONFIG_NODES_MAX];
-	const struct config *cfg = w->cfg;
-	for (uint32_t i = 0; i < cfg->cluster_n; i++) {
-		addrs[i].id = cfg->cluster[i].id;
-		int rc = config_parse_hostport(cfg->cluster[i].raft, addrs[i].host, sizeof(addrs[i].host),
-					       &addrs[i].port);
-		if (rc)
-			return rc;
-	}
-	struct peer_opts o = {0};
-	o.self_id = cfg->node_id;
-	o.nodes = addrs;
-	o.n_nodes = cfg->cluster_n;
-	o.cluster_id = cluster_id(cfg);
-	return peer_net_open(&w->cl->net, &o);
 }
 
 /* Skip ring records a dead logwriter already put into the raft log. */
@@ -1091,8 +1140,9 @@ static int cl_start(struct lw *w)
 	rc = claim_dir(w, fresh, &hs);
 	if (rc)
 		return rc;
-	if (!solo(w->cfg) && (rc = net_open(w)) != SL_OK)
+	if ((rc = w->io->open(w->io_arg)) != SL_OK)
 		return rc;
+	c->net_open = 1;
 	lw_slots_refresh_first(w);
 	/* frontends tell a cluster from a node alone by this flag */
 	shm_store(&w->shm->hdr->cluster.enabled, !solo(w->cfg));
@@ -1107,9 +1157,8 @@ static int cl_start(struct lw *w)
 
 /* ---------- peers ---------- */
 
-static void on_frame(void *arg, uint32_t from, const uint8_t *p, size_t len)
+void lw_cluster_frame_in(struct lw *w, uint32_t from, const uint8_t *p, size_t len)
 {
-	struct lw *w = arg;
 	struct lw_cluster *c = w->cl;
 	struct peer_frame f;
 	if (peer_decode(p, len, &f) != SL_OK) {
@@ -1125,6 +1174,13 @@ static void on_frame(void *arg, uint32_t from, const uint8_t *p, size_t len)
 			break;
 		}
 		if (f.raft.type == RAFT_MSG_SNAPSHOT) {
+			if (!snap_wanted(w, &f.raft)) {
+				/* raft answers the leader (what we hold), and the copy goes */
+				snap_in_drop(w);
+				if (f.snap_offset == 0 || f.snap_last)
+					raft_step(c->raft, &f.raft);
+				break;
+			}
 			/* raft learns of it when the node restarts on the installed copy */
 			snap_chunk_in(w, &f);
 			break;
@@ -1185,15 +1241,99 @@ static void send_msgs(struct lw *w, const struct raft_ready *rd, int early)
 		size_t len;
 		if (peer_encode_raft(m, NULL, 0, 0, 0, &buf, &len) != SL_OK)
 			continue;
-		if (peer_send(c->net, (uint32_t)m->to, buf, len) != SL_OK && !peer_connected(c->net, (uint32_t)m->to))
+		if (io_send(w, m->to, buf, len) != SL_OK && !io_connected(w, m->to))
 			raft_report_unreachable(c->raft, m->to);
 		free(buf);
 	}
 }
 
-/* Poll the peer links (and, when sleeping, the frontends' eventfd). */
-static void net_poll(struct lw *w, int timeout_ms)
+/* ---------- the real outside world: the clock and replica/peer ---------- */
+
+static void on_frame(void *arg, uint32_t from, const uint8_t *p, size_t len)
 {
+	lw_cluster_frame_in(arg, from, p, len);
+}
+
+static int64_t pio_now_ms(void *arg)
+{
+	(void)arg;
+	return time_now_ms();
+}
+
+static uint64_t pio_seed(void *arg)
+{
+	uint64_t seed;
+	(void)arg;
+	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+		seed = (uint64_t)time_now_ms() ^ (uint64_t)getpid() << 32;
+	return seed;
+}
+
+static int pio_open(void *arg)
+{
+	struct lw *w = arg;
+	struct peer_addr addrs[CONFIG_NODES_MAX];
+	const struct config *cfg = w->cfg;
+	if (solo(cfg))
+		return SL_OK; /* a group of one voter has no links */
+	for (uint32_t i = 0; i < cfg->cluster_n; i++) {
+		addrs[i].id = cfg->cluster[i].id;
+		int rc = config_parse_hostport(cfg->cluster[i].raft, addrs[i].host, sizeof(addrs[i].host),
+					       &addrs[i].port);
+		if (rc)
+			return rc;
+	}
+	struct peer_opts o = {0};
+	o.self_id = cfg->node_id;
+	o.nodes = addrs;
+	o.n_nodes = cfg->cluster_n;
+	o.cluster_id = cluster_id(cfg);
+	return peer_net_open(&w->cl->net, &o);
+}
+
+static void pio_close(void *arg)
+{
+	struct lw *w = arg;
+	if (w->cl->net)
+		peer_net_close(w->cl->net);
+	w->cl->net = NULL;
+}
+
+static int pio_send(void *arg, uint32_t to, const uint8_t *frame, size_t len)
+{
+	struct lw *w = arg;
+	return w->cl->net ? peer_send(w->cl->net, to, frame, len) : SL_EAGAIN;
+}
+
+static void pio_flush(void *arg)
+{
+	struct lw *w = arg;
+	if (w->cl->net)
+		peer_flush(w->cl->net);
+}
+
+static int pio_connected(void *arg, uint32_t id)
+{
+	struct lw *w = arg;
+	return w->cl->net && peer_connected(w->cl->net, id);
+}
+
+static uint64_t pio_link_gen(void *arg, uint32_t id)
+{
+	struct lw *w = arg;
+	return w->cl->net ? peer_link_gen(w->cl->net, id) : 0;
+}
+
+static int64_t pio_last_rx_ms(void *arg, uint32_t id)
+{
+	struct lw *w = arg;
+	return w->cl->net ? peer_last_rx_ms(w->cl->net, id) : 0;
+}
+
+/* Poll the peer links (and, when sleeping, the frontends' eventfd). */
+static void pio_poll(void *arg, int timeout_ms)
+{
+	struct lw *w = arg;
 	struct lw_cluster *c = w->cl;
 	struct pollfd pfds[CL_POLLFDS_MAX];
 	pfds[0] = (struct pollfd){w->self_efd, POLLIN, 0};
@@ -1214,6 +1354,11 @@ static void net_poll(struct lw *w, int timeout_ms)
 	if (c->net)
 		peer_process(c->net, pfds + 1, n - 1, time_now_ms(), on_frame, w);
 }
+
+static const struct lw_io peer_io = {
+	pio_now_ms, pio_seed, pio_open, pio_close, pio_send, pio_flush, pio_connected, pio_link_gen,
+	pio_last_rx_ms, pio_poll, 0,
+};
 
 /* ---------- requests in: propose (leader) or forward (follower) ---------- */
 
@@ -1270,7 +1415,7 @@ static int leader_direct(struct lw *w, uint32_t fe, uint16_t type, const uint8_t
 
 static int retention_due(struct lw *w)
 {
-	int64_t now = time_now_ms();
+	int64_t now = cl_now(w);
 	if (now < w->cl->next_retention_ms)
 		return 0;
 	w->cl->next_retention_ms = now + w->cfg->retention_check_ms;
@@ -1349,7 +1494,7 @@ static int leader_propose(struct lw *w, int *proposed)
 	raft_status(c->raft, &st);
 	if (st.role != RAFT_LEADER || st.transferee || c->barrier > c->applied || c->deferred_n)
 		return SL_OK; /* a transfer, or a topic change not applied yet: the requests wait */
-	int64_t ts = time_now_ms();
+	int64_t ts = cl_now(w);
 	if (ts < c->tip_ts)
 		ts = c->tip_ts;
 	uint64_t index = st.last_index + 1;
@@ -1457,7 +1602,7 @@ static void forward_transfer(struct lw *w, uint32_t fe, uint64_t leader, const u
 	memcpy(&m, p, sizeof(m));
 	int rc = peer_encode_transfer(m.to, &buf, &blen);
 	if (rc == SL_OK) {
-		rc = peer_send(w->cl->net, (uint32_t)leader, buf, blen);
+		rc = io_send(w, leader, buf, blen);
 		free(buf);
 	}
 	ack_now(w, fe, p, len, rc == SL_OK ? SL_OK : SL_EUNAVAILABLE);
@@ -1467,7 +1612,7 @@ static void forward_transfer(struct lw *w, uint32_t fe, uint64_t leader, const u
 static void follower_forward(struct lw *w, uint64_t leader)
 {
 	struct lw_cluster *c = w->cl;
-	int64_t now = time_now_ms();
+	int64_t now = cl_now(w);
 	int give_up = !leader && now - c->no_leader_since_ms > 2 * (int64_t)w->cfg->election_timeout_ms;
 	for (uint32_t i = 0; i < w->nfe; i++) {
 		struct lw_fe *f = &w->fe[i];
@@ -1494,12 +1639,12 @@ static void follower_forward(struct lw *w, uint64_t leader)
 			size_t blen;
 			if (peer_encode_forward(c->self, c->fwdw.buf, c->fwdw.len, &buf, &blen) != SL_OK)
 				continue;
-			int rc = peer_send(c->net, (uint32_t)leader, buf, blen);
+			int rc = io_send(w, leader, buf, blen);
 			free(buf);
 			if (rc != SL_OK)
 				continue; /* link down or window full: try again next turn */
 			if (!c->forwarded)
-				c->fwd_link_gen = peer_link_gen(c->net, (uint32_t)leader);
+				c->fwd_link_gen = io_link_gen(w, leader);
 			c->forwarded = 1;
 		}
 		if (done > ring_tail(f->pub))
@@ -1984,7 +2129,7 @@ static int leader_propose_nested(struct lw *w, int *proposed)
 /* Leader: requests are waiting (rings, forwards, retention). */
 static int leader_has_work(struct lw *w)
 {
-	return w->cl->fwd_n || rings_have_work(w) || time_now_ms() >= w->cl->next_retention_ms;
+	return w->cl->fwd_n || rings_have_work(w) || cl_now(w) >= w->cl->next_retention_ms;
 }
 
 /* One turn (*did = 1 if it did something): a leader resolves what its
@@ -2021,8 +2166,7 @@ static int cl_ready(struct lw *w, int leader, int *did)
 	SL_ASSERT(rd.snapshot_index == 0);
 	/* a leader's appends go out now: the followers sync while we do */
 	send_msgs(w, &rd, 1);
-	if (c->net)
-		peer_flush(c->net);
+	w->io->flush(w->io_arg);
 	uint64_t trimmed_to = 0;
 	rc = SL_OK;
 	if (!turn_writes(w, &rd)) {
@@ -2082,7 +2226,7 @@ static void observe(struct lw *w, struct raft_status *st)
 {
 	struct lw_cluster *c = w->cl;
 	struct shm_cluster *sc = &w->shm->hdr->cluster;
-	int64_t now = time_now_ms();
+	int64_t now = cl_now(w);
 	raft_status(c->raft, st);
 	if (st->term != c->seen_term || st->leader != c->seen_leader) {
 		if (st->leader && st->leader != c->seen_leader)
@@ -2096,8 +2240,7 @@ static void observe(struct lw *w, struct raft_status *st)
 		c->seen_leader = st->leader;
 	}
 	if (c->forwarded && st->leader &&
-	    (!peer_connected(c->net, (uint32_t)st->leader) ||
-	     peer_link_gen(c->net, (uint32_t)st->leader) != c->fwd_link_gen))
+	    (!io_connected(w, st->leader) || io_link_gen(w, st->leader) != c->fwd_link_gen))
 		bump_epoch(w, "link to the leader lost");
 	shm_stat_store(&sc->role, st->role);
 	shm_stat_store(&sc->leader_id, (uint32_t)st->leader);
@@ -2110,7 +2253,7 @@ static void observe(struct lw *w, struct raft_status *st)
 	for (uint32_t i = 0; i < w->cfg->cluster_n && i < SHM_NODES_MAX; i++) {
 		uint32_t id = w->cfg->cluster[i].id;
 		struct shm_cluster_node *n = &sc->nodes[i];
-		int64_t rx = id == c->self ? now : peer_last_rx_ms(c->net, id);
+		int64_t rx = id == c->self ? now : w->io->last_rx_ms(w->io_arg, id);
 		uint64_t match = 0;
 		for (size_t k = 0; st->role == RAFT_LEADER && k < st->n_peers; k++)
 			if (st->peers[k].id == id)
@@ -2135,7 +2278,7 @@ static void observe(struct lw *w, struct raft_status *st)
 static void cl_tick(struct lw *w)
 {
 	struct lw_cluster *c = w->cl;
-	int64_t now = time_now_ms();
+	int64_t now = cl_now(w);
 	int n = 0;
 	while (now >= c->next_tick_ms && n++ < 1000) {
 		raft_tick(c->raft);
@@ -2149,63 +2292,68 @@ static void cl_sleep(struct lw *w, int busy)
 {
 	struct lw_cluster *c = w->cl;
 	if (busy) {
-		net_poll(w, 0);
+		w->io->poll(w->io_arg, 0);
 		return;
 	}
 	for (uint32_t i = 0; i < w->nfe; i++)
 		ring_sleep_prepare(w->fe[i].pub);
-	int64_t wait = c->next_tick_ms - time_now_ms();
+	int64_t wait = c->next_tick_ms - cl_now(w);
 	/* a leader waiting for a topic change to apply lets the rings wait too */
 	int held = c->was_leader && (c->barrier > c->applied || c->deferred_n);
 	if ((!held && rings_have_work(w)) || lw_stop)
 		wait = 0;
-	net_poll(w, wait < 0 ? 0 : (int)wait);
+	w->io->poll(w->io_arg, wait < 0 ? 0 : (int)wait);
 	for (uint32_t i = 0; i < w->nfe; i++)
 		ring_sleep_done(w->fe[i].pub);
 }
 
-static int cl_loop(struct lw *w)
+int lw_cluster_step(struct lw *w, int *done)
 {
 	struct lw_cluster *c = w->cl;
 	struct raft_status st;
-	int busy = 1;
-	c->next_tick_ms = time_now_ms() + c->tick_ms;
-	for (;;) {
-		cl_sleep(w, busy);
-		cl_tick(w);
-		for (uint32_t i = 0; i < w->nfe; i++)
-			if (w->fe[i].backlog_n)
-				lw_ack_flush_backlog(w, i);
-		observe(w, &st);
-		if (lw_stop)
-			return SL_OK;
-		int leader = st.role == RAFT_LEADER;
-		if (!leader) {
-			if (st.leader)
-				c->no_leader_since_ms = 0;
-			else if (!c->no_leader_since_ms)
-				c->no_leader_since_ms = time_now_ms();
-			follower_forward(w, st.leader);
-		}
-		int did = 0;
-		int rc = cl_ready(w, leader, &did);
-		if (rc)
-			return rc;
-		snap_pump(w);
-		if (c->reseed) {
-			w->exit_reseed = 1;
-			return SL_OK;
-		}
-		busy = did || (leader && c->barrier <= c->applied && !c->deferred_n && rings_have_work(w));
+	*done = 0;
+	cl_sleep(w, c->busy);
+	cl_tick(w);
+	for (uint32_t i = 0; i < w->nfe; i++)
+		if (w->fe[i].backlog_n)
+			lw_ack_flush_backlog(w, i);
+	observe(w, &st);
+	if (lw_stop) {
+		*done = 1;
+		return SL_OK;
 	}
+	int leader = st.role == RAFT_LEADER;
+	if (!leader) {
+		if (st.leader)
+			c->no_leader_since_ms = 0;
+		else if (!c->no_leader_since_ms)
+			c->no_leader_since_ms = cl_now(w);
+		follower_forward(w, st.leader);
+	}
+	int did = 0;
+	int rc = cl_ready(w, leader, &did);
+	if (rc)
+		return rc;
+	snap_pump(w);
+	if (c->reseed) {
+		w->exit_reseed = 1;
+		*done = 1;
+		return SL_OK;
+	}
+	c->busy = did || (leader && c->barrier <= c->applied && !c->deferred_n && rings_have_work(w));
+	return SL_OK;
 }
 
-int lw_cluster_run(struct lw *w)
+int lw_cluster_open(struct lw *w)
 {
-	int rc = SL_ENOMEM;
+	int rc;
+	if (!w->io) {
+		w->io = &peer_io;
+		w->io_arg = w;
+	}
 	w->cl = calloc(1, sizeof(*w->cl));
 	if (!w->cl)
-		return rc;
+		return SL_ENOMEM;
 	struct lw_cluster *c = w->cl;
 	c->self = w->cfg->node_id;
 	c->rel_pos = calloc(w->nfe, sizeof(*c->rel_pos));
@@ -2213,15 +2361,22 @@ int lw_cluster_run(struct lw *w)
 	for (uint32_t k = 0; k < CONFIG_NODES_MAX; k++)
 		c->snap_out[k].fd = -1;
 	if (!c->rel_pos)
-		goto out;
+		return SL_ENOMEM;
 	rc = cl_start(w);
 	if (rc) {
 		log_error("cluster start-up failed: %s", sl_strerror(rc));
-		goto out;
+		return rc;
 	}
-	rc = cl_loop(w);
-	log_info("stopped");
-out:
+	c->busy = 1;
+	c->next_tick_ms = cl_now(w) + c->tick_ms;
+	return SL_OK;
+}
+
+void lw_cluster_close(struct lw *w)
+{
+	struct lw_cluster *c = w->cl;
+	if (!c)
+		return;
 	if (c->snap_in_fd >= 0)
 		close(c->snap_in_fd);
 	for (uint32_t k = 0; k < CONFIG_NODES_MAX; k++) {
@@ -2229,8 +2384,8 @@ out:
 		if (c->snap_out[k].fd >= 0)
 			close(c->snap_out[k].fd);
 	}
-	if (c->net)
-		peer_net_close(c->net);
+	if (c->net_open)
+		w->io->close(w->io_arg);
 	if (c->raft)
 		raft_free(c->raft);
 	for (size_t i = 0; i < c->fwd_n; i++)
@@ -2246,5 +2401,16 @@ out:
 	ent_free(&c->fwdw);
 	free(c);
 	w->cl = NULL;
+}
+
+int lw_cluster_run(struct lw *w)
+{
+	int done = 0;
+	int rc = lw_cluster_open(w);
+	while (rc == SL_OK && !done)
+		rc = lw_cluster_step(w, &done);
+	if (w->cl && w->cl->raft)
+		log_info("stopped");
+	lw_cluster_close(w);
 	return rc;
 }

@@ -10,6 +10,8 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "logwriter.h"
+#include "lw_io.h"
 #include "ring.h"
 #include "ringmsg.h"
 #include "shm.h"
@@ -118,6 +120,8 @@ struct lw {
 	struct lw_writes writes;   /* batches and dedup entries written, when writes.on */
 	struct lw_cluster *cl;     /* cluster mode; NULL on a single node */
 	int exit_reseed;           /* cluster: exit with LOGWRITER_EXIT_RESEED (a snapshot arrived) */
+	const struct lw_io *io;    /* clock and peer links; NULL: the real ones (lw_io.h) */
+	void *io_arg;
 	struct lw_fe fe[];
 };
 
@@ -142,6 +146,11 @@ int lw_topics_reload(struct lw *w);
 void lw_ack_push(struct lw *w, uint32_t fe, const struct rm_ack *a);
 /* Push queued acks of frontend fe; 1 when none are left. */
 int lw_ack_flush_backlog(struct lw *w, uint32_t fe);
+
+/* The logwriter of args with its store open (NULL and *rc on failure);
+ * lw_free closes the store without writing. */
+struct lw *lw_new(const struct logwriter_args *a, int *rc);
+void lw_free(struct lw *w);
 
 /* lw_cluster.c */
 /* Runs the node in cluster mode until SIGTERM; store is open, state loaded. */
