@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "gql.h"
+#include "utf8.h"
 
 enum tok_type { T_EOF = 0, T_PUNCT, T_NAME, T_INT, T_FLOAT, T_STRING, T_BLOCK };
 
@@ -347,43 +348,6 @@ static int lx_next(struct lex *l, struct tok *t, struct gql_error *err)
 	else
 		fail_at(err, &t->loc, "Syntax Error: Invalid character 0x%02x.", c);
 	return -1;
-}
-
-/* 1 if s[0..n) is valid UTF-8 (no overlongs, no surrogates). */
-static int utf8_valid(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		unsigned char c = s[i];
-		size_t k;
-		uint32_t cp;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xC2 && c <= 0xDF) {
-			k = 1;
-			cp = c & 0x1F;
-		} else if (c >= 0xE0 && c <= 0xEF) {
-			k = 2;
-			cp = c & 0x0F;
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			k = 3;
-			cp = c & 0x07;
-		} else {
-			return 0;
-		}
-		for (size_t j = 1; j <= k; j++) {
-			if (i + j >= n || (s[i + j] & 0xC0) != 0x80)
-				return 0;
-			cp = cp << 6 | (s[i + j] & 0x3F);
-		}
-		if ((k == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
-			return 0;
-		i += k + 1;
-	}
-	return 1;
 }
 
 /* ---------- arena ---------- */
@@ -880,7 +844,7 @@ int gql_parse(const char *src, size_t n, struct gql_doc **out, struct gql_error 
 		fail_at(err, &start, "the document is larger than %d bytes", GQL_DOC_BYTES_MAX);
 		return -1;
 	}
-	if (!utf8_valid((const unsigned char *)src, n)) {
+	if (!utf8_valid((const uint8_t *)src, n)) {
 		fail_at(err, &start, "the document is not valid UTF-8");
 		return -1;
 	}

@@ -49,7 +49,7 @@ static char *base64(const uint8_t *p, size_t n)
 /* Bytes as a JSON string if they are UTF-8, else as base64 with enc_name set to "base64". */
 static void set_bytes(json_t *o, const char *name, const char *enc_name, const uint8_t *p, size_t n)
 {
-	if (http_utf8_valid(p, n)) {
+	if (utf8_valid(p, n)) {
 		json_object_set_new(o, name, json_stringn((const char *)p, n));
 		return;
 	}
@@ -76,7 +76,7 @@ json_t *http_message_json(const Sluice__Message *m)
 		json_object_set_new(o, "key", json_null());
 	for (size_t i = 0; i < m->n_headers; i++) {
 		const Sluice__Header *hd = m->headers[i];
-		if (http_utf8_valid(hd->value.data, hd->value.len) && http_utf8_valid((uint8_t *)hd->key, strlen(hd->key)))
+		if (utf8_valid(hd->value.data, hd->value.len) && utf8_valid((uint8_t *)hd->key, strlen(hd->key)))
 			json_object_set_new(h, hd->key, json_stringn((const char *)hd->value.data, hd->value.len));
 	}
 	json_object_set_new(o, "headers", h);

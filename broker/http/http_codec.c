@@ -94,7 +94,7 @@ int http_op_decode(const char *id, struct http_op *op)
 	op->created_ms = (int64_t)be_get64(bin + 25);
 	memcpy(op->topic, bin + 34, bin[33]);
 	op->topic[bin[33]] = 0;
-	if (!http_utf8_valid(bin + 34, bin[33]) || op->count == 0 || op->producer_id == 0)
+	if (!utf8_valid(bin + 34, bin[33]) || op->count == 0 || op->producer_id == 0)
 		return SL_EMALFORMED;
 	return SL_OK;
 }
@@ -113,7 +113,7 @@ static int commit_entry(json_t *e, struct http_commit_in *out, const char **why)
 	}
 	tl = json_string_length(t);
 	if (tl == 0 || tl > RM_TOPIC_NAME_MAX || strlen(json_string_value(t)) != tl ||
-	    !http_utf8_valid((const uint8_t *)json_string_value(t), tl)) {
+	    !utf8_valid((const uint8_t *)json_string_value(t), tl)) {
 		*why = "topic name must be 1 to 249 bytes of UTF-8";
 		return -1;
 	}

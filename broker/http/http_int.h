@@ -37,6 +37,7 @@
 #include "fe_http.h"
 #include "fe_int.h"
 #include "slice.h"
+#include "utf8.h"
 
 struct evbuffer;
 struct event;
@@ -164,8 +165,6 @@ struct fe_http {
  * a space (query strings). SL_OK, SL_EMALFORMED on a bad escape or an
  * encoded NUL, SL_ETOOLARGE if it does not fit. */
 int http_pct_decode(const char *s, size_t n, int plus, char *out, size_t cap, size_t *out_len);
-/* 1 if s[0..n) is valid UTF-8 (no overlongs, no surrogates). */
-int http_utf8_valid(const uint8_t *s, size_t n);
 /* Query parameter `name` of q[0..n): 1 found (decoded into out), 0 absent,
  * -1 badly encoded or longer than cap. */
 int http_query_get(const char *q, size_t n, const char *name, char *out, size_t cap);

@@ -108,7 +108,7 @@ static int scan_string(const uint8_t *s, size_t i, size_t n, size_t *end, int *e
 			j++;
 		}
 	}
-	if (j >= n || (high && !http_utf8_valid(s + i + 1, j - i - 1)))
+	if (j >= n || (high && !utf8_valid(s + i + 1, j - i - 1)))
 		return -1;
 	*end = j;
 	return 0;

@@ -251,7 +251,7 @@ void http_problem(struct http_req *r, int status, int err, const char *detail)
 		type[i] = type[i] == '_' ? '-' : (char)(type[i] | 0x20);
 	j = json_pack("{s:s,s:s,s:i,s:s,s:s}", "type", type, "title", http_status_text(status), "status", status,
 	              "detail", detail ? detail : http_status_text(status), "code", code);
-	if (j && r->path && http_utf8_valid((const uint8_t *)r->path, r->path_len))
+	if (j && r->path && utf8_valid((const uint8_t *)r->path, r->path_len))
 		json_object_set_new(j, "instance", json_stringn(r->path, r->path_len));
 	if (status == 503 || status == 429)
 		http_add_header(r, "Retry-After", "1");
@@ -273,7 +273,7 @@ int http_topic_param(struct http_req *r, const char *s, char *out, size_t cap)
 		http_problem(r, 400, SL_EINVAL, "topic name must be 1 to 249 bytes");
 		return -1;
 	}
-	if (!http_utf8_valid((const uint8_t *)s, n)) {
+	if (!utf8_valid((const uint8_t *)s, n)) {
 		http_problem(r, 400, SL_EINVAL, "topic name is not valid UTF-8");
 		return -1;
 	}
@@ -285,7 +285,7 @@ int http_group_param(struct http_req *r, const char *s, char *out, size_t cap)
 {
 	size_t n = strlen(s);
 
-	if (n == 0 || n > RM_GROUP_NAME_MAX || n >= cap || !http_utf8_valid((const uint8_t *)s, n)) {
+	if (n == 0 || n > RM_GROUP_NAME_MAX || n >= cap || !utf8_valid((const uint8_t *)s, n)) {
 		http_problem(r, 400, SL_EINVAL, "group name must be 1 to 249 bytes of UTF-8");
 		return -1;
 	}

@@ -35,7 +35,7 @@ static int on_url(http_parser *p, const char *at, size_t n)
 		http_query_get(q, ql, "lastEventId", out, sizeof(out));
 	}
 	if (http_pct_decode(at, n, 0, out, sizeof(out), NULL) == SL_OK)
-		http_utf8_valid((const uint8_t *)out, strlen(out));
+		utf8_valid((const uint8_t *)out, strlen(out));
 	return 0;
 }
 
