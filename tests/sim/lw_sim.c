@@ -155,6 +155,7 @@ struct sim {
 	size_t n_refs[T0_PARTS], cap_refs[T0_PARTS];
 	int chaos;
 	jmp_buf crash_jb;
+	void *crash_frame;              /* the frame a mid-turn crash abandoned (its sender frees it after io_send) */
 	int stepping;          /* index of the node in a turn, -1 */
 	uint64_t stats_acks, stats_dups, stats_crashes, stats_midturn, stats_reseeds, stats_frames;
 	int failed;
@@ -301,6 +302,7 @@ static int sio_send(void *arg, uint32_t to, const uint8_t *frame, size_t len)
 	if (s->chaos && s->stepping == nd->idx && rn(s, 1000) < s->midturn_permille) {
 		/* a crash while this turn's messages go out */
 		s->stats_midturn++;
+		s->crash_frame = (void *)frame;
 		longjmp(s->crash_jb, 1);
 	}
 	const uint8_t *body = frame + 4;
@@ -877,6 +879,8 @@ static void node_turn(struct sim *s, int i)
 	s->stepping = i;
 	if (setjmp(s->crash_jb) != 0) {
 		s->stepping = -1;
+		free(s->crash_frame);
+		s->crash_frame = NULL;
 		trace(s, "node %u crashed in the middle of a turn", nd->id);
 		node_kill(s, nd, 0, 20 + rn(s, 300));
 		return;
