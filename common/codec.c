@@ -11,6 +11,8 @@
  * so the check's recursion depth is bounded by the schema.
  */
 
+#include <stdlib.h>
+
 #include "codec.h"
 #include "sl_assert.h"
 #include "err.h"
@@ -95,4 +97,18 @@ size_t codec_frame_encode(const Sluice__Frame *f, uint8_t *out)
 	size_t w = sluice__frame__pack(f, out + CODEC_PREFIX_BYTES);
 	SL_ASSERT(w == n);
 	return CODEC_PREFIX_BYTES + w;
+}
+
+int codec_frame_dup(const Sluice__Frame *f, Sluice__Frame **out)
+{
+	size_t n = codec_frame_size(f);
+	uint8_t *buf = malloc(n);
+	int rc;
+
+	if (!buf)
+		return SL_ENOMEM;
+	codec_frame_encode(f, buf);
+	rc = codec_frame_decode(buf + 4, n - 4, out);
+	free(buf);
+	return rc;
 }

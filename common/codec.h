@@ -33,6 +33,9 @@ int codec_frame_peek(const uint8_t *buf, size_t avail, uint32_t frame_bytes_max,
 int codec_frame_decode(const uint8_t *body, size_t len, Sluice__Frame **out);
 
 void codec_frame_free(Sluice__Frame *f);
+/* A heap copy of f (encoded, then decoded), to free with codec_frame_free:
+ * for handing a frame built on the stack to code that may keep it. */
+int codec_frame_dup(const Sluice__Frame *f, Sluice__Frame **out);
 
 /* Encoded size of f including the 4-byte prefix. */
 size_t codec_frame_size(const Sluice__Frame *f);

@@ -74,6 +74,9 @@ static const struct config_key config_keys[] = {
     {"http", "sse_retry_ms", "sse-retry-ms", CT_U32, CFG(sse_retry_ms), 0, 3600000},
     {"http", "operation_pending_ms", "operation-pending-ms", CT_U32, CFG(operation_pending_ms), 1000, 86400000},
     {"http", "cors_origins", "http-cors-origins", CT_STR, CFG(http_cors_origins), 0, 0},
+    {"http", "ws_origins", "ws-origins", CT_STR, CFG(http_ws_origins), 0, 0},
+    {"http", "ws_message_max", "ws-message-max", CT_SIZE64, CFG(ws_message_max), 1 * KIB, GIB},
+    {"http", "ws_ping_interval_ms", "ws-ping-interval-ms", CT_U32, CFG(ws_ping_interval_ms), 100, 3600000},
     {"storage", "map_bytes", "map-bytes", CT_SIZE64, CFG(map_bytes), MIB, 1ull << 46},
     {"storage", "sync", "sync", CT_BOOL, CFG(sync), 0, 1},
     {"storage", "batch_records_max", "batch-records-max", CT_U32, CFG(batch_records_max), 1, 1u << 24},
@@ -121,6 +124,8 @@ void config_defaults(struct config *c)
 	c->sse_heartbeat_ms = 15000;
 	c->sse_retry_ms = 2000;
 	c->operation_pending_ms = 120000;
+	c->ws_message_max = 1 * MIB;
+	c->ws_ping_interval_ms = 20000;
 	c->frame_bytes_max = 1u << 20;
 	c->connections_max = 10000;
 	c->subscriptions_max = 1024;

@@ -43,6 +43,9 @@ struct config {
 	uint32_t sse_retry_ms;           /* sse_retry_ms: the retry: hint sent to EventSource clients, 2000 */
 	uint32_t operation_pending_ms;   /* operation_pending_ms: a 202 operation not in the log by then is failed, 120000 */
 	char http_cors_origins[2048];    /* cors_origins: origins allowed by CORS, comma-separated, `*`; "" = no CORS */
+	char http_ws_origins[2048];      /* ws_origins: Origins a WebSocket handshake may come from, comma-separated; "" = any */
+	uint64_t ws_message_max;         /* ws_message_max: largest WebSocket message received, default 1 MiB (1009 above) */
+	uint32_t ws_ping_interval_ms;    /* ws_ping_interval_ms: ping a silent WebSocket after, close after twice, 20000 */
 	/* [storage] */
 	uint64_t map_bytes;             /* map_bytes, default 8 GiB */
 	int sync;                       /* sync = true|false, default true (sync before ack) */

@@ -1189,8 +1189,11 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 		c->out_paused = 0;
 		conn_process_input(c);
 	}
-	if (left < c->fe->cfg->output_low_bytes)
+	if (left < c->fe->cfg->output_low_bytes) {
 		fe_reads_conn_writable(c);
+		if (c->http && !c->dead)
+			fe_http_writable(c);
+	}
 	if (c->fe->stopping)
 		fe_check_stop(c->fe);
 }

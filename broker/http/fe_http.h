@@ -31,6 +31,8 @@ void fe_http_on_frame(struct fe_conn *c, const Sluice__Frame *f);
 void fe_http_process_input(struct fe_conn *c);
 /* 1 if the HTTP layer wants input now (pipeline room, not streaming). */
 int fe_http_read_ok(const struct fe_conn *c);
+/* The connection's output drained below output_low_bytes. */
+void fe_http_writable(struct fe_conn *c);
 /* Release the HTTP state of a connection being freed (by the reaper). */
 void fe_http_conn_free(struct fe_conn *c);
 

@@ -41,6 +41,7 @@
 
 struct evbuffer;
 struct event;
+struct ws_session;
 
 #define HTTP_HEADERS_MAX 100
 #define HTTP_PARAMS_MAX 3
@@ -143,6 +144,7 @@ struct http_conn {
 	int sse;                          /* the connection streams events: no more requests */
 	int broken;                       /* a request could not be parsed: answer it, then close */
 	struct http_req *held;            /* a read waiting for the writes before it */
+	struct ws_session *ws;            /* after 101: the WebSocket session (ws.c) that owns the connection */
 	TAILQ_ENTRY(http_conn) sse_link;  /* fe->http->sse_conns */
 };
 
@@ -204,6 +206,11 @@ int http_dispatch(struct http_req *r, enum http_kind kind, const Sluice__Frame *
 int http_dispatch_to(struct http_req *r, enum http_kind kind, const Sluice__Frame *f, uint64_t *id);
 /* Run the connection's pump (http_commits_pump of its requests) after ms. */
 void http_pump_later(struct fe_conn *c, uint32_t ms);
+/* 1 if r is the connection's only request (nothing before or after it). */
+int http_req_alone(const struct http_req *r);
+/* r was answered 101 (written to the output already): free it and hand the
+ * connection to the WebSocket session s. */
+void http_upgraded(struct http_req *r, struct ws_session *s);
 /* Close the connection now (no answer), e.g. an event stream during failover. */
 void http_conn_drop(struct fe_conn *c);
 /* Send finished answers in order; resume reading if the pipeline has room. */

@@ -17,6 +17,7 @@
 #include "err.h"
 #include "fe_pages.h"
 #include "http_int.h"
+#include "ws_int.h"
 #include "log.h"
 #include "ringmsg.h"
 #include "shm.h"
@@ -67,6 +68,7 @@ static const struct http_route_def routes[] = {
     {HTTP_GET, "/console.js", on_console},
     {HTTP_GET, "/console.css", on_console},
     {HTTP_GET, "/v1/sluice.js", on_console},
+    {HTTP_GET, "/v1/ws", ws_on_upgrade}, /* without Upgrade: 426 */
 };
 
 #define ROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -198,6 +200,12 @@ void http_route(struct http_req *r)
 	}
 	if (r->method == HTTP_OPTIONS) {
 		on_options(r);
+		return;
+	}
+	if (ws_is_upgrade(r) && ((r->path_len == 6 && memcmp(r->path, "/v1/ws", 6) == 0) ||
+	                         (r->path_len == 11 && memcmp(r->path, "/v1/graphql", 11) == 0))) {
+		r->route = r->path_len == 6 ? "/v1/ws" : "/v1/graphql";
+		ws_on_upgrade(r);
 		return;
 	}
 	for (size_t i = 0; i < ROUTES; i++) {

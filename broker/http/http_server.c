@@ -44,6 +44,7 @@
 #include "log.h"
 #include "shm.h"
 #include "sl_assert.h"
+#include "ws_int.h"
 
 #define HTTP_TIMER_NONE 0
 #define HTTP_TIMER_HEADERS 1
@@ -506,6 +507,10 @@ void fe_http_on_frame(struct fe_conn *c, const Sluice__Frame *f)
 	struct http_conn *h = c->http;
 	struct http_req *r;
 
+	if (h->ws) {
+		ws_on_frame(h->ws, f);
+		return;
+	}
 	TAILQ_FOREACH(r, &h->reqs, link)
 	{
 		if (f->id != 0 && r->id == f->id)
@@ -531,20 +536,12 @@ int http_dispatch_to(struct http_req *r, enum http_kind kind, const Sluice__Fram
 	struct http_conn *h = c->http;
 	Sluice__Frame copy = *f;
 	Sluice__Frame *heap = NULL;
-	size_t n;
-	uint8_t *buf;
 	int rc;
 
 	/* the native path keeps a frame it cannot queue yet (ring full) and
 	 * frees it later: give it a heap frame of its own, as a decoded one */
 	copy.id = ++h->next_id;
-	n = codec_frame_size(&copy);
-	if (!(buf = malloc(n)))
-		return SL_ENOMEM;
-	codec_frame_encode(&copy, buf);
-	rc = codec_frame_decode(buf + 4, n - 4, &heap);
-	free(buf);
-	if (rc != SL_OK)
+	if ((rc = codec_frame_dup(&copy, &heap)) != SL_OK)
 		return rc;
 	*id = copy.id;
 	r->kind = kind;
@@ -559,7 +556,7 @@ int fe_http_read_ok(const struct fe_conn *c)
 {
 	const struct http_conn *h = c->http;
 
-	return h->sse || h->nreqs < c->fe->cfg->http_pipeline_max;
+	return h->ws || h->sse || h->nreqs < c->fe->cfg->http_pipeline_max;
 }
 
 /* The parser stopped on an error: answer what caused it and close. */
@@ -614,6 +611,10 @@ void fe_http_process_input(struct fe_conn *c)
 	struct http_conn *h = c->http;
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 
+	if (h->ws) {
+		ws_on_input(h->ws);
+		return;
+	}
 	if (h->in_process)
 		return;
 	h->in_process = 1;
@@ -648,7 +649,40 @@ void fe_http_process_input(struct fe_conn *c)
 	if (h->sse || h->broken)
 		evbuffer_drain(in, evbuffer_get_length(in)); /* no more requests on this connection */
 	h->in_process = 0;
+	if (h->ws) {
+		ws_on_input(h->ws); /* what the client sent after its handshake */
+		return;
+	}
 	http_flush(c);
+}
+
+int http_req_alone(const struct http_req *r)
+{
+	const struct http_conn *h = r->conn->http;
+
+	return TAILQ_FIRST(&h->reqs) == r && !TAILQ_NEXT(r, link) && !h->held;
+}
+
+void http_upgraded(struct http_req *r, struct ws_session *s)
+{
+	struct fe_conn *c = r->conn;
+	struct http_conn *h = c->http;
+
+	fe_http_observe(c->fe, r->route ? r->route : "unmatched", 101);
+	TAILQ_REMOVE(&h->reqs, r, link);
+	h->nreqs--;
+	if (h->cur == r)
+		h->cur = NULL;
+	req_free(r);
+	timer_set(h, HTTP_TIMER_NONE, 0);
+	h->ws = s;
+	fe_metrics_conn(c->fe, METRICS_PROTO_WS, 1);
+}
+
+void fe_http_writable(struct fe_conn *c)
+{
+	if (c->http->ws)
+		ws_on_writable(c->http->ws);
 }
 
 /* ---------- connections ---------- */
@@ -769,6 +803,11 @@ void fe_http_conn_free(struct fe_conn *c)
 	while ((r = TAILQ_FIRST(&h->reqs))) {
 		TAILQ_REMOVE(&h->reqs, r, link);
 		req_free(r);
+	}
+	if (h->ws) {
+		ws_free(h->ws);
+		h->ws = NULL;
+		fe_metrics_conn(h->conn->fe, METRICS_PROTO_WS, -1);
 	}
 	if (h->sse) {
 		TAILQ_REMOVE(&fh->sse_conns, h, sse_link);
