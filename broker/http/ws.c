@@ -169,6 +169,15 @@ int ws_send_buf(struct ws_session *s, enum ws_msg_type type, struct evbuffer *bu
 	return SL_OK;
 }
 
+/* Write a close frame with code straight to the output (what wslay queued
+ * is then never sent: the caller ends the connection). */
+static void close_now(struct ws_session *s, uint16_t code)
+{
+	uint8_t f[4] = {0x80 | WSLAY_CONNECTION_CLOSE, 2, (uint8_t)(code >> 8), (uint8_t)code};
+
+	evbuffer_add(out_of(s), f, sizeof(f));
+}
+
 /* Let wslay write what it queued (pongs, pings, closes); close the
  * connection once both closes have crossed. */
 static void ws_pump(struct ws_session *s)
@@ -264,8 +273,17 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
 	case WSLAY_BINARY_FRAME:
 		s->sp->message(s, WS_BINARY, m->msg, m->msg_length);
 		return;
+	case WSLAY_CONNECTION_CLOSE:
+		/* wslay queued an echo of this close; a 1-byte payload or a reason
+		 * that is not UTF-8 is answered with the error instead */
+		if (m->msg_length == 1 || (m->msg_length > 2 && !utf8_valid(m->msg + 2, m->msg_length - 2))) {
+			close_now(s, m->msg_length == 1 ? WS_CLOSE_PROTOCOL : WS_CLOSE_INVALID_DATA);
+			s->finished = 1;
+			fe_conn_finish(s->c);
+		}
+		return;
 	default:
-		return; /* ping (answered by wslay), pong, close (echoed by wslay) */
+		return; /* ping (answered by wslay), pong */
 	}
 }
 
@@ -287,9 +305,15 @@ void ws_on_input(struct ws_session *s)
 	}
 	while (!c->dead && !s->finished && !c->out_paused && wslay_event_want_read(s->ctx) &&
 	       evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
-		if (wslay_event_recv(s->ctx) != 0) {
+		int r = wslay_event_recv(s->ctx);
+		if (r != 0) {
+			/* a frame wslay refuses outright (a control frame over 125
+			 * bytes or fragmented, a length with the top bit set): it
+			 * stops without a status, so the 1002 is written here */
+			if (r != WSLAY_ERR_NOMEM && !wslay_event_get_close_sent(s->ctx))
+				close_now(s, WS_CLOSE_PROTOCOL);
 			s->finished = 1;
-			fe_conn_close(c);
+			fe_conn_finish(c);
 			return;
 		}
 		ws_pump(s);

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# WebSocket clients nobody here wrote, against one sluiced: the RFC 6455
+# conformance suite on raw sockets (ws_conformance.py) and Debian's
+# python3-websockets (ws_python.py).
+# Usage: ws_clients.sh PATH/TO/sluiced
+# Listens on 127.0.0.1 only (free ports), stops what it starts by pid, and
+# bounds every wait.
+set -euo pipefail
+sluiced=$1
+here=$(cd "$(dirname "$0")" && pwd)
+dir=$(mktemp -d /tmp/sluice-ws-XXXXXX)
+pid=""
+cleanup() {
+    [ -z "$pid" ] || { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; tail -20 "$dir/log" >&2 || true; exit 1; }
+# Debian's python3 (python3-websockets is installed for it), whatever python3 is first on PATH
+py=/usr/bin/python3
+free_port() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+max=262144
+native=$(free_port); http=$(free_port)
+"$sluiced" --data-dir "$dir/data" --listen 127.0.0.1:$native --http 127.0.0.1:$http --frontends 2 \
+    --ws-message-max $max >"$dir/log" 2>&1 &
+pid=$!
+H=http://127.0.0.1:$http
+for _ in $(seq 100); do curl -sf "$H/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+curl -sf "$H/readyz" >/dev/null || fail "not ready"
+for t in conf py; do
+    [ "$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/json' \
+        -d '{"partitions":1}' "$H/v1/topics/$t")" = 201 ] || fail "create topic $t"
+done
+timeout 300 $py "$here/ws_conformance.py" 127.0.0.1 "$http" conf "$max" || fail "ws_conformance.py"
+timeout 120 $py "$here/ws_python.py" 127.0.0.1 "$http" py || fail "ws_python.py"
+kill -0 "$pid" || fail "sluiced died"
+echo "ws_clients: ok"
