@@ -4,7 +4,9 @@
 // page's form, and sees the message arrive in the tail over Server-Sent Events.
 // Then the server closes the stream (kill -9 of the node's frontend process,
 // which the master restarts): the page's EventSource reconnects with
-// Last-Event-ID and the tail shows every message exactly once, in order.
+// Last-Event-ID and the tail shows every message exactly once, in order. The
+// same over WebSocket through the client module /v1/sluice.js: the form
+// publishes on the socket, and the tail resumes after the frontend dies.
 //
 // ctest runs it as console_browser_test (tests/CMakeLists.txt); by hand:
 //   apt-get install chromium && (cd tests/web && npm ci) && cmake --build build
@@ -211,5 +213,69 @@ test('the live tail resumes with Last-Event-ID after the server closes the strea
   assert.ok(ids.length >= 2, `a reconnect expected, saw ${ids.length} stream requests`);
   assert.equal(ids[0], null);
   assert.match(ids[ids.length - 1] || '', /^\d+:\d+,\d+:\d+$/);
+  assert.deepEqual(errors, []);
+});
+
+// ---------- WebSocket through the node's client module, /v1/sluice.js ----------
+
+test('the console publishes and tails over WebSocket (sluice.js) and resumes after a frontend kill', async () => {
+  const topic = 'web-ws';
+  const r = await fetch(`${base}/v1/topics/${topic}`, {
+    method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: '{"partitions":2}',
+  });
+  assert.equal(r.status, 201);
+  const page = await browser.newPage();
+  const errors = [];
+  const sockets = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('websocket', (ws) => sockets.push(ws.url()));
+  await page.goto(`${base}/`);
+  await page.selectOption('#tail-via', 'ws');
+  await page.selectOption('#tail-from', 'earliest');
+  await page.fill('#tail-topic', topic);
+  await page.click('#tail-start');
+  await page.waitForFunction(() => document.getElementById('tail-state').textContent.startsWith('tailing'),
+    null, { timeout: WAIT_MS });
+
+  // a publish through the page's form, over the same WebSocket
+  const tag = `w${Date.now()}`;
+  await page.selectOption('#pub-via', 'ws');
+  await page.fill('#pub-topic', topic);
+  await page.fill('#pub-key', 'wk');
+  await page.fill('#pub-partition', '1');
+  await page.fill('#pub-body', `${tag}-0`);
+  await page.click('#pub-send');
+  await page.waitForFunction(() => /^ack: partition 1 offset \d+/.test(document.getElementById('pub-result').textContent),
+    null, { timeout: WAIT_MS });
+  const first = Number((await page.textContent('#pub-result')).match(/offset (\d+)/)[1]);
+  const sent = [{ partition: 1, offset: first, payload: `${tag}-0` }];
+  const row = await page.waitForSelector(`#tail-log tr:has-text("${tag}-0")`, { timeout: WAIT_MS });
+  assert.match(await row.textContent(), /wk/);
+
+  // the frontend dies; sluice.js reconnects and resumes each partition after the last row
+  const before = frontendPids();
+  assert.equal(before.length, 1, `one frontend expected, found ${before}`);
+  process.kill(before[0], 'SIGKILL');
+  const deadline = Date.now() + WAIT_MS;
+  while (!frontendPids().some((p) => p !== before[0])) {
+    assert.ok(Date.now() < deadline, 'the master did not restart the frontend');
+    await sleep(50);
+  }
+  for (let i = 1; i <= 4; i++) {
+    const payload = `${tag}-${i}`;
+    sent.push({ partition: i % 2, offset: await publish(topic, i % 2, payload), payload });
+  }
+  await page.waitForFunction(() => document.getElementById('tail-state').textContent.startsWith('tailing'),
+    null, { timeout: WAIT_MS });
+  await page.waitForSelector(`#tail-log tr:has-text("${tag}-4")`, { timeout: WAIT_MS });
+  await sleep(500); // a duplicate would have time to show up
+
+  const rows = (await tailRows(page)).filter((x) => x.payload.startsWith(`${tag}-`));
+  const key = (x) => `${x.partition}:${x.offset}:${x.payload}`;
+  assert.deepEqual(rows.map(key).sort(), sent.map(key).sort());
+  for (const p of [0, 1]) {
+    assert.deepEqual(rows.filter((x) => x.partition === p).map(key), sent.filter((x) => x.partition === p).map(key));
+  }
+  assert.ok(sockets.length >= 2 && sockets.every((u) => u.endsWith('/v1/ws')), `sockets: ${sockets}`);
   assert.deepEqual(errors, []);
 });

@@ -167,7 +167,6 @@ function tailRow(ev) {
 }
 
 function addTailRow(m) {
-  if (m.payload_base64 !== undefined) m = { ...m, payload: m.payload_base64, payload_encoding: 'base64' };
   const payload = m.payload_encoding === 'base64' ? `(base64) ${m.payload}` :
     typeof m.payload === 'string' ? m.payload : JSON.stringify(m.payload);
   const tr = row([m.partition, m.offset, m.timestamp ? new Date(m.timestamp).toISOString() : '',

@@ -23,7 +23,7 @@
 'use strict';
 
 const PROTOCOL = 'sluice.v1.json';
-const RETRY_CODES = new Set(['UNAVAILABLE', 'FENCED', 'NOT_LEADER', 'TIMEOUT']);
+const RETRY_CODES = new Set(['UNAVAILABLE', 'FENCED']);
 
 function wsUrl(server) {
   let s = String(server);
@@ -328,8 +328,12 @@ export class Client {
     const sequence = (this.sequences.get(space) || 0) + 1;
     this.sequences.set(space, sequence);
     const msg = { op: 'publish', topic, producer_id: this.producerId, sequence };
-    if (payload instanceof Uint8Array) msg.payload_base64 = toBase64(payload);
-    else msg.payload = String(payload);
+    if (payload instanceof Uint8Array) {
+      msg.payload = toBase64(payload);
+      msg.payload_encoding = 'base64';
+    } else {
+      msg.payload = String(payload);
+    }
     if (opts.key !== undefined && opts.key !== null) msg.key = String(opts.key);
     if (opts.headers) msg.headers = opts.headers;
     if (opts.partition !== undefined) msg.partition = opts.partition;
@@ -343,7 +347,8 @@ export class Client {
   }
 
   // An async iterator of messages: {topic, partition, offset, timestamp,
-  // key, headers, payload | payload_base64}. from: 'earliest', 'latest', an
+  // key, headers, payload}; a payload that is not UTF-8 comes as base64 with
+  // payload_encoding: 'base64' (fromBase64 turns it into a Uint8Array). from: 'earliest', 'latest', an
   // offset, {time: unixMs} or {positions: {partition: next}}.
   subscribe(topic, opts = {}) {
     const s = new Subscription(this, topic, opts);
@@ -383,6 +388,10 @@ function toBase64(u8) {
   let s = '';
   for (let i = 0; i < u8.length; i += 0x8000) s += String.fromCharCode(...u8.subarray(i, i + 0x8000));
   return btoa(s);
+}
+
+export function fromBase64(s) {
+  return Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
 }
 
 export function connect(servers, opts) {
