@@ -15,7 +15,10 @@
  *   http_ndjson.c  NDJSON publish bodies into PublishBatch records
  *   http_codec.c   operation ids, SSE ids, group commit bodies (pure, fuzzed)
  *   http_cors.c    CORS headers and preflights ([http] cors_origins)
- *   gql_http.c     GraphQL queries and mutations (POST), the schema (GET)
+ *   graphql/       GraphQL: the subset's parser, schema, execution, POST
+ *                  /v1/graphql and the graphql-transport-ws subprotocol (gql.h)
+ *   ws/            WebSocket sessions after 101 and the sluice.v1.json and
+ *                  sluice.v1.proto subprotocols (ws.h)
  *
  * How it reuses the native path: an HTTP connection is a struct fe_conn
  * (fe_int.h) whose `http` is set. A request becomes a native Frame with a

@@ -1,5 +1,5 @@
 /*
- * gql_fuzz.c: libFuzzer target for GraphQL (broker/http/gql_*.c): the first
+ * gql_fuzz.c: libFuzzer target for GraphQL (broker/http/graphql/): the first
  * byte picks the path.
  *   even: a document, then after the first NUL byte a JSON `variables`
  *         object: parse, choose the operation, validate, coerce variables,

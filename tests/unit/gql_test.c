@@ -1,5 +1,5 @@
 /*
- * gql_test.c: the GraphQL subset (broker/http/gql_*.c) without a server:
+ * gql_test.c: the GraphQL subset (broker/http/graphql/) without a server:
  * parsing (valid documents, block strings, escapes, every limit, every
  * refusal with its message and location), validation and variable errors,
  * execution against scripted native answers (only the selected fields,

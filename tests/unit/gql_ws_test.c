@@ -1,5 +1,5 @@
 /*
- * gql_ws_test.c: the graphql-transport-ws state machine (broker/http/gql_ws.c)
+ * gql_ws_test.c: the graphql-transport-ws state machine (broker/http/graphql/gql_ws.c)
  * on a fake WebSocket layer: the ws.h functions are defined here, record
  * what the subprotocol sends, closes and dispatches, and the test answers
  * the dispatched native frames itself (Subscribed, Delivery, TopicList,

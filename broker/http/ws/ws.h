@@ -12,7 +12,7 @@
  * pushes, errors) as messages of its own.
  *
  * Subprotocols: sluice.v1.json and sluice.v1.proto (ws_sluice.c) on
- * /v1/ws, graphql-transport-ws (broker/http/gql_ws.c) on /v1/graphql.
+ * /v1/ws, graphql-transport-ws (broker/http/graphql/gql_ws.c) on /v1/graphql.
  */
 #ifndef SLUICE_WS_H
 #define SLUICE_WS_H
