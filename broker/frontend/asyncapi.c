@@ -1,8 +1,10 @@
 /*
  * asyncapi.c: the node's AsyncAPI 3.0.0 document (asyncapi.h).
  *
- * Shape: three servers (native protocol, HTTP, Server-Sent Events, the last
- * two on [listen] http with pathname /v1/topics), one channel per topic
+ * Shape: five servers (native protocol; HTTP and Server-Sent Events on
+ * [listen] http with pathname /v1/topics; WebSocket at /v1/ws and GraphQL
+ * over WebSocket at /v1/graphql), a `graphql` channel (added first, so a
+ * topic named graphql gets graphql-2), one channel per topic
  * whose address is the topic name as a URL path segment (percent-encoded,
  * so a brace in a name is never read as a channel parameter), one message
  * per channel (headers, key, payload, and the HTTP headers that carry them
@@ -63,9 +65,17 @@ static void channel_id(const json_t *channels, const char *name, char *out, size
 		snprintf(out, cap, "%.240s-%u", base, k);
 }
 
+static json_t *ref(const char *a, const char *b, const char *c)
+{
+	char r[600];
+
+	snprintf(r, sizeof(r), "#/%s/%s%s%s", a, b, c ? "/" : "", c ? c : "");
+	return json_pack("{s:s}", "$ref", r);
+}
+
 static json_t *servers_build(const struct config *cfg)
 {
-	return json_pack(
+	json_t *sv = json_pack(
 	    "{s:{s:s,s:s,s:s,s:s},s:{s:s,s:s,s:s,s:s},s:{s:s,s:s,s:s,s:s,s:{s:s,s:s,s:s}}}",
 	    "native", "host", cfg->listen_native, "protocol", "sluice", "protocolVersion", "1", "description",
 	    "sluice native protocol: TCP frames [u32 big-endian length][protobuf Frame] (docs/protocol.md); "
@@ -76,6 +86,48 @@ static json_t *servers_build(const struct config *cfg)
 	    "Server-Sent Events over HTTP/1.1: GET {address}/events (text/event-stream).", "x-sse", "path",
 	    "/v1/topics/{address}/events", "contentType", "text/event-stream", "resume",
 	    "the id of every event resumes the stream after it (Last-Event-ID header or lastEventId query)");
+
+	if (sv) {
+		json_object_set_new(sv, "ws",
+		                    json_pack("{s:s,s:s,s:s,s:s,s:[s,s]}", "host", cfg->listen_http, "protocol", "ws",
+		                              "pathname", "/v1/ws", "description",
+		                              "WebSocket (docs/websocket.md): publish with acks and subscribe with credit on "
+		                              "one connection; subprotocol sluice.v1.json (JSON ops naming the topic) or "
+		                              "sluice.v1.proto (native Frames); the browser client is GET /v1/sluice.js.",
+		                              "x-subprotocols", "sluice.v1.json", "sluice.v1.proto"));
+		json_object_set_new(sv, "graphql",
+		                    json_pack("{s:s,s:s,s:s,s:s,s:[s]}", "host", cfg->listen_http, "protocol", "ws",
+		                              "pathname", "/v1/graphql", "description",
+		                              "GraphQL over WebSocket, subprotocol graphql-transport-ws (docs/graphql.md); "
+		                              "queries and mutations also over HTTP POST /v1/graphql, the schema on GET.",
+		                              "x-subprotocols", "graphql-transport-ws"));
+	}
+	return sv;
+}
+
+/* The GraphQL endpoint: one channel whose messages are graphql-transport-ws
+ * `next` payloads of subscription { messages(...) { ... } }. */
+static int graphql_add(json_t *channels, json_t *ops)
+{
+	json_t *ch = json_pack(
+	    "{s:n,s:s,s:[o],s:{s:{s:s,s:s,s:s,s:{s:s,s:{s:{s:s}}}}}}", "address", "description",
+	    "GraphQL subscriptions over graphql-transport-ws: subscription { messages(topic, from, partitions, group) "
+	    "{ topic partition offset timestamp key headers { name value } payload json } } delivers only the "
+	    "selected fields of each message of the topic as it commits.",
+	    "servers", ref("servers", "graphql", NULL), "messages", "next", "name", "next", "title",
+	    "graphql-transport-ws next", "contentType", "application/json", "payload", "type", "object",
+	    "properties", "data", "type", "object");
+	json_t *op = ch ? json_pack("{s:s,s:o,s:s,s:[o]}", "action", "receive", "channel",
+	                            ref("channels", "graphql", NULL), "summary",
+	                            "Subscribe to a topic's messages with a GraphQL field selection", "messages",
+	                            ref("channels", "graphql", "messages/next"))
+	                : NULL;
+
+	if (!ch || !op || json_object_set_new(channels, "graphql", ch) || json_object_set_new(ops, "graphql_messages", op)) {
+		json_decref(op);
+		return SL_ENOMEM;
+	}
+	return SL_OK;
 }
 
 static json_t *message_build(const char *name)
@@ -114,13 +166,6 @@ static json_t *channel_build(const struct asyncapi_topic *t, const char *address
 	return ch;
 }
 
-static json_t *ref(const char *a, const char *b, const char *c)
-{
-	char r[600];
-
-	snprintf(r, sizeof(r), "#/%s/%s%s%s", a, b, c ? "/" : "", c ? c : "");
-	return json_pack("{s:s}", "$ref", r);
-}
 
 static json_t *query_schema(int sse)
 {
@@ -186,7 +231,7 @@ json_t *asyncapi_build(const struct config *cfg, const struct asyncapi_topic *to
 	                "Topics of a sluice broker: a persistent, replicated log. Every message published to a "
 	                "channel is stored at an offset of one of its partitions and delivered to every receiver.",
 	                "defaultContentType", "application/octet-stream", "servers", servers_build(cfg));
-	if (!doc || !channels || !ops)
+	if (!doc || !channels || !ops || graphql_add(channels, ops) != SL_OK)
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
 		char id[260], address[800];

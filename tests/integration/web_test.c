@@ -282,10 +282,13 @@ static json_t *channel_at(json_t *doc, const char *address, const char **id)
 	const char *k;
 
 	json_object_foreach(json_object_get(doc, "channels"), k, ch)
-		if (strcmp(json_string_value(json_object_get(ch, "address")), address) == 0) {
+	{
+		const char *a = json_string_value(json_object_get(ch, "address")); /* graphql's is null */
+		if (a && strcmp(a, address) == 0) {
 			*id = k;
 			return ch;
 		}
+	}
 	return NULL;
 }
 
@@ -343,7 +346,16 @@ Test(web, asyncapi_has_a_channel_per_topic_and_validates)
 	                                                   "host")),
 	                 WEB_HTTP_ADDR);
 	cr_assert_not_null(json_object_get(json_object_get(doc, "servers"), "sse"));
-	cr_assert_eq(json_object_size(json_object_get(doc, "channels")), 3);
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(doc, "servers"), "ws"),
+	                                                   "pathname")),
+	                 "/v1/ws");
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(doc, "servers"), "graphql"),
+	                                                   "protocol")),
+	                 "ws");
+	/* one channel per topic, and the GraphQL endpoint's */
+	cr_assert_eq(json_object_size(json_object_get(doc, "channels")), 4);
+	channel_actions(doc, "graphql", actions, sizeof(actions));
+	cr_assert_str_eq(actions, "receive:1,send:0");
 	for (size_t i = 0; i < 3; i++) {
 		json_t *ch = channel_at(doc, topics[i], &id);
 		cr_assert_not_null(ch, "no channel for %s", topics[i]);
