@@ -540,9 +540,9 @@ int bench_main(const struct cli_global *g, int argc, char **argv)
 	struct bench b = {.g = g, .partitions = 1, .producers = 1, .window = BENCH_WINDOW_DEFAULT,
 			  .size = BENCH_SIZE_DEFAULT, .linger_ms = CLI_LINGER_MS_DEFAULT,
 			  .batch_bytes = CLI_BATCH_BYTES_DEFAULT};
-	/* `bench sse` (bench_sse.c): "sse" as the mode, not as the value of an option */
+	/* `bench sse` and `bench ws` (bench_sse.c): the mode, not the value of an option */
 	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "sse") && (i == 1 || argv[i - 1][0] != '-'))
+		if ((!strcmp(argv[i], "sse") || !strcmp(argv[i], "ws")) && (i == 1 || argv[i - 1][0] != '-'))
 			return bench_sse_main(g, argc, argv);
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {

@@ -17,6 +17,11 @@
  * into a log-linear histogram (1/256 relative precision), not an array:
  * 10,000 subscribers at 1,000 msg/s are 10 M samples a second.
  *
+ * `sluice bench ws` is the same fan-out over WebSocket: each subscriber is a
+ * connection to /v1/ws (subprotocol sluice.v1.json) that subscribes from
+ * latest without credit; it counts as streaming once `subscribed` came, and
+ * an event is the `payload` of a `message` op in a server text frame.
+ *
  * Frontend processes are the master's children named "sluice-fe-*"; found
  * from --pid, else from the processes holding the HTTP listening socket
  * (/proc/net/tcp, /proc/PID/fd). RSS is VmRSS: kernel socket buffers are
@@ -81,10 +86,12 @@ struct sse_sub {
 	uint8_t attempts;
 	uint8_t freeing;           /* on the dead list */
 	uint8_t was_streaming;
+	uint8_t upgraded;          /* ws: 101 came, waiting for `subscribed` */
 };
 
 struct bench_sse {
 	const struct cli_global *g;
+	int ws;                    /* `bench ws`: WebSocket subscribers */
 	char topic[128];
 	char http[128];
 	uint32_t n, size, linger_ms;
@@ -123,7 +130,7 @@ static uint64_t now_ns(void)
 
 void bench_sse_usage(FILE *f)
 {
-	fprintf(f, "usage: sluice bench sse [--subscribers N] [--rate R] [--duration S | --count N] [--size BYTES]\n"
+	fprintf(f, "usage: sluice bench sse|ws [--subscribers N] [--rate R] [--duration S | --count N] [--size BYTES]\n"
 		   "                        [--topic T] [--http HOST:PORT] [--pid MASTER_PID] [--linger-ms MS]\n"
 		   "  Opens N Server-Sent Events streams (default %d) on the node's HTTP listener (--http,\n"
 		   "  default 127.0.0.1:8400), waits until all stream, then publishes R msg/s (default %d)\n"
@@ -131,7 +138,8 @@ void bench_sse_usage(FILE *f)
 		   "  (default %d, at least %d; --linger-ms: libsluice batching, default 0: none).\n"
 		   "  Reports deliveries per subscriber (missing and duplicate events are errors: exit\n"
 		   "  status 65), publish->delivery latency, connect time and the frontends' RSS growth\n"
-		   "  per idle subscriber (the frontends of --pid, else found from the HTTP port).\n",
+		   "  per idle subscriber (the frontends of --pid, else found from the HTTP port).\n"
+		   "  `bench ws`: the subscribers are WebSockets (/v1/ws, sluice.v1.json) instead.\n",
 		SSE_SUBSCRIBERS_DEFAULT, SSE_RATE_DEFAULT, SSE_DURATION_DEFAULT_S, SSE_SIZE_DEFAULT, SSE_SIZE_MIN);
 }
 
@@ -389,7 +397,60 @@ static int sub_parse(struct sse_sub *s, struct evbuffer *in, uint64_t now)
 	}
 }
 
-/* The response head: 200 and text/event-stream, or this subscriber fails. */
+static void sub_streaming(struct sse_sub *s)
+{
+	struct bench_sse *b = s->b;
+	s->state = SS_STREAMING;
+	s->was_streaming = 1;
+	b->setting_up--;
+	b->streaming++;
+	bufferevent_set_timeouts(s->bev, NULL, NULL); /* an idle stream only sees heartbeats */
+}
+
+/* WebSocket: every complete server frame in the input; an event is the
+ * payload of a `message` op, `subscribed` makes the subscriber stream. */
+static int sub_parse_ws(struct sse_sub *s, struct evbuffer *in, uint64_t now)
+{
+	for (;;) {
+		size_t avail = evbuffer_get_length(in), hl = 2, n;
+		uint8_t h[10];
+		if (avail < 2)
+			return 0;
+		evbuffer_copyout(in, h, avail < 10 ? avail : 10);
+		if (h[1] & 0x80)
+			return -1; /* servers do not mask */
+		n = h[1] & 0x7f;
+		if (n == 126) {
+			hl = 4;
+			if (avail < hl)
+				return 0;
+			n = (size_t)h[2] << 8 | h[3];
+		} else if (n == 127) {
+			hl = 10;
+			if (avail < hl)
+				return 0;
+			n = 0;
+			for (int i = 2; i < 10; i++)
+				n = n << 8 | h[i];
+		}
+		if (n > SSE_LINE_BYTES_MAX)
+			return -1;
+		if (avail < hl + n)
+			return evbuffer_get_length(in) > SSE_INPUT_HIGH_BYTES ? -1 : 0;
+		const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)(hl + n)) + hl, *m;
+		if ((h[0] & 0x0f) == 0x1) {
+			if ((m = memmem(p, n, "\"payload\":\"", 11)))
+				sub_event(s, m + 11, n - (size_t)(m + 11 - p), now);
+			else if (s->state == SS_SETUP && memmem(p, n, "\"op\":\"subscribed\"", 17))
+				sub_streaming(s);
+		} else if ((h[0] & 0x0f) == 0x8) {
+			return -1;
+		}
+		evbuffer_drain(in, hl + n);
+	}
+}
+
+/* The response head: 200 and text/event-stream (ws: 101), or this subscriber fails. */
 static int sub_head(struct sse_sub *s, struct evbuffer *in)
 {
 	struct evbuffer_ptr e = evbuffer_search(in, "\r\n\r\n", 4, NULL);
@@ -401,17 +462,32 @@ static int sub_head(struct sse_sub *s, struct evbuffer *in)
 		return -1;
 	evbuffer_remove(in, head, len);
 	head[len] = '\0';
-	if (strncmp(head, "HTTP/1.1 200 ", 13) || !strcasestr(head, "\r\ncontent-type: text/event-stream")) {
+	if (s->b->ws ? strncmp(head, "HTTP/1.1 101 ", 13) != 0
+		     : (strncmp(head, "HTTP/1.1 200 ", 13) || !strcasestr(head, "\r\ncontent-type: text/event-stream"))) {
 		if (s->attempts >= SSE_ATTEMPTS_MAX)
 			fprintf(stderr, "sluice bench sse: unexpected answer: %.*s\n", (int)strcspn(head, "\r"), head);
 		return -1;
 	}
-	struct bench_sse *b = s->b;
-	s->state = SS_STREAMING;
-	s->was_streaming = 1;
-	b->setting_up--;
-	b->streaming++;
-	bufferevent_set_timeouts(s->bev, NULL, NULL); /* an idle stream only sees heartbeats */
+	if (s->b->ws) {
+		/* the subscription goes out as a masked text frame (a zero mask key) */
+		char req[300];
+		uint8_t h[8] = {0x81, 0x80 | 126, 0, 0, 0, 0, 0, 0};
+		int n = snprintf(req, sizeof(req), "{\"op\":\"subscribe\",\"id\":1,\"topic\":\"%s\",\"from\":\"latest\"}",
+				 s->b->topic);
+		size_t hl = 8;
+		if (n < 126) {
+			h[1] = (uint8_t)(0x80 | n); /* the shortest length form, as RFC 6455 requires */
+			hl = 6;
+		} else {
+			h[2] = (uint8_t)(n >> 8);
+			h[3] = (uint8_t)n;
+		}
+		bufferevent_write(s->bev, h, hl);
+		bufferevent_write(s->bev, req, (size_t)n);
+		s->upgraded = 1;
+		return 1;
+	}
+	sub_streaming(s);
 	return 1;
 }
 
@@ -421,16 +497,25 @@ static void sub_read_cb(struct bufferevent *bev, void *arg)
 	struct bench_sse *b = s->b;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	int rc = 1;
-	if (s->state == SS_SETUP) {
+	if (s->state == SS_SETUP && s->upgraded) {
+		rc = sub_parse_ws(s, in, now_ns());
+		if (rc >= 0 && s->state == SS_STREAMING) {
+			phase_check(b);
+			if (b->next_idle < b->n)
+				event_active(b->reap_ev, EV_TIMEOUT, 0);
+		}
+	} else if (s->state == SS_SETUP) {
 		rc = sub_head(s, in);
-		if (rc > 0) {
+		if (rc > 0 && s->state == SS_STREAMING) {
 			phase_check(b);
 			if (b->next_idle < b->n)
 				event_active(b->reap_ev, EV_TIMEOUT, 0); /* room for the next connection */
 		}
 	}
+	if (rc > 0 && s->state == SS_SETUP && s->upgraded && evbuffer_get_length(in))
+		rc = sub_parse_ws(s, in, now_ns()); /* `subscribed` may follow the 101 at once */
 	if (rc > 0 && s->state == SS_STREAMING && evbuffer_get_length(in)) {
-		rc = sub_parse(s, in, now_ns());
+		rc = b->ws ? sub_parse_ws(s, in, now_ns()) : sub_parse(s, in, now_ns());
 		if (b->stop_publishing)
 			sse_check_done(b); /* the last deliveries may come after the last ack */
 	}
@@ -462,12 +547,18 @@ static void sub_connect(struct bench_sse *b, struct sse_sub *s)
 	}
 	s->state = SS_SETUP;
 	s->freeing = 0;
+	s->upgraded = 0;
 	b->setting_up++;
 	bufferevent_setcb(s->bev, sub_read_cb, NULL, sub_event_cb, s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SSE_INPUT_HIGH_BYTES);
 	bufferevent_set_timeouts(s->bev, &setup, &setup);
-	int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", b->path,
-			 b->http);
+	int n = b->ws ? snprintf(req, sizeof(req),
+				 "GET /v1/ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+				 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+				 "Sec-WebSocket-Protocol: sluice.v1.json\r\n\r\n",
+				 b->http)
+		      : snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n",
+				 b->path, b->http);
 	bufferevent_write(s->bev, req, (size_t)n);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	if (bufferevent_socket_connect(s->bev, (struct sockaddr *)&b->sa, b->salen) < 0)
@@ -668,7 +759,7 @@ static json_t *sse_report_json(const struct bench_sse *b, uint64_t missing, uint
 {
 	double connect_s = (double)(b->t_connect1 - b->t_connect0) / 1e9;
 	double pub_s = b->t_pub1 > b->t_pub0 ? (double)(b->t_pub1 - b->t_pub0) / 1e9 : 0;
-	json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f}", "mode", "sse", "topic",
+	json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f}", "mode", b->ws ? "ws" : "sse", "topic",
 			      b->topic, "subscribers", (json_int_t)b->n, "streaming", (json_int_t)b->streaming,
 			      "failed", (json_int_t)b->failed, "dropped", (json_int_t)b->dropped, "size",
 			      (json_int_t)b->size, "rate", (json_int_t)b->rate, "messages", (json_int_t)b->sent,
@@ -732,8 +823,8 @@ static void sse_report(const struct bench_sse *b)
 		json_decref(o);
 		return;
 	}
-	printf("bench sse: topic %s, %u subscribers (%u streaming, %u failed, %u dropped), %u-byte messages\n",
-	       b->topic, b->n, b->streaming, b->failed, b->dropped, b->size);
+	printf("bench %s: topic %s, %u subscribers (%u streaming, %u failed, %u dropped), %u-byte messages\n",
+	       b->ws ? "ws" : "sse", b->topic, b->n, b->streaming, b->failed, b->dropped, b->size);
 	printf("  connect:    %.3f s for all streams\n", json_real_value(json_object_get(o, "connect_s")));
 	printf("  published:  %" PRIu64 " at %.0f msg/s (asked %" PRIu64 "), %" PRIu64 " failed\n", b->sent,
 	       json_real_value(json_object_get(o, "msgs_per_s")), b->rate, b->pub_failed);
@@ -805,8 +896,8 @@ static int sse_parse(struct bench_sse *b, int argc, char **argv)
 		else if (ch == 'L')
 			b->linger_ms = (uint32_t)v;
 	}
-	/* argv[optind] is "sse" */
-	if (optind + 1 != argc || strcmp(argv[optind], "sse") || (b->count && b->duration_s > 0) ||
+	/* argv[optind] is "sse" or "ws" */
+	if (optind + 1 != argc || (strcmp(argv[optind], "sse") && strcmp(argv[optind], "ws")) || (b->count && b->duration_s > 0) ||
 	    b->n > SSE_SUBSCRIBERS_MAX || b->size < SSE_SIZE_MIN || b->size > SSE_SIZE_MAX)
 		return -1;
 	if (!b->count && !(b->duration_s > 0))
@@ -877,6 +968,9 @@ int bench_sse_main(const struct cli_global *g, int argc, char **argv)
 			return EX_OK;
 		}
 	}
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "ws") && argv[i - 1][0] != '-')
+			b->ws = 1;
 	if (sse_parse(b, argc, argv) != 0) {
 		bench_sse_usage(stderr);
 		free(b);

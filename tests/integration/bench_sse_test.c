@@ -42,8 +42,8 @@ static json_int_t jint(json_t *o, const char *k)
 	return json_integer_value(v);
 }
 
-/* Run the small bench; with_pid adds --pid (else the frontends are found from the port). */
-static json_t *bench_small(int with_pid)
+/* Run the small bench (mode "sse" or "ws"); with_pid adds --pid (else the frontends are found from the port). */
+static json_t *bench_mode(const char *mode, int with_pid)
 {
 	char http[64], pid[32];
 	struct itest_run r;
@@ -51,7 +51,7 @@ static json_t *bench_small(int with_pid)
 
 	snprintf(http, sizeof(http), "127.0.0.1:%u", node.http_port);
 	snprintf(pid, sizeof(pid), "%d", (int)node.pid);
-	const char *argv[] = {SLUICE_BIN, "--json", "bench", "sse", "--subscribers", "50", "--rate", "200", "--count",
+	const char *argv[] = {SLUICE_BIN, "--json", "bench", mode, "--subscribers", "50", "--rate", "200", "--count",
 			      "200", "--http", http, with_pid ? "--pid" : NULL, pid, NULL};
 	cr_assert_eq(itest_run(argv, node.addr, NULL, NULL, 0, BENCH_TIMEOUT_MS, &r), 0, "spawn");
 	cr_assert_eq(r.status, 0, "sluice bench sse exited %d\nstdout: %.2000s\nstderr: %.2000s", r.status, r.out, r.err);
@@ -59,6 +59,11 @@ static json_t *bench_small(int with_pid)
 	cr_assert_not_null(j, "bad JSON (%s): %.500s", e.text, r.out);
 	itest_run_free(&r);
 	return j;
+}
+
+static json_t *bench_small(int with_pid)
+{
+	return bench_mode("sse", with_pid);
 }
 
 Test(bench_sse, every_subscriber_gets_every_message_once)
@@ -88,6 +93,22 @@ Test(bench_sse, every_subscriber_gets_every_message_once)
 	j = bench_small(0);
 	cr_assert_eq(jint(j, "subscribers_complete"), 50);
 	cr_assert_eq(json_array_size(json_object_get(j, "frontend_pids")), node.frontends, "frontends from the port");
+	json_decref(j);
+}
+
+Test(bench_sse, websocket_subscribers_get_every_message_once)
+{
+	json_t *j = bench_mode("ws", 1);
+
+	cr_assert_str_eq(json_string_value(json_object_get(j, "mode")), "ws");
+	cr_assert_eq(jint(j, "streaming"), 50);
+	cr_assert_eq(jint(j, "failed"), 0);
+	cr_assert_eq(jint(j, "messages"), 200);
+	cr_assert_eq(jint(j, "deliveries"), 50 * 200);
+	cr_assert_eq(jint(j, "missing"), 0);
+	cr_assert_eq(jint(j, "duplicates"), 0);
+	cr_assert_eq(jint(j, "malformed"), 0);
+	cr_assert_eq(jint(j, "subscribers_complete"), 50);
 	json_decref(j);
 }
 
