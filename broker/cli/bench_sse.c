@@ -21,6 +21,9 @@
  * connection to /v1/ws (subprotocol sluice.v1.json) that subscribes from
  * latest without credit; it counts as streaming once `subscribed` came, and
  * an event is the `payload` of a `message` op in a server text frame.
+ * With --publish-window W the connections publish instead: each keeps W
+ * `publish` ops in flight (--count messages in all, sent as fast as acks
+ * come back) and the bench reports publishes/s and publish->ack latency.
  *
  * Frontend processes are the master's children named "sluice-fe-*"; found
  * from --pid, else from the processes holding the HTTP listening socket
@@ -92,6 +95,8 @@ struct sse_sub {
 struct bench_sse {
 	const struct cli_global *g;
 	int ws;                    /* `bench ws`: WebSocket subscribers */
+	uint32_t pub_window;       /* `bench ws --publish-window W`: publishers over WebSocket instead */
+	uint64_t *sent_ns;         /* ws publishers: send time per message id */
 	char topic[128];
 	char http[128];
 	uint32_t n, size, linger_ms;
@@ -139,7 +144,9 @@ void bench_sse_usage(FILE *f)
 		   "  Reports deliveries per subscriber (missing and duplicate events are errors: exit\n"
 		   "  status 65), publish->delivery latency, connect time and the frontends' RSS growth\n"
 		   "  per idle subscriber (the frontends of --pid, else found from the HTTP port).\n"
-		   "  `bench ws`: the subscribers are WebSockets (/v1/ws, sluice.v1.json) instead.\n",
+		   "  `bench ws`: the subscribers are WebSockets (/v1/ws, sluice.v1.json) instead; with\n"
+		   "  --publish-window W the N connections publish --count messages over WebSocket\n"
+		   "  instead, W in flight each, and it reports publishes/s and publish->ack latency.\n",
 		SSE_SUBSCRIBERS_DEFAULT, SSE_RATE_DEFAULT, SSE_DURATION_DEFAULT_S, SSE_SIZE_DEFAULT, SSE_SIZE_MIN);
 }
 
@@ -407,6 +414,42 @@ static void sub_streaming(struct sse_sub *s)
 	bufferevent_set_timeouts(s->bev, NULL, NULL); /* an idle stream only sees heartbeats */
 }
 
+static void ws_pub_send(struct sse_sub *s);
+static void run_for_ms(struct bench_sse *b, int ms);
+
+/* A publisher's answer: an ack (or error) of one of its publishes. */
+static void ws_pub_answer(struct sse_sub *s, const char *p, size_t n, uint64_t now)
+{
+	struct bench_sse *b = s->b;
+	const char *idp = memmem(p, n, "\"id\":", 5);
+	uint64_t id = 0;
+	if (!idp) {
+		b->malformed++;
+		return;
+	}
+	for (idp += 5; idp < p + n && isdigit((unsigned char)*idp); idp++)
+		id = id * 10 + (uint64_t)(*idp - '0');
+	if (id >= b->sent) {
+		b->malformed++;
+		return;
+	}
+	if (memmem(p, n, "\"op\":\"ack\"", 10)) {
+		b->acked++;
+		hist_add(b, now - b->sent_ns[id]);
+	} else {
+		b->pub_failed++;
+		if (!b->first_err)
+			fprintf(stderr, "sluice bench ws: publish failed: %.*s\n", (int)n, p);
+		b->first_err = 1;
+	}
+	if (b->sent < b->target)
+		ws_pub_send(s);
+	else if (b->acked + b->pub_failed >= b->target && !b->t_end) {
+		b->t_end = now_ns();
+		event_base_loopbreak(b->base);
+	}
+}
+
 /* WebSocket: every complete server frame in the input; an event is the
  * payload of a `message` op, `subscribed` makes the subscriber stream. */
 static int sub_parse_ws(struct sse_sub *s, struct evbuffer *in, uint64_t now)
@@ -438,7 +481,9 @@ static int sub_parse_ws(struct sse_sub *s, struct evbuffer *in, uint64_t now)
 		if (avail < hl + n)
 			return evbuffer_get_length(in) > SSE_INPUT_HIGH_BYTES ? -1 : 0;
 		const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)(hl + n)) + hl, *m;
-		if ((h[0] & 0x0f) == 0x1) {
+		if ((h[0] & 0x0f) == 0x1 && s->b->pub_window) {
+			ws_pub_answer(s, p, n, now);
+		} else if ((h[0] & 0x0f) == 0x1) {
 			if ((m = memmem(p, n, "\"payload\":\"", 11)))
 				sub_event(s, m + 11, n - (size_t)(m + 11 - p), now);
 			else if (s->state == SS_SETUP && memmem(p, n, "\"op\":\"subscribed\"", 17))
@@ -467,6 +512,10 @@ static int sub_head(struct sse_sub *s, struct evbuffer *in)
 		if (s->attempts >= SSE_ATTEMPTS_MAX)
 			fprintf(stderr, "sluice bench sse: unexpected answer: %.*s\n", (int)strcspn(head, "\r"), head);
 		return -1;
+	}
+	if (s->b->ws && s->b->pub_window) {
+		sub_streaming(s); /* a publisher: ready once upgraded */
+		return 1;
 	}
 	if (s->b->ws) {
 		/* the subscription goes out as a masked text frame (a zero mask key) */
@@ -582,6 +631,78 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
 	while (b->setting_up < SSE_CONNECTING_MAX && b->next_idle < b->n)
 		sub_connect(b, &b->subs[b->next_idle++]);
 	phase_check(b);
+}
+
+/* ---------- publishing over WebSocket (--publish-window) ---------- */
+
+static void ws_pub_send(struct sse_sub *s)
+{
+	struct bench_sse *b = s->b;
+	uint64_t id = b->sent++;
+	char head[300];
+	int hn = snprintf(head, sizeof(head), "{\"op\":\"publish\",\"id\":%" PRIu64 ",\"topic\":\"%s\",\"payload\":\"", id,
+			  b->topic);
+	size_t n = (size_t)hn + b->size + 2;
+	uint8_t h[14];
+	size_t hl;
+	h[0] = 0x81;
+	if (n < 126) {
+		h[1] = (uint8_t)(0x80 | n);
+		hl = 2;
+	} else if (n <= 0xffff) {
+		h[1] = 0x80 | 126;
+		h[2] = (uint8_t)(n >> 8);
+		h[3] = (uint8_t)n;
+		hl = 4;
+	} else {
+		h[1] = 0x80 | 127;
+		for (int i = 0; i < 8; i++)
+			h[2 + i] = (uint8_t)((uint64_t)n >> (56 - 8 * i));
+		hl = 10;
+	}
+	memset(h + hl, 0, 4); /* a zero mask key: the payload goes as it is */
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	b->sent_ns[id] = now_ns();
+	evbuffer_add(out, h, hl + 4);
+	evbuffer_add(out, head, (size_t)hn);
+	evbuffer_add(out, b->payload, b->size);
+	evbuffer_add(out, "\"}", 2);
+}
+
+static void ws_publish_all(struct bench_sse *b)
+{
+	b->t_pub0 = now_ns();
+	for (uint32_t w = 0; w < b->pub_window; w++)
+		for (uint32_t i = 0; i < b->n && b->sent < b->target; i++)
+			if (b->subs[i].state == SS_STREAMING)
+				ws_pub_send(&b->subs[i]);
+	run_for_ms(b, 600000);
+	b->t_pub1 = b->t_end ? b->t_end : now_ns();
+}
+
+static void ws_pub_report(const struct bench_sse *b)
+{
+	double s = b->t_pub1 > b->t_pub0 ? (double)(b->t_pub1 - b->t_pub0) / 1e9 : 0;
+	json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:{s:f,s:f,s:f,s:f}}", "mode", "ws-publish",
+			      "topic", b->topic, "connections", (json_int_t)b->streaming, "window",
+			      (json_int_t)b->pub_window, "size", (json_int_t)b->size, "messages", (json_int_t)b->sent,
+			      "acked", (json_int_t)b->acked, "publish_failed", (json_int_t)b->pub_failed, "seconds", s,
+			      "msgs_per_s", s > 0 ? (double)b->acked / s : 0.0, "latency_ms", "p50", hist_pct_ms(b, 50),
+			      "p99", hist_pct_ms(b, 99), "p99_9", hist_pct_ms(b, 99.9), "max", (double)b->lat_max / 1e6);
+	if (b->g->json) {
+		char *t = json_dumps(o, JSON_COMPACT);
+		if (t)
+			puts(t);
+		free(t);
+	} else {
+		printf("bench ws publish: topic %s, %u connections x %u in flight, %u-byte messages\n", b->topic,
+		       b->streaming, b->pub_window, b->size);
+		printf("  acked:      %" PRIu64 " of %" PRIu64 " in %.3f s: %.0f msg/s, %" PRIu64 " failed\n", b->acked,
+		       b->sent, s, s > 0 ? (double)b->acked / s : 0.0, b->pub_failed);
+		printf("  latency ms: p50 %.3f  p99 %.3f  p99.9 %.3f  max %.3f (publish -> ack)\n", hist_pct_ms(b, 50),
+		       hist_pct_ms(b, 99), hist_pct_ms(b, 99.9), (double)b->lat_max / 1e6);
+	}
+	json_decref(o);
 }
 
 /* ---------- publishing ---------- */
@@ -863,7 +984,8 @@ static int sse_parse(struct bench_sse *b, int argc, char **argv)
 		{"duration", required_argument, 0, 'd'},    {"count", required_argument, 0, 'c'},
 		{"size", required_argument, 0, 's'},        {"topic", required_argument, 0, 't'},
 		{"http", required_argument, 0, 'H'},        {"pid", required_argument, 0, 'P'},
-		{"linger-ms", required_argument, 0, 'L'},   {0, 0, 0, 0}};
+		{"linger-ms", required_argument, 0, 'L'},   {"publish-window", required_argument, 0, 'W'},
+		{0, 0, 0, 0}};
 	int ch;
 	char *end;
 	optind = 1;
@@ -895,11 +1017,15 @@ static int sse_parse(struct bench_sse *b, int argc, char **argv)
 			b->master_pid = (pid_t)v;
 		else if (ch == 'L')
 			b->linger_ms = (uint32_t)v;
+		else if (ch == 'W')
+			b->pub_window = (uint32_t)v;
 	}
 	/* argv[optind] is "sse" or "ws" */
 	if (optind + 1 != argc || (strcmp(argv[optind], "sse") && strcmp(argv[optind], "ws")) || (b->count && b->duration_s > 0) ||
 	    b->n > SSE_SUBSCRIBERS_MAX || b->size < SSE_SIZE_MIN || b->size > SSE_SIZE_MAX)
 		return -1;
+	if (b->pub_window && (!b->ws || !b->count || b->count > 100000000))
+		return -1; /* publishing over WebSocket: `bench ws`, a --count of messages */
 	if (!b->count && !(b->duration_s > 0))
 		b->duration_s = SSE_DURATION_DEFAULT_S;
 	b->target = b->count ? b->count : UINT64_MAX; /* --duration: publish for that long */
@@ -926,6 +1052,11 @@ static int sse_run(struct bench_sse *b)
 	b->subs = calloc(b->n, sizeof(*b->subs));
 	b->dead = calloc(b->n, sizeof(*b->dead));
 	b->payload = malloc(b->size);
+	if (b->pub_window) {
+		memset(b->payload, 'x', b->size);
+		if (!(b->sent_ns = calloc(b->target, sizeof(*b->sent_ns))))
+			return EX_SOFTWARE;
+	}
 	b->reap_ev = event_new(b->base, -1, 0, reap_cb, b);
 	b->pace_ev = event_new(b->base, -1, EV_PERSIST, pace_cb, b);
 	b->drain_ev = evtimer_new(b->base, drain_cb, b);
@@ -939,6 +1070,11 @@ static int sse_run(struct bench_sse *b)
 	if (sse_connect_all(b) != 0) {
 		fprintf(stderr, "sluice bench sse: no stream started on %s\n", b->http);
 		return EX_UNAVAILABLE;
+	}
+	if (b->pub_window) {
+		ws_publish_all(b);
+		ws_pub_report(b);
+		return b->first_err || b->acked < b->sent ? EX_DATAERR : EX_OK;
 	}
 	sse_publish_all(b);
 	sse_report(b);
@@ -995,6 +1131,7 @@ int bench_sse_main(const struct cli_global *g, int argc, char **argv)
 	free(b->subs);
 	free(b->dead);
 	free(b->payload);
+	free(b->sent_ns);
 	free(b);
 	return rc;
 }

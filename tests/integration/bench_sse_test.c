@@ -112,6 +112,28 @@ Test(bench_sse, websocket_subscribers_get_every_message_once)
 	json_decref(j);
 }
 
+Test(bench_sse, websocket_publishers_get_every_ack)
+{
+	char http[64];
+	struct itest_run r;
+	json_error_t e;
+
+	snprintf(http, sizeof(http), "127.0.0.1:%u", node.http_port);
+	const char *argv[] = {SLUICE_BIN, "--json", "bench", "ws", "--subscribers", "4", "--publish-window", "8",
+			      "--count", "1000", "--http", http, NULL};
+	cr_assert_eq(itest_run(argv, node.addr, NULL, NULL, 0, BENCH_TIMEOUT_MS, &r), 0, "spawn");
+	cr_assert_eq(r.status, 0, "sluice bench ws exited %d\nstdout: %.2000s\nstderr: %.2000s", r.status, r.out, r.err);
+	json_t *j = json_loads(r.out, 0, &e);
+	cr_assert_not_null(j, "bad JSON (%s): %.500s", e.text, r.out);
+	itest_run_free(&r);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "mode")), "ws-publish");
+	cr_assert_eq(jint(j, "connections"), 4);
+	cr_assert_eq(jint(j, "messages"), 1000);
+	cr_assert_eq(jint(j, "acked"), 1000);
+	cr_assert_eq(jint(j, "publish_failed"), 0);
+	json_decref(j);
+}
+
 Test(bench_sse, bad_options_are_usage_errors)
 {
 	struct itest_run r;
