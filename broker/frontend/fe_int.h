@@ -164,6 +164,7 @@ struct fe {
 	struct fe_conn *stall_conn;
 	Sluice__Frame *stall_frame;
 
+	uint64_t run_pass;               /* delivery passes (fe_run_cb) so far: what one pass read stays valid in it */
 	uint64_t commit_seq_seen;
 	uint32_t logwriter_gen_seen;
 	uint64_t epoch_seen;            /* shm cluster epoch last acted on */

@@ -430,6 +430,7 @@ void fe_run_cb(int fd, short what, void *arg)
 	struct fe_sub_list batch;
 	struct fe_sub *s;
 
+	fe->run_pass++;
 	/* subs rescheduled during this pass run on the next turn */
 	TAILQ_INIT(&batch);
 	TAILQ_CONCAT(&batch, &fe->runq, runq);

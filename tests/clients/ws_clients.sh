@@ -23,7 +23,7 @@ free_port() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0));
 max=262144
 native=$(free_port); http=$(free_port)
 "$sluiced" --data-dir "$dir/data" --listen 127.0.0.1:$native --http 127.0.0.1:$http --frontends 2 \
-    --ws-message-max $max >"$dir/log" 2>&1 &
+    --ws-message-max $max --ws-origins 'https://app.example, http://localhost:3000' >"$dir/log" 2>&1 &
 pid=$!
 H=http://127.0.0.1:$http
 for _ in $(seq 100); do curl -sf "$H/readyz" >/dev/null 2>&1 && break; sleep 0.1; done

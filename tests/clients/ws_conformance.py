@@ -234,6 +234,30 @@ def _():
     assert head.startswith(b"HTTP/1.1 101 ") and b"Sec-WebSocket-Protocol" not in head, head
 
 
+@case("0.7 an Origin not in ws_origins -> 403")
+def _():
+    s, head = http_request(handshake_lines(extra=["Origin: https://evil.example"])[0])
+    s.close()
+    assert head.startswith(b"HTTP/1.1 403 "), head
+
+
+@case("0.8 an Origin in ws_origins -> 101")
+def _():
+    s, head = http_request(handshake_lines(extra=["Origin: https://app.example"])[0])
+    s.close()
+    assert head.startswith(b"HTTP/1.1 101 "), head
+
+
+@case("0.9 graphql-transport-ws is served on /v1/graphql, not on /v1/ws")
+def _():
+    s, head = http_request(handshake_lines(path="/v1/graphql", proto="graphql-transport-ws")[0])
+    s.close()
+    assert head.startswith(b"HTTP/1.1 101 ") and b"Sec-WebSocket-Protocol: graphql-transport-ws" in head, head
+    s, head = http_request(handshake_lines(proto="graphql-transport-ws")[0])
+    s.close()
+    assert head.startswith(b"HTTP/1.1 400 "), head
+
+
 # ---------- 1: framing ----------
 
 for size in (0, 125, 126, 127, 65535, 65536, 200000):

@@ -320,18 +320,65 @@ static void json_message(struct ws_session *s, enum ws_msg_type type, const uint
 	}
 }
 
-/* A pushed message, rendered like the HTTP API's JSON messages. */
-static void json_push(struct ws_session *s, uint64_t sub, const Sluice__Message *m)
-{
-	json_t *o = http_message_json(m);
+/* Rendered pushes, shared by every subscriber that gets the same message in
+ * one delivery pass (fe->run_pass): a commit fanned out to N WebSocket
+ * subscribers is rendered to JSON once, not N times. Keyed by topic id,
+ * partition and offset (a stored message never changes; a topic deleted and
+ * made again has a new id); an entry of an earlier pass is stale. */
+#define PUSH_CACHE 4096
 
-	if (!o) {
+struct push_ent {
+	uint64_t pass;
+	uint32_t topic_id, partition;
+	uint64_t offset;
+	char *json;                    /* {"topic":...}: the message without op and sub */
+	size_t len;
+};
+
+static struct push_ent push_cache[PUSH_CACHE];
+
+static const struct push_ent *push_render(struct fe *fe, uint32_t topic_id, const Sluice__Message *m)
+{
+	size_t h = (size_t)((m->offset * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)topic_id << 20) ^ m->partition) % PUSH_CACHE;
+	struct push_ent *e = &push_cache[h];
+	json_t *o;
+
+	if (e->json && e->pass == fe->run_pass && e->topic_id == topic_id && e->partition == m->partition &&
+	    e->offset == m->offset)
+		return e;
+	free(e->json);
+	e->json = NULL;
+	if (!(o = http_message_json(m)))
+		return NULL;
+	e->json = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!e->json || e->json[0] != '{')
+		return NULL;
+	e->len = strlen(e->json);
+	e->pass = fe->run_pass;
+	e->topic_id = topic_id;
+	e->partition = m->partition;
+	e->offset = m->offset;
+	return e;
+}
+
+/* A pushed message: {"op":"message","sub":N, then the fields of the HTTP
+ * API's JSON messages (http_message_json). */
+static void json_push(struct ws_session *s, uint64_t sub, uint32_t topic_id, const Sluice__Message *m)
+{
+	const struct push_ent *e = push_render(ws_conn(s)->fe, topic_id, m);
+	struct evbuffer *b = evbuffer_new();
+
+	if (!e || !b) {
+		if (b)
+			evbuffer_free(b);
 		ws_close(s, WS_CLOSE_INTERNAL, "out of memory");
 		return;
 	}
-	json_object_set_new(o, "op", json_string("message"));
-	json_object_set_new(o, "sub", json_integer((json_int_t)sub));
-	send_json(s, o);
+	evbuffer_add_printf(b, "{\"op\":\"message\",\"sub\":%llu%s", (unsigned long long)sub, e->len > 2 ? "," : "");
+	evbuffer_add(b, e->json + 1, e->len - 1);
+	ws_send_buf(s, WS_TEXT, b);
+	evbuffer_free(b);
 }
 
 static void on_subscribed(struct jsess *js, struct jreq *q, const Sluice__Subscribed *sd)
@@ -366,8 +413,9 @@ static void json_frame(struct ws_session *s, const Sluice__Frame *f)
 
 	if (f->body_case == SLUICE__FRAME__BODY_DELIVERY) {
 		const Sluice__Delivery *d = f->delivery;
-		for (size_t i = 0; i < d->n_messages; i++)
-			json_push(s, d->subscription_id, d->messages[i]);
+		const struct fe_sub *sub = d->n_messages ? fe_sub_find(ws_conn(s), d->subscription_id) : NULL;
+		for (size_t i = 0; sub && i < d->n_messages; i++)
+			json_push(s, d->subscription_id, sub->topic_id, d->messages[i]);
 		if (d->end_error) {
 			json_t *j = json_pack("{s:s,s:I,s:s,s:s}", "op", "error", "sub", (json_int_t)d->subscription_id,
 			                      "code", code_name(d->end_error), "message", d->end_message ? d->end_message : "");
