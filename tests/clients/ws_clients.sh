@@ -23,7 +23,7 @@ free_port() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0));
 max=262144
 native=$(free_port); http=$(free_port)
 "$sluiced" --data-dir "$dir/data" --listen 127.0.0.1:$native --http 127.0.0.1:$http --frontends 2 \
-    --ws-message-max $max --ws-origins 'https://app.example, http://localhost:3000' >"$dir/log" 2>&1 &
+    --ws-message-max $max --ws-ping-interval-ms 1000 --ws-origins 'https://app.example, http://localhost:3000' >"$dir/log" 2>&1 &
 pid=$!
 H=http://127.0.0.1:$http
 for _ in $(seq 100); do curl -sf "$H/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
@@ -32,7 +32,7 @@ for t in conf py; do
     [ "$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/json' \
         -d '{"partitions":1}' "$H/v1/topics/$t")" = 201 ] || fail "create topic $t"
 done
-timeout 300 $py "$here/ws_conformance.py" 127.0.0.1 "$http" conf "$max" || fail "ws_conformance.py"
+timeout 300 $py "$here/ws_conformance.py" 127.0.0.1 "$http" conf "$max" 1000 || fail "ws_conformance.py"
 timeout 120 $py "$here/ws_python.py" 127.0.0.1 "$http" py || fail "ws_python.py"
 kill -0 "$pid" || fail "sluiced died"
 echo "ws_clients: ok"

@@ -8,8 +8,9 @@ The server has no echo, so data cases go through the sluice.v1.json
 subprotocol: a publish of the payload must be acknowledged and a
 subscription must push the same bytes back.
 
-Usage: ws_conformance.py HOST PORT TOPIC MESSAGE_MAX
-(TOPIC exists with one partition; MESSAGE_MAX is the server's ws_message_max.)
+Usage: ws_conformance.py HOST PORT TOPIC MESSAGE_MAX [PING_MS]
+(TOPIC exists with one partition; MESSAGE_MAX and PING_MS are the server's
+ws_message_max and ws_ping_interval_ms.)
 Every case runs on its own connection and every read is bounded in time.
 """
 import base64
@@ -21,6 +22,7 @@ import struct
 import sys
 
 HOST, PORT, TOPIC, MESSAGE_MAX = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+PING_MS = int(sys.argv[5]) if len(sys.argv) > 5 else 20000
 TIMEOUT = 10
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 failures = []
@@ -514,6 +516,126 @@ def _():
         c.send_frame(0x2, b"\x00\x01")
         e = c.recv_json()
         assert e["op"] == "error" and e["code"] == "MALFORMED", e
+    finally:
+        c.close()
+
+
+# ---------- 11: sluice.v1.proto (native Frames, hand-encoded protobuf) ----------
+
+def pb_varint(v):
+    out = b""
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out += bytes([b | (0x80 if v else 0)])
+        if not v:
+            return out
+
+
+def pb(fields):
+    """fields: [(number, int | bytes | str)]"""
+    out = b""
+    for num, v in fields:
+        if isinstance(v, int):
+            out += pb_varint(num << 3) + pb_varint(v)
+        else:
+            v = v.encode() if isinstance(v, str) else v
+            out += pb_varint(num << 3 | 2) + pb_varint(len(v)) + v
+    return out
+
+
+def pb_parse(b):
+    """{number: [int | bytes]}"""
+    out, i = {}, 0
+    while i < len(b):
+        key, shift = 0, 0
+        while True:
+            c = b[i]; i += 1
+            key |= (c & 0x7F) << shift; shift += 7
+            if not c & 0x80:
+                break
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            v, shift = 0, 0
+            while True:
+                c = b[i]; i += 1
+                v |= (c & 0x7F) << shift; shift += 7
+                if not c & 0x80:
+                    break
+        elif wt == 2:
+            n, shift = 0, 0
+            while True:
+                c = b[i]; i += 1
+                n |= (c & 0x7F) << shift; shift += 7
+                if not c & 0x80:
+                    break
+            v = b[i:i + n]; i += n
+        else:
+            raise AssertionError(f"wire type {wt}")
+        out.setdefault(num, []).append(v)
+    return out
+
+
+def proto_recv(c):
+    op, fin, data = c.recv_frame()
+    while op in (0x9, 0xA):
+        op, fin, data = c.recv_frame()
+    assert op == 0x2 and fin, (op, data)
+    return pb_parse(data)
+
+
+@case("11.1 sluice.v1.proto: Hello, Publish, Subscribe, Delivery as native Frames")
+def _():
+    c = Conn("sluice.v1.proto")
+    try:
+        c.send_frame(0x2, pb([(1, 1), (2, pb([(1, 1), (2, 1), (3, "conformance")]))]))
+        f = proto_recv(c)
+        assert f[1] == [1] and 3 in f, f          # HelloOk
+        c.send_frame(0x2, pb([(1, 2), (20, pb([(1, TOPIC), (6, b"proto \x00\xff bytes")]))]))
+        f = proto_recv(c)
+        assert f[1] == [2] and 21 in f, f         # PublishAck
+        ack = pb_parse(f[21][0])
+        offset = ack.get(2, [0])[0]
+        c.send_frame(0x2, pb([(1, 3), (30, pb([(1, TOPIC), (3, 2), (4, offset), (7, 1)]))]))
+        f = proto_recv(c)
+        assert f[1] == [3] and 31 in f, f         # Subscribed
+        f = proto_recv(c)
+        assert 34 in f, f                         # Delivery (id 0)
+        d = pb_parse(f[34][0])
+        m = pb_parse(d[2][0])
+        assert m[7] == [b"proto \x00\xff bytes"] and m.get(3, [0]) == [offset], m
+    finally:
+        c.close()
+
+
+@case("11.2 sluice.v1.proto: a first frame that is not Hello is refused")
+def _():
+    c = Conn("sluice.v1.proto")
+    try:
+        c.send_frame(0x2, pb([(1, 5), (12, b"")]))   # ListTopics
+        f = proto_recv(c)
+        assert 4 in f and pb_parse(f[4][0])[1] == [12], f   # Error HANDSHAKE_REQUIRED
+    finally:
+        c.close()
+
+
+# ---------- 12: liveness ----------
+
+@case("12.1 a client that answers no ping is closed")
+def _():
+    c = Conn()
+    try:
+        c.s.settimeout(PING_MS / 1000 * 4 + 5)
+        op, _, _ = c.recv_frame()
+        assert op == 0x9, f"expected a ping, got opcode {op}"
+        try:
+            while True:
+                op, _, _ = c.recv_frame()
+                assert op in (0x9, 0x8), op
+                if op == 0x8:
+                    break
+        except Closed:
+            pass
     finally:
         c.close()
 
