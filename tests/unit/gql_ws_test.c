@@ -77,6 +77,16 @@ int ws_send_buf(struct ws_session *s, enum ws_msg_type type, struct evbuffer *bu
 	return -1;
 }
 
+void ws_send_json(struct ws_session *s, json_t *j)
+{
+	char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	json_decref(j);
+	cr_assert_not_null(txt);
+	ws_send(s, WS_TEXT, txt, strlen(txt));
+	free(txt);
+}
+
 void ws_close(struct ws_session *s, uint16_t code, const char *reason)
 {
 	cr_assert(strlen(reason) <= 123);

@@ -62,19 +62,6 @@ struct gws {
 
 /* ---------- sending ---------- */
 
-static void send_json(struct ws_session *s, json_t *j)
-{
-	char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
-
-	json_decref(j);
-	if (!txt) {
-		ws_close(s, WS_CLOSE_INTERNAL, "out of memory");
-		return;
-	}
-	ws_send(s, WS_TEXT, txt, strlen(txt));
-	free(txt);
-}
-
 static void send_typed(struct ws_session *s, const char *type, const char *id, json_t *payload)
 {
 	json_t *m = json_pack("{s:s}", "type", type);
@@ -84,7 +71,7 @@ static void send_typed(struct ws_session *s, const char *type, const char *id, j
 	if (m && payload)
 		json_object_set(m, "payload", payload);
 	json_decref(payload);
-	send_json(s, m);
+	ws_send_json(s, m);
 }
 
 static void send_error(struct ws_session *s, const char *id, const char *msg, const char *code)

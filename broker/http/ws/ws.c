@@ -36,6 +36,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <wslay/wslay.h>
@@ -151,6 +152,19 @@ int ws_send(struct ws_session *s, enum ws_msg_type type, const void *p, size_t n
 	if (evbuffer_add(out, h, frame_header(h, type, n)) != 0 || evbuffer_add(out, p, n) != 0)
 		return SL_ENOMEM;
 	return SL_OK;
+}
+
+void ws_send_json(struct ws_session *s, json_t *j)
+{
+	char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	json_decref(j);
+	if (!txt) {
+		ws_close(s, WS_CLOSE_INTERNAL, "out of memory");
+		return;
+	}
+	ws_send(s, WS_TEXT, txt, strlen(txt));
+	free(txt);
 }
 
 int ws_send_buf(struct ws_session *s, enum ws_msg_type type, struct evbuffer *buf)

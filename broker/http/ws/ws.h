@@ -65,6 +65,10 @@ const struct ws_subproto *ws_subproto(const struct ws_session *s);
 
 /* Send one message (copied). 0, or an sl_err (session closing). */
 int ws_send(struct ws_session *s, enum ws_msg_type type, const void *p, size_t n);
+/* Send j (taken: freed here) as one text message, compact JSON; NULL or
+ * out of memory closes the session with 1011. */
+struct json_t;
+void ws_send_json(struct ws_session *s, struct json_t *j);
 /* Send one message whose bytes are all of buf (drained from it). */
 int ws_send_buf(struct ws_session *s, enum ws_msg_type type, struct evbuffer *buf);
 /* Start the close handshake with code and reason (the reason at most 123 bytes). */

@@ -123,19 +123,6 @@ struct jsess {
 	uint32_t nreqs;
 };
 
-static void send_json(struct ws_session *s, json_t *j)
-{
-	char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
-
-	json_decref(j);
-	if (!txt) {
-		ws_close(s, WS_CLOSE_INTERNAL, "out of memory");
-		return;
-	}
-	ws_send(s, WS_TEXT, txt, strlen(txt));
-	free(txt);
-}
-
 static const char *code_name(int err)
 {
 	const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&sluice__error_code__descriptor, err);
@@ -147,7 +134,7 @@ static void send_error(struct ws_session *s, const char *key, json_t *id, int er
 {
 	json_t *j = json_pack("{s:s,s:O?,s:s,s:s}", "op", "error", key, id, "code",
 	                      code_name(sl_err_is_wire(err) ? err : SL_EINTERNAL), "message", msg ? msg : "");
-	send_json(s, j);
+	ws_send_json(s, j);
 }
 
 static struct jreq *jreq_find(struct jsess *js, uint64_t id, struct jreq ***link)
@@ -279,7 +266,7 @@ static void json_message(struct ws_session *s, enum ws_msg_type type, const uint
 			f.unsubscribe = &jr.unsubscribe;
 			f.id = ++js->next_id; /* answered only on failure, which cannot happen now */
 			ws_dispatch(s, &f);
-			send_json(s, json_pack("{s:s,s:O?}", "op", "ok", "id", jr.id));
+			ws_send_json(s, json_pack("{s:s,s:O?}", "op", "ok", "id", jr.id));
 		}
 		ws_json_req_free(&jr);
 		return;
@@ -402,7 +389,7 @@ static void on_subscribed(struct jsess *js, struct jreq *q, const Sluice__Subscr
 	}
 	if (sub && q->start.unlimited)
 		sub->credit = UINT64_MAX / 2; /* flow control is the output watermark */
-	send_json(js->s, json_pack("{s:s,s:O?,s:I,s:s,s:o}", "op", "subscribed", "id", q->id, "sub",
+	ws_send_json(js->s, json_pack("{s:s,s:O?,s:I,s:s,s:o}", "op", "subscribed", "id", q->id, "sub",
 	                           (json_int_t)sd->subscription_id, "topic", q->topic, "partitions", parts));
 }
 
@@ -419,7 +406,7 @@ static void json_frame(struct ws_session *s, const Sluice__Frame *f)
 		if (d->end_error) {
 			json_t *j = json_pack("{s:s,s:I,s:s,s:s}", "op", "error", "sub", (json_int_t)d->subscription_id,
 			                      "code", code_name(d->end_error), "message", d->end_message ? d->end_message : "");
-			send_json(s, j);
+			ws_send_json(s, j);
 		}
 		return;
 	}
@@ -442,7 +429,7 @@ static void json_frame(struct ws_session *s, const Sluice__Frame *f)
 		switch (f->body_case) {
 		case SLUICE__FRAME__BODY_PUBLISH_ACK: {
 			const Sluice__PublishAck *a = f->publish_ack;
-			send_json(s, json_pack("{s:s,s:O?,s:s,s:i,s:I,s:I,s:b}", "op", "ack", "id", q->id, "topic", q->topic,
+			ws_send_json(s, json_pack("{s:s,s:O?,s:s,s:i,s:I,s:I,s:b}", "op", "ack", "id", q->id, "topic", q->topic,
 			                       "partition", (int)a->partition, "offset", (json_int_t)a->offset, "timestamp",
 			                       (json_int_t)a->timestamp_ms, "duplicate", a->duplicate));
 			break;
@@ -452,7 +439,7 @@ static void json_frame(struct ws_session *s, const Sluice__Frame *f)
 			break;
 		case SLUICE__FRAME__BODY_OK:
 			if (q->waiting == 0)
-				send_json(s, json_pack("{s:s,s:O?}", "op", "ok", "id", q->id));
+				ws_send_json(s, json_pack("{s:s,s:O?}", "op", "ok", "id", q->id));
 			break;
 		default:
 			break;
