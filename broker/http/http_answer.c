@@ -50,7 +50,7 @@ static char *base64(const uint8_t *p, size_t n)
 static void set_bytes(json_t *o, const char *name, const char *enc_name, const uint8_t *p, size_t n)
 {
 	if (utf8_valid(p, n)) {
-		json_object_set_new(o, name, json_stringn((const char *)p, n));
+		json_object_set_new(o, name, json_stringn(p ? (const char *)p : "", n)); /* empty bytes may have no pointer */
 		return;
 	}
 	char *s = base64(p, n);
@@ -77,7 +77,7 @@ json_t *http_message_json(const Sluice__Message *m)
 	for (size_t i = 0; i < m->n_headers; i++) {
 		const Sluice__Header *hd = m->headers[i];
 		if (utf8_valid(hd->value.data, hd->value.len) && utf8_valid((uint8_t *)hd->key, strlen(hd->key)))
-			json_object_set_new(h, hd->key, json_stringn((const char *)hd->value.data, hd->value.len));
+			json_object_set_new(h, hd->key, json_stringn(hd->value.data ? (const char *)hd->value.data : "", hd->value.len));
 	}
 	json_object_set_new(o, "headers", h);
 	set_bytes(o, "payload", "payload_encoding", m->payload.data, m->payload.len);

@@ -36,6 +36,12 @@ out=$(c -X POST -H 'Content-Type: text/plain' -H 'Sluice-Partition: 0' --data-bi
 echo "$out" | grep -q '"partition":0,"offset":0' || fail "publish: $out"
 out=$(c "$H/v1/topics/orders/messages/0/0")
 [ "$out" = hello ] || fail "read one: $out"
+# an empty header value and an empty payload come back as "" (they have no bytes to point at)
+[ "$(status -X PUT -H 'Content-Type: application/json' -d '{"partitions":1}' "$H/v1/topics/empties")" = 201 ] || fail "create empties"
+printf '{"payload":"","headers":{"z":"","a":"b"}}\n' |
+    c -X POST -H 'Content-Type: application/x-ndjson' --data-binary @- "$H/v1/topics/empties/messages" >/dev/null
+out=$(c "$H/v1/topics/empties/messages?from=earliest&max=1")
+echo "$out" | grep -q '"headers":{"z":"","a":"b"},"payload":""' || fail "empty header value or payload: $out"
 
 out=$(printf '{"payload":"a"}\n{"payload":"b"}\n' | c -X POST -H 'Content-Type: application/x-ndjson' -H 'Sluice-Partition: 0' --data-binary @- "$H/v1/topics/orders/messages")
 echo "$out" | grep -q '"offset":1.*"offset":2' || fail "ndjson: $out"

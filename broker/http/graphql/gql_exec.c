@@ -44,7 +44,7 @@ static json_t *u64s(uint64_t x)
 /* Bytes as a JSON string if they are UTF-8 (jansson checks), else null. */
 static json_t *text_or_null(const uint8_t *p, size_t n)
 {
-	json_t *s = json_stringn((const char *)p, n);
+	json_t *s = json_stringn(p ? (const char *)p : "", n); /* empty bytes may have no pointer */
 
 	return s ? s : json_null();
 }
@@ -206,7 +206,7 @@ static json_t *message_leaf(const struct gql_field *f, const void *src, const vo
 	for (size_t i = 0; i < m->n_headers; i++) {
 		const Sluice__Header *h = m->headers[i];
 		/* Header.value is String!: a value that is not UTF-8 is left out */
-		json_t *pv = json_stringn((const char *)h->value.data, h->value.len), *pk = json_string(h->key);
+		json_t *pv = json_stringn(h->value.data ? (const char *)h->value.data : "", h->value.len), *pk = json_string(h->key);
 		int ok = pv && pk;
 		json_decref(pv);
 		json_decref(pk);
