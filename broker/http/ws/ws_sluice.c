@@ -114,6 +114,7 @@ struct jreq {
 	char topic[256];
 	struct ws_json_start start;    /* subscribe: positions to seek to */
 	int failed;
+	int sending;                   /* json_send is dispatching: answers may come at once, q stays */
 };
 
 struct jsess {
@@ -196,6 +197,7 @@ static int json_send(struct jsess *js, struct ws_json_req *jr, struct jreq *q)
 	Sluice__Frame f = SLUICE__FRAME__INIT;
 
 	q->first = js->next_id + 1;
+	q->last = q->first;
 	switch (jr->op) {
 	case WS_JSON_PUBLISH:
 		f.body_case = SLUICE__FRAME__BODY_PUBLISH;
@@ -212,10 +214,12 @@ static int json_send(struct jsess *js, struct ws_json_req *jr, struct jreq *q)
 			c.commit_offset = &jr->commits[i];
 			c.id = ++js->next_id;
 			q->last = c.id;
+			q->waiting++; /* before: the answer may come inside ws_dispatch */
 			int rc = ws_dispatch(js->s, &c);
-			if (rc != SL_OK)
+			if (rc != SL_OK) {
+				q->waiting--;
 				return rc;
-			q->waiting++;
+			}
 		}
 		return SL_OK;
 	default:
@@ -223,9 +227,10 @@ static int json_send(struct jsess *js, struct ws_json_req *jr, struct jreq *q)
 	}
 	f.id = ++js->next_id;
 	q->last = f.id;
+	q->waiting = 1; /* before: the answer may come inside ws_dispatch */
 	int rc = ws_dispatch(js->s, &f);
-	if (rc == SL_OK)
-		q->waiting = 1;
+	if (rc != SL_OK)
+		q->waiting = 0;
 	return rc;
 }
 
@@ -294,16 +299,18 @@ static void json_message(struct ws_session *s, enum ws_msg_type type, const uint
 	js->nreqs++;
 	if (jr.op == WS_JSON_SUBSCRIBE && !jr.has_credit)
 		jr.subscribe.credit = 1; /* raised to unlimited when Subscribed comes */
+	q->sending = 1;
 	rc = json_send(js, &jr, q);
+	q->sending = 0;
 	ws_json_req_free(&jr);
-	if (rc != SL_OK) {
+	if (rc != SL_OK && !q->failed) {
 		q->failed = 1;
 		send_error(s, "id", q->id, rc, "could not hand the request to the log");
-		if (q->waiting == 0) { /* no answer will come: it is at the head of the list */
-			js->reqs = q->next;
-			js->nreqs--;
-			jreq_free(q);
-		}
+	}
+	if (q->waiting == 0) { /* answered already, or no answer will come */
+		struct jreq **link;
+		if (jreq_find(js, q->first, &link) == q)
+			jreq_done(js, link);
 	}
 }
 
@@ -445,7 +452,7 @@ static void json_frame(struct ws_session *s, const Sluice__Frame *f)
 			break;
 		}
 	}
-	if (q->waiting == 0)
+	if (q->waiting == 0 && !q->sending)
 		jreq_done(js, link);
 }
 
