@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what is missing, build, and run every test:
 #   1. a -Werror build and the whole ctest suite (unit + integration + fault tests)
-#   2. an AddressSanitizer + UndefinedBehaviorSanitizer build and the unit tests
+#   2. an AddressSanitizer + UndefinedBehaviorSanitizer build: the unit tests, and the HTTP, WebSocket
+#      and GraphQL suites with their real clients
 #   3. the libFuzzer targets (native frames, cluster frames, raft entries, storage batches, HTTP requests,
 #      GraphQL documents, WebSocket messages),
 #      for a bounded time
@@ -56,6 +57,19 @@ if [ "$quick" = 0 ]; then
     cmake --build build-asan -j"$jobs"
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         ctest --test-dir build-asan --output-on-failure -L unit --timeout 900
+    # The HTTP, SSE, WebSocket and GraphQL servers under the sanitizers, driven by their real clients.
+    # A frontend that hits an error is restarted by its master and a client may not notice, so the
+    # sanitizers write to files and any file fails the stage.
+    san_logs="$here/build-asan/san-logs"
+    rm -rf "$san_logs" && mkdir -p "$san_logs"
+    ASAN_OPTIONS=detect_leaks=1:log_path=$san_logs/asan UBSAN_OPTIONS=print_stacktrace=1:log_path=$san_logs/ubsan \
+        ctest --test-dir build-asan --output-on-failure --timeout 600 \
+        -R '^(http_test|http_curl_test|gql_http_test|ws_clients_test|ws_python_failover|node_sluice_js_failover|node_graphql_ws|console_browser_test)$'
+    if [ -n "$(ls -A "$san_logs")" ]; then
+        head -60 "$san_logs"/*
+        echo "sanitizers reported errors in the servers (build-asan/san-logs)"
+        exit 1
+    fi
 
     # Every fuzz target; one not built yet is skipped. Each runs from build-fuzz/corpus-NAME
     # (NAME without _fuzz), seeded from tests/fuzz/corpus-NAME when that exists.
