@@ -602,7 +602,7 @@ static int may_parse(const struct fe_conn *c)
 	const struct fe *fe = c->fe;
 	const struct http_conn *h = c->http;
 
-	return !c->dead && !c->closing && !h->sse && !h->broken && !h->held && !fe->stall_frame && !fe->stopping &&
+	return !c->dead && !c->closing && !h->ws && !h->sse && !h->broken && !h->held && !fe->stall_frame && !fe->stopping &&
 	       h->nreqs < fe->cfg->http_pipeline_max;
 }
 

@@ -260,6 +260,24 @@ def _():
     assert head.startswith(b"HTTP/1.1 400 "), head
 
 
+@case("0.10 a frame sent right behind the handshake request is served")
+def _():
+    lines, key = handshake_lines()
+    msg = json.dumps({"op": "publish", "id": "early", "topic": TOPIC, "payload": "early"}).encode()
+    mask = os.urandom(4)
+    frame = bytes([0x81, 0x80 | len(msg)]) + mask + bytes(c ^ mask[i % 4] for i, c in enumerate(msg))
+    s, head = http_request(lines, frame)
+    try:
+        head, _, rest = head.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101 "), head
+        c = Conn.__new__(Conn)
+        c.s, c.buf = s, rest
+        ack = c.recv_json()
+        assert ack["op"] == "ack" and ack["id"] == "early", ack
+    finally:
+        s.close()
+
+
 # ---------- 1: framing ----------
 
 for size in (0, 125, 126, 127, 65535, 65536, 200000):
