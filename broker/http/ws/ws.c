@@ -64,7 +64,65 @@ struct ws_session {
 	int ping_out;       /* a ping went out and nothing came back since */
 	int opened;         /* sp->open succeeded: sp->close runs at the end */
 	int finished;       /* fe_conn_finish called */
+	/* messages wslay handed over while the frontend could take no request
+	 * (pub ring full, inflight_max, output above the pause mark), in order;
+	 * no more socket input is read meanwhile, so they are at most what
+	 * wslay had buffered */
+	struct held {
+		struct held *next;
+		enum ws_msg_type type;
+		size_t len;
+		uint8_t p[];
+	} *held, **held_tail;
+	struct event *retry_ev;  /* tries the held messages again */
 };
+
+static int blocked(const struct ws_session *s)
+{
+	const struct fe_conn *c = s->c;
+
+	return c->fe->stall_frame || c->out_paused || c->npending >= c->fe->cfg->inflight_max;
+}
+
+/* Hand held messages to the subprotocol while the frontend takes them. */
+static void held_run(struct ws_session *s)
+{
+	struct held *h;
+
+	while ((h = s->held) && !s->c->dead && !s->finished && !blocked(s)) {
+		s->held = h->next;
+		if (!s->held)
+			s->held_tail = &s->held;
+		s->sp->message(s, h->type, h->p, h->len);
+		free(h);
+	}
+	if (s->held && !s->c->dead && !s->finished) {
+		struct timeval ms = {0, 1000};
+		evtimer_add(s->retry_ev, &ms);
+	}
+}
+
+/* One complete message: to the subprotocol now, or held behind the others. */
+static void deliver(struct ws_session *s, enum ws_msg_type type, const uint8_t *p, size_t n)
+{
+	struct held *h;
+
+	if (!s->held && !blocked(s)) {
+		s->sp->message(s, type, p, n);
+		return;
+	}
+	if (!(h = malloc(sizeof(*h) + n))) {
+		ws_close(s, WS_CLOSE_INTERNAL, "out of memory");
+		return;
+	}
+	h->next = NULL;
+	h->type = type;
+	h->len = n;
+	memcpy(h->p, p, n);
+	*s->held_tail = h;
+	s->held_tail = &h->next;
+	held_run(s);
+}
 
 /* The subprotocols, by path; the first of a path is its default. */
 static const struct ws_subproto *const subprotos[] = {
@@ -247,6 +305,10 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
 	int n;
 
 	(void)flags;
+	if (s->held || blocked(s)) {
+		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK); /* the frontend takes no request now */
+		return -1;
+	}
 	n = evbuffer_remove(bufferevent_get_input(s->c->bev), buf, len);
 	if (n <= 0) {
 		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
@@ -282,10 +344,10 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
 			ws_close(s, WS_CLOSE_INVALID_DATA, "text message is not valid UTF-8");
 			return;
 		}
-		s->sp->message(s, WS_TEXT, m->msg, m->msg_length);
+		deliver(s, WS_TEXT, m->msg, m->msg_length);
 		return;
 	case WSLAY_BINARY_FRAME:
-		s->sp->message(s, WS_BINARY, m->msg, m->msg_length);
+		deliver(s, WS_BINARY, m->msg, m->msg_length);
 		return;
 	case WSLAY_CONNECTION_CLOSE:
 		/* wslay queued an echo of this close; a 1-byte payload or a reason
@@ -317,7 +379,8 @@ void ws_on_input(struct ws_session *s)
 		evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
 		return;
 	}
-	while (!c->dead && !s->finished && !c->out_paused && wslay_event_want_read(s->ctx) &&
+	held_run(s);
+	while (!c->dead && !s->finished && !s->held && !blocked(s) && wslay_event_want_read(s->ctx) &&
 	       evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
 		int r = wslay_event_recv(s->ctx);
 		if (r != 0) {
@@ -384,10 +447,28 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ws_session *s = arg;
+
+	(void)fd;
+	(void)what;
+	if (s->c->dead || s->finished)
+		return;
+	ws_on_input(s); /* the held messages first, then what the socket brought */
+}
+
 void ws_free(struct ws_session *s)
 {
 	if (!s)
 		return;
+	while (s->held) {
+		struct held *h = s->held;
+		s->held = h->next;
+		free(h);
+	}
+	if (s->retry_ev)
+		event_free(s->retry_ev);
 	if (s->opened && s->sp->close)
 		s->sp->close(s);
 	if (s->timer)
@@ -538,13 +619,15 @@ void ws_on_upgrade(struct http_req *r)
 	EVP_EncodeBlock((unsigned char *)accept, digest, SHA_DIGEST_LENGTH);
 
 	if (!(s = calloc(1, sizeof(*s))) || wslay_event_context_server_init(&s->ctx, &callbacks, s) != 0 ||
-	    !(s->timer = event_new(c->fe->base, -1, EV_PERSIST, timer_cb, s))) {
+	    !(s->timer = event_new(c->fe->base, -1, EV_PERSIST, timer_cb, s)) ||
+	    !(s->retry_ev = evtimer_new(c->fe->base, retry_cb, s))) {
 		ws_free(s);
 		http_problem(r, 503, SL_ENOMEM, "out of memory");
 		return;
 	}
 	s->c = c;
 	s->sp = sp;
+	s->held_tail = &s->held;
 	s->last_rx_ms = now_ms();
 	wslay_event_config_set_max_recv_msg_length(s->ctx, cfg->ws_message_max);
 
