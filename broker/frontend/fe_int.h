@@ -22,6 +22,8 @@ struct event_base;
 struct event;
 struct bufferevent;
 struct evconnlistener;
+struct evbuffer;
+struct fe_fanout;
 struct fe;
 
 /* Output watermarks: deliveries pause above HIGH and resume below LOW; a
@@ -66,6 +68,50 @@ struct fe_sub {
 	struct fe_subpart *parts;
 	uint64_t credit;
 	int queued;
+};
+
+/* Messages read from one partition, as protobuf structs pointing into the
+ * LMDB pages of the read txn (valid until it ends); only header keys are
+ * copied. Built by fe_msgs_read (fe_read.c). */
+struct fe_msgs {
+	const char *topic;
+	uint32_t partition;
+	size_t n, msgs_max, bytes, bytes_max;
+	uint64_t data_bytes; /* key + headers + payload of the messages taken (metrics) */
+	Sluice__Message *msgs;
+	Sluice__Message **ptrs;
+	void **blocks; /* per message: its header array, or NULL */
+	int stopped, err;
+	uint64_t stop_at, next;
+};
+
+/* Reference-counted bytes: one rendering shared by many output buffers
+ * (evbuffer_add_reference; the last buffer to let go frees it). */
+struct fe_share {
+	uint32_t refs;
+	size_t len;
+	uint8_t data[];
+};
+
+/* One read of (topic, partition) from `from` below `end`, at most
+ * msgs_max messages, shared by every subscription of one delivery pass that
+ * reads the same thing, with its renderings made on first use. */
+struct fe_fanout_key {
+	uint32_t topic_id, partition;
+	uint64_t from, end;
+	size_t msgs_max;
+};
+
+struct fe_fanout_entry {
+	struct fe_fanout_key key; /* key.end: the committed end it was read below */
+	int used;
+	char topic[256];          /* the messages' topic name (m.topic points here) */
+	int rc;                   /* of the read: SL_OK, else an sl_err */
+	uint64_t next;            /* where the next read starts */
+	struct fe_msgs m;
+	struct fe_share *native;  /* Delivery.messages as encoded field bytes (fe_fanout_native) */
+	struct fe_share *sse[2];  /* SSE events, raw and json (http_sse.c) */
+	size_t *sse_at[2];        /* per message k: [2k] its id line, [2k+1] its event line; [2n] = len */
 };
 
 struct fe_fetch {
@@ -120,6 +166,7 @@ struct fe_conn {
 	struct fe_pending_list pending;
 	uint32_t npending;     /* requests awaiting the log; reading pauses at cfg inflight_max */
 	uint32_t nparked;      /* fetches parked in fe->parked (at most cfg inflight_max) */
+	int deliver_shared;    /* native TCP: Deliveries are written from the pass's shared encoding (fe_fanout.c) */
 	/* After a publish of producer P in sequence space S (topic and
 	 * partition space, as dedup numbers them) was answered UNAVAILABLE,
 	 * P's later publishes in S on this connection are refused (FENCED)
@@ -151,6 +198,7 @@ struct fe {
 	struct fe_sub_list runq;
 	struct fe_fetch_list parked;
 	struct fe_subpart_list *waiters; /* per commit-table slot (cfg partitions_max) */
+	struct fe_fanout *fanout;        /* reads shared by one delivery pass (fe_fanout.c) */
 	uint32_t nwaiters;               /* waiting subscription partitions, all slots */
 
 	/* pending ring requests: cookie -> entry */
@@ -221,6 +269,39 @@ void fe_on_list_topics(struct fe_conn *c, uint64_t id);
 void fe_on_describe_topic(struct fe_conn *c, uint64_t id, const Sluice__DescribeTopic *m);
 void fe_on_describe_group(struct fe_conn *c, uint64_t id, const Sluice__DescribeGroup *m);
 void fe_on_node_status(struct fe_conn *c, uint64_t id);
+
+/* fe_read.c: read [from, limit) of partition m->partition into m (after
+ * fe_msgs_init); *next is where the next read starts. */
+int fe_msgs_init(struct fe_msgs *m, const char *topic, uint32_t partition, size_t msgs_max, size_t bytes_max);
+int fe_msgs_read(struct store_txn *t, const struct store_topic *tp, struct fe_msgs *m, uint64_t from, uint64_t limit,
+                 uint64_t *next);
+void fe_msgs_free(struct fe_msgs *m);
+
+/* fe_fanout.c: the read-once, render-once cache of one delivery pass. */
+void fe_fanout_teardown(struct fe *fe);
+/* The entry for key: *hit = 1 if this pass read it already; else a cleared
+ * entry (an older one in its place is dropped) for the caller to fill. NULL
+ * only if out of memory. Valid until the next fe_fanout_get or flush. */
+struct fe_fanout_entry *fe_fanout_get(struct fe *fe, const struct fe_fanout_key *key, int *hit);
+/* Drop every entry (the pass ended, or its read txn is replaced): the
+ * renderings live on in the output buffers that reference them. */
+void fe_fanout_flush(struct fe *fe);
+/* Write Frame{Delivery{subscription_id, e's messages}} to native connection c:
+ * a small header of its own and a reference to e's shared encoding. */
+void fe_fanout_native(struct fe_conn *c, uint64_t subscription_id, struct fe_fanout_entry *e);
+/* A share of cap bytes (len 0, one reference: the caller's); NULL if out of memory. */
+struct fe_share *fe_share_new(size_t cap);
+void fe_share_unref(struct fe_share *sh);
+/* Append [off, off+len) of sh to out by reference (sh gains a reference
+ * that out drops when it has sent those bytes). SL_OK or SL_ENOMEM. */
+int fe_share_add(struct evbuffer *out, struct fe_share *sh, size_t off, size_t len);
+/* The read txn of the current delivery pass, begun on first use (*began = 1:
+ * just now, so it sees every commit published before this call). */
+int fe_pass_txn(struct fe *fe, struct store_txn **t, int *began);
+/* A fresh entry was filled: count the bytes read under the pass's txn. */
+void fe_fanout_read_done(struct fe *fe, const struct fe_fanout_entry *e);
+/* End the pass's read txn and its shared reads. */
+void fe_pass_end(struct fe *fe);
 
 /* fe_admin.c: cluster. A node is in a cluster when its config names peers or
  * its logwriter says it runs raft (shm cluster.enabled). */

@@ -5,9 +5,12 @@
  * one callback (a read txn held across loop turns would pin LMDB pages), and
  * only up to the committed end published in the shm commit table.
  *
- * Messages are packed once, straight into the connection's output buffer:
- * the protobuf structs point at the LMDB pages (valid until the txn ends)
- * and only header keys are copied (protobuf strings need a NUL).
+ * Messages are read into protobuf structs that point at the LMDB pages
+ * (valid until the txn ends); only header keys are copied (protobuf
+ * strings need a NUL). A fetch packs them straight into the connection's
+ * output buffer. Subscriptions share one read txn per delivery pass, and
+ * one read and one rendering per position with every subscription at the
+ * same position (fe_fanout.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +22,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "fe_http.h"
 #include "fe_int.h"
 #include "fe_pages.h"
 #include "log.h"
@@ -73,19 +77,7 @@ static void read_fail(struct fe_conn *c, uint64_t id, int rc, const char *what)
 
 /* ---------- message batches (Delivery, FetchResult) ---------- */
 
-struct fe_msgs {
-	const char *topic;
-	uint32_t partition;
-	size_t n, msgs_max, bytes, bytes_max;
-	uint64_t data_bytes; /* key + headers + payload of the messages taken (metrics) */
-	Sluice__Message *msgs;
-	Sluice__Message **ptrs;
-	void **blocks; /* per message: its header array, or NULL */
-	int stopped, err;
-	uint64_t stop_at, next;
-};
-
-static int msgs_init(struct fe_msgs *m, const char *topic, uint32_t partition, size_t msgs_max, size_t bytes_max)
+int fe_msgs_init(struct fe_msgs *m, const char *topic, uint32_t partition, size_t msgs_max, size_t bytes_max)
 {
 	memset(m, 0, sizeof(*m));
 	m->topic = topic;
@@ -100,7 +92,7 @@ static int msgs_init(struct fe_msgs *m, const char *topic, uint32_t partition, s
 	return SL_OK;
 }
 
-static void msgs_free(struct fe_msgs *m)
+void fe_msgs_free(struct fe_msgs *m)
 {
 	size_t i;
 
@@ -186,9 +178,8 @@ static int msgs_add_cb(void *arg, const struct store_record *r)
 	return m->n >= m->msgs_max;
 }
 
-/* Read [from, limit) into m; *next is where the next read starts. */
-static int msgs_read(struct store_txn *t, const struct store_topic *tp, struct fe_msgs *m, uint64_t from,
-                     uint64_t limit, uint64_t *next)
+int fe_msgs_read(struct store_txn *t, const struct store_topic *tp, struct fe_msgs *m, uint64_t from, uint64_t limit,
+                 uint64_t *next)
 {
 	uint64_t next_out = from;
 	int rc = store_read(t, tp->topic_id, m->partition, from, limit, m->msgs_max, m->bytes_max, msgs_add_cb, m,
@@ -292,46 +283,84 @@ static size_t delivery_bytes_max(const struct fe *fe)
 	return cap < FE_DELIVERY_BYTES_MAX ? cap : FE_DELIVERY_BYTES_MAX;
 }
 
+/* Send e's messages as one Delivery of s: native TCP connections and SSE
+ * streams by reference to e's shared renderings, any other connection kind
+ * (WebSocket, GraphQL: they read Delivery.messages) through fe_send. */
+static void sub_send(struct fe_sub *s, struct fe_fanout_entry *e)
+{
+	struct fe_conn *c = s->conn;
+	Sluice__Delivery d = SLUICE__DELIVERY__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+
+	if (c->deliver_shared && !c->http) {
+		fe_fanout_native(c, s->id, e);
+		return;
+	}
+	if (c->http && fe_http_sse_deliver(c, e))
+		return;
+	d.subscription_id = s->id;
+	d.n_messages = e->m.n;
+	d.messages = e->m.ptrs;
+	f.body_case = SLUICE__FRAME__BODY_DELIVERY;
+	f.delivery = &d;
+	fe_send(c, &f);
+}
+
+/* The pass's read of sp from its next offset below end: shared with every
+ * subscription of this pass at the same position (fe_fanout.c). */
+static struct fe_fanout_entry *sub_read(struct fe_sub *s, struct store_txn *t, const struct store_topic *tp,
+                                        struct fe_subpart *sp, uint64_t end)
+{
+	struct fe *fe = s->conn->fe;
+	size_t maxm = s->credit < FE_DELIVERY_MSGS_MAX ? (size_t)s->credit : FE_DELIVERY_MSGS_MAX;
+	struct fe_fanout_key key = {s->topic_id, sp->partition, sp->next, end, maxm};
+	struct fe_fanout_entry *e;
+	int hit;
+
+	if (!(e = fe_fanout_get(fe, &key, &hit)) || hit)
+		return e;
+	memcpy(e->topic, s->topic, sizeof(e->topic));
+	e->next = sp->next;
+	e->rc = fe_msgs_init(&e->m, e->topic, sp->partition, maxm, delivery_bytes_max(fe));
+	if (e->rc == SL_OK)
+		e->rc = fe_msgs_read(t, tp, &e->m, sp->next, end, &e->next);
+	fe_fanout_read_done(fe, e);
+	return e;
+}
+
 /* One Delivery from one partition. Returns an sl_err; *bytes grows. */
 static int sub_deliver_part(struct fe_sub *s, struct store_txn *t, const struct store_topic *tp, struct fe_subpart *sp,
                             uint64_t end, size_t *bytes, int quiet)
 {
 	struct fe *fe = s->conn->fe;
-	size_t maxm = s->credit < FE_DELIVERY_MSGS_MAX ? (size_t)s->credit : FE_DELIVERY_MSGS_MAX;
-	struct fe_msgs m;
-	uint64_t next = sp->next;
+	struct fe_fanout_entry *e = sub_read(s, t, tp, sp, end);
+	uint64_t next;
+	size_t n;
 	int rc;
 
-	rc = msgs_init(&m, s->topic, sp->partition, maxm, delivery_bytes_max(fe));
-	if (rc == SL_OK)
-		rc = msgs_read(t, tp, &m, sp->next, end, &next);
-	if (rc == SL_OK && m.n > 0) {
-		Sluice__Delivery d = SLUICE__DELIVERY__INIT;
-		Sluice__Frame f = SLUICE__FRAME__INIT;
-		d.subscription_id = s->id;
-		d.n_messages = m.n;
-		d.messages = m.ptrs;
-		f.body_case = SLUICE__FRAME__BODY_DELIVERY;
-		f.delivery = &d;
-		fe_send(s->conn, &f);
-		fe_metrics_delivered(fe, tp, sp->partition, m.n, m.data_bytes);
-		s->credit -= m.n;
+	if (!e)
+		return SL_ENOMEM;
+	if ((rc = e->rc) != SL_OK)
+		return rc;
+	next = e->next;
+	n = e->m.n;
+	if (n > 0) {
+		sub_send(s, e);
+		fe_metrics_delivered(fe, tp, sp->partition, n, e->m.data_bytes);
+		s->credit -= n;
 	}
-	if (rc == SL_OK) {
-		/* an empty read past retention still moves us to the first stored offset */
-		if (next > end)
-			next = end;
-		if (next == sp->next && m.n == 0) {
-			/* nothing readable below the committed end: do not spin; the next commit retries */
-			if (!quiet)
-				log_warn("topic %s partition %u: no records readable at offset %llu (end %llu)", s->topic,
-				         sp->partition, (unsigned long long)next, (unsigned long long)end);
-			rc = SL_EAGAIN;
-		}
-		sp->next = next;
-		*bytes += m.bytes + 1;
+	/* an empty read past retention still moves us to the first stored offset */
+	if (next > end)
+		next = end;
+	if (next == sp->next && n == 0) {
+		/* nothing readable below the committed end: do not spin; the next commit retries */
+		if (!quiet)
+			log_warn("topic %s partition %u: no records readable at offset %llu (end %llu)", s->topic,
+			         sp->partition, (unsigned long long)next, (unsigned long long)end);
+		rc = SL_EAGAIN;
 	}
-	msgs_free(&m);
+	sp->next = next;
+	*bytes += e->m.bytes + 1;
 	return rc;
 }
 
@@ -386,27 +415,23 @@ static void sub_run(struct fe *fe, struct fe_sub *s)
 	while (rc == SL_OK && s->credit > 0 && evbuffer_get_length(out) < fe->cfg->output_high_bytes &&
 	       work < FE_SUB_TURN_BYTES_MAX && !s->conn->dead) {
 		uint64_t end = 0;
-		int i = sub_next_part(fe, s, &tp, &end, &gone);
+		int fresh, i = sub_next_part(fe, s, &tp, &end, &gone);
 		if (i < 0)
 			break;
-		/* a read transaction only once there is something to read */
-		int fresh = !t;
-		if (!t && (rc = store_txn_begin(fe->store, 0, &t)) != SL_OK)
+		/* the pass's read transaction, begun once there is something to read */
+		if ((rc = fe_pass_txn(fe, &t, &fresh)) != SL_OK)
 			break;
 		subpart_unwait(fe, s, &s->parts[i]);
 		rc = sub_deliver_part(s, t, &tp, &s->parts[i], end, &work, !fresh);
 		if (rc == SL_EAGAIN && !fresh) {
 			/* this end was read after the transaction began: a commit in
 			 * between is past its snapshot, and a new one sees it */
-			store_txn_abort(t);
-			t = NULL;
-			if ((rc = store_txn_begin(fe->store, 0, &t)) != SL_OK)
+			fe_pass_end(fe);
+			if ((rc = fe_pass_txn(fe, &t, &fresh)) != SL_OK)
 				break;
 			rc = sub_deliver_part(s, t, &tp, &s->parts[i], end, &work, 0);
 		}
 	}
-	if (t)
-		store_txn_abort(t);
 	if (rc == SL_EAGAIN) {
 		sub_wait_idle(fe, s, 1); /* stuck partition: wait for the next commit */
 		return;
@@ -424,6 +449,8 @@ static void sub_run(struct fe *fe, struct fe_sub *s)
 	sub_wait_idle(fe, s, s->credit == 0);
 }
 
+/* One delivery pass: every subscription queued when it starts, under one
+ * read txn whose reads and renderings they share (fe_fanout.c). */
 void fe_run_cb(int fd, short what, void *arg)
 {
 	struct fe *fe = arg;
@@ -440,6 +467,7 @@ void fe_run_cb(int fd, short what, void *arg)
 		if (!s->conn->dead)
 			sub_run(fe, s);
 	}
+	fe_pass_end(fe);
 }
 
 int fe_start_offset(struct fe *fe, struct store_txn *t, const struct store_topic *tp, uint32_t p,
@@ -694,9 +722,9 @@ static int fetch_try(struct fe *fe, struct fe_fetch *q, int final)
 		goto out;
 	}
 	if (rc == SL_OK)
-		rc = msgs_init(&m, tp.name, q->partition, q->max_messages, q->max_bytes);
+		rc = fe_msgs_init(&m, tp.name, q->partition, q->max_messages, q->max_bytes);
 	if (rc == SL_OK && q->offset < end)
-		rc = msgs_read(t, &tp, &m, q->offset, end, &next);
+		rc = fe_msgs_read(t, &tp, &m, q->offset, end, &next);
 	if (rc == SL_OK && m.n == 0 && q->offset < end) {
 		/* the end was read after t began: a commit in between is past its
 		 * snapshot, and a newer transaction sees it */
@@ -704,7 +732,7 @@ static int fetch_try(struct fe *fe, struct fe_fetch *q, int final)
 		t = NULL;
 		rc = store_txn_begin(fe->store, 0, &t);
 		if (rc == SL_OK)
-			rc = msgs_read(t, &tp, &m, q->offset, end, &next);
+			rc = fe_msgs_read(t, &tp, &m, q->offset, end, &next);
 	}
 	if (rc == SL_OK) {
 		Sluice__FetchResult fr = SLUICE__FETCH_RESULT__INIT;
@@ -726,7 +754,7 @@ static int fetch_try(struct fe *fe, struct fe_fetch *q, int final)
 		read_fail(q->conn, q->req_id, rc, "serving a fetch");
 	}
 out:
-	msgs_free(&m);
+	fe_msgs_free(&m);
 	if (t)
 		store_txn_abort(t);
 	return answered;

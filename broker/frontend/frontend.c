@@ -1265,6 +1265,7 @@ static void fe_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct so
 	if (!(c = fe_conn_new(fe, fd)))
 		return;
 	fe_metrics_conn(fe, METRICS_PROTO_NATIVE, 1);
+	c->deliver_shared = 1; /* native TCP: Deliveries by reference (fe_fanout.c) */
 	/* stop reading once a whole maximal frame is buffered and unprocessed */
 	bufferevent_setwatermark(c->bev, EV_READ, 0, (size_t)fe->cfg->frame_bytes_max + 4 + 65536);
 	bufferevent_setwatermark(c->bev, EV_WRITE, fe->cfg->output_low_bytes, 0);
@@ -1361,6 +1362,7 @@ static void fe_teardown(struct fe *fe)
 	if (fe->reap_ev)
 		fe_reap_cb(-1, 0, fe);
 	fe_http_teardown(fe);
+	fe_fanout_teardown(fe);
 	for (i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (*evs[i])
 			event_free(*evs[i]);

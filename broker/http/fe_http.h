@@ -17,6 +17,7 @@
 
 struct fe;
 struct fe_conn;
+struct fe_fanout_entry;
 
 /* Accept HTTP connections on the inherited listening socket fd. */
 int fe_http_setup(struct fe *fe, int fd);
@@ -27,6 +28,10 @@ void fe_http_teardown(struct fe *fe);
 
 /* fe_send on an HTTP connection: render f as the answer of its request. */
 void fe_http_on_frame(struct fe_conn *c, const Sluice__Frame *f);
+/* A Delivery of e's messages on c, if c is streaming Server-Sent Events:
+ * rendered once per entry and format, referenced per stream. Returns 0 if
+ * c is not an event stream (the caller sends the frame with fe_send). */
+int fe_http_sse_deliver(struct fe_conn *c, struct fe_fanout_entry *e);
 /* Parse and handle what the connection has buffered. */
 void fe_http_process_input(struct fe_conn *c);
 /* 1 if the HTTP layer wants input now (pipeline room, not streaming). */

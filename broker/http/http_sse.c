@@ -12,10 +12,17 @@
  * not name starts at its earliest. A NEXT below what retention kept gets an
  * `event: reset` naming the first available positions, never a silent gap.
  *
+ * Deliveries: the events of one read are rendered once per format for every
+ * stream at that position (sse_render, into an fe_share of fe_fanout.c)
+ * and each stream's output references them; a stream of one partition
+ * shares the id lines too (its id is "PARTITION:NEXT"), one of several
+ * writes its own id line before each shared event.
+ *
  * Failover: a stream that cannot start because this node is unavailable is
  * closed without an answer (EventSource then retries); a non-200 would stop
  * it for good.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -138,6 +145,112 @@ static void sse_event(struct http_req *r, const Sluice__Message *m)
 		sse_write_data(r->out, m->payload.data, m->payload.len);
 	}
 	evbuffer_add(r->out, "\n", 1);
+}
+
+/* ---------- shared deliveries (fe_fanout.c) ---------- */
+
+/* e's messages as SSE events in one format, rendered once for every stream
+ * that reads them: per message k its id line as a single-partition stream
+ * sends it (from at[2k]), then its event, data and blank lines (from
+ * at[2k+1]); at[2n] is the end. */
+static int sse_render(struct fe_fanout_entry *e, int json)
+{
+	struct evbuffer *b = evbuffer_new();
+	size_t n = e->m.n, len, *at = malloc((2 * n + 1) * sizeof(*at));
+	const char *event = strpbrk(e->topic, "\r\n") == NULL ? e->topic : "message";
+	struct fe_share *sh = NULL;
+	int rc = SL_ENOMEM;
+
+	if (!b || !at)
+		goto out;
+	for (size_t k = 0; k < n; k++) {
+		const Sluice__Message *m = e->m.ptrs[k];
+		at[2 * k] = evbuffer_get_length(b);
+		evbuffer_add_printf(b, "id: %u:%llu\n", m->partition, (unsigned long long)m->offset + 1);
+		at[2 * k + 1] = evbuffer_get_length(b);
+		evbuffer_add_printf(b, "event: %s\n", event);
+		if (json) {
+			char *txt = json_text(http_message_json(m));
+			sse_write_data(b, (const uint8_t *)(txt ? txt : "{}"), txt ? strlen(txt) : 2);
+			free(txt);
+		} else {
+			sse_write_data(b, m->payload.data, m->payload.len);
+		}
+		evbuffer_add(b, "\n", 1);
+	}
+	len = at[2 * n] = evbuffer_get_length(b);
+	if (!(sh = fe_share_new(len)) || evbuffer_remove(b, sh->data, len) != (int)len)
+		goto out;
+	sh->len = len;
+	e->sse[json] = sh;
+	e->sse_at[json] = at;
+	sh = NULL;
+	at = NULL;
+	rc = SL_OK;
+out:
+	fe_share_unref(sh);
+	free(at);
+	if (b)
+		evbuffer_free(b);
+	return rc;
+}
+
+/* The stream's events for e: a single-partition stream takes runs of the
+ * rendering whole, ids included; a stream of several partitions writes its
+ * own id line (it names every partition's position) before each event. */
+static int sse_deliver(struct http_req *r, struct fe_fanout_entry *e)
+{
+	struct http_sse *s = r->sse;
+	const size_t *at = e->sse_at[s->json];
+	struct fe_share *sh = e->sse[s->json];
+	int i = index_of(s, e->m.partition), rc = SL_OK;
+	size_t run = SIZE_MAX; /* start of the rendering not yet referenced */
+
+	if (i < 0)
+		return SL_OK;
+	for (size_t k = 0; k < e->m.n && rc == SL_OK; k++) {
+		uint64_t off = e->m.ptrs[k]->offset;
+		if (off > s->pos[i]) {
+			/* retention removed what this reader had not read yet */
+			if (run != SIZE_MAX)
+				rc = fe_share_add(r->out, sh, run, at[2 * k] - run);
+			run = SIZE_MAX;
+			s->pos[i] = off;
+			sse_reset(r);
+		}
+		s->pos[i] = off + 1;
+		if (s->nparts == 1) {
+			if (run == SIZE_MAX)
+				run = at[2 * k];
+			continue;
+		}
+		sse_write_id(r->out, s);
+		if (rc == SL_OK)
+			rc = fe_share_add(r->out, sh, at[2 * k + 1], at[2 * k + 2] - at[2 * k + 1]);
+	}
+	if (rc == SL_OK && run != SIZE_MAX)
+		rc = fe_share_add(r->out, sh, run, at[2 * e->m.n] - run);
+	return rc;
+}
+
+int fe_http_sse_deliver(struct fe_conn *c, struct fe_fanout_entry *e)
+{
+	struct http_req *r;
+
+	if (c->dead || c->lingering)
+		return 1; /* as fe_send: nothing more goes out */
+	TAILQ_FOREACH(r, &c->http->reqs, link)
+	if (r->kind == HK_SSE && r->streaming && r->sse)
+		break;
+	if (!r)
+		return 0;
+	if ((!e->sse[r->sse->json] && sse_render(e, r->sse->json) != SL_OK) || sse_deliver(r, e) != SL_OK) {
+		log_error("out of memory queueing server-sent events; closing connection");
+		http_conn_drop(c);
+		return 1;
+	}
+	http_flush(c);
+	return 1;
 }
 
 /* Subscribed: answer 200 and place every partition where the stream resumes. */
