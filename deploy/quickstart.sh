@@ -61,6 +61,9 @@ sluice is running: three nodes, node $leader leads. Configs, data, logs and pid 
 Over HTTP (any node: 127.0.0.1:8401, 8402, 8403; docs/http.md):
   curl -X POST -H 'Content-Type: text/plain' --data-binary 'hello' http://127.0.0.1:8401/v1/topics/orders/messages
   curl -N 'http://127.0.0.1:8402/v1/topics/orders/events?from=earliest'     # Server-Sent Events
+  open http://127.0.0.1:8401/ in a browser: the console (live tail over SSE or WebSocket, publish)
+  WebSocket: ws://127.0.0.1:8401/v1/ws (docs/websocket.md), client module http://127.0.0.1:8401/v1/sluice.js
+  GraphQL:   http://127.0.0.1:8401/v1/graphql (POST queries, subscriptions over WebSocket; docs/graphql.md)
 
 Fail a node and watch the cluster carry on:
   $cl kill $leader       # kill -9 the leader; another node leads within about 2 s
