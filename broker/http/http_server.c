@@ -849,8 +849,16 @@ int fe_http_setup(struct fe *fe, int fd)
 
 void fe_http_stop(struct fe *fe)
 {
+	struct fe_conn *c;
+
 	if (fe->http && fe->http->listener)
 		evconnlistener_disable(fe->http->listener);
+	/* WebSocket clients are told the server is going (1001), then reconnect elsewhere */
+	TAILQ_FOREACH(c, &fe->conns, link)
+	{
+		if (c->http && c->http->ws && !c->dead)
+			ws_close(c->http->ws, WS_CLOSE_GOING_AWAY, "server shutting down");
+	}
 }
 
 void fe_http_teardown(struct fe *fe)

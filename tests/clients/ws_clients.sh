@@ -35,4 +35,20 @@ done
 timeout 300 $py "$here/ws_conformance.py" 127.0.0.1 "$http" conf "$max" 1000 || fail "ws_conformance.py"
 timeout 120 $py "$here/ws_python.py" 127.0.0.1 "$http" py || fail "ws_python.py"
 kill -0 "$pid" || fail "sluiced died"
+# a node that stops says so: close 1001 to every WebSocket client
+timeout 30 $py - "$http" "$pid" <<'PY' || fail "no 1001 on shutdown"
+import asyncio, os, signal, sys, websockets
+async def main():
+    async with websockets.connect(f"ws://127.0.0.1:{sys.argv[1]}/v1/ws", subprotocols=["sluice.v1.json"]) as ws:
+        os.kill(int(sys.argv[2]), signal.SIGTERM)
+        try:
+            await asyncio.wait_for(ws.recv(), 20)
+        except websockets.exceptions.ConnectionClosed as e:
+            assert e.rcvd is not None and e.rcvd.code == 1001, e
+            return
+        raise AssertionError("a message instead of the close")
+asyncio.run(main())
+PY
+wait "$pid" 2>/dev/null || true
+pid=""
 echo "ws_clients: ok"
