@@ -16,9 +16,10 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; tail -20 "$dir/log" >&2 || true; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# two distinct free ports: both sockets stay bound until both are chosen
+free_ports() { python3 -c 'import socket; s=[socket.socket() for _ in range(2)]; [x.bind(("127.0.0.1",0)) for x in s]; print(*[x.getsockname()[1] for x in s])'; }
 
-native=$(free_port); http=$(free_port)
+read -r native http < <(free_ports)
 "$sluiced" --data-dir "$dir/data" --listen 127.0.0.1:$native --http 127.0.0.1:$http --frontends 2 \
     --http-cors-origins 'https://app.example' >"$dir/log" 2>&1 &
 pid=$!

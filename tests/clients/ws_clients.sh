@@ -18,10 +18,11 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; tail -20 "$dir/log" >&2 || true; exit 1; }
 # Debian's python3 (python3-websockets is installed for it), whatever python3 is first on PATH
 py=/usr/bin/python3
-free_port() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# two distinct free ports: both sockets stay bound until both are chosen
+free_ports() { $py -c 'import socket; s=[socket.socket() for _ in range(2)]; [x.bind(("127.0.0.1",0)) for x in s]; print(*[x.getsockname()[1] for x in s])'; }
 
 max=262144
-native=$(free_port); http=$(free_port)
+read -r native http < <(free_ports)
 "$sluiced" --data-dir "$dir/data" --listen 127.0.0.1:$native --http 127.0.0.1:$http --frontends 2 \
     --ws-message-max $max --ws-ping-interval-ms 1000 --ws-origins 'https://app.example, http://localhost:3000' >"$dir/log" 2>&1 &
 pid=$!

@@ -31,12 +31,17 @@ N = 30
 PID = 777001
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+def free_ports(n):
+    """n distinct free ports: every socket stays bound until all are chosen."""
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
 
 
 def http(base, method, path, body=None):
@@ -125,7 +130,7 @@ def run():
     d = tempfile.mkdtemp(prefix="sluice-pyws-")
     procs = []
     try:
-        ports = [free_port() for _ in range(9)]
+        ports = free_ports(9)
         nat, htp, raft = ports[0:3], ports[3:6], ports[6:9]
         peers = ",".join(f"{i + 1}=127.0.0.1:{p}" for i, p in enumerate(raft))
         for i in range(3):

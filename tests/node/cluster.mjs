@@ -8,12 +8,19 @@ import { join } from 'node:path';
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-  });
+// n distinct free ports: every listener stays open until all are chosen.
+export async function freePorts(n) {
+  const servers = [];
+  for (let i = 0; i < n; i++) {
+    servers.push(await new Promise((resolve, reject) => {
+      const s = createServer();
+      s.once('error', reject);
+      s.listen(0, '127.0.0.1', () => resolve(s));
+    }));
+  }
+  const ports = servers.map((s) => s.address().port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
 }
 
 // Poll fn until it returns something truthy (errors count as "not yet").
@@ -35,8 +42,7 @@ export async function post(base, path, body, headers = {}) {
 // .bases: HTTP base URLs, .procs: the masters (kill -9 one to kill its node).
 export async function startCluster(sluiced) {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-node-'));
-  const ports = [];
-  for (let i = 0; i < 9; i++) ports.push(await freePort());
+  const ports = await freePorts(9);
   const nat = ports.slice(0, 3), http = ports.slice(3, 6), raft = ports.slice(6, 9);
   const peers = raft.map((p, i) => `${i + 1}=127.0.0.1:${p}`).join(',');
   const c = { dir, procs: [], bases: http.map((p) => `http://127.0.0.1:${p}`) };

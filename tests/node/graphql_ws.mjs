@@ -7,23 +7,16 @@
 // Usage: node graphql_ws.mjs PATH/TO/sluiced
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, openSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from 'graphql-ws';
+import { freePorts } from './cluster.mjs';
 
 const sluiced = process.argv[2];
 const dir = mkdtempSync(join(tmpdir(), 'sluice-gqlws-'));
 let proc = null;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-  });
-}
 
 async function until(what, fn, ms = 30000) {
   const end = Date.now() + ms;
@@ -48,7 +41,7 @@ function once(client, query, variables) {
 
 async function main() {
   const { default: WebSocket } = await import('ws');
-  const [nat, http] = [await freePort(), await freePort()];
+  const [nat, http] = await freePorts(2);
   const log = openSync(join(dir, 'node.log'), 'a');
   proc = spawn(sluiced, ['--node-id', '1', '--data-dir', join(dir, 'd'), '--listen', `127.0.0.1:${nat}`,
     '--http', `127.0.0.1:${http}`, '--frontends', '1'], { stdio: ['ignore', log, log] });

@@ -26,15 +26,19 @@ const WAIT_MS = 20000;
 
 let dir, node, base, browser;
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
+// Two distinct free ports: both listeners stay open until both are chosen.
+async function freePorts() {
+  const servers = [];
+  for (let i = 0; i < 2; i++) {
+    servers.push(await new Promise((resolve, reject) => {
+      const s = createServer();
+      s.on('error', reject);
+      s.listen(0, '127.0.0.1', () => resolve(s));
+    }));
+  }
+  const ports = servers.map((s) => s.address().port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
 }
 
 async function waitReady() {
@@ -50,7 +54,7 @@ async function waitReady() {
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'sluice-console-'));
-  const [native, http] = [await freePort(), await freePort()];
+  const [native, http] = await freePorts();
   base = `http://127.0.0.1:${http}`;
   node = spawn(SLUICED, ['--data-dir', join(dir, 'data'), '--listen', `127.0.0.1:${native}`,
     '--http', `127.0.0.1:${http}`, '--frontends', '1'], { stdio: 'inherit' });
