@@ -87,6 +87,12 @@ int itest_node_init(struct itest_node *n)
 		return -1;
 	if (itest_free_port(&n->port) != 0 || itest_free_port(&n->http_port) != 0)
 		return -1;
+	/* the first socket is closed by then: the kernel may hand out its port again */
+	for (int i = 0; n->http_port == n->port && i < 16; i++)
+		if (itest_free_port(&n->http_port) != 0)
+			return -1;
+	if (n->http_port == n->port)
+		return -1;
 	snprintf(n->addr, sizeof(n->addr), "127.0.0.1:%u", n->port);
 	return 0;
 }
