@@ -571,7 +571,7 @@ void ws_on_upgrade(struct http_req *r)
 {
 	struct fe_conn *c = r->conn;
 	const struct config *cfg = c->fe->cfg;
-	size_t n_up = 0, n_conn = 0, n_ver = 0, n_key = 0, n_origin = 0, n_proto = 0;
+	size_t n_conn = 0, n_ver = 0, n_key = 0, n_origin = 0, n_proto = 0;
 	const char *conn = http_req_header(r, "Connection", &n_conn);
 	const char *ver = http_req_header(r, "Sec-WebSocket-Version", &n_ver);
 	const char *key = http_req_header(r, "Sec-WebSocket-Key", &n_key);
@@ -582,7 +582,6 @@ void ws_on_upgrade(struct http_req *r)
 	char accept[64], kbuf[64 + sizeof(WS_GUID)];
 	struct ws_session *s;
 
-	(void)n_up;
 	if (!ws_is_upgrade(r) || !conn || !has_token(conn, n_conn, "upgrade")) {
 		refuse_upgrade(r, 426, "this resource speaks WebSocket: send Upgrade: websocket and Connection: Upgrade");
 		return;
