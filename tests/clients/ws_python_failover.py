@@ -69,16 +69,18 @@ async def recv_json(ws, secs=20):
     return json.loads(await asyncio.wait_for(ws.recv(), secs))
 
 
-async def session(url, got, acks, start_positions, to_publish, stop_after):
+async def session(url, got, acks, start_positions, to_publish, stop_after, need_acks=0):
     """One connection: subscribe from positions, publish, collect; returns when
-    stop_after messages are in `got` (or raises on a dropped connection)."""
+    stop_after messages are in `got` and need_acks publishes are acknowledged
+    (or raises on a dropped connection). A message may arrive before its
+    publisher's ack: the two travel separately."""
     async with websockets.connect(url, subprotocols=["sluice.v1.json"], open_timeout=10) as ws:
         sub = {"op": "subscribe", "id": "sub", "topic": "t", "from": {"positions": start_positions}}
         await ws.send(json.dumps(sub))
         for i in to_publish:
             await ws.send(json.dumps({"op": "publish", "id": i, "topic": "t", "payload": f"m{i}",
                                       "producer_id": PID, "sequence": i + 1}))
-        while len(got) < stop_after:
+        while len(got) < stop_after or len(acks) < need_acks:
             m = await recv_json(ws)
             if m["op"] == "message":
                 got.append(m)
@@ -110,7 +112,7 @@ async def main(bases, procs):
     resend = [i for i in range(N // 2) if i not in acks]
     for attempt in range(100):
         try:
-            await session(ws2, got, acks, nxt, resend + list(range(N // 2, N)), N)
+            await session(ws2, got, acks, nxt, resend + list(range(N // 2, N)), N, N)
             break
         except (OSError, asyncio.TimeoutError, websockets.exceptions.ConnectionClosed):
             nxt = {"0": got[-1]["offset"] + 1}
