@@ -112,3 +112,10 @@ int codec_frame_dup(const Sluice__Frame *f, Sluice__Frame **out)
 	free(buf);
 	return rc;
 }
+
+const char *codec_error_name(int code)
+{
+	const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&sluice__error_code__descriptor, code);
+
+	return v ? v->name : "INTERNAL";
+}

@@ -36,6 +36,9 @@ void codec_frame_free(Sluice__Frame *f);
 /* A heap copy of f (encoded, then decoded), to free with codec_frame_free:
  * for handing a frame built on the stack to code that may keep it. */
 int codec_frame_dup(const Sluice__Frame *f, Sluice__Frame **out);
+/* The name of a wire ErrorCode as docs/protocol.md spells it ("NO_SUCH_TOPIC");
+ * "INTERNAL" for a value the protocol does not define. */
+const char *codec_error_name(int code);
 
 /* Encoded size of f including the 4-byte prefix. */
 size_t codec_frame_size(const Sluice__Frame *f);

@@ -148,9 +148,6 @@ struct json_t *gql_sub_message(const struct gql_req *q, const Sluice__Message *m
 /* A native error as the errors of an execution result (a new reference). */
 struct json_t *gql_native_errors(const struct gql_req *q, const Sluice__Error *e);
 
-/* The name of a native error code ("NO_SUCH_TOPIC"), for extensions.code. */
-const char *gql_code_name(uint32_t code);
-
 /* One GraphQL error {"message","locations","extensions":{"code"}}. */
 struct json_t *gql_error_json(const char *message, const struct gql_loc *loc, const char *code);
 

@@ -22,6 +22,7 @@
 
 #include <jansson.h>
 
+#include "codec.h"
 #include "gql_int.h"
 
 #define TOPIC_NAME_MAX 249
@@ -47,13 +48,6 @@ static json_t *text_or_null(const uint8_t *p, size_t n)
 	json_t *s = json_stringn(p ? (const char *)p : "", n); /* empty bytes may have no pointer */
 
 	return s ? s : json_null();
-}
-
-const char *gql_code_name(uint32_t code)
-{
-	const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&sluice__error_code__descriptor, (int)code);
-
-	return v ? v->name : "INTERNAL";
 }
 
 static json_t *field_error_json(const struct gql_field *f, const char *msg, const char *code)
@@ -395,7 +389,7 @@ void gql_exec_answer(struct gql_req *q, const Sluice__Frame *ans)
 		if (is(f, "topic") && ans->error->code == SLUICE__ERROR_CODE__NO_SUCH_TOPIC)
 			root_set(q, f, json_null());
 		else
-			root_fail(q, f, ans->error->message, gql_code_name(ans->error->code));
+			root_fail(q, f, ans->error->message, codec_error_name((int)ans->error->code));
 		return;
 	}
 	if (is(f, "topics") && ans->body_case == SLUICE__FRAME__BODY_TOPIC_LIST && (a = json_array())) {
@@ -525,5 +519,5 @@ json_t *gql_sub_message(const struct gql_req *q, const Sluice__Message *m)
 
 json_t *gql_native_errors(const struct gql_req *q, const Sluice__Error *e)
 {
-	return json_pack("[o]", field_error_json(q->op->sel, e->message, gql_code_name(e->code)));
+	return json_pack("[o]", field_error_json(q->op->sel, e->message, codec_error_name((int)e->code)));
 }

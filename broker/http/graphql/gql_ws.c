@@ -30,6 +30,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "codec.h"
 #include "err.h"
 #include "fe_int.h"
 #include "gql.h"
@@ -326,7 +327,7 @@ static void on_delivery(struct gws *g, const Sluice__Delivery *d)
 	if (d->end_error) {
 		/* the topic was deleted, or a storage fault: the operation ends with an error */
 		send_error(g->s, op->id, d->end_message && *d->end_message ? d->end_message : "the subscription ended",
-		           gql_code_name(d->end_error));
+		           codec_error_name((int)d->end_error));
 		op_free(g, op);
 	}
 }

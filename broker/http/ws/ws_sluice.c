@@ -124,17 +124,10 @@ struct jsess {
 	uint32_t nreqs;
 };
 
-static const char *code_name(int err)
-{
-	const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&sluice__error_code__descriptor, err);
-
-	return v ? v->name : "INTERNAL";
-}
-
 static void send_error(struct ws_session *s, const char *key, json_t *id, int err, const char *msg)
 {
 	json_t *j = json_pack("{s:s,s:O?,s:s,s:s}", "op", "error", key, id, "code",
-	                      code_name(sl_err_is_wire(err) ? err : SL_EINTERNAL), "message", msg ? msg : "");
+	                      codec_error_name(sl_err_is_wire(err) ? err : SL_EINTERNAL), "message", msg ? msg : "");
 	ws_send_json(s, j);
 }
 
@@ -412,7 +405,7 @@ static void json_frame(struct ws_session *s, const Sluice__Frame *f)
 			json_push(s, d->subscription_id, sub->topic_id, d->messages[i]);
 		if (d->end_error) {
 			json_t *j = json_pack("{s:s,s:I,s:s,s:s}", "op", "error", "sub", (json_int_t)d->subscription_id,
-			                      "code", code_name(d->end_error), "message", d->end_message ? d->end_message : "");
+			                      "code", codec_error_name((int)d->end_error), "message", d->end_message ? d->end_message : "");
 			ws_send_json(s, j);
 		}
 		return;
