@@ -15,10 +15,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { freePorts } from '../node/cluster.mjs';
 
 const SLUICED = process.env.SLUICED || new URL('../../build/sluiced', import.meta.url).pathname;
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -26,20 +26,6 @@ const WAIT_MS = 20000;
 
 let dir, node, base, browser;
 
-// Two distinct free ports: both listeners stay open until both are chosen.
-async function freePorts() {
-  const servers = [];
-  for (let i = 0; i < 2; i++) {
-    servers.push(await new Promise((resolve, reject) => {
-      const s = createServer();
-      s.on('error', reject);
-      s.listen(0, '127.0.0.1', () => resolve(s));
-    }));
-  }
-  const ports = servers.map((s) => s.address().port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
 
 async function waitReady() {
   const deadline = Date.now() + WAIT_MS;
@@ -54,7 +40,7 @@ async function waitReady() {
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'sluice-console-'));
-  const [native, http] = await freePorts();
+  const [native, http] = await freePorts(2);
   base = `http://127.0.0.1:${http}`;
   node = spawn(SLUICED, ['--data-dir', join(dir, 'data'), '--listen', `127.0.0.1:${native}`,
     '--http', `127.0.0.1:${http}`, '--frontends', '1'], { stdio: 'inherit' });
@@ -121,6 +107,32 @@ function frontendPids() {
   }).map(Number);
 }
 
+// kill -9 the node's only frontend; returns its pid.
+function killFrontend() {
+  const before = frontendPids();
+  assert.equal(before.length, 1, `one frontend expected, found ${before}`);
+  process.kill(before[0], 'SIGKILL');
+  return before[0];
+}
+
+// Wait until the master has started another frontend than `old`.
+async function frontendRestarted(old) {
+  const deadline = Date.now() + WAIT_MS;
+  while (!frontendPids().some((p) => p !== old)) {
+    assert.ok(Date.now() < deadline, 'the master did not restart the frontend');
+    await sleep(50);
+  }
+}
+
+// Every sent message once in the rows, each partition in offset order.
+function assertOnceInOrder(rows, sent) {
+  const key = (x) => `${x.partition}:${x.offset}:${x.payload}`;
+  assert.deepEqual(rows.map(key).sort(), sent.map(key).sort());
+  for (const p of [0, 1]) {
+    assert.deepEqual(rows.filter((x) => x.partition === p).map(key), sent.filter((x) => x.partition === p).map(key));
+  }
+}
+
 // Publish one message, retrying (bounded) while the frontend restarts; the
 // Idempotency-Key stores a retried publish once.
 async function publish(topic, partition, payload) {
@@ -183,16 +195,10 @@ test('the live tail resumes with Last-Event-ID after the server closes the strea
   await page.waitForSelector(`#tail-log tr:has-text("${tag}-0")`, { timeout: WAIT_MS });
 
   // the server closes the stream: kill -9 the frontend, the master starts another
-  const before = frontendPids();
-  assert.equal(before.length, 1, `one frontend expected, found ${before}`);
-  process.kill(before[0], 'SIGKILL');
+  const old = killFrontend();
   await page.waitForFunction(() => document.getElementById('tail-state').textContent.startsWith('reconnecting'),
     null, { timeout: WAIT_MS });
-  const deadline = Date.now() + WAIT_MS;
-  while (!frontendPids().some((p) => p !== before[0])) {
-    assert.ok(Date.now() < deadline, 'the master did not restart the frontend');
-    await sleep(50);
-  }
+  await frontendRestarted(old);
   // published while the page is disconnected (it waits sse_retry_ms before reconnecting)
   for (let i = 1; i <= 4; i++) await send(i);
   await page.waitForFunction(() => document.getElementById('tail-state').textContent.startsWith('tailing'),
@@ -203,13 +209,8 @@ test('the live tail resumes with Last-Event-ID after the server closes the strea
   await sleep(500); // a duplicate would have time to show up
 
   const rows = (await tailRows(page)).filter((x) => x.payload.startsWith(`${tag}-`));
-  const key = (x) => `${x.partition}:${x.offset}:${x.payload}`;
-  // every message exactly once
-  assert.deepEqual(rows.map(key).sort(), sent.map(key).sort());
-  // in order: each partition in offset order, and the one sent after the reconnect last
-  for (const p of [0, 1]) {
-    assert.deepEqual(rows.filter((x) => x.partition === p).map(key), sent.filter((x) => x.partition === p).map(key));
-  }
+  // every message exactly once, each partition in offset order, and the one sent after the reconnect last
+  assertOnceInOrder(rows, sent);
   assert.equal(rows[rows.length - 1].payload, `${tag}-5`);
   assert.equal(rows[0].payload, `${tag}-0`);
   // the reconnect named the position after the first message: Last-Event-ID
@@ -257,14 +258,7 @@ test('the console publishes and tails over WebSocket (sluice.js) and resumes aft
   assert.match(await row.textContent(), /wk/);
 
   // the frontend dies; sluice.js reconnects and resumes each partition after the last row
-  const before = frontendPids();
-  assert.equal(before.length, 1, `one frontend expected, found ${before}`);
-  process.kill(before[0], 'SIGKILL');
-  const deadline = Date.now() + WAIT_MS;
-  while (!frontendPids().some((p) => p !== before[0])) {
-    assert.ok(Date.now() < deadline, 'the master did not restart the frontend');
-    await sleep(50);
-  }
+  await frontendRestarted(killFrontend());
   for (let i = 1; i <= 4; i++) {
     const payload = `${tag}-${i}`;
     sent.push({ partition: i % 2, offset: await publish(topic, i % 2, payload), payload });
@@ -275,11 +269,7 @@ test('the console publishes and tails over WebSocket (sluice.js) and resumes aft
   await sleep(500); // a duplicate would have time to show up
 
   const rows = (await tailRows(page)).filter((x) => x.payload.startsWith(`${tag}-`));
-  const key = (x) => `${x.partition}:${x.offset}:${x.payload}`;
-  assert.deepEqual(rows.map(key).sort(), sent.map(key).sort());
-  for (const p of [0, 1]) {
-    assert.deepEqual(rows.filter((x) => x.partition === p).map(key), sent.filter((x) => x.partition === p).map(key));
-  }
+  assertOnceInOrder(rows, sent);
   assert.ok(sockets.length >= 2 && sockets.every((u) => u.endsWith('/v1/ws')), `sockets: ${sockets}`);
   assert.deepEqual(errors, []);
 });
