@@ -42,6 +42,10 @@ const char *sl_strerror(int err)
 		return "too many";
 	case SL_EFENCED:
 		return "an earlier publish of this producer must be retried first";
+	case SL_ENOCONSUMER:
+		return "no such consumer";
+	case SL_ECONSUMER_EXISTS:
+		return "consumer exists";
 	case SL_ENOMEM:
 		return "out of memory";
 	case SL_EIO:

@@ -24,6 +24,10 @@ enum rm_type {
 	RM_RETENTION = 6,        /* cluster: in raft entries only, never in rings (replica/raft/entry.h) */
 	RM_PUBLISH_BATCH = 7,    /* many messages of one producer to one partition (PublishBatch) */
 	RM_ACK = 10,
+	RM_CONSUMER_CREATE = 11, /* durable consumers (replica/consumer/, replica/logwriter/lw_consumer.c) */
+	RM_CONSUMER_DELETE = 12,
+	RM_CONSUMER_ACK = 13,    /* acks, nacks and in-progress marks of one consumer */
+	RM_CONSUMER_PULL = 14,   /* take what is due: answered by RM_ACK_PICK acks, then RM_ACK_PICK_END */
 };
 
 #define RM_PARTITION_ANY UINT32_MAX
@@ -85,6 +89,75 @@ struct rm_commit_offset {
 };
 
 #define RM_ACK_DUPLICATE 1u
+#define RM_ACK_PICK 2u       /* RM_CONSUMER_PULL: one message taken (partition, offset, count = attempt) */
+#define RM_ACK_PICK_END 4u   /* RM_CONSUMER_PULL: the last ack of the pull (no message) */
+
+#define RM_CONSUMER_NAME_MAX 249
+#define RM_SCHEDULE_MAX 16
+
+enum rm_start { RM_START_EARLIEST = 0, RM_START_LATEST = 1, RM_START_OFFSET = 2, RM_START_TIMESTAMP = 3 };
+
+/* RM_CONSUMER_CREATE: followed by name, topic, dead-letter topic. Values
+ * come with the defaults filled in by the frontend. */
+struct rm_consumer_create {
+	uint64_t cookie;
+	uint64_t start_offset;
+	int64_t start_ts;
+	uint32_t start;         /* enum rm_start */
+	uint32_t shared;        /* 0: ordered */
+	uint32_t max_in_flight;
+	uint32_t max_deliveries; /* 0: never dead-letter */
+	uint32_t ack_timeout_ms;
+	uint32_t nschedule;
+	uint32_t schedule_ms[RM_SCHEDULE_MAX];
+	uint16_t name_len;
+	uint16_t topic_len;
+	uint16_t dlq_len;
+	uint16_t pad;
+};
+
+/* RM_CONSUMER_DELETE: followed by the name. */
+struct rm_consumer_delete {
+	uint64_t cookie;
+	uint16_t name_len;
+	uint16_t pad[3];
+};
+
+enum rm_cack_kind { RM_CACK_ACK = 0, RM_CACK_NACK = 1, RM_CACK_IN_PROGRESS = 2 };
+
+/* RM_CONSUMER_ACK: followed by the name, then `count` struct rm_cack_item
+ * (8-aligned: the name is padded to 8), then the error texts of the items
+ * one after the other (item i's error_len bytes). */
+struct rm_consumer_ack {
+	uint64_t cookie;
+	uint32_t count;
+	uint16_t name_len;
+	uint16_t pad;
+};
+
+struct rm_cack_item {
+	uint64_t offset;
+	int64_t delay_ms;       /* RM_CACK_NACK: < 0: the schedule */
+	uint32_t partition;
+	uint16_t kind;          /* enum rm_cack_kind */
+	uint16_t error_len;     /* <= RM_CACK_ERROR_MAX */
+};
+
+#define RM_CACK_ITEMS_MAX 1000
+#define RM_CACK_ERROR_MAX 200
+
+#define RM_PULL_MAX 1000
+#define RM_PULL_DEAD_LETTER 1u  /* set by the leader: this pull may dead-letter (a barrier: it appends) */
+
+/* RM_CONSUMER_PULL: followed by the name. */
+struct rm_consumer_pull {
+	uint64_t cookie;
+	uint32_t max;           /* 1 .. RM_PULL_MAX */
+	uint32_t wait_ms;       /* the leader holds it this long while nothing is due */
+	uint16_t name_len;
+	uint16_t flags;         /* RM_PULL_* */
+	uint32_t pad;
+};
 
 /* RM_TRANSFER_LEADER: no trailing bytes. */
 struct rm_transfer_leader {

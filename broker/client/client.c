@@ -88,6 +88,8 @@ _Static_assert((int)SLUICE_EHANDSHAKE == (int)SL_EHANDSHAKE, "SLUICE_EHANDSHAKE"
 _Static_assert((int)SLUICE_ERANGE == (int)SL_ERANGE, "SLUICE_ERANGE");
 _Static_assert((int)SLUICE_ETOOMANY == (int)SL_ETOOMANY, "SLUICE_ETOOMANY");
 _Static_assert((int)SLUICE_EFENCED == (int)SL_EFENCED, "SLUICE_EFENCED");
+_Static_assert((int)SLUICE_ENOCONSUMER == (int)SL_ENOCONSUMER, "SLUICE_ENOCONSUMER");
+_Static_assert((int)SLUICE_ECONSUMER_EXISTS == (int)SL_ECONSUMER_EXISTS, "SLUICE_ECONSUMER_EXISTS");
 _Static_assert((int)SLUICE_ENOMEM == (int)SL_ENOMEM, "SLUICE_ENOMEM");
 _Static_assert((int)SLUICE_EIO == (int)SL_EIO, "SLUICE_EIO");
 _Static_assert((int)SLUICE_EAGAIN == (int)SL_EAGAIN, "SLUICE_EAGAIN");

@@ -205,6 +205,8 @@ int http_status_for_err(int err)
 	case SL_ERANGE: return 416;
 	case SL_ETOOMANY: return 429;
 	case SL_EFENCED: return 409;
+	case SL_ENOCONSUMER: return 404;
+	case SL_ECONSUMER_EXISTS: return 409;
 	default: return 500;
 	}
 }
@@ -226,6 +228,8 @@ const char *http_code_name(int err)
 	case SL_ERANGE: return "OFFSET_OUT_OF_RANGE";
 	case SL_ETOOMANY: return "TOO_MANY";
 	case SL_EFENCED: return "FENCED";
+	case SL_ENOCONSUMER: return "NO_SUCH_CONSUMER";
+	case SL_ECONSUMER_EXISTS: return "CONSUMER_EXISTS";
 	default: return "INTERNAL";
 	}
 }

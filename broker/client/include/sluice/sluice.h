@@ -86,6 +86,8 @@ enum sluice_err {
 	SLUICE_ETOOMANY = 14,       /* a server limit on connections, topics, ... */
 	SLUICE_EFENCED = 15,        /* publish refused before reaching the log; an earlier
 	                             * publish of this producer must be retried first */
+	SLUICE_ENOCONSUMER = 16,    /* no durable consumer of that name */
+	SLUICE_ECONSUMER_EXISTS = 17,
 
 	SLUICE_ENOMEM = 100,
 	SLUICE_EIO = 101,
@@ -276,6 +278,73 @@ int sluice_cluster_transfer_leader(struct sluice_client *c, uint32_t to, sluice_
  * acknowledged message was committed in (0, 0 on a single node); for a
  * batched message, those of its batch. */
 void sluice_ack_position(const struct sluice_client *c, uint64_t *term, uint64_t *log_index);
+
+/* ---------- durable consumers (docs/consumers.md) ---------- */
+
+enum sluice_ack_kind { SLUICE_ACK = 0, SLUICE_NACK = 1, SLUICE_IN_PROGRESS = 2 };
+
+struct sluice_consumer_cfg {
+	const char *topic;
+	int shared;                  /* 0: ordered per partition (one in flight) */
+	uint32_t max_in_flight;      /* shared: per partition; 0: 1000 */
+	uint32_t max_deliveries;     /* then dead-lettered; 0: 10 */
+	int never_dead_letter;       /* 1: redeliver forever */
+	uint32_t ack_timeout_ms;     /* 0: 30000 */
+	const uint32_t *schedule_ms; /* nack delays per attempt (last repeats); NULL: 0, 1000, 5000, 30000 */
+	size_t schedule_n;           /* at most 16 */
+	const char *dead_letter_topic; /* NULL: <topic>.dlq */
+	enum sluice_start start;     /* where a new consumer starts */
+	uint64_t offset;
+	int64_t timestamp_ms;
+};
+
+struct sluice_consumer_partition {
+	uint32_t partition;
+	uint64_t ack_floor, next_offset;
+	uint32_t in_flight;
+	uint64_t end_offset, lag, delivered, redelivered, acked, dead_lettered;
+	const char *last_error;      /* "" if none */
+};
+
+struct sluice_consumer_info {
+	const char *name;
+	struct sluice_consumer_cfg cfg; /* with the server's defaults filled in */
+	int64_t created_ms;
+	const struct sluice_consumer_partition *parts;
+	size_t parts_n;
+};
+
+struct sluice_pulled {
+	struct sluice_msg msg;
+	uint32_t attempt;            /* 1 for the first delivery */
+};
+
+struct sluice_ack_item {
+	uint32_t partition;
+	uint64_t offset;
+	enum sluice_ack_kind kind;
+	int64_t delay_ms;            /* SLUICE_NACK: < 0 for the consumer's schedule */
+	const char *error;           /* SLUICE_NACK: why, or NULL */
+};
+
+/* n is 1 for describe, the count for list. */
+typedef void (*sluice_consumer_cb)(void *arg, int err, const char *errmsg, const struct sluice_consumer_info *ci,
+				   size_t n);
+typedef void (*sluice_pull_cb)(void *arg, int err, const char *errmsg, const struct sluice_pulled *msgs, size_t n);
+
+int sluice_consumer_create(struct sluice_client *c, const char *name, const struct sluice_consumer_cfg *cfg,
+			   sluice_done_cb cb, void *arg);
+int sluice_consumer_delete(struct sluice_client *c, const char *name, sluice_done_cb cb, void *arg);
+int sluice_consumer_list(struct sluice_client *c, sluice_consumer_cb cb, void *arg);
+int sluice_consumer_describe(struct sluice_client *c, const char *name, sluice_consumer_cb cb, void *arg);
+/* Up to max messages due now (new, or redeliveries), waiting up to wait_ms
+ * (at most 20000) while none is. Each must be acknowledged with sluice_ack. */
+int sluice_pull(struct sluice_client *c, const char *consumer, uint32_t max, uint32_t wait_ms, sluice_pull_cb cb,
+		void *arg);
+/* Acks, nacks and in-progress marks (1 .. 1000 items), applied together;
+ * cb once they are durable. */
+int sluice_ack(struct sluice_client *c, const char *consumer, const struct sluice_ack_item *items, size_t n,
+	       sluice_done_cb cb, void *arg);
 
 /* Blocking API: one connection, one request at a time. errmsg (if non-NULL,
  * errlen bytes) receives the server's message on error. */
