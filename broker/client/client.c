@@ -8,7 +8,8 @@
  *   inflight - written on the current connection, awaiting their answer,
  *   retry    - publishes answered UNAVAILABLE (a cluster node without a
  *              leader: election, partition) or FENCED (an earlier publish
- *              of ours must land first), waiting a short delay; they
+ *              of ours must land first), and Pull and AckMessages of durable
+ *              consumers answered UNAVAILABLE, waiting a short delay; they
  *              are re-sent until retry_max_ms after the first refusal. When
  *              a connection has answered nothing but UNAVAILABLE for
  *              CLIENT_UNAVAIL_SWITCH_MS and the list has other servers, the
@@ -43,6 +44,12 @@
  * partition; after a reconnect each partition is re-subscribed at its next
  * offset (one leg per partition), so nothing is lost or delivered twice.
  * Credit is returned per leg once half the window has been consumed.
+ *
+ * Durable consumers: Pull and AckMessages are re-sent after a reconnect or
+ * an UNAVAILABLE answer like any request. Acks are idempotent; a Pull whose
+ * answer was lost picked messages nobody sees, and they come back after the
+ * consumer's ack timeout (at-least-once delivery, as documented). A Pull's
+ * deadline is the request timeout plus its wait_ms.
  *
  * Caveats: callbacks may call any sluice_* function, including
  * sluice_client_free (the free is deferred until the callback unwinds).
@@ -145,6 +152,8 @@ enum req_kind {
 	RK_GROUP,
 	RK_STATUS,
 	RK_CLUSTER,
+	RK_CONSUMER,
+	RK_PULL,
 	RK_NOREPLY
 };
 
@@ -222,6 +231,8 @@ struct req {
 		sluice_group_cb group;
 		sluice_status_cb status;
 		sluice_cluster_cb cluster;
+		sluice_consumer_cb consumer;
+		sluice_pull_cb pull;
 	} cb;
 	void *arg;
 	struct sub *sub;          /* RK_SUBSCRIBE */
@@ -655,6 +666,14 @@ static void req_fail(struct sluice_client *c, struct req *r, int err, const char
 		if (r->cb.cluster)
 			r->cb.cluster(r->arg, err, msg, NULL);
 		break;
+	case RK_CONSUMER:
+		if (r->cb.consumer)
+			r->cb.consumer(r->arg, err, msg, NULL, 0);
+		break;
+	case RK_PULL:
+		if (r->cb.pull)
+			r->cb.pull(r->arg, err, msg, NULL, 0);
+		break;
 	case RK_SUBSCRIBE:
 		if (r->sub && !r->sub->closed) {
 			r->sub->closed = 1;
@@ -811,6 +830,125 @@ static void complete_cluster(struct sluice_client *c, struct req *r, const Sluic
 	r->cb.cluster(r->arg, SL_OK, NULL, &st);
 }
 
+static enum sluice_start start_from_wire(Sluice__StartAt s)
+{
+	switch (s) {
+	case SLUICE__START_AT__LATEST:
+		return SLUICE_LATEST;
+	case SLUICE__START_AT__OFFSET:
+		return SLUICE_OFFSET;
+	case SLUICE__START_AT__TIMESTAMP:
+		return SLUICE_TIMESTAMP;
+	default:
+		return SLUICE_EARLIEST;
+	}
+}
+
+static const char *str_or_empty(const char *s)
+{
+	return s ? s : "";
+}
+
+static void consumer_cfg_convert(const Sluice__ConsumerConfig *w, struct sluice_consumer_cfg *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->topic = "";
+	cfg->dead_letter_topic = "";
+	if (!w)
+		return;
+	cfg->topic = str_or_empty(w->topic);
+	cfg->shared = w->shared ? 1 : 0;
+	cfg->max_in_flight = w->max_in_flight;
+	cfg->max_deliveries = w->max_deliveries;
+	cfg->never_dead_letter = w->never_dead_letter ? 1 : 0;
+	cfg->ack_timeout_ms = w->ack_timeout_ms;
+	cfg->schedule_ms = w->n_schedule_ms ? w->schedule_ms : NULL;
+	cfg->schedule_n = w->n_schedule_ms;
+	cfg->dead_letter_topic = str_or_empty(w->dead_letter_topic);
+	cfg->start = start_from_wire(w->start);
+	cfg->offset = w->offset;
+	cfg->timestamp_ms = w->timestamp_ms;
+}
+
+static void consumer_info_convert(const Sluice__ConsumerInfo *w, struct sluice_consumer_info *ci,
+				  struct sluice_consumer_partition *parts)
+{
+	ci->name = str_or_empty(w->name);
+	consumer_cfg_convert(w->config, &ci->cfg);
+	ci->created_ms = w->created_ms;
+	for (size_t i = 0; i < w->n_partitions; i++) {
+		const Sluice__ConsumerPartition *x = w->partitions[i];
+		parts[i] = (struct sluice_consumer_partition){
+			.partition = x->partition,
+			.ack_floor = x->ack_floor,
+			.next_offset = x->next_offset,
+			.in_flight = x->in_flight,
+			.end_offset = x->end_offset,
+			.lag = x->lag,
+			.delivered = x->delivered,
+			.redelivered = x->redelivered,
+			.acked = x->acked,
+			.dead_lettered = x->dead_lettered,
+			.last_error = str_or_empty(x->last_error),
+		};
+	}
+	ci->parts = parts;
+	ci->parts_n = w->n_partitions;
+}
+
+/* A ConsumerInfo (describe: n 1) or the consumers of a ConsumerList. */
+static void complete_consumers(struct sluice_client *c, struct req *r, Sluice__ConsumerInfo *const *ws, size_t n)
+{
+	size_t nparts = 0;
+	for (size_t i = 0; i < n; i++)
+		nparts += ws[i]->n_partitions;
+	struct sluice_consumer_info *cis = calloc(n + 1, sizeof(*cis));
+	struct sluice_consumer_partition *parts = calloc(nparts + 1, sizeof(*parts));
+	if (!cis || !parts) {
+		free(cis);
+		free(parts);
+		req_fail(c, r, SL_ENOMEM, NULL);
+		return;
+	}
+	size_t off = 0;
+	for (size_t i = 0; i < n; i++) {
+		consumer_info_convert(ws[i], &cis[i], parts + off);
+		off += ws[i]->n_partitions;
+	}
+	r->cb.consumer(r->arg, SL_OK, NULL, cis, n);
+	free(cis);
+	free(parts);
+}
+
+static void complete_pull(struct sluice_client *c, struct req *r, const Sluice__PullResult *w)
+{
+	size_t nh = 0;
+	for (size_t i = 0; i < w->n_messages; i++) {
+		if (!w->messages[i]->message) {
+			req_fail(c, r, SL_EMALFORMED, "pulled message without its message");
+			return;
+		}
+		nh += w->messages[i]->message->n_headers;
+	}
+	struct sluice_pulled *ms = calloc(w->n_messages + 1, sizeof(*ms));
+	struct sluice_header *hs = calloc(nh + 1, sizeof(*hs));
+	if (!ms || !hs) {
+		free(ms);
+		free(hs);
+		req_fail(c, r, SL_ENOMEM, NULL);
+		return;
+	}
+	size_t off = 0;
+	for (size_t i = 0; i < w->n_messages; i++) {
+		msg_from_wire(w->messages[i]->message, &ms[i].msg, hs + off);
+		ms[i].attempt = w->messages[i]->attempt;
+		off += w->messages[i]->message->n_headers;
+	}
+	r->cb.pull(r->arg, SL_OK, NULL, ms, w->n_messages);
+	free(ms);
+	free(hs);
+}
+
 static void complete_subscribed(struct sluice_client *c, struct req *r, const Sluice__Subscribed *w)
 {
 	struct sub *s = r->sub;
@@ -834,6 +972,17 @@ static void complete_subscribed(struct sluice_client *c, struct req *r, const Sl
 		req_fail(c, r, err, NULL);
 }
 
+/* Whether a refusal with code is retried like a publish refused UNAVAILABLE.
+ * Pull and AckMessages are: acks are idempotent, and a Pull whose answer was
+ * lost only delays what it picked until their ack timeout (at least once). */
+static int req_retries_refusal(const struct req *r, int code)
+{
+	if (r->kind == RK_PUBLISH)
+		return code == SL_EUNAVAILABLE || code == SL_EFENCED;
+	return code == SL_EUNAVAILABLE &&
+	       (r->body == SLUICE__FRAME__BODY_PULL || r->body == SLUICE__FRAME__BODY_ACK_MESSAGES);
+}
+
 /* Map a server error onto the request; returns 1 if the request was re-queued. */
 static int complete_error(struct sluice_client *c, struct req *r, const Sluice__Error *e)
 {
@@ -841,7 +990,7 @@ static int complete_error(struct sluice_client *c, struct req *r, const Sluice__
 	const char *msg = e && e->message && e->message[0] ? e->message : NULL;
 	if (code == SL_OK)
 		code = SL_EINTERNAL;
-	if (r->kind == RK_PUBLISH && (code == SL_EUNAVAILABLE || code == SL_EFENCED)) {
+	if (req_retries_refusal(r, code)) {
 		/* no leader reachable from that node right now (election, partition), or
 		 * fenced behind an earlier publish of ours that is being retried:
 		 * retry, byte for byte, until retry_max_ms has passed since the first refusal */
@@ -858,7 +1007,9 @@ static int complete_error(struct sluice_client *c, struct req *r, const Sluice__
 	}
 	/* A re-sent admin request may find its first attempt already applied. */
 	if (r->attempts > 1 && ((r->body == SLUICE__FRAME__BODY_CREATE_TOPIC && code == SL_ETOPIC_EXISTS) ||
-				(r->body == SLUICE__FRAME__BODY_DELETE_TOPIC && code == SL_ENOTOPIC))) {
+				(r->body == SLUICE__FRAME__BODY_DELETE_TOPIC && code == SL_ENOTOPIC) ||
+				(r->body == SLUICE__FRAME__BODY_CREATE_CONSUMER && code == SL_ECONSUMER_EXISTS) ||
+				(r->body == SLUICE__FRAME__BODY_DELETE_CONSUMER && code == SL_ENOCONSUMER))) {
 		req_fail(c, r, SL_OK, NULL);
 		return 0;
 	}
@@ -882,6 +1033,8 @@ static void complete_ok(struct sluice_client *c, struct req *r, const Sluice__Fr
 	case RK_DONE:
 		/* Any non-error answer means done (Ok, or a server that echoes TopicInfo). */
 		want = (int)f->body_case;
+		if (r->body == SLUICE__FRAME__BODY_ACK_MESSAGES)
+			c->unavail_since_ns = 0; /* this node reaches a leader */
 		if (r->cb.done)
 			r->cb.done(r->arg, SL_OK, NULL);
 		break;
@@ -908,6 +1061,23 @@ static void complete_ok(struct sluice_client *c, struct req *r, const Sluice__Fr
 	case RK_CLUSTER:
 		if ((want = SLUICE__FRAME__BODY_CLUSTER_STATUS_RESULT) == (int)f->body_case && r->cb.cluster)
 			complete_cluster(c, r, f->cluster_status_result);
+		break;
+	case RK_CONSUMER:
+		want = r->body == SLUICE__FRAME__BODY_LIST_CONSUMERS ? SLUICE__FRAME__BODY_CONSUMER_LIST
+								     : SLUICE__FRAME__BODY_CONSUMER_INFO;
+		if (want != (int)f->body_case || !r->cb.consumer)
+			break;
+		if (f->body_case == SLUICE__FRAME__BODY_CONSUMER_LIST)
+			complete_consumers(c, r, f->consumer_list->consumers, f->consumer_list->n_consumers);
+		else
+			complete_consumers(c, r, &f->consumer_info, 1);
+		break;
+	case RK_PULL:
+		if ((want = SLUICE__FRAME__BODY_PULL_RESULT) != (int)f->body_case)
+			break;
+		c->unavail_since_ns = 0;
+		if (r->cb.pull)
+			complete_pull(c, r, f->pull_result);
 		break;
 	case RK_SUBSCRIBE:
 		if ((want = SLUICE__FRAME__BODY_SUBSCRIBED) == (int)f->body_case)
@@ -2086,6 +2256,163 @@ void sluice_ack_position(const struct sluice_client *c, uint64_t *term, uint64_t
 		*term = c->ack_term;
 	if (log_index)
 		*log_index = c->ack_log_index;
+}
+
+/* ---------- durable consumers ---------- */
+
+#define CLIENT_SCHEDULE_MAX 16        /* ConsumerConfig.schedule_ms entries */
+#define CLIENT_ACK_ITEMS_MAX 1000     /* AckMessages.items */
+#define CLIENT_PULL_MAX 1000          /* Pull.max_messages */
+#define CLIENT_PULL_WAIT_MS_MAX 20000 /* Pull.wait_ms */
+
+static Sluice__StartAt start_to_wire(enum sluice_start s)
+{
+	switch (s) {
+	case SLUICE_LATEST:
+		return SLUICE__START_AT__LATEST;
+	case SLUICE_OFFSET:
+		return SLUICE__START_AT__OFFSET;
+	case SLUICE_TIMESTAMP:
+		return SLUICE__START_AT__TIMESTAMP;
+	default:
+		return SLUICE__START_AT__EARLIEST;
+	}
+}
+
+int sluice_consumer_create(struct sluice_client *c, const char *name, const struct sluice_consumer_cfg *cfg,
+			   sluice_done_cb cb, void *arg)
+{
+	Sluice__ConsumerConfig cc = SLUICE__CONSUMER_CONFIG__INIT;
+	Sluice__CreateConsumer m = SLUICE__CREATE_CONSUMER__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	if (!name || !cfg || !cfg->topic || cfg->schedule_n > CLIENT_SCHEDULE_MAX ||
+	    (cfg->schedule_n > 0 && !cfg->schedule_ms))
+		return SL_EINVAL;
+	/* Unset fields travel as zeros: the server fills in its defaults. */
+	cc.topic = (char *)cfg->topic;
+	cc.shared = cfg->shared ? 1 : 0;
+	cc.max_in_flight = cfg->max_in_flight;
+	cc.max_deliveries = cfg->max_deliveries;
+	cc.never_dead_letter = cfg->never_dead_letter ? 1 : 0;
+	cc.ack_timeout_ms = cfg->ack_timeout_ms;
+	cc.n_schedule_ms = cfg->schedule_n;
+	cc.schedule_ms = (uint32_t *)cfg->schedule_ms;
+	cc.dead_letter_topic = (char *)(cfg->dead_letter_topic ? cfg->dead_letter_topic : "");
+	cc.start = start_to_wire(cfg->start);
+	cc.offset = cfg->offset;
+	cc.timestamp_ms = cfg->timestamp_ms;
+	m.name = (char *)name;
+	m.config = &cc;
+	f.body_case = SLUICE__FRAME__BODY_CREATE_CONSUMER;
+	f.create_consumer = &m;
+	SUBMIT(c, RK_DONE, &f, done, cb, arg, 0);
+}
+
+int sluice_consumer_delete(struct sluice_client *c, const char *name, sluice_done_cb cb, void *arg)
+{
+	Sluice__DeleteConsumer m = SLUICE__DELETE_CONSUMER__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	if (!name)
+		return SL_EINVAL;
+	m.name = (char *)name;
+	f.body_case = SLUICE__FRAME__BODY_DELETE_CONSUMER;
+	f.delete_consumer = &m;
+	SUBMIT(c, RK_DONE, &f, done, cb, arg, 0);
+}
+
+int sluice_consumer_list(struct sluice_client *c, sluice_consumer_cb cb, void *arg)
+{
+	Sluice__ListConsumers m = SLUICE__LIST_CONSUMERS__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	f.body_case = SLUICE__FRAME__BODY_LIST_CONSUMERS;
+	f.list_consumers = &m;
+	SUBMIT(c, RK_CONSUMER, &f, consumer, cb, arg, 0);
+}
+
+int sluice_consumer_describe(struct sluice_client *c, const char *name, sluice_consumer_cb cb, void *arg)
+{
+	Sluice__DescribeConsumer m = SLUICE__DESCRIBE_CONSUMER__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	if (!name)
+		return SL_EINVAL;
+	m.name = (char *)name;
+	f.body_case = SLUICE__FRAME__BODY_DESCRIBE_CONSUMER;
+	f.describe_consumer = &m;
+	SUBMIT(c, RK_CONSUMER, &f, consumer, cb, arg, 0);
+}
+
+int sluice_pull(struct sluice_client *c, const char *consumer, uint32_t max, uint32_t wait_ms, sluice_pull_cb cb,
+		void *arg)
+{
+	Sluice__Pull m = SLUICE__PULL__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	if (!consumer || max > CLIENT_PULL_MAX || wait_ms > CLIENT_PULL_WAIT_MS_MAX)
+		return SL_EINVAL;
+	m.consumer = (char *)consumer;
+	m.max_messages = max;
+	m.wait_ms = wait_ms;
+	f.body_case = SLUICE__FRAME__BODY_PULL;
+	f.pull = &m;
+	/* The answer may take wait_ms on top of the usual request time. */
+	SUBMIT(c, RK_PULL, &f, pull, cb, arg, wait_ms);
+}
+
+static Sluice__AckKind ack_kind_to_wire(enum sluice_ack_kind k)
+{
+	switch (k) {
+	case SLUICE_NACK:
+		return SLUICE__ACK_KIND__NACK;
+	case SLUICE_IN_PROGRESS:
+		return SLUICE__ACK_KIND__IN_PROGRESS;
+	default:
+		return SLUICE__ACK_KIND__ACK;
+	}
+}
+
+int sluice_ack(struct sluice_client *c, const char *consumer, const struct sluice_ack_item *items, size_t n,
+	       sluice_done_cb cb, void *arg)
+{
+	Sluice__AckMessages m = SLUICE__ACK_MESSAGES__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	Sluice__AckItem *ws = NULL, **wps = NULL;
+	struct req *r = NULL;
+	int err = SL_EINVAL;
+	if (!consumer || !items || n == 0 || n > CLIENT_ACK_ITEMS_MAX)
+		return SL_EINVAL;
+	if (c->closing)
+		return SL_ECLOSED;
+	err = SL_ENOMEM;
+	ws = calloc(n, sizeof(*ws));
+	wps = calloc(n, sizeof(*wps));
+	if (!ws || !wps)
+		goto done;
+	for (size_t i = 0; i < n; i++) {
+		sluice__ack_item__init(&ws[i]);
+		ws[i].partition = items[i].partition;
+		ws[i].offset = items[i].offset;
+		ws[i].kind = ack_kind_to_wire(items[i].kind);
+		if (items[i].kind == SLUICE_NACK) {
+			ws[i].has_delay = items[i].delay_ms >= 0;
+			ws[i].delay_ms = items[i].delay_ms >= 0 ? items[i].delay_ms : -1;
+			ws[i].error = (char *)(items[i].error ? items[i].error : "");
+		}
+		wps[i] = &ws[i];
+	}
+	m.consumer = (char *)consumer;
+	m.n_items = n;
+	m.items = wps;
+	f.body_case = SLUICE__FRAME__BODY_ACK_MESSAGES;
+	f.ack_messages = &m;
+	err = req_new(c, RK_DONE, &f, &r);
+	if (err != SL_OK)
+		goto done;
+	r->cb.done = cb;
+	r->arg = arg;
+	req_submit(c, r);
+done:
+	free(wps);
+	free(ws);
+	return err;
 }
 
 /* ---------- blocking API ---------- */
