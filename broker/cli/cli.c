@@ -1,7 +1,7 @@
 /*
  * cli.c: the `sluice` command-line tool: topic admin, pub, sub, group, node
- * and cluster status, leadership transfer (bench lives in bench.c). Built on
- * libsluice.
+ * and cluster status, leadership transfer (bench lives in bench.c, durable
+ * consumers and dead letters in cli_consumer.c). Built on libsluice.
  *
  * Global options (--server, --json, --help) may appear anywhere; they are
  * pulled out of argv before the subcommand's own getopt_long runs. Exit
@@ -58,6 +58,8 @@ int cli_exit_code(int err)
 		return EX_UNAVAILABLE;
 	case SLUICE_ENOTOPIC:
 	case SLUICE_ETOPIC_EXISTS:
+	case SLUICE_ENOCONSUMER:
+	case SLUICE_ECONSUMER_EXISTS:
 	case SLUICE_EINVAL:
 	case SLUICE_ERANGE:
 	case SLUICE_ENOSUB:
@@ -101,13 +103,13 @@ int cli_connect_opts(const struct cli_global *g, const struct sluice_client_opts
 	return EX_OK;
 }
 
-static int report_err(const char *what, int err, const char *msg)
+int cli_report_err(const char *what, int err, const char *msg)
 {
 	fprintf(stderr, "%s: %s: %s\n", prog, what, msg && msg[0] ? msg : sluice_strerror(err));
 	return cli_exit_code(err);
 }
 
-static int parse_u64(const char *s, uint64_t *out)
+int cli_parse_u64(const char *s, uint64_t *out)
 {
 	char *end;
 	if (!s || !*s || *s == '-')
@@ -120,7 +122,7 @@ static int parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
-static int parse_i64(const char *s, int64_t *out)
+int cli_parse_i64(const char *s, int64_t *out)
 {
 	char *end;
 	if (!s || !*s)
@@ -133,16 +135,16 @@ static int parse_i64(const char *s, int64_t *out)
 	return 0;
 }
 
-static int parse_u32(const char *s, uint32_t *out)
+int cli_parse_u32(const char *s, uint32_t *out)
 {
 	uint64_t v;
-	if (parse_u64(s, &v) || v > UINT32_MAX)
+	if (cli_parse_u64(s, &v) || v > UINT32_MAX)
 		return -1;
 	*out = (uint32_t)v;
 	return 0;
 }
 
-static void json_print(json_t *j)
+void cli_json_print(json_t *j)
 {
 	char *s = json_dumps(j, JSON_COMPACT);
 	if (s) {
@@ -153,13 +155,13 @@ static void json_print(json_t *j)
 }
 
 /* Drive the client's loop until *done is set (bounded by the client's own timeouts). */
-static void wait_done(struct sluice_sync *s, const int *done)
+void cli_wait_done(struct sluice_sync *s, const int *done)
 {
 	while (!*done)
 		event_base_loop(sluice_sync_base(s), EVLOOP_ONCE);
 }
 
-static int want_help(int argc, char **argv)
+int cli_want_help(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--"))
@@ -186,6 +188,15 @@ static void usage(FILE *f)
 		"            [--linger-ms MS] [--batch-bytes B] [MESSAGE]\n"
 		"  sub TOPIC [--from earliest|latest|OFFSET|@UNIX_MS] [--partition P]... [--group G]\n"
 		"            [--count N] [--format raw|json]\n"
+		"  sub --consumer NAME [--count N] [--format raw|json]   pull, print, ack\n"
+		"  consumer create NAME --topic T [--shared] [--max-in-flight N]\n"
+		"            [--max-deliveries N | --never-dead-letter] [--ack-timeout-ms MS]\n"
+		"            [--schedule MS,MS,...] [--dead-letter-topic T]\n"
+		"            [--from earliest|latest|OFFSET|@UNIX_MS]\n"
+		"  consumer list | describe NAME | delete NAME\n"
+		"  consumer pull NAME [--max N] [--wait-ms MS] [--count N | --follow]\n"
+		"            [--no-ack | --nack [--delay-ms MS]] [--format raw|json]\n"
+		"  dlq replay DLQ_TOPIC [--to TOPIC] [--from OFFSET] [--count N]\n"
 		"  group describe GROUP\n"
 		"  node status\n"
 		"  cluster status                     every node: role, term, log indexes, lag, reachable\n"
@@ -226,8 +237,12 @@ static void usage_sub(FILE *f)
 {
 	fprintf(f, "usage: sluice sub TOPIC [--from earliest|latest|OFFSET|@UNIX_MS] [--partition P]...\n"
 		   "                  [--group G] [--count N] [--format raw|json]\n"
+		   "       sluice sub --consumer NAME [--count N] [--format raw|json]\n"
 		   "  --from defaults to latest; with --group, the group's committed offsets win.\n"
-		   "  --group commits what was printed every %d ms and at exit.\n",
+		   "  --group commits what was printed every %d ms and at exit.\n"
+		   "  --consumer pulls from the durable consumer NAME (long-poll), prints each batch,\n"
+		   "  then acknowledges it; until --count messages (0: no limit, the default) or SIGINT.\n"
+		   "  --format json adds each message's delivery attempt.\n",
 		CLI_COMMIT_INTERVAL_MS);
 }
 
@@ -267,9 +282,9 @@ static int cmd_topic_create(const struct cli_global *g, int argc, char **argv)
 	int ch;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "p:", lo, NULL)) != -1) {
-		if ((ch == 'p' && (parse_u32(optarg, &partitions) || partitions == 0)) ||
-		    (ch == 'r' && (parse_i64(optarg, &rms) || rms < 0)) ||
-		    (ch == 'b' && (parse_i64(optarg, &rbytes) || rbytes < 0)) || ch == '?') {
+		if ((ch == 'p' && (cli_parse_u32(optarg, &partitions) || partitions == 0)) ||
+		    (ch == 'r' && (cli_parse_i64(optarg, &rms) || rms < 0)) ||
+		    (ch == 'b' && (cli_parse_i64(optarg, &rbytes) || rbytes < 0)) || ch == '?') {
 			usage_topic(stderr);
 			return EX_USAGE;
 		}
@@ -287,9 +302,9 @@ static int cmd_topic_create(const struct cli_global *g, int argc, char **argv)
 	int err = sluice_sync_topic_create(s, name, partitions, rms, rbytes, msg, sizeof(msg));
 	sluice_sync_close(s);
 	if (err)
-		return report_err("topic create", err, msg);
+		return cli_report_err("topic create", err, msg);
 	if (g->json)
-		json_print(json_pack("{s:s, s:I, s:I, s:I}", "created", name, "partitions", (json_int_t)partitions,
+		cli_json_print(json_pack("{s:s, s:I, s:I, s:I}", "created", name, "partitions", (json_int_t)partitions,
 				     "retention_ms", (json_int_t)rms, "retention_bytes", (json_int_t)rbytes));
 	else
 		printf("created topic %s with %u partition%s\n", name, partitions, partitions == 1 ? "" : "s");
@@ -310,9 +325,9 @@ static int cmd_topic_delete(const struct cli_global *g, int argc, char **argv)
 	int err = sluice_sync_topic_delete(s, argv[1], msg, sizeof(msg));
 	sluice_sync_close(s);
 	if (err)
-		return report_err("topic delete", err, msg);
+		return cli_report_err("topic delete", err, msg);
 	if (g->json)
-		json_print(json_pack("{s:s}", "deleted", argv[1]));
+		cli_json_print(json_pack("{s:s}", "deleted", argv[1]));
 	else
 		printf("deleted topic %s\n", argv[1]);
 	return EX_OK;
@@ -358,7 +373,7 @@ static void topic_list_cb(void *arg, int err, const char *errmsg, const struct s
 		json_t *a = json_array();
 		for (size_t i = 0; i < n; i++)
 			json_array_append_new(a, topic_json(&tis[i], 0));
-		json_print(a);
+		cli_json_print(a);
 		return;
 	}
 	printf("%-32s %10s %14s %16s\n", "TOPIC", "PARTITIONS", "RETENTION_MS", "RETENTION_BYTES");
@@ -377,7 +392,7 @@ static void topic_describe_cb(void *arg, int err, const char *errmsg, const stru
 		return;
 	}
 	if (r->g->json) {
-		json_print(topic_json(t, 1));
+		cli_json_print(topic_json(t, 1));
 		return;
 	}
 	printf("topic %s: %u partition%s, retention_ms %" PRId64 ", retention_bytes %" PRId64 "\n", t->name,
@@ -403,16 +418,16 @@ static int cmd_topic_query(const struct cli_global *g, int argc, char **argv, in
 	int err = describe ? sluice_topic_describe(c, argv[1], topic_describe_cb, &r)
 			   : sluice_topic_list(c, topic_list_cb, &r);
 	if (err == SLUICE_OK) {
-		wait_done(s, &r.done);
+		cli_wait_done(s, &r.done);
 		err = r.err;
 	}
 	sluice_sync_close(s);
-	return err ? report_err(describe ? "topic describe" : "topic list", err, r.msg) : EX_OK;
+	return err ? cli_report_err(describe ? "topic describe" : "topic list", err, r.msg) : EX_OK;
 }
 
 static int cmd_topic(const struct cli_global *g, int argc, char **argv)
 {
-	if (argc < 2 || want_help(argc, argv)) {
+	if (argc < 2 || cli_want_help(argc, argv)) {
 		usage_topic(argc < 2 ? stderr : stdout);
 		return argc < 2 ? EX_USAGE : EX_OK;
 	}
@@ -584,7 +599,7 @@ static int pub_stream(struct pub_state *ps)
 		free(ps->buf);
 		if (ps->in_ev)
 			event_free(ps->in_ev);
-		return report_err("pub", SLUICE_ENOMEM, NULL);
+		return cli_report_err("pub", SLUICE_ENOMEM, NULL);
 	}
 	ps->in_paused = 1;
 	pub_resume(ps);
@@ -634,13 +649,13 @@ static int pub_single(struct pub_state *ps, const char *message)
 	int err = sluice_publish(r.c, &p, pub_single_cb, &r);
 	if (err == SLUICE_OK) {
 		sluice_client_flush(r.c);
-		wait_done(ps->s, &r.done);
+		cli_wait_done(ps->s, &r.done);
 		err = r.err;
 	}
 	if (err)
-		return report_err("pub", err, r.msg);
+		return cli_report_err("pub", err, r.msg);
 	if (ps->g->json)
-		json_print(json_pack("{s:s, s:I, s:I, s:I, s:I}", "topic", p.topic, "partition", (json_int_t)r.partition,
+		cli_json_print(json_pack("{s:s, s:I, s:I, s:I, s:I}", "topic", p.topic, "partition", (json_int_t)r.partition,
 				     "offset", (json_int_t)r.offset, "term", (json_int_t)r.term, "log_index",
 				     (json_int_t)r.log_index));
 	else
@@ -673,7 +688,7 @@ static int cmd_pub(const struct cli_global *g, int argc, char **argv)
 	struct pub_state ps = {.g = g, .window = CLI_WINDOW_DEFAULT, .linger_ms = CLI_LINGER_MS_DEFAULT,
 			       .batch_bytes = CLI_BATCH_BYTES_DEFAULT};
 	int ch;
-	if (want_help(argc, argv)) {
+	if (cli_want_help(argc, argv)) {
 		usage_pub(stdout);
 		return EX_OK;
 	}
@@ -683,15 +698,15 @@ static int cmd_pub(const struct cli_global *g, int argc, char **argv)
 		if (ch == 'k')
 			ps.tmpl.key = sluice_bytes_cstr(optarg);
 		else if (ch == 'p')
-			bad = parse_u32(optarg, &ps.tmpl.partition), ps.tmpl.has_partition = 1;
+			bad = cli_parse_u32(optarg, &ps.tmpl.partition), ps.tmpl.has_partition = 1;
 		else if (ch == 'H')
 			bad = pub_header_add(hs, &ps.tmpl.headers_n, optarg);
 		else if (ch == 'w')
-			bad = parse_u32(optarg, &ps.window) || ps.window == 0;
+			bad = cli_parse_u32(optarg, &ps.window) || ps.window == 0;
 		else if (ch == 'L')
-			bad = parse_u32(optarg, &ps.linger_ms);
+			bad = cli_parse_u32(optarg, &ps.linger_ms);
 		else if (ch == 'B')
-			bad = parse_u32(optarg, &ps.batch_bytes) || ps.batch_bytes == 0;
+			bad = cli_parse_u32(optarg, &ps.batch_bytes) || ps.batch_bytes == 0;
 		if (bad) {
 			usage_pub(stderr);
 			return EX_USAGE;
@@ -769,7 +784,7 @@ static json_t *json_bytes(json_t *obj, const char *key, const char *key_b64, str
 	return obj;
 }
 
-static void sub_print_json(const struct sluice_msg *m)
+json_t *cli_msg_json(const struct sluice_msg *m)
 {
 	json_t *o = json_pack("{s:s, s:I, s:I, s:I}", "topic", m->topic, "partition", (json_int_t)m->partition,
 			      "offset", (json_int_t)m->offset, "timestamp_ms", (json_int_t)m->timestamp_ms);
@@ -793,13 +808,7 @@ static void sub_print_json(const struct sluice_msg *m)
 	}
 	json_object_set_new(o, "headers", h);
 	json_bytes(o, "payload", "payload_base64", m->payload);
-	char *s = json_dumps(o, JSON_COMPACT);
-	if (s) {
-		fputs(s, stdout);
-		fputc('\n', stdout);
-		free(s);
-	}
-	json_decref(o);
+	return o;
 }
 
 static void sub_commit_done_cb(void *arg, int err, const char *errmsg)
@@ -848,7 +857,7 @@ static void sub_msg_cb(void *arg, int err, const char *errmsg, const struct slui
 {
 	struct sub_state *st = arg;
 	if (err) {
-		st->exit_code = report_err("sub", err, errmsg);
+		st->exit_code = cli_report_err("sub", err, errmsg);
 		st->stopping = 1;
 		event_base_loopbreak(sluice_sync_base(st->s));
 		return;
@@ -856,7 +865,7 @@ static void sub_msg_cb(void *arg, int err, const char *errmsg, const struct slui
 	if (st->stopping || (st->count && st->printed >= st->count))
 		return;
 	if (st->json) {
-		sub_print_json(m);
+		cli_json_print(cli_msg_json(m));
 	} else {
 		fwrite(m->payload.base, 1, m->payload.len, stdout);
 		fputc('\n', stdout);
@@ -908,10 +917,10 @@ static int sub_parse_from(const char *s, struct sluice_sub_opts *o)
 		o->start = SLUICE_LATEST;
 	else if (s[0] == '@') {
 		o->start = SLUICE_TIMESTAMP;
-		return parse_i64(s + 1, &o->timestamp_ms);
+		return cli_parse_i64(s + 1, &o->timestamp_ms);
 	} else {
 		o->start = SLUICE_OFFSET;
-		return parse_u64(s, &o->offset);
+		return cli_parse_u64(s, &o->offset);
 	}
 	return 0;
 }
@@ -949,7 +958,7 @@ done:
 		event_free(st->sigterm_ev);
 	if (st->deadline_ev)
 		event_free(st->deadline_ev);
-	return err ? report_err("sub", err, NULL) : st->exit_code;
+	return err ? cli_report_err("sub", err, NULL) : st->exit_code;
 }
 
 static int cmd_sub(const struct cli_global *g, int argc, char **argv)
@@ -959,32 +968,46 @@ static int cmd_sub(const struct cli_global *g, int argc, char **argv)
 					   {"group", required_argument, 0, 'g'},
 					   {"count", required_argument, 0, 'n'},
 					   {"format", required_argument, 0, 'F'},
+					   {"consumer", required_argument, 0, 'C'},
 					   {0, 0, 0, 0}};
 	static uint32_t parts[CLI_SUB_PARTITIONS_MAX];
+	const char *consumer = NULL;
+	int positioned = 0; /* --from, --partition or --group: not with --consumer */
 	struct sluice_sub_opts o = {.start = SLUICE_LATEST};
 	struct sub_state st = {.g = g, .json = g->json};
 	int ch;
-	if (want_help(argc, argv)) {
+	if (cli_want_help(argc, argv)) {
 		usage_sub(stdout);
 		return EX_OK;
 	}
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "f:p:g:n:F:", lo, NULL)) != -1) {
 		int bad = ch == '?';
-		if (ch == 'f')
+		positioned |= ch == 'f' || ch == 'p' || ch == 'g';
+		if (ch == 'C')
+			consumer = optarg;
+		else if (ch == 'f')
 			bad = sub_parse_from(optarg, &o);
 		else if (ch == 'p')
-			bad = o.partitions_n >= CLI_SUB_PARTITIONS_MAX || parse_u32(optarg, &parts[o.partitions_n++]);
+			bad = o.partitions_n >= CLI_SUB_PARTITIONS_MAX || cli_parse_u32(optarg, &parts[o.partitions_n++]);
 		else if (ch == 'g')
 			st.group = optarg;
 		else if (ch == 'n')
-			bad = parse_u64(optarg, &st.count);
+			bad = cli_parse_u64(optarg, &st.count);
 		else if (ch == 'F')
 			bad = strcmp(optarg, "raw") && strcmp(optarg, "json") ? 1 : (st.json = !strcmp(optarg, "json"), 0);
 		if (bad) {
 			usage_sub(stderr);
 			return EX_USAGE;
 		}
+	}
+	if (consumer) {
+		/* the consumer names its topic and keeps its own position */
+		if (optind != argc || positioned) {
+			usage_sub(stderr);
+			return EX_USAGE;
+		}
+		return consumer_sub(g, consumer, st.count, st.json);
 	}
 	if (optind + 1 != argc) {
 		usage_sub(stderr);
@@ -1024,7 +1047,7 @@ static void group_cb(void *arg, int err, const char *errmsg, const struct sluice
 							   "committed_offset", (json_int_t)ps[i].committed_offset,
 							   "end_offset", (json_int_t)ps[i].end_offset, "lag",
 							   (json_int_t)ps[i].lag));
-		json_print(json_pack("{s:s, s:o}", "group", r->msg, "partitions", a));
+		cli_json_print(json_pack("{s:s, s:o}", "group", r->msg, "partitions", a));
 		return;
 	}
 	printf("%-32s %9s %16s %14s %10s\n", "TOPIC", "PARTITION", "COMMITTED_OFFSET", "END_OFFSET", "LAG");
@@ -1043,7 +1066,7 @@ static void status_cb(void *arg, int err, const char *errmsg, const struct sluic
 		return;
 	}
 	if (r->g->json) {
-		json_print(json_pack("{s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "node_id",
+		cli_json_print(json_pack("{s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "node_id",
 				     (json_int_t)st->node_id, "version", st->version ? st->version : "",
 				     "uptime_ms", (json_int_t)st->uptime_ms, "frontends", (json_int_t)st->frontends,
 				     "topics", (json_int_t)st->topics, "map_bytes", (json_int_t)st->map_bytes,
@@ -1078,16 +1101,16 @@ static int cmd_query(const struct cli_global *g, int group, const char *arg)
 	int err = group ? sluice_group_describe(sluice_sync_client(s), arg, group_cb, &r)
 			: sluice_node_status(sluice_sync_client(s), status_cb, &r);
 	if (err == SLUICE_OK) {
-		wait_done(s, &r.done);
+		cli_wait_done(s, &r.done);
 		err = r.err;
 	}
 	sluice_sync_close(s);
-	return err ? report_err(group ? "group describe" : "node status", err, r.msg) : EX_OK;
+	return err ? cli_report_err(group ? "group describe" : "node status", err, r.msg) : EX_OK;
 }
 
 static int cmd_group(const struct cli_global *g, int argc, char **argv)
 {
-	if (want_help(argc, argv)) {
+	if (cli_want_help(argc, argv)) {
 		usage_group(stdout);
 		return EX_OK;
 	}
@@ -1100,7 +1123,7 @@ static int cmd_group(const struct cli_global *g, int argc, char **argv)
 
 static int cmd_node(const struct cli_global *g, int argc, char **argv)
 {
-	if (want_help(argc, argv)) {
+	if (cli_want_help(argc, argv)) {
 		usage_node(stdout);
 		return EX_OK;
 	}
@@ -1435,7 +1458,7 @@ static void cs_print_json(const struct cs_report *r)
 		json_object_set_new(o, "leader_sees", w->leader_sees < 0 ? json_null() : json_boolean(w->leader_sees));
 		json_array_append_new(nodes, o);
 	}
-	json_print(json_pack("{s:o, s:I, s:o}", "leader", r->leader_id ? json_integer(r->leader_id) : json_null(),
+	cli_json_print(json_pack("{s:o, s:I, s:o}", "leader", r->leader_id ? json_integer(r->leader_id) : json_null(),
 			     "term", (json_int_t)r->term, "nodes", nodes));
 }
 
@@ -1536,7 +1559,7 @@ static int transfer_wait(const struct cli_global *g, struct sluice_sync *s, uint
 		sleep_ms(CLI_TRANSFER_POLL_MS);
 	}
 	if (g->json)
-		json_print(json_pack("{s:I, s:I}", "leader", (json_int_t)p.leader_id, "term", (json_int_t)p.term));
+		cli_json_print(json_pack("{s:I, s:I}", "leader", (json_int_t)p.leader_id, "term", (json_int_t)p.term));
 	else
 		printf("node %u is the leader (term %" PRIu64 ")\n", p.leader_id, p.term);
 	return EX_OK;
@@ -1549,7 +1572,7 @@ static int cmd_cluster_transfer(const struct cli_global *g, int argc, char **arg
 	int ch;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "t:", lo, NULL)) != -1) {
-		if (ch == '?' || (ch == 't' && (parse_u32(optarg, &to) || to == 0))) {
+		if (ch == '?' || (ch == 't' && (cli_parse_u32(optarg, &to) || to == 0))) {
 			usage_cluster(stderr);
 			return EX_USAGE;
 		}
@@ -1565,17 +1588,17 @@ static int cmd_cluster_transfer(const struct cli_global *g, int argc, char **arg
 		return rc;
 	int err = sluice_cluster_transfer_leader(sluice_sync_client(s), to, result_done_cb, &r);
 	if (err == SLUICE_OK) {
-		wait_done(s, &r.done);
+		cli_wait_done(s, &r.done);
 		err = r.err;
 	}
-	rc = err ? report_err("cluster transfer-leader", err, r.msg) : transfer_wait(g, s, to);
+	rc = err ? cli_report_err("cluster transfer-leader", err, r.msg) : transfer_wait(g, s, to);
 	sluice_sync_close(s);
 	return rc;
 }
 
 static int cmd_cluster(const struct cli_global *g, int argc, char **argv)
 {
-	if (want_help(argc, argv)) {
+	if (cli_want_help(argc, argv)) {
 		usage_cluster(stdout);
 		return EX_OK;
 	}
@@ -1653,6 +1676,10 @@ int main(int argc, char **argv)
 		return cmd_sub(&g, sub_argc, sub_argv);
 	if (!strcmp(cmd, "group"))
 		return cmd_group(&g, sub_argc, sub_argv);
+	if (!strcmp(cmd, "consumer"))
+		return consumer_main(&g, sub_argc, sub_argv);
+	if (!strcmp(cmd, "dlq"))
+		return dlq_main(&g, sub_argc, sub_argv);
 	if (!strcmp(cmd, "node"))
 		return cmd_node(&g, sub_argc, sub_argv);
 	if (!strcmp(cmd, "cluster"))

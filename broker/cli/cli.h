@@ -1,7 +1,7 @@
 /*
- * cli.h: what the `sluice` CLI's files (cli.c, bench.c, bench_sse.c) share: the global
- * options, connecting, and mapping libsluice errors (enum sluice_err) to
- * <sysexits.h> codes.
+ * cli.h: what the `sluice` CLI's files (cli.c, cli_consumer.c, bench.c, bench_sse.c)
+ * share: the global options, connecting, mapping libsluice errors (enum
+ * sluice_err) to <sysexits.h> codes, argument parsing and message printing.
  */
 #ifndef SLUICE_CLI_H
 #define SLUICE_CLI_H
@@ -30,6 +30,32 @@ struct sluice_client_opts cli_client_opts(const struct cli_global *g, uint32_t p
 int cli_connect(const struct cli_global *g, uint32_t pipeline_max, struct sluice_sync **out);
 /* The same with options made by cli_client_opts and then adjusted. */
 int cli_connect_opts(const struct cli_global *g, const struct sluice_client_opts *o, struct sluice_sync **out);
+
+/* Print "sluice: WHAT: MSG" (or the error's description) on stderr; returns cli_exit_code(err). */
+int cli_report_err(const char *what, int err, const char *msg);
+/* Decimal parsers: 0, or -1 if s is not a number in range. */
+int cli_parse_u64(const char *s, uint64_t *out);
+int cli_parse_i64(const char *s, int64_t *out);
+int cli_parse_u32(const char *s, uint32_t *out);
+/* 1 if argv (after argv[0], up to "--") asks for --help or -h. */
+int cli_want_help(int argc, char **argv);
+/* Run s's loop until *done is set (bounded by the client's own timeouts). */
+void cli_wait_done(struct sluice_sync *s, const int *done);
+
+struct json_t; /* jansson's json_t */
+/* Print j as one compact line on stdout and release it (NULL prints nothing). */
+void cli_json_print(struct json_t *j);
+/* A message as `sluice sub --format json` prints it (new reference). */
+struct json_t *cli_msg_json(const struct sluice_msg *m);
+
+/* `sluice consumer ...` (cli_consumer.c): argv[0] is "consumer". Returns an exit code. */
+int consumer_main(const struct cli_global *g, int argc, char **argv);
+void consumer_usage(FILE *f);
+/* `sluice sub --consumer NAME`: pull, print and ack until count messages (0: no limit) or SIGINT. */
+int consumer_sub(const struct cli_global *g, const char *name, uint64_t count, int json);
+/* `sluice dlq ...` (cli_consumer.c): argv[0] is "dlq". Returns an exit code. */
+int dlq_main(const struct cli_global *g, int argc, char **argv);
+void dlq_usage(FILE *f);
 
 /* `sluice bench ...`: argv[0] is "bench". Returns an exit code. */
 int bench_main(const struct cli_global *g, int argc, char **argv);
