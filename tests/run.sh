@@ -30,8 +30,8 @@ fuzz_seconds=${SLUICE_FUZZ_SECONDS:-30}
 jobs=$(nproc)
 
 bash deploy/install-deps.sh
-# npm clients of the tests, pinned by their package-lock.json: eventsource@4, ws 8, graphql-ws 6
-# and graphql@16 (tests/node),
+# npm clients of the tests, pinned by their package-lock.json: eventsource@4, ws 8, graphql-ws 6,
+# graphql@16 and standardwebhooks 1.1.1 (tests/node),
 # @asyncapi/parser (tests/web)
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
 (cd tests/web && npm ci --no-audit --no-fund --loglevel=error)
