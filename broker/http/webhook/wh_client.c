@@ -329,12 +329,14 @@ static int hp_header_value(http_parser *hp, const char *at, size_t n)
 		if (c->hdr_is_ra)
 			c->ra_len = 0;
 	}
-	if (c->hdr_is_ra) {
-		if (c->ra_len + n >= sizeof c->ra)
-			c->ra_len = sizeof c->ra; /* too long to be valid: marks it invalid */
-		else
-			memcpy(c->ra + c->ra_len, at, n), c->ra_len += n;
+	if (!c->hdr_is_ra || c->ra_len >= sizeof c->ra)
+		return 0;
+	if (c->ra_len + n >= sizeof c->ra) {
+		c->ra_len = sizeof c->ra; /* too long to be valid: marks it invalid */
+		return 0;
 	}
+	memcpy(c->ra + c->ra_len, at, n);
+	c->ra_len += n;
 	return 0;
 }
 
