@@ -243,31 +243,19 @@ static int cmd_consumer_delete(const struct cli_global *g, int argc, char **argv
 
 /* ---------- list, describe ---------- */
 
-static const char *start_name(enum sluice_start s)
-{
-	switch (s) {
-	case SLUICE_LATEST:
-		return "latest";
-	case SLUICE_OFFSET:
-		return "offset";
-	case SLUICE_TIMESTAMP:
-		return "timestamp";
-	default:
-		return "earliest";
-	}
-}
-
+/* The start position is left out: it only placed the consumer when it was
+ * created (next_offset per partition says where it is), and servers need
+ * not echo it. */
 static json_t *consumer_cfg_json(const struct sluice_consumer_cfg *c)
 {
 	json_t *sched = json_array();
 	for (size_t i = 0; i < c->schedule_n; i++)
 		json_array_append_new(sched, json_integer(c->schedule_ms[i]));
-	return json_pack("{s:s, s:s, s:I, s:I, s:b, s:I, s:o, s:s, s:s, s:I, s:I}", "topic", c->topic, "mode",
+	return json_pack("{s:s, s:s, s:I, s:I, s:b, s:I, s:o, s:s}", "topic", c->topic, "mode",
 			 c->shared ? "shared" : "ordered", "max_in_flight", (json_int_t)c->max_in_flight,
 			 "max_deliveries", (json_int_t)c->max_deliveries, "never_dead_letter", c->never_dead_letter,
 			 "ack_timeout_ms", (json_int_t)c->ack_timeout_ms, "schedule_ms", sched,
-			 "dead_letter_topic", c->dead_letter_topic, "start", start_name(c->start), "offset",
-			 (json_int_t)c->offset, "timestamp_ms", (json_int_t)c->timestamp_ms);
+			 "dead_letter_topic", c->dead_letter_topic);
 }
 
 static json_t *consumer_part_json(const struct sluice_consumer_partition *p)

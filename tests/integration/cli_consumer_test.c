@@ -233,7 +233,6 @@ Test(cli_consumer, create_list_describe_delete)
 	cr_assert_eq(jint(cfg, "max_deliveries"), 3);
 	cr_assert_eq(jint(cfg, "ack_timeout_ms"), 1500);
 	cr_assert_str_eq(jstr(cfg, "dead_letter_topic"), "dead");
-	cr_assert_str_eq(jstr(cfg, "start"), "latest");
 	sched = json_object_get(cfg, "schedule_ms");
 	cr_assert_eq(json_array_size(sched), 3);
 	cr_assert_eq(json_integer_value(json_array_get(sched, 2)), 2000);
@@ -328,6 +327,22 @@ Test(cli_consumer, pull_and_ack_in_order_once)
 	j = describe_consumer("cp");
 	cr_assert_eq(jint(consumer_part(j, 1), "ack_floor"), 13);
 	json_decref(j);
+
+	/* --from: latest sees only what comes after; OFFSET starts there on every partition */
+	CLI_OK(&r, NULL, "consumer", "create", "cl", "--topic", "tp", "--from", "latest");
+	itest_run_free(&r);
+	CLI_OK(&r, NULL, "consumer", "create", "co", "--topic", "tp", "--from", "8");
+	itest_run_free(&r);
+	n = PULL("tp", m, 64, "cl", "--wait-ms", "0");
+	cr_assert_eq(n, 0, "--from latest pulled %s", m[0].payload);
+	publish_seq("tp", 0, 10, 1);
+	n = PULL("tp", m, 64, "cl", "--wait-ms", "5000");
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(m[0].payload, "m-0-10");
+	n = PULL("tp", m, 64, "co", "--count", "8");
+	cr_assert_eq(n, 8);
+	for (size_t i = 0; i < n; i++)
+		cr_assert_geq(m[i].offset, 8, "--from 8 pulled %s", m[i].payload);
 }
 
 Test(cli_consumer, redelivered_after_ack_timeout_with_attempt_2)
