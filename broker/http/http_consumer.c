@@ -162,11 +162,12 @@ void http_on_consumer_pull(struct http_req *r)
 		return;
 	if (http_query_get(r->query, r->query_len, "max", max_s, sizeof(max_s)) < 0 ||
 	    http_query_get(r->query, r->query_len, "wait_ms", wait_s, sizeof(wait_s)) < 0 ||
-	    (max_s[0] && (http_parse_u64(max_s, &max) < 0 || max == 0 || max > HTTP_PULL_MAX)) ||
+	    (max_s[0] && (http_parse_u64(max_s, &max) < 0 || max > HTTP_PULL_MAX)) ||
 	    (wait_s[0] && (http_parse_u64(wait_s, &wait) < 0 || wait > HTTP_PULL_WAIT_MS_MAX))) {
-		http_problem(r, 400, SL_EINVAL, "bad query: max must be 1..1000, wait_ms 0..20000");
+		http_problem(r, 400, SL_EINVAL, "bad query: max must be 0..1000 (0: 100), wait_ms 0..20000");
 		return;
 	}
+	max = max ? max : HTTP_PULL_DEFAULT; /* as in Pull: 0 is the default */
 	if (r->method == HTTP_HEAD) {
 		describe(r, HK_PULL_HEAD); /* a HEAD must not take messages */
 		return;

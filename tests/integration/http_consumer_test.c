@@ -309,7 +309,7 @@ Test(http_consumer, nack_with_delay_not_before_the_delay)
 	         200);
 	cr_assert_eq(num(j, "nacked"), 1);
 	json_decref(j);
-	m = pull("nk", 1, 500);
+	m = pull("nk", 0, 500); /* max=0: the default */
 	cr_assert_eq(json_array_size(m), 0, "redelivered before delay_ms");
 	json_decref(m);
 	m = pull("nk", 1, 5000);
@@ -323,6 +323,19 @@ Test(http_consumer, nack_with_delay_not_before_the_delay)
 	/* in_progress has the same shape */
 	j = call("POST", "/v1/consumers/nk/in_progress", "[{\"partition\":0,\"offset\":0}]", 200);
 	cr_assert_eq(num(j, "in_progress"), 1);
+	json_decref(j);
+	/* an error over 200 bytes is cut on a character boundary: 150 two-byte characters become 100 */
+	char body[1024], want[256];
+	size_t n = (size_t)snprintf(body, sizeof(body), "{\"offset\":0,\"delay_ms\":0,\"error\":\"");
+	for (int i = 0; i < 150; i++)
+		n += (size_t)snprintf(body + n, sizeof(body) - n, "\xc3\xa9");
+	snprintf(body + n, sizeof(body) - n, "\"}");
+	for (int i = 0; i < 100; i++)
+		memcpy(want + 2 * i, "\xc3\xa9", 2);
+	want[200] = 0;
+	json_decref(call("POST", "/v1/consumers/nk/nack", body, 200));
+	j = describe("nk");
+	cr_assert_str_eq(json_string_value(json_object_get(part_of(j, 0), "last_error")), want);
 	json_decref(j);
 }
 
@@ -393,7 +406,7 @@ Test(http_consumer, bad_bodies_and_queries_are_400)
 	problem("POST", "/v1/consumers/c/ack", big, 400, "INVALID_ARGUMENT");
 	free(big);
 	/* pull */
-	problem("GET", "/v1/consumers/c/messages?max=0", NULL, 400, "INVALID_ARGUMENT");
+	problem("GET", "/v1/consumers/c/messages?max=-1", NULL, 400, "INVALID_ARGUMENT");
 	problem("GET", "/v1/consumers/c/messages?max=1001", NULL, 400, "INVALID_ARGUMENT");
 	problem("GET", "/v1/consumers/c/messages?wait_ms=20001", NULL, 400, "INVALID_ARGUMENT");
 	problem("GET", "/v1/consumers/c/messages?max=x", NULL, 400, "INVALID_ARGUMENT");
