@@ -251,20 +251,6 @@ static const char *str(const char *s)
 	return s ? s : "";
 }
 
-static json_t *from_json(const Sluice__ConsumerConfig *c)
-{
-	switch (c->start) {
-	case SLUICE__START_AT__LATEST:
-		return json_string("latest");
-	case SLUICE__START_AT__OFFSET:
-		return json_integer((json_int_t)c->offset);
-	case SLUICE__START_AT__TIMESTAMP:
-		return json_pack("{s:I}", "time", (json_int_t)c->timestamp_ms);
-	default:
-		return json_string("earliest");
-	}
-}
-
 static json_t *partition_json(const Sluice__ConsumerPartition *p)
 {
 	return json_pack("{s:i,s:I,s:I,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:s}", "partition", (int)p->partition, "ack_floor",
@@ -286,12 +272,13 @@ static json_t *consumer_json(const Sluice__ConsumerInfo *ci)
 		json_array_append_new(sched, json_integer(c->schedule_ms[i]));
 	for (size_t i = 0; parts && i < ci->n_partitions; i++)
 		json_array_append_new(parts, partition_json(ci->partitions[i]));
-	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:b,s:I,s:o,s:s,s:o,s:I,s:o}", "name", str(ci->name), "topic",
+	/* no "from": where a consumer started matters once, and ConsumerInfo does not keep it */
+	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:b,s:I,s:o,s:s,s:I,s:o}", "name", str(ci->name), "topic",
 	                 str(c->topic), "mode", c->shared ? "shared" : "ordered", "max_in_flight",
 	                 (json_int_t)c->max_in_flight, "max_deliveries", (json_int_t)c->max_deliveries,
 	                 "never_dead_letter", (int)c->never_dead_letter, "ack_timeout_ms", (json_int_t)c->ack_timeout_ms,
-	                 "schedule_ms", sched, "dead_letter_topic", str(c->dead_letter_topic), "from", from_json(c),
-	                 "created_ms", (json_int_t)ci->created_ms, "partitions", parts);
+	                 "schedule_ms", sched, "dead_letter_topic", str(c->dead_letter_topic), "created_ms",
+	                 (json_int_t)ci->created_ms, "partitions", parts);
 }
 
 static void answer_list(struct http_req *r, const Sluice__ConsumerList *cl)
