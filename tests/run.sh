@@ -4,7 +4,7 @@
 #   2. an AddressSanitizer + UndefinedBehaviorSanitizer build: the unit tests, and the HTTP, WebSocket
 #      and GraphQL suites with their real clients
 #   3. the libFuzzer targets (native frames, cluster frames, raft entries, storage batches, HTTP requests,
-#      GraphQL documents, WebSocket messages),
+#      GraphQL documents, WebSocket messages, webhook URLs, secrets and Retry-After),
 #      for a bounded time
 # Options: --quick (skip the sanitizer and fuzz stages), SLUICE_FUZZ_SECONDS (default 30, split
 # evenly over the fuzz targets, at least 5s each).
@@ -30,8 +30,8 @@ fuzz_seconds=${SLUICE_FUZZ_SECONDS:-30}
 jobs=$(nproc)
 
 bash deploy/install-deps.sh
-# npm clients of the tests, pinned by their package-lock.json: eventsource@4, ws 8, graphql-ws 6
-# and graphql@16 (tests/node),
+# npm clients of the tests, pinned by their package-lock.json: eventsource@4, ws 8, graphql-ws 6,
+# graphql@16 and standardwebhooks 1.1.1 (tests/node),
 # @asyncapi/parser (tests/web)
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
 (cd tests/web && npm ci --no-audit --no-fund --loglevel=error)
@@ -73,7 +73,7 @@ if [ "$quick" = 0 ]; then
 
     # Every fuzz target; one not built yet is skipped. Each runs from build-fuzz/corpus-NAME
     # (NAME without _fuzz), seeded from tests/fuzz/corpus-NAME when that exists.
-    fuzz_targets="frame_fuzz peer_fuzz entry_fuzz batch_fuzz http_fuzz gql_fuzz ws_fuzz consumer_fuzz"
+    fuzz_targets="frame_fuzz peer_fuzz entry_fuzz batch_fuzz http_fuzz gql_fuzz ws_fuzz consumer_fuzz wh_fuzz"
     echo "== fuzz: ${fuzz_targets} for ${fuzz_seconds}s in all"
     cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DSLUICE_FUZZ=ON -DSLUICE_TESTS=OFF >/dev/null
     cmake --build build-fuzz -j"$jobs" --target fuzz

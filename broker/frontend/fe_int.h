@@ -126,7 +126,9 @@ struct fe_fetch {
 	struct event *timer;
 };
 
-enum fe_pending_kind { FE_PENDING_PUBLISH, FE_PENDING_BATCH, FE_PENDING_OK };
+enum fe_pending_kind { FE_PENDING_PUBLISH, FE_PENDING_BATCH, FE_PENDING_OK, FE_PENDING_PULL };
+
+struct fe_pull;
 
 struct fe_pending {
 	struct fe_pending *hnext;        /* hash chain */
@@ -141,6 +143,7 @@ struct fe_pending {
 	uint64_t producer_id;            /* publishes: for the connection's fence */
 	uint64_t space;                  /* fe_fence_space(): the sequence space it was numbered in */
 	uint64_t sequence;
+	struct fe_pull *pull;            /* FE_PENDING_PULL: the consumer and the picks so far (fe_consumer.c) */
 };
 
 TAILQ_HEAD(fe_sub_list, fe_sub);
@@ -221,6 +224,21 @@ struct fe {
 	uint64_t published;
 	uint64_t ring_full_pauses; /* times the pub ring was full (logged at exit) */
 };
+
+/* fe_consumer.c: durable consumers (requests to the log, pull answers, list, describe) */
+struct rm_ack;
+/* Type and ring record size of a consumer request; SL_EUNKNOWN_OP if f is none. */
+int fe_cons_req_size(const Sluice__Frame *f, uint16_t *type, uint32_t *len, const char **why);
+/* Write its ring record (defaults filled in) at p. */
+void fe_cons_fill(uint8_t *p, const Sluice__Frame *f, uint64_t cookie);
+/* A pull's state in its pending entry (set before the request enters the ring). */
+int fe_cons_pending_init(struct fe_pending *p, const Sluice__Frame *f);
+void fe_cons_pending_free(struct fe_pending *p);
+/* An RM_ACK_PICK ack of a pull; then its RM_ACK_PICK_END: answer PullResult. */
+void fe_cons_on_pick(struct fe_pending *p, const struct rm_ack *a);
+void fe_cons_pull_done(struct fe_conn *c, struct fe_pending *p);
+void fe_on_list_consumers(struct fe_conn *c, uint64_t id);
+void fe_on_describe_consumer(struct fe_conn *c, uint64_t id, const Sluice__DescribeConsumer *m);
 
 /* frontend.c */
 void fe_send(struct fe_conn *c, const Sluice__Frame *f);

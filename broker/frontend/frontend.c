@@ -254,15 +254,28 @@ static void pending_unlink(struct fe *fe, struct fe_pending *p)
 	fe->npending--;
 }
 
-static struct fe_pending *pending_take(struct fe *fe, uint64_t cookie)
+static struct fe_pending *pending_find(struct fe *fe, uint64_t cookie)
 {
 	struct fe_pending *p = fe->buckets[pending_slot(fe, cookie)];
 
 	while (p && p->cookie != cookie)
 		p = p->hnext;
+	return p;
+}
+
+static struct fe_pending *pending_take(struct fe *fe, uint64_t cookie)
+{
+	struct fe_pending *p = pending_find(fe, cookie);
+
 	if (p)
 		pending_unlink(fe, p);
 	return p;
+}
+
+static void pending_free(struct fe_pending *p)
+{
+	fe_cons_pending_free(p);
+	free(p);
 }
 
 /* ---------- publish and admin requests into the pub ring ---------- */
@@ -402,7 +415,9 @@ static int req_size(const struct fe *fe, const Sluice__Frame *f, struct fe_req *
 		r->len = (uint32_t)sizeof(struct rm_transfer_leader);
 		return SL_OK;
 	default:
-		return SL_EUNKNOWN_OP;
+		if (f->body_case == SLUICE__FRAME__BODY_PULL)
+			r->kind = FE_PENDING_PULL;
+		return fe_cons_req_size(f, &r->type, &r->len, why);
 	}
 }
 
@@ -506,6 +521,7 @@ static void fill_record(uint8_t *p, const Sluice__Frame *f, uint64_t cookie, uin
 		break;
 	}
 	default:
+		fe_cons_fill(p, f, cookie);
 		break;
 	}
 }
@@ -599,7 +615,7 @@ static int ring_submit(struct fe *fe, struct fe_conn *c, const Sluice__Frame *f)
 	struct ring *r = shm_pub_ring(fe->shm, fe->index);
 	struct fe_req req;
 	const char *why;
-	struct fe_pending *pend;
+	struct fe_pending *pend, pull;
 	uint64_t cookie;
 	void *p;
 	int wake = 0, rc;
@@ -615,18 +631,22 @@ static int ring_submit(struct fe *fe, struct fe_conn *c, const Sluice__Frame *f)
 		return SL_OK;
 	}
 	pend = malloc(sizeof(*pend));
-	if (!pend) {
+	memset(&pull, 0, sizeof(pull));
+	if (!pend || fe_cons_pending_init(&pull, f) != SL_OK) {
+		free(pend);
 		fe_send_error(c, f->id, SL_EUNAVAILABLE, "out of memory on this node; retry");
 		return SL_OK;
 	}
 	p = ring_reserve(r, req.type, req.len);
 	if (!p) {
+		fe_cons_pending_free(&pull);
 		free(pend);
 		return SL_EAGAIN;
 	}
 	cookie = (uint64_t)(fe->generation & 0xffff) << 48 | (++fe->cookie_counter & 0xffffffffffffull);
 	fill_record(p, f, cookie, (uint16_t)fe->epoch_seen);
 	pending_add(fe, pend, c, cookie, f->id, req.kind, f);
+	pend->pull = pull.pull;
 	ring_commit(r, &wake);
 	if (wake)
 		wake_logwriter(fe);
@@ -709,9 +729,16 @@ static int conn_submit(struct fe_conn *c, Sluice__Frame *f)
 
 static void on_ack(struct fe *fe, const struct rm_ack *a)
 {
-	struct fe_pending *p = pending_take(fe, a->cookie);
+	struct fe_pending *p;
 	struct fe_conn *c;
 
+	if (a->flags & RM_ACK_PICK) {
+		/* one message a pull took: the pull is answered at its RM_ACK_PICK_END */
+		if ((p = pending_find(fe, a->cookie)))
+			fe_cons_on_pick(p, a);
+		return;
+	}
+	p = pending_take(fe, a->cookie);
 	if (!p)
 		return; /* a previous generation's, or its connection went away */
 	c = p->conn;
@@ -756,10 +783,12 @@ static void on_ack(struct fe *fe, const struct rm_ack *a)
 		fe_metrics_publish_acked(fe, p->submitted_ns);
 		fe->published++;
 		shm_stat_store(&shm_frontend(fe->shm, fe->index)->published, fe->published);
+	} else if (p->kind == FE_PENDING_PULL) {
+		fe_cons_pull_done(c, p);
 	} else {
 		fe_send_ok(c, p->req_id);
 	}
-	free(p);
+	pending_free(p);
 	if (c->npending + 1 == fe->cfg->inflight_max && !c->dead) {
 		/* back under the in-flight limit: take what the client sent meanwhile */
 		conn_update_read(c);
@@ -827,7 +856,7 @@ static void fe_check_epoch(struct fe *fe)
 		pending_unlink(fe, p);
 		conn_fence(p);
 		fe_send_error(p->conn, p->req_id, SL_EUNAVAILABLE, "the cluster leader changed; retry");
-		free(p);
+		pending_free(p);
 	}
 	fe_resume_later(fe);
 }
@@ -874,7 +903,7 @@ static void fe_expire_pending(struct fe *fe)
 		pending_unlink(fe, p);
 		conn_fence(p);
 		fe_send_error(p->conn, p->req_id, SL_EUNAVAILABLE, "no answer from the log writer in time; retry");
-		free(p);
+		pending_free(p);
 		fe_resume_later(fe);
 	}
 }
@@ -945,7 +974,7 @@ static void conn_free(struct fe *fe, struct fe_conn *c)
 
 	while ((p = TAILQ_FIRST(&c->pending))) {
 		pending_unlink(fe, p);
-		free(p);
+		pending_free(p);
 	}
 	fe_reads_conn_free(c);
 	if (c->http)
@@ -1050,7 +1079,17 @@ static int conn_dispatch(struct fe_conn *c, Sluice__Frame *f)
 	case SLUICE__FRAME__BODY_CREATE_TOPIC:
 	case SLUICE__FRAME__BODY_DELETE_TOPIC:
 	case SLUICE__FRAME__BODY_COMMIT_OFFSET:
+	case SLUICE__FRAME__BODY_CREATE_CONSUMER:
+	case SLUICE__FRAME__BODY_DELETE_CONSUMER:
+	case SLUICE__FRAME__BODY_ACK_MESSAGES:
+	case SLUICE__FRAME__BODY_PULL:
 		return conn_submit(c, f);
+	case SLUICE__FRAME__BODY_LIST_CONSUMERS:
+		fe_on_list_consumers(c, id);
+		break;
+	case SLUICE__FRAME__BODY_DESCRIBE_CONSUMER:
+		fe_on_describe_consumer(c, id, f->describe_consumer);
+		break;
 	case SLUICE__FRAME__BODY_TRANSFER_LEADER:
 		/* a single node has no leadership to hand over: answer without the logwriter */
 		if (!fe_is_cluster(c->fe)) {

@@ -64,6 +64,35 @@ static uint32_t in_flight_max(const struct cons_cfg *cfg)
 int cons_pick(struct cons_part *p, const struct cons_cfg *cfg, uint64_t end, int64_t now_ms, struct cons_action *out,
               size_t max)
 {
+	return cons_pick_ex(p, cfg, end, now_ms, out, max, 1);
+}
+
+int cons_due(const struct cons_part *p, const struct cons_cfg *cfg, uint64_t end, int64_t now_ms, int *dead_letter,
+             int64_t *next_due_ms)
+{
+	int any = 0;
+
+	*dead_letter = 0;
+	*next_due_ms = INT64_MAX;
+	for (size_t i = 0; i < p->n; i++) {
+		const struct cons_flight *f = &p->fl[i];
+		if (f->due_ms > now_ms) {
+			if (f->due_ms < *next_due_ms)
+				*next_due_ms = f->due_ms;
+			continue;
+		}
+		any = 1;
+		if (cfg->max_deliveries && f->deliveries >= cfg->max_deliveries)
+			*dead_letter = 1;
+	}
+	if (p->next < end && p->n < in_flight_max(cfg))
+		any = 1;
+	return any;
+}
+
+int cons_pick_ex(struct cons_part *p, const struct cons_cfg *cfg, uint64_t end, int64_t now_ms,
+                 struct cons_action *out, size_t max, int dead_letter)
+{
 	size_t k = 0;
 
 	/* what is due: redeliver, or dead-letter after max_deliveries */
@@ -74,6 +103,10 @@ int cons_pick(struct cons_part *p, const struct cons_cfg *cfg, uint64_t end, int
 			continue;
 		}
 		if (cfg->max_deliveries && f->deliveries >= cfg->max_deliveries) {
+			if (!dead_letter) {
+				i++;
+				continue;
+			}
 			out[k++] = (struct cons_action){CA_DEAD_LETTER, f->offset, f->deliveries};
 			remove_at(p, i);
 			continue;
@@ -218,4 +251,49 @@ int cons_decode(const uint8_t *in, size_t len, struct cons_part *p)
 	p->floor = floor;
 	p->next = next;
 	return SL_OK;
+}
+
+/* ---------- stored state: counters, last error, state ---------- */
+
+#define STATS_BYTES (8 * 5 + 2)
+
+size_t cons_state_size(const struct cons_part *p, const struct cons_stats *st)
+{
+	return STATS_BYTES + st->error_len + cons_encoded_size(p);
+}
+
+size_t cons_state_encode(const struct cons_part *p, const struct cons_stats *st, uint8_t *out)
+{
+	uint64_t v[5] = {st->delivered, st->redelivered, st->acked, st->dead_lettered, st->error_offset};
+	uint8_t *o = out;
+
+	SL_ASSERT(st->error_len <= CONS_ERROR_MAX);
+	for (int i = 0; i < 5; i++, o += 8)
+		put64(o, v[i]);
+	o[0] = (uint8_t)st->error_len;
+	o[1] = (uint8_t)(st->error_len >> 8);
+	o += 2;
+	memcpy(o, st->error, st->error_len);
+	o += st->error_len;
+	o += cons_encode(p, o);
+	return (size_t)(o - out);
+}
+
+int cons_state_decode(const uint8_t *in, size_t len, struct cons_part *p, struct cons_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	memset(p, 0, sizeof(*p));
+	if (len < STATS_BYTES)
+		return SL_EMALFORMED;
+	st->delivered = get64(in);
+	st->redelivered = get64(in + 8);
+	st->acked = get64(in + 16);
+	st->dead_lettered = get64(in + 24);
+	st->error_offset = get64(in + 32);
+	st->error_len = (uint16_t)(in[40] | in[41] << 8);
+	if (st->error_len > CONS_ERROR_MAX || len - STATS_BYTES < st->error_len)
+		return SL_EMALFORMED;
+	memcpy(st->error, in + STATS_BYTES, st->error_len);
+	st->error[st->error_len] = 0;
+	return cons_decode(in + STATS_BYTES + st->error_len, len - STATS_BYTES - st->error_len, p);
 }

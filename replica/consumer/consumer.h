@@ -78,6 +78,15 @@ void cons_free(struct cons_part *p);
  * memory, p unchanged by the failing action). */
 int cons_pick(struct cons_part *p, const struct cons_cfg *cfg, uint64_t end, int64_t now_ms, struct cons_action *out,
               size_t max);
+/* cons_pick, but with dead_letter 0 a message due for its dead letter is
+ * left where it is (in flight, due): the caller cannot write it now. */
+int cons_pick_ex(struct cons_part *p, const struct cons_cfg *cfg, uint64_t end, int64_t now_ms,
+                 struct cons_action *out, size_t max, int dead_letter);
+/* What cons_pick would do now, without doing it: 1 if it would return an
+ * action; *dead_letter = 1 if one of them would be a dead letter. *next_due_ms
+ * is the earliest due time in flight that is still to come (INT64_MAX: none). */
+int cons_due(const struct cons_part *p, const struct cons_cfg *cfg, uint64_t end, int64_t now_ms, int *dead_letter,
+             int64_t *next_due_ms);
 
 /* The consumer acknowledged offset (done for good). 1 if it was in flight,
  * 0 if it was not (acknowledged before, dead-lettered, never delivered). */
@@ -101,5 +110,28 @@ static inline size_t cons_in_flight(const struct cons_part *p)
 size_t cons_encoded_size(const struct cons_part *p);
 size_t cons_encode(const struct cons_part *p, uint8_t *out);
 int cons_decode(const uint8_t *in, size_t len, struct cons_part *p);
+
+/*
+ * A partition's stored state (db "cstate", replica/storage/consumers.c):
+ * counters for operators, the last nack error, then the cons_encode bytes.
+ *   u64 delivered, redelivered, acked, dead_lettered (little-endian),
+ *   u64 error_offset, u16 error_len, error bytes, cons_encode bytes
+ */
+#define CONS_ERROR_MAX 200
+
+struct cons_stats {
+	uint64_t delivered;            /* deliveries made, redeliveries included */
+	uint64_t redelivered;
+	uint64_t acked;
+	uint64_t dead_lettered;
+	uint64_t error_offset;         /* the message the last error was given for */
+	uint16_t error_len;
+	char error[CONS_ERROR_MAX + 1]; /* NUL-terminated */
+};
+
+size_t cons_state_size(const struct cons_part *p, const struct cons_stats *st);
+size_t cons_state_encode(const struct cons_part *p, const struct cons_stats *st, uint8_t *out);
+/* Checks every length before it allocates; SL_OK, SL_EMALFORMED, SL_ENOMEM. */
+int cons_state_decode(const uint8_t *in, size_t len, struct cons_part *p, struct cons_stats *st);
 
 #endif

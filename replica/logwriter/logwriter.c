@@ -258,9 +258,8 @@ void lw_wake_frontends(struct lw *w)
 /* The answer to one request, appended to out for the caller to route:
  * msgs messages from offset (a PublishBatch; else 1). ts, term, log_index
  * 0: the entry being applied (a duplicate carries the original message's). */
-static int ack_note_msgs(struct lw *w, const struct lw_req *rq, struct lw_answers *out, uint32_t err,
-			 uint32_t partition, uint64_t offset, uint32_t msgs, uint32_t flags, int64_t ts, uint64_t term,
-			 uint64_t log_index)
+int lw_answer_add(struct lw *w, const struct lw_req *rq, struct lw_answers *out, uint32_t err, uint32_t partition,
+		  uint64_t offset, uint32_t msgs, uint32_t flags, int64_t ts, uint64_t term, uint64_t log_index)
 {
 	if (vec_reserve(&out->v, &out->cap, out->n + 1))
 		return SL_ENOMEM;
@@ -283,7 +282,7 @@ static int ack_note_msgs(struct lw *w, const struct lw_req *rq, struct lw_answer
 static int ack_note_ts(struct lw *w, const struct lw_req *rq, struct lw_answers *out, uint32_t err,
 		       uint32_t partition, uint64_t offset, uint32_t flags, int64_t ts, uint64_t term, uint64_t log_index)
 {
-	return ack_note_msgs(w, rq, out, err, partition, offset, 1, flags, ts, term, log_index);
+	return lw_answer_add(w, rq, out, err, partition, offset, 1, flags, ts, term, log_index);
 }
 
 static int ack_note(struct lw *w, const struct lw_req *rq, struct lw_answers *out, uint32_t err, uint32_t partition,
@@ -470,7 +469,7 @@ static int batch_dedup(struct lw *w, const struct lw_req *rq, struct lw_answers 
 	*rc_out = SL_OK;
 	if (rc == SL_OK) {
 		if (doff == d.base_offset && d.count == m->count)
-			*rc_out = ack_note_msgs(w, rq, out, 0, d.partition, d.base_offset, d.count, RM_ACK_DUPLICATE, d.ts_ms,
+			*rc_out = lw_answer_add(w, rq, out, 0, d.partition, d.base_offset, d.count, RM_ACK_DUPLICATE, d.ts_ms,
 						d.term, d.log_index);
 		else
 			*rc_out = ack_note(w, rq, out, SL_EINVAL, 0, 0, 0);
@@ -538,7 +537,7 @@ static int do_publish_batch(struct lw *w, const struct lw_req *rq, struct lw_ans
 		if ((rc = dedup_put(w, m.producer_id, t->meta.topic_id, space, m.base_sequence, &nd)) != SL_OK)
 			return rc;
 	}
-	return ack_note_msgs(w, rq, out, 0, part, off, m.count, 0, 0, 0, 0);
+	return lw_answer_add(w, rq, out, 0, part, off, m.count, 0, 0, 0, 0);
 }
 
 /* A request-level error (a wire code) is the client's answer; others fail the batch. */
@@ -627,6 +626,11 @@ static int do_commit_offset(struct lw *w, const struct lw_req *rq, struct lw_ans
 	return answer(w, rq, out, rc, m.partition, m.offset);
 }
 
+const struct lw_topic *lw_topic_by_name(const struct lw *w, const char *name, size_t len)
+{
+	return topic_find((struct lw *)w, name, len);
+}
+
 int lw_record_apply(struct lw *w, const struct lw_req *rq, struct lw_answers *out)
 {
 	uint16_t type = rq->type;
@@ -634,12 +638,15 @@ int lw_record_apply(struct lw *w, const struct lw_req *rq, struct lw_answers *ou
 		return do_publish(w, rq, out);
 	if (type == RM_PUBLISH_BATCH)
 		return do_publish_batch(w, rq, out);
-	if (type != RM_CREATE_TOPIC && type != RM_DELETE_TOPIC && type != RM_COMMIT_OFFSET)
+	int cons = type >= RM_CONSUMER_CREATE && type <= RM_CONSUMER_PULL;
+	if (!cons && type != RM_CREATE_TOPIC && type != RM_DELETE_TOPIC && type != RM_COMMIT_OFFSET)
 		return ack_note(w, rq, out, SL_EUNKNOWN_OP, 0, 0, 0);
 	/* admin requests act after every publish before them */
 	int rc = lw_parts_flush(w);
 	if (rc)
 		return rc;
+	if (cons)
+		return lw_cons_apply(w, rq, out);
 	if (type == RM_CREATE_TOPIC)
 		return do_create(w, rq, out);
 	if (type == RM_DELETE_TOPIC)
@@ -683,6 +690,7 @@ fail:
 
 void lw_free(struct lw *w)
 {
+	lw_cons_free(w);
 	if (w->store)
 		store_close(w->store);
 	for (uint32_t s = 0; w->parts && s < w->cfg->partitions_max; s++)

@@ -233,6 +233,17 @@ struct ent_scan {
 	int unknown;   /* a batch of a partition this node does not have (yet) */
 };
 
+/* A pull that may copy messages to a dead-letter topic when it applies:
+ * it appends at commit, like a topic change (lw_consumer.c). */
+static int pull_appends(const struct ent_view *v)
+{
+	struct rm_consumer_pull m;
+	if (v->type != RM_CONSUMER_PULL || v->len < sizeof(m))
+		return 0;
+	memcpy(&m, v->p, sizeof(m));
+	return (m.flags & RM_PULL_DEAD_LETTER) != 0;
+}
+
 static int entry_scan(struct lw *w, const uint8_t *p, size_t len, struct ent_scan *s)
 {
 	int64_t ts;
@@ -250,7 +261,7 @@ static int entry_scan(struct lw *w, const uint8_t *p, size_t len, struct ent_sca
 		const uint8_t *val;
 		uint32_t vlen;
 		if (v.type == RM_CREATE_TOPIC || v.type == RM_DELETE_TOPIC || v.type == RM_PUBLISH ||
-		    v.type == RM_PUBLISH_BATCH)
+		    v.type == RM_PUBLISH_BATCH || pull_appends(&v))
 			s->barrier = 1;
 		if (v.type != ENT_BATCH && v.type != ENT_BATCH_REF)
 			continue;
@@ -1119,6 +1130,8 @@ static int cl_start(struct lw *w)
 		rc = raft_create(w, &hs, &l); /* copies the entries before the txn ends */
 	if (rc == SL_OK)
 		rc = ends_reload(w);
+	if (rc == SL_OK)
+		rc = lw_cons_load(w);
 	if (rc == SL_OK) {
 		for (uint32_t s = 0; s < w->cfg->partitions_max; s++) {
 			shm_store(&w->shm->slots[s].topic_id, UINT32_MAX);
@@ -1422,6 +1435,40 @@ static int retention_due(struct lw *w)
 	return 1;
 }
 
+/* A pull into the entry; one that may dead-letter ends it (see pull_appends). */
+static int pull_add(struct lw *w, uint32_t node, uint16_t fe, const uint8_t *p, uint32_t len, int *stop)
+{
+	struct rm_consumer_pull m;
+	int rc = ent_add(&w->cl->preq, RM_CONSUMER_PULL, node, fe, p, len);
+	if (rc == SL_OK && len >= sizeof(m)) {
+		memcpy(&m, p, sizeof(m));
+		if (m.flags & RM_PULL_DEAD_LETTER)
+			*stop = 1;
+	}
+	return rc;
+}
+
+/* Leader: a pull with something to take goes into the entry (marked if it
+ * may dead-letter); one with nothing is held until it has (lw_consumer.c). */
+static int take_pull(struct lw *w, uint32_t node, uint16_t fe, const uint8_t *p, uint32_t len, int *stop)
+{
+	int now = 1;
+	uint16_t flags = 0;
+	int rc = lw_cons_pull_take(w, node, fe, p, len, cl_now(w), &now, &flags);
+	if (rc || !now)
+		return rc;
+	if (len < sizeof(struct rm_consumer_pull))
+		return ent_add(&w->cl->preq, RM_CONSUMER_PULL, node, fe, p, len);
+	uint8_t *copy = malloc(len);
+	if (!copy)
+		return SL_ENOMEM;
+	memcpy(copy, p, len);
+	memcpy(copy + offsetof(struct rm_consumer_pull, flags), &flags, sizeof(flags));
+	rc = pull_add(w, node, fe, copy, len, stop);
+	free(copy);
+	return rc;
+}
+
 /* Leader: one request into the entry being built. Publishes are resolved
  * now, into the turn's transaction (partition, offsets, dedup, answer);
  * other requests go into the entry as they are and act at commit. A topic
@@ -1437,9 +1484,25 @@ static int take_request(struct lw *w, uint32_t node, uint16_t fe, uint16_t type,
 			memcpy(&rq.cookie, p, sizeof(rq.cookie));
 		return lw_record_apply(w, &rq, &c->res_answers);
 	}
+	if (type == RM_CONSUMER_PULL)
+		return take_pull(w, node, fe, p, len, stop);
 	if (type == RM_CREATE_TOPIC || type == RM_DELETE_TOPIC)
 		*stop = 1;
 	return ent_add(&c->preq, type, node, fe, p, len);
+}
+
+/* Leader: the held pulls whose time came, into the entry first. */
+static int take_held_pulls(struct lw *w, int64_t now, int *stop)
+{
+	uint32_t node, len;
+	uint16_t fe;
+	uint8_t *rec;
+	int rc = SL_OK;
+	while (rc == SL_OK && !*stop && lw_cons_held_next(w, now, &node, &fe, &rec, &len)) {
+		rc = pull_add(w, node, fe, rec, len, stop);
+		free(rec);
+	}
+	return rc;
 }
 
 /* The entry from what resolving wrote: batches (their stored values),
@@ -1508,6 +1571,7 @@ static int leader_propose(struct lw *w, int *proposed)
 	w->batch_records = 0;
 	w->cur_term = st.term;
 	w->cur_index = index;
+	rc = take_held_pulls(w, ts, &stop);
 	for (uint32_t i = 0; rc == SL_OK && i < w->nfe && !stop; i++) {
 		struct lw_fe *f = &w->fe[i];
 		uint64_t pos = ring_tail(f->pub);
@@ -2129,7 +2193,8 @@ static int leader_propose_nested(struct lw *w, int *proposed)
 /* Leader: requests are waiting (rings, forwards, retention). */
 static int leader_has_work(struct lw *w)
 {
-	return w->cl->fwd_n || rings_have_work(w) || cl_now(w) >= w->cl->next_retention_ms;
+	int64_t now = cl_now(w);
+	return w->cl->fwd_n || rings_have_work(w) || now >= w->cl->next_retention_ms || lw_cons_held_ready(w, now);
 }
 
 /* One turn (*did = 1 if it did something): a leader resolves what its
@@ -2141,8 +2206,10 @@ static int cl_ready(struct lw *w, int leader, int *did)
 	struct raft_ready rd;
 	int rc, proposed = 0;
 	*did = 0;
-	if (!leader)
+	if (!leader) {
 		c->was_leader = 0;
+		lw_cons_held_drop(w);
+	}
 	if (leader && leader_has_work(w)) {
 		if ((rc = store_txn_begin(w->store, 1, &w->txn)) != SL_OK)
 			return rc;

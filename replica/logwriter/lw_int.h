@@ -42,6 +42,7 @@ struct lw_fe {
 };
 
 struct lw_cluster;
+struct lw_consumers;
 
 /* The request being applied and where its answer goes. */
 struct lw_req {
@@ -119,6 +120,7 @@ struct lw {
 	uint64_t cur_index;        /* raft index of the entry being resolved or applied */
 	struct lw_writes writes;   /* batches and dedup entries written, when writes.on */
 	struct lw_cluster *cl;     /* cluster mode; NULL on a single node */
+	struct lw_consumers *cons; /* durable consumers (lw_consumer.c) */
 	int exit_reseed;           /* cluster: exit with LOGWRITER_EXIT_RESEED (a snapshot arrived) */
 	const struct lw_io *io;    /* clock and peer links; NULL: the real ones (lw_io.h) */
 	void *io_arg;
@@ -128,6 +130,10 @@ struct lw {
 extern volatile sig_atomic_t lw_stop;
 
 uint32_t lw_topic_buckets(const struct config *cfg);
+/* Append rq's answer to out: err, position, msgs (0 counts as 1), flags;
+ * ts, term, log_index 0: the entry's (w->cur_term, w->cur_index). */
+int lw_answer_add(struct lw *w, const struct lw_req *rq, struct lw_answers *out, uint32_t err, uint32_t partition,
+		  uint64_t offset, uint32_t msgs, uint32_t flags, int64_t ts, uint64_t term, uint64_t log_index);
 /* The live topic with this id, NULL if none. */
 const struct lw_topic *lw_topic_by_id(const struct lw *w, uint32_t topic_id);
 /* Apply one request to w->txn and append its answer to out (nothing else
@@ -151,6 +157,30 @@ int lw_ack_flush_backlog(struct lw *w, uint32_t fe);
  * lw_free closes the store without writing. */
 struct lw *lw_new(const struct logwriter_args *a, int *rc);
 void lw_free(struct lw *w);
+
+/* The live topic with this name, NULL if none. */
+const struct lw_topic *lw_topic_by_name(const struct lw *w, const char *name, size_t len);
+
+/* lw_consumer.c: durable consumers. Their state changes only when entries
+ * apply (on every node alike); a leader also holds pulls that have nothing
+ * to take yet and proposes them once something is due or they expire. */
+/* Load every consumer from w->txn (at start). */
+int lw_cons_load(struct lw *w);
+void lw_cons_free(struct lw *w);
+/* Apply an RM_CONSUMER_* request (like lw_record_apply). */
+int lw_cons_apply(struct lw *w, const struct lw_req *rq, struct lw_answers *out);
+/* Leader: a pull from the rings or a forward. *now_out = 1: propose it now
+ * (*flags: the RM_PULL_* flags to set in it); 0: held here (copied). */
+int lw_cons_pull_take(struct lw *w, uint32_t node, uint16_t fe, const uint8_t *p, uint32_t len, int64_t now_ms,
+		      int *now_out, uint16_t *flags);
+/* Leader: the next held pull to propose now (something is due, or it
+ * expired): 1 and *rec (malloc'd, the caller frees it), 0 if none. */
+int lw_cons_held_next(struct lw *w, int64_t now_ms, uint32_t *node, uint16_t *fe, uint8_t **rec, uint32_t *len);
+/* Leader: whether a held pull is ready now (for the loop's wake-ups). */
+int lw_cons_held_ready(struct lw *w, int64_t now_ms);
+/* No longer leader: held pulls are dropped (their nodes answer UNAVAILABLE
+ * after the epoch bump that goes with a leader change). */
+void lw_cons_held_drop(struct lw *w);
 
 /* lw_cluster.c */
 /* Runs the node in cluster mode until SIGTERM; store is open, state loaded. */

@@ -14,6 +14,8 @@
  *            base_offset, timestamp, term, log_index (a range of sequences)
  *   meta     string keys: "next_topic_id", "ring/<i>", "raft/hs", "raft/applied", ...
  *   raftlog  (index u64 BE) -> raft entry (cluster mode; trimmed once every peer has it)
+ *   consumers name -> durable consumer definition (consumers.c)
+ *   cstate   (consumer_id u32 BE, partition u32 BE) -> its state (replica/consumer/consumer.h)
  *
  * A record batch value is a header followed by records; the header holds base
  * offset, record count, first and max timestamp, the producer id and sequence
@@ -164,6 +166,36 @@ int store_group_get(struct store_txn *t, const char *group, uint32_t topic_id, u
 		    uint64_t *offset_out);
 int store_group_foreach(struct store_txn *t, const char *group,
 			int (*fn)(void *arg, uint32_t topic_id, uint32_t partition, uint64_t offset), void *arg);
+
+/* --- durable consumers (replica/consumer/ holds the state machine) --- */
+#define STORE_CONSUMER_SCHEDULE_MAX 16
+struct store_consumer {
+	char name[256];
+	char topic[256];
+	char dlq[256];            /* dead-letter topic */
+	uint32_t consumer_id;     /* never reused */
+	uint32_t topic_id;
+	uint32_t partitions;      /* of the topic when the consumer was made */
+	uint32_t shared;          /* 0: ordered */
+	uint32_t max_in_flight;
+	uint32_t max_deliveries;  /* 0: never dead-letter */
+	uint32_t ack_timeout_ms;
+	uint32_t nschedule;
+	uint32_t schedule_ms[STORE_CONSUMER_SCHEDULE_MAX];
+	int64_t created_ms;
+};
+/* Stores a new definition; in->consumer_id is allocated into *out.
+ * SL_ECONSUMER_EXISTS, SL_EINVAL (names, nschedule). */
+int store_consumer_create(struct store_txn *t, const struct store_consumer *in, struct store_consumer *out);
+/* Deletes the definition and every partition state. SL_ENOCONSUMER. */
+int store_consumer_delete(struct store_txn *t, const char *name, size_t name_len);
+/* SL_ENOCONSUMER if none. */
+int store_consumer_get(struct store_txn *t, const char *name, size_t name_len, struct store_consumer *out);
+/* Calls fn per consumer in name order; fn returning non-zero stops. */
+int store_consumer_foreach(struct store_txn *t, int (*fn)(void *arg, const struct store_consumer *c), void *arg);
+/* A partition's state bytes (opaque here); get: valid until the txn ends, SL_ENOTFOUND. */
+int store_cstate_put(struct store_txn *t, uint32_t consumer_id, uint32_t partition, struct slice v);
+int store_cstate_get(struct store_txn *t, uint32_t consumer_id, uint32_t partition, struct slice *v);
 
 /* --- idempotent producers --- */
 /* One dedup entry: `count` consecutive sequences base_seq, base_seq+1, ... of

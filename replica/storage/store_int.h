@@ -18,7 +18,19 @@
 #include "slice.h"
 #include "store.h"
 
-enum store_db { DB_BATCHES, DB_PARTITIONS, DB_TOPICS, DB_GROUPS, DB_TIMEIDX, DB_DEDUP, DB_META, DB_RAFTLOG, DB_COUNT };
+enum store_db {
+	DB_BATCHES,
+	DB_PARTITIONS,
+	DB_TOPICS,
+	DB_GROUPS,
+	DB_TIMEIDX,
+	DB_DEDUP,
+	DB_META,
+	DB_RAFTLOG,
+	DB_CONSUMERS,
+	DB_CSTATE,
+	DB_COUNT
+};
 
 #define STORE_KEY_BYTES_MAX 511 /* LMDB's key size limit (mdb_env_get_maxkeysize) */
 #define STORE_TOPIC_NAME_MAX 249
@@ -29,6 +41,7 @@ enum store_db { DB_BATCHES, DB_PARTITIONS, DB_TOPICS, DB_GROUPS, DB_TIMEIDX, DB_
 #define DEDUP_OLD_KEY_BYTES 16 /* the previous format: producer_id u64, sequence u64 */
 
 #define META_NEXT_TOPIC_ID "next_topic_id"
+#define META_NEXT_CONSUMER_ID "next_consumer_id"
 #define META_DEDUP_CURSOR "retention/dedup_cursor"
 #define META_DELTOPIC_PREFIX "deltopic/"
 
@@ -65,6 +78,11 @@ static inline MDB_val mval(const void *p, size_t n)
 	MDB_val v = {n, (void *)p};
 	return v;
 }
+
+/* --- topic.c --- */
+/* The next id of a counter kept in meta under key (1, 2, ...; never 0 or
+ * reused); SL_ETOOMANY when it would wrap. */
+int store_meta_next_id(struct store_txn *t, const char *key, uint32_t *id_out);
 
 /* --- env.c --- */
 /* LMDB (or errno) code to SL_*. */

@@ -223,12 +223,12 @@ out:
 	return err;
 }
 
-static int topic_next_id(struct store_txn *t, uint32_t *id_out)
+int store_meta_next_id(struct store_txn *t, const char *key, uint32_t *id_out)
 {
 	struct slice v;
 	uint8_t buf[4];
-	uint32_t id = 1; /* 0 marks a free commit-table slot */
-	int err = store_meta_get(t, META_NEXT_TOPIC_ID, &v);
+	uint32_t id = 1; /* 0 is never an id (it marks a free commit-table slot) */
+	int err = store_meta_get(t, key, &v);
 
 	if (err == SL_OK) {
 		if (v.len != 4)
@@ -240,7 +240,7 @@ static int topic_next_id(struct store_txn *t, uint32_t *id_out)
 	if (id == 0 || id == UINT32_MAX)
 		return SL_ETOOMANY;
 	be_put32(buf, id + 1);
-	err = store_meta_put(t, META_NEXT_TOPIC_ID, slice_make(buf, sizeof(buf)));
+	err = store_meta_put(t, key, slice_make(buf, sizeof(buf)));
 	if (err == SL_OK)
 		*id_out = id;
 	return err;
@@ -271,7 +271,7 @@ int store_topic_create(struct store_txn *t, const struct store_topic *in, struct
 	tp.created_ms = in->created_ms != 0 ? in->created_ms : store_now_ms();
 	if ((err = topic_alloc_slots(t, tp.partitions, &tp.slot_base)) != SL_OK)
 		return err;
-	if ((err = topic_next_id(t, &tp.topic_id)) != SL_OK)
+	if ((err = store_meta_next_id(t, META_NEXT_TOPIC_ID, &tp.topic_id)) != SL_OK)
 		return err;
 	topic_encode(&tp, v);
 	err = store_db_put(t, DB_TOPICS, mval(tp.name, n), mval(v, sizeof(v)), MDB_NOOVERWRITE);
