@@ -855,18 +855,28 @@ int itest_http_send(struct itest_http_conn *c, const char *s, size_t n)
 	return itest_send_raw(c->fd, s, n) == 0 ? 0 : -1;
 }
 
-size_t itest_http_fill(struct itest_http_conn *c, int timeout_ms)
+/* Read more bytes: how many, 0 on a timeout, -1 on EOF, an error or a full buffer. */
+static ssize_t http_fill(struct itest_http_conn *c, int timeout_ms)
 {
 	struct pollfd p = {c->fd, POLLIN, 0};
 	ssize_t n;
 
-	if (c->len >= sizeof(c->buf) || poll(&p, 1, timeout_ms) <= 0)
+	if (c->len >= sizeof(c->buf))
+		return -1;
+	if (poll(&p, 1, timeout_ms) <= 0)
 		return 0;
 	n = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
 	if (n <= 0)
-		return 0;
+		return -1;
 	c->len += (size_t)n;
-	return (size_t)n;
+	return n;
+}
+
+size_t itest_http_fill(struct itest_http_conn *c, int timeout_ms)
+{
+	ssize_t n = http_fill(c, timeout_ms);
+
+	return n > 0 ? (size_t)n : 0;
 }
 
 void itest_http_consume(struct itest_http_conn *c, size_t n)
@@ -886,8 +896,10 @@ int itest_http_response(struct itest_http_conn *c, struct itest_http_resp *r)
 		c->buf[c->len < sizeof(c->buf) ? c->len : sizeof(c->buf) - 1] = 0;
 		if ((end = strstr(c->buf, "\r\n\r\n")))
 			break;
-		if (itest_now_ms() > deadline || !itest_http_fill(c, 1000))
+		if (itest_now_ms() > deadline || http_fill(c, 200) < 0) {
+			fprintf(stderr, "itest_http_response: no complete head (%zu bytes read): %.200s\n", c->len, c->buf);
 			return -1;
+		}
 	}
 	hl = (size_t)(end - c->buf) + 4;
 	if (hl >= sizeof(r->head)) {
@@ -899,9 +911,12 @@ int itest_http_response(struct itest_http_conn *c, struct itest_http_resp *r)
 	sscanf(r->head, "HTTP/1.1 %d", &r->status);
 	if ((cl = strcasestr(r->head, "\r\nContent-Length: ")))
 		bl = strtoul(cl + 18, NULL, 10);
-	while (c->len < hl + bl)
-		if (itest_now_ms() > deadline || !itest_http_fill(c, 1000))
+	while (c->len < hl + bl) {
+		if (itest_now_ms() > deadline || http_fill(c, 200) < 0) {
+			fprintf(stderr, "itest_http_response: %zu of %zu body bytes after %s\n", c->len - hl, bl, r->head);
 			return -1;
+		}
+	}
 	if (!(r->body = malloc(bl + 1)))
 		return -1;
 	memcpy(r->body, c->buf + hl, bl);

@@ -156,7 +156,8 @@ size_t itest_http_fill(struct itest_http_conn *c, int timeout_ms);
 /* Drop the first n buffered bytes. */
 void itest_http_consume(struct itest_http_conn *c, size_t n);
 /* One response with a Content-Length (every answer but event streams),
- * within 10 s: 0, or -1. */
+ * within 10 s however long the server is silent (long polls): 0, or -1 on
+ * EOF or the deadline. */
 int itest_http_response(struct itest_http_conn *c, struct itest_http_resp *r);
 /* 1 if the server closed the connection (EOF) within 10 s. */
 int itest_http_closed(struct itest_http_conn *c);
