@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -59,8 +58,7 @@ void http_commits_free(struct http_commits *m)
 /* The body as checked entries (NULL and answered 415, 400 otherwise). */
 static struct http_commits *commits_parse(struct http_req *r)
 {
-	size_t len = evbuffer_get_length(r->body), ctl = 0;
-	const char *ct = http_req_header(r, "content-type", &ctl);
+	size_t len = evbuffer_get_length(r->body);
 	struct http_commit_in *ins = NULL;
 	struct http_commits *m;
 	uint32_t n = 0;
@@ -68,10 +66,8 @@ static struct http_commits *commits_parse(struct http_req *r)
 	json_t *j = NULL;
 	char why[160];
 
-	if (!ct || ctl < 16 || strncasecmp(ct, "application/json", 16) != 0) {
-		http_problem(r, 415, SL_EINVAL, "the body must be application/json");
+	if (!http_json_ctype(r))
 		return NULL;
-	}
 	rc = http_commits_decode(len ? (const char *)evbuffer_pullup(r->body, -1) : "", len, &j, &ins, &n, &array, why,
 	                         sizeof(why));
 	if (rc != SL_OK) {

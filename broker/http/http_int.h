@@ -14,6 +14,9 @@
  *   http_commit.c  consumer group commits: one, or an array of them
  *   http_ndjson.c  NDJSON publish bodies into PublishBatch records
  *   http_codec.c   operation ids, SSE ids, group commit bodies (pure, fuzzed)
+ *   http_consumer.c  durable consumers: create, list, describe, delete,
+ *                  pull, ack / nack / in_progress
+ *   http_consumer_codec.c  their JSON bodies (pure, fuzzed)
  *   http_cors.c    CORS headers and preflights ([http] cors_origins)
  *   graphql/       GraphQL: the subset's parser, schema, execution, POST
  *                  /v1/graphql and the graphql-transport-ws subprotocol (gql.h)
@@ -39,6 +42,7 @@
 
 #include "fe_http.h"
 #include "fe_int.h"
+#include "ringmsg.h"
 #include "slice.h"
 #include "utf8.h"
 
@@ -51,6 +55,11 @@ struct ws_session;
 #define HTTP_PARAM_BYTES_MAX 1024
 #define HTTP_QUERY_VALUE_MAX 1024
 #define HTTP_COMMITS_MAX 1024 /* commits in one POST /v1/groups/{group}/offsets */
+#define HTTP_ACKS_MAX 1000    /* items in one POST /v1/consumers/{name}/ack (RM_CACK_ITEMS_MAX) */
+#define HTTP_PULL_MAX 1000    /* max of GET /v1/consumers/{name}/messages (RM_PULL_MAX) */
+#define HTTP_PULL_DEFAULT 100
+#define HTTP_PULL_WAIT_MS_MAX 20000
+#define HTTP_NACK_DELAY_MS_MAX 604800000 /* a week */
 
 /* What the native answer to a request means. */
 enum http_kind {
@@ -69,6 +78,13 @@ enum http_kind {
 	HK_FETCH_GROUP,   /* GroupInfo -> the group's offset, then a Fetch (HK_FETCH) */
 	HK_SSE,           /* Subscribed, then Deliveries */
 	HK_GRAPHQL,       /* the answer to a GraphQL root field (gql_http.c) */
+	HK_CONSUMER_CREATE, /* Ok -> 201 (http_consumer.c) */
+	HK_CONSUMER_DELETE, /* Ok -> 204 */
+	HK_CONSUMER_LIST, /* ConsumerList */
+	HK_CONSUMER,      /* ConsumerInfo */
+	HK_PULL,          /* PullResult -> {"messages": [...]} */
+	HK_PULL_HEAD,     /* HEAD of a pull: ConsumerInfo -> the headers only, nothing taken */
+	HK_ACKS,          /* Ok -> {"acked"|"nacked"|"in_progress": n} */
 };
 
 struct http_hdr {
@@ -121,6 +137,8 @@ struct http_req {
 	uint64_t offset;
 	uint32_t count;
 	char group[256];
+	char consumer[256];               /* durable consumer routes */
+	int ack_kind;                     /* HK_ACKS: Sluice__AckKind */
 	struct event *wait_ev;            /* Prefer: respond-async, wait=N */
 	char op_id[512];                  /* the operation a 202 would name */
 	int fetch_max;
@@ -230,6 +248,8 @@ void http_respond_json(struct http_req *r, int status, struct json_t *j); /* ste
 int http_topic_param(struct http_req *r, const char *s, char *out, size_t cap);
 /* The same for a group name. */
 int http_group_param(struct http_req *r, const char *s, char *out, size_t cap);
+/* 1 if r's body is application/json, else 0 and answered 415. */
+int http_json_ctype(struct http_req *r);
 /* The JSON body of r, an object (or an array when allow_array); NULL and
  * answered (415, 400) otherwise. An empty body is {} when allow_empty. */
 struct json_t *http_body_json(struct http_req *r, int allow_empty, int allow_array);
@@ -301,6 +321,56 @@ void http_commits_pump(struct http_req *r);
 int http_commits_owns(const struct http_req *r, uint64_t id);
 void http_commits_frame(struct http_req *r, const Sluice__Frame *f);
 void http_commits_free(struct http_commits *m);
+
+/* ---------- http_consumer.c (the bodies' decoders are in http_consumer_codec.c) ---------- */
+
+void http_on_consumer_post(struct http_req *r);
+void http_on_consumer_put(struct http_req *r);
+void http_on_consumer_list(struct http_req *r);
+void http_on_consumer_get(struct http_req *r);
+void http_on_consumer_delete(struct http_req *r);
+void http_on_consumer_pull(struct http_req *r);
+void http_on_consumer_ack(struct http_req *r);
+void http_on_consumer_nack(struct http_req *r);
+void http_on_consumer_in_progress(struct http_req *r);
+/* The native answer of a durable consumer request (HK_CONSUMER_*, HK_PULL*, HK_ACKS). */
+void http_consumer_frame(struct http_req *r, const Sluice__Frame *f);
+
+/* A create body (POST /v1/consumers, PUT /v1/consumers/{name}), checked and copied. */
+struct http_consumer_in {
+	char name[RM_CONSUMER_NAME_MAX + 1];
+	char topic[RM_TOPIC_NAME_MAX + 1];
+	char dead_letter_topic[RM_TOPIC_NAME_MAX + 1]; /* "": <topic>.dlq */
+	int shared;
+	int never_dead_letter;
+	uint32_t max_in_flight, max_deliveries, ack_timeout_ms; /* 0: the server's default */
+	uint32_t schedule_ms[RM_SCHEDULE_MAX];
+	uint32_t nschedule;
+	int start;                        /* Sluice__StartAt */
+	uint64_t offset;
+	int64_t timestamp_ms;
+};
+/* name: the path's name (PUT; the body may repeat it), or NULL (POST: the
+ * body's "name"). SL_OK, SL_EMALFORMED (not a JSON object), SL_EINVAL (a
+ * bad or unknown field: why names it). */
+int http_consumer_decode(const char *p, size_t n, const char *name, struct http_consumer_in *c, char *why,
+                         size_t why_cap);
+
+/* One item of an ack, nack or in_progress body. */
+struct http_ack_in {
+	uint32_t partition;
+	uint64_t offset;
+	int64_t delay_ms;                 /* nack: >= 0 with has_delay, else -1 (the schedule) */
+	int has_delay;
+	char error[RM_CACK_ERROR_MAX + 1]; /* nack: why, cut to 200 bytes on a character boundary */
+};
+/* The body: {"messages": [items]} (delay_ms and error at the top apply to
+ * every item that has none), a bare array of items, or one item object.
+ * kind: Sluice__AckKind (delay_ms and error are read for NACK only). SL_OK
+ * with 1..HTTP_ACKS_MAX items in *ins (malloc'd, the caller frees), or
+ * SL_EMALFORMED, SL_EINVAL (why names the item: "messages[i]: ..."), SL_ENOMEM. */
+int http_acks_decode(const char *p, size_t n, int kind, struct http_ack_in **ins, uint32_t *count, char *why,
+                     size_t why_cap);
 
 /* ---------- http_cors.c ---------- */
 

@@ -58,6 +58,15 @@ static const struct http_route_def routes[] = {
     {HTTP_GET, "/v1/groups/{group}", on_describe_group},
     {HTTP_POST, "/v1/groups/{group}/offsets", http_on_commit},
     {HTTP_GET, "/v1/operations/{id}", http_on_operation},
+    {HTTP_POST, "/v1/consumers", http_on_consumer_post},
+    {HTTP_GET, "/v1/consumers", http_on_consumer_list},
+    {HTTP_PUT, "/v1/consumers/{name}", http_on_consumer_put},
+    {HTTP_GET, "/v1/consumers/{name}", http_on_consumer_get},
+    {HTTP_DELETE, "/v1/consumers/{name}", http_on_consumer_delete},
+    {HTTP_GET, "/v1/consumers/{name}/messages", http_on_consumer_pull},
+    {HTTP_POST, "/v1/consumers/{name}/ack", http_on_consumer_ack},
+    {HTTP_POST, "/v1/consumers/{name}/nack", http_on_consumer_nack},
+    {HTTP_POST, "/v1/consumers/{name}/in_progress", http_on_consumer_in_progress},
     {HTTP_GET, "/v1/cluster", on_cluster},
     {HTTP_POST, "/v1/graphql", gql_http_post},
     {HTTP_GET, "/v1/graphql", gql_http_sdl},
@@ -301,19 +310,28 @@ int http_group_param(struct http_req *r, const char *s, char *out, size_t cap)
 	return 0;
 }
 
+int http_json_ctype(struct http_req *r)
+{
+	size_t ctl = 0;
+	const char *ct = http_req_header(r, "content-type", &ctl);
+
+	if (!ct || ctl < 16 || strncasecmp(ct, "application/json", 16) != 0) {
+		http_problem(r, 415, SL_EINVAL, "the body must be application/json");
+		return 0;
+	}
+	return 1;
+}
+
 json_t *http_body_json(struct http_req *r, int allow_empty, int allow_array)
 {
-	size_t len = evbuffer_get_length(r->body), ctl = 0;
-	const char *ct = http_req_header(r, "content-type", &ctl);
+	size_t len = evbuffer_get_length(r->body);
 	json_error_t e;
 	json_t *j;
 
 	if (len == 0 && allow_empty)
 		return json_object();
-	if (!ct || ctl < 16 || strncasecmp(ct, "application/json", 16) != 0) {
-		http_problem(r, 415, SL_EINVAL, "the body must be application/json");
+	if (!http_json_ctype(r))
 		return NULL;
-	}
 	j = json_loadb((const char *)evbuffer_pullup(r->body, -1), len, JSON_REJECT_DUPLICATES, &e);
 	if (!j || !(json_is_object(j) || (allow_array && json_is_array(j)))) {
 		json_decref(j);

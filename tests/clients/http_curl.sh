@@ -2,7 +2,7 @@
 # curl as a real HTTP client of one sluiced: REST publish and read, NDJSON,
 # 202 + polling, an SSE stream read with curl -N that resumes with
 # Last-Event-ID, /metrics, /v1/asyncapi.json, the console page, HEAD,
-# OPTIONS and a CORS preflight.
+# OPTIONS, a CORS preflight, and a durable consumer (create, pull, ack).
 # Usage: http_curl.sh PATH/TO/sluiced
 # Listens on 127.0.0.1 only (free ports), stops what it starts by pid, and
 # bounds every wait.
@@ -109,4 +109,26 @@ other=$(curl -s --max-time 10 -i -X OPTIONS -H 'Origin: https://other.example' -
         "$H/v1/topics/orders/messages" | tr -d '\r')
 echo "$other" | grep -qi '^Access-Control-' && fail "CORS headers for an origin not in the list: $other"
 [ "$(status -X OPTIONS "$H/v1/nope")" = 404 ] || fail "OPTIONS on an unknown path"
+# a durable consumer: create it, publish, pull, ack, and the ack floor moves
+[ "$(status -X PUT -H 'Content-Type: application/json' -d '{"partitions":1}' "$H/v1/topics/jobs")" = 201 ] || fail "create jobs"
+hdrs=$(c -D - -o "$dir/cons" -X POST -H 'Content-Type: application/json' \
+       -d '{"name":"workers","topic":"jobs","mode":"shared","ack_timeout_ms":30000}' "$H/v1/consumers" | tr -d '\r')
+echo "$hdrs" | grep -q '^HTTP/1.1 201' && echo "$hdrs" | grep -q '^Location: /v1/consumers/workers$' ||
+    fail "create consumer: $hdrs $(cat "$dir/cons")"
+for p in j1 j2; do c -X POST -H 'Content-Type: text/plain' --data-binary "$p" "$H/v1/topics/jobs/messages" >/dev/null; done
+c "$H/v1/consumers/workers/messages?max=10&wait_ms=2000" >"$dir/pulled"
+python3 -c 'import json,sys; m=json.load(open(sys.argv[1]))["messages"]
+assert [(x["offset"], x["payload"], x["attempt"]) for x in m] == [(0, "j1", 1), (1, "j2", 1)], m' \
+    "$dir/pulled" || fail "pull: $(cat "$dir/pulled")"
+acks=$(python3 -c 'import json,sys; print(json.dumps({"messages": [{"partition": x["partition"], "offset": x["offset"]} for x in json.load(open(sys.argv[1]))["messages"]]}))' "$dir/pulled")
+out=$(c -X POST -H 'Content-Type: application/json' -d "$acks" "$H/v1/consumers/workers/ack")
+[ "$out" = '{"acked":2}' ] || fail "ack: $out"
+c "$H/v1/consumers/workers" >"$dir/desc"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); p=d["partitions"][0]
+assert d["name"] == "workers" and d["mode"] == "shared" and p["ack_floor"] == 2 and p["in_flight"] == 0, d' \
+    "$dir/desc" || fail "describe: $(cat "$dir/desc")"
+out=$(c "$H/v1/consumers/workers/messages?wait_ms=100")
+[ "$out" = '{"messages":[]}' ] || fail "pull after ack: $out"
+[ "$(status -X DELETE "$H/v1/consumers/workers")" = 204 ] || fail "delete consumer"
+[ "$(status "$H/v1/consumers/workers")" = 404 ] || fail "deleted consumer still there"
 echo "http_curl: ok"

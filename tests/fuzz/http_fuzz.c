@@ -4,8 +4,9 @@
  * URL split, percent-decoding, query strings, UTF-8 checks, Prefer, SSE
  * event ids, operation ids, NDJSON publish bodies (in up to three pieces,
  * checked with pubbatch_check as the frontend would, and the direct scanner
- * compared with jansson: the same records or the same refusal) and group
- * commit bodies (one commit or an array).
+ * compared with jansson: the same records or the same refusal), group
+ * commit bodies (one commit or an array) and the durable consumer bodies
+ * (create, with and without a path name; ack, nack and in_progress items).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -135,6 +136,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 		free(ins);
 		json_decref(owner);
+	}
+	/* durable consumer bodies (POST /v1/consumers, PUT /v1/consumers/{name}, .../ack|nack|in_progress) */
+	struct http_consumer_in cin;
+	if (http_consumer_decode(s, size, size && data[0] & 1 ? "path-name" : NULL, &cin, whybuf, sizeof(whybuf)) ==
+	    SL_OK) {
+		if (!cin.name[0] || !cin.topic[0] || strlen(cin.name) > RM_CONSUMER_NAME_MAX ||
+		    cin.nschedule > RM_SCHEDULE_MAX || cin.start < SLUICE__START_AT__EARLIEST ||
+		    cin.start > SLUICE__START_AT__TIMESTAMP || cin.timestamp_ms < 0)
+			abort();
+	}
+	for (int kind = SLUICE__ACK_KIND__ACK; kind <= SLUICE__ACK_KIND__IN_PROGRESS; kind++) {
+		struct http_ack_in *acks = NULL;
+		if (http_acks_decode(s, size, kind, &acks, &count, whybuf, sizeof(whybuf)) != SL_OK) {
+			if (acks)
+				abort();
+			continue;
+		}
+		if (count == 0 || count > HTTP_ACKS_MAX)
+			abort();
+		for (uint32_t i = 0; i < count; i++)
+			if (acks[i].partition == UINT32_MAX || strlen(acks[i].error) > RM_CACK_ERROR_MAX ||
+			    !utf8_valid((const uint8_t *)acks[i].error, strlen(acks[i].error)) ||
+			    (acks[i].has_delay && acks[i].delay_ms < 0) || (!acks[i].has_delay && acks[i].delay_ms != -1) ||
+			    (kind != SLUICE__ACK_KIND__NACK && (acks[i].has_delay || acks[i].error[0])))
+				abort();
+		free(acks);
 	}
 	free(s);
 	return 0;

@@ -840,3 +840,142 @@ void itest_pub_fill(struct sluice_pub *p, const char *topic, int partition, cons
 	p->headers_n = hs_n;
 	p->payload = sluice_bytes_cstr(payload);
 }
+
+/* ---------- HTTP/1.1 over a raw socket ---------- */
+
+int itest_http_open(struct itest_http_conn *c, uint16_t port)
+{
+	c->fd = itest_connect(port);
+	c->len = 0;
+	return c->fd >= 0 ? 0 : -1;
+}
+
+int itest_http_send(struct itest_http_conn *c, const char *s, size_t n)
+{
+	return itest_send_raw(c->fd, s, n) == 0 ? 0 : -1;
+}
+
+/* Read more bytes: how many, 0 on a timeout, -1 on EOF, an error or a full buffer. */
+static ssize_t http_fill(struct itest_http_conn *c, int timeout_ms)
+{
+	struct pollfd p = {c->fd, POLLIN, 0};
+	ssize_t n;
+
+	if (c->len >= sizeof(c->buf))
+		return -1;
+	if (poll(&p, 1, timeout_ms) <= 0)
+		return 0;
+	n = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
+	if (n <= 0)
+		return -1;
+	c->len += (size_t)n;
+	return n;
+}
+
+size_t itest_http_fill(struct itest_http_conn *c, int timeout_ms)
+{
+	ssize_t n = http_fill(c, timeout_ms);
+
+	return n > 0 ? (size_t)n : 0;
+}
+
+void itest_http_consume(struct itest_http_conn *c, size_t n)
+{
+	memmove(c->buf, c->buf + n, c->len - n);
+	c->len -= n;
+}
+
+int itest_http_response(struct itest_http_conn *c, struct itest_http_resp *r)
+{
+	long long deadline = itest_now_ms() + 10000;
+	char *end, *cl;
+	size_t hl, bl = 0;
+
+	memset(r, 0, sizeof(*r));
+	for (;;) {
+		c->buf[c->len < sizeof(c->buf) ? c->len : sizeof(c->buf) - 1] = 0;
+		if ((end = strstr(c->buf, "\r\n\r\n")))
+			break;
+		if (itest_now_ms() > deadline || http_fill(c, 200) < 0) {
+			fprintf(stderr, "itest_http_response: no complete head (%zu bytes read): %.200s\n", c->len, c->buf);
+			return -1;
+		}
+	}
+	hl = (size_t)(end - c->buf) + 4;
+	if (hl >= sizeof(r->head)) {
+		fprintf(stderr, "itest_http_response: %zu bytes of headers\n", hl);
+		return -1;
+	}
+	memcpy(r->head, c->buf, hl);
+	r->head[hl] = 0;
+	sscanf(r->head, "HTTP/1.1 %d", &r->status);
+	if ((cl = strcasestr(r->head, "\r\nContent-Length: ")))
+		bl = strtoul(cl + 18, NULL, 10);
+	while (c->len < hl + bl) {
+		if (itest_now_ms() > deadline || http_fill(c, 200) < 0) {
+			fprintf(stderr, "itest_http_response: %zu of %zu body bytes after %s\n", c->len - hl, bl, r->head);
+			return -1;
+		}
+	}
+	if (!(r->body = malloc(bl + 1)))
+		return -1;
+	memcpy(r->body, c->buf + hl, bl);
+	r->body[bl] = 0;
+	r->body_len = bl;
+	itest_http_consume(c, hl + bl);
+	return 0;
+}
+
+int itest_http_closed(struct itest_http_conn *c)
+{
+	long long deadline = itest_now_ms() + 10000;
+	struct pollfd p = {c->fd, POLLIN, 0};
+	char b[4096];
+
+	while (itest_now_ms() < deadline) {
+		if (poll(&p, 1, 200) > 0) {
+			ssize_t n = read(c->fd, b, sizeof(b));
+			if (n <= 0)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+int itest_http_request(uint16_t port, const char *raw, struct itest_http_resp *r)
+{
+	struct itest_http_conn *c = malloc(sizeof(*c));
+	int rc = -1;
+
+	memset(r, 0, sizeof(*r));
+	if (!c)
+		return -1;
+	if (itest_http_open(c, port) == 0) {
+		rc = itest_http_send(c, raw, strlen(raw)) == 0 && itest_http_response(c, r) == 0 ? 0 : -1;
+		close(c->fd);
+	}
+	free(c);
+	return rc;
+}
+
+int itest_http_simple(uint16_t port, const char *method, const char *path, const char *hdrs, const char *body,
+                      struct itest_http_resp *r)
+{
+	size_t n = strlen(method) + strlen(path) + strlen(hdrs) + strlen(body) + 96;
+	char *raw = malloc(n);
+	int rc;
+
+	if (!raw)
+		return -1;
+	snprintf(raw, n, "%s %s HTTP/1.1\r\nHost: x\r\n%sContent-Length: %zu\r\n\r\n%s", method, path, hdrs,
+	         strlen(body), body);
+	rc = itest_http_request(port, raw, r);
+	free(raw);
+	return rc;
+}
+
+void itest_http_resp_free(struct itest_http_resp *r)
+{
+	free(r->body);
+	r->body = NULL;
+}

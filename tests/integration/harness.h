@@ -132,4 +132,40 @@ int itest_raw_send_publish(int fd, uint64_t id, const char *topic, int partition
 /* Wait for the response to id: 0 with the ack, or the Error code, or an sl_err. */
 int itest_raw_wait_ack(int fd, uint64_t id, int timeout_ms, uint32_t *partition, uint64_t *offset, int *duplicate);
 
+/* ---------- HTTP/1.1 over a raw socket (http_test.c, http_consumer_test.c) ---------- */
+
+/* One response: status, head (status line and headers, CRLFs included) and
+ * body (malloc'd, NUL-terminated; free with itest_http_resp_free). */
+struct itest_http_resp {
+	int status;
+	char head[4096];
+	char *body;
+	size_t body_len;
+};
+/* A connection with its unread bytes. */
+struct itest_http_conn {
+	int fd;
+	char buf[1 << 16];
+	size_t len;
+};
+/* Connect to port on loopback: 0, or -1. */
+int itest_http_open(struct itest_http_conn *c, uint16_t port);
+int itest_http_send(struct itest_http_conn *c, const char *s, size_t n);
+/* Read more bytes (bounded wait): how many, 0 on EOF, timeout or a full buffer. */
+size_t itest_http_fill(struct itest_http_conn *c, int timeout_ms);
+/* Drop the first n buffered bytes. */
+void itest_http_consume(struct itest_http_conn *c, size_t n);
+/* One response with a Content-Length (every answer but event streams),
+ * within 10 s however long the server is silent (long polls): 0, or -1 on
+ * EOF or the deadline. */
+int itest_http_response(struct itest_http_conn *c, struct itest_http_resp *r);
+/* 1 if the server closed the connection (EOF) within 10 s. */
+int itest_http_closed(struct itest_http_conn *c);
+/* Send raw (a whole request) on a new connection, read one response, close: 0, or -1. */
+int itest_http_request(uint16_t port, const char *raw, struct itest_http_resp *r);
+/* The same for METHOD PATH with extra header lines hdrs ("Name: v\r\n"...) and body. */
+int itest_http_simple(uint16_t port, const char *method, const char *path, const char *hdrs, const char *body,
+                      struct itest_http_resp *r);
+void itest_http_resp_free(struct itest_http_resp *r);
+
 #endif

@@ -36,138 +36,34 @@ static void teardown(void)
 
 TestSuite(http, .init = setup, .fini = teardown, .timeout = 120);
 
-struct resp {
-	int status;
-	char head[4096];
-	char *body;
-	size_t body_len;
-};
-
-/* A connection with its unread bytes. */
-struct hc {
-	int fd;
-	char buf[1 << 16];
-	size_t len;
-};
-
-static void hc_open(struct hc *c)
+/* Assertions around the harness's HTTP helpers, on this suite's node. */
+static void hc_open(struct itest_http_conn *c)
 {
-	c->fd = itest_connect(node.http_port);
-	c->len = 0;
-	cr_assert(c->fd >= 0);
+	cr_assert_eq(itest_http_open(c, node.http_port), 0);
 }
 
-static void hc_send(struct hc *c, const char *s, size_t n)
+static void hc_send(struct itest_http_conn *c, const char *s, size_t n)
 {
-	cr_assert_eq(itest_send_raw(c->fd, s, n), 0);
+	cr_assert_eq(itest_http_send(c, s, n), 0);
 }
 
-/* Read more bytes (bounded wait); 0 on EOF or timeout. */
-static size_t hc_fill(struct hc *c, int timeout_ms)
+static void simple(const char *method, const char *path, const char *hdrs, const char *body,
+                   struct itest_http_resp *r)
 {
-	struct pollfd p = {c->fd, POLLIN, 0};
-	ssize_t n;
-
-	if (c->len >= sizeof(c->buf) || poll(&p, 1, timeout_ms) <= 0)
-		return 0;
-	n = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
-	if (n <= 0)
-		return 0;
-	c->len += (size_t)n;
-	return (size_t)n;
-}
-
-static void hc_consume(struct hc *c, size_t n)
-{
-	memmove(c->buf, c->buf + n, c->len - n);
-	c->len -= n;
-}
-
-/* One response with a Content-Length (every answer but event streams). */
-static int hc_response(struct hc *c, struct resp *r)
-{
-	long long deadline = itest_now_ms() + 10000;
-	char *end, *cl;
-	size_t hl, bl = 0;
-
-	memset(r, 0, sizeof(*r));
-	for (;;) {
-		c->buf[c->len < sizeof(c->buf) ? c->len : sizeof(c->buf) - 1] = 0;
-		if ((end = strstr(c->buf, "\r\n\r\n")))
-			break;
-		if (itest_now_ms() > deadline || !hc_fill(c, 1000))
-			return -1;
-	}
-	hl = (size_t)(end - c->buf) + 4;
-	cr_assert(hl < sizeof(r->head));
-	memcpy(r->head, c->buf, hl);
-	r->head[hl] = 0;
-	sscanf(r->head, "HTTP/1.1 %d", &r->status);
-	if ((cl = strcasestr(r->head, "\r\nContent-Length: ")))
-		bl = strtoul(cl + 18, NULL, 10);
-	while (c->len < hl + bl)
-		if (itest_now_ms() > deadline || !hc_fill(c, 1000))
-			return -1;
-	r->body = malloc(bl + 1);
-	memcpy(r->body, c->buf + hl, bl);
-	r->body[bl] = 0;
-	r->body_len = bl;
-	hc_consume(c, hl + bl);
-	return 0;
-}
-
-/* 1 if the server closed the connection (EOF) within a bounded wait. */
-static int hc_closed(struct hc *c)
-{
-	long long deadline = itest_now_ms() + 10000;
-	struct pollfd p = {c->fd, POLLIN, 0};
-	char b[4096];
-
-	while (itest_now_ms() < deadline) {
-		if (poll(&p, 1, 200) > 0) {
-			ssize_t n = read(c->fd, b, sizeof(b));
-			if (n <= 0)
-				return 1;
-		}
-	}
-	return 0;
-}
-
-static void request(const char *raw, struct resp *r)
-{
-	struct hc c;
-
-	hc_open(&c);
-	hc_send(&c, raw, strlen(raw));
-	cr_assert_eq(hc_response(&c, r), 0, "no response to %s", raw);
-	close(c.fd);
-}
-
-static void simple(const char *method, const char *path, const char *hdrs, const char *body, struct resp *r)
-{
-	char raw[8192];
-
-	snprintf(raw, sizeof(raw), "%s %s HTTP/1.1\r\nHost: x\r\n%sContent-Length: %zu\r\n\r\n%s", method, path, hdrs,
-	         strlen(body), body);
-	request(raw, r);
-}
-
-static void resp_free(struct resp *r)
-{
-	free(r->body);
-	r->body = NULL;
+	cr_assert_eq(itest_http_simple(node.http_port, method, path, hdrs, body, r), 0, "no response to %s %s", method,
+	             path);
 }
 
 static void create_topic(const char *name, int parts)
 {
 	char path[256], body[64];
-	struct resp r;
+	struct itest_http_resp r;
 
 	snprintf(path, sizeof(path), "/v1/topics/%s", name);
 	snprintf(body, sizeof(body), "{\"partitions\":%d}", parts);
 	simple("PUT", path, "Content-Type: application/json\r\n", body, &r);
 	cr_assert_eq(r.status, 201, "%s", r.body);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 }
 
 static long long json_num(const char *body, const char *field)
@@ -183,16 +79,16 @@ static long long json_num(const char *body, const char *field)
 
 Test(http, routes_statuses_payloads_and_order)
 {
-	struct resp r;
+	struct itest_http_resp r;
 
 	simple("GET", "/healthz", "", "", &r);
 	cr_assert_eq(r.status, 200);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	create_topic("t1", 1);
 	simple("PUT", "/v1/topics/t1", "Content-Type: application/json\r\n", "{}", &r);
 	cr_assert_eq(r.status, 409);
 	cr_assert(strstr(r.head, "application/problem+json") && strstr(r.body, "\"code\":\"TOPIC_EXISTS\""));
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	for (int i = 0; i < 3; i++) {
 		char body[16];
 		snprintf(body, sizeof(body), "m%d", i);
@@ -200,7 +96,7 @@ Test(http, routes_statuses_payloads_and_order)
 		cr_assert_eq(r.status, 201, "%s", r.body);
 		cr_assert_eq(json_num(r.body, "offset"), i);
 		cr_assert(strstr(r.head, "Location: /v1/topics/t1/messages/0/"));
-		resp_free(&r);
+		itest_http_resp_free(&r);
 	}
 	simple("GET", "/v1/topics/t1/messages?from=earliest&max=10", "", "", &r);
 	cr_assert_eq(r.status, 200);
@@ -208,57 +104,57 @@ Test(http, routes_statuses_payloads_and_order)
 	           *c = strstr(r.body, "\"payload\":\"m2\"");
 	cr_assert(a && b && c && a < b && b < c, "%s", r.body);
 	cr_assert_eq(json_num(r.body, "next_offset"), 3);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	simple("GET", "/v1/topics/t1/messages/0/1", "", "", &r);
 	cr_assert_eq(r.status, 200);
 	cr_assert_str_eq(r.body, "m1");
 	cr_assert(strstr(r.head, "Content-Type: text/plain") && strstr(r.head, "Sluice-Offset: 1"));
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	simple("GET", "/v1/topics/t1/messages/0/9", "", "", &r);
 	cr_assert_eq(r.status, 404);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	simple("POST", "/v1/topics/nope/messages", "", "x", &r);
 	cr_assert_eq(r.status, 404);
 	cr_assert(strstr(r.body, "NO_SUCH_TOPIC"));
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	simple("PATCH", "/v1/topics/t1", "", "", &r);
 	cr_assert_eq(r.status, 405);
 	cr_assert(strstr(r.head, "Allow: PUT, GET, DELETE"));
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	simple("GET", "/v2/whatever", "", "", &r);
 	cr_assert_eq(r.status, 404);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	simple("GET", "/v1/topics/%ZZ", "", "", &r);
 	cr_assert_eq(r.status, 400);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	simple("GET", "/v1/topics/%C3%28", "", "", &r);
 	cr_assert_eq(r.status, 400);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	simple("POST", "/v1/groups/g/offsets", "Content-Type: application/json\r\n", "{nope", &r);
 	cr_assert_eq(r.status, 400);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	simple("PUT", "/v1/topics/t2", "Content-Type: text/plain\r\n", "x", &r);
 	cr_assert_eq(r.status, 415);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	simple("POST", "/v1/groups/g/offsets", "Content-Type: application/json\r\n",
 	       "{\"topic\":\"t1\",\"partition\":0,\"offset\":2}", &r);
 	cr_assert_eq(r.status, 200);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	simple("GET", "/v1/groups/g", "", "", &r);
 	cr_assert(strstr(r.body, "\"committed\":2") && strstr(r.body, "\"lag\":1"), "%s", r.body);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	simple("GET", "/v1/topics/t1/messages?group=g", "", "", &r);
 	cr_assert(strstr(r.body, "\"payload\":\"m2\"") && !strstr(r.body, "\"payload\":\"m1\""), "%s", r.body);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	simple("DELETE", "/v1/topics/t1", "", "", &r);
 	cr_assert_eq(r.status, 204);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 }
 
 Test(http, pipelined_chunked_and_continue)
 {
-	struct hc c;
-	struct resp r;
+	struct itest_http_conn c;
+	struct itest_http_resp r;
 	char raw[4096] = "";
 
 	create_topic("p", 1);
@@ -269,61 +165,61 @@ Test(http, pipelined_chunked_and_continue)
 	strcat(raw, "GET /v1/topics/p/messages/0/4 HTTP/1.1\r\nHost: x\r\n\r\n");
 	hc_send(&c, raw, strlen(raw));
 	for (int i = 0; i < 5; i++) {
-		cr_assert_eq(hc_response(&c, &r), 0);
+		cr_assert_eq(itest_http_response(&c, &r), 0);
 		cr_assert_eq(r.status, 201);
 		cr_assert_eq(json_num(r.body, "offset"), i, "answers out of order: %s", r.body);
-		resp_free(&r);
+		itest_http_resp_free(&r);
 	}
-	cr_assert_eq(hc_response(&c, &r), 0);
+	cr_assert_eq(itest_http_response(&c, &r), 0);
 	cr_assert_str_eq(r.body, "m4");
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	/* chunked */
 	const char *ch = "POST /v1/topics/p/messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
 	                 "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
 	hc_send(&c, ch, strlen(ch));
-	cr_assert_eq(hc_response(&c, &r), 0);
+	cr_assert_eq(itest_http_response(&c, &r), 0);
 	cr_assert_eq(r.status, 201);
 	cr_assert_eq(json_num(r.body, "offset"), 5);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	/* 100-continue: the interim answer comes before the body is sent */
 	const char *ex = "POST /v1/topics/p/messages HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
 	                 "Content-Length: 4\r\n\r\n";
 	hc_send(&c, ex, strlen(ex));
-	cr_assert_eq(hc_response(&c, &r), 0);
+	cr_assert_eq(itest_http_response(&c, &r), 0);
 	cr_assert_eq(r.status, 100);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	hc_send(&c, "body", 4);
-	cr_assert_eq(hc_response(&c, &r), 0);
+	cr_assert_eq(itest_http_response(&c, &r), 0);
 	cr_assert_eq(r.status, 201);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	close(c.fd);
 	simple("GET", "/v1/topics/p/messages/0/5", "", "", &r);
 	cr_assert_str_eq(r.body, "hello world");
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	simple("GET", "/v1/topics/p/messages/0/6", "", "", &r);
 	cr_assert_str_eq(r.body, "body");
-	resp_free(&r);
+	itest_http_resp_free(&r);
 }
 
 static void refused(const char *raw, int status)
 {
-	struct hc c;
-	struct resp r;
+	struct itest_http_conn c;
+	struct itest_http_resp r;
 
 	hc_open(&c);
 	hc_send(&c, raw, strlen(raw));
-	cr_assert_eq(hc_response(&c, &r), 0);
+	cr_assert_eq(itest_http_response(&c, &r), 0);
 	cr_assert_eq(r.status, status, "expected %d, got %d for %.60s", status, r.status, raw);
 	cr_assert(strstr(r.head, "application/problem+json"));
-	cr_assert(hc_closed(&c), "connection left open after %d", status);
-	resp_free(&r);
+	cr_assert(itest_http_closed(&c), "connection left open after %d", status);
+	itest_http_resp_free(&r);
 	close(c.fd);
 }
 
 Test(http, refusals_close_the_connection)
 {
 	char big[20000];
-	struct resp r;
+	struct itest_http_resp r;
 
 	create_topic("s", 1);
 	refused("POST /v1/topics/s/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
@@ -340,43 +236,43 @@ Test(http, refusals_close_the_connection)
 	/* the node still serves everyone else */
 	simple("GET", "/healthz", "", "", &r);
 	cr_assert_eq(r.status, 200);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	/* nothing refused was stored */
 	simple("GET", "/v1/topics/s", "", "", &r);
 	cr_assert(strstr(r.body, "\"end_offset\":0"), "%s", r.body);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 }
 
 Test(http, idempotency_key_stores_once)
 {
-	struct resp r;
+	struct itest_http_resp r;
 	long long off;
 
 	create_topic("i", 1);
 	simple("POST", "/v1/topics/i/messages", "Idempotency-Key: order-1\r\n", "pay", &r);
 	cr_assert_eq(r.status, 201);
 	off = json_num(r.body, "offset");
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	simple("POST", "/v1/topics/i/messages", "Idempotency-Key: order-1\r\n", "pay", &r);
 	cr_assert_eq(r.status, 201);
 	cr_assert_eq(json_num(r.body, "offset"), off);
 	cr_assert(strstr(r.body, "\"duplicate\":true"));
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	simple("GET", "/v1/topics/i", "", "", &r);
 	cr_assert(strstr(r.body, "\"end_offset\":1"), "%s", r.body);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	/* NDJSON: one result per message, in order */
 	simple("POST", "/v1/topics/i/messages", "Content-Type: application/x-ndjson\r\n",
 	       "{\"key\":\"a\",\"payload\":\"x\"}\n{\"payload\":\"y\",\"headers\":{\"h\":\"v\"}}\n", &r);
 	cr_assert_eq(r.status, 201, "%s", r.body);
 	const char *o1 = strstr(r.body, "\"offset\":1"), *o2 = strstr(r.body, "\"offset\":2");
 	cr_assert(o1 && o2 && o1 < o2, "%s", r.body);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 }
 
 Test(http, accepted_then_polled)
 {
-	struct resp r;
+	struct itest_http_resp r;
 	char loc[600] = "";
 	const char *l;
 
@@ -388,7 +284,7 @@ Test(http, accepted_then_polled)
 	l = strstr(r.head, "Location: ");
 	cr_assert(l);
 	sscanf(l + 10, "%599[^\r]", loc);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	int committed = 0;
 	for (int i = 0; i < 100 && !committed; i++) {
 		simple("GET", loc, "", "", &r);
@@ -400,20 +296,20 @@ Test(http, accepted_then_polled)
 		} else {
 			cr_assert_eq(json_num(r.body, "offset"), 0);
 		}
-		resp_free(&r);
+		itest_http_resp_free(&r);
 	}
 	cr_assert(committed);
 	simple("GET", "/v1/operations/garbage", "", "", &r);
 	cr_assert_eq(r.status, 404);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	simple("POST", "/v1/topics/a/messages", "Prefer: respond-async, wait=10\r\n", "soon", &r);
 	cr_assert_eq(r.status, 201);
 	cr_assert_eq(json_num(r.body, "offset"), 1);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 }
 
 /* Read SSE events until n data lines came; returns the ids and data seen. */
-static int sse_read(struct hc *c, int n, char ids[][128], char data[][64])
+static int sse_read(struct itest_http_conn *c, int n, char ids[][128], char data[][64])
 {
 	long long deadline = itest_now_ms() + 10000;
 	int got = 0;
@@ -431,16 +327,16 @@ static int sse_read(struct hc *c, int n, char ids[][128], char data[][64])
 				snprintf(data[got], 64, "%s", c->buf + 6);
 				got++;
 			}
-			hc_consume(c, (size_t)(nl - c->buf) + 1);
+			itest_http_consume(c, (size_t)(nl - c->buf) + 1);
 			c->buf[c->len] = 0;
 		}
 		if (got < n)
-			hc_fill(c, 200);
+			itest_http_fill(c, 200);
 	}
 	return got;
 }
 
-static void sse_open(struct hc *c, const char *extra)
+static void sse_open(struct itest_http_conn *c, const char *extra)
 {
 	char raw[512];
 
@@ -453,17 +349,17 @@ static void sse_open(struct hc *c, const char *extra)
 		c->buf[c->len] = 0;
 		if ((end = strstr(c->buf, "\r\n\r\n")))
 			break;
-		cr_assert(itest_now_ms() < deadline && hc_fill(c, 1000));
+		cr_assert(itest_now_ms() < deadline && itest_http_fill(c, 1000));
 	}
 	cr_assert(strncmp(c->buf, "HTTP/1.1 200", 12) == 0);
 	cr_assert(strstr(c->buf, "text/event-stream") && strstr(c->buf, "Cache-Control: no-cache"));
-	hc_consume(c, (size_t)(end - c->buf) + 4);
+	itest_http_consume(c, (size_t)(end - c->buf) + 4);
 }
 
 Test(http, sse_resumes_exactly)
 {
-	struct hc c;
-	struct resp r;
+	struct itest_http_conn c;
+	struct itest_http_resp r;
 	char ids[8][128], data[8][64], hdr[200];
 	int seen[8] = {0};
 
@@ -474,7 +370,7 @@ Test(http, sse_resumes_exactly)
 		snprintf(b, sizeof(b), "e%d", i);
 		simple("POST", "/v1/topics/e/messages", h, b, &r);
 		cr_assert_eq(r.status, 201);
-		resp_free(&r);
+		itest_http_resp_free(&r);
 	}
 	sse_open(&c, "");
 	cr_assert_eq(sse_read(&c, 3, ids, data), 3);
@@ -483,7 +379,7 @@ Test(http, sse_resumes_exactly)
 	sse_open(&c, hdr);
 	cr_assert_eq(sse_read(&c, 3, ids + 3, data + 3), 3);
 	simple("POST", "/v1/topics/e/messages", "Sluice-Partition: 1\r\n", "e6", &r);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	cr_assert_eq(sse_read(&c, 1, ids + 6, data + 6), 1);
 	close(c.fd);
 	/* every message exactly once over the two streams */
@@ -497,7 +393,7 @@ Test(http, sse_resumes_exactly)
 }
 
 /* The head of a response, consumed without a body (HEAD). */
-static int hc_head_only(struct hc *c, struct resp *r)
+static int hc_head_only(struct itest_http_conn *c, struct itest_http_resp *r)
 {
 	long long deadline = itest_now_ms() + 10000;
 	char *end;
@@ -508,7 +404,7 @@ static int hc_head_only(struct hc *c, struct resp *r)
 		c->buf[c->len < sizeof(c->buf) ? c->len : sizeof(c->buf) - 1] = 0;
 		if ((end = strstr(c->buf, "\r\n\r\n")))
 			break;
-		if (itest_now_ms() > deadline || !hc_fill(c, 1000))
+		if (itest_now_ms() > deadline || !itest_http_fill(c, 1000))
 			return -1;
 	}
 	hl = (size_t)(end - c->buf) + 4;
@@ -516,12 +412,12 @@ static int hc_head_only(struct hc *c, struct resp *r)
 	memcpy(r->head, c->buf, hl);
 	r->head[hl] = 0;
 	sscanf(r->head, "HTTP/1.1 %d", &r->status);
-	hc_consume(c, hl);
+	itest_http_consume(c, hl);
 	return 0;
 }
 
 /* The value of a response header ("" when absent). */
-static void hdr(const struct resp *r, const char *name, char *out, size_t cap)
+static void hdr(const struct itest_http_resp *r, const char *name, char *out, size_t cap)
 {
 	char pat[64];
 	const char *p;
@@ -535,20 +431,20 @@ static void hdr(const struct resp *r, const char *name, char *out, size_t cap)
 
 /* HEAD path on a connection, then GET /healthz pipelined behind it: the
  * healthz answer must come next, so the HEAD answer carried no body. */
-static void head(const char *path, struct resp *r)
+static void head(const char *path, struct itest_http_resp *r)
 {
 	char raw[1024];
-	struct hc c;
-	struct resp next;
+	struct itest_http_conn c;
+	struct itest_http_resp next;
 
 	hc_open(&c);
 	snprintf(raw, sizeof(raw), "HEAD %s HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", path);
 	hc_send(&c, raw, strlen(raw));
 	cr_assert_eq(hc_head_only(&c, r), 0, "no answer to HEAD %s", path);
-	cr_assert_eq(hc_response(&c, &next), 0, "nothing after HEAD %s", path);
+	cr_assert_eq(itest_http_response(&c, &next), 0, "nothing after HEAD %s", path);
 	cr_assert_eq(next.status, 200, "HEAD %s left bytes before the next answer: %s", path, next.head);
 	cr_assert_str_eq(next.body, "{\"status\":\"ok\"}");
-	resp_free(&next);
+	itest_http_resp_free(&next);
 	close(c.fd);
 }
 
@@ -560,18 +456,18 @@ Test(http, head_answers_every_get_route_without_a_body)
 	    "/v1/asyncapi.json", "/", "/index.html", "/console.js", "/console.css", "/v1/operations/garbage"};
 	static const char *const names[] = {"Content-Type", "Content-Length", "Sluice-Offset", "Sluice-Key",
 	                                    "Allow", "Location"};
-	struct resp g, h;
+	struct itest_http_resp g, h;
 	char a[256], b[256];
 
 	create_topic("h", 2);
 	simple("POST", "/v1/topics/h/messages", "Content-Type: text/plain\r\nSluice-Partition: 0\r\nSluice-Key: k\r\n",
 	       "hm", &g);
 	cr_assert_eq(g.status, 201);
-	resp_free(&g);
+	itest_http_resp_free(&g);
 	simple("POST", "/v1/groups/hg/offsets", "Content-Type: application/json\r\n",
 	       "{\"topic\":\"h\",\"partition\":0,\"offset\":1}", &g);
 	cr_assert_eq(g.status, 200);
-	resp_free(&g);
+	itest_http_resp_free(&g);
 	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++) {
 		simple("GET", exact[i], "", "", &g);
 		head(exact[i], &h);
@@ -583,7 +479,7 @@ Test(http, head_answers_every_get_route_without_a_body)
 		}
 		hdr(&g, "Content-Length", a, sizeof(a));
 		cr_assert(a[0] && g.body_len == strtoul(a, NULL, 10), "GET %s", exact[i]);
-		resp_free(&g);
+		itest_http_resp_free(&g);
 	}
 	/* /metrics changes with every request it counts: the same kind of answer */
 	head("/metrics", &h);
@@ -604,17 +500,17 @@ Test(http, head_answers_every_get_route_without_a_body)
 	simple("OPTIONS", "/v1/topics/h", "", "", &g);
 	cr_assert_eq(g.status, 204);
 	cr_assert(strstr(g.head, "Allow: PUT, GET, DELETE, HEAD, OPTIONS\r\n"), "%s", g.head);
-	resp_free(&g);
+	itest_http_resp_free(&g);
 	simple("POST", "/v1/cluster", "", "", &g);
 	cr_assert_eq(g.status, 405);
 	cr_assert(strstr(g.head, "Allow: GET, HEAD, OPTIONS\r\n"), "%s", g.head);
-	resp_free(&g);
+	itest_http_resp_free(&g);
 	head("/v1/groups/hg/offsets", &h);
 	cr_assert_eq(h.status, 405);
 	cr_assert(strstr(h.head, "Allow: POST, OPTIONS\r\n"), "%s", h.head);
 }
 
-static void commit(const char *group, const char *body, struct resp *r)
+static void commit(const char *group, const char *body, struct itest_http_resp *r)
 {
 	char path[128];
 
@@ -626,7 +522,7 @@ static void commit(const char *group, const char *body, struct resp *r)
 static int committed_is(const char *group, const char *topic, int part, int off)
 {
 	char path[128], pat[128];
-	struct resp r;
+	struct itest_http_resp r;
 	int ok;
 
 	snprintf(path, sizeof(path), "/v1/groups/%s", group);
@@ -635,13 +531,13 @@ static int committed_is(const char *group, const char *topic, int part, int off)
 	ok = r.status == 200 && strstr(r.body, pat) != NULL;
 	if (!ok)
 		cr_log_error("%s: no %s in %s", path, pat, r.body);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	return ok;
 }
 
 Test(http, group_offsets_commits_an_array)
 {
-	struct resp r;
+	struct itest_http_resp r;
 	char body[4096];
 	size_t n = 0;
 
@@ -656,13 +552,13 @@ Test(http, group_offsets_commits_an_array)
 	cr_assert_str_eq(r.body, "{\"group\":\"ga\",\"offsets\":[{\"topic\":\"c1\",\"partition\":0,\"offset\":2},"
 	                         "{\"topic\":\"c1\",\"partition\":1,\"offset\":1},{\"topic\":\"c2\",\"partition\":0,"
 	                         "\"offset\":5}]}");
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	cr_assert(committed_is("ga", "c1", 0, 2) && committed_is("ga", "c1", 1, 1) && committed_is("ga", "c2", 0, 5));
 	/* the single object form is answered as before */
 	commit("ga", "{\"topic\":\"c2\",\"partition\":0,\"offset\":6}", &r);
 	cr_assert_eq(r.status, 200, "%s", r.body);
 	cr_assert_str_eq(r.body, "{\"group\":\"ga\",\"topic\":\"c2\",\"partition\":0,\"offset\":6}");
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	cr_assert(committed_is("ga", "c2", 0, 6));
 	/* a native error: the first failing entry in array order is the answer; the others are committed */
 	commit("ga",
@@ -673,28 +569,28 @@ Test(http, group_offsets_commits_an_array)
 	cr_assert(strstr(r.head, "application/problem+json") && strstr(r.body, "\"code\":\"NO_SUCH_TOPIC\"") &&
 	          strstr(r.body, "offsets[1]"),
 	          "%s", r.body);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	cr_assert(committed_is("ga", "c1", 0, 3) && committed_is("ga", "c1", 1, 4));
 	commit("ga", "[{\"topic\":\"c1\",\"partition\":9,\"offset\":1},{\"topic\":\"gone\",\"partition\":0,\"offset\":1}]",
 	       &r);
 	cr_assert_eq(r.status, 400, "%s", r.body);
 	cr_assert(strstr(r.body, "offsets[0]"), "%s", r.body);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	/* a malformed entry refuses the whole body before anything is sent */
 	commit("ga", "[{\"topic\":\"c1\",\"partition\":0,\"offset\":7},{\"topic\":5,\"offset\":1}]", &r);
 	cr_assert_eq(r.status, 400, "%s", r.body);
 	cr_assert(strstr(r.body, "offsets[1]"), "%s", r.body);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	cr_assert(committed_is("ga", "c1", 0, 3));
 	commit("ga", "[{\"topic\":\"c1\",\"partition\":0,\"offset\":-1}]", &r);
 	cr_assert_eq(r.status, 400, "%s", r.body);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	commit("ga", "[]", &r);
 	cr_assert_eq(r.status, 400, "%s", r.body);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	commit("ga", "[1,2]", &r);
 	cr_assert_eq(r.status, 400, "%s", r.body);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	/* many at once: all answered, the last commit of a partition is the one that stays */
 	n += (size_t)snprintf(body + n, sizeof(body) - n, "[");
 	for (int i = 0; i < 80; i++)
@@ -705,24 +601,24 @@ Test(http, group_offsets_commits_an_array)
 	commit("gb", body, &r);
 	cr_assert_eq(r.status, 200, "%s", r.body);
 	cr_assert(strstr(r.body, "{\"topic\":\"c1\",\"partition\":1,\"offset\":89}]}"), "%s", r.body);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	cr_assert(committed_is("gb", "c1", 0, 88) && committed_is("gb", "c1", 1, 89));
 	/* pipelined behind the commits, a read sees them */
-	struct hc c;
+	struct itest_http_conn c;
 	const char *two = "POST /v1/groups/gc/offsets HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
 	                  "Content-Length: 81\r\n\r\n"
 	                  "[{\"topic\":\"c1\",\"partition\":0,\"offset\":1},{\"topic\":\"c2\",\"partition\":0,\"offset\":1}]"
 	                  "GET /v1/groups/gc HTTP/1.1\r\nHost: x\r\n\r\n";
 	hc_open(&c);
 	hc_send(&c, two, strlen(two));
-	cr_assert_eq(hc_response(&c, &r), 0);
+	cr_assert_eq(itest_http_response(&c, &r), 0);
 	cr_assert_eq(r.status, 200, "%s", r.body);
-	resp_free(&r);
-	cr_assert_eq(hc_response(&c, &r), 0);
+	itest_http_resp_free(&r);
+	cr_assert_eq(itest_http_response(&c, &r), 0);
 	cr_assert(strstr(r.body, "\"topic\":\"c1\",\"partition\":0,\"committed\":1,") &&
 	          strstr(r.body, "\"topic\":\"c2\",\"partition\":0,\"committed\":1,"),
 	          "%s", r.body);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	close(c.fd);
 }
 
@@ -739,19 +635,19 @@ static void setup_big(void)
 TestSuite(http_ndjson, .init = setup_big, .fini = teardown, .timeout = 120);
 
 /* POST an NDJSON body of n bytes to topic t. */
-static void post_ndjson(const char *t, const char *body, size_t n, struct resp *r)
+static void post_ndjson(const char *t, const char *body, size_t n, struct itest_http_resp *r)
 {
 	char head[512];
 	int hl = snprintf(head, sizeof(head),
 	                  "POST /v1/topics/%s/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
 	                  "Content-Length: %zu\r\n\r\n",
 	                  t, n);
-	struct hc c;
+	struct itest_http_conn c;
 
 	hc_open(&c);
 	hc_send(&c, head, (size_t)hl);
 	hc_send(&c, body, n);
-	cr_assert_eq(hc_response(&c, r), 0, "no response to an NDJSON POST of %zu bytes", n);
+	cr_assert_eq(itest_http_response(&c, r), 0, "no response to an NDJSON POST of %zu bytes", n);
 	close(c.fd);
 }
 
@@ -760,7 +656,7 @@ static void read_back(const char *t, long long off, const char *want, size_t wn,
                       const char *hdr)
 {
 	char path[256];
-	struct resp r;
+	struct itest_http_resp r;
 
 	snprintf(path, sizeof(path), "/v1/topics/%s/messages/0/%lld", t, off);
 	simple("GET", path, "", "", &r);
@@ -773,19 +669,19 @@ static void read_back(const char *t, long long off, const char *want, size_t wn,
 		cr_assert_null(strstr(r.head, "Sluice-Key:"), "%s", r.head);
 	if (hdr)
 		cr_assert(strstr(r.head, hdr), "offset %lld: no %s in %s", off, hdr, r.head);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 }
 
 static long long end_offset(const char *t)
 {
 	char path[256];
-	struct resp r;
+	struct itest_http_resp r;
 	long long e;
 
 	snprintf(path, sizeof(path), "/v1/topics/%s", t);
 	simple("GET", path, "", "", &r);
 	e = json_num(r.body, "end_offset");
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	return e;
 }
 
@@ -799,7 +695,7 @@ Test(http_ndjson, payloads_keys_headers_escapes_read_back_in_order)
 	    "{\"payload\":{\"n\":[1,2]},\"key\":\"k4\"}\n"              /* a JSON value: its compact text */
 	    "{\"other\":1,\"payload\":\"p5\"}\n"                        /* unknown members are ignored */
 	    "{}";                                                        /* no newline at the end */
-	struct resp r;
+	struct itest_http_resp r;
 	const char *p;
 	int n = 0;
 
@@ -814,7 +710,7 @@ Test(http_ndjson, payloads_keys_headers_escapes_read_back_in_order)
 	cr_assert(strncmp(r.body, "{\"results\":[{\"topic\":\"nd\",\"partition\":0,\"offset\":0,\"timestamp\":", 63) == 0,
 	          "%s", r.body);
 	cr_assert(strstr(r.body, ",\"duplicate\":false}]}"), "%s", r.body);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	read_back("nd", 0, "one", 3, "Sluice-Key: k1\r\n", "Sluice-Header-trace: t\r\n");
 	read_back("nd", 0, "one", 3, "Sluice-Key: k1\r\n", "Sluice-Header-h: v1\r\n");
 	read_back("nd", 1, "a\0b\"c\\d/e\n", 10, NULL, NULL);
@@ -829,19 +725,19 @@ Test(http_ndjson, payloads_keys_headers_escapes_read_back_in_order)
 static void refused_line(const char *body, int line)
 {
 	char want[32];
-	struct resp r;
+	struct itest_http_resp r;
 
 	post_ndjson("ne", body, strlen(body), &r);
 	cr_assert_eq(r.status, 400, "%s -> %s", body, r.body);
 	cr_assert(strstr(r.head, "Content-Type: application/problem+json"), "%s", r.head);
 	snprintf(want, sizeof(want), "\"detail\":\"line %d: ", line);
 	cr_assert(strstr(r.body, want), "%s -> %s (want line %d)", body, r.body, line);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 }
 
 Test(http_ndjson, errors_name_their_line_and_store_nothing)
 {
-	struct resp r;
+	struct itest_http_resp r;
 
 	create_topic("ne", 1);
 	refused_line("{\"payload\":\"ok\"}\n{\"payload\":\"bad \\x escape\"}\n", 2);
@@ -862,7 +758,7 @@ Test(http_ndjson, errors_name_their_line_and_store_nothing)
 	post_ndjson("ne", "\n\r\n\n", 4, &r);
 	cr_assert_eq(r.status, 400, "%s", r.body);
 	cr_assert(strstr(r.body, "empty batch"), "%s", r.body);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	cr_assert_eq(end_offset("ne"), 0);
 }
 
@@ -870,7 +766,7 @@ Test(http_ndjson, long_lines_many_lines_and_the_body_limit)
 {
 	size_t big = 60000, cap = 250000, n = 0;
 	char *body = malloc(cap), *want = malloc(big);
-	struct resp r;
+	struct itest_http_resp r;
 	long long base;
 
 	cr_assert(body && want);
@@ -895,7 +791,7 @@ Test(http_ndjson, long_lines_many_lines_and_the_body_limit)
 	post_ndjson("nl", body, n, &r);
 	cr_assert_eq(r.status, 201, "%.300s", r.body);
 	cr_assert(strstr(r.body, "\"offset\":400,") && !strstr(r.body, "\"offset\":401,"), "%.300s", r.body);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	read_back("nl", 0, want, big, "Sluice-Key: long\r\n", NULL);
 	base = 1;
 	for (int i = 0; i < 400; i += 133) {
@@ -912,7 +808,7 @@ Test(http_ndjson, long_lines_many_lines_and_the_body_limit)
 	post_ndjson("nl", over, 300000, &r);
 	cr_assert_eq(r.status, 413, "%s", r.body);
 	cr_assert(strstr(r.head, "application/problem+json") && strstr(r.body, "\"status\":413"), "%s", r.body);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	cr_assert_eq(end_offset("nl"), 401);
 	free(over);
 	free(body);
@@ -923,20 +819,20 @@ Test(http_ndjson, long_lines_many_lines_and_the_body_limit)
 
 Test(http, options_and_no_cors_by_default)
 {
-	struct resp r;
+	struct itest_http_resp r;
 
 	simple("OPTIONS", "/v1/topics/o/messages", "Origin: https://app.example\r\n", "", &r);
 	cr_assert_eq(r.status, 204, "%s", r.head);
 	cr_assert(strstr(r.head, "Allow: POST, GET, HEAD, OPTIONS\r\n"), "%s", r.head);
 	cr_assert_null(strcasestr(r.head, "Access-Control-"), "%s", r.head);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	simple("OPTIONS", "/v1/nothing/here", "", "", &r);
 	cr_assert_eq(r.status, 404, "%s", r.head);
 	cr_assert(strstr(r.head, "Content-Type: application/problem+json"), "%s", r.head);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	simple("GET", "/healthz", "Origin: https://app.example\r\n", "", &r);
 	cr_assert_null(strcasestr(r.head, "Access-Control-"), "%s", r.head);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 }
 
 static void setup_cors(void)
@@ -951,7 +847,7 @@ TestSuite(http_cors, .init = setup_cors, .fini = teardown, .timeout = 120);
 
 Test(http_cors, preflight_and_actual_responses)
 {
-	struct resp r;
+	struct itest_http_resp r;
 
 	create_topic("co", 1);
 	/* a preflight from an allowed origin */
@@ -965,32 +861,32 @@ Test(http_cors, preflight_and_actual_responses)
 	cr_assert(strstr(r.head, "Access-Control-Allow-Methods: POST, GET, HEAD, OPTIONS\r\n"), "%s", r.head);
 	cr_assert(strstr(r.head, "Access-Control-Allow-Headers: content-type, idempotency-key\r\n"), "%s", r.head);
 	cr_assert(strstr(r.head, "Access-Control-Max-Age: 600\r\n") && strstr(r.head, "Vary: Origin\r\n"), "%s", r.head);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	/* an origin not in the list: no CORS header, the browser refuses */
 	simple("OPTIONS", "/v1/topics/co/messages", "Origin: https://evil.example\r\nAccess-Control-Request-Method: POST\r\n",
 	       "", &r);
 	cr_assert_eq(r.status, 204);
 	cr_assert_null(strcasestr(r.head, "Access-Control-"), "%s", r.head);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	/* actual responses: the origin and the headers a script may read */
 	simple("POST", "/v1/topics/co/messages", "Origin: http://localhost:3000\r\n", "hello", &r);
 	cr_assert_eq(r.status, 201, "%s", r.body);
 	cr_assert(strstr(r.head, "Access-Control-Allow-Origin: http://localhost:3000\r\n"), "%s", r.head);
 	cr_assert(strstr(r.head, "Access-Control-Expose-Headers: Location, Retry-After, Preference-Applied"), "%s", r.head);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	simple("GET", "/v1/nothing", "Origin: https://app.example\r\n", "", &r);
 	cr_assert_eq(r.status, 404);
 	cr_assert(strstr(r.head, "Access-Control-Allow-Origin: https://app.example\r\n"), "%s", r.head);
-	resp_free(&r);
+	itest_http_resp_free(&r);
 	/* an event stream */
-	struct hc c;
+	struct itest_http_conn c;
 	const char *get = "GET /v1/topics/co/events?from=earliest HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example\r\n\r\n";
 	long long deadline = itest_now_ms() + 10000;
 	hc_open(&c);
 	hc_send(&c, get, strlen(get));
 	for (;;) {
 		c.buf[c.len < sizeof(c.buf) ? c.len : sizeof(c.buf) - 1] = 0;
-		if (strstr(c.buf, "\r\n\r\n") || itest_now_ms() > deadline || !hc_fill(&c, 1000))
+		if (strstr(c.buf, "\r\n\r\n") || itest_now_ms() > deadline || !itest_http_fill(&c, 1000))
 			break;
 	}
 	cr_assert(strstr(c.buf, "HTTP/1.1 200") && strstr(c.buf, "text/event-stream"), "%s", c.buf);
