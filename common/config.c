@@ -77,6 +77,9 @@ static const struct config_key config_keys[] = {
     {"http", "ws_origins", "ws-origins", CT_STR, CFG(http_ws_origins), 0, 0},
     {"http", "ws_message_max", "ws-message-max", CT_SIZE64, CFG(ws_message_max), 1 * KIB, GIB},
     {"http", "ws_ping_interval_ms", "ws-ping-interval-ms", CT_U32, CFG(ws_ping_interval_ms), 100, 3600000},
+    {"webhooks", "allow_private", "webhook-allow-private", CT_BOOL, CFG(webhook_allow_private), 0, 1},
+    {"webhooks", "ca_file", "webhook-ca-file", CT_STR, CFG(webhook_ca_file), 0, 0},
+    {"webhooks", "conns_per_host", "webhook-conns-per-host", CT_U32, CFG(webhook_conns_per_host), 1, 1024},
     {"storage", "map_bytes", "map-bytes", CT_SIZE64, CFG(map_bytes), MIB, 1ull << 46},
     {"storage", "sync", "sync", CT_BOOL, CFG(sync), 0, 1},
     {"storage", "batch_records_max", "batch-records-max", CT_U32, CFG(batch_records_max), 1, 1u << 24},
@@ -126,6 +129,7 @@ void config_defaults(struct config *c)
 	c->operation_pending_ms = 120000;
 	c->ws_message_max = 1 * MIB;
 	c->ws_ping_interval_ms = 20000;
+	c->webhook_conns_per_host = 4;
 	c->frame_bytes_max = 1u << 20;
 	c->connections_max = 10000;
 	c->subscriptions_max = 1024;

@@ -46,6 +46,10 @@ struct config {
 	char http_ws_origins[2048];      /* ws_origins: Origins a WebSocket handshake may come from, comma-separated; "" = any */
 	uint64_t ws_message_max;         /* ws_message_max: largest WebSocket message received, default 1 MiB (1009 above) */
 	uint32_t ws_ping_interval_ms;    /* ws_ping_interval_ms: ping a silent WebSocket after, close after twice, 20000 */
+	/* [webhooks] */
+	int webhook_allow_private;       /* allow_private: deliver to loopback, link-local and private addresses, false */
+	char webhook_ca_file[1024];      /* ca_file: PEM CAs trusted for https destinations; "" = the system's */
+	uint32_t webhook_conns_per_host; /* conns_per_host: keep-alive connections per destination, 4 */
 	/* [storage] */
 	uint64_t map_bytes;             /* map_bytes, default 8 GiB */
 	int sync;                       /* sync = true|false, default true (sync before ack) */

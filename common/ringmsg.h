@@ -28,6 +28,8 @@ enum rm_type {
 	RM_CONSUMER_DELETE = 12,
 	RM_CONSUMER_ACK = 13,    /* acks, nacks and in-progress marks of one consumer */
 	RM_CONSUMER_PULL = 14,   /* take what is due: answered by RM_ACK_PICK acks, then RM_ACK_PICK_END */
+	RM_CONSUMER_WEBHOOK = 15, /* replace a consumer's webhook settings */
+	RM_CONSUMER_SEEK = 16,   /* start a consumer again from a position */
 };
 
 #define RM_PARTITION_ANY UINT32_MAX
@@ -97,8 +99,11 @@ struct rm_commit_offset {
 
 enum rm_start { RM_START_EARLIEST = 0, RM_START_LATEST = 1, RM_START_OFFSET = 2, RM_START_TIMESTAMP = 3 };
 
-/* RM_CONSUMER_CREATE: followed by name, topic, dead-letter topic. Values
- * come with the defaults filled in by the frontend. */
+#define RM_WEBHOOK_BYTES_MAX 16384
+
+/* RM_CONSUMER_CREATE: followed by name, topic, dead-letter topic, webhook
+ * JSON (webhook_len bytes, 0: not a webhook). Values come with the
+ * defaults filled in by the frontend. */
 struct rm_consumer_create {
 	uint64_t cookie;
 	uint64_t start_offset;
@@ -113,6 +118,26 @@ struct rm_consumer_create {
 	uint16_t name_len;
 	uint16_t topic_len;
 	uint16_t dlq_len;
+	uint16_t pad;
+	uint32_t webhook_len;
+	uint32_t pad2;
+};
+
+/* RM_CONSUMER_WEBHOOK: followed by the name, then the webhook JSON. */
+struct rm_consumer_webhook {
+	uint64_t cookie;
+	uint32_t webhook_len;
+	uint16_t name_len;
+	uint16_t pad;
+};
+
+/* RM_CONSUMER_SEEK: followed by the name. */
+struct rm_consumer_seek {
+	uint64_t cookie;
+	uint64_t offset;
+	int64_t ts;
+	uint32_t start;         /* enum rm_start */
+	uint16_t name_len;
 	uint16_t pad;
 };
 

@@ -20,6 +20,8 @@
 #ifndef SLUICE_SHM_H
 #define SLUICE_SHM_H
 
+#define SHM_ROLE_LEADER 3 /* RAFT_LEADER (replica/raft/raft.h; asserted in lw_cluster.c) */
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -60,7 +62,7 @@ struct shm_cluster_node {
 
 struct shm_cluster {
 	uint32_t enabled;       /* 0: single node */
-	uint32_t role;          /* enum raft_role */
+	uint32_t role;          /* enum raft_role; SHM_ROLE_LEADER when this node leads */
 	uint32_t leader_id;     /* 0: unknown */
 	uint32_t n_nodes;
 	uint64_t term;

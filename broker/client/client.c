@@ -868,6 +868,7 @@ static void consumer_cfg_convert(const Sluice__ConsumerConfig *w, struct sluice_
 	cfg->start = start_from_wire(w->start);
 	cfg->offset = w->offset;
 	cfg->timestamp_ms = w->timestamp_ms;
+	cfg->webhook = str_or_empty(w->webhook);
 }
 
 static void consumer_info_convert(const Sluice__ConsumerInfo *w, struct sluice_consumer_info *ci,
@@ -890,6 +891,7 @@ static void consumer_info_convert(const Sluice__ConsumerInfo *w, struct sluice_c
 			.acked = x->acked,
 			.dead_lettered = x->dead_lettered,
 			.last_error = str_or_empty(x->last_error),
+			.next_due_ms = x->next_due_ms,
 		};
 	}
 	ci->parts = parts;
@@ -2301,6 +2303,7 @@ int sluice_consumer_create(struct sluice_client *c, const char *name, const stru
 	cc.start = start_to_wire(cfg->start);
 	cc.offset = cfg->offset;
 	cc.timestamp_ms = cfg->timestamp_ms;
+	cc.webhook = (char *)(cfg->webhook ? cfg->webhook : "");
 	m.name = (char *)name;
 	m.config = &cc;
 	f.body_case = SLUICE__FRAME__BODY_CREATE_CONSUMER;
@@ -2317,6 +2320,36 @@ int sluice_consumer_delete(struct sluice_client *c, const char *name, sluice_don
 	m.name = (char *)name;
 	f.body_case = SLUICE__FRAME__BODY_DELETE_CONSUMER;
 	f.delete_consumer = &m;
+	SUBMIT(c, RK_DONE, &f, done, cb, arg, 0);
+}
+
+int sluice_webhook_update(struct sluice_client *c, const char *name, const char *webhook_json, sluice_done_cb cb,
+			  void *arg)
+{
+	Sluice__UpdateWebhook m = SLUICE__UPDATE_WEBHOOK__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	if (!name || !webhook_json)
+		return SL_EINVAL;
+	m.name = (char *)name;
+	m.webhook = (char *)webhook_json;
+	f.body_case = SLUICE__FRAME__BODY_UPDATE_WEBHOOK;
+	f.update_webhook = &m;
+	SUBMIT(c, RK_DONE, &f, done, cb, arg, 0);
+}
+
+int sluice_consumer_seek(struct sluice_client *c, const char *name, enum sluice_start start, uint64_t offset,
+			 int64_t timestamp_ms, sluice_done_cb cb, void *arg)
+{
+	Sluice__SeekConsumer m = SLUICE__SEEK_CONSUMER__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	if (!name)
+		return SL_EINVAL;
+	m.name = (char *)name;
+	m.start = start_to_wire(start);
+	m.offset = offset;
+	m.timestamp_ms = timestamp_ms;
+	f.body_case = SLUICE__FRAME__BODY_SEEK_CONSUMER;
+	f.seek_consumer = &m;
 	SUBMIT(c, RK_DONE, &f, done, cb, arg, 0);
 }
 

@@ -21,7 +21,10 @@
 #include "log.h"
 #include "ringmsg.h"
 #include "store.h"
+#include <jansson.h>
+
 #include "vec.h"
+#include "wh_config.h"
 
 #define PULL_MAX_DEFAULT 100
 #define PULL_WAIT_MS_MAX 20000
@@ -60,6 +63,43 @@ static size_t ack_error_len(const Sluice__AckItem *it)
 	return it->kind == SLUICE__ACK_KIND__NACK ? (n > RM_CACK_ERROR_MAX ? RM_CACK_ERROR_MAX : n) : 0;
 }
 
+/* Webhook settings a client sent: checked here, before they reach the log. */
+static int webhook_check(const char *json, const char **why)
+{
+	static char msg[160];
+	struct wh_config *c;
+	int rc;
+	if (strlen(json) > RM_WEBHOOK_BYTES_MAX) {
+		*why = "webhook settings are at most 16384 bytes";
+		return SL_EINVAL;
+	}
+	if (!(c = malloc(sizeof(*c)))) {
+		*why = "out of memory";
+		return SL_EINVAL;
+	}
+	rc = wh_config_parse(json, strlen(json), c, msg, sizeof(msg));
+	free(c);
+	*why = msg;
+	return rc;
+}
+
+/* A settings change: a JSON object (checked whole when it applies). */
+static int patch_ok(const char *json, const char **why)
+{
+	json_error_t e;
+	json_t *o;
+	if (!json || strlen(json) > RM_WEBHOOK_BYTES_MAX) {
+		*why = "a webhook settings change is a JSON object of at most 16384 bytes";
+		return 0;
+	}
+	o = json_loads(json, JSON_REJECT_DUPLICATES, &e);
+	int ok = json_is_object(o);
+	json_decref(o);
+	if (!ok)
+		*why = "a webhook settings change is a JSON object";
+	return ok;
+}
+
 static int size_create(const Sluice__CreateConsumer *m, uint32_t *len, const char **why)
 {
 	const Sluice__ConsumerConfig *cc = m->config;
@@ -87,8 +127,11 @@ static int size_create(const Sluice__CreateConsumer *m, uint32_t *len, const cha
 		*why = "max_in_flight is at most 65536";
 		return SL_EINVAL;
 	}
+	if (cc->webhook && cc->webhook[0] && webhook_check(cc->webhook, why) != SL_OK)
+		return SL_EINVAL;
 	*len = (uint32_t)(sizeof(struct rm_consumer_create) + strlen(m->name) + strlen(cc->topic) +
-	                  (cc->dead_letter_topic ? strlen(cc->dead_letter_topic) : 0));
+	                  (cc->dead_letter_topic ? strlen(cc->dead_letter_topic) : 0) +
+	                  (cc->webhook ? strlen(cc->webhook) : 0));
 	return SL_OK;
 }
 
@@ -145,6 +188,29 @@ int fe_cons_req_size(const Sluice__Frame *f, uint16_t *type, uint32_t *len, cons
 		*type = RM_CONSUMER_PULL;
 		*len = (uint32_t)(sizeof(struct rm_consumer_pull) + strlen(f->pull->consumer));
 		return SL_OK;
+	case SLUICE__FRAME__BODY_UPDATE_WEBHOOK:
+		if (!name_ok(f->update_webhook->name, RM_CONSUMER_NAME_MAX)) {
+			*why = "consumer name must be 1 to 249 bytes";
+			return SL_EINVAL;
+		}
+		if (!patch_ok(f->update_webhook->webhook, why))
+			return SL_EINVAL;
+		*type = RM_CONSUMER_WEBHOOK;
+		*len = (uint32_t)(sizeof(struct rm_consumer_webhook) + strlen(f->update_webhook->name) +
+		                  strlen(f->update_webhook->webhook));
+		return SL_OK;
+	case SLUICE__FRAME__BODY_SEEK_CONSUMER:
+		if (!name_ok(f->seek_consumer->name, RM_CONSUMER_NAME_MAX)) {
+			*why = "consumer name must be 1 to 249 bytes";
+			return SL_EINVAL;
+		}
+		if ((int)f->seek_consumer->start < 0 || f->seek_consumer->start > SLUICE__START_AT__TIMESTAMP) {
+			*why = "unknown start";
+			return SL_EINVAL;
+		}
+		*type = RM_CONSUMER_SEEK;
+		*len = (uint32_t)(sizeof(struct rm_consumer_seek) + strlen(f->seek_consumer->name));
+		return SL_OK;
 	default:
 		return SL_EUNKNOWN_OP;
 	}
@@ -180,10 +246,12 @@ static void fill_create(uint8_t *p, const Sluice__CreateConsumer *m, uint64_t co
 	h.name_len = (uint16_t)strlen(m->name);
 	h.topic_len = (uint16_t)strlen(cc->topic);
 	h.dlq_len = (uint16_t)(cc->dead_letter_topic ? strlen(cc->dead_letter_topic) : 0);
+	h.webhook_len = (uint32_t)(cc->webhook ? strlen(cc->webhook) : 0);
 	p = put(p, &h, sizeof(h));
 	p = put(p, m->name, h.name_len);
 	p = put(p, cc->topic, h.topic_len);
-	put(p, cc->dead_letter_topic, h.dlq_len);
+	p = put(p, cc->dead_letter_topic, h.dlq_len);
+	put(p, cc->webhook, h.webhook_len);
 }
 
 static void fill_ack(uint8_t *p, const Sluice__AckMessages *m, uint64_t cookie)
@@ -238,6 +306,27 @@ void fe_cons_fill(uint8_t *p, const Sluice__Frame *f, uint64_t cookie)
 		h.wait_ms = f->pull->wait_ms;
 		h.name_len = (uint16_t)strlen(f->pull->consumer);
 		put(put(p, &h, sizeof(h)), f->pull->consumer, h.name_len);
+		break;
+	}
+	case SLUICE__FRAME__BODY_UPDATE_WEBHOOK: {
+		struct rm_consumer_webhook h;
+		memset(&h, 0, sizeof(h));
+		h.cookie = cookie;
+		h.name_len = (uint16_t)strlen(f->update_webhook->name);
+		h.webhook_len = (uint32_t)strlen(f->update_webhook->webhook);
+		put(put(put(p, &h, sizeof(h)), f->update_webhook->name, h.name_len), f->update_webhook->webhook,
+		    h.webhook_len);
+		break;
+	}
+	case SLUICE__FRAME__BODY_SEEK_CONSUMER: {
+		struct rm_consumer_seek h;
+		memset(&h, 0, sizeof(h));
+		h.cookie = cookie;
+		h.start = (uint32_t)f->seek_consumer->start;
+		h.offset = f->seek_consumer->offset;
+		h.ts = f->seek_consumer->timestamp_ms;
+		h.name_len = (uint16_t)strlen(f->seek_consumer->name);
+		put(put(p, &h, sizeof(h)), f->seek_consumer->name, h.name_len);
 		break;
 	}
 	default:
@@ -406,6 +495,26 @@ static int cons_add_cb(void *arg, const struct store_consumer *sc)
 	return 0;
 }
 
+/* A webhook's settings for clients: secrets left out (malloc'd into
+ * cc->webhook, freed by info_free). */
+static int webhook_redacted(struct store_txn *t, const struct store_consumer *sc, Sluice__ConsumerConfig *cc)
+{
+	struct slice v;
+	struct wh_config *w;
+	char why[64];
+	if (store_webhook_get(t, sc->name, strlen(sc->name), &v) != SL_OK)
+		return SL_OK;
+	if (!(w = malloc(sizeof(*w))))
+		return SL_ENOMEM;
+	if (wh_config_parse((const char *)v.base, v.len, w, why, sizeof(why)) == SL_OK) {
+		char *j = wh_config_json(w, 1);
+		if (j)
+			cc->webhook = j;
+	}
+	free(w);
+	return SL_OK;
+}
+
 /* One ConsumerInfo, allocated in one block owned by *blk (freed by the caller). */
 static int info_build(struct fe *fe, struct store_txn *t, const struct store_consumer *sc, Sluice__ConsumerInfo *ci,
 		      void **blk)
@@ -462,12 +571,15 @@ static int info_build(struct fe *fe, struct store_txn *t, const struct store_con
 		cp[i].dead_lettered = st.dead_lettered;
 		memcpy(errs + i * (CONS_ERROR_MAX + 1), st.error, st.error_len + 1);
 		cp[i].last_error = errs + i * (CONS_ERROR_MAX + 1);
+		for (size_t k = 0; k < part.n; k++)
+			if (!cp[i].next_due_ms || part.fl[k].due_ms < cp[i].next_due_ms)
+				cp[i].next_due_ms = part.fl[k].due_ms;
 		pp[i] = &cp[i];
 		cons_free(&part);
 	}
 	ci->n_partitions = np;
 	ci->partitions = pp;
-	return SL_OK;
+	return webhook_redacted(t, sc, cc);
 }
 
 static void send_infos(struct fe_conn *c, uint64_t id, struct store_txn *t, struct cons_vec *cv, int one)
@@ -498,8 +610,11 @@ static void send_infos(struct fe_conn *c, uint64_t id, struct store_txn *t, stru
 		fe_send_error(c, id, rc == SL_ENOMEM ? SL_EUNAVAILABLE : SL_EINTERNAL,
 		              rc == SL_ENOMEM ? "out of memory on this node; retry" : "consumer state unreadable");
 	}
-	for (size_t i = 0; blks && i < cv->n; i++)
+	for (size_t i = 0; blks && i < cv->n; i++) {
+		if (blks[i] && infos[i].config && infos[i].config->webhook != protobuf_c_empty_string)
+			free(infos[i].config->webhook);
 		free(blks[i]);
+	}
 	free(blks);
 	free(ptrs);
 	free(infos);

@@ -195,6 +195,7 @@ struct fe {
 	struct event_base *base;
 	struct evconnlistener *listener;
 	struct fe_http *http;            /* the HTTP server (broker/http) */
+	struct wh_deliver *webhooks;     /* frontend 0: webhook delivery (broker/http/webhook/wh_deliver.h) */
 	struct event *efd_ev, *tick_ev, *stall_ev, *run_ev, *reap_ev, *sigterm_ev, *sigint_ev;
 	struct fe_conn_list conns, dead;
 	uint32_t nconns;

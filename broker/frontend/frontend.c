@@ -47,6 +47,7 @@
 #include "ringmsg.h"
 #include "shm.h"
 #include "store.h"
+#include "wh_deliver.h"
 
 #define FE_READY_WAIT_MS 60000
 #define FE_OPEN_RETRY_MS 10000
@@ -958,6 +959,8 @@ static void fe_signal_cb(evutil_socket_t sig, short what, void *arg)
 	log_info("signal %d: draining (up to %d ms)", (int)sig, FE_SHUTDOWN_WAIT_MS);
 	fe->stopping = 1;
 	fe->stop_deadline_ms = time_now_ms() + FE_SHUTDOWN_WAIT_MS;
+	wh_deliver_free(fe->webhooks); /* what it has in flight comes back after its ack timeout */
+	fe->webhooks = NULL;
 	if (fe->listener)
 		evconnlistener_disable(fe->listener);
 	fe_http_stop(fe);
@@ -1083,6 +1086,8 @@ static int conn_dispatch(struct fe_conn *c, Sluice__Frame *f)
 	case SLUICE__FRAME__BODY_DELETE_CONSUMER:
 	case SLUICE__FRAME__BODY_ACK_MESSAGES:
 	case SLUICE__FRAME__BODY_PULL:
+	case SLUICE__FRAME__BODY_UPDATE_WEBHOOK:
+	case SLUICE__FRAME__BODY_SEEK_CONSUMER:
 		return conn_submit(c, f);
 	case SLUICE__FRAME__BODY_LIST_CONSUMERS:
 		fe_on_list_consumers(c, id);
@@ -1380,9 +1385,23 @@ static int fe_setup_events(struct fe *fe, int listen_fd, int http_fd)
 	return fe_http_setup(fe, http_fd);
 }
 
+/* Webhooks are delivered by frontend 0 of the node that leads (the log's
+ * pulls start there), and not while the node stops. */
+static int fe_webhooks_active(void *arg)
+{
+	struct fe *fe = arg;
+
+	if (fe->stopping)
+		return 0;
+	return !fe_is_cluster(fe) || shm_stat_load(&fe->shm->hdr->cluster.role) == SHM_ROLE_LEADER;
+}
+
 static void fe_teardown(struct fe *fe)
 {
 	struct fe_conn *c;
+
+	wh_deliver_free(fe->webhooks);
+	fe->webhooks = NULL;
 	struct event **evs[] = {&fe->efd_ev,  &fe->tick_ev,    &fe->stall_ev, &fe->run_ev,
 	                        &fe->reap_ev, &fe->sigterm_ev, &fe->sigint_ev};
 	size_t i;
@@ -1461,6 +1480,8 @@ int frontend_main(const struct frontend_args *a)
 	}
 	shm_stat_store(&shm_frontend(a->shm, a->index)->connections, 0);
 	fe_metrics_start(&fe);
+	if (fe.index == 0 && !(fe.webhooks = wh_deliver_new(fe.base, fe.cfg, fe.store, fe_webhooks_active, &fe)))
+		log_error("webhook delivery could not start on this node");
 	fe.published = shm_frontend(a->shm, a->index)->published;
 	fe_drain_acks(&fe);
 	log_info("serving (generation %u)", fe.generation);

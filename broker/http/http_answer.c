@@ -235,6 +235,10 @@ void http_answer_frame(struct http_req *r, const Sluice__Frame *f)
 		http_consumer_frame(r, f);
 		return;
 	}
+	if (r->kind >= HK_WEBHOOK_CREATE && r->kind <= HK_WEBHOOK_UPDATE) {
+		http_webhook_frame(r, f);
+		return;
+	}
 	if (f->body_case == SLUICE__FRAME__BODY_ERROR) {
 		int code = (int)f->error->code;
 		if (r->kind == HK_FETCH_ONE && code == SL_ERANGE)

@@ -85,6 +85,10 @@ enum http_kind {
 	HK_PULL,          /* PullResult -> {"messages": [...]} */
 	HK_PULL_HEAD,     /* HEAD of a pull: ConsumerInfo -> the headers only, nothing taken */
 	HK_ACKS,          /* Ok -> {"acked"|"nacked"|"in_progress": n} */
+	HK_WEBHOOK_CREATE, /* Ok -> 201 with the secret (http_webhook.c) */
+	HK_WEBHOOK_LIST,  /* ConsumerList -> the webhooks among them */
+	HK_WEBHOOK,       /* ConsumerInfo -> the webhook, 404 if it is a plain consumer */
+	HK_WEBHOOK_UPDATE, /* Ok -> {"name", what changed} */
 };
 
 struct http_hdr {
@@ -139,6 +143,8 @@ struct http_req {
 	char group[256];
 	char consumer[256];               /* durable consumer routes */
 	int ack_kind;                     /* HK_ACKS: Sluice__AckKind */
+	char secret[160];                 /* HK_WEBHOOK_*: a secret made here, answered once */
+	const char *change;               /* HK_WEBHOOK_UPDATE: "paused", "resumed", "rotated", "replayed" */
 	struct event *wait_ev;            /* Prefer: respond-async, wait=N */
 	char op_id[512];                  /* the operation a 202 would name */
 	int fetch_max;
@@ -371,6 +377,24 @@ struct http_ack_in {
  * SL_EMALFORMED, SL_EINVAL (why names the item: "messages[i]: ..."), SL_ENOMEM. */
 int http_acks_decode(const char *p, size_t n, int kind, struct http_ack_in **ins, uint32_t *count, char *why,
                      size_t why_cap);
+
+/* ---------- http_webhook.c, http_webhook_codec.c ---------- */
+
+void http_on_webhook_post(struct http_req *r);
+void http_on_webhook_list(struct http_req *r);
+void http_on_webhook_get(struct http_req *r);
+void http_on_webhook_delete(struct http_req *r);
+void http_on_webhook_pause(struct http_req *r);
+void http_on_webhook_resume(struct http_req *r);
+void http_on_webhook_rotate(struct http_req *r);
+void http_on_webhook_replay(struct http_req *r);
+/* The native answer of a webhook request (HK_WEBHOOK_*). */
+void http_webhook_frame(struct http_req *r, const Sluice__Frame *f);
+/* POST /v1/webhooks's body into the consumer's settings and the webhook's
+ * (*settings: malloc'd JSON); secret: the one given, or a new one. SL_OK,
+ * SL_EMALFORMED (not a JSON object), SL_EINVAL (why says what), SL_ENOMEM. */
+int http_webhook_decode(const char *p, size_t n, struct http_consumer_in *c, char **settings, char *secret,
+                        size_t secret_cap, char *why, size_t why_cap);
 
 /* ---------- http_cors.c ---------- */
 

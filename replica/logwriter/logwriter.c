@@ -638,7 +638,7 @@ int lw_record_apply(struct lw *w, const struct lw_req *rq, struct lw_answers *ou
 		return do_publish(w, rq, out);
 	if (type == RM_PUBLISH_BATCH)
 		return do_publish_batch(w, rq, out);
-	int cons = type >= RM_CONSUMER_CREATE && type <= RM_CONSUMER_PULL;
+	int cons = type >= RM_CONSUMER_CREATE && type <= RM_CONSUMER_SEEK;
 	if (!cons && type != RM_CREATE_TOPIC && type != RM_DELETE_TOPIC && type != RM_COMMIT_OFFSET)
 		return ack_note(w, rq, out, SL_EUNKNOWN_OP, 0, 0, 0);
 	/* admin requests act after every publish before them */

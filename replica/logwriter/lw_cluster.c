@@ -57,6 +57,8 @@
 #include "snapinst.h"
 #include "vec.h"
 
+_Static_assert(SHM_ROLE_LEADER == RAFT_LEADER, "shm.h names the leader role");
+
 #define CL_FORWARD_BYTES_MAX (1u << 20)    /* one Forward frame */
 #define CL_MSG_BYTES_MAX (4u << 20)        /* entry data per AppendEntries */
 #define CL_INFLIGHT_MAX 32

@@ -35,6 +35,7 @@
 #include "lw_int.h"
 #include "sl_assert.h"
 #include "vec.h"
+#include "wh_config.h"
 
 #define LW_CONSUMERS_MAX 4096
 #define LW_HELD_MAX 4096
@@ -279,7 +280,8 @@ static int do_create(struct lw *w, const struct lw_req *rq, struct lw_answers *o
 		return note(w, rq, out, SL_EMALFORMED, 0, 0, 0, 0);
 	memcpy(&m, rq->p, sizeof(m));
 	const uint8_t *names = rq->p + sizeof(m);
-	if (sizeof(m) + m.name_len + m.topic_len + m.dlq_len != rq->len || !m.name_len ||
+	if (sizeof(m) + m.name_len + m.topic_len + m.dlq_len + (size_t)m.webhook_len != rq->len || !m.name_len ||
+	    m.webhook_len > RM_WEBHOOK_BYTES_MAX ||
 	    m.name_len > RM_CONSUMER_NAME_MAX || !m.topic_len || m.topic_len > RM_TOPIC_NAME_MAX ||
 	    m.dlq_len > RM_TOPIC_NAME_MAX || m.nschedule > RM_SCHEDULE_MAX || m.start > RM_START_TIMESTAMP)
 		return note(w, rq, out, SL_EINVAL, 0, 0, 0, 0);
@@ -293,6 +295,9 @@ static int do_create(struct lw *w, const struct lw_req *rq, struct lw_answers *o
 	int rc = create_meta(w, &m, names, t, &in);
 	if (rc == SL_OK)
 		rc = store_consumer_create(w->txn, &in, &made);
+	if (rc == SL_OK && m.webhook_len)
+		rc = store_webhook_put(w->txn, made.name, m.name_len,
+				       slice_make(names + m.name_len + m.topic_len + m.dlq_len, m.webhook_len));
 	if (rc)
 		return note(w, rq, out, (uint32_t)rc, 0, 0, 0, 0);
 	struct lw_cons *c = cons_add(w, &made);
@@ -327,6 +332,67 @@ static int do_delete(struct lw *w, const struct lw_req *rq, struct lw_answers *o
 	cons_release(c);
 	memmove(&t->v[i], &t->v[i + 1], (t->n - i - 1) * sizeof(t->v[0]));
 	t->n--;
+	return note(w, rq, out, SL_OK, 0, 0, 0, 0);
+}
+
+/* A webhook's settings change: a patch merged into what is stored (wh_config.h). */
+static int do_webhook(struct lw *w, const struct lw_req *rq, struct lw_answers *out)
+{
+	struct rm_consumer_webhook m;
+	if (rq->len < sizeof(m))
+		return note(w, rq, out, SL_EMALFORMED, 0, 0, 0, 0);
+	memcpy(&m, rq->p, sizeof(m));
+	if (sizeof(m) + m.name_len + (size_t)m.webhook_len != rq->len || !m.name_len ||
+	    m.name_len > RM_CONSUMER_NAME_MAX || m.webhook_len > RM_WEBHOOK_BYTES_MAX)
+		return note(w, rq, out, SL_EINVAL, 0, 0, 0, 0);
+	const char *name = (const char *)rq->p + sizeof(m);
+	struct slice stored;
+	char why[160], *merged = NULL;
+	if (!cons_find(w, name, m.name_len))
+		return note(w, rq, out, SL_ENOCONSUMER, 0, 0, 0, 0);
+	int rc = store_webhook_get(w->txn, name, m.name_len, &stored);
+	if (rc == SL_ENOTFOUND)
+		return note(w, rq, out, SL_EINVAL, 0, 0, 0, 0); /* not a webhook */
+	if (rc == SL_OK)
+		rc = wh_config_patch((const char *)stored.base, stored.len, (const char *)rq->p + sizeof(m) + m.name_len,
+				     m.webhook_len, &merged, why, sizeof(why));
+	if (rc == SL_OK)
+		rc = store_webhook_put(w->txn, name, m.name_len, slice_make(merged, strlen(merged)));
+	else if (rc == SL_EINVAL)
+		log_info("webhook %.*s: settings change refused: %s", (int)m.name_len, name, why);
+	free(merged);
+	return note(w, rq, out, (uint32_t)rc, 0, 0, 0, 0);
+}
+
+/* Every partition starts again at the position: what was in flight is
+ * dropped (counted neither acknowledged nor dead-lettered). */
+static int do_seek(struct lw *w, const struct lw_req *rq, struct lw_answers *out)
+{
+	struct rm_consumer_seek m;
+	if (rq->len < sizeof(m))
+		return note(w, rq, out, SL_EMALFORMED, 0, 0, 0, 0);
+	memcpy(&m, rq->p, sizeof(m));
+	if (sizeof(m) + m.name_len != rq->len || !m.name_len || m.name_len > RM_CONSUMER_NAME_MAX ||
+	    m.start > RM_START_TIMESTAMP)
+		return note(w, rq, out, SL_EINVAL, 0, 0, 0, 0);
+	struct lw_cons *c = cons_find(w, (const char *)rq->p + sizeof(m), m.name_len);
+	if (!c)
+		return note(w, rq, out, SL_ENOCONSUMER, 0, 0, 0, 0);
+	const struct lw_topic *t = lw_topic_by_id(w, c->meta.topic_id);
+	if (!t)
+		return note(w, rq, out, SL_ENOTOPIC, 0, 0, 0, 0);
+	struct rm_consumer_create pos = {0};
+	pos.start = m.start;
+	pos.start_offset = m.offset;
+	pos.start_ts = m.ts;
+	for (uint32_t i = 0; i < c->nparts && i < t->meta.partitions; i++) {
+		cons_free(&c->parts[i]);
+		cons_init(&c->parts[i], start_offset(w, &pos, t, i));
+		int rc = cons_save(w, c, i);
+		if (rc)
+			return rc;
+	}
+	log_info("consumer %s starts again (start %u)", c->meta.name, m.start);
 	return note(w, rq, out, SL_OK, 0, 0, 0, 0);
 }
 
@@ -590,6 +656,10 @@ int lw_cons_apply(struct lw *w, const struct lw_req *rq, struct lw_answers *out)
 		return do_ack(w, rq, out);
 	case RM_CONSUMER_PULL:
 		return do_pull(w, rq, out);
+	case RM_CONSUMER_WEBHOOK:
+		return do_webhook(w, rq, out);
+	case RM_CONSUMER_SEEK:
+		return do_seek(w, rq, out);
 	default:
 		return note(w, rq, out, SL_EUNKNOWN_OP, 0, 0, 0, 0);
 	}

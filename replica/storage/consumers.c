@@ -1,7 +1,8 @@
 /*
  * consumers.c: durable consumer definitions (db "consumers", keyed by name)
  * and their per-partition states (db "cstate", keyed by consumer id and
- * partition, big-endian). The state bytes are opaque here: the state
+ * partition, big-endian), and the webhook settings of consumers that are
+ * webhooks (db "webhooks", keyed by name). The state bytes are opaque here: the state
  * machine in replica/consumer/ encodes and checks them.
  *
  * A definition value, big-endian:
@@ -139,7 +140,8 @@ int store_consumer_delete(struct store_txn *t, const char *name, size_t name_len
 	SL_ASSERT(t->write);
 	if (err != SL_OK)
 		return err;
-	if ((err = store_db_del(t, DB_CONSUMERS, mval(name, name_len))) != SL_OK)
+	if ((err = store_db_del(t, DB_CONSUMERS, mval(name, name_len))) != SL_OK ||
+	    (err = store_db_del(t, DB_WEBHOOKS, mval(name, name_len))) != SL_OK)
 		return err;
 	/* every partition state of this id: a range of keys */
 	MDB_cursor *cur = NULL;
@@ -218,5 +220,28 @@ int store_cstate_get(struct store_txn *t, uint32_t consumer_id, uint32_t partiti
 	err = store_db_get(t, DB_CSTATE, mval(k, sizeof(k)), &v);
 	if (err == SL_OK)
 		*out = slice_make(v.mv_data, v.mv_size);
+	return err;
+}
+
+int store_webhook_put(struct store_txn *t, const char *name, size_t name_len, struct slice json)
+{
+	SL_ASSERT(t->write);
+	if (name_len == 0 || name_len > STORE_TOPIC_NAME_MAX)
+		return SL_EINVAL;
+	if (json.len == 0)
+		return store_db_del(t, DB_WEBHOOKS, mval(name, name_len));
+	return store_db_put(t, DB_WEBHOOKS, mval(name, name_len), mval(json.base, json.len), 0);
+}
+
+int store_webhook_get(struct store_txn *t, const char *name, size_t name_len, struct slice *json)
+{
+	MDB_val v;
+	int err;
+
+	if (name_len == 0 || name_len > STORE_TOPIC_NAME_MAX)
+		return SL_ENOTFOUND;
+	err = store_db_get(t, DB_WEBHOOKS, mval(name, name_len), &v);
+	if (err == SL_OK)
+		*json = slice_make(v.mv_data, v.mv_size);
 	return err;
 }

@@ -16,6 +16,7 @@
  *   raftlog  (index u64 BE) -> raft entry (cluster mode; trimmed once every peer has it)
  *   consumers name -> durable consumer definition (consumers.c)
  *   cstate   (consumer_id u32 BE, partition u32 BE) -> its state (replica/consumer/consumer.h)
+ *   webhooks consumer name -> its webhook settings (JSON), for consumers that are webhooks
  *
  * A record batch value is a header followed by records; the header holds base
  * offset, record count, first and max timestamp, the producer id and sequence
@@ -196,6 +197,9 @@ int store_consumer_foreach(struct store_txn *t, int (*fn)(void *arg, const struc
 /* A partition's state bytes (opaque here); get: valid until the txn ends, SL_ENOTFOUND. */
 int store_cstate_put(struct store_txn *t, uint32_t consumer_id, uint32_t partition, struct slice v);
 int store_cstate_get(struct store_txn *t, uint32_t consumer_id, uint32_t partition, struct slice *v);
+/* A consumer's webhook settings (opaque JSON); get: SL_ENOTFOUND if it is not a webhook. */
+int store_webhook_put(struct store_txn *t, const char *name, size_t name_len, struct slice json);
+int store_webhook_get(struct store_txn *t, const char *name, size_t name_len, struct slice *json);
 
 /* --- idempotent producers --- */
 /* One dedup entry: `count` consecutive sequences base_seq, base_seq+1, ... of

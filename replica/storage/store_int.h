@@ -29,6 +29,7 @@ enum store_db {
 	DB_RAFTLOG,
 	DB_CONSUMERS,
 	DB_CSTATE,
+	DB_WEBHOOKS,
 	DB_COUNT
 };
 

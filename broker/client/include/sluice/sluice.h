@@ -296,6 +296,8 @@ struct sluice_consumer_cfg {
 	enum sluice_start start;     /* where a new consumer starts */
 	uint64_t offset;
 	int64_t timestamp_ms;
+	const char *webhook;         /* a webhook's settings as JSON (docs/webhooks.md); NULL or "": not a
+	                              * webhook. Described consumers carry it without the secrets. */
 };
 
 struct sluice_consumer_partition {
@@ -304,6 +306,7 @@ struct sluice_consumer_partition {
 	uint32_t in_flight;
 	uint64_t end_offset, lag, delivered, redelivered, acked, dead_lettered;
 	const char *last_error;      /* "" if none */
+	int64_t next_due_ms;         /* earliest ack deadline or retry time in flight; 0: none */
 };
 
 struct sluice_consumer_info {
@@ -345,6 +348,15 @@ int sluice_pull(struct sluice_client *c, const char *consumer, uint32_t max, uin
  * cb once they are durable. */
 int sluice_ack(struct sluice_client *c, const char *consumer, const struct sluice_ack_item *items, size_t n,
 	       sluice_done_cb cb, void *arg);
+/* Change a webhook's settings: webhook_json is a JSON object merged into
+ * them (a key replaces, null removes; "rotate_secret": "whsec_..." makes a
+ * new signing secret and keeps the previous one). */
+int sluice_webhook_update(struct sluice_client *c, const char *name, const char *webhook_json, sluice_done_cb cb,
+			  void *arg);
+/* Start a consumer again from start/offset/timestamp_ms on every partition;
+ * what was in flight is dropped (replay, or skip ahead). */
+int sluice_consumer_seek(struct sluice_client *c, const char *name, enum sluice_start start, uint64_t offset,
+			 int64_t timestamp_ms, sluice_done_cb cb, void *arg);
 
 /* Blocking API: one connection, one request at a time. errmsg (if non-NULL,
  * errlen bytes) receives the server's message on error. */
