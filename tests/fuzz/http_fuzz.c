@@ -146,6 +146,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    cin.start > SLUICE__START_AT__TIMESTAMP || cin.timestamp_ms < 0)
 			abort();
 	}
+	/* POST /v1/webhooks: consumer settings plus the webhook's JSON */
+	char *wsettings = NULL, secret[160];
+	if (http_webhook_decode(s, size, &cin, &wsettings, secret, sizeof(secret), whybuf, sizeof(whybuf)) == SL_OK) {
+		if (!wsettings || !cin.topic[0] || cin.nschedule > RM_SCHEDULE_MAX || cin.ack_timeout_ms < 15000)
+			abort();
+		free(wsettings);
+	} else if (wsettings) {
+		abort();
+	}
 	for (int kind = SLUICE__ACK_KIND__ACK; kind <= SLUICE__ACK_KIND__IN_PROGRESS; kind++) {
 		struct http_ack_in *acks = NULL;
 		if (http_acks_decode(s, size, kind, &acks, &count, whybuf, sizeof(whybuf)) != SL_OK) {

@@ -14,6 +14,7 @@
 
 #include "err.h"
 #include "wh_body.h"
+#include "wh_config.h"
 #include "wh_retry.h"
 #include "wh_sign.h"
 #include "wh_url.h"
@@ -423,4 +424,117 @@ Test(wh_retry, seconds_dates_garbage)
 	cr_assert_eq(retry("Sun, 06 Foo 1994 08:49:37 GMT", now), -1);
 	cr_assert_eq(retry("Sun, 06 Nov 1994 08:49:37 GMT junk", now), -1);
 	cr_assert_eq(retry("Sun, 6 Nov 1994 08:49:37 GMT", now), -1);
+}
+
+/* ---------- settings (wh_config.c) ---------- */
+
+#define SECRET_A "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+#define SECRET_B "whsec_dGhpcyBpcyBhbm90aGVyIHNlY3JldCBrZXkh"
+
+static int parse(const char *j, struct wh_config *c, char *why)
+{
+	return wh_config_parse(j, strlen(j), c, why, 160);
+}
+
+Test(wh_config, parse_defaults_and_refusals)
+{
+	static struct wh_config c;
+	char why[160];
+	cr_assert_eq(parse("{\"url\":\"https://h.example/x?y=1\",\"secrets\":[\"" SECRET_A "\"]}", &c, why), SL_OK, "%s", why);
+	cr_assert_str_eq(c.url, "https://h.example/x?y=1");
+	cr_assert_eq(c.u.https, 1);
+	cr_assert_eq(c.u.port, 443);
+	cr_assert_eq(c.nsecrets, 1);
+	cr_assert_eq(c.timeout_ms, 15000);
+	cr_assert_eq(c.paused, 0);
+	static const char *const bad[] = {
+	    "[]",
+	    "{\"secrets\":[\"" SECRET_A "\"]}",                                         /* no url */
+	    "{\"url\":\"ftp://h/\",\"secrets\":[\"" SECRET_A "\"]}",                     /* scheme */
+	    "{\"url\":\"https://u:p@h/\",\"secrets\":[\"" SECRET_A "\"]}",               /* user info */
+	    "{\"url\":\"https://h/\"}",                                                  /* no secret */
+	    "{\"url\":\"https://h/\",\"secrets\":[\"whsec_c2hvcnQ=\"]}",                 /* short key */
+	    "{\"url\":\"https://h/\",\"secrets\":[\"" SECRET_A "\"],\"headers\":{\"Host\":\"x\"}}",
+	    "{\"url\":\"https://h/\",\"secrets\":[\"" SECRET_A "\"],\"headers\":{\"a b\":\"x\"}}",
+	    "{\"url\":\"https://h/\",\"secrets\":[\"" SECRET_A "\"],\"headers\":{\"a\":\"x\\ny\"}}",
+	    "{\"url\":\"https://h/\",\"secrets\":[\"" SECRET_A "\"],\"timeout_ms\":0}",
+	    "{\"url\":\"https://h/\",\"secrets\":[\"" SECRET_A "\"],\"paused\":1}",
+	    "{\"url\":\"https://h/\",\"secrets\":[\"" SECRET_A "\"],\"filter\":{\"header\":{\"a\":\"1\",\"b\":\"2\"}}}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why[0] = 0;
+		cr_assert_eq(parse(bad[i], &c, why), SL_EINVAL, "accepted %s", bad[i]);
+		cr_assert_neq(why[0], 0, "no reason for %s", bad[i]);
+	}
+}
+
+Test(wh_config, redacted_json_has_no_secret)
+{
+	static struct wh_config c;
+	char why[160];
+	cr_assert_eq(parse("{\"url\":\"http://h/\",\"secrets\":[\"" SECRET_A "\",\"" SECRET_B "\"],\"headers\":{\"x-k\":\"v\"}}",
+	                   &c, why),
+	             SL_OK, "%s", why);
+	char *red = wh_config_json(&c, 1), *full = wh_config_json(&c, 0);
+	cr_assert_null(strstr(red, "whsec_"));
+	cr_assert_not_null(strstr(red, "\"secrets\":2"));
+	cr_assert_not_null(strstr(full, SECRET_B));
+	cr_assert_not_null(strstr(red, "\"x-k\":\"v\""));
+	free(red);
+	free(full);
+}
+
+Test(wh_config, patch_pause_rotate_remove)
+{
+	static struct wh_config c;
+	char why[160], *out = NULL;
+	const char *stored = "{\"url\":\"http://h/\",\"secrets\":[\"" SECRET_A "\"],\"headers\":{\"x\":\"1\"}}";
+	const char *patch = "{\"paused\":true,\"rotate_secret\":\"" SECRET_B "\",\"headers\":null}";
+	cr_assert_eq(wh_config_patch(stored, strlen(stored), patch, strlen(patch), &out, why, sizeof why), SL_OK, "%s", why);
+	cr_assert_eq(parse(out, &c, why), SL_OK);
+	cr_assert_eq(c.paused, 1);
+	cr_assert_eq(c.nsecrets, 2);
+	cr_assert_str_eq(c.secrets[0], SECRET_B, "the new secret signs first");
+	cr_assert_str_eq(c.secrets[1], SECRET_A, "the previous one is kept");
+	cr_assert_eq(c.nheaders, 0);
+	/* a second rotation drops the oldest */
+	char *out2 = NULL;
+	const char *p2 = "{\"rotate_secret\":\"" SECRET_A "\"}";
+	cr_assert_eq(wh_config_patch(out, strlen(out), p2, strlen(p2), &out2, why, sizeof why), SL_OK);
+	cr_assert_eq(parse(out2, &c, why), SL_OK);
+	cr_assert_eq(c.nsecrets, 2);
+	cr_assert_str_eq(c.secrets[0], SECRET_A);
+	cr_assert_str_eq(c.secrets[1], SECRET_B);
+	/* a patch that leaves bad settings is refused whole */
+	char *out3 = (char *)1;
+	const char *p3 = "{\"url\":\"gopher://x/\"}";
+	cr_assert_eq(wh_config_patch(out, strlen(out), p3, strlen(p3), &out3, why, sizeof why), SL_EINVAL);
+	cr_assert_null(out3);
+	cr_assert_eq(wh_config_patch(out, strlen(out), "[1]", 3, &out3, why, sizeof why), SL_EINVAL);
+	free(out);
+	free(out2);
+}
+
+static const uint8_t *one_header(void *arg, const char *name, size_t *len)
+{
+	const char *const *kv = arg;
+	if (strcmp(name, kv[0]) != 0)
+		return NULL;
+	*len = strlen(kv[1]);
+	return (const uint8_t *)kv[1];
+}
+
+Test(wh_config, filter_key_prefix_and_header)
+{
+	static struct wh_config c;
+	char why[160];
+	const char *eu_created[2] = {"type", "created"}, *eu_deleted[2] = {"type", "deleted"};
+	cr_assert_eq(parse("{\"url\":\"http://h/\",\"secrets\":[\"" SECRET_A
+	                   "\"],\"filter\":{\"key_prefix\":\"eu-\",\"header\":{\"type\":\"created\"}}}",
+	                   &c, why),
+	             SL_OK, "%s", why);
+	cr_assert_eq(wh_config_match(&c, (const uint8_t *)"eu-1", 4, one_header, eu_created), 1);
+	cr_assert_eq(wh_config_match(&c, (const uint8_t *)"us-1", 4, one_header, eu_created), 0);
+	cr_assert_eq(wh_config_match(&c, (const uint8_t *)"eu", 2, one_header, eu_created), 0);
+	cr_assert_eq(wh_config_match(&c, (const uint8_t *)"eu-1", 4, one_header, eu_deleted), 0);
 }

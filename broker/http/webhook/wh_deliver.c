@@ -276,6 +276,11 @@ static void pull_cb(void *arg, int err, const char *errmsg, const struct sluice_
 	for (size_t i = 0; i < n; i++) {
 		const struct sluice_msg *m = &msgs[i].msg;
 		struct wh_job skip = {.partition = m->partition, .offset = m->offset};
+		if (w->cfg->paused) {
+			/* paused while the pull waited: it is due again at once, taken after a resume */
+			settle(w, &skip, SLUICE_NACK, 0, "paused");
+			continue;
+		}
 		if (!wh_config_match(w->cfg, m->key.base, m->key.len, hdr_get, (void *)m)) {
 			settle(w, &skip, SLUICE_ACK, -1, NULL); /* filtered out: done */
 			continue;
