@@ -6,7 +6,10 @@ as base64), checks every ack (distinct offsets, in order per partition),
 then reads everything back on a second connection's subscription with
 credit, and resumes a third connection from positions mid-way: exactly the
 suffix, nothing more, nothing less. A retried publish (same producer id and
-sequence) is acknowledged as a duplicate at the original offset.
+sequence) is acknowledged as a duplicate at the original offset. Then a
+durable consumer (made over HTTP) is pulled and acknowledged over the
+WebSocket: pull, ack, nack with a delay (redelivered no sooner, attempt 2),
+in_progress, and the errors for an unknown consumer.
 
 Usage: ws_python.py HOST PORT TOPIC   (TOPIC exists with one partition)
 """
@@ -14,6 +17,8 @@ import asyncio
 import base64
 import json
 import sys
+import time
+import urllib.request
 
 import websockets
 
@@ -93,7 +98,58 @@ async def main():
             raise AssertionError(f"a message past the end: {extra}")
         except asyncio.TimeoutError:
             pass
-    print(f"ws_python: ok ({N} pipelined publishes, credit, resume, duplicate, binary)")
+    await consumer_ops(offsets)
+    print(f"ws_python: ok ({N} pipelined publishes, credit, resume, duplicate, binary, durable consumer)")
+
+
+async def consumer_ops(offsets):
+    req = urllib.request.Request(f"http://{HOST}:{PORT}/v1/consumers", method="POST",
+                                 data=json.dumps({"name": "pyc", "topic": TOPIC, "mode": "shared",
+                                                  "max_in_flight": 100, "from": "earliest"}).encode(),
+                                 headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 201, r.status
+
+    async def call(ws, msg):
+        await ws.send(json.dumps(msg))
+        while True:
+            m = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            if m.get("id") == msg["id"]:
+                return m
+
+    async with websockets.connect(URL, subprotocols=["sluice.v1.json"]) as ws:
+        p = await call(ws, {"op": "pull", "id": "p1", "consumer": "pyc", "max": 50})
+        assert p["op"] == "pulled" and len(p["messages"]) == 50, p
+        assert [m["offset"] for m in p["messages"]] == offsets[:50], [m["offset"] for m in p["messages"]]
+        assert all(m["attempt"] == 1 and m["topic"] == TOPIC for m in p["messages"])
+        assert p["messages"][3]["payload"] == "message 3" and p["messages"][3]["key"] == "k3", p["messages"][3]
+        ok = await call(ws, {"op": "ack", "id": "a1", "consumer": "pyc",
+                             "messages": [{"partition": 0, "offset": m["offset"]} for m in p["messages"]]})
+        assert ok == {"op": "ok", "id": "a1", "count": 50}, ok
+        p = await call(ws, {"op": "pull", "id": "p2", "consumer": "pyc", "max": 2})
+        first, second = p["messages"]
+        assert (first["offset"], second["offset"]) == (offsets[50], offsets[51]), p
+        t0 = time.monotonic()
+        ok = await call(ws, {"op": "nack", "id": "n1", "consumer": "pyc", "delay_ms": 700, "error": "later",
+                             "messages": [{"partition": 0, "offset": first["offset"]}]})
+        assert ok["op"] == "ok" and ok["count"] == 1, ok
+        ok = await call(ws, {"op": "in_progress", "id": "w1", "consumer": "pyc",
+                             "messages": [{"partition": 0, "offset": second["offset"]}]})
+        assert ok["op"] == "ok", ok
+        # shared mode goes on with new messages; the nacked one comes back after its delay
+        again = None
+        while again is None:
+            p = await call(ws, {"op": "pull", "id": "p3", "consumer": "pyc", "max": 1000, "wait_ms": 3000})
+            assert time.monotonic() - t0 < 20, "the nacked message never came back"
+            for m in p["messages"]:
+                if m["offset"] == first["offset"]:
+                    again = m
+        assert again["attempt"] == 2, again
+        assert time.monotonic() - t0 >= 0.6, "redelivered before the nack's delay"
+        e = await call(ws, {"op": "pull", "id": "bad", "consumer": "nobody"})
+        assert e["op"] == "error" and e["code"] == "NO_SUCH_CONSUMER", e
+        e = await call(ws, {"op": "ack", "id": "bad2", "consumer": "pyc", "messages": []})
+        assert e["op"] == "error" and e["code"] == "MALFORMED", e
 
 
 asyncio.run(main())

@@ -272,6 +272,79 @@ static int decode_commit(struct ws_json_req *r, const char **why)
 	return SL_OK;
 }
 
+/* A durable consumer's name (1 to 249 bytes). */
+static const char *consumer_name(json_t *o)
+{
+	json_t *c = json_object_get(o, "consumer");
+	if (!json_is_string(c) || !json_string_length(c) || json_string_length(c) > 249 ||
+	    strlen(json_string_value(c)) != json_string_length(c))
+		return NULL;
+	return json_string_value(c);
+}
+
+static int decode_pull(struct ws_json_req *r, const char **why)
+{
+	uint64_t max = 0, wait = 0;
+	sluice__pull__init(&r->pull);
+	if (!(r->pull.consumer = (char *)consumer_name(r->root)))
+		return fail(why, "pull needs a consumer (a name of 1 to 249 bytes)");
+	if (get_uint(r->root, "max", 1000, &max, NULL) < 0 || get_uint(r->root, "wait_ms", 20000, &wait, NULL) < 0)
+		return fail(why, "max is 0 to 1000 and wait_ms 0 to 20000");
+	r->pull.max_messages = (uint32_t)max;
+	r->pull.wait_ms = (uint32_t)wait;
+	return SL_OK;
+}
+
+/* One item of an ack, nack or in_progress: {partition, offset[, delay_ms, error]}. */
+static int decode_item(json_t *e, json_t *top, Sluice__AckKind kind, Sluice__AckItem *it)
+{
+	uint64_t p = 0, off = 0, delay = 0;
+	int hp = 0, ho = 0, hd = 0;
+	json_t *err = json_object_get(e, "error");
+	sluice__ack_item__init(it);
+	if (!json_is_object(e) || get_uint(e, "partition", UINT32_MAX, &p, &hp) < 0 ||
+	    get_uint(e, "offset", INT64_MAX, &off, &ho) < 0 || !ho)
+		return -1;
+	if (get_uint(e, "delay_ms", INT64_MAX, &delay, &hd) < 0 || (!hd && get_uint(top, "delay_ms", INT64_MAX, &delay, &hd) < 0))
+		return -1;
+	if (!err)
+		err = json_object_get(top, "error");
+	if (err && !json_is_string(err))
+		return -1;
+	it->partition = (uint32_t)p;
+	it->offset = off;
+	it->kind = kind;
+	if (kind == SLUICE__ACK_KIND__NACK) {
+		it->has_delay = hd;
+		it->delay_ms = hd ? (int64_t)delay : -1;
+		it->error = err ? (char *)json_string_value(err) : (char *)"";
+	}
+	return 0;
+}
+
+static int decode_settle(struct ws_json_req *r, Sluice__AckKind kind, const char **why)
+{
+	json_t *msgs = json_object_get(r->root, "messages");
+	size_t n;
+	sluice__ack_messages__init(&r->ackm);
+	if (!(r->ackm.consumer = (char *)consumer_name(r->root)))
+		return fail(why, "ack, nack and in_progress need a consumer (a name of 1 to 249 bytes)");
+	if (!json_is_array(msgs) || !(n = json_array_size(msgs)) || n > WS_JSON_ACKS_MAX)
+		return fail(why, "messages: [{partition, offset}, ...], 1 to 1000 of them");
+	r->items = calloc(n, sizeof(*r->items));
+	r->itemp = calloc(n, sizeof(*r->itemp));
+	if (!r->items || !r->itemp)
+		return SL_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		if (decode_item(json_array_get(msgs, i), r->root, kind, &r->items[i]) < 0)
+			return fail(why, "each message is {partition, offset} (a nack may add delay_ms and error)");
+		r->itemp[i] = &r->items[i];
+	}
+	r->ackm.n_items = n;
+	r->ackm.items = r->itemp;
+	return SL_OK;
+}
+
 int ws_json_decode(const uint8_t *p, size_t n, struct ws_json_req *r, const char **why)
 {
 	json_error_t err;
@@ -320,8 +393,18 @@ int ws_json_decode(const uint8_t *p, size_t n, struct ws_json_req *r, const char
 		r->unsubscribe.subscription_id = v;
 		return SL_OK;
 	}
+	static const char *const settle[] = {"ack", "nack", "in_progress"};
+	for (int k = 0; k < 3; k++)
+		if (strcmp(o, settle[k]) == 0) {
+			r->op = WS_JSON_SETTLE;
+			return r->id ? decode_settle(r, (Sluice__AckKind)k, why) : fail(why, "this op needs an id");
+		}
+	if (strcmp(o, "pull") == 0) {
+		r->op = WS_JSON_PULL;
+		return r->id ? decode_pull(r, why) : fail(why, "this op needs an id");
+	}
 	if (strcmp(o, "publish") != 0 && strcmp(o, "subscribe") != 0 && strcmp(o, "commit") != 0)
-		return fail(why, "unknown op (publish, subscribe, credit, unsubscribe, commit)");
+		return fail(why, "unknown op (publish, subscribe, credit, unsubscribe, commit, pull, ack, nack, in_progress)");
 	if (!r->id)
 		return fail(why, "this op needs an id (a number or a string)");
 	if (!topic)
@@ -345,6 +428,8 @@ void ws_json_req_free(struct ws_json_req *r)
 	free(r->bin);
 	free(r->partitions);
 	free(r->commits);
+	free(r->items);
+	free(r->itemp);
 	free(r->start.parts);
 	free(r->start.next);
 	json_decref(r->root);

@@ -16,7 +16,18 @@
 #define WS_JSON_HEADERS_MAX 256   /* headers of one published message */
 #define WS_JSON_PARTS_MAX 4096    /* partitions named by one subscribe or commit */
 
-enum ws_json_op { WS_JSON_NONE, WS_JSON_PUBLISH, WS_JSON_SUBSCRIBE, WS_JSON_CREDIT, WS_JSON_UNSUBSCRIBE, WS_JSON_COMMIT };
+enum ws_json_op {
+	WS_JSON_NONE,
+	WS_JSON_PUBLISH,
+	WS_JSON_SUBSCRIBE,
+	WS_JSON_CREDIT,
+	WS_JSON_UNSUBSCRIBE,
+	WS_JSON_COMMIT,
+	WS_JSON_PULL,      /* durable consumers: take what is due */
+	WS_JSON_SETTLE,    /* ack, nack or in_progress of pulled messages (ackm) */
+};
+
+#define WS_JSON_ACKS_MAX 1000     /* messages of one ack, nack or in_progress */
 
 /* Where a subscription resumes: next offset per partition ({"positions"}). */
 struct ws_json_start {
@@ -42,6 +53,10 @@ struct ws_json_req {
 	Sluice__Unsubscribe unsubscribe;
 	Sluice__CommitOffset *commits;
 	size_t ncommits;
+	Sluice__Pull pull;
+	Sluice__AckMessages ackm;
+	Sluice__AckItem *items;   /* ackm.items point here */
+	Sluice__AckItem **itemp;
 	struct ws_json_start start;
 };
 

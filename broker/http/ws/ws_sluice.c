@@ -115,6 +115,7 @@ struct jreq {
 	struct ws_json_start start;    /* subscribe: positions to seek to */
 	int failed;
 	int sending;                   /* json_send is dispatching: answers may come at once, q stays */
+	size_t count;                  /* ack, nack, in_progress: messages in it */
 };
 
 struct jsess {
@@ -215,6 +216,15 @@ static int json_send(struct jsess *js, struct ws_json_req *jr, struct jreq *q)
 			}
 		}
 		return SL_OK;
+	case WS_JSON_PULL:
+		f.body_case = SLUICE__FRAME__BODY_PULL;
+		f.pull = &jr->pull;
+		break;
+	case WS_JSON_SETTLE:
+		f.body_case = SLUICE__FRAME__BODY_ACK_MESSAGES;
+		f.ack_messages = &jr->ackm;
+		q->count = jr->ackm.n_items;
+		break;
 	default:
 		return SL_EINVAL;
 	}
@@ -393,6 +403,21 @@ static void on_subscribed(struct jsess *js, struct jreq *q, const Sluice__Subscr
 	                           (json_int_t)sd->subscription_id, "topic", q->topic, "partitions", parts));
 }
 
+/* A pull's answer: {"op":"pulled","id":..,"messages":[the HTTP API's
+ * message objects, each with "attempt"]}. */
+static void send_pulled(struct ws_session *s, const struct jreq *q, const Sluice__PullResult *pr)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; arr && i < pr->n_messages; i++) {
+		json_t *o = pr->messages[i]->message ? http_message_json(pr->messages[i]->message) : NULL;
+		if (!o)
+			continue;
+		json_object_set_new(o, "attempt", json_integer(pr->messages[i]->attempt));
+		json_array_append_new(arr, o);
+	}
+	ws_send_json(s, json_pack("{s:s,s:O?,s:o}", "op", "pulled", "id", q->id, "messages", arr));
+}
+
 static void json_frame(struct ws_session *s, const Sluice__Frame *f)
 {
 	struct jsess *js = ws_state(s);
@@ -437,8 +462,13 @@ static void json_frame(struct ws_session *s, const Sluice__Frame *f)
 		case SLUICE__FRAME__BODY_SUBSCRIBED:
 			on_subscribed(js, q, f->subscribed);
 			break;
+		case SLUICE__FRAME__BODY_PULL_RESULT:
+			send_pulled(s, q, f->pull_result);
+			break;
 		case SLUICE__FRAME__BODY_OK:
-			if (q->waiting == 0)
+			if (q->waiting == 0 && q->op == WS_JSON_SETTLE)
+				ws_send_json(s, json_pack("{s:s,s:O?,s:I}", "op", "ok", "id", q->id, "count", (json_int_t)q->count));
+			else if (q->waiting == 0)
 				ws_send_json(s, json_pack("{s:s,s:O?}", "op", "ok", "id", q->id));
 			break;
 		default:
