@@ -4,7 +4,8 @@
  *
  * A member pulls and acknowledges every message of a two-partition topic,
  * reconnecting to another node when its node or the leader goes away; the
- * leader is killed in the middle. Checked: every message is delivered and
+ * leader is killed in the middle (or cut off from the others by a
+ * partition, then healed). Checked: every message is delivered and
  * acknowledged, nothing acknowledged is ever delivered again, a redelivery
  * happens only for a message that was in flight (delivered, not yet
  * acknowledged) and it carries a higher attempt number, ordered mode never
@@ -26,6 +27,7 @@
 
 static struct cluster cl;
 static int dead = -1;
+static int isolate; /* the fault: 0 kill -9 of the leader, 1 cut it off (blackhole) */
 static uint64_t next_id = 100;
 
 static void teardown(void)
@@ -190,9 +192,12 @@ static void consume(int *fd, int *node, struct seen *s, int ordered, size_t kill
 			sluice__frame__free_unpacked(r, NULL);
 			int l = cluster_wait_leader(&cl, -1, 10000, NULL);
 			cr_assert_geq(l, 0);
-			cr_log_info("kill -9 of the leader, node %d, after %zu acks, %zu messages in flight", l + 1,
-			            s->acked_n, s->dropped);
-			cluster_kill9(&cl, l);
+			cr_log_info("%s the leader, node %d, after %zu acks, %zu messages in flight",
+			            isolate ? "cutting off" : "kill -9 of", l + 1, s->acked_n, s->dropped);
+			if (isolate)
+				cluster_isolate(&cl, l, FP_BLACKHOLE);
+			else
+				cluster_kill9(&cl, l);
 			dead = l;
 			continue;
 		}
@@ -276,7 +281,7 @@ static void run(int shared)
 	fd = connect_any((l + 1) % CLUSTER_N, &node); /* a follower */
 	create_all(&fd, &node, shared);
 	consume(&fd, &node, s, !shared, PARTS * MSGS / 3);
-	cr_log_info("%zu redeliveries after the leader's kill -9", s->redeliveries);
+	cr_log_info("%zu redeliveries after the fault", s->redeliveries);
 	cr_assert_gt(s->dropped, 0);
 	cr_assert_geq(s->redeliveries, s->dropped, "what was in flight at the kill came back");
 	cr_assert_leq(s->redeliveries, s->dropped + 8 * PARTS, "more redeliveries than could be in flight");
@@ -284,6 +289,10 @@ static void run(int shared)
 		for (int i = 0; i < MSGS; i++)
 			cr_assert(s->acked[p][i], "%d/%d never acknowledged", p, i);
 	close(fd);
+	if (isolate) {
+		cluster_heal(&cl);
+		dead = -1; /* the node that was cut off catches up too */
+	}
 	check_state_everywhere();
 	free(s);
 }
@@ -295,5 +304,11 @@ Test(consumer_cluster, ordered_member_on_a_follower_across_leader_kill)
 
 Test(consumer_cluster, shared_member_across_leader_kill)
 {
+	run(1);
+}
+
+Test(consumer_cluster, shared_member_across_leader_cut_off)
+{
+	isolate = 1;
 	run(1);
 }
