@@ -100,11 +100,25 @@ static int patch_ok(const char *json, const char **why)
 	return ok;
 }
 
+/* A new name: what storage takes (like topic names). */
+static int chars_ok(const char *s)
+{
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '.' ||
+		      *s == '_' || *s == '-'))
+			return 0;
+	return 1;
+}
+
 static int size_create(const Sluice__CreateConsumer *m, uint32_t *len, const char **why)
 {
 	const Sluice__ConsumerConfig *cc = m->config;
-	if (!name_ok(m->name, RM_CONSUMER_NAME_MAX)) {
-		*why = "consumer name must be 1 to 249 bytes";
+	if (!name_ok(m->name, RM_CONSUMER_NAME_MAX) || !chars_ok(m->name)) {
+		*why = "consumer name must be 1 to 249 bytes of [A-Za-z0-9._-]";
+		return SL_EINVAL;
+	}
+	if (cc && cc->dead_letter_topic && cc->dead_letter_topic[0] && !chars_ok(cc->dead_letter_topic)) {
+		*why = "dead_letter_topic must be a topic name of [A-Za-z0-9._-]";
 		return SL_EINVAL;
 	}
 	if (!cc || !name_ok(cc->topic, RM_TOPIC_NAME_MAX)) {
@@ -659,4 +673,72 @@ void fe_on_describe_consumer(struct fe_conn *c, uint64_t id, const Sluice__Descr
 		fe_send_error(c, id, sl_err_is_wire(rc) ? rc : SL_EINTERNAL, sl_strerror(rc));
 	if (t)
 		store_txn_abort(t);
+}
+
+/* ---------- metrics ---------- */
+
+struct collect_ctx {
+	struct fe *fe;
+	struct store_txn *t;
+	struct fe_cons_row *v;
+	size_t n, cap;
+	int err;
+};
+
+static void row_partition(struct collect_ctx *x, const struct store_consumer *sc, const struct store_topic *tp,
+                          int have_tp, uint32_t i, struct fe_cons_row *r)
+{
+	struct slice v;
+	struct cons_part part;
+	struct cons_stats st;
+	uint64_t end = 0;
+	if (store_cstate_get(x->t, sc->consumer_id, i, &v) != SL_OK || cons_state_decode(v.base, v.len, &part, &st) != SL_OK)
+		return;
+	if (have_tp && i < tp->partitions && fe_partition_end(x->fe, tp, i, &end) == SL_OK && end > part.floor)
+		r->lag += end - part.floor;
+	r->in_flight += cons_in_flight(&part);
+	r->delivered += st.delivered;
+	r->redelivered += st.redelivered;
+	r->acked += st.acked;
+	r->dead_lettered += st.dead_lettered;
+	cons_free(&part);
+}
+
+static int collect_cb(void *arg, const struct store_consumer *sc)
+{
+	struct collect_ctx *x = arg;
+	struct store_topic tp;
+	struct slice wh;
+	if (vec_reserve(&x->v, &x->cap, x->n + 1)) {
+		x->err = SL_ENOMEM;
+		return 1;
+	}
+	struct fe_cons_row *r = &x->v[x->n++];
+	memset(r, 0, sizeof(*r));
+	snprintf(r->name, sizeof(r->name), "%s", sc->name);
+	snprintf(r->topic, sizeof(r->topic), "%s", sc->topic);
+	r->webhook = store_webhook_get(x->t, sc->name, strlen(sc->name), &wh) == SL_OK;
+	int have_tp = fe_topic_get(x->fe, x->t, sc->topic, &tp) == SL_OK && tp.topic_id == sc->topic_id;
+	for (uint32_t i = 0; i < sc->partitions; i++)
+		row_partition(x, sc, &tp, have_tp, i, r);
+	return 0;
+}
+
+int fe_cons_collect(struct fe *fe, struct fe_cons_row **rows, size_t *n)
+{
+	struct collect_ctx x = {fe, NULL, NULL, 0, 0, SL_OK};
+	int rc = store_txn_begin(fe->store, 0, &x.t);
+	if (rc == SL_OK)
+		rc = store_consumer_foreach(x.t, collect_cb, &x);
+	if (x.t)
+		store_txn_abort(x.t);
+	if (rc == SL_OK)
+		rc = x.err;
+	if (rc) {
+		free(x.v);
+		return rc;
+	}
+	*rows = x.v;
+	*n = x.n;
+	return SL_OK;
 }

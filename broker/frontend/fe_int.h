@@ -239,6 +239,13 @@ void fe_cons_pending_free(struct fe_pending *p);
 void fe_cons_on_pick(struct fe_pending *p, const struct rm_ack *a);
 void fe_cons_pull_done(struct fe_conn *c, struct fe_pending *p);
 void fe_on_list_consumers(struct fe_conn *c, uint64_t id);
+/* Every consumer's totals over its partitions, for /metrics (*rows malloc'd). */
+struct fe_cons_row {
+	char name[256], topic[256];
+	int webhook;
+	uint64_t lag, in_flight, delivered, redelivered, acked, dead_lettered;
+};
+int fe_cons_collect(struct fe *fe, struct fe_cons_row **rows, size_t *n);
 void fe_on_describe_consumer(struct fe_conn *c, uint64_t id, const Sluice__DescribeConsumer *m);
 
 /* frontend.c */

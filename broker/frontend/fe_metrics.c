@@ -252,6 +252,39 @@ static void render_topics(struct evbuffer *out, const struct topic_rows *tr)
 	}
 }
 
+/* Durable consumers and webhooks: totals over each one's partitions. */
+static void render_consumers(struct fe *fe, struct evbuffer *out)
+{
+	static const struct {
+		const char *name, *type, *help;
+	} fams[6] = {
+	    {"sluice_consumer_lag_messages", "gauge", "Committed messages not yet acknowledged or dead-lettered."},
+	    {"sluice_consumer_in_flight_messages", "gauge", "Messages delivered (or waiting for a retry) and not acknowledged."},
+	    {"sluice_consumer_delivered_total", "counter", "Deliveries made, redeliveries included (for a webhook: requests)."},
+	    {"sluice_consumer_redelivered_total", "counter", "Redeliveries (after a nack, a failed request or an ack timeout)."},
+	    {"sluice_consumer_acked_total", "counter", "Messages acknowledged (for a webhook: delivered with a 2xx)."},
+	    {"sluice_consumer_dead_lettered_total", "counter", "Messages moved to the dead-letter topic."},
+	};
+	struct fe_cons_row *rows = NULL;
+	size_t n = 0;
+	if (fe_cons_collect(fe, &rows, &n) != SL_OK)
+		return;
+	for (int f = 0; f < 6; f++) {
+		family(out, fams[f].name, fams[f].type, fams[f].help);
+		for (size_t i = 0; i < n; i++) {
+			const struct fe_cons_row *r = &rows[i];
+			uint64_t v[6] = {r->lag, r->in_flight, r->delivered, r->redelivered, r->acked, r->dead_lettered};
+			evbuffer_add_printf(out, "%s{consumer=\"", fams[f].name);
+			label_value(out, r->name);
+			evbuffer_add_printf(out, "\",topic=\"");
+			label_value(out, r->topic);
+			evbuffer_add_printf(out, "\",webhook=\"%s\"} %llu\n", r->webhook ? "true" : "false",
+			                    (unsigned long long)v[f]);
+		}
+	}
+	free(rows);
+}
+
 /* ---------- node, cluster, connections, rings, storage, HTTP ---------- */
 
 static void render_node(struct fe *fe, struct evbuffer *out, size_t topics)
@@ -430,6 +463,7 @@ int fe_metrics_render(struct fe *fe, struct evbuffer *out)
 	if (rc == SL_OK) {
 		render_node(fe, out, tr.n);
 		render_topics(out, &tr);
+		render_consumers(fe, out);
 		render_latency(fe, out, nfe);
 		render_cluster(fe, out);
 		render_connections(fe, out, nfe);

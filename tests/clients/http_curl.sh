@@ -129,6 +129,14 @@ assert d["name"] == "workers" and d["mode"] == "shared" and p["ack_floor"] == 2 
     "$dir/desc" || fail "describe: $(cat "$dir/desc")"
 out=$(c "$H/v1/consumers/workers/messages?wait_ms=100")
 [ "$out" = '{"messages":[]}' ] || fail "pull after ack: $out"
+# the consumer in /metrics, in a format Prometheus takes
+c "$H/metrics" >"$dir/metrics"
+grep -qx 'sluice_consumer_acked_total{consumer="workers",topic="jobs",webhook="false"} 2' "$dir/metrics" &&
+    grep -qx 'sluice_consumer_lag_messages{consumer="workers",topic="jobs",webhook="false"} 0' "$dir/metrics" ||
+    fail "consumer metrics: $(grep sluice_consumer "$dir/metrics")"
+if command -v promtool >/dev/null; then
+    promtool check metrics <"$dir/metrics" >/dev/null 2>&1 || fail "promtool: $(promtool check metrics <"$dir/metrics" 2>&1 | head)"
+fi
 [ "$(status -X DELETE "$H/v1/consumers/workers")" = 204 ] || fail "delete consumer"
 [ "$(status "$H/v1/consumers/workers")" = 404 ] || fail "deleted consumer still there"
 echo "http_curl: ok"
