@@ -7,6 +7,7 @@
 // Last-Event-ID and the tail shows every message exactly once, in order. The
 // same over WebSocket through the client module /v1/sluice.js: the form
 // publishes on the socket, and the tail resumes after the frontend dies.
+// The page lists durable consumers and webhooks with their state.
 //
 // ctest runs it as console_browser_test (tests/CMakeLists.txt); by hand:
 //   apt-get install chromium && (cd tests/web && npm ci) && cmake --build build
@@ -272,4 +273,36 @@ test('the console publishes and tails over WebSocket (sluice.js) and resumes aft
   assertOnceInOrder(rows, sent);
   assert.ok(sockets.length >= 2 && sockets.every((u) => u.endsWith('/v1/ws')), `sockets: ${sockets}`);
   assert.deepEqual(errors, []);
+});
+
+test('the console lists durable consumers and webhooks with their state', async () => {
+  const json = { 'Content-Type': 'application/json' };
+  let r = await fetch(`${base}/v1/consumers`, {
+    method: 'POST', headers: json, body: JSON.stringify({ name: 'web-billing', topic: 'web-orders', from: 'earliest' }),
+  });
+  assert.equal(r.status, 201);
+  r = await fetch(`${base}/v1/webhooks`, {
+    method: 'POST', headers: json,
+    body: JSON.stringify({ name: 'web-hook', topic: 'web-orders', url: 'https://hooks.example.invalid/x' }),
+  });
+  assert.equal(r.status, 201);
+  r = await fetch(`${base}/v1/webhooks/web-hook/pause`, { method: 'POST' });
+  assert.equal(r.status, 200);
+  const page = await browser.newPage();
+  try {
+    await page.goto(base + '/', { waitUntil: 'load' });
+    await page.waitForFunction(() => document.querySelectorAll('#webhook-table tbody tr').length === 1, null,
+      { timeout: WAIT_MS });
+    const hooks = await page.$$eval('#webhook-table tbody tr td', (tds) => tds.map((td) => td.textContent));
+    assert.equal(hooks[0], 'web-hook');
+    assert.equal(hooks[1], 'https://hooks.example.invalid/x');
+    assert.equal(hooks[2], 'paused');
+    const rows = await page.$$eval('#consumer-table tbody tr', (trs) =>
+      trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)));
+    const byName = new Map(rows.map((cells) => [cells[0], cells]));
+    assert.deepEqual(byName.get('web-billing').slice(1, 3), ['web-orders', 'ordered']);
+    assert.deepEqual(byName.get('web-hook').slice(1, 3), ['web-orders', 'webhook']);
+  } finally {
+    await page.close();
+  }
 });

@@ -114,6 +114,33 @@ async function showTopic(name) {
   $('topic-detail').hidden = false;
 }
 
+// ---------- durable consumers and webhooks ----------
+
+function sumOf(parts, field) {
+  return (parts || []).reduce((a, p) => a + (p[field] || 0), 0);
+}
+
+async function refreshConsumers() {
+  const [{ consumers }, { webhooks }] = await Promise.all([getJSON('/v1/consumers'), getJSON('/v1/webhooks')]);
+  const hooks = new Map(webhooks.map((w) => [w.name, w]));
+  fill($('consumer-table').tBodies[0], consumers.map((c) => {
+    const errs = (c.partitions || []).map((p) => p.last_error).filter(Boolean);
+    const tr = row([c.name, c.topic, hooks.has(c.name) ? 'webhook' : c.mode, sumOf(c.partitions, 'in_flight'),
+      sumOf(c.partitions, 'lag'), sumOf(c.partitions, 'acked'), sumOf(c.partitions, 'redelivered'),
+      sumOf(c.partitions, 'dead_lettered'), errs[0] || '']);
+    if (sumOf(c.partitions, 'dead_lettered') > 0) tr.classList.add('bad');
+    return tr;
+  }));
+  fill($('webhook-table').tBodies[0], webhooks.map((w) => {
+    const next = Math.min(...(w.partitions || []).map((p) => p.next_attempt_ms || Infinity));
+    const tr = row([w.name, w.url, w.paused ? `paused${w.disabled_reason ? ': ' + w.disabled_reason : ''}` : 'delivering',
+      sumOf(w.partitions, 'delivered'), sumOf(w.partitions, 'retries'),
+      Number.isFinite(next) ? new Date(next).toLocaleTimeString() : '–']);
+    if (w.paused) tr.classList.add('bad');
+    return tr;
+  }));
+}
+
 // ---------- groups ----------
 
 async function showGroup(ev) {
@@ -229,7 +256,7 @@ function startTail(ev) {
 
 async function poll() {
   try {
-    await Promise.all([refreshCluster(), refreshTopics()]);
+    await Promise.all([refreshCluster(), refreshTopics(), refreshConsumers()]);
     showError('');
   } catch (e) {
     showError(e.message);
