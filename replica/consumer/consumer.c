@@ -140,6 +140,37 @@ int cons_ack(struct cons_part *p, uint64_t offset)
 	return 1;
 }
 
+/* delay moved by up to pct % either way, by a hash of (offset, attempt):
+ * spread, but the same on every node that applies the nack. */
+static int64_t jitter(int64_t delay, uint32_t pct, uint64_t offset, uint32_t attempt)
+{
+	if (!pct || delay <= 0)
+		return delay;
+	uint64_t span = (uint64_t)delay * (pct > 100 ? 100 : pct) / 100;
+	uint64_t h = offset * 0x9E3779B97F4A7C15ull ^ ((uint64_t)attempt << 32 | attempt);
+	h ^= h >> 31;
+	h *= 0xBF58476D1CE4E5B9ull;
+	h ^= h >> 29;
+	return delay - (int64_t)span + (int64_t)(h % (2 * span + 1));
+}
+
+size_t cons_advance(struct cons_part *p, uint64_t first)
+{
+	size_t k = 0;
+
+	while (k < p->n && p->fl[k].offset < first)
+		k++;
+	if (k) {
+		memmove(&p->fl[0], &p->fl[k], (p->n - k) * sizeof(p->fl[0]));
+		p->n -= k;
+	}
+	if (p->next < first)
+		p->next = first;
+	floor_update(p);
+	SL_ASSERT(p->floor <= p->next);
+	return k;
+}
+
 int cons_nack(struct cons_part *p, const struct cons_cfg *cfg, uint64_t offset, int64_t delay_ms, int64_t now_ms)
 {
 	long i = find(p, offset);
@@ -150,6 +181,7 @@ int cons_nack(struct cons_part *p, const struct cons_cfg *cfg, uint64_t offset, 
 	if (delay_ms < 0) {
 		uint32_t k = f->deliveries ? f->deliveries - 1 : 0;
 		delay_ms = cfg->nschedule ? cfg->schedule_ms[k < cfg->nschedule ? k : cfg->nschedule - 1] : 0;
+		delay_ms = jitter(delay_ms, cfg->jitter_pct, offset, f->deliveries);
 	}
 	if (cfg->max_deliveries && f->deliveries >= cfg->max_deliveries)
 		delay_ms = 0; /* no attempt is left: dead-letter it at the next pick */

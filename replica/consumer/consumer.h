@@ -42,6 +42,8 @@ struct cons_cfg {
 	uint32_t ack_timeout_ms;       /* an unacknowledged delivery is delivered again after this */
 	uint32_t nschedule;            /* retry delays after a nack without a delay of its own: */
 	uint32_t schedule_ms[CONS_SCHEDULE_MAX]; /* delay before attempt k+1 is schedule_ms[min(k, n-1)] */
+	uint32_t jitter_pct;           /* a schedule delay moves by up to this % either way (0: none), by a
+	                                  hash of offset and attempt: the same on every node */
 };
 
 enum cons_wait { CS_WAIT_ACK = 1, CS_WAIT_RETRY = 2 };
@@ -94,6 +96,10 @@ int cons_ack(struct cons_part *p, uint64_t offset);
 /* Negative acknowledgement: deliver offset again after delay_ms (< 0: the
  * configured schedule for its attempt). 1 if it was in flight, else 0. */
 int cons_nack(struct cons_part *p, const struct cons_cfg *cfg, uint64_t offset, int64_t delay_ms, int64_t now_ms);
+/* Offsets below first are gone (retention): they leave the in-flight set
+ * and delivery goes on from first. Returns how many in flight were dropped. */
+size_t cons_advance(struct cons_part *p, uint64_t first);
+
 /* The consumer is still working on offset: its ack deadline moves to
  * now + ack_timeout. 1 if it was waiting for its ack, else 0. */
 int cons_in_progress(struct cons_part *p, const struct cons_cfg *cfg, uint64_t offset, int64_t now_ms);

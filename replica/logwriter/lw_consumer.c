@@ -41,6 +41,7 @@
 #define LW_HELD_MAX 4096
 #define LW_PULL_WAIT_MS_MAX 20000
 #define DLQ_SUFFIX ".dlq"
+#define LW_SCHEDULE_JITTER_PCT 20
 
 struct lw_cons {
 	struct store_consumer meta;
@@ -120,6 +121,7 @@ static void cfg_of(const struct store_consumer *m, struct cons_cfg *cfg)
 	cfg->ack_timeout_ms = m->ack_timeout_ms;
 	cfg->nschedule = m->nschedule < CONS_SCHEDULE_MAX ? m->nschedule : CONS_SCHEDULE_MAX;
 	memcpy(cfg->schedule_ms, m->schedule_ms, cfg->nschedule * sizeof(cfg->schedule_ms[0]));
+	cfg->jitter_pct = LW_SCHEDULE_JITTER_PCT;
 }
 
 /* A new entry of the table for m, its partitions empty. */
@@ -616,6 +618,15 @@ static int do_pull(struct lw *w, const struct lw_req *rq, struct lw_answers *out
 	for (uint32_t k = 0; k < nparts && got < max; k++) {
 		uint32_t part = (uint32_t)((w->cur_index + k) % nparts); /* the same rotation on every node */
 		uint64_t end = w->parts[t->meta.slot_base + part].cend;
+		struct store_partition sp;
+		/* what retention removed is skipped (retention is in the log: the same everywhere) */
+		if (store_partition_get(w->txn, t->meta.topic_id, part, &sp) == SL_OK && sp.first_offset > c->parts[part].floor) {
+			size_t gone = cons_advance(&c->parts[part], sp.first_offset < end ? sp.first_offset : end);
+			if (gone)
+				log_warn("consumer %s partition %u: %zu messages in flight were removed by retention", c->meta.name,
+					 part, gone);
+			c->dirty[part] = 1;
+		}
 		int n = cons_pick_ex(&c->parts[part], &c->cfg, end, w->batch_ts, acts, max - got, dl_ok);
 		if (n < 0)
 			return SL_ENOMEM;

@@ -264,3 +264,53 @@ Test(consumer, decode_refuses_inconsistent_states)
 	b[0] = 2; /* an unknown version */
 	cr_assert_eq(cons_decode(b, 21, &p), SL_EMALFORMED);
 }
+
+Test(consumer, schedule_jitter_is_bounded_and_the_same_everywhere)
+{
+	struct cons_cfg cfg = {.max_in_flight = 100, .ack_timeout_ms = 100, .nschedule = 1, .schedule_ms = {1000},
+	                       .jitter_pct = 20};
+	struct cons_part p, q;
+	struct cons_action a[100];
+	int64_t min = INT64_MAX, max = 0;
+
+	cons_init(&p, 0);
+	cons_init(&q, 0);
+	cr_assert_eq(cons_pick(&p, &cfg, 100, 0, a, 100), 100);
+	cr_assert_eq(cons_pick(&q, &cfg, 100, 0, a, 100), 100);
+	for (uint64_t o = 0; o < 100; o++) {
+		cr_assert_eq(cons_nack(&p, &cfg, o, -1, 0), 1);
+		cr_assert_eq(cons_nack(&q, &cfg, o, -1, 0), 1);
+		int64_t due = p.fl[o].due_ms;
+		cr_assert_eq(due, q.fl[o].due_ms, "the same on every node");
+		cr_assert(due >= 800 && due <= 1200, "offset %llu due at %lld", (unsigned long long)o, (long long)due);
+		min = due < min ? due : min;
+		max = due > max ? due : max;
+	}
+	cr_assert_gt(max - min, 100, "spread, not one instant");
+	/* an explicit delay is kept as given */
+	cr_assert_eq(cons_nack(&p, &cfg, 7, 5000, 0), 1);
+	cr_assert_eq(p.fl[7].due_ms, 5000);
+	cons_free(&p);
+	cons_free(&q);
+}
+
+Test(consumer, advance_past_retention_drops_what_is_gone)
+{
+	struct cons_cfg cfg = {.max_in_flight = 10, .ack_timeout_ms = 100};
+	struct cons_part p;
+	struct cons_action a[10];
+
+	cons_init(&p, 0);
+	cr_assert_eq(cons_pick(&p, &cfg, 5, 0, a, 10), 5); /* 0..4 in flight */
+	cr_assert_eq(cons_ack(&p, 3), 1);
+	cr_assert_eq(cons_advance(&p, 3), 3, "0, 1, 2 were in flight and are gone");
+	cr_assert_eq(p.floor, 4);
+	cr_assert_eq(cons_in_flight(&p), 1);
+	cr_assert_eq(cons_advance(&p, 20), 1);
+	cr_assert_eq(p.floor, 20);
+	cr_assert_eq(p.next, 20);
+	cr_assert_eq(cons_pick(&p, &cfg, 22, 0, a, 10), 2);
+	cr_assert_eq(a[0].offset, 20);
+	cr_assert_eq(cons_advance(&p, 5), 0, "nothing below");
+	cons_free(&p);
+}
