@@ -202,7 +202,7 @@ int http_webhook_decode(const char *p, size_t n, struct http_consumer_in *c, cha
 		rc = bad(why, why_cap, "timeout_ms must be 1 to 120000");
 		goto out;
 	}
-	c->ack_timeout_ms = timeout + 15000; /* a delivery is never retried while its request may still answer */
+	c->ack_timeout_ms = timeout + WH_ACK_MARGIN_MS; /* never retried while its request may still answer */
 	if (!(*settings = json_dumps(s, JSON_COMPACT | JSON_SORT_KEYS)))
 		rc = SL_ENOMEM;
 out:

@@ -18,6 +18,7 @@
 #include "http_int.h"
 #include "pubbatch.h"
 #include "ringmsg.h"
+#include "wh_config.h"
 
 #include <jansson.h>
 
@@ -149,7 +150,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* POST /v1/webhooks: consumer settings plus the webhook's JSON */
 	char *wsettings = NULL, secret[160];
 	if (http_webhook_decode(s, size, &cin, &wsettings, secret, sizeof(secret), whybuf, sizeof(whybuf)) == SL_OK) {
-		if (!wsettings || !cin.topic[0] || cin.nschedule > RM_SCHEDULE_MAX || cin.ack_timeout_ms < 15000)
+		if (!wsettings || !cin.topic[0] || cin.nschedule > RM_SCHEDULE_MAX || cin.ack_timeout_ms < WH_ACK_MARGIN_MS)
 			abort();
 		free(wsettings);
 	} else if (wsettings) {

@@ -30,6 +30,9 @@
 #define WH_TIMEOUT_MS_MAX 120000
 #define WH_FILTER_PREFIX_MAX 255
 #define WH_REASON_MAX 255
+/* A webhook consumer's ack deadline is its timeout_ms plus this: a live
+ * deliverer settles every request before it, a dead one's come back after. */
+#define WH_ACK_MARGIN_MS 5000
 
 struct wh_config {
 	char url[WH_URL_BYTES_MAX + 1];
