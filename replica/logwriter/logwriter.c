@@ -326,6 +326,7 @@ int lw_ack_flush_backlog(struct lw *w, uint32_t fe)
 
 void lw_touch(struct lw *w, struct lw_part *lp)
 {
+	w->ends_seq++;
 	if (lp->touched)
 		return;
 	if (vec_reserve(&w->touched_slots, &w->touched_cap, w->touched_n + 1)) {

@@ -65,6 +65,11 @@ struct lw_consumers {
 	size_t n, cap;
 	struct lw_held *held;
 	size_t nheld, capheld;
+	/* lw_cons_held_ready runs every turn of the leader's loop: when it
+	 * found nothing ready, nothing is until an end moves, a consumer
+	 * changes, a pull arrives, or the clock reaches check_ms */
+	uint64_t seen_ends, seen_changes, changes;
+	int64_t check_ms;
 };
 
 /* ---------- the table ---------- */
@@ -658,6 +663,7 @@ int lw_cons_apply(struct lw *w, const struct lw_req *rq, struct lw_answers *out)
 {
 	if (table(w))
 		return SL_ENOMEM;
+	w->cons->changes++;
 	switch (rq->type) {
 	case RM_CONSUMER_CREATE:
 		return do_create(w, rq, out);
@@ -680,27 +686,32 @@ int lw_cons_apply(struct lw *w, const struct lw_req *rq, struct lw_answers *out)
 
 /* 1 if a pull of c would take something now (on the applied state), or
  * cannot be held (its topic is gone); *dead = 1 if it may dead-letter. */
-static int cons_ready(struct lw *w, const struct lw_cons *c, int64_t now, int *dead)
+static int cons_ready(struct lw *w, const struct lw_cons *c, int64_t now, int *dead, int64_t *next_due)
 {
 	const struct lw_topic *t = lw_topic_by_id(w, c->meta.topic_id);
 	int any = 0;
 	*dead = 0;
+	*next_due = INT64_MAX;
 	if (!t)
 		return 1;
 	for (uint32_t i = 0; i < c->nparts && i < t->meta.partitions; i++) {
 		int d;
-		int64_t next_due;
-		any |= cons_due(&c->parts[i], &c->cfg, w->parts[t->meta.slot_base + i].cend, now, &d, &next_due);
+		int64_t nd;
+		any |= cons_due(&c->parts[i], &c->cfg, w->parts[t->meta.slot_base + i].cend, now, &d, &nd);
 		*dead |= d;
+		if (nd < *next_due)
+			*next_due = nd;
 	}
 	return any;
 }
 
-/* The pull's consumer and whether it is ready: 1 (propose), 0 (hold). */
-static int pull_ready(struct lw *w, const uint8_t *p, uint32_t len, int64_t now, uint16_t *flags)
+/* The pull's consumer and whether it is ready: 1 (propose), 0 (hold;
+ * *next_due: when something of it comes due). */
+static int pull_ready(struct lw *w, const uint8_t *p, uint32_t len, int64_t now, uint16_t *flags, int64_t *next_due)
 {
 	struct rm_consumer_pull m;
 	*flags = 0;
+	*next_due = INT64_MAX;
 	if (len < sizeof(m))
 		return 1; /* applying answers it MALFORMED */
 	memcpy(&m, p, sizeof(m));
@@ -708,7 +719,7 @@ static int pull_ready(struct lw *w, const uint8_t *p, uint32_t len, int64_t now,
 		return 1;
 	const struct lw_cons *c = cons_find(w, (const char *)p + sizeof(m), m.name_len);
 	int dead = 0;
-	if (!c || cons_ready(w, c, now, &dead)) {
+	if (!c || cons_ready(w, c, now, &dead, next_due)) {
 		*flags = dead ? RM_PULL_DEAD_LETTER : 0;
 		return 1;
 	}
@@ -719,10 +730,11 @@ int lw_cons_pull_take(struct lw *w, uint32_t node, uint16_t fe, const uint8_t *p
 		      int *now_out, uint16_t *flags)
 {
 	struct rm_consumer_pull m;
+	int64_t next_due;
 	*now_out = 1;
 	if (table(w))
 		return SL_ENOMEM;
-	if (pull_ready(w, p, len, now_ms, flags))
+	if (pull_ready(w, p, len, now_ms, flags, &next_due))
 		return SL_OK;
 	memcpy(&m, p, sizeof(m));
 	struct lw_consumers *t = w->cons;
@@ -736,6 +748,7 @@ int lw_cons_pull_take(struct lw *w, uint32_t node, uint16_t fe, const uint8_t *p
 	memcpy(rec, p, len);
 	uint32_t wait = m.wait_ms < LW_PULL_WAIT_MS_MAX ? m.wait_ms : LW_PULL_WAIT_MS_MAX;
 	t->held[t->nheld++] = (struct lw_held){node, fe, now_ms + wait, rec, len};
+	t->check_ms = 0; /* look again */
 	*now_out = 0;
 	return SL_OK;
 }
@@ -743,11 +756,25 @@ int lw_cons_pull_take(struct lw *w, uint32_t node, uint16_t fe, const uint8_t *p
 int lw_cons_held_ready(struct lw *w, int64_t now_ms)
 {
 	struct lw_consumers *t = w->cons;
-	for (size_t i = 0; t && i < t->nheld; i++) {
+	int64_t check = INT64_MAX;
+	if (!t || !t->nheld)
+		return 0;
+	if (t->seen_ends == w->ends_seq && t->seen_changes == t->changes && now_ms < t->check_ms)
+		return 0; /* nothing moved since it found nothing ready */
+	for (size_t i = 0; i < t->nheld; i++) {
 		uint16_t flags;
-		if (t->held[i].deadline_ms <= now_ms || pull_ready(w, t->held[i].rec, t->held[i].len, now_ms, &flags))
+		int64_t next_due;
+		if (t->held[i].deadline_ms <= now_ms ||
+		    pull_ready(w, t->held[i].rec, t->held[i].len, now_ms, &flags, &next_due))
 			return 1;
+		if (t->held[i].deadline_ms < check)
+			check = t->held[i].deadline_ms;
+		if (next_due < check)
+			check = next_due;
 	}
+	t->seen_ends = w->ends_seq;
+	t->seen_changes = t->changes;
+	t->check_ms = check;
 	return 0;
 }
 
@@ -757,7 +784,8 @@ int lw_cons_held_next(struct lw *w, int64_t now_ms, uint32_t *node, uint16_t *fe
 	for (size_t i = 0; t && i < t->nheld; i++) {
 		struct lw_held *h = &t->held[i];
 		uint16_t flags = 0;
-		int ready = pull_ready(w, h->rec, h->len, now_ms, &flags);
+		int64_t next_due;
+		int ready = pull_ready(w, h->rec, h->len, now_ms, &flags, &next_due);
 		if (!ready && h->deadline_ms > now_ms)
 			continue;
 		memcpy(h->rec + offsetof(struct rm_consumer_pull, flags), &flags, sizeof(flags));

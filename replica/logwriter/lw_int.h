@@ -115,6 +115,7 @@ struct lw {
 	uint32_t *pend_slots;      /* slots with records pending (lw_parts_flush writes these) */
 	size_t pend_slots_n, pend_slots_cap;
 	uint32_t *touched_slots;   /* slots whose ends moved since they were last published */
+	uint64_t ends_seq;         /* bumped whenever an end may have moved (lw_touch) */
 	size_t touched_n, touched_cap;
 	uint64_t cur_term;         /* raft term of the entry being resolved or applied */
 	uint64_t cur_index;        /* raft index of the entry being resolved or applied */
