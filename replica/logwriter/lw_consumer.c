@@ -50,6 +50,7 @@ struct lw_cons {
 	struct cons_stats *stats;
 	uint8_t *dirty;
 	uint32_t nparts;
+	int pulling;             /* leader: a pull of it is in an entry not applied yet; more wait */
 };
 
 struct lw_held {
@@ -70,6 +71,7 @@ struct lw_consumers {
 	 * changes, a pull arrives, or the clock reaches check_ms */
 	uint64_t seen_ends, seen_changes, changes;
 	int64_t check_ms;
+	int marked;              /* some consumer has pulling set */
 };
 
 /* ---------- the table ---------- */
@@ -614,6 +616,7 @@ static int do_pull(struct lw *w, const struct lw_req *rq, struct lw_answers *out
 	struct lw_cons *c = cons_find(w, (const char *)rq->p + sizeof(m), m.name_len);
 	if (!c)
 		return note(w, rq, out, SL_ENOCONSUMER, 0, 0, 0, 0);
+	c->pulling = 0;
 	const struct lw_topic *t = lw_topic_by_id(w, c->meta.topic_id);
 	if (!t)
 		return note(w, rq, out, SL_ENOTOPIC, 0, 0, 0, 0);
@@ -719,11 +722,29 @@ static int pull_ready(struct lw *w, const uint8_t *p, uint32_t len, int64_t now,
 		return 1;
 	const struct lw_cons *c = cons_find(w, (const char *)p + sizeof(m), m.name_len);
 	int dead = 0;
+	if (c && c->pulling)
+		return 0; /* the pull before it takes what is due first: this one would come back empty */
 	if (!c || cons_ready(w, c, now, &dead, next_due)) {
 		*flags = dead ? RM_PULL_DEAD_LETTER : 0;
 		return 1;
 	}
 	return 0;
+}
+
+/* Leader: a pull of this record goes into an entry. */
+static void mark_pulling(struct lw *w, const uint8_t *p, uint32_t len)
+{
+	struct rm_consumer_pull m;
+	if (len < sizeof(m))
+		return;
+	memcpy(&m, p, sizeof(m));
+	if (sizeof(m) + m.name_len != len)
+		return;
+	struct lw_cons *c = cons_find(w, (const char *)p + sizeof(m), m.name_len);
+	if (c) {
+		c->pulling = 1;
+		w->cons->marked = 1;
+	}
 }
 
 int lw_cons_pull_take(struct lw *w, uint32_t node, uint16_t fe, const uint8_t *p, uint32_t len, int64_t now_ms,
@@ -734,12 +755,16 @@ int lw_cons_pull_take(struct lw *w, uint32_t node, uint16_t fe, const uint8_t *p
 	*now_out = 1;
 	if (table(w))
 		return SL_ENOMEM;
-	if (pull_ready(w, p, len, now_ms, flags, &next_due))
+	if (pull_ready(w, p, len, now_ms, flags, &next_due)) {
+		mark_pulling(w, p, len);
 		return SL_OK;
+	}
 	memcpy(&m, p, sizeof(m));
 	struct lw_consumers *t = w->cons;
-	if (m.wait_ms == 0 || t->nheld >= LW_HELD_MAX)
+	if (m.wait_ms == 0 || t->nheld >= LW_HELD_MAX) {
+		mark_pulling(w, p, len);
 		return SL_OK;
+	}
 	uint8_t *rec = malloc(len);
 	if (!rec || vec_reserve(&t->held, &t->capheld, t->nheld + 1)) {
 		free(rec);
@@ -789,6 +814,7 @@ int lw_cons_held_next(struct lw *w, int64_t now_ms, uint32_t *node, uint16_t *fe
 		if (!ready && h->deadline_ms > now_ms)
 			continue;
 		memcpy(h->rec + offsetof(struct rm_consumer_pull, flags), &flags, sizeof(flags));
+		mark_pulling(w, h->rec, h->len);
 		*node = h->node;
 		*fe = h->fe;
 		*rec = h->rec;
@@ -803,8 +829,11 @@ int lw_cons_held_next(struct lw *w, int64_t now_ms, uint32_t *node, uint16_t *fe
 void lw_cons_held_drop(struct lw *w)
 {
 	struct lw_consumers *t = w->cons;
-	if (!t)
+	if (!t || (!t->nheld && !t->marked))
 		return;
+	for (size_t i = 0; i < t->n; i++)
+		t->v[i].pulling = 0;
+	t->marked = 0;
 	for (size_t i = 0; i < t->nheld; i++)
 		free(t->held[i].rec);
 	t->nheld = 0;
