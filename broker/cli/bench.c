@@ -9,7 +9,8 @@
  *      acks make one new batch rather than many small ones.
  * sub: publishes --count messages first, then times one subscriber reading
  *      them from the earliest offset.
- * (sse, the HTTP event-stream fan-out, is in bench_sse.c.)
+ * (sse, the HTTP event-stream fan-out, is in bench_sse.c; consume and
+ * webhook, durable consumers and webhooks, in bench_consume.c.)
  * e2e: a subscriber is attached to every partition at its end offset, then
  *      producers publish with their send time in the payload's first 8 bytes
  *      and the subscriber times publish -> delivery.
@@ -94,7 +95,9 @@ void bench_usage(FILE *f)
 		   "  --size %d, --count %d, --producers 1 (one connection each), --window %d in flight each.\n"
 		   "  --linger-ms %d (0: no batching), --batch-bytes %d: how publishes are batched.\n"
 		   "  --rate N: publish at most N messages/s over all producers (e2e latency at a set load; 0: no limit).\n"
-		   "       sluice bench sse ...: Server-Sent Events fan-out (sluice bench sse --help).\n",
+		   "       sluice bench sse ...: Server-Sent Events fan-out (sluice bench sse --help).\n"
+		   "       sluice bench consume|webhook ...: acked consumption and webhook deliveries beside a plain\n"
+		   "       subscription (sluice bench consume --help).\n",
 		BENCH_SIZE_DEFAULT, BENCH_COUNT_DEFAULT, BENCH_WINDOW_DEFAULT, CLI_LINGER_MS_DEFAULT,
 		CLI_BATCH_BYTES_DEFAULT);
 }
@@ -544,6 +547,10 @@ int bench_main(const struct cli_global *g, int argc, char **argv)
 	for (int i = 1; i < argc; i++)
 		if ((!strcmp(argv[i], "sse") || !strcmp(argv[i], "ws")) && (i == 1 || argv[i - 1][0] != '-'))
 			return bench_sse_main(g, argc, argv);
+	/* `bench consume` and `bench webhook` (bench_consume.c) */
+	for (int i = 1; i < argc; i++)
+		if ((!strcmp(argv[i], "consume") || !strcmp(argv[i], "webhook")) && (i == 1 || argv[i - 1][0] != '-'))
+			return bench_consume_main(g, argc, argv);
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			bench_usage(stdout);

@@ -1,7 +1,8 @@
 /*
- * cli.h: what the `sluice` CLI's files (cli.c, cli_consumer.c, bench.c, bench_sse.c)
- * share: the global options, connecting, mapping libsluice errors (enum
- * sluice_err) to <sysexits.h> codes, argument parsing and message printing.
+ * cli.h: what the `sluice` CLI's files (cli.c, cli_consumer.c, bench.c, bench_sse.c,
+ * bench_consume.c) share: the global options, connecting, mapping libsluice
+ * errors (enum sluice_err) to <sysexits.h> codes, argument parsing and
+ * message printing.
  */
 #ifndef SLUICE_CLI_H
 #define SLUICE_CLI_H
@@ -63,6 +64,9 @@ void bench_usage(FILE *f);
 /* `sluice bench sse ...` (bench_sse.c): argv[0] is "bench", argv[optind] "sse". */
 int bench_sse_main(const struct cli_global *g, int argc, char **argv);
 void bench_sse_usage(FILE *f);
+/* `sluice bench consume|webhook ...` (bench_consume.c): argv[0] is "bench". */
+int bench_consume_main(const struct cli_global *g, int argc, char **argv);
+void bench_consume_usage(FILE *f);
 
 /* `sluice asyncapi ...` (cli_asyncapi.c): argv[0] is "asyncapi". Returns an exit code. */
 int asyncapi_main(int argc, char **argv);
