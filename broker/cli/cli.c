@@ -197,6 +197,10 @@ static void usage(FILE *f)
 		"  consumer pull NAME [--max N] [--wait-ms MS] [--count N | --follow]\n"
 		"            [--no-ack | --nack [--delay-ms MS]] [--format raw|json]\n"
 		"  dlq replay DLQ_TOPIC [--to TOPIC] [--from OFFSET] [--count N]\n"
+		"  webhook create TOPIC URL [--name N] [--from ...] [--secret whsec_...] [--ordered | --max-in-flight N]\n"
+		"            [--max-attempts N] [--schedule MS,...] [--header k=v]... [--filter key-prefix=P|header=K=V]\n"
+		"  webhook list | describe NAME | pause NAME | resume NAME | delete NAME\n"
+		"  webhook rotate-secret NAME [--secret whsec_...] | replay NAME --from earliest|latest|OFFSET|@UNIX_MS\n"
 		"  group describe GROUP\n"
 		"  node status\n"
 		"  cluster status                     every node: role, term, log indexes, lag, reachable\n"
@@ -1680,6 +1684,8 @@ int main(int argc, char **argv)
 		return consumer_main(&g, sub_argc, sub_argv);
 	if (!strcmp(cmd, "dlq"))
 		return dlq_main(&g, sub_argc, sub_argv);
+	if (!strcmp(cmd, "webhook"))
+		return webhook_main(&g, sub_argc, sub_argv);
 	if (!strcmp(cmd, "node"))
 		return cmd_node(&g, sub_argc, sub_argv);
 	if (!strcmp(cmd, "cluster"))

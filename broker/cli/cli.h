@@ -54,6 +54,9 @@ int consumer_main(const struct cli_global *g, int argc, char **argv);
 void consumer_usage(FILE *f);
 /* `sluice sub --consumer NAME`: pull, print and ack until count messages (0: no limit) or SIGINT. */
 int consumer_sub(const struct cli_global *g, const char *name, uint64_t count, int json);
+/* `sluice webhook ...` (cli_webhook.c): argv[0] is "webhook". Returns an exit code. */
+int webhook_main(const struct cli_global *g, int argc, char **argv);
+void webhook_usage(FILE *f);
 /* `sluice dlq ...` (cli_consumer.c): argv[0] is "dlq". Returns an exit code. */
 int dlq_main(const struct cli_global *g, int argc, char **argv);
 void dlq_usage(FILE *f);
