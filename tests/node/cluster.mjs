@@ -40,7 +40,8 @@ export async function post(base, path, body, headers = {}) {
 
 // Start three nodes; resolves once every node answers /readyz.
 // .bases: HTTP base URLs, .procs: the masters (kill -9 one to kill its node).
-export async function startCluster(sluiced) {
+// opts.args: more flags for every node (e.g. ['--webhook-allow-private', 'true']).
+export async function startCluster(sluiced, opts = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-node-'));
   const ports = await freePorts(9);
   const nat = ports.slice(0, 3), http = ports.slice(3, 6), raft = ports.slice(6, 9);
@@ -59,7 +60,7 @@ export async function startCluster(sluiced) {
     const log = openSync(join(dir, `node${i + 1}.log`), 'a');
     c.procs.push(spawn(sluiced, ['--node-id', `${i + 1}`, '--data-dir', join(dir, `d${i + 1}`),
       '--listen', `127.0.0.1:${nat[i]}`, '--http', `127.0.0.1:${http[i]}`, '--peers', peers,
-      '--frontends', '1', '--election-timeout-ms', '500', '--heartbeat-ms', '50'],
+      '--frontends', '1', '--election-timeout-ms', '500', '--heartbeat-ms', '50', ...(opts.args || [])],
       { stdio: ['ignore', log, log] }));
   }
   try {
@@ -70,6 +71,41 @@ export async function startCluster(sluiced) {
     throw e;
   }
   return c;
+}
+
+// Start one node without peers (it leads itself); resolves once it answers
+// /readyz. .base: its HTTP base URL, .proc: the master. opts.args: more flags.
+export async function startNode(sluiced, opts = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-node-'));
+  const [nat, http] = await freePorts(2);
+  const n = { dir, base: `http://127.0.0.1:${http}` };
+  const log = openSync(join(dir, 'node.log'), 'a');
+  n.proc = spawn(sluiced, ['--node-id', '1', '--data-dir', join(dir, 'd'), '--listen', `127.0.0.1:${nat}`,
+    '--http', `127.0.0.1:${http}`, '--frontends', '1', ...(opts.args || [])], { stdio: ['ignore', log, log] });
+  n.cleanup = () => {
+    if (n.proc.exitCode === null) { try { n.proc.kill('SIGKILL'); } catch {} }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  n.dumpLogs = () => {
+    try { console.error('--- node\n' + readFileSync(join(dir, 'node.log'), 'utf8').slice(-5000)); } catch {}
+  };
+  try {
+    await until(`${n.base} ready`, async () => (await fetch(n.base + '/readyz')).status === 200);
+  } catch (e) {
+    n.dumpLogs();
+    n.cleanup();
+    throw e;
+  }
+  return n;
+}
+
+// The index in c.bases of the node that leads, as node `from` sees it.
+export async function leaderIndex(c, from = 0, ms = 30000) {
+  const id = await until('a leader', async () => {
+    const r = await (await fetch(`${c.bases[from]}/v1/cluster`, { signal: AbortSignal.timeout(5000) })).json();
+    return r.leader_id > 0 && r.leader_id <= c.bases.length ? r.leader_id : 0;
+  }, ms);
+  return id - 1;
 }
 
 // Create topic on the cluster and wait until every node has applied it.
