@@ -160,10 +160,12 @@ void http_on_webhook_resume(struct http_req *r)
 		update(r, "{\"paused\":false,\"disabled_reason\":null}", "resumed");
 }
 
-/* Body (optional): {"secret": "whsec_..."}; else a new one is made. */
+/* Body (optional): {"secret": "whsec_..."}; else a new one is made. The
+ * patch is built by jansson: a given secret is the client's string and may
+ * hold quotes or backslashes (wh_config_parse refuses it afterwards). */
 void http_on_webhook_rotate(struct http_req *r)
 {
-	char patch[256];
+	char *patch;
 	size_t len;
 	const char *p;
 	json_t *j = NULL;
@@ -186,8 +188,15 @@ void http_on_webhook_rotate(struct http_req *r)
 		http_problem(r, 503, SL_EUNAVAILABLE, "could not make a secret");
 		return;
 	}
-	snprintf(patch, sizeof(patch), "{\"rotate_secret\":\"%s\"}", r->secret);
+	j = json_pack("{s:s}", "rotate_secret", r->secret);
+	patch = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (!patch) {
+		http_problem(r, 503, SL_EUNAVAILABLE, "out of memory");
+		return;
+	}
 	update(r, patch, "rotated");
+	free(patch);
 }
 
 /* Body: {"from": "earliest" | "latest" | offset | {"time": ms}}. */
