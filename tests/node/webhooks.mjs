@@ -10,7 +10,8 @@
 // a message that keeps failing goes to <topic>.dlq with its sluice-dlq-*
 // headers while delivery goes on; (3) 410 pauses the webhook until resume;
 // (4) a receiver that goes away and comes back on its port loses nothing;
-// (5) rotate-secret signs with both secrets, replay delivers from offset 0.
+// (5) rotate-secret signs with both secrets (and a given secret cannot
+// change other settings), replay delivers from offset 0.
 // On three nodes: (6) kill -9 of the delivering leader in the middle of a
 // stream published through a follower: everything arrives, first deliveries
 // in order, few duplicates, lag 0 at the end.
@@ -386,6 +387,14 @@ async function caseRotateReplay(base) {
     for (let i = 0; i < 10; i++) acks.push(await publish(base, 'rot', { i }, { key: `k${i}` }));
     await until('10 delivered', () => rx.got.length >= 10, 30000);
     assert.ok(rx.got.every((r) => r.sigs.length === 1));
+
+    // a given secret is one JSON string, not a way to change other settings
+    const sneaky = 'whsec_' + randomBytes(32).toString('base64') + '","url":"http://127.0.0.1:9/elsewhere';
+    const bad = await api(base, 'POST', '/v1/webhooks/rot/rotate-secret', { secret: sneaky });
+    assert.equal(bad.status, 400, `rotate-secret with a quote in the secret: ${bad.text}`);
+    const kept = await describe(base, 'rot');
+    assert.equal(kept.url, rx.url);
+    assert.equal(kept.secrets, 1);
 
     const r = await api(base, 'POST', '/v1/webhooks/rot/rotate-secret');
     assert.equal(r.status, 200, r.text);
