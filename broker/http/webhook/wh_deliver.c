@@ -169,6 +169,10 @@ static void disable(struct wh_worker *w, int status)
 	snprintf(patch, sizeof(patch), "{\"paused\":true,\"disabled_reason\":\"the endpoint answered %d\"}", status);
 	if (w->d->cli)
 		sluice_webhook_update(w->d->cli, w->name, patch, ack_done_cb, NULL);
+	/* the next scan reloads the stored settings even if they did not change:
+	 * if the pause never reached the log, delivery goes on (and meets the 410 again) */
+	free(w->cfg_json);
+	w->cfg_json = NULL;
 	log_warn("webhook %s paused: %s answered %d", w->name, w->cfg->url, status);
 }
 
