@@ -33,7 +33,7 @@
 
 /* ---------- requests ---------- */
 
-static void send_or_fail(struct http_req *r, enum http_kind kind, const Sluice__Frame *f)
+void http_send_or_fail(struct http_req *r, enum http_kind kind, const Sluice__Frame *f)
 {
 	int rc = http_dispatch(r, kind, f);
 
@@ -42,7 +42,7 @@ static void send_or_fail(struct http_req *r, enum http_kind kind, const Sluice__
 }
 
 /* The {name} path parameter into r->consumer; -1 and answered if bad. */
-static int consumer_param(struct http_req *r)
+int http_consumer_param(struct http_req *r)
 {
 	const char *s = r->params[0];
 	size_t n = strlen(s);
@@ -55,7 +55,7 @@ static int consumer_param(struct http_req *r)
 	return 0;
 }
 
-static const char *body_bytes(struct http_req *r, size_t *len)
+const char *http_body_bytes(struct http_req *r, size_t *len)
 {
 	*len = evbuffer_get_length(r->body);
 	return *len ? (const char *)evbuffer_pullup(r->body, -1) : "";
@@ -74,7 +74,7 @@ static void consumer_create(struct http_req *r, const char *path_name)
 
 	if (!http_json_ctype(r))
 		return;
-	p = body_bytes(r, &len);
+	p = http_body_bytes(r, &len);
 	if ((rc = http_consumer_decode(p, len, path_name, &in, why, sizeof(why))) != SL_OK) {
 		http_problem(r, 400, rc, why);
 		return;
@@ -97,7 +97,7 @@ static void consumer_create(struct http_req *r, const char *path_name)
 	m.config = &cc;
 	f.body_case = SLUICE__FRAME__BODY_CREATE_CONSUMER;
 	f.create_consumer = &m;
-	send_or_fail(r, HK_CONSUMER_CREATE, &f);
+	http_send_or_fail(r, HK_CONSUMER_CREATE, &f);
 }
 
 void http_on_consumer_post(struct http_req *r)
@@ -107,7 +107,7 @@ void http_on_consumer_post(struct http_req *r)
 
 void http_on_consumer_put(struct http_req *r)
 {
-	if (consumer_param(r) == 0)
+	if (http_consumer_param(r) == 0)
 		consumer_create(r, r->consumer);
 }
 
@@ -118,7 +118,7 @@ void http_on_consumer_list(struct http_req *r)
 
 	f.body_case = SLUICE__FRAME__BODY_LIST_CONSUMERS;
 	f.list_consumers = &m;
-	send_or_fail(r, HK_CONSUMER_LIST, &f);
+	http_send_or_fail(r, HK_CONSUMER_LIST, &f);
 }
 
 static void describe(struct http_req *r, enum http_kind kind)
@@ -129,12 +129,12 @@ static void describe(struct http_req *r, enum http_kind kind)
 	m.name = r->consumer;
 	f.body_case = SLUICE__FRAME__BODY_DESCRIBE_CONSUMER;
 	f.describe_consumer = &m;
-	send_or_fail(r, kind, &f);
+	http_send_or_fail(r, kind, &f);
 }
 
 void http_on_consumer_get(struct http_req *r)
 {
-	if (consumer_param(r) == 0)
+	if (http_consumer_param(r) == 0)
 		describe(r, HK_CONSUMER);
 }
 
@@ -143,12 +143,12 @@ void http_on_consumer_delete(struct http_req *r)
 	Sluice__DeleteConsumer m = SLUICE__DELETE_CONSUMER__INIT;
 	Sluice__Frame f = SLUICE__FRAME__INIT;
 
-	if (consumer_param(r) < 0)
+	if (http_consumer_param(r) < 0)
 		return;
 	m.name = r->consumer;
 	f.body_case = SLUICE__FRAME__BODY_DELETE_CONSUMER;
 	f.delete_consumer = &m;
-	send_or_fail(r, HK_CONSUMER_DELETE, &f);
+	http_send_or_fail(r, HK_CONSUMER_DELETE, &f);
 }
 
 void http_on_consumer_pull(struct http_req *r)
@@ -158,7 +158,7 @@ void http_on_consumer_pull(struct http_req *r)
 	char max_s[32] = "", wait_s[32] = "";
 	uint64_t max = HTTP_PULL_DEFAULT, wait = 0;
 
-	if (consumer_param(r) < 0)
+	if (http_consumer_param(r) < 0)
 		return;
 	if (http_query_get(r->query, r->query_len, "max", max_s, sizeof(max_s)) < 0 ||
 	    http_query_get(r->query, r->query_len, "wait_ms", wait_s, sizeof(wait_s)) < 0 ||
@@ -177,7 +177,7 @@ void http_on_consumer_pull(struct http_req *r)
 	m.wait_ms = (uint32_t)wait;
 	f.body_case = SLUICE__FRAME__BODY_PULL;
 	f.pull = &m;
-	send_or_fail(r, HK_PULL, &f);
+	http_send_or_fail(r, HK_PULL, &f);
 }
 
 static void consumer_ack(struct http_req *r, Sluice__AckKind kind)
@@ -192,9 +192,9 @@ static void consumer_ack(struct http_req *r, Sluice__AckKind kind)
 	const char *p;
 	int rc;
 
-	if (consumer_param(r) < 0 || !http_json_ctype(r))
+	if (http_consumer_param(r) < 0 || !http_json_ctype(r))
 		return;
-	p = body_bytes(r, &len);
+	p = http_body_bytes(r, &len);
 	if ((rc = http_acks_decode(p, len, kind, &ins, &n, why, sizeof(why))) != SL_OK) {
 		http_problem(r, rc == SL_ENOMEM ? 500 : 400, rc, why);
 		return;
@@ -222,7 +222,7 @@ static void consumer_ack(struct http_req *r, Sluice__AckKind kind)
 	m.items = ptrs;
 	f.body_case = SLUICE__FRAME__BODY_ACK_MESSAGES;
 	f.ack_messages = &m;
-	send_or_fail(r, HK_ACKS, &f); /* the frame is copied: ours can go */
+	http_send_or_fail(r, HK_ACKS, &f); /* the frame is copied: ours can go */
 out:
 	free(ptrs);
 	free(items);

@@ -339,6 +339,12 @@ void http_on_consumer_pull(struct http_req *r);
 void http_on_consumer_ack(struct http_req *r);
 void http_on_consumer_nack(struct http_req *r);
 void http_on_consumer_in_progress(struct http_req *r);
+/* http_dispatch, answering 500 if the request could not be handed over. */
+void http_send_or_fail(struct http_req *r, enum http_kind kind, const Sluice__Frame *f);
+/* The {name} path parameter into r->consumer; -1 and answered 400 if bad. */
+int http_consumer_param(struct http_req *r);
+/* The request body as one contiguous run ("" when empty). */
+const char *http_body_bytes(struct http_req *r, size_t *len);
 /* The native answer of a durable consumer request (HK_CONSUMER_*, HK_PULL*, HK_ACKS). */
 void http_consumer_frame(struct http_req *r, const Sluice__Frame *f);
 

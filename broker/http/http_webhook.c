@@ -27,32 +27,6 @@
 #include "ringmsg.h"
 #include "wh_sign.h"
 
-static void send_or_fail(struct http_req *r, enum http_kind kind, const Sluice__Frame *f)
-{
-	int rc = http_dispatch(r, kind, f);
-
-	if (rc != SL_OK)
-		http_problem(r, 500, SL_EINTERNAL, sl_strerror(rc));
-}
-
-static int name_param(struct http_req *r)
-{
-	size_t n = strlen(r->params[0]);
-
-	if (n == 0 || n > RM_CONSUMER_NAME_MAX || n >= sizeof(r->consumer)) {
-		http_problem(r, 400, SL_EINVAL, "webhook name must be 1 to 249 bytes");
-		return -1;
-	}
-	memcpy(r->consumer, r->params[0], n + 1);
-	return 0;
-}
-
-static const char *body_bytes(struct http_req *r, size_t *len)
-{
-	*len = r->body ? evbuffer_get_length(r->body) : 0;
-	return *len ? (const char *)evbuffer_pullup(r->body, -1) : "";
-}
-
 void http_on_webhook_post(struct http_req *r)
 {
 	Sluice__CreateConsumer m = SLUICE__CREATE_CONSUMER__INIT;
@@ -66,7 +40,7 @@ void http_on_webhook_post(struct http_req *r)
 
 	if (!http_json_ctype(r))
 		return;
-	p = body_bytes(r, &len);
+	p = http_body_bytes(r, &len);
 	rc = http_webhook_decode(p, len, &in, &settings, r->secret, sizeof(r->secret), why, sizeof(why));
 	if (rc != SL_OK) {
 		http_problem(r, rc == SL_ENOMEM ? 503 : 400, rc == SL_ENOMEM ? SL_EUNAVAILABLE : rc, why);
@@ -95,7 +69,7 @@ void http_on_webhook_post(struct http_req *r)
 	m.config = &cc;
 	f.body_case = SLUICE__FRAME__BODY_CREATE_CONSUMER;
 	f.create_consumer = &m;
-	send_or_fail(r, HK_WEBHOOK_CREATE, &f);
+	http_send_or_fail(r, HK_WEBHOOK_CREATE, &f);
 	free(settings);
 }
 
@@ -106,7 +80,7 @@ void http_on_webhook_list(struct http_req *r)
 
 	f.body_case = SLUICE__FRAME__BODY_LIST_CONSUMERS;
 	f.list_consumers = &m;
-	send_or_fail(r, HK_WEBHOOK_LIST, &f);
+	http_send_or_fail(r, HK_WEBHOOK_LIST, &f);
 }
 
 void http_on_webhook_get(struct http_req *r)
@@ -114,12 +88,12 @@ void http_on_webhook_get(struct http_req *r)
 	Sluice__DescribeConsumer m = SLUICE__DESCRIBE_CONSUMER__INIT;
 	Sluice__Frame f = SLUICE__FRAME__INIT;
 
-	if (name_param(r) < 0)
+	if (http_consumer_param(r) < 0)
 		return;
 	m.name = r->consumer;
 	f.body_case = SLUICE__FRAME__BODY_DESCRIBE_CONSUMER;
 	f.describe_consumer = &m;
-	send_or_fail(r, HK_WEBHOOK, &f);
+	http_send_or_fail(r, HK_WEBHOOK, &f);
 }
 
 void http_on_webhook_delete(struct http_req *r)
@@ -127,12 +101,12 @@ void http_on_webhook_delete(struct http_req *r)
 	Sluice__DeleteConsumer m = SLUICE__DELETE_CONSUMER__INIT;
 	Sluice__Frame f = SLUICE__FRAME__INIT;
 
-	if (name_param(r) < 0)
+	if (http_consumer_param(r) < 0)
 		return;
 	m.name = r->consumer;
 	f.body_case = SLUICE__FRAME__BODY_DELETE_CONSUMER;
 	f.delete_consumer = &m;
-	send_or_fail(r, HK_CONSUMER_DELETE, &f);
+	http_send_or_fail(r, HK_CONSUMER_DELETE, &f);
 }
 
 static void update(struct http_req *r, const char *patch, const char *change)
@@ -145,18 +119,18 @@ static void update(struct http_req *r, const char *patch, const char *change)
 	f.body_case = SLUICE__FRAME__BODY_UPDATE_WEBHOOK;
 	f.update_webhook = &m;
 	r->change = change;
-	send_or_fail(r, HK_WEBHOOK_UPDATE, &f);
+	http_send_or_fail(r, HK_WEBHOOK_UPDATE, &f);
 }
 
 void http_on_webhook_pause(struct http_req *r)
 {
-	if (name_param(r) == 0)
+	if (http_consumer_param(r) == 0)
 		update(r, "{\"paused\":true}", "paused");
 }
 
 void http_on_webhook_resume(struct http_req *r)
 {
-	if (name_param(r) == 0)
+	if (http_consumer_param(r) == 0)
 		update(r, "{\"paused\":false,\"disabled_reason\":null}", "resumed");
 }
 
@@ -170,9 +144,9 @@ void http_on_webhook_rotate(struct http_req *r)
 	const char *p;
 	json_t *j = NULL;
 
-	if (name_param(r) < 0)
+	if (http_consumer_param(r) < 0)
 		return;
-	p = body_bytes(r, &len);
+	p = http_body_bytes(r, &len);
 	if (len) {
 		json_error_t e;
 		j = json_loadb(p, len, JSON_REJECT_DUPLICATES, &e);
@@ -208,9 +182,9 @@ void http_on_webhook_replay(struct http_req *r)
 	size_t len;
 	const char *p;
 
-	if (name_param(r) < 0)
+	if (http_consumer_param(r) < 0)
 		return;
-	p = body_bytes(r, &len);
+	p = http_body_bytes(r, &len);
 	json_t *j = json_loadb(p, len, JSON_REJECT_DUPLICATES, &e), *v = json_object_get(j, "from");
 	m.start = SLUICE__START_AT__EARLIEST;
 	if (json_is_integer(v) && json_integer_value(v) >= 0) {
@@ -231,7 +205,7 @@ void http_on_webhook_replay(struct http_req *r)
 	f.body_case = SLUICE__FRAME__BODY_SEEK_CONSUMER;
 	f.seek_consumer = &m;
 	r->change = "replayed";
-	send_or_fail(r, HK_WEBHOOK_UPDATE, &f);
+	http_send_or_fail(r, HK_WEBHOOK_UPDATE, &f);
 }
 
 /* ---------- answers ---------- */
