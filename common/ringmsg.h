@@ -11,6 +11,7 @@
 #ifndef SLUICE_RINGMSG_H
 #define SLUICE_RINGMSG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "slice.h"
@@ -150,8 +151,14 @@ struct rm_consumer_delete {
 
 enum rm_cack_kind { RM_CACK_ACK = 0, RM_CACK_NACK = 1, RM_CACK_IN_PROGRESS = 2 };
 
+/* Where a record's items start after n bytes of header and name. */
+static inline size_t rm_align8(size_t n)
+{
+	return (n + 7) & ~(size_t)7;
+}
+
 /* RM_CONSUMER_ACK: followed by the name, then `count` struct rm_cack_item
- * (8-aligned: the name is padded to 8), then the error texts of the items
+ * (8-aligned: the name is padded to 8, rm_align8), then the error texts of the items
  * one after the other (item i's error_len bytes). */
 struct rm_consumer_ack {
 	uint64_t cookie;

@@ -52,11 +52,6 @@ static int name_ok(const char *s, size_t max)
 	return n > 0 && n <= max;
 }
 
-static size_t align8(size_t n)
-{
-	return (n + 7) & ~(size_t)7;
-}
-
 static size_t ack_error_len(const Sluice__AckItem *it)
 {
 	size_t n = it->error ? strlen(it->error) : 0;
@@ -100,24 +95,15 @@ static int patch_ok(const char *json, const char **why)
 	return ok;
 }
 
-/* A new name: what storage takes (like topic names). */
-static int chars_ok(const char *s)
-{
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '.' ||
-		      *s == '_' || *s == '-'))
-			return 0;
-	return 1;
-}
-
 static int size_create(const Sluice__CreateConsumer *m, uint32_t *len, const char **why)
 {
 	const Sluice__ConsumerConfig *cc = m->config;
-	if (!name_ok(m->name, RM_CONSUMER_NAME_MAX) || !chars_ok(m->name)) {
+	if (!store_name_ok(m->name, strlen(m->name))) {
 		*why = "consumer name must be 1 to 249 bytes of [A-Za-z0-9._-]";
 		return SL_EINVAL;
 	}
-	if (cc && cc->dead_letter_topic && cc->dead_letter_topic[0] && !chars_ok(cc->dead_letter_topic)) {
+	if (cc && cc->dead_letter_topic && cc->dead_letter_topic[0] &&
+	    !store_name_ok(cc->dead_letter_topic, strlen(cc->dead_letter_topic))) {
 		*why = "dead_letter_topic must be a topic name of [A-Za-z0-9._-]";
 		return SL_EINVAL;
 	}
@@ -160,7 +146,7 @@ static int size_ack(const Sluice__AckMessages *m, uint32_t *len, const char **wh
 		*why = "1 to 1000 items";
 		return SL_EINVAL;
 	}
-	n = align8(sizeof(struct rm_consumer_ack) + strlen(m->consumer)) + m->n_items * sizeof(struct rm_cack_item);
+	n = rm_align8(sizeof(struct rm_consumer_ack) + strlen(m->consumer)) + m->n_items * sizeof(struct rm_cack_item);
 	for (size_t i = 0; i < m->n_items; i++) {
 		const Sluice__AckItem *it = m->items[i];
 		if ((int)it->kind < 0 || it->kind > SLUICE__ACK_KIND__IN_PROGRESS) {

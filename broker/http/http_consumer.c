@@ -111,17 +111,22 @@ void http_on_consumer_put(struct http_req *r)
 		consumer_create(r, r->consumer);
 }
 
-void http_on_consumer_list(struct http_req *r)
+void http_consumer_list(struct http_req *r, enum http_kind kind)
 {
 	Sluice__ListConsumers m = SLUICE__LIST_CONSUMERS__INIT;
 	Sluice__Frame f = SLUICE__FRAME__INIT;
 
 	f.body_case = SLUICE__FRAME__BODY_LIST_CONSUMERS;
 	f.list_consumers = &m;
-	http_send_or_fail(r, HK_CONSUMER_LIST, &f);
+	http_send_or_fail(r, kind, &f);
 }
 
-static void describe(struct http_req *r, enum http_kind kind)
+void http_on_consumer_list(struct http_req *r)
+{
+	http_consumer_list(r, HK_CONSUMER_LIST);
+}
+
+void http_consumer_describe(struct http_req *r, enum http_kind kind)
 {
 	Sluice__DescribeConsumer m = SLUICE__DESCRIBE_CONSUMER__INIT;
 	Sluice__Frame f = SLUICE__FRAME__INIT;
@@ -135,7 +140,7 @@ static void describe(struct http_req *r, enum http_kind kind)
 void http_on_consumer_get(struct http_req *r)
 {
 	if (http_consumer_param(r) == 0)
-		describe(r, HK_CONSUMER);
+		http_consumer_describe(r, HK_CONSUMER);
 }
 
 void http_on_consumer_delete(struct http_req *r)
@@ -169,7 +174,7 @@ void http_on_consumer_pull(struct http_req *r)
 	}
 	max = max ? max : HTTP_PULL_DEFAULT; /* as in Pull: 0 is the default */
 	if (r->method == HTTP_HEAD) {
-		describe(r, HK_PULL_HEAD); /* a HEAD must not take messages */
+		http_consumer_describe(r, HK_PULL_HEAD); /* a HEAD must not take messages */
 		return;
 	}
 	m.consumer = r->consumer;

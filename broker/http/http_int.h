@@ -343,6 +343,9 @@ void http_on_consumer_in_progress(struct http_req *r);
 void http_send_or_fail(struct http_req *r, enum http_kind kind, const Sluice__Frame *f);
 /* The {name} path parameter into r->consumer; -1 and answered 400 if bad. */
 int http_consumer_param(struct http_req *r);
+/* DescribeConsumer of r->consumer, and ListConsumers, answered as kind. */
+void http_consumer_describe(struct http_req *r, enum http_kind kind);
+void http_consumer_list(struct http_req *r, enum http_kind kind);
 /* The request body as one contiguous run ("" when empty). */
 const char *http_body_bytes(struct http_req *r, size_t *len);
 /* The native answer of a durable consumer request (HK_CONSUMER_*, HK_PULL*, HK_ACKS). */
@@ -389,7 +392,6 @@ int http_acks_decode(const char *p, size_t n, int kind, struct http_ack_in **ins
 void http_on_webhook_post(struct http_req *r);
 void http_on_webhook_list(struct http_req *r);
 void http_on_webhook_get(struct http_req *r);
-void http_on_webhook_delete(struct http_req *r);
 void http_on_webhook_pause(struct http_req *r);
 void http_on_webhook_resume(struct http_req *r);
 void http_on_webhook_rotate(struct http_req *r);

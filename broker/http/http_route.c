@@ -70,7 +70,7 @@ static const struct http_route_def routes[] = {
     {HTTP_POST, "/v1/webhooks", http_on_webhook_post},
     {HTTP_GET, "/v1/webhooks", http_on_webhook_list},
     {HTTP_GET, "/v1/webhooks/{name}", http_on_webhook_get},
-    {HTTP_DELETE, "/v1/webhooks/{name}", http_on_webhook_delete},
+    {HTTP_DELETE, "/v1/webhooks/{name}", http_on_consumer_delete},
     {HTTP_POST, "/v1/webhooks/{name}/pause", http_on_webhook_pause},
     {HTTP_POST, "/v1/webhooks/{name}/resume", http_on_webhook_resume},
     {HTTP_POST, "/v1/webhooks/{name}/rotate-secret", http_on_webhook_rotate},

@@ -75,38 +75,13 @@ void http_on_webhook_post(struct http_req *r)
 
 void http_on_webhook_list(struct http_req *r)
 {
-	Sluice__ListConsumers m = SLUICE__LIST_CONSUMERS__INIT;
-	Sluice__Frame f = SLUICE__FRAME__INIT;
-
-	f.body_case = SLUICE__FRAME__BODY_LIST_CONSUMERS;
-	f.list_consumers = &m;
-	http_send_or_fail(r, HK_WEBHOOK_LIST, &f);
+	http_consumer_list(r, HK_WEBHOOK_LIST);
 }
 
 void http_on_webhook_get(struct http_req *r)
 {
-	Sluice__DescribeConsumer m = SLUICE__DESCRIBE_CONSUMER__INIT;
-	Sluice__Frame f = SLUICE__FRAME__INIT;
-
-	if (http_consumer_param(r) < 0)
-		return;
-	m.name = r->consumer;
-	f.body_case = SLUICE__FRAME__BODY_DESCRIBE_CONSUMER;
-	f.describe_consumer = &m;
-	http_send_or_fail(r, HK_WEBHOOK, &f);
-}
-
-void http_on_webhook_delete(struct http_req *r)
-{
-	Sluice__DeleteConsumer m = SLUICE__DELETE_CONSUMER__INIT;
-	Sluice__Frame f = SLUICE__FRAME__INIT;
-
-	if (http_consumer_param(r) < 0)
-		return;
-	m.name = r->consumer;
-	f.body_case = SLUICE__FRAME__BODY_DELETE_CONSUMER;
-	f.delete_consumer = &m;
-	http_send_or_fail(r, HK_CONSUMER_DELETE, &f);
+	if (http_consumer_param(r) == 0)
+		http_consumer_describe(r, HK_WEBHOOK);
 }
 
 static void update(struct http_req *r, const char *patch, const char *change)

@@ -407,11 +407,6 @@ static int do_seek(struct lw *w, const struct lw_req *rq, struct lw_answers *out
 
 /* ---------- acks ---------- */
 
-static size_t align8(size_t n)
-{
-	return (n + 7) & ~(size_t)7;
-}
-
 static void note_error(struct cons_stats *st, uint64_t offset, const uint8_t *e, uint16_t len)
 {
 	if (len > CONS_ERROR_MAX)
@@ -428,7 +423,7 @@ static int do_ack(struct lw *w, const struct lw_req *rq, struct lw_answers *out)
 	if (rq->len < sizeof(m))
 		return note(w, rq, out, SL_EMALFORMED, 0, 0, 0, 0);
 	memcpy(&m, rq->p, sizeof(m));
-	size_t items = align8(sizeof(m) + m.name_len);
+	size_t items = rm_align8(sizeof(m) + m.name_len);
 	if (!m.name_len || m.name_len > RM_CONSUMER_NAME_MAX || !m.count || m.count > RM_CACK_ITEMS_MAX ||
 	    items + (size_t)m.count * sizeof(struct rm_cack_item) > rq->len)
 		return note(w, rq, out, SL_EINVAL, 0, 0, 0, 0);

@@ -23,19 +23,6 @@
 #define CONS_FIXED_BYTES (1 + 8 * 4 + 8)
 #define CONS_VAL_MAX (CONS_FIXED_BYTES + 4 * STORE_CONSUMER_SCHEDULE_MAX + 2 + 2 * STORE_TOPIC_NAME_MAX)
 
-static int name_ok(const char *s, size_t n)
-{
-	if (n == 0 || n > STORE_TOPIC_NAME_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-		      c == '_' || c == '-'))
-			return 0;
-	}
-	return 1;
-}
-
 static size_t cons_encode(const struct store_consumer *c, uint8_t *v)
 {
 	uint8_t *p = v;
@@ -108,8 +95,8 @@ int store_consumer_create(struct store_txn *t, const struct store_consumer *in, 
 	int err;
 
 	SL_ASSERT(t->write);
-	if (!name_ok(in->name, n) || !name_ok(in->topic, strnlen(in->topic, sizeof(in->topic))) ||
-	    !name_ok(in->dlq, strnlen(in->dlq, sizeof(in->dlq))) || in->nschedule > STORE_CONSUMER_SCHEDULE_MAX)
+	if (!store_name_ok(in->name, n) || !store_name_ok(in->topic, strnlen(in->topic, sizeof(in->topic))) ||
+	    !store_name_ok(in->dlq, strnlen(in->dlq, sizeof(in->dlq))) || in->nschedule > STORE_CONSUMER_SCHEDULE_MAX)
 		return SL_EINVAL;
 	err = store_consumer_get(t, in->name, n, &old);
 	if (err == SL_OK)

@@ -97,6 +97,10 @@ int store_room(struct store_txn *t, size_t bytes);
 int store_txn_commit_deferred(struct store_txn *t);
 void store_txn_abort(struct store_txn *t);
 
+/* 1 if name[0..n) may name a topic or a consumer: 1 to 249 bytes of
+ * [A-Za-z0-9._-]. */
+int store_name_ok(const char *name, size_t n);
+
 /* --- topics --- */
 /* Create: allocates topic_id and a free contiguous slot range. in->name,
  * partitions and retention are used; out gets the stored metadata.

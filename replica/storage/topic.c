@@ -73,7 +73,7 @@ int store_partition_get(struct store_txn *t, uint32_t topic_id, uint32_t partiti
 /* ------------------------------------------------------------------------ */
 /* topics                                                                   */
 
-static int topic_name_ok(const char *name, size_t n)
+int store_name_ok(const char *name, size_t n)
 {
 	if (name == NULL || n == 0 || n > STORE_TOPIC_NAME_MAX)
 		return 0;
@@ -255,7 +255,7 @@ int store_topic_create(struct store_txn *t, const struct store_topic *in, struct
 	int err;
 
 	SL_ASSERT(t->write);
-	if (!topic_name_ok(in->name, n) || in->partitions == 0 || in->partitions > t->s->slots_max ||
+	if (!store_name_ok(in->name, n) || in->partitions == 0 || in->partitions > t->s->slots_max ||
 	    in->retention_ms < 0 || in->retention_bytes < 0)
 		return SL_EINVAL;
 	err = store_topic_get(t, in->name, n, &old);
