@@ -77,6 +77,24 @@ size_t ring_free_bytes(const struct ring *r)
 	return (size_t)(r->data_bytes - (head - tail));
 }
 
+int ring_room2(const struct ring *r, uint32_t a, uint32_t b)
+{
+	if (a > ring_payload_max(r) || b > ring_payload_max(r))
+		return 0;
+	uint64_t head = __atomic_load_n(&r->head, __ATOMIC_RELAXED);
+	uint64_t tail = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
+	uint64_t off = head & (r->data_bytes - 1), used = 0;
+	uint32_t lens[2] = {a, b};
+	for (int i = 0; i < 2; i++) {
+		/* the bytes ring_reserve would take: a PAD to the end if the record does not fit before it */
+		uint64_t need = rec_bytes(lens[i]);
+		uint64_t pad = off + need > r->data_bytes ? r->data_bytes - off : 0;
+		used += pad + need;
+		off = (off + pad + need) & (r->data_bytes - 1);
+	}
+	return r->data_bytes - (head - tail) >= used;
+}
+
 void *ring_reserve(struct ring *r, uint16_t type, uint32_t len)
 {
 	SL_ASSERT(type != RING_PAD);

@@ -53,6 +53,12 @@ size_t ring_payload_max(const struct ring *r);
  */
 void *ring_reserve(struct ring *r, uint16_t type, uint32_t len);
 
+/* Producer: 1 if two records of a then b payload bytes, reserved and
+ * committed one after the other now, would both fit (they still will
+ * later: the consumer only frees room). Both at most ring_payload_max
+ * always fit in an empty ring. */
+int ring_room2(const struct ring *r, uint32_t a, uint32_t b);
+
 /* Producer: publish the record reserved last. *wake is set to 1 if the
  * consumer is asleep and its eventfd must be written. */
 void ring_commit(struct ring *r, int *wake);

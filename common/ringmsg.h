@@ -31,6 +31,7 @@ enum rm_type {
 	RM_CONSUMER_PULL = 14,   /* take what is due: answered by RM_ACK_PICK acks, then RM_ACK_PICK_END */
 	RM_CONSUMER_WEBHOOK = 15, /* replace a consumer's webhook settings */
 	RM_CONSUMER_SEEK = 16,   /* start a consumer again from a position */
+	RM_CALLBACK = 17,        /* a publish's commit callback: appends to sluice.callbacks at commit */
 };
 
 #define RM_PARTITION_ANY UINT32_MAX
@@ -189,6 +190,31 @@ struct rm_consumer_pull {
 	uint16_t name_len;
 	uint16_t flags;         /* RM_PULL_* */
 	uint32_t pad;
+};
+
+/*
+ * RM_CALLBACK: followed by the topic, url, operation id and secret. It
+ * follows its publish in the same ring (the frontend pushes both or
+ * neither), so it is applied after it; applying it looks the publish's
+ * dedup entry up (producer_id, topic, space, sequence) and appends the
+ * outcome to sluice.callbacks, made on first use with secret signing its
+ * webhook (replica/logwriter/lw_callback.c).
+ */
+#define RM_CALLBACK_TOPIC "sluice.callbacks"
+#define RM_CALLBACK_URL_MAX 2048
+#define RM_CALLBACK_ID_MAX 255
+#define RM_CALLBACK_SECRET_MAX 128
+struct rm_callback {
+	uint64_t cookie;
+	uint64_t producer_id;
+	uint64_t sequence;
+	int64_t created_ms;
+	uint32_t space;         /* a partition, or RM_PARTITION_ANY */
+	uint32_t count;         /* messages in the publish */
+	uint16_t topic_len;
+	uint16_t url_len;
+	uint16_t id_len;
+	uint16_t secret_len;
 };
 
 /* RM_TRANSFER_LEADER: no trailing bytes. */

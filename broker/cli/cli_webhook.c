@@ -314,12 +314,18 @@ static const char *str(json_t *o, const char *k)
 	return s ? s : "";
 }
 
+/* Where a webhook delivers: its url, or each message's own for a callback webhook. */
+static const char *dest(json_t *w)
+{
+	return json_is_true(json_object_get(w, "callback")) ? "(each message's sluice-callback-url)" : str(w, "url");
+}
+
 static void describe_text(json_t *w)
 {
 	size_t i;
 	json_t *p, *v;
 	const char *k;
-	printf("webhook %s: topic %s to %s\n", str(w, "name"), str(w, "topic"), str(w, "url"));
+	printf("webhook %s: topic %s to %s\n", str(w, "name"), str(w, "topic"), dest(w));
 	printf("  %s%s%s; %s; max attempts %lld; %lld secret(s); timeout %lld ms\n",
 	       json_is_true(json_object_get(w, "paused")) ? "paused" : "delivering",
 	       str(w, "disabled_reason")[0] ? ": " : "", str(w, "disabled_reason"),
@@ -386,7 +392,7 @@ static int cmd_query(const struct cli_global *g, int argc, char **argv, int desc
 		                                        str(w, "topic"),
 		                                        json_is_true(json_object_get(w, "paused")) ? "paused" : "delivering",
 		                                        (unsigned long long)sum(w, "delivered"),
-		                                        (unsigned long long)sum(w, "lag"), str(w, "url"));
+		                                        (unsigned long long)sum(w, "lag"), dest(w));
 	json_decref(r.list);
 	return EX_OK;
 }

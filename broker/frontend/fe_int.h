@@ -230,6 +230,23 @@ struct fe {
 struct rm_ack;
 /* Type and ring record size of a consumer request; SL_EUNKNOWN_OP if f is none. */
 int fe_cons_req_size(const Sluice__Frame *f, uint16_t *type, uint32_t *len, const char **why);
+
+/* fe_callback.c: a publish's commit callback as an RM_CALLBACK record. */
+struct fe_cb_rec {
+	uint32_t len;                         /* the record's bytes */
+	char secret[128];                     /* signs sluice.callbacks if this one makes it */
+};
+struct fe_cb_op {
+	const char *topic;
+	uint64_t cookie, producer_id, sequence;
+	uint32_t space, count;
+};
+/* Check cb of a publish to topic by producer_id, and size its record
+ * (a fresh secret in rec). SL_OK, or SL_EINVAL with why for the client. */
+int fe_cb_size(const struct fe *fe, const Sluice__Callback *cb, const char *topic, uint64_t producer_id,
+               struct fe_cb_rec *rec, const char **why);
+/* Write the record sized by fe_cb_size at p (rec->len bytes). */
+void fe_cb_fill(uint8_t *p, const Sluice__Callback *cb, const struct fe_cb_op *op, const struct fe_cb_rec *rec);
 /* Write its ring record (defaults filled in) at p. */
 void fe_cons_fill(uint8_t *p, const Sluice__Frame *f, uint64_t cookie);
 /* A pull's state in its pending entry (set before the request enters the ring). */

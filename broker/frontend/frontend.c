@@ -46,6 +46,7 @@
 #include "pubbatch.h"
 #include "ringmsg.h"
 #include "shm.h"
+#include "sl_assert.h"
 #include "store.h"
 #include "wh_deliver.h"
 
@@ -611,17 +612,63 @@ static int conn_fenced(struct fe_conn *c, const Sluice__Frame *f)
 }
 
 /* Put f into the pub ring; SL_EAGAIN if the ring is full right now. */
+/* A publish's callback, if it has one, and the operation it reports on. */
+static const Sluice__Callback *frame_callback(const Sluice__Frame *f, struct fe_cb_op *op)
+{
+	memset(op, 0, sizeof(*op));
+	if (f->body_case == SLUICE__FRAME__BODY_PUBLISH && f->publish->callback) {
+		const Sluice__Publish *m = f->publish;
+		*op = (struct fe_cb_op){m->topic, 0, m->producer_id, m->sequence,
+		                        m->has_partition ? m->partition : RM_PARTITION_ANY, 1};
+		return m->callback;
+	}
+	if (f->body_case == SLUICE__FRAME__BODY_PUBLISH_BATCH && f->publish_batch->callback) {
+		const Sluice__PublishBatch *b = f->publish_batch;
+		*op = (struct fe_cb_op){b->topic, 0, b->producer_id, b->base_sequence,
+		                        b->has_partition ? b->partition : RM_PARTITION_ANY, b->count};
+		return b->callback;
+	}
+	return NULL;
+}
+
+static uint64_t next_cookie(struct fe *fe)
+{
+	return (uint64_t)(fe->generation & 0xffff) << 48 | (++fe->cookie_counter & 0xffffffffffffull);
+}
+
+/* The callback's record right after its publish's (ring_room2 made sure
+ * it fits). Nobody waits for its answer: the outcome goes to the URL. */
+static void ring_push_callback(struct fe *fe, struct ring *r, const Sluice__Callback *cb, struct fe_cb_op *op,
+                               const struct fe_cb_rec *rec, int *wake)
+{
+	void *p = ring_reserve(r, RM_CALLBACK, rec->len);
+
+	SL_ASSERT(p != NULL);
+	op->cookie = next_cookie(fe);
+	fe_cb_fill(p, cb, op, rec);
+	ring_commit(r, wake);
+}
+
 static int ring_submit(struct fe *fe, struct fe_conn *c, const Sluice__Frame *f)
 {
 	struct ring *r = shm_pub_ring(fe->shm, fe->index);
 	struct fe_req req;
 	const char *why;
 	struct fe_pending *pend, pull;
+	struct fe_cb_op op;
+	struct fe_cb_rec cbr = {0};
+	const Sluice__Callback *cb = frame_callback(f, &op);
 	uint64_t cookie;
 	void *p;
-	int wake = 0, rc;
+	int wake = 0, wake2 = 0, rc;
 
 	rc = req_size(fe, f, &req, &why);
+	if (rc == SL_OK && cb)
+		rc = fe_cb_size(fe, cb, op.topic, op.producer_id, &cbr, &why);
+	if (rc == SL_OK && cb && cbr.len > ring_payload_max(r)) {
+		rc = SL_EINVAL;
+		why = "callback too large for this node's ring_bytes";
+	}
 	if (rc != SL_OK) {
 		fe_send_error(c, f->id, rc, why);
 		return SL_OK;
@@ -638,18 +685,20 @@ static int ring_submit(struct fe *fe, struct fe_conn *c, const Sluice__Frame *f)
 		fe_send_error(c, f->id, SL_EUNAVAILABLE, "out of memory on this node; retry");
 		return SL_OK;
 	}
-	p = ring_reserve(r, req.type, req.len);
+	p = cb && !ring_room2(r, req.len, cbr.len) ? NULL : ring_reserve(r, req.type, req.len);
 	if (!p) {
 		fe_cons_pending_free(&pull);
 		free(pend);
 		return SL_EAGAIN;
 	}
-	cookie = (uint64_t)(fe->generation & 0xffff) << 48 | (++fe->cookie_counter & 0xffffffffffffull);
+	cookie = next_cookie(fe);
 	fill_record(p, f, cookie, (uint16_t)fe->epoch_seen);
 	pending_add(fe, pend, c, cookie, f->id, req.kind, f);
 	pend->pull = pull.pull;
 	ring_commit(r, &wake);
-	if (wake)
+	if (cb)
+		ring_push_callback(fe, r, cb, &op, &cbr, &wake2);
+	if (wake || wake2)
 		wake_logwriter(fe);
 	return SL_OK;
 }

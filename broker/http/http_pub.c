@@ -49,6 +49,8 @@ struct pub_opts {
 	uint64_t producer_id, sequence;
 	int async;
 	long wait_s;
+	char callback[RM_CALLBACK_URL_MAX + 1]; /* "": none */
+	int64_t created_ms;                     /* of the 202 operation */
 	Sluice__Header hdrs[HTTP_PUB_HEADERS_MAX];
 	Sluice__Header *hptrs[HTTP_PUB_HEADERS_MAX];
 	char hkeys[HTTP_PUB_HEADERS_MAX][256];
@@ -157,6 +159,16 @@ static int pub_options(struct http_req *r, struct pub_opts *o, int ndjson)
 	}
 	if ((v = http_req_header(r, "prefer", NULL)))
 		http_parse_prefer(v, &o->async, &o->wait_s);
+	if ((v = http_req_header(r, "sluice-callback", &vl))) {
+		if (vl == 0 || vl >= sizeof(o->callback))
+			return -1;
+		memcpy(o->callback, v, vl);
+		o->callback[vl] = 0;
+	} else if (http_query_get(r->query, r->query_len, "callback", o->callback, sizeof(o->callback)) < 0) {
+		return -1;
+	}
+	if (o->callback[0])
+		o->async = 1; /* a callback makes it an operation, answered 202 (or 201 within Prefer's wait) */
 	return 0;
 }
 
@@ -292,7 +304,7 @@ static int pub_async_prepare(struct http_req *r, struct pub_opts *o)
 	op.sequence = o->sequence;
 	op.space = o->has_partition ? o->partition : STORE_DEDUP_SPACE_ANY;
 	op.count = r->count;
-	op.created_ms = time_now_ms();
+	op.created_ms = o->created_ms = time_now_ms();
 	snprintf(op.topic, sizeof(op.topic), "%s", r->topic);
 	return http_op_encode(&op, r->op_id, sizeof(r->op_id)) == SL_OK ? 0 : -1;
 }
@@ -302,6 +314,7 @@ void http_on_publish(struct http_req *r)
 	Sluice__Publish m = SLUICE__PUBLISH__INIT;
 	Sluice__PublishBatch b = SLUICE__PUBLISH_BATCH__INIT;
 	Sluice__Frame f = SLUICE__FRAME__INIT;
+	Sluice__Callback cb = SLUICE__CALLBACK__INIT;
 	struct pub_opts *o = calloc(1, sizeof(*o));
 	uint8_t *recs = NULL;
 	const char *ct;
@@ -319,7 +332,8 @@ void http_on_publish(struct http_req *r)
 	ndjson = ct && ctl >= 20 && strncasecmp(ct, "application/x-ndjson", 20) == 0;
 	if (pub_options(r, o, ndjson) < 0) {
 		http_problem(r, 400, SL_EINVAL,
-		             "bad Sluice-Partition, Sluice-Header-*, Idempotency-Key (1 to 255 bytes) or query");
+		             "bad Sluice-Partition, Sluice-Header-*, Sluice-Callback (1 to 2048 bytes), "
+		             "Idempotency-Key (1 to 255 bytes) or query");
 		goto out;
 	}
 	if ((rc = pub_frame(r, o, ndjson, &m, &b, &f, &recs, why, sizeof(why))) != SL_OK) {
@@ -330,6 +344,13 @@ void http_on_publish(struct http_req *r)
 		goto out;
 	m.producer_id = b.producer_id = o->producer_id;
 	m.sequence = b.base_sequence = o->sequence;
+	if (o->callback[0]) {
+		/* the frontend checks the URL; a refusal answers this request at once */
+		cb.url = o->callback;
+		cb.operation_id = r->op_id;
+		cb.created_ms = o->created_ms;
+		m.callback = b.callback = &cb;
+	}
 	if (o->async || http_req_header(r, "prefer", NULL))
 		http_add_header(r, "Vary", "Prefer");
 	if ((rc = http_dispatch(r, ndjson ? HK_BATCH : HK_PUBLISH, &f)) != SL_OK) {

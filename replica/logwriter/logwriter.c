@@ -632,6 +632,41 @@ const struct lw_topic *lw_topic_by_name(const struct lw *w, const char *name, si
 	return topic_find((struct lw *)w, name, len);
 }
 
+const struct lw_topic *lw_topic_ensure(struct lw *w, const char *name, uint32_t partitions, int *made)
+{
+	size_t nl = strlen(name);
+	const struct lw_topic *t = topic_find(w, name, nl);
+	*made = 0;
+	if (t || nl == 0 || nl > RM_TOPIC_NAME_MAX)
+		return t;
+	uint8_t rec[sizeof(struct rm_create_topic) + RM_TOPIC_NAME_MAX];
+	struct rm_create_topic m = {0};
+	m.partitions = partitions;
+	m.name_len = (uint16_t)nl;
+	memcpy(rec, &m, sizeof(m));
+	memcpy(rec + sizeof(m), name, nl);
+	struct lw_req rq = {0, 0, 0, RM_CREATE_TOPIC, rec, (uint32_t)(sizeof(m) + nl)};
+	struct lw_answers tmp = {0};
+	int rc = lw_record_apply(w, &rq, &tmp);
+	free(tmp.v);
+	if (rc)
+		return NULL;
+	t = topic_find(w, name, nl);
+	*made = t != NULL;
+	return t;
+}
+
+int lw_append(struct lw *w, const uint8_t *rec, uint32_t len)
+{
+	struct lw_req rq = {0, 0, 0, RM_PUBLISH, rec, len};
+	struct lw_answers tmp = {0};
+	int rc = lw_record_apply(w, &rq, &tmp);
+	if (rc == SL_OK)
+		rc = lw_parts_flush(w); /* the pending record points into rec */
+	free(tmp.v);
+	return rc;
+}
+
 int lw_record_apply(struct lw *w, const struct lw_req *rq, struct lw_answers *out)
 {
 	uint16_t type = rq->type;
@@ -640,7 +675,8 @@ int lw_record_apply(struct lw *w, const struct lw_req *rq, struct lw_answers *ou
 	if (type == RM_PUBLISH_BATCH)
 		return do_publish_batch(w, rq, out);
 	int cons = type >= RM_CONSUMER_CREATE && type <= RM_CONSUMER_SEEK;
-	if (!cons && type != RM_CREATE_TOPIC && type != RM_DELETE_TOPIC && type != RM_COMMIT_OFFSET)
+	if (!cons && type != RM_CREATE_TOPIC && type != RM_DELETE_TOPIC && type != RM_COMMIT_OFFSET &&
+	    type != RM_CALLBACK)
 		return ack_note(w, rq, out, SL_EUNKNOWN_OP, 0, 0, 0);
 	/* admin requests act after every publish before them */
 	int rc = lw_parts_flush(w);
@@ -648,6 +684,8 @@ int lw_record_apply(struct lw *w, const struct lw_req *rq, struct lw_answers *ou
 		return rc;
 	if (cons)
 		return lw_cons_apply(w, rq, out);
+	if (type == RM_CALLBACK)
+		return lw_callback_apply(w, rq, out);
 	if (type == RM_CREATE_TOPIC)
 		return do_create(w, rq, out);
 	if (type == RM_DELETE_TOPIC)

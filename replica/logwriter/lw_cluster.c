@@ -263,7 +263,7 @@ static int entry_scan(struct lw *w, const uint8_t *p, size_t len, struct ent_sca
 		const uint8_t *val;
 		uint32_t vlen;
 		if (v.type == RM_CREATE_TOPIC || v.type == RM_DELETE_TOPIC || v.type == RM_PUBLISH ||
-		    v.type == RM_PUBLISH_BATCH || pull_appends(&v))
+		    v.type == RM_PUBLISH_BATCH || v.type == RM_CALLBACK || pull_appends(&v))
 			s->barrier = 1;
 		if (v.type != ENT_BATCH && v.type != ENT_BATCH_REF)
 			continue;
@@ -1488,8 +1488,8 @@ static int take_request(struct lw *w, uint32_t node, uint16_t fe, uint16_t type,
 	}
 	if (type == RM_CONSUMER_PULL)
 		return take_pull(w, node, fe, p, len, stop);
-	if (type == RM_CREATE_TOPIC || type == RM_DELETE_TOPIC)
-		*stop = 1;
+	if (type == RM_CREATE_TOPIC || type == RM_DELETE_TOPIC || type == RM_CALLBACK)
+		*stop = 1; /* a callback appends to sluice.callbacks when it applies */
 	return ent_add(&c->preq, type, node, fe, p, len);
 }
 

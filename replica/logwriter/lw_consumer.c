@@ -542,26 +542,10 @@ static int dl_read_cb(void *arg, const struct store_record *r)
 /* The dead-letter topic, made if missing (as many partitions as the source). */
 static const struct lw_topic *dl_topic(struct lw *w, const struct lw_cons *c)
 {
-	const char *name = c->meta.dlq;
-	size_t nl = strlen(name);
-	const struct lw_topic *t = lw_topic_by_name(w, name, nl);
-	if (t)
-		return t;
-	uint8_t rec[sizeof(struct rm_create_topic) + RM_TOPIC_NAME_MAX];
-	struct rm_create_topic m = {0};
-	m.partitions = c->nparts;
-	m.name_len = (uint16_t)nl;
-	memcpy(rec, &m, sizeof(m));
-	memcpy(rec + sizeof(m), name, nl);
-	struct lw_req rq = {0, 0, 0, RM_CREATE_TOPIC, rec, (uint32_t)(sizeof(m) + nl)};
-	struct lw_answers tmp = {0};
-	int rc = lw_record_apply(w, &rq, &tmp);
-	free(tmp.v);
-	if (rc)
-		return NULL;
-	t = lw_topic_by_name(w, name, nl);
-	if (t)
-		log_info("dead-letter topic %s created for consumer %s", name, c->meta.name);
+	int made = 0;
+	const struct lw_topic *t = lw_topic_ensure(w, c->meta.dlq, c->nparts, &made);
+	if (made)
+		log_info("dead-letter topic %s created for consumer %s", c->meta.dlq, c->meta.name);
 	return t;
 }
 
@@ -585,14 +569,8 @@ static int dead_letter(struct lw *w, struct lw_cons *c, uint32_t part, uint64_t 
 	}
 	if (rc == SL_OK && !d.rec)
 		rc = SL_ENOMEM;
-	if (rc == SL_OK) {
-		struct lw_req rq = {0, 0, 0, RM_PUBLISH, d.rec, d.len};
-		struct lw_answers tmp = {0};
-		rc = lw_record_apply(w, &rq, &tmp);
-		if (rc == SL_OK)
-			rc = lw_parts_flush(w); /* the pending record points into d.rec */
-		free(tmp.v);
-	}
+	if (rc == SL_OK)
+		rc = lw_append(w, d.rec, d.len);
 	free(d.rec);
 	return rc;
 }

@@ -161,6 +161,15 @@ void lw_free(struct lw *w);
 
 /* The live topic with this name, NULL if none. */
 const struct lw_topic *lw_topic_by_name(const struct lw *w, const char *name, size_t len);
+/* The live topic name (NUL-terminated), made now with partitions if
+ * missing (*made = 1): for what applying appends to (dead letters,
+ * callbacks), the same on every node. NULL if it cannot be made. */
+const struct lw_topic *lw_topic_ensure(struct lw *w, const char *name, uint32_t partitions, int *made);
+/* Store a complete RM_PUBLISH record now, at apply (no answer): what an
+ * entry appends when it applies. rec is only read during the call. */
+int lw_append(struct lw *w, const uint8_t *rec, uint32_t len);
+/* lw_callback.c: apply an RM_CALLBACK (like lw_record_apply). */
+int lw_callback_apply(struct lw *w, const struct lw_req *rq, struct lw_answers *out);
 
 /* lw_consumer.c: durable consumers. Their state changes only when entries
  * apply (on every node alike); a leader also holds pulls that have nothing

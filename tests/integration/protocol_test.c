@@ -15,6 +15,7 @@
 #include "err.h"
 #include "harness.h"
 #include "pubbatch.h"
+#include "sluice/sluice.h"
 #include "store.h"
 
 static struct itest_node node;
@@ -711,4 +712,111 @@ Test(protocol, silent_connection_is_closed_after_hello_timeout)
 	expect_node_status(talker, 2);
 	close(silent);
 	close(talker);
+}
+
+/* ---- commit callbacks (Publish.callback; docs/webhooks.md#callbacks) ---- */
+
+static int send_publish_cb(int fd, uint64_t id, const char *topic, uint64_t pid, uint64_t seq, const char *url,
+                           const char *op_id)
+{
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	Sluice__Publish p = SLUICE__PUBLISH__INIT;
+	Sluice__Callback cb = SLUICE__CALLBACK__INIT;
+
+	p.topic = (char *)topic;
+	p.payload.data = (uint8_t *)"job";
+	p.payload.len = 3;
+	p.producer_id = pid;
+	p.sequence = seq;
+	cb.url = (char *)url;
+	cb.operation_id = (char *)op_id;
+	cb.created_ms = 1234;
+	p.callback = &cb;
+	f.id = id;
+	f.body_case = SLUICE__FRAME__BODY_PUBLISH;
+	f.publish = &p;
+	return itest_send_frame(fd, &f);
+}
+
+struct cb_seen {
+	char key[64], url[128], type[64], body[512];
+	int n;
+};
+
+static void cb_fetch_fn(void *arg, const struct sluice_msg *m)
+{
+	struct cb_seen *s = arg;
+	struct cb_seen *x = &s[s[0].n < 8 ? s[0].n : 7];
+
+	snprintf(x->key, sizeof(x->key), "%.*s", (int)m->key.len, (const char *)m->key.base);
+	snprintf(x->body, sizeof(x->body), "%.*s", (int)m->payload.len, (const char *)m->payload.base);
+	for (size_t i = 0; i < m->headers_n; i++) {
+		const struct sluice_header *h = &m->headers[i];
+		if (!strcmp(h->key, "sluice-callback-url"))
+			snprintf(x->url, sizeof(x->url), "%.*s", (int)h->value.len, (const char *)h->value.base);
+		if (!strcmp(h->key, "sluice-event-type"))
+			snprintf(x->type, sizeof(x->type), "%.*s", (int)h->value.len, (const char *)h->value.base);
+	}
+	s[0].n++;
+}
+
+/* A callback reports what the log did with its publish: committed (with the
+ * position the ack gave) or failed (the topic does not exist); one without
+ * a producer id or with a URL that is not http(s) is refused with the
+ * publish, and nothing is stored. The outcomes are messages of the topic
+ * sluice.callbacks, made by the first one (a .invalid host: delivery fails,
+ * the messages stay). */
+Test(protocol, publish_callback_reports_the_outcome)
+{
+	int fd = open_hello();
+	uint32_t part = 9;
+	uint64_t off = 9, end = 0;
+	Sluice__Frame *r = NULL;
+	struct sluice_client_opts o = {0};
+	struct sluice_sync *sy = NULL;
+	struct cb_seen seen[8];
+	char em[256] = "";
+	int rc;
+
+	memset(seen, 0, sizeof(seen));
+	cr_assert_eq(itest_raw_create_topic(fd, 1, "jobs", 1), 0);
+	cr_assert_eq(send_publish_cb(fd, 2, "jobs", 0, 0, "http://cb.invalid/x", "op-0"), 0);
+	cr_assert_eq(itest_recv_response(fd, 2, 5000, &r), 0);
+	cr_assert_eq(r->body_case, SLUICE__FRAME__BODY_ERROR);
+	cr_assert_eq((int)r->error->code, SL_EINVAL);
+	cr_assert(strstr(r->error->message, "producer id"), "%s", r->error->message);
+	sluice__frame__free_unpacked(r, NULL);
+	cr_assert_eq(send_publish_cb(fd, 3, "jobs", 41, 1, "ftp://cb.invalid/x", "op-1"), 0);
+	cr_assert_eq(itest_raw_wait_ack(fd, 3, 5000, NULL, NULL, NULL), SL_EINVAL);
+
+	cr_assert_eq(send_publish_cb(fd, 4, "nope", 41, 1, "http://cb.invalid/gone", "op-gone"), 0);
+	cr_assert_eq(itest_raw_wait_ack(fd, 4, 5000, NULL, NULL, NULL), SL_ENOTOPIC);
+	cr_assert_eq(send_publish_cb(fd, 5, "jobs", 41, 1, "http://cb.invalid/ok?a=1", "op-ok"), 0);
+	cr_assert_eq(itest_raw_wait_ack(fd, 5, 5000, &part, &off, NULL), 0);
+	cr_assert_eq(off, 0, "the refused publishes stored nothing");
+
+	o.servers = node.addr;
+	cr_assert_eq(sluice_sync_open(&o, &sy), 0);
+	for (int i = 0; i < 100 && seen[0].n < 2; i++) {
+		memset(seen, 0, sizeof(seen));
+		rc = itest_fetch_all(sy, "sluice.callbacks", 0, 10, cb_fetch_fn, seen, &end, em, sizeof(em));
+		if (seen[0].n < 2)
+			itest_sleep_ms(50);
+	}
+	sluice_sync_close(sy);
+	cr_assert_eq(rc, 0, "fetch: %s", em);
+	cr_assert_eq(seen[0].n, 2, "two outcomes, got %d", seen[0].n);
+	cr_assert_str_eq(seen[0].key, "op-gone");
+	cr_assert_str_eq(seen[0].type, "operation.failed");
+	cr_assert_str_eq(seen[0].url, "http://cb.invalid/gone");
+	cr_assert(strstr(seen[0].body, "\"status\":\"failed\""), "%s", seen[0].body);
+	cr_assert(strstr(seen[0].body, "\"error\":\"topic does not exist\""), "%s", seen[0].body);
+	cr_assert(strstr(seen[0].body, "\"partition\":null,\"offset\":null"), "%s", seen[0].body);
+	cr_assert_str_eq(seen[1].key, "op-ok");
+	cr_assert_str_eq(seen[1].type, "operation.committed");
+	cr_assert_str_eq(seen[1].url, "http://cb.invalid/ok?a=1");
+	cr_assert(strstr(seen[1].body, "{\"id\":\"op-ok\",\"status\":\"committed\",\"topic\":\"jobs\",\"partition\":0,"
+	                               "\"offset\":0,\"error\":null,\"count\":1,\"created\":1234,"),
+	          "%s", seen[1].body);
+	close(fd);
 }

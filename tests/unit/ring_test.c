@@ -165,6 +165,33 @@ Test(ring, wrap_with_pad)
 	cr_assert_eq(ring_free_bytes(r), DATA_BYTES);
 }
 
+/* ring_room2 says yes exactly when both records can be reserved one after
+ * the other now, PADs included. */
+Test(ring, room2_counts_both_records_and_pads)
+{
+	uint8_t buf[1000];
+	uint64_t pos = 0;
+	uint16_t type;
+	const uint8_t *p;
+	uint32_t len;
+	memset(buf, 1, sizeof(buf));
+	cr_assert(ring_room2(r, 1000, 1000));
+	cr_assert_not(ring_room2(r, 1000, (uint32_t)ring_payload_max(r) + 1), "over the record limit");
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(ring_push(r, 1, buf, sizeof(buf), NULL), SL_OK);
+	/* head 3024, 1072 free: one 1008-byte record fits, not two */
+	cr_assert(ring_room2(r, 1000, 0) && !ring_room2(r, 1000, 100));
+	cr_assert_eq(ring_peek(r, &pos, &type, &p, &len), 1);
+	ring_release(r, pos); /* 2080 free; a second 1000 would need a 64-byte PAD first */
+	cr_assert(ring_room2(r, 1000, 1000));
+	cr_assert(ring_room2(r, 1000, 56));
+	for (int i = 0; i < 2; i++) {
+		cr_assert_not_null(ring_reserve(r, 1, 1000), "room2 said both fit");
+		ring_commit(r, NULL);
+	}
+	cr_assert_not(ring_room2(r, 0, 0), "full");
+}
+
 Test(ring, full_then_recovers)
 {
 	uint8_t buf[56];

@@ -468,6 +468,24 @@ Test(wh_config, parse_defaults_and_refusals)
 	}
 }
 
+/* "callback": true takes each message's URL: no url in the settings, and none shown */
+Test(wh_config, callback_settings)
+{
+	static struct wh_config c;
+	char why[160];
+	cr_assert_eq(parse("{\"callback\":true,\"secrets\":[\"" SECRET_A "\"]}", &c, why), SL_OK, "%s", why);
+	cr_assert_eq(c.callback, 1);
+	cr_assert_str_eq(c.url, "");
+	char *j = wh_config_json(&c, 1);
+	cr_assert_not_null(j);
+	cr_assert(strstr(j, "\"callback\":true") && !strstr(j, "\"url\""), "%s", j);
+	free(j);
+	cr_assert_eq(parse("{\"callback\":true,\"url\":\"https://h/\",\"secrets\":[\"" SECRET_A "\"]}", &c, why),
+	             SL_EINVAL, "a callback webhook with a url");
+	cr_assert_eq(parse("{\"callback\":1,\"secrets\":[\"" SECRET_A "\"]}", &c, why), SL_EINVAL);
+	cr_assert_eq(parse("{\"callback\":false,\"secrets\":[\"" SECRET_A "\"]}", &c, why), SL_EINVAL, "no url");
+}
+
 Test(wh_config, redacted_json_has_no_secret)
 {
 	static struct wh_config c;

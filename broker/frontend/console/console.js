@@ -133,7 +133,7 @@ async function refreshConsumers() {
   }));
   fill($('webhook-table').tBodies[0], webhooks.map((w) => {
     const next = Math.min(...(w.partitions || []).map((p) => p.next_attempt_ms || Infinity));
-    const tr = row([w.name, w.url, w.paused ? `paused${w.disabled_reason ? ': ' + w.disabled_reason : ''}` : 'delivering',
+    const tr = row([w.name, w.callback ? '(callback URLs)' : w.url, w.paused ? `paused${w.disabled_reason ? ': ' + w.disabled_reason : ''}` : 'delivering',
       sumOf(w.partitions, 'delivered'), sumOf(w.partitions, 'retries'),
       Number.isFinite(next) ? new Date(next).toLocaleTimeString() : '–']);
     if (w.paused) tr.classList.add('bad');

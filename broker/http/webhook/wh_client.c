@@ -741,6 +741,23 @@ static struct wh_conn *host_idle(struct wh_host *h)
 	return best;
 }
 
+/* Free the destinations with no connection and nobody waiting: callback
+ * URLs make the set of destinations open-ended. No request refers to
+ * such a host (a request holds its host only while it waits or is being
+ * given a connection, which happens within one call). */
+static void hosts_sweep(struct wh_pool *p)
+{
+	struct wh_host *h, *next;
+
+	for (h = TAILQ_FIRST(&p->hosts); h; h = next) {
+		next = TAILQ_NEXT(h, link);
+		if (h->nconns == 0 && TAILQ_EMPTY(&h->waiting)) {
+			TAILQ_REMOVE(&p->hosts, h, link);
+			free(h);
+		}
+	}
+}
+
 static struct wh_host *host_get(struct wh_pool *p, const struct wh_req *r)
 {
 	struct wh_host *h;
@@ -748,6 +765,7 @@ static struct wh_host *host_get(struct wh_pool *p, const struct wh_req *r)
 	TAILQ_FOREACH(h, &p->hosts, link)
 		if (h->https == r->https && h->port == r->port && strcmp(h->name, r->hostname) == 0)
 			return h;
+	hosts_sweep(p);
 	if (!(h = calloc(1, sizeof *h)))
 		return NULL;
 	h->pool = p;

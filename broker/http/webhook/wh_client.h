@@ -13,8 +13,8 @@
  * it or sends bytes nobody asked for. A request sent on a reused connection
  * that fails before any response byte arrives (the server closed it just
  * as it was reused) is sent once more on a new connection. Requests are not
- * pipelined. Destination entries are kept for the pool's lifetime (one per
- * webhook endpoint, a bounded set).
+ * pipelined. A destination entry lives while it has connections or waiting
+ * requests (idle ones are swept when a new destination is added).
  *
  * SSRF guard: every address a name resolves to (and an address given in
  * the URL) is checked with wh_addr_is_private right before connecting; if

@@ -123,9 +123,16 @@ static int parse_obj(json_t *o, struct wh_config *c, char *why, size_t cap)
 	json_t *v;
 	const char *url = json_string_value(json_object_get(o, "url"));
 	int rc;
-	if (!url || strlen(url) > WH_URL_BYTES_MAX || wh_url_parse(url, strlen(url), &c->u) != SL_OK)
+	if ((v = json_object_get(o, "callback"))) {
+		if (!json_is_boolean(v))
+			return fail(why, cap, "callback must be true or false");
+		c->callback = json_is_true(v);
+	}
+	if (c->callback && json_object_get(o, "url"))
+		return fail(why, cap, "a callback webhook takes each message's URL (sluice-callback-url): no url");
+	if (!c->callback && (!url || strlen(url) > WH_URL_BYTES_MAX || wh_url_parse(url, strlen(url), &c->u) != SL_OK))
 		return fail(why, cap, "url must be an http:// or https:// URL without user info, at most 2048 bytes");
-	snprintf(c->url, sizeof(c->url), "%s", url);
+	snprintf(c->url, sizeof(c->url), "%s", url ? url : "");
 	if ((rc = parse_secrets(json_object_get(o, "secrets"), c, why, cap)) != SL_OK)
 		return rc;
 	if ((v = json_object_get(o, "headers")) && (rc = parse_headers(v, c, why, cap)) != SL_OK)
@@ -235,7 +242,10 @@ char *wh_config_json(const struct wh_config *c, int redact)
 	char *out = NULL;
 	if (!o || !h || !f)
 		goto out;
-	json_object_set_new(o, "url", json_string(c->url));
+	if (c->callback)
+		json_object_set_new(o, "callback", json_true());
+	else
+		json_object_set_new(o, "url", json_string(c->url));
 	if (redact) {
 		json_object_set_new(o, "secrets", json_integer((json_int_t)c->nsecrets));
 	} else {

@@ -11,6 +11,11 @@
  *
  * Everything but url and one secret is optional. secrets[0] signs; the
  * others sign too while a rotation is under way (the receiver accepts any).
+ *
+ * {"callback": true} in place of url: each message names its destination
+ * in its header sluice-callback-url (the commit callbacks of publishes,
+ * docs/webhooks.md#callbacks), and its header sluice-event-type is the
+ * body's type.
  */
 #ifndef SLUICE_WH_CONFIG_H
 #define SLUICE_WH_CONFIG_H
@@ -35,8 +40,9 @@
 #define WH_ACK_MARGIN_MS 5000
 
 struct wh_config {
-	char url[WH_URL_BYTES_MAX + 1];
+	char url[WH_URL_BYTES_MAX + 1];       /* "" for a callback webhook */
 	struct wh_url u;
+	int callback;                         /* the URL is each message's sluice-callback-url */
 	char secrets[WH_SECRETS_MAX][WH_SECRET_TEXT_MAX + 1];
 	struct wh_key keys[WH_SECRETS_MAX];
 	size_t nsecrets;

@@ -5,7 +5,7 @@
  * both. Pure, fuzzed through the HTTP decoder:
  *
  *   {topic, url, name, secret, from, ordered, max_in_flight, max_attempts,
- *    schedule_ms, headers, filter, timeout_ms, rate_per_s}
+ *    schedule_ms, headers, filter, timeout_ms, rate_per_s, callback}
  *
  * schedule_ms[k] is the delay before attempt k+1 (the first is normally 0:
  * at once); the consumer keeps the delays after a failed attempt, so its
@@ -39,7 +39,8 @@ static int known(const char *k)
 {
 	static const char *const f[] = {"topic",        "url",         "name",          "secret",  "from",
 	                                "ordered",      "max_in_flight", "max_attempts", "schedule_ms",
-	                                "headers",      "filter",      "timeout_ms",    "rate_per_s"};
+	                                "headers",      "filter",      "timeout_ms",    "rate_per_s",
+	                                "callback"};
 	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
 		if (strcmp(k, f[i]) == 0)
 			return 1;
@@ -140,10 +141,11 @@ static int consumer_part(json_t *o, struct wh_create *c, char *why, size_t cap)
 static json_t *settings_part(json_t *o, char *secret, size_t secret_cap, char *why, size_t cap)
 {
 	json_t *s = json_object(), *v;
-	const char *keys[] = {"headers", "filter", "timeout_ms", "rate_per_s"};
+	const char *keys[] = {"headers", "filter", "timeout_ms", "rate_per_s", "callback"};
 	if (!s)
 		return NULL;
-	json_object_set(s, "url", json_object_get(o, "url"));
+	if (json_object_get(o, "url"))
+		json_object_set(s, "url", json_object_get(o, "url"));
 	if ((v = json_object_get(o, "secret"))) {
 		if (!json_is_string(v) || json_string_length(v) >= secret_cap) {
 			json_decref(s);
@@ -186,7 +188,7 @@ int wh_create_decode(const char *p, size_t n, struct wh_create *c, char **settin
 			goto out;
 		}
 	}
-	if (!json_is_string(json_object_get(o, "url"))) {
+	if (!json_is_string(json_object_get(o, "url")) && !json_is_true(json_object_get(o, "callback"))) {
 		rc = bad(why, why_cap, "url is required (http:// or https://)");
 		goto out;
 	}

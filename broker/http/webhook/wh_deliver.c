@@ -196,6 +196,13 @@ static void post_cb(const struct wh_result *res, void *arg)
 			         res->error);
 		if ((res->status == 429 || res->status == 503) && res->retry_after_ms >= 0)
 			delay = res->retry_after_ms;
+		if (res->status == 410 && w->cfg->callback) {
+			/* one endpoint asks to stop: that callback is done, the others go on */
+			settle(w, j, SLUICE_ACK, -1, NULL);
+			free(j);
+			worker_kick(w);
+			return;
+		}
 		if (res->status == 410)
 			disable(w, res->status);
 		settle(w, j, SLUICE_NACK, delay, error);
@@ -215,8 +222,42 @@ static const uint8_t *hdr_get(void *arg, const char *name, size_t *len)
 	return NULL;
 }
 
+/* A message header as a NUL-terminated string in out; 0 if absent, empty or too long. */
+static int hdr_str(const struct sluice_msg *m, const char *name, char *out, size_t cap)
+{
+	size_t n = 0;
+	const uint8_t *v = hdr_get((void *)m, name, &n);
+	if (!v || n == 0 || n >= cap || memchr(v, 0, n))
+		return 0;
+	memcpy(out, v, n);
+	out[n] = 0;
+	return 1;
+}
+
+/* Where a message goes and its body's type: the webhook's URL and the
+ * topic, or for a callback webhook the message's own (wh_config.h). */
+struct wh_dest {
+	struct wh_url u;
+	char type[256];
+};
+
+static int dest_of(const struct wh_worker *w, const struct sluice_msg *m, struct wh_dest *d)
+{
+	char url[WH_URL_BYTES_MAX + 1];
+	if (!w->cfg->callback) {
+		d->u = w->cfg->u;
+		snprintf(d->type, sizeof(d->type), "%s", m->topic);
+		return SL_OK;
+	}
+	if (!hdr_str(m, "sluice-callback-url", url, sizeof(url)) || wh_url_parse(url, strlen(url), &d->u) != SL_OK)
+		return SL_EINVAL;
+	if (!hdr_str(m, "sluice-event-type", d->type, sizeof(d->type)))
+		snprintf(d->type, sizeof(d->type), "%s", m->topic);
+	return SL_OK;
+}
+
 /* Sign and POST one message; 0 if it is on its way. */
-static int post(struct wh_worker *w, const struct sluice_pulled *pm)
+static int post(struct wh_worker *w, const struct sluice_pulled *pm, const struct wh_dest *dst)
 {
 	const struct sluice_msg *m = &pm->msg;
 	struct wh_header h[WH_EXTRA_HEADERS + WH_CFG_HEADERS_MAX];
@@ -233,7 +274,7 @@ static int post(struct wh_worker *w, const struct sluice_pulled *pm)
 	snprintf(part, sizeof(part), "%u", m->partition);
 	snprintf(off, sizeof(off), "%llu", (unsigned long long)m->offset);
 	snprintf(att, sizeof(att), "%u", pm->attempt);
-	rc = wh_body_render(body, m->topic, strlen(m->topic), m->timestamp_ms, slice_make(m->key.base, m->key.len),
+	rc = wh_body_render(body, dst->type, strlen(dst->type), m->timestamp_ms, slice_make(m->key.base, m->key.len),
 	                    slice_make(m->payload.base, m->payload.len));
 	const uint8_t *b = rc == SL_OK ? evbuffer_pullup(body, -1) : NULL;
 	size_t blen = evbuffer_get_length(body);
@@ -251,7 +292,7 @@ static int post(struct wh_worker *w, const struct sluice_pulled *pm)
 	for (size_t i = 0; i < w->cfg->nheaders; i++)
 		h[n++] = (struct wh_header){w->cfg->headers[i].name, w->cfg->headers[i].value};
 	*j = (struct wh_job){.w = w, .partition = m->partition, .offset = m->offset, .attempt = pm->attempt};
-	rc = wh_post(w->d->pool, &w->cfg->u, h, n, b, blen, w->cfg->timeout_ms, post_cb, j, &j->req);
+	rc = wh_post(w->d->pool, &dst->u, h, n, b, blen, w->cfg->timeout_ms, post_cb, j, &j->req);
 	if (rc == SL_OK) {
 		LIST_INSERT_HEAD(&w->jobs, j, link);
 		w->inflight++;
@@ -289,7 +330,15 @@ static void pull_cb(void *arg, int err, const char *errmsg, const struct sluice_
 			settle(w, &skip, SLUICE_ACK, -1, NULL); /* filtered out: done */
 			continue;
 		}
-		if (post(w, &msgs[i]) != SL_OK)
+		struct wh_dest dst;
+		if (dest_of(w, m, &dst) != SL_OK) {
+			/* no attempt can succeed: it is done, and the log says why */
+			log_warn("webhook %s: %u/%llu has no valid sluice-callback-url; not delivered", w->name,
+			         m->partition, (unsigned long long)m->offset);
+			settle(w, &skip, SLUICE_ACK, -1, NULL);
+			continue;
+		}
+		if (post(w, &msgs[i], &dst) != SL_OK)
 			settle(w, &skip, SLUICE_NACK, WH_RETRY_MS, "could not start the request on this node");
 		w->tokens -= 1;
 	}
