@@ -46,6 +46,10 @@ const char *sl_strerror(int err)
 		return "no such consumer";
 	case SL_ECONSUMER_EXISTS:
 		return "consumer exists";
+	case SL_EUNAUTHENTICATED:
+		return "unauthenticated";
+	case SL_EPERMISSION:
+		return "permission denied";
 	case SL_ENOMEM:
 		return "out of memory";
 	case SL_EIO:

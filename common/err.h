@@ -26,6 +26,8 @@ enum sl_err {
 	SL_EFENCED = 15,       /* publish refused before reaching the log: retry the earlier one first */
 	SL_ENOCONSUMER = 16,   /* no durable consumer of that name */
 	SL_ECONSUMER_EXISTS = 17,
+	SL_EUNAUTHENTICATED = 18, /* no credentials, or a token or signature that does not verify */
+	SL_EPERMISSION = 19,      /* authenticated, but the principal may not do this */
 	SL_WIRE_MAX = 99,      /* codes up to here are wire ErrorCodes; sl_err_is_wire() */
 
 	SL_ENOMEM = 100,
