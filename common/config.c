@@ -80,6 +80,10 @@ static const struct config_key config_keys[] = {
     {"webhooks", "allow_private", "webhook-allow-private", CT_BOOL, CFG(webhook_allow_private), 0, 1},
     {"webhooks", "ca_file", "webhook-ca-file", CT_STR, CFG(webhook_ca_file), 0, 0},
     {"webhooks", "conns_per_host", "webhook-conns-per-host", CT_U32, CFG(webhook_conns_per_host), 1, 1024},
+    {"tls", "cert", "tls-cert", CT_STR, CFG(tls_cert), 0, 0},
+    {"tls", "key", "tls-key", CT_STR, CFG(tls_key), 0, 0},
+    {"tls", "ca", "tls-ca", CT_STR, CFG(tls_ca), 0, 0},
+    {"tls", "ciphers", "tls-ciphers", CT_STR, CFG(tls_ciphers), 0, 0},
     {"storage", "map_bytes", "map-bytes", CT_SIZE64, CFG(map_bytes), MIB, 1ull << 46},
     {"storage", "sync", "sync", CT_BOOL, CFG(sync), 0, 1},
     {"storage", "batch_records_max", "batch-records-max", CT_U32, CFG(batch_records_max), 1, 1u << 24},
@@ -130,6 +134,8 @@ void config_defaults(struct config *c)
 	c->ws_message_max = 1 * MIB;
 	c->ws_ping_interval_ms = 20000;
 	c->webhook_conns_per_host = 4;
+	/* forward secrecy and AEAD only; TLS 1.3 suites are all of that kind already */
+	snprintf(c->tls_ciphers, sizeof(c->tls_ciphers), "%s", CONFIG_TLS_CIPHERS_DEFAULT);
 	c->frame_bytes_max = 1u << 20;
 	c->connections_max = 10000;
 	c->subscriptions_max = 1024;
@@ -423,8 +429,25 @@ static int set_clients(const struct config_key *k, struct config *c, const char 
 	return SL_OK;
 }
 
+/* cert and key go together; a CA alone would suggest TLS where there is none. */
+static int validate_tls(const struct config *c, char *err, size_t errlen)
+{
+	if (!c->tls_cert[0] != !c->tls_key[0]) {
+		snprintf(err, errlen, "tls.%s is set but tls.%s is not: give both (or neither, for plain TCP)",
+			 c->tls_cert[0] ? "cert" : "key", c->tls_cert[0] ? "key" : "cert");
+		return SL_ECONFIG;
+	}
+	if (c->tls_ca[0] && !c->tls_cert[0]) {
+		snprintf(err, errlen, "tls.ca is set but tls.cert and tls.key are not");
+		return SL_ECONFIG;
+	}
+	return SL_OK;
+}
+
 int config_validate(const struct config *c, char *err, size_t errlen)
 {
+	if (validate_tls(c, err, errlen) != SL_OK)
+		return SL_ECONFIG;
 	if (c->output_low_bytes >= c->output_high_bytes || c->output_high_bytes > c->output_pause_bytes) {
 		snprintf(err, errlen,
 			 "limits: output_low_bytes (%llu) < output_high_bytes (%llu) <= output_pause_bytes (%llu) "

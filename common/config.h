@@ -13,6 +13,9 @@
 
 #define CONFIG_NODES_MAX SL_NODES_MAX
 
+/* [tls] ciphers by default: ECDHE key exchange and AEAD ciphers (TLS 1.2) */
+#define CONFIG_TLS_CIPHERS_DEFAULT "ECDHE+AESGCM:ECDHE+CHACHA20"
+
 struct config {
 	/* [node] */
 	uint32_t node_id;               /* id, default 1 */
@@ -71,6 +74,11 @@ struct config {
 	uint64_t forward_queue_bytes_max; /* forward_queue_bytes_max, default 64 MiB: forwarded requests waiting on the leader */
 	/* [log] */
 	int log_level;                  /* level = debug|info|warn|error, default info */
+	/* [tls] (client listeners; all or nothing: with cert and key every listener speaks TLS) */
+	char tls_cert[1024];             /* cert: PEM certificate (chain) of the node; "" = plain TCP */
+	char tls_key[1024];              /* key: PEM private key of cert */
+	char tls_ca[1024];               /* ca: PEM CA(s) that issued cert: checked at start, intermediates sent */
+	char tls_ciphers[1024];          /* ciphers: OpenSSL cipher list for TLS 1.2 (1.3 keeps its defaults) */
 };
 
 /* Fill with defaults. */

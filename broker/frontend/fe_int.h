@@ -196,7 +196,8 @@ struct fe {
 	struct evconnlistener *listener;
 	struct fe_http *http;            /* the HTTP server (broker/http) */
 	struct wh_deliver *webhooks;     /* frontend 0: webhook delivery (broker/http/webhook/wh_deliver.h) */
-	struct event *efd_ev, *tick_ev, *stall_ev, *run_ev, *reap_ev, *sigterm_ev, *sigint_ev;
+	struct event *efd_ev, *tick_ev, *stall_ev, *run_ev, *reap_ev, *sigterm_ev, *sigint_ev, *sighup_ev;
+	struct ssl_ctx_st *tls_ctx;      /* [tls] on: new connections' context (fe_tls.h); NULL: plain TCP */
 	struct fe_conn_list conns, dead;
 	uint32_t nconns;
 	struct fe_sub_list runq;

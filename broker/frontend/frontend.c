@@ -15,6 +15,9 @@
  *   previous incarnation of this frontend are unknown and ignored.
  * - Connections are never freed in their own callbacks: conn_close marks them
  *   and the reaper event frees them (with their pending requests) later.
+ * - With [tls] on, both listeners hand out TLS bufferevents (fe_tls.c); the
+ *   rest of the frontend sees the same bufferevent API. SIGHUP builds a new
+ *   context for new connections; open ones keep theirs.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +43,7 @@
 #include "fe_http.h"
 #include "fe_int.h"
 #include "fe_pages.h"
+#include "fe_tls.h"
 #include "frontend.h"
 #include "log.h"
 #include "ring.h"
@@ -138,7 +142,7 @@ static void conn_linger(struct fe_conn *c)
 
 	c->closing = 1;
 	c->lingering = 1;
-	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+	fe_tls_shutdown_write(c->bev);
 	evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
 	bufferevent_set_timeouts(c->bev, &tv, NULL);
 	bufferevent_enable(c->bev, EV_READ);
@@ -999,6 +1003,27 @@ static void fe_tick_cb(evutil_socket_t fd, short what, void *arg)
 	fe_check_stop(fe);
 }
 
+/* SIGHUP (forwarded by the master): the [tls] files again, for the next
+ * connections. A bad file keeps the previous context. */
+static void fe_sighup_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct fe *fe = arg;
+	struct ssl_ctx_st *ctx;
+	char err[512];
+
+	if (!fe->tls_ctx) {
+		log_info("SIGHUP: TLS is off, nothing to reload");
+		return;
+	}
+	if (fe_tls_ctx_new(fe->cfg, &ctx, err, sizeof(err)) != SL_OK) {
+		log_error("TLS reload failed, new connections keep the previous certificate: %s", err);
+		return;
+	}
+	fe_tls_ctx_free(fe->tls_ctx);
+	fe->tls_ctx = ctx;
+	log_info("TLS certificate reloaded from %s for new connections", fe->cfg->tls_cert);
+}
+
 static void fe_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct fe *fe = arg;
@@ -1307,6 +1332,10 @@ static void fe_refuse(struct fe *fe, evutil_socket_t fd)
 	uint8_t buf[128];
 	ssize_t n;
 
+	if (fe->tls_ctx) { /* a TLS client could not read a plain frame: just close */
+		evutil_closesocket(fd);
+		return;
+	}
 	e.code = SLUICE__ERROR_CODE__TOO_MANY;
 	e.message = (char *)"too many connections";
 	f.body_case = SLUICE__FRAME__BODY_ERROR;
@@ -1324,7 +1353,7 @@ struct fe_conn *fe_conn_new(struct fe *fe, int fd)
 	struct fe_conn *c = calloc(1, sizeof(*c));
 	int one = 1;
 
-	if (!c || !(c->bev = bufferevent_socket_new(fe->base, fd, BEV_OPT_CLOSE_ON_FREE))) {
+	if (!c || !(c->bev = fe_tls_bev_new(fe->base, fd, fe->tls_ctx))) {
 		log_error("out of memory accepting a connection");
 		free(c);
 		evutil_closesocket(fd);
@@ -1421,11 +1450,12 @@ static int fe_setup_events(struct fe *fe, int listen_fd, int http_fd)
 	fe->reap_ev = event_new(fe->base, -1, 0, fe_reap_cb, fe);
 	fe->sigterm_ev = evsignal_new(fe->base, SIGTERM, fe_signal_cb, fe);
 	fe->sigint_ev = evsignal_new(fe->base, SIGINT, fe_signal_cb, fe);
+	fe->sighup_ev = evsignal_new(fe->base, SIGHUP, fe_sighup_cb, fe);
 	if (!fe->efd_ev || !fe->tick_ev || !fe->stall_ev || !fe->run_ev || !fe->reap_ev || !fe->sigterm_ev ||
-	    !fe->sigint_ev)
+	    !fe->sigint_ev || !fe->sighup_ev)
 		return SL_ENOMEM;
 	if (event_add(fe->efd_ev, NULL) || event_add(fe->tick_ev, &tick) || event_add(fe->sigterm_ev, NULL) ||
-	    event_add(fe->sigint_ev, NULL))
+	    event_add(fe->sigint_ev, NULL) || event_add(fe->sighup_ev, NULL))
 		return SL_EIO;
 	fe->listener = evconnlistener_new(fe->base, fe_accept_cb, fe, LEV_OPT_CLOSE_ON_FREE, -1, listen_fd);
 	if (!fe->listener)
@@ -1452,7 +1482,7 @@ static void fe_teardown(struct fe *fe)
 	wh_deliver_free(fe->webhooks);
 	fe->webhooks = NULL;
 	struct event **evs[] = {&fe->efd_ev,  &fe->tick_ev,    &fe->stall_ev, &fe->run_ev,
-	                        &fe->reap_ev, &fe->sigterm_ev, &fe->sigint_ev};
+	                        &fe->reap_ev, &fe->sigterm_ev, &fe->sigint_ev, &fe->sighup_ev};
 	size_t i;
 
 	if (fe->listener)
@@ -1477,6 +1507,8 @@ static void fe_teardown(struct fe *fe)
 		event_base_free(fe->base);
 	if (fe->store)
 		store_close(fe->store);
+	fe_tls_ctx_free(fe->tls_ctx);
+	fe->tls_ctx = NULL;
 	free(fe->buckets);
 	free(fe->waiters);
 }
@@ -1485,6 +1517,7 @@ int frontend_main(const struct frontend_args *a)
 {
 	static char role[32];
 	struct fe fe;
+	char tls_err[512];
 	int rc = 1, fl;
 
 	memset(&fe, 0, sizeof(fe));
@@ -1522,6 +1555,10 @@ int frontend_main(const struct frontend_args *a)
 		fcntl(a->efd, F_SETFL, fl | O_NONBLOCK);
 	if (!fe.buckets || !fe.waiters || fe_open_store(&fe) != SL_OK)
 		goto out;
+	if (fe_tls_ctx_new(fe.cfg, &fe.tls_ctx, tls_err, sizeof(tls_err)) != SL_OK) {
+		log_error("TLS: %s", tls_err);
+		goto out;
+	}
 	fe.base = event_base_new();
 	if (!fe.base || fe_setup_events(&fe, a->listen_fd, a->http_fd) != SL_OK) {
 		log_error("cannot set up the event loop");

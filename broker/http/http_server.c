@@ -738,15 +738,20 @@ void http_pump_later(struct fe_conn *c, uint32_t ms)
 		evtimer_add(c->http->pump_ev, &tv);
 }
 
-/* Over http connections_max: a 503 with Retry-After, then close. */
-static void http_refuse_conn(evutil_socket_t fd)
+/* Over http connections_max: a 503 with Retry-After, then close (with TLS
+ * just close: a plain answer would be noise to a TLS client). */
+static void http_refuse_conn(const struct fe *fe, evutil_socket_t fd)
 {
 	static const char msg[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
 	                          "Retry-After: 1\r\nConnection: close\r\nContent-Length: 136\r\n\r\n"
 	                          "{\"type\":\"urn:sluice:problem:too-many\",\"title\":\"Service Unavailable\","
 	                          "\"status\":503,\"detail\":\"too many connections\",\"code\":\"TOO_MANY\"}";
-	ssize_t n = send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-	(void)n;
+	ssize_t n;
+
+	if (!fe->tls_ctx) {
+		n = send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)n;
+	}
 	evutil_closesocket(fd);
 }
 
@@ -762,7 +767,7 @@ static void http_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct 
 		return;
 	}
 	if (fh->nconns >= fe->cfg->http_connections_max) {
-		http_refuse_conn(fd);
+		http_refuse_conn(fe, fd);
 		return;
 	}
 	if (!(h = calloc(1, sizeof(*h)))) {

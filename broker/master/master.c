@@ -11,6 +11,11 @@
  *
  * SIGTERM/SIGINT: frontends are stopped first (they stop accepting and wait
  * for their pending acks), then the logwriter drains the rings; exit 0.
+ *
+ * SIGHUP: forwarded to the frontends, which read the [tls] files again for
+ * their new connections (broker/frontend/fe_tls.h). The files are checked
+ * here once before anything starts, so a bad certificate stops the node with
+ * a message naming the file instead of a loop of failing frontends.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -34,6 +39,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "fe_tls.h"
 #include "frontend.h"
 #include "log.h"
 #include "logwriter.h"
@@ -186,6 +192,8 @@ static void child_setup(const char *name, pid_t master)
 	if (getppid() != master)
 		_exit(0); /* the master died before we got here */
 	prctl(PR_SET_NAME, name);
+	/* a SIGHUP before the frontend's own handler is in place must not kill it */
+	signal(SIGHUP, SIG_IGN);
 	sigset_t all;
 	sigfillset(&all);
 	sigprocmask(SIG_UNBLOCK, &all, NULL);
@@ -389,14 +397,43 @@ static int node_serves(struct master *m)
 	return m->cfg.cluster_n == 0 || shm_stat_load(&m->shm.hdr->cluster.leader_id) != 0;
 }
 
+/* SIGHUP: each frontend reloads its TLS certificate (and logs how it went). */
+static void forward_hup(struct master *m)
+{
+	if (!m->cfg.tls_cert[0]) {
+		log_info("SIGHUP: TLS is off, nothing to reload");
+		return;
+	}
+	log_info("SIGHUP: frontends reload the TLS certificate %s", m->cfg.tls_cert);
+	for (uint32_t i = 0; i < m->cfg.frontends; i++)
+		if (m->fe[i].pid)
+			kill(m->fe[i].pid, SIGHUP);
+}
+
+/* Refuse to start on TLS files that cannot be used (the frontends would
+ * fail the same way, over and over). */
+static int check_tls(const struct config *cfg)
+{
+	struct ssl_ctx_st *ctx = NULL;
+	char err[512];
+
+	if (fe_tls_ctx_new(cfg, &ctx, err, sizeof(err)) != SL_OK) {
+		fprintf(stderr, "sluiced: %s\n", err);
+		return 78;
+	}
+	fe_tls_ctx_free(ctx);
+	return 0;
+}
+
 static int run(struct master *m)
 {
 	snapshot_recover(m); /* a power loss may have stopped an install half way */
 	child_started(&m->lw, spawn_logwriter(m));
 	for (uint32_t i = 0; i < m->cfg.frontends; i++)
 		child_started(&m->fe[i], spawn_frontend(m, i));
-	log_info("node %u listening on %s (native) and %s (http) with %u frontends, data in %s", m->cfg.node_id,
-		 m->cfg.listen_native, m->cfg.listen_http, m->cfg.frontends, m->cfg.data_dir);
+	log_info("node %u listening on %s (native) and %s (http)%s with %u frontends, data in %s", m->cfg.node_id,
+		 m->cfg.listen_native, m->cfg.listen_http, m->cfg.tls_cert[0] ? " with TLS" : "", m->cfg.frontends,
+		 m->cfg.data_dir);
 	notify_init(&m->notify);
 	for (;;) {
 		struct pollfd pfd = {m->sigfd, POLLIN, 0};
@@ -404,11 +441,14 @@ static int run(struct master *m)
 		int n = poll(&pfd, 1, nwait >= 0 && nwait < wait ? nwait : wait);
 		if (n > 0) {
 			struct signalfd_siginfo si;
-			if (read(m->sigfd, &si, sizeof(si)) == sizeof(si) &&
-			    (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)) {
+			if (read(m->sigfd, &si, sizeof(si)) != sizeof(si))
+				si.ssi_signo = 0;
+			if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
 				stop_all(m);
 				return 0;
 			}
+			if (si.ssi_signo == SIGHUP)
+				forward_hup(m);
 		}
 		reap(m, 0);
 		if (m->reseed && !m->lw.pid) {
@@ -480,6 +520,7 @@ static int setup(struct master *m)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGHUP);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	m->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	return m->sigfd < 0 ? 71 : 0;
@@ -496,6 +537,9 @@ int main(int argc, char **argv)
 	log_set_level((enum log_level)m.cfg.log_level);
 	if (sodium_init() < 0)
 		return 71;
+	rc = check_tls(&m.cfg);
+	if (rc)
+		return rc;
 	rc = setup(&m);
 	if (rc)
 		return rc;

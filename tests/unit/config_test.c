@@ -1,7 +1,7 @@
 /*
  * config_test.c: defaults, an INI file overriding every key, size suffixes,
  * booleans, errors naming line and key, flag-style config_set, host:port, and
- * the [cluster] keys with the checks of config_validate.
+ * the [cluster] keys with the checks of config_validate, and [tls].
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -434,4 +434,57 @@ Test(config, cluster_validate)
 	config_defaults(&c);
 	cr_assert_eq(config_load_file(&c, path, err, sizeof(err)), SL_OK, "%s", err);
 	validate_bad(&c, "election_timeout_ms");
+}
+
+Test(config, tls_file_and_flags)
+{
+	struct config c;
+	config_defaults(&c);
+	char err[256] = "";
+	/* off by default: plain TCP, and the default cipher list is set */
+	cr_assert_str_eq(c.tls_cert, "");
+	cr_assert_str_eq(c.tls_key, "");
+	cr_assert_str_eq(c.tls_ca, "");
+	cr_assert_str_eq(c.tls_ciphers, CONFIG_TLS_CIPHERS_DEFAULT);
+	write_file("[tls]\ncert = /etc/sluice/node.pem\nkey = /etc/sluice/node.key\nca = /etc/sluice/ca.pem\n"
+	           "ciphers = ECDHE+AESGCM\n");
+	cr_assert_eq(config_load_file(&c, path, err, sizeof(err)), SL_OK, "%s", err);
+	cr_assert_str_eq(c.tls_cert, "/etc/sluice/node.pem");
+	cr_assert_str_eq(c.tls_key, "/etc/sluice/node.key");
+	cr_assert_str_eq(c.tls_ca, "/etc/sluice/ca.pem");
+	cr_assert_str_eq(c.tls_ciphers, "ECDHE+AESGCM");
+	cr_assert_eq(config_validate(&c, err, sizeof(err)), SL_OK, "%s", err);
+	/* the flags, which win over the file */
+	set_ok(&c, NULL, "tls-cert", "/tmp/n.pem");
+	set_ok(&c, NULL, "tls-key", "/tmp/n.key");
+	set_ok(&c, NULL, "tls-ca", "/tmp/ca.pem");
+	set_ok(&c, NULL, "tls-ciphers", "ECDHE+CHACHA20");
+	cr_assert_str_eq(c.tls_cert, "/tmp/n.pem");
+	cr_assert_str_eq(c.tls_key, "/tmp/n.key");
+	cr_assert_str_eq(c.tls_ca, "/tmp/ca.pem");
+	cr_assert_str_eq(c.tls_ciphers, "ECDHE+CHACHA20");
+	set_ok(&c, "tls", "cert", "/tmp/m.pem");
+	cr_assert_str_eq(c.tls_cert, "/tmp/m.pem");
+	set_bad(&c, "tls", "cert", "");
+	set_bad(&c, "tls", "certificate", "/tmp/x");
+	set_bad(&c, NULL, "tls-crt", "/tmp/x");
+}
+
+Test(config, tls_validate)
+{
+	struct config c;
+	config_defaults(&c);
+	set_ok(&c, NULL, "tls-cert", "/tmp/n.pem");
+	validate_bad(&c, "tls.key");
+	config_defaults(&c);
+	set_ok(&c, NULL, "tls-key", "/tmp/n.key");
+	validate_bad(&c, "tls.cert");
+	config_defaults(&c);
+	set_ok(&c, NULL, "tls-ca", "/tmp/ca.pem");
+	validate_bad(&c, "tls.ca");
+	/* the cipher list alone changes nothing: it has a default anyway */
+	config_defaults(&c);
+	set_ok(&c, NULL, "tls-ciphers", "ECDHE+AESGCM");
+	char err[256] = "";
+	cr_assert_eq(config_validate(&c, err, sizeof(err)), SL_OK, "%s", err);
 }
