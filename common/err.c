@@ -66,6 +66,8 @@ const char *sl_strerror(int err)
 		return "timed out";
 	case SL_ECONFIG:
 		return "configuration error";
+	case SL_ETLS:
+		return "TLS handshake failed (server certificate not trusted or for another name, or not a TLS server)";
 	}
 	return "unknown error";
 }

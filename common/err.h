@@ -38,6 +38,7 @@ enum sl_err {
 	SL_ECLOSED = 105,      /* peer closed the connection */
 	SL_ETIMEOUT = 106,
 	SL_ECONFIG = 107,
+	SL_ETLS = 108,         /* TLS handshake failed: certificate not trusted, wrong name, not a TLS server */
 };
 
 /* 1 if err is an answer for a client (a wire ErrorCode), 0 if it is local

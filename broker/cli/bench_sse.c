@@ -146,7 +146,9 @@ void bench_sse_usage(FILE *f)
 		   "  per idle subscriber (the frontends of --pid, else found from the HTTP port).\n"
 		   "  `bench ws`: the subscribers are WebSockets (/v1/ws, sluice.v1.json) instead; with\n"
 		   "  --publish-window W the N connections publish --count messages over WebSocket\n"
-		   "  instead, W in flight each, and it reports publishes/s and publish->ack latency.\n",
+		   "  instead, W in flight each, and it reports publishes/s and publish->ack latency.\n"
+		   "  The streams and WebSockets are plain HTTP only (no TLS); the publisher follows\n"
+		   "  --tls-ca like every command.\n",
 		SSE_SUBSCRIBERS_DEFAULT, SSE_RATE_DEFAULT, SSE_DURATION_DEFAULT_S, SSE_SIZE_DEFAULT, SSE_SIZE_MIN);
 }
 

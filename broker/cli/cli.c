@@ -69,6 +69,10 @@ int cli_exit_code(int err)
 	case SLUICE_EFULL:
 	case SLUICE_ETOOMANY:
 		return EX_TEMPFAIL;
+	case SLUICE_ETLS:
+		return EX_UNAVAILABLE;
+	case SLUICE_ECONFIG:
+		return EX_USAGE;
 	default:
 		return EX_SOFTWARE;
 	}
@@ -78,6 +82,7 @@ struct sluice_client_opts cli_client_opts(const struct cli_global *g, uint32_t p
 {
 	struct sluice_client_opts o = {0};
 	o.servers = g->server;
+	o.tls_ca = g->tls_ca;
 	o.client_name = "sluice-cli";
 	o.pipeline_max = pipeline_max;
 	o.connect_timeout_ms = CLI_CONNECT_TIMEOUT_MS;
@@ -96,6 +101,12 @@ int cli_connect_opts(const struct cli_global *g, const struct sluice_client_opts
 	int err = sluice_sync_open(o, out);
 	if (err != SLUICE_OK) {
 		const char *srv = g->server ? g->server : getenv("SLUICE_SERVER");
+		const char *ca = g->tls_ca ? g->tls_ca : getenv("SLUICE_TLS_CA");
+		if (err == SLUICE_ECONFIG) {
+			fprintf(stderr, "%s: --tls-ca %s: cannot read a PEM CA certificate from it\n", prog,
+				ca ? ca : "");
+			return EX_USAGE;
+		}
 		fprintf(stderr, "%s: cannot connect to %s: %s\n", prog, srv && srv[0] ? srv : "127.0.0.1:7400",
 			sluice_strerror(err));
 		return EX_UNAVAILABLE;
@@ -177,7 +188,7 @@ int cli_want_help(int argc, char **argv)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: sluice [-s|--servers HOST:PORT[,HOST:PORT...]] [--json] COMMAND ...\n"
+		"usage: sluice [-s|--servers HOST:PORT[,HOST:PORT...]] [--tls-ca FILE] [--json] COMMAND ...\n"
 		"\n"
 		"commands:\n"
 		"  topic create NAME [--partitions N] [--retention-ms MS] [--retention-bytes B]\n"
@@ -213,6 +224,9 @@ static void usage(FILE *f)
 		"\n"
 		"--servers (or --server) defaults to $SLUICE_SERVER or 127.0.0.1:7400; with several\n"
 		"servers the client fails over between them. --json prints JSON.\n"
+		"--tls-ca FILE (or $SLUICE_TLS_CA) connects with TLS and trusts the CA(s) in FILE; the\n"
+		"server's certificate must name the host given in --servers. Without it: plain TCP.\n"
+		"`bench sse` reads its event streams over plain HTTP only.\n"
 		"`sluice COMMAND --help` describes a command.\n");
 }
 
@@ -1188,6 +1202,7 @@ struct cs_target {
 struct cs_state {
 	struct cs_target t[CLI_CLUSTER_TARGETS_MAX];
 	size_t n;
+	const char *tls_ca; /* --tls-ca, for every node asked */
 };
 
 static void cs_answer_copy(struct cs_answer *a, const struct sluice_cluster_status *st)
@@ -1261,6 +1276,7 @@ static size_t cs_round(struct cs_state *cs, struct event_base *base)
 			continue;
 		t->started = 1;
 		o.servers = t->addr;
+		o.tls_ca = cs->tls_ca;
 		o.client_name = "sluice-cli";
 		o.connect_timeout_ms = CLI_CLUSTER_TIMEOUT_MS;
 		o.request_timeout_ms = 2 * CLI_CLUSTER_TIMEOUT_MS;
@@ -1297,6 +1313,7 @@ static size_t cs_discover(const struct cli_global *g, struct cs_state *cs)
 	if (!base)
 		return 0;
 	memset(cs, 0, sizeof(*cs));
+	cs->tls_ca = g->tls_ca;
 	cs_add_list(cs, cli_servers(g));
 	for (int round = 0; round < CLI_CLUSTER_ROUNDS_MAX && cs_round(cs, base) > 0; round++) {
 		size_t n = cs->n;
@@ -1645,6 +1662,12 @@ static int globals_extract(int *argc, char **argv, struct cli_global *g, int *he
 			g->server = a + 9;
 		} else if (!strncmp(a, "--servers=", 10)) {
 			g->server = a + 10;
+		} else if (!strcmp(a, "--tls-ca")) {
+			if (i + 1 >= *argc)
+				return -1;
+			g->tls_ca = argv[++i];
+		} else if (!strncmp(a, "--tls-ca=", 9)) {
+			g->tls_ca = a + 9;
 		} else if ((!strcmp(a, "--help") || !strcmp(a, "-h")) && out == 1) {
 			*help = 1; /* before the command: general help */
 		} else {

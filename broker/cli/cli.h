@@ -18,6 +18,7 @@
 
 struct cli_global {
 	const char *server;         /* --server, or NULL for $SLUICE_SERVER / the default */
+	const char *tls_ca;         /* --tls-ca: connect with TLS, trusting this CA; NULL: $SLUICE_TLS_CA or plain */
 	int json;                   /* --json */
 };
 

@@ -51,12 +51,20 @@
  * consumer's ack timeout (at-least-once delivery, as documented). A Pull's
  * deadline is the request timeout plus its wait_ms.
  *
+ * TLS (opts tls, tls_ca, $SLUICE_TLS_CA): one SSL_CTX per client; each
+ * connection is an OpenSSL bufferevent that checks the chain and the host
+ * name before BEV_EVENT_CONNECTED, so the Hello only ever goes to a verified
+ * server. A failed handshake is a failed connection like a refused one (the
+ * next server, backoff); if the client gives up after one, it reports
+ * SL_ETLS rather than UNAVAILABLE, so a missing CA is named as such.
+ *
  * Caveats: callbacks may call any sluice_* function, including
  * sluice_client_free (the free is deferred until the callback unwinds).
  * Credit and Unsubscribe frames carry a request id but any answer to them is
  * ignored (unknown ids are dropped).
  */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -68,7 +76,11 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <sodium.h>
 
 #include "codec.h"
@@ -105,6 +117,7 @@ _Static_assert((int)SLUICE_ECORRUPT == (int)SL_ECORRUPT, "SLUICE_ECORRUPT");
 _Static_assert((int)SLUICE_ECLOSED == (int)SL_ECLOSED, "SLUICE_ECLOSED");
 _Static_assert((int)SLUICE_ETIMEOUT == (int)SL_ETIMEOUT, "SLUICE_ETIMEOUT");
 _Static_assert((int)SLUICE_ECONFIG == (int)SL_ECONFIG, "SLUICE_ECONFIG");
+_Static_assert((int)SLUICE_ETLS == (int)SL_ETLS, "SLUICE_ETLS");
 
 #define CLIENT_SERVER_DEFAULT "127.0.0.1:7400"
 #define CLIENT_PIPELINE_DEFAULT 1024
@@ -281,6 +294,9 @@ struct sluice_client {
 
 	enum conn_state state;
 	struct bufferevent *bev;
+	SSL_CTX *tls_ctx;         /* NULL: plain TCP */
+	char *tls_name;           /* name the certificate must carry; NULL: the host of the address */
+	int last_conn_err;        /* why the last connection attempt failed: SL_ETLS or 0 */
 	uint32_t server_frame_bytes_max;
 	uint64_t down_since_ns;   /* first failure of the current outage; 0: up */
 	uint32_t backoff_ms;
@@ -1282,6 +1298,19 @@ static void send_hello(struct sluice_client *c)
 	bufferevent_write(c->bev, buf, n);
 }
 
+/* Whether a connection that ended before BEV_EVENT_CONNECTED got as far as
+ * TLS: a certificate refused, or an alert or garbage instead of a handshake.
+ * A refused or reset TCP connection is not a TLS failure. */
+static int tls_failed(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	int verify = ssl ? (int)SSL_get_verify_result(ssl) : X509_V_OK;
+	unsigned long e = bufferevent_get_openssl_error(bev);
+
+	ERR_clear_error();
+	return verify != X509_V_OK || e != 0;
+}
+
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct sluice_client *c = arg;
@@ -1292,8 +1321,11 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		int one = 1;
 		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c->state = CS_HANDSHAKE;
+		c->last_conn_err = 0;
 		send_hello(c);
 	} else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+		if (c->state == CS_CONNECTING && c->tls_ctx && tls_failed(bev))
+			c->last_conn_err = SL_ETLS;
 		conn_lost(c, SL_ECLOSED);
 	}
 	c->cb_depth--;
@@ -1305,14 +1337,15 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 
 /* ---------- connection lifecycle ---------- */
 
-static int server_addr(const char *hp, struct addrinfo **out)
+/* The host of "host:port" or "[v6]:port", without brackets, into host[256]. */
+static const char *server_host(const char *hp, char *host, const char **port)
 {
-	char host[256];
 	const char *colon = strrchr(hp, ':');
-	if (!colon || (size_t)(colon - hp) >= sizeof(host) || colon == hp)
-		return SL_EINVAL;
+	if (!colon || (size_t)(colon - hp) >= 256 || colon == hp)
+		return NULL;
 	memcpy(host, hp, (size_t)(colon - hp));
 	host[colon - hp] = 0;
+	*port = colon + 1;
 	/* Accept "[::1]:7400". */
 	char *h = host;
 	size_t hl = strlen(h);
@@ -1320,8 +1353,62 @@ static int server_addr(const char *hp, struct addrinfo **out)
 		h[hl - 1] = 0;
 		h++;
 	}
+	return h;
+}
+
+static int server_addr(const char *hp, struct addrinfo **out)
+{
+	char host[256];
+	const char *port, *h = server_host(hp, host, &port);
+	if (!h)
+		return SL_EINVAL;
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
-	return getaddrinfo(h, colon + 1, &hints, out) == 0 ? SL_OK : SL_EINVAL;
+	return getaddrinfo(h, port, &hints, out) == 0 ? SL_OK : SL_EINVAL;
+}
+
+/* An SSL for server hp: the name (SNI and certificate check) or the IP
+ * address the certificate must be made out to. */
+static SSL *tls_ssl_new(struct sluice_client *c, const char *hp)
+{
+	char host[256];
+	unsigned char ip[16];
+	const char *port, *name = c->tls_name ? c->tls_name : server_host(hp, host, &port);
+	SSL *ssl = name ? SSL_new(c->tls_ctx) : NULL;
+	int ok;
+
+	if (!ssl)
+		return NULL;
+	if (inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1) {
+		ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1;
+	} else {
+		ok = SSL_set_tlsext_host_name(ssl, name) == 1 && SSL_set1_host(ssl, name) == 1;
+		SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	}
+	if (!ok) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	return ssl;
+}
+
+/* A bufferevent for a connection to hp: TLS when the client has a context. */
+static struct bufferevent *conn_bev_new(struct sluice_client *c, const char *hp)
+{
+	struct bufferevent *bev;
+	SSL *ssl;
+
+	if (!c->tls_ctx)
+		return bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!(ssl = tls_ssl_new(c, hp)))
+		return NULL;
+	bev = bufferevent_openssl_socket_new(c->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	if (!bev) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	/* servers may close without close_notify; framing tells us what is complete */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
 }
 
 static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -1348,7 +1435,7 @@ static void conn_start(struct sluice_client *c)
 	evtimer_add(c->conn_timer, &tv);
 	if (server_addr(hp, &ai) != SL_OK)
 		goto fail;
-	c->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	c->bev = conn_bev_new(c, hp);
 	if (!c->bev)
 		goto fail;
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
@@ -1502,7 +1589,7 @@ static void conn_lost(struct sluice_client *c, int err)
 	if (now - c->down_since_ns >= (uint64_t)c->retry_max_ms * 1000000ull) {
 		c->state = CS_IDLE;
 		c->gave_up = 1;
-		fail_everything(c, SL_EUNAVAILABLE);
+		fail_everything(c, c->last_conn_err == SL_ETLS ? SL_ETLS : SL_EUNAVAILABLE);
 		return;
 	}
 	c->state = CS_BACKOFF;
@@ -1854,6 +1941,33 @@ static int servers_parse(struct sluice_client *c, const char *list)
 	return c->servers_n > 0 ? SL_OK : SL_EINVAL;
 }
 
+/* The client's TLS context from the options (or $SLUICE_TLS_CA); none for
+ * plain TCP. SL_ECONFIG when the CA file cannot be used. */
+static int tls_setup(struct sluice_client *c, const struct sluice_client_opts *o)
+{
+	const char *ca = o->tls_ca, *env = getenv("SLUICE_TLS_CA");
+	SSL_CTX *ctx;
+
+	if (!o->tls && !ca && env && env[0])
+		ca = env;
+	if (!o->tls && !ca)
+		return SL_OK;
+	if (!(ctx = SSL_CTX_new(TLS_client_method())))
+		return SL_ENOMEM;
+	c->tls_ctx = ctx;
+	if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
+		return SL_EINTERNAL;
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_verify(ctx, o->tls_skip_verify ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+	if ((ca ? SSL_CTX_load_verify_locations(ctx, ca, NULL) : SSL_CTX_set_default_verify_paths(ctx)) != 1) {
+		ERR_clear_error();
+		return SL_ECONFIG;
+	}
+	if (o->tls_server_name && o->tls_server_name[0] && !(c->tls_name = strdup(o->tls_server_name)))
+		return SL_ENOMEM;
+	return SL_OK;
+}
+
 int sluice_client_new(struct event_base *base, const struct sluice_client_opts *opts, struct sluice_client **out)
 {
 	struct sluice_client_opts o = {0};
@@ -1888,6 +2002,9 @@ int sluice_client_new(struct event_base *base, const struct sluice_client_opts *
 	c->producer_id = o.producer_id;
 	while (c->producer_id == 0)
 		randombytes_buf(&c->producer_id, sizeof(c->producer_id));
+	if ((err = tls_setup(c, &o)) != SL_OK)
+		goto fail;
+	err = SL_ENOMEM;
 	c->backoff_ms = CLIENT_BACKOFF_MIN_MS;
 	c->server_frame_bytes_max = CODEC_FRAME_BYTES_DEFAULT;
 	c->conn_timer = evtimer_new(base, conn_timer_cb, c);
@@ -1944,6 +2061,8 @@ void sluice_client_free(struct sluice_client *c)
 	}
 	for (size_t i = 0; i < c->servers_n; i++)
 		free(c->servers[i]);
+	SSL_CTX_free(c->tls_ctx);
+	free(c->tls_name);
 	free(c->client_name);
 	free(c);
 }
@@ -2484,7 +2603,7 @@ int sluice_sync_open(const struct sluice_client_opts *opts, struct sluice_sync *
 	while (!client_settled(s->c))
 		event_base_loop(s->base, EVLOOP_ONCE);
 	if (s->c->state != CS_READY) {
-		err = SL_EUNAVAILABLE;
+		err = s->c->last_conn_err == SL_ETLS ? SL_ETLS : SL_EUNAVAILABLE;
 		goto fail;
 	}
 	*out = s;

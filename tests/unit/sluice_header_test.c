@@ -29,6 +29,7 @@ Test(sluice_header, error_values)
 	cr_assert_eq(SLUICE_ENOMEM, 100);
 	cr_assert_eq(SLUICE_ECLOSED, 105);
 	cr_assert_eq(SLUICE_ECONFIG, 107);
+	cr_assert_eq(SLUICE_ETLS, 108);
 	cr_assert_eq(SL_OK, 42); /* ours, not the project's */
 }
 
@@ -40,6 +41,7 @@ Test(sluice_header, strerror_names_every_code)
 		SLUICE_ENOSUB,    SLUICE_EINTERNAL,  SLUICE_EHANDSHAKE, SLUICE_ERANGE,    SLUICE_ETOOMANY,
 		SLUICE_EFENCED,   SLUICE_ENOMEM,     SLUICE_EIO,        SLUICE_EAGAIN,    SLUICE_ENOTFOUND,
 		SLUICE_ECORRUPT,  SLUICE_ECLOSED,    SLUICE_ETIMEOUT,   SLUICE_ECONFIG,
+		SLUICE_ETLS,
 	};
 	const char *unknown = sluice_strerror(9999);
 	cr_assert_not_null(unknown);

@@ -506,6 +506,10 @@ static int start(struct wh_deliver *d)
 	o.servers = server;
 	o.client_name = "sluice-webhooks";
 	o.retry_max_ms = 5000;
+	/* a listener with TLS takes nothing else; the hop stays on this host, and
+	 * the node's certificate need not name the loopback address */
+	o.tls = d->cfg->tls_cert[0] != 0;
+	o.tls_skip_verify = o.tls;
 	pc.allow_private = d->cfg->webhook_allow_private;
 	pc.ca_file = d->cfg->webhook_ca_file[0] ? d->cfg->webhook_ca_file : NULL;
 	pc.conns_per_host_max = d->cfg->webhook_conns_per_host;

@@ -3,7 +3,7 @@
  *
  * This header is self-contained: it includes only standard C headers and
  * every name it declares starts with sluice_ or SLUICE_. Link with
- * libsluiceclient, libevent and libsodium.
+ * libsluiceclient, libevent (with libevent_openssl), OpenSSL and libsodium.
  *
  * Async API: a client lives on the caller's libevent event_base. Every call
  * queues a request and returns at once; callbacks run on the event loop.
@@ -96,7 +96,9 @@ enum sluice_err {
 	SLUICE_ECORRUPT = 104,
 	SLUICE_ECLOSED = 105,       /* connection closed, or the client was freed */
 	SLUICE_ETIMEOUT = 106,
-	SLUICE_ECONFIG = 107,
+	SLUICE_ECONFIG = 107,       /* bad options (e.g. a tls_ca file that cannot be read) */
+	SLUICE_ETLS = 108,          /* TLS handshake failed: certificate not trusted or for another
+	                             * name, or the server does not speak TLS */
 };
 
 /* Short static description of err (any int); never NULL. */
@@ -139,6 +141,16 @@ struct sluice_client_opts {
 	                             * batch; 0: no batching, every publish is sent at once */
 	uint32_t batch_bytes;       /* send a batch when its records reach this size; 0: 262144.
 	                             * Never more than the server's frame_bytes_max allows. */
+	/* TLS (TLS 1.2 or later). With tls or tls_ca set the client speaks TLS and checks the
+	 * server's certificate: issued by a CA of tls_ca (a PEM file; NULL: the system's CAs)
+	 * and made out to the host of the server address (a name, sent as SNI too, or an IP
+	 * address), or to tls_server_name when set. A failed check is SLUICE_ETLS. With
+	 * neither set, $SLUICE_TLS_CA (when non-empty) is taken as tls_ca; else plain TCP. */
+	int tls;
+	const char *tls_ca;
+	const char *tls_server_name;
+	int tls_skip_verify;        /* encrypt without checking the certificate: only for a connection
+	                             * that cannot leave the host (a node to its own listener) */
 };
 
 struct sluice_header {
