@@ -27,6 +27,7 @@
 #include <event2/util.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "config.h"
 #include "err.h"
@@ -58,9 +59,11 @@ static int load_cert_and_key(SSL_CTX *ctx, const struct config *cfg, char *err, 
 		return SL_ECONFIG;
 	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1)
 		return tls_fail(err, errlen, "tls.cert: no PEM certificate in", cfg->tls_cert);
-	if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1)
+	/* OpenSSL refuses a key that does not match while loading it: say that */
+	if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1 &&
+	    ERR_GET_REASON(ERR_peek_last_error()) != X509_R_KEY_VALUES_MISMATCH)
 		return tls_fail(err, errlen, "tls.key: no PEM private key in", cfg->tls_key);
-	if (SSL_CTX_check_private_key(ctx) != 1) {
+	if (ERR_peek_last_error() || SSL_CTX_check_private_key(ctx) != 1) {
 		snprintf(err, errlen, "tls.key %s does not match the certificate of tls.cert %s", cfg->tls_key,
 			 cfg->tls_cert);
 		ERR_clear_error();
