@@ -8,6 +8,11 @@
 #   deploy/cluster.sh kill NODE      kill -9 that node's master and all its children
 #   deploy/cluster.sh restart NODE   stop NODE if it runs, start it again on the same data dir
 #   deploy/cluster.sh servers        print the client address list (for sluice -s)
+#   deploy/cluster.sh reload NODE    SIGHUP: the node reloads its TLS certificate (open connections stay)
+#
+# TLS: when $SLUICE_CLUSTER_DIR/tls holds ca.pem and nodeN.pem/nodeN.key (deploy/quickstart.sh
+# makes them) and there is no $SLUICE_CLUSTER_DIR/plain, every node's client listeners speak TLS
+# and this script's own sluice calls trust tls/ca.pem. Peer links stay plain TCP for now.
 #
 # Environment:
 #   SLUICE_CLUSTER_DIR   where configs, data, logs and pids live (default /tmp/sluice-quickstart)
@@ -28,6 +33,11 @@ stop_wait_s=15
 ready_wait_s=15
 
 die() { echo "cluster.sh: $*" >&2; exit 1; }
+tls_on() { [ -f "$dir/tls/ca.pem" ] && [ ! -f "$dir/plain" ]; }
+# sluice, trusting the cluster's CA when it runs with TLS
+sluice_cli() {
+    if tls_on; then "$bin/sluice" --tls-ca "$dir/tls/ca.pem" "$@"; else "$bin/sluice" "$@"; fi
+}
 
 list() { # list "prefix" base -> "1=127.0.0.1:base+1,2=..."
     local out="" i
@@ -76,12 +86,21 @@ heartbeat_ms = 100
 [log]
 level = info
 INI
+    if tls_on; then
+        cat >>"$dir/node$n.ini" <<INI
+
+[tls]
+cert = $dir/tls/node$n.pem
+key = $dir/tls/node$n.key
+ca = $dir/tls/ca.pem
+INI
+    fi
 }
 
 wait_ready() { # node: until it answers node status, bounded
     local n=$1 i
     for i in $(seq $((ready_wait_s * 10))); do
-        "$bin/sluice" -s "127.0.0.1:$((cbase + n))" node status >/dev/null 2>&1 && return 0
+        sluice_cli -s "127.0.0.1:$((cbase + n))" node status >/dev/null 2>&1 && return 0
         [ -n "$(node_pid "$n")" ] || break
         sleep 0.1
     done
@@ -150,7 +169,7 @@ stop)
     ;;
 status)
     shift
-    exec "$bin/sluice" -s "$(servers)" cluster status "$@"
+    sluice_cli -s "$(servers)" cluster status "$@"
     ;;
 kill)
     node_ok "${2:-}"
@@ -164,6 +183,13 @@ restart)
     ;;
 servers)
     servers
+    ;;
+reload)
+    node_ok "${2:-}"
+    pid=$(node_pid "$2")
+    [ -n "$pid" ] || die "node $2 is not running"
+    kill -HUP "$pid"
+    echo "node $2: SIGHUP sent; its log says whether the certificate was reloaded"
     ;;
 *)
     awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"

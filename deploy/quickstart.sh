@@ -3,8 +3,11 @@
 # loopback (clients on 127.0.0.1:7401-7403, HTTP/SSE on 8401-8403, peers on 7501-7503, one data dir
 # per node under /tmp/sluice-quickstart or $SLUICE_QUICKSTART_DIR), wait until
 # it has a leader, then print how to use it.
-#   deploy/quickstart.sh          start
+#   deploy/quickstart.sh          start, with TLS on every client listener
+#   deploy/quickstart.sh --plain  start with plain TCP (local development; also SLUICE_QUICKSTART_PLAIN=1)
 #   deploy/quickstart.sh stop     stop the nodes it started
+# TLS: on first start it makes a local CA and a certificate per node (openssl, for 127.0.0.1 and
+# localhost) in <dir>/tls, keeps them for later starts, and prints how clients trust the CA.
 # deploy/cluster.sh (status, kill NODE, restart NODE) operates the same cluster.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,11 +20,44 @@ leader_wait_s=20
 if [ "${1:-}" = "stop" ]; then
     exec "$cluster" stop
 fi
+plain=${SLUICE_QUICKSTART_PLAIN:-0}
+[ "${1:-}" = "--plain" ] && plain=1
+tls=$run/tls
+ca=$tls/ca.pem
+
+# A local CA (10 years) and one certificate per node (about 2 years), made once.
+make_certs() {
+    local n
+    mkdir -p "$tls"
+    chmod 700 "$tls"
+    if [ ! -f "$ca" ]; then
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+            -subj "/CN=sluice quickstart local CA" -keyout "$tls/ca.key" -out "$ca" 2>/dev/null
+    fi
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
+        >"$tls/ext.cnf"
+    for n in 1 2 3; do
+        [ -f "$tls/node$n.pem" ] && [ -f "$tls/node$n.key" ] && continue
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=sluice node $n" \
+            -keyout "$tls/node$n.key" -out "$tls/node$n.csr" 2>/dev/null
+        openssl x509 -req -in "$tls/node$n.csr" -CA "$ca" -CAkey "$tls/ca.key" -CAcreateserial -days 825 \
+            -extfile "$tls/ext.cnf" -out "$tls/node$n.pem" 2>/dev/null
+        rm -f "$tls/node$n.csr"
+    done
+}
 
 bash "$here/deploy/install-deps.sh"
 cmake -S "$here" -B "$here/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$here/build" -j"$(nproc)" --target sluiced sluice
 
+mkdir -p "$run"
+if [ "$plain" = 1 ]; then
+    touch "$run/plain"
+else
+    rm -f "$run/plain"
+    make_certs
+    export SLUICE_TLS_CA=$ca
+fi
 "$cluster" start
 servers=$("$cluster" servers)
 leader=""
@@ -40,12 +76,31 @@ fi
 bin=$here/build
 cl=$cluster
 [ "$run" = /tmp/sluice-quickstart ] || cl="SLUICE_CLUSTER_DIR=$run $cluster"
+if [ "$plain" = 1 ]; then
+    http=http ws=ws curl=curl ca_export="" tls_msg="
+Plain TCP (--plain): for local development only. Without --plain the quickstart runs with TLS."
+else
+    http=https ws=wss curl="curl --cacert $ca" ca_export="
+  export SLUICE_TLS_CA=$ca    # trust the local CA (or: sluice --tls-ca FILE ...)"
+    tls_msg="
+TLS: every client listener (native, HTTP, SSE, WebSocket) speaks TLS 1.2+ with a certificate of
+a local CA made for this cluster (for 127.0.0.1 and localhost): $ca
+  sluice:   export SLUICE_TLS_CA=$ca   or   sluice --tls-ca $ca ...
+  curl:     curl --cacert $ca https://127.0.0.1:8401/healthz
+  openssl:  openssl s_client -connect 127.0.0.1:7401 -CAfile $ca
+  Node:     new WebSocket(url, { ca: fs.readFileSync('$ca') })   or   NODE_EXTRA_CA_CERTS=$ca
+  browsers: trust $ca as an authority (Chromium: Settings, Privacy and security, Security,
+            Manage certificates, Authorities, Import; or certutil -d sql:\$HOME/.pki/nssdb -A -t C,, -n sluice -i $ca)
+  A renewed certificate (same file names) is taken without dropping connections: $cl reload N
+  Plain TCP instead: $here/deploy/quickstart.sh stop; $here/deploy/quickstart.sh --plain
+  (The peer links between the nodes are still plain TCP.)"
+fi
 cat <<MSG
 
 sluice is running: three nodes, node $leader leads. Configs, data, logs and pid files are in $run
 
   export PATH=$bin:\$PATH
-  export SLUICE_SERVER=$servers    # every command can fail over to any node
+  export SLUICE_SERVER=$servers    # every command can fail over to any node$ca_export
   sluice topic create orders --partitions 3
 
   # publish through node 1 (the first of the list; the others are for failover)
@@ -59,11 +114,12 @@ sluice is running: three nodes, node $leader leads. Configs, data, logs and pid 
   sluice cluster transfer-leader --to 2      # move leadership (before maintenance on the leader)
 
 Over HTTP (any node: 127.0.0.1:8401, 8402, 8403; docs/http.md):
-  curl -X POST -H 'Content-Type: text/plain' --data-binary 'hello' http://127.0.0.1:8401/v1/topics/orders/messages
-  curl -N 'http://127.0.0.1:8402/v1/topics/orders/events?from=earliest'     # Server-Sent Events
-  open http://127.0.0.1:8401/ in a browser: the console (live tail over SSE or WebSocket, publish)
-  WebSocket: ws://127.0.0.1:8401/v1/ws (docs/websocket.md), client module http://127.0.0.1:8401/v1/sluice.js
-  GraphQL:   http://127.0.0.1:8401/v1/graphql (POST queries, subscriptions over WebSocket; docs/graphql.md)
+  $curl -X POST -H 'Content-Type: text/plain' --data-binary 'hello' $http://127.0.0.1:8401/v1/topics/orders/messages
+  $curl -N '$http://127.0.0.1:8402/v1/topics/orders/events?from=earliest'     # Server-Sent Events
+  open $http://127.0.0.1:8401/ in a browser: the console (live tail over SSE or WebSocket, publish)
+  WebSocket: $ws://127.0.0.1:8401/v1/ws (docs/websocket.md), client module $http://127.0.0.1:8401/v1/sluice.js
+  GraphQL:   $http://127.0.0.1:8401/v1/graphql (POST queries, subscriptions over WebSocket; docs/graphql.md)
+$tls_msg
 
 Fail a node and watch the cluster carry on:
   $cl kill $leader       # kill -9 the leader; another node leads within about 2 s
