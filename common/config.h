@@ -53,6 +53,11 @@ struct config {
 	int webhook_allow_private;       /* allow_private: deliver to loopback, link-local and private addresses, false */
 	char webhook_ca_file[1024];      /* ca_file: PEM CAs trusted for https destinations; "" = the system's */
 	uint32_t webhook_conns_per_host; /* conns_per_host: keep-alive connections per destination, 4 */
+	/* [tls] (client listeners; all or nothing: with cert and key every listener speaks TLS) */
+	char tls_cert[1024];             /* cert: PEM certificate (chain) of the node; "" = plain TCP */
+	char tls_key[1024];              /* key: PEM private key of cert */
+	char tls_ca[1024];               /* ca: PEM CA(s) that issued cert: checked at start, intermediates sent */
+	char tls_ciphers[1024];          /* ciphers: OpenSSL cipher list for TLS 1.2 (1.3 keeps its defaults) */
 	/* [storage] */
 	uint64_t map_bytes;             /* map_bytes, default 8 GiB */
 	int sync;                       /* sync = true|false, default true (sync before ack) */
@@ -74,11 +79,6 @@ struct config {
 	uint64_t forward_queue_bytes_max; /* forward_queue_bytes_max, default 64 MiB: forwarded requests waiting on the leader */
 	/* [log] */
 	int log_level;                  /* level = debug|info|warn|error, default info */
-	/* [tls] (client listeners; all or nothing: with cert and key every listener speaks TLS) */
-	char tls_cert[1024];             /* cert: PEM certificate (chain) of the node; "" = plain TCP */
-	char tls_key[1024];              /* key: PEM private key of cert */
-	char tls_ca[1024];               /* ca: PEM CA(s) that issued cert: checked at start, intermediates sent */
-	char tls_ciphers[1024];          /* ciphers: OpenSSL cipher list for TLS 1.2 (1.3 keeps its defaults) */
 };
 
 /* Fill with defaults. */
