@@ -84,6 +84,9 @@ static const struct config_key config_keys[] = {
     {"tls", "key", "tls-key", CT_STR, CFG(tls_key), 0, 0},
     {"tls", "ca", "tls-ca", CT_STR, CFG(tls_ca), 0, 0},
     {"tls", "ciphers", "tls-ciphers", CT_STR, CFG(tls_ciphers), 0, 0},
+    {"auth", "enabled", "auth", CT_BOOL, CFG(auth_enabled), 0, 1},
+    {"auth", "key_file", "auth-key-file", CT_STR, CFG(auth_key_file), 0, 0},
+    {"auth", "admin_key", "auth-admin-key", CT_STR, CFG(auth_admin_key), 0, 0},
     {"storage", "map_bytes", "map-bytes", CT_SIZE64, CFG(map_bytes), MIB, 1ull << 46},
     {"storage", "sync", "sync", CT_BOOL, CFG(sync), 0, 1},
     {"storage", "batch_records_max", "batch-records-max", CT_U32, CFG(batch_records_max), 1, 1u << 24},
@@ -453,6 +456,11 @@ int config_validate(const struct config *c, char *err, size_t errlen)
 			 "limits: output_low_bytes (%llu) < output_high_bytes (%llu) <= output_pause_bytes (%llu) "
 			 "must hold", (unsigned long long)c->output_low_bytes, (unsigned long long)c->output_high_bytes,
 			 (unsigned long long)c->output_pause_bytes);
+		return SL_ECONFIG;
+	}
+	if (c->auth_enabled && strncmp(c->auth_admin_key, "sluice-ed25519:", 15) != 0) {
+		snprintf(err, errlen, "auth.enabled needs auth.admin_key: the public key (sluice-ed25519:...) of the "
+			 "first administrator (sluice key gen prints one)");
 		return SL_ECONFIG;
 	}
 	if (c->heartbeat_ms >= c->election_timeout_ms) {

@@ -58,6 +58,10 @@ struct config {
 	char tls_key[1024];              /* key: PEM private key of cert */
 	char tls_ca[1024];               /* ca: PEM CA(s) that issued cert: checked at start, intermediates sent */
 	char tls_ciphers[1024];          /* ciphers: OpenSSL cipher list for TLS 1.2 (1.3 keeps its defaults) */
+	/* [auth] (docs/security.md) */
+	int auth_enabled;                /* enabled: every request needs a principal that may do it, false */
+	char auth_key_file[1024];        /* key_file: 32-byte key sealing the token signing key, outside the data dir */
+	char auth_admin_key[128];        /* admin_key: a public key (sluice-ed25519:...) of the built-in principal admin */
 	/* [storage] */
 	uint64_t map_bytes;             /* map_bytes, default 8 GiB */
 	int sync;                       /* sync = true|false, default true (sync before ack) */

@@ -32,6 +32,7 @@ enum rm_type {
 	RM_CONSUMER_WEBHOOK = 15, /* replace a consumer's webhook settings */
 	RM_CONSUMER_SEEK = 16,   /* start a consumer again from a position */
 	RM_CALLBACK = 17,        /* a publish's commit callback: appends to sluice.callbacks at commit */
+	RM_AUTH = 18,            /* principals, permissions, the token signing key (lw_auth.c) */
 };
 
 #define RM_PARTITION_ANY UINT32_MAX
@@ -215,6 +216,14 @@ struct rm_callback {
 	uint16_t url_len;
 	uint16_t id_len;
 	uint16_t secret_len;
+};
+
+/* RM_AUTH: followed by json_len bytes of a JSON command (replica/logwriter/lw_auth.c). */
+#define RM_AUTH_JSON_MAX 16384
+struct rm_auth {
+	uint64_t cookie;
+	uint32_t json_len;
+	uint32_t pad;
 };
 
 /* RM_TRANSFER_LEADER: no trailing bytes. */

@@ -97,6 +97,9 @@ struct shm_header {
 	uint64_t topics;
 	uint64_t instance;               /* random per segment: lets a logwriter tell its
 					    stored ring positions belong to this segment */
+	uint64_t auth_gen;               /* bumped by the logwriter after principals change */
+	uint8_t node_seed[32];           /* random per segment: the key of the principal node, which the
+					    node's own clients (the webhook deliverer) authenticate with */
 	struct shm_cluster cluster;
 	struct shm_lw_metrics lw_metrics; /* written by the logwriter (metrics.h) */
 };

@@ -25,6 +25,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "auth_key.h"
 #include "cli.h"
 #include "codec.h"
 #include "sluice/sluice.h"
@@ -66,6 +67,9 @@ int cli_exit_code(int err)
 	case SLUICE_ETOOLARGE:
 	case SLUICE_EMALFORMED:
 		return EX_DATAERR;
+	case SLUICE_EUNAUTHENTICATED:
+	case SLUICE_EPERMISSION:
+		return EX_NOPERM;
 	case SLUICE_EFULL:
 	case SLUICE_ETOOMANY:
 		return EX_TEMPFAIL;
@@ -83,6 +87,8 @@ struct sluice_client_opts cli_client_opts(const struct cli_global *g, uint32_t p
 	struct sluice_client_opts o = {0};
 	o.servers = g->server;
 	o.tls_ca = g->tls_ca;
+	o.key_file = g->key;
+	o.token = g->token;
 	o.client_name = "sluice-cli";
 	o.pipeline_max = pipeline_max;
 	o.connect_timeout_ms = CLI_CONNECT_TIMEOUT_MS;
@@ -98,6 +104,13 @@ int cli_connect(const struct cli_global *g, uint32_t pipeline_max, struct sluice
 
 int cli_connect_opts(const struct cli_global *g, const struct sluice_client_opts *o, struct sluice_sync **out)
 {
+	const char *kf = o->key_file ? o->key_file : getenv("SLUICE_KEY");
+	struct auth_keypair kp;
+	char why[256];
+	if (kf && kf[0] && auth_key_read(kf, &kp, why, sizeof(why)) != 0) {
+		fprintf(stderr, "%s: --key %s: %s\n", prog, kf, why);
+		return EX_NOINPUT;
+	}
 	int err = sluice_sync_open(o, out);
 	if (err != SLUICE_OK) {
 		const char *srv = g->server ? g->server : getenv("SLUICE_SERVER");
@@ -188,7 +201,8 @@ int cli_want_help(int argc, char **argv)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: sluice [-s|--servers HOST:PORT[,HOST:PORT...]] [--tls-ca FILE] [--json] COMMAND ...\n"
+		"usage: sluice [-s|--servers HOST:PORT[,HOST:PORT...]] [--tls-ca FILE] [--key FILE | --token T] [--json]\n"
+		"              COMMAND ...\n"
 		"\n"
 		"commands:\n"
 		"  topic create NAME [--partitions N] [--retention-ms MS] [--retention-bytes B]\n"
@@ -217,6 +231,11 @@ static void usage(FILE *f)
 		"  cluster status                     every node: role, term, log indexes, lag, reachable\n"
 		"  cluster transfer-leader --to ID    hand leadership to node ID and wait until it leads\n"
 		"  asyncapi [--config FILE] [--KEY VALUE]...   the node's AsyncAPI 3.0.0 document (on its host)\n"
+		"  key gen FILE | key show FILE       an Ed25519 key to authenticate with (--key FILE)\n"
+		"  auth init                          the cluster's token signing key (once)\n"
+		"  principal add|revoke NAME [--pubkey KEY]... [--allow PERM]... | remove NAME | list\n"
+		"  token issue --principal NAME [--ttl 1h] [--allow PERM]...\n"
+		"  audit [--after SEQ] [--max N]      security changes and who made them\n"
 		"  bench pub|sub|e2e [--topic T] [--partitions N] [--size BYTES] [--count N | --duration S]\n"
 		"            [--producers P] [--window W] [--linger-ms MS] [--batch-bytes B]\n"
 		"  bench sse [--subscribers N] [--rate R] [--duration S | --count N] [--size BYTES]\n"
@@ -226,6 +245,8 @@ static void usage(FILE *f)
 		"servers the client fails over between them. --json prints JSON.\n"
 		"--tls-ca FILE (or $SLUICE_TLS_CA) connects with TLS and trusts the CA(s) in FILE; the\n"
 		"server's certificate must name the host given in --servers. Without it: plain TCP.\n"
+		"--key FILE ($SLUICE_KEY) or --token T ($SLUICE_TOKEN), before COMMAND, authenticates\n"
+		"(docs/security.md).\n"
 		"`bench sse` reads its event streams over plain HTTP only.\n"
 		"`sluice COMMAND --help` describes a command.\n");
 }
@@ -1636,6 +1657,8 @@ static int cmd_cluster(const struct cli_global *g, int argc, char **argv)
 /*
  * Pull the global options out of argv wherever they are (up to "--"),
  * compacting the rest in place. Returns -1 on a missing --server value.
+ * --key and --token are global before the command only (`pub --key K` is
+ * the message key).
  * -s, --servers and --server are the same option (after `bench`, -s is its
  * --size).
  */
@@ -1668,6 +1691,11 @@ static int globals_extract(int *argc, char **argv, struct cli_global *g, int *he
 			g->tls_ca = argv[++i];
 		} else if (!strncmp(a, "--tls-ca=", 9)) {
 			g->tls_ca = a + 9;
+		} else if ((!strcmp(a, "--key") || !strcmp(a, "--token")) && out == 1) {
+			/* before the command only: after it, `pub --key` is a message key */
+			if (i + 1 >= *argc)
+				return -1;
+			*(a[2] == 'k' ? &g->key : &g->token) = argv[++i];
 		} else if ((!strcmp(a, "--help") || !strcmp(a, "-h")) && out == 1) {
 			*help = 1; /* before the command: general help */
 		} else {
@@ -1715,6 +1743,9 @@ int main(int argc, char **argv)
 		return cmd_cluster(&g, sub_argc, sub_argv);
 	if (!strcmp(cmd, "bench"))
 		return bench_main(&g, sub_argc, sub_argv);
+	if (!strcmp(cmd, "key") || !strcmp(cmd, "auth") || !strcmp(cmd, "principal") || !strcmp(cmd, "token") ||
+	    !strcmp(cmd, "audit"))
+		return auth_main(&g, sub_argc, sub_argv);
 	if (!strcmp(cmd, "asyncapi"))
 		return asyncapi_main(sub_argc, sub_argv);
 	if (!strcmp(cmd, "help")) {

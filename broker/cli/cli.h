@@ -19,6 +19,8 @@
 struct cli_global {
 	const char *server;         /* --server, or NULL for $SLUICE_SERVER / the default */
 	const char *tls_ca;         /* --tls-ca: connect with TLS, trusting this CA; NULL: $SLUICE_TLS_CA or plain */
+	const char *key;            /* --key FILE: authenticate with this key; NULL: $SLUICE_KEY */
+	const char *token;          /* --token T: or with this token; NULL: $SLUICE_TOKEN */
 	int json;                   /* --json */
 };
 
@@ -71,6 +73,10 @@ void bench_sse_usage(FILE *f);
 /* `sluice bench consume|webhook ...` (bench_consume.c): argv[0] is "bench". */
 int bench_consume_main(const struct cli_global *g, int argc, char **argv);
 void bench_consume_usage(FILE *f);
+
+/* `sluice key|auth|principal|token|audit ...` (cli_auth.c): argv[0] is the command. */
+int auth_main(const struct cli_global *g, int argc, char **argv);
+void auth_usage(FILE *f);
 
 /* `sluice asyncapi ...` (cli_asyncapi.c): argv[0] is "asyncapi". Returns an exit code. */
 int asyncapi_main(int argc, char **argv);

@@ -83,6 +83,10 @@
 #include <openssl/x509v3.h>
 #include <sodium.h>
 
+#include "auth_b64.h"
+#include "auth_challenge.h"
+#include "auth_key.h"
+#include "auth_paseto.h"
 #include "codec.h"
 #include "crc32c.h"
 #include "err.h"
@@ -109,6 +113,8 @@ _Static_assert((int)SLUICE_ETOOMANY == (int)SL_ETOOMANY, "SLUICE_ETOOMANY");
 _Static_assert((int)SLUICE_EFENCED == (int)SL_EFENCED, "SLUICE_EFENCED");
 _Static_assert((int)SLUICE_ENOCONSUMER == (int)SL_ENOCONSUMER, "SLUICE_ENOCONSUMER");
 _Static_assert((int)SLUICE_ECONSUMER_EXISTS == (int)SL_ECONSUMER_EXISTS, "SLUICE_ECONSUMER_EXISTS");
+_Static_assert((int)SLUICE_EUNAUTHENTICATED == (int)SL_EUNAUTHENTICATED, "SLUICE_EUNAUTHENTICATED");
+_Static_assert((int)SLUICE_EPERMISSION == (int)SL_EPERMISSION, "SLUICE_EPERMISSION");
 _Static_assert((int)SLUICE_ENOMEM == (int)SL_ENOMEM, "SLUICE_ENOMEM");
 _Static_assert((int)SLUICE_EIO == (int)SL_EIO, "SLUICE_EIO");
 _Static_assert((int)SLUICE_EAGAIN == (int)SL_EAGAIN, "SLUICE_EAGAIN");
@@ -167,6 +173,7 @@ enum req_kind {
 	RK_CLUSTER,
 	RK_CONSUMER,
 	RK_PULL,
+	RK_AUTH,
 	RK_NOREPLY
 };
 
@@ -246,6 +253,9 @@ struct req {
 		sluice_cluster_cb cluster;
 		sluice_consumer_cb consumer;
 		sluice_pull_cb pull;
+		sluice_principals_cb principals;
+		sluice_token_cb token;
+		sluice_audit_cb audit;
 	} cb;
 	void *arg;
 	struct sub *sub;          /* RK_SUBSCRIBE */
@@ -297,6 +307,11 @@ struct sluice_client {
 	SSL_CTX *tls_ctx;         /* NULL: plain TCP */
 	char *tls_name;           /* name the certificate must carry; NULL: the host of the address */
 	int last_conn_err;        /* why the last connection attempt failed: SL_ETLS or 0 */
+	struct auth_keypair key;  /* opts.key_file: proves who this client is */
+	int has_key;
+	char *token;              /* opts.token */
+	uint64_t auth_id;         /* the Authenticate in flight (0: none) */
+	char auth_error[256];     /* why the last one was refused */
 	uint32_t server_frame_bytes_max;
 	uint64_t down_since_ns;   /* first failure of the current outage; 0: up */
 	uint32_t backoff_ms;
@@ -323,6 +338,7 @@ struct sluice_client {
 
 static void conn_start(struct sluice_client *c);
 static void conn_lost(struct sluice_client *c, int err);
+static void fail_everything(struct sluice_client *c, int err);
 static void client_pump(struct sluice_client *c);
 static void client_gc(struct sluice_client *c);
 
@@ -690,6 +706,14 @@ static void req_fail(struct sluice_client *c, struct req *r, int err, const char
 		if (r->cb.pull)
 			r->cb.pull(r->arg, err, msg, NULL, 0);
 		break;
+	case RK_AUTH:
+		if (r->body == SLUICE__FRAME__BODY_LIST_PRINCIPALS && r->cb.principals)
+			r->cb.principals(r->arg, err, msg, NULL, 0);
+		else if (r->body == SLUICE__FRAME__BODY_ISSUE_TOKEN && r->cb.token)
+			r->cb.token(r->arg, err, msg, NULL, 0);
+		else if (r->body == SLUICE__FRAME__BODY_LIST_AUDIT && r->cb.audit)
+			r->cb.audit(r->arg, err, msg, NULL, 0);
+		break;
 	case RK_SUBSCRIBE:
 		if (r->sub && !r->sub->closed) {
 			r->sub->closed = 1;
@@ -1035,6 +1059,57 @@ static int complete_error(struct sluice_client *c, struct req *r, const Sluice__
 	return 0;
 }
 
+static void complete_principals(struct req *r, const Sluice__PrincipalList *l)
+{
+	struct sluice_principal *v = calloc(l->n_principals ? l->n_principals : 1, sizeof(*v));
+	if (!v) {
+		r->cb.principals(r->arg, SL_ENOMEM, "out of memory", NULL, 0);
+		return;
+	}
+	for (size_t i = 0; i < l->n_principals; i++) {
+		const Sluice__Principal *p = l->principals[i];
+		v[i] = (struct sluice_principal){p->name, (const char *const *)p->public_keys, p->n_public_keys,
+		                                 (const char *const *)p->permissions, p->n_permissions, p->created_ms,
+		                                 p->created_by};
+	}
+	r->cb.principals(r->arg, SL_OK, NULL, v, l->n_principals);
+	free(v);
+}
+
+static void complete_audit(struct req *r, const Sluice__AuditList *l)
+{
+	struct sluice_audit_entry *v = calloc(l->n_entries ? l->n_entries : 1, sizeof(*v));
+	if (!v) {
+		r->cb.audit(r->arg, SL_ENOMEM, "out of memory", NULL, 0);
+		return;
+	}
+	for (size_t i = 0; i < l->n_entries; i++) {
+		const Sluice__AuditEntry *e = l->entries[i];
+		v[i] = (struct sluice_audit_entry){e->seq, e->timestamp_ms, e->principal, e->action, e->detail};
+	}
+	r->cb.audit(r->arg, SL_OK, NULL, v, l->n_entries);
+	free(v);
+}
+
+/* RK_AUTH: the body the request wants, after calling back with it. */
+static int complete_auth(struct req *r, const Sluice__Frame *f)
+{
+	switch (r->body) {
+	case SLUICE__FRAME__BODY_LIST_PRINCIPALS:
+		if (f->body_case == SLUICE__FRAME__BODY_PRINCIPAL_LIST && r->cb.principals)
+			complete_principals(r, f->principal_list);
+		return SLUICE__FRAME__BODY_PRINCIPAL_LIST;
+	case SLUICE__FRAME__BODY_ISSUE_TOKEN:
+		if (f->body_case == SLUICE__FRAME__BODY_TOKEN_ISSUED && r->cb.token)
+			r->cb.token(r->arg, SL_OK, NULL, f->token_issued->token, f->token_issued->expires_ms);
+		return SLUICE__FRAME__BODY_TOKEN_ISSUED;
+	default:
+		if (f->body_case == SLUICE__FRAME__BODY_AUDIT_LIST && r->cb.audit)
+			complete_audit(r, f->audit_list);
+		return SLUICE__FRAME__BODY_AUDIT_LIST;
+	}
+}
+
 static void complete_ok(struct sluice_client *c, struct req *r, const Sluice__Frame *f)
 {
 	int want = -1;
@@ -1100,6 +1175,9 @@ static void complete_ok(struct sluice_client *c, struct req *r, const Sluice__Fr
 	case RK_SUBSCRIBE:
 		if ((want = SLUICE__FRAME__BODY_SUBSCRIBED) == (int)f->body_case)
 			complete_subscribed(c, r, f->subscribed);
+		break;
+	case RK_AUTH:
+		want = complete_auth(r, f);
 		break;
 	case RK_NOREPLY:
 		want = (int)f->body_case;
@@ -1195,14 +1273,79 @@ static void on_delivery(struct sluice_client *c, const Sluice__Delivery *d)
 	}
 }
 
+/* Prove who this client is: the key's signature of the connection's nonce, or the token. */
+static void send_authenticate(struct sluice_client *c, const uint8_t *nonce)
+{
+	Sluice__Authenticate a = SLUICE__AUTHENTICATE__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	uint8_t sig[AUTH_SIG_BYTES], buf[AUTH_TOKEN_BYTES_MAX + 256];
+	char b64[64];
+	if (c->has_key) {
+		auth_b64_encode(c->key.pk, AUTH_PK_BYTES, b64, sizeof(b64), NULL);
+		auth_challenge_sign(c->key.sk, nonce, b64, strlen(b64), sig);
+		a.public_key.data = c->key.pk;
+		a.public_key.len = AUTH_PK_BYTES;
+		a.signature.data = sig;
+		a.signature.len = sizeof(sig);
+	} else {
+		a.token = c->token;
+	}
+	f.id = c->auth_id = ++c->next_id;
+	f.body_case = SLUICE__FRAME__BODY_AUTHENTICATE;
+	f.authenticate = &a;
+	size_t n = codec_frame_size(&f);
+	if (n > sizeof(buf)) {
+		conn_lost(c, SL_EINVAL);
+		return;
+	}
+	codec_frame_encode(&f, buf);
+	bufferevent_write(c->bev, buf, n);
+}
+
+/* The answer to Authenticate: a refusal fails everything, without retrying
+ * (another attempt with the same key would be refused the same way). */
+static void on_authenticated(struct sluice_client *c, Sluice__Frame *f)
+{
+	if (f->body_case == SLUICE__FRAME__BODY_AUTHENTICATED) {
+		c->auth_id = 0;
+		return;
+	}
+	int err = f->body_case == SLUICE__FRAME__BODY_ERROR ? (int)f->error->code : SL_EHANDSHAKE;
+	snprintf(c->auth_error, sizeof(c->auth_error), "%s",
+	         f->body_case == SLUICE__FRAME__BODY_ERROR && f->error->message ? f->error->message : sl_strerror(err));
+	if (c->bev) {
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+	}
+	evtimer_del(c->conn_timer);
+	c->state = CS_IDLE;
+	c->gave_up = 1; /* settled: the next request connects again and hears the refusal */
+	c->auth_id = 0;
+	c->cb_depth++;
+	fail_everything(c, err == SL_EPERMISSION ? SL_EPERMISSION : SL_EUNAUTHENTICATED);
+	c->cb_depth--;
+}
+
 static void on_handshake(struct sluice_client *c, Sluice__Frame *f)
 {
+	if (c->auth_id) {
+		if (f->id == c->auth_id)
+			on_authenticated(c, f);
+		if (c->auth_id || c->state != CS_HANDSHAKE)
+			return;
+		goto ready;
+	}
 	if (f->body_case != SLUICE__FRAME__BODY_HELLO_OK) {
 		conn_lost(c, f->body_case == SLUICE__FRAME__BODY_ERROR ? (int)f->error->code : SL_EHANDSHAKE);
 		return;
 	}
 	c->server_frame_bytes_max = f->hello_ok->frame_bytes_max ? f->hello_ok->frame_bytes_max
 								  : CODEC_FRAME_BYTES_DEFAULT;
+	if ((c->has_key || c->token) && f->hello_ok->auth_nonce.len == AUTH_NONCE_BYTES) {
+		send_authenticate(c, f->hello_ok->auth_nonce.data);
+		return; /* ready once Authenticated comes */
+	}
+ready:
 	c->state = CS_READY;
 	c->down_since_ns = 0;
 	c->backoff_ms = CLIENT_BACKOFF_MIN_MS;
@@ -1543,16 +1686,17 @@ static void fail_everything(struct sluice_client *c, int err)
 	struct req *r;
 	struct sub *s;
 	struct req_list *lists[3] = {&c->pending, &c->inflight, &c->retry};
+	const char *msg = (err == SL_EUNAUTHENTICATED || err == SL_EPERMISSION) && c->auth_error[0] ? c->auth_error : NULL;
 	for (int i = 0; i < 3; i++) {
 		while ((r = TAILQ_FIRST(lists[i])) != NULL) {
 			req_unlink(c, r);
-			req_fail(c, r, err, NULL);
+			req_fail(c, r, err, msg);
 			req_free(r);
 		}
 	}
 	TAILQ_FOREACH(s, &c->subs, link)
 	{
-		sub_fail(c, s, err, NULL);
+		sub_fail(c, s, err, msg);
 	}
 }
 
@@ -1968,6 +2112,34 @@ static int tls_setup(struct sluice_client *c, const struct sluice_client_opts *o
 	return SL_OK;
 }
 
+/* The key (opts.key_file or $SLUICE_KEY) or token (opts.token or $SLUICE_TOKEN). */
+static int auth_setup(struct sluice_client *c, const struct sluice_client_opts *o)
+{
+	const char *kf = o->key_file ? o->key_file : getenv("SLUICE_KEY");
+	const char *tok = o->token ? o->token : getenv("SLUICE_TOKEN");
+	char why[256];
+	if (o->key_seed) {
+		if (auth_key_from_seed(o->key_seed, &c->key) != SL_OK)
+			return SL_EINVAL;
+		c->has_key = 1;
+	} else if (kf && kf[0]) {
+		if (auth_key_read(kf, &c->key, why, sizeof(why)) != SL_OK) {
+			snprintf(c->auth_error, sizeof(c->auth_error), "%s", why);
+			return SL_ECONFIG;
+		}
+		c->has_key = 1;
+	} else if (tok && tok[0]) {
+		if (strlen(tok) > AUTH_TOKEN_BYTES_MAX || !(c->token = strdup(tok)))
+			return SL_EINVAL;
+	}
+	return SL_OK;
+}
+
+const char *sluice_client_auth_error(const struct sluice_client *c)
+{
+	return c && c->auth_error[0] ? c->auth_error : NULL;
+}
+
 int sluice_client_new(struct event_base *base, const struct sluice_client_opts *opts, struct sluice_client **out)
 {
 	struct sluice_client_opts o = {0};
@@ -2003,6 +2175,8 @@ int sluice_client_new(struct event_base *base, const struct sluice_client_opts *
 	while (c->producer_id == 0)
 		randombytes_buf(&c->producer_id, sizeof(c->producer_id));
 	if ((err = tls_setup(c, &o)) != SL_OK)
+		goto fail;
+	if ((err = auth_setup(c, &o)) != SL_OK)
 		goto fail;
 	err = SL_ENOMEM;
 	c->backoff_ms = CLIENT_BACKOFF_MIN_MS;
@@ -2062,6 +2236,8 @@ void sluice_client_free(struct sluice_client *c)
 	for (size_t i = 0; i < c->servers_n; i++)
 		free(c->servers[i]);
 	SSL_CTX_free(c->tls_ctx);
+	sodium_memzero(&c->key, sizeof(c->key));
+	free(c->token);
 	free(c->tls_name);
 	free(c->client_name);
 	free(c);
@@ -2602,7 +2778,8 @@ int sluice_sync_open(const struct sluice_client_opts *opts, struct sluice_sync *
 		goto fail;
 	while (!client_settled(s->c))
 		event_base_loop(s->base, EVLOOP_ONCE);
-	if (s->c->state != CS_READY) {
+	if (s->c->state != CS_READY && !s->c->auth_error[0]) {
+		/* (a refused key or token is not a connection failure: each request hears why) */
 		err = s->c->last_conn_err == SL_ETLS ? SL_ETLS : SL_EUNAVAILABLE;
 		goto fail;
 	}
@@ -2746,4 +2923,83 @@ int sluice_sync_cluster_status(struct sluice_sync *s, void (*fn)(void *arg, cons
 	s->cluster_fn = fn;
 	s->cluster_arg = arg;
 	return sync_wait(s, sluice_cluster_status(s->c, sync_cluster_cb, s));
+}
+
+/* ---------- security (docs/security.md) ---------- */
+
+int sluice_principal_put(struct sluice_client *c, const struct sluice_principal *p, int remove, sluice_done_cb cb,
+			 void *arg)
+{
+	Sluice__PutPrincipal m = SLUICE__PUT_PRINCIPAL__INIT;
+	Sluice__Principal pr = SLUICE__PRINCIPAL__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	if (!p || !p->name)
+		return SL_EINVAL;
+	pr.name = (char *)p->name;
+	pr.public_keys = (char **)p->public_keys;
+	pr.n_public_keys = p->public_keys_n;
+	pr.permissions = (char **)p->permissions;
+	pr.n_permissions = p->permissions_n;
+	m.principal = &pr;
+	m.remove = remove != 0;
+	f.body_case = SLUICE__FRAME__BODY_PUT_PRINCIPAL;
+	f.put_principal = &m;
+	SUBMIT(c, RK_DONE, &f, done, cb, arg, 0);
+}
+
+int sluice_principal_remove(struct sluice_client *c, const char *name, sluice_done_cb cb, void *arg)
+{
+	Sluice__RemovePrincipal m = SLUICE__REMOVE_PRINCIPAL__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	if (!name)
+		return SL_EINVAL;
+	m.name = (char *)name;
+	f.body_case = SLUICE__FRAME__BODY_REMOVE_PRINCIPAL;
+	f.remove_principal = &m;
+	SUBMIT(c, RK_DONE, &f, done, cb, arg, 0);
+}
+
+int sluice_principal_list(struct sluice_client *c, sluice_principals_cb cb, void *arg)
+{
+	Sluice__ListPrincipals m = SLUICE__LIST_PRINCIPALS__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	f.body_case = SLUICE__FRAME__BODY_LIST_PRINCIPALS;
+	f.list_principals = &m;
+	SUBMIT(c, RK_AUTH, &f, principals, cb, arg, 0);
+}
+
+int sluice_auth_init(struct sluice_client *c, sluice_done_cb cb, void *arg)
+{
+	Sluice__AuthInit m = SLUICE__AUTH_INIT__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	f.body_case = SLUICE__FRAME__BODY_AUTH_INIT;
+	f.auth_init = &m;
+	SUBMIT(c, RK_DONE, &f, done, cb, arg, 0);
+}
+
+int sluice_token_issue(struct sluice_client *c, const char *principal, uint32_t ttl_s, const char *const *perms,
+		       size_t n, sluice_token_cb cb, void *arg)
+{
+	Sluice__IssueToken m = SLUICE__ISSUE_TOKEN__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	if (!principal || (n && !perms))
+		return SL_EINVAL;
+	m.principal = (char *)principal;
+	m.ttl_s = ttl_s;
+	m.permissions = (char **)perms;
+	m.n_permissions = n;
+	f.body_case = SLUICE__FRAME__BODY_ISSUE_TOKEN;
+	f.issue_token = &m;
+	SUBMIT(c, RK_AUTH, &f, token, cb, arg, 0);
+}
+
+int sluice_audit_list(struct sluice_client *c, uint64_t after, uint32_t max, sluice_audit_cb cb, void *arg)
+{
+	Sluice__ListAudit m = SLUICE__LIST_AUDIT__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT;
+	m.after = after;
+	m.max = max;
+	f.body_case = SLUICE__FRAME__BODY_LIST_AUDIT;
+	f.list_audit = &m;
+	SUBMIT(c, RK_AUTH, &f, audit, cb, arg, 0);
 }

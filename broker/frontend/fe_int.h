@@ -170,6 +170,7 @@ struct fe_conn {
 	uint32_t npending;     /* requests awaiting the log; reading pauses at cfg inflight_max */
 	uint32_t nparked;      /* fetches parked in fe->parked (at most cfg inflight_max) */
 	int deliver_shared;    /* native TCP: Deliveries are written from the pass's shared encoding (fe_fanout.c) */
+	struct fe_ident *ident; /* [auth]: who it is (fe_auth.c); NULL until needed */
 	/* After a publish of producer P in sequence space S (topic and
 	 * partition space, as dedup numbers them) was answered UNAVAILABLE,
 	 * P's later publishes in S on this connection are refused (FENCED)
@@ -195,6 +196,7 @@ struct fe {
 	struct event_base *base;
 	struct evconnlistener *listener;
 	struct fe_http *http;            /* the HTTP server (broker/http) */
+	struct fe_ident *anon;           /* [auth]: the principal anonymous, as connections without one see it */
 	struct wh_deliver *webhooks;     /* frontend 0: webhook delivery (broker/http/webhook/wh_deliver.h) */
 	struct event *efd_ev, *tick_ev, *stall_ev, *run_ev, *reap_ev, *sigterm_ev, *sigint_ev, *sighup_ev;
 	struct ssl_ctx_st *tls_ctx;      /* [tls] on: new connections' context (fe_tls.h); NULL: plain TCP */

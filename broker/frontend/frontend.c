@@ -40,6 +40,7 @@
 #include "codec.h"
 #include "config.h"
 #include "err.h"
+#include "fe_auth.h"
 #include "fe_http.h"
 #include "fe_int.h"
 #include "fe_pages.h"
@@ -616,6 +617,13 @@ static int conn_fenced(struct fe_conn *c, const Sluice__Frame *f)
 }
 
 /* Put f into the pub ring; SL_EAGAIN if the ring is full right now. */
+/* Principal changes and AuthInit: RM_AUTH records (fe_principal.c). */
+static int is_auth_request(const Sluice__Frame *f)
+{
+	return f->body_case == SLUICE__FRAME__BODY_PUT_PRINCIPAL || f->body_case == SLUICE__FRAME__BODY_REMOVE_PRINCIPAL ||
+	       f->body_case == SLUICE__FRAME__BODY_AUTH_INIT;
+}
+
 /* A publish's callback, if it has one, and the operation it reports on. */
 static const Sluice__Callback *frame_callback(const Sluice__Frame *f, struct fe_cb_op *op)
 {
@@ -666,7 +674,14 @@ static int ring_submit(struct fe *fe, struct fe_conn *c, const Sluice__Frame *f)
 	void *p;
 	int wake = 0, wake2 = 0, rc;
 
-	rc = req_size(fe, f, &req, &why);
+	char *auth_json = NULL;
+	if (is_auth_request(f)) {
+		req.kind = FE_PENDING_OK;
+		req.type = RM_AUTH;
+		rc = fe_principal_req_size(c, f, &req.len, &auth_json, &why);
+	} else {
+		rc = req_size(fe, f, &req, &why);
+	}
 	if (rc == SL_OK && cb)
 		rc = fe_cb_size(fe, cb, op.topic, op.producer_id, &cbr, &why);
 	if (rc == SL_OK && cb && cbr.len > ring_payload_max(r)) {
@@ -685,6 +700,7 @@ static int ring_submit(struct fe *fe, struct fe_conn *c, const Sluice__Frame *f)
 	pend = malloc(sizeof(*pend));
 	memset(&pull, 0, sizeof(pull));
 	if (!pend || fe_cons_pending_init(&pull, f) != SL_OK) {
+		free(auth_json);
 		free(pend);
 		fe_send_error(c, f->id, SL_EUNAVAILABLE, "out of memory on this node; retry");
 		return SL_OK;
@@ -692,11 +708,16 @@ static int ring_submit(struct fe *fe, struct fe_conn *c, const Sluice__Frame *f)
 	p = cb && !ring_room2(r, req.len, cbr.len) ? NULL : ring_reserve(r, req.type, req.len);
 	if (!p) {
 		fe_cons_pending_free(&pull);
+		free(auth_json);
 		free(pend);
 		return SL_EAGAIN;
 	}
 	cookie = next_cookie(fe);
-	fill_record(p, f, cookie, (uint16_t)fe->epoch_seen);
+	if (auth_json)
+		fe_principal_fill(p, cookie, auth_json);
+	else
+		fill_record(p, f, cookie, (uint16_t)fe->epoch_seen);
+	free(auth_json);
 	pending_add(fe, pend, c, cookie, f->id, req.kind, f);
 	pend->pull = pull.pull;
 	ring_commit(r, &wake);
@@ -1054,6 +1075,7 @@ static void conn_free(struct fe *fe, struct fe_conn *c)
 		pending_free(p);
 	}
 	fe_reads_conn_free(c);
+	fe_auth_conn_free(c);
 	if (c->http)
 		fe_http_conn_free(c);
 	if (fe->stall_conn == c) {
@@ -1117,6 +1139,7 @@ static void conn_on_hello(struct fe_conn *c, uint64_t id, const Sluice__Hello *h
 	ok.node_id = c->fe->shm->hdr->node_id;
 	ok.frame_bytes_max = c->fe->cfg->frame_bytes_max;
 	ok.server_version = (char *)SLUICE_VERSION;
+	fe_auth_hello(c, &ok);
 	f.id = id;
 	f.body_case = SLUICE__FRAME__BODY_HELLO_OK;
 	f.hello_ok = &ok;
@@ -1150,7 +1173,31 @@ static int conn_dispatch(struct fe_conn *c, Sluice__Frame *f)
 			conn_on_hello(c, id, f->hello);
 		return 0;
 	}
+	if (fe_auth_on(c->fe)) {
+		char why[320];
+		int rc = fe_auth_frame(c->fe, c, f, why, sizeof(why));
+		if (rc != SL_OK) {
+			fe_send_error(c, id, rc, why);
+			return 0;
+		}
+	}
 	switch (f->body_case) {
+	case SLUICE__FRAME__BODY_AUTHENTICATE:
+		fe_auth_on_authenticate(c, id, f->authenticate);
+		break;
+	case SLUICE__FRAME__BODY_PUT_PRINCIPAL:
+	case SLUICE__FRAME__BODY_REMOVE_PRINCIPAL:
+	case SLUICE__FRAME__BODY_AUTH_INIT:
+		return conn_submit(c, f);
+	case SLUICE__FRAME__BODY_LIST_PRINCIPALS:
+		fe_on_list_principals(c, id);
+		break;
+	case SLUICE__FRAME__BODY_ISSUE_TOKEN:
+		fe_on_issue_token(c, id, f->issue_token);
+		break;
+	case SLUICE__FRAME__BODY_LIST_AUDIT:
+		fe_on_list_audit(c, id, f->list_audit);
+		break;
 	case SLUICE__FRAME__BODY_PUBLISH:
 	case SLUICE__FRAME__BODY_PUBLISH_BATCH:
 	case SLUICE__FRAME__BODY_CREATE_TOPIC:
@@ -1566,7 +1613,7 @@ int frontend_main(const struct frontend_args *a)
 	}
 	shm_stat_store(&shm_frontend(a->shm, a->index)->connections, 0);
 	fe_metrics_start(&fe);
-	if (fe.index == 0 && !(fe.webhooks = wh_deliver_new(fe.base, fe.cfg, fe.store, fe_webhooks_active, &fe)))
+	if (fe.index == 0 && !(fe.webhooks = wh_deliver_new(fe.base, fe.cfg, fe.store, fe.shm->hdr->node_seed, fe_webhooks_active, &fe)))
 		log_error("webhook delivery could not start on this node");
 	fe.published = shm_frontend(a->shm, a->index)->published;
 	fe_drain_acks(&fe);

@@ -206,6 +206,13 @@ int http_status_for_err(int err);
 const char *http_code_name(int err);
 /* Parse a decimal u64 (whole string); 0 on success. */
 int http_parse_u64(const char *s, uint64_t *out);
+/* http_auth.c ([auth] enabled): the request's identity from its token,
+ * before the route (0: go on; -1: answered 401). */
+int http_auth_request(struct http_req *r);
+/* For routes that read the store themselves: the identity may do verb
+ * (enum auth_verb; 0: any identity) on topic (0), else answered 401/403 (-1). */
+int http_auth_need(struct http_req *r, int verb, const char *topic);
+
 /* Parse Prefer: respond-async and wait=N (seconds; -1 if absent). */
 void http_parse_prefer(const char *v, int *respond_async, long *wait_s);
 

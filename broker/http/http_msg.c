@@ -169,6 +169,8 @@ const char *http_status_text(int status)
 	case 202: return "Accepted";
 	case 204: return "No Content";
 	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 408: return "Request Timeout";
@@ -207,6 +209,8 @@ int http_status_for_err(int err)
 	case SL_EFENCED: return 409;
 	case SL_ENOCONSUMER: return 404;
 	case SL_ECONSUMER_EXISTS: return 409;
+	case SL_EUNAUTHENTICATED: return 401;
+	case SL_EPERMISSION: return 403;
 	default: return 500;
 	}
 }
@@ -230,6 +234,8 @@ const char *http_code_name(int err)
 	case SL_EFENCED: return "FENCED";
 	case SL_ENOCONSUMER: return "NO_SUCH_CONSUMER";
 	case SL_ECONSUMER_EXISTS: return "CONSUMER_EXISTS";
+	case SL_EUNAUTHENTICATED: return "UNAUTHENTICATED";
+	case SL_EPERMISSION: return "PERMISSION_DENIED";
 	default: return "INTERNAL";
 	}
 }

@@ -27,6 +27,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "auth_perm.h"
 #include "config.h"
 #include "err.h"
 #include "http_int.h"
@@ -480,6 +481,8 @@ void http_on_operation(struct http_req *r)
 		http_problem(r, 404, SL_ENOTFOUND, "no such operation");
 		return;
 	}
+	if (http_auth_need(r, AUTH_VERB_SUBSCRIBE, op.topic) < 0)
+		return;
 	age = now - op.created_ms;
 	rc = store_txn_begin(fe->store, 0, &t);
 	if (rc == SL_OK)

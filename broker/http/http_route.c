@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "auth_perm.h"
 #include "err.h"
 #include "fe_pages.h"
 #include "http_int.h"
@@ -219,6 +220,8 @@ void http_route(struct http_req *r)
 		on_options(r);
 		return;
 	}
+	if (http_auth_request(r) < 0)
+		return;
 	if (ws_is_upgrade(r) && ((r->path_len == 6 && memcmp(r->path, "/v1/ws", 6) == 0) ||
 	                         (r->path_len == 11 && memcmp(r->path, "/v1/graphql", 11) == 0))) {
 		r->route = r->path_len == 6 ? "/v1/ws" : "/v1/graphql";
@@ -280,6 +283,8 @@ void http_problem(struct http_req *r, int status, int err, const char *detail)
 		json_object_set_new(j, "instance", json_stringn(r->path, r->path_len));
 	if (status == 503 || status == 429)
 		http_add_header(r, "Retry-After", "1");
+	if (status == 401)
+		http_add_header(r, "WWW-Authenticate", "Bearer realm=\"sluice\"");
 	s = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	if (!s) {
@@ -646,11 +651,15 @@ static void on_page(struct http_req *r, page_render fn, const char *ctype)
 
 static void on_metrics(struct http_req *r)
 {
+	if (http_auth_need(r, AUTH_VERB_CLUSTER, "cluster") < 0)
+		return;
 	on_page(r, fe_metrics_render, FE_METRICS_CONTENT_TYPE);
 }
 
 static void on_asyncapi(struct http_req *r)
 {
+	if (http_auth_need(r, 0, "") < 0)
+		return;
 	on_page(r, fe_asyncapi_render, "application/json");
 }
 

@@ -498,6 +498,7 @@ static int setup(struct master *m)
 		return 71;
 	}
 	randombytes_buf(&m->shm.hdr->instance, sizeof(m->shm.hdr->instance));
+	randombytes_buf(m->shm.hdr->node_seed, sizeof(m->shm.hdr->node_seed));
 	m->shm.hdr->started_ms = time_now_ms();
 	m->lw_efd = eventfd(0, EFD_NONBLOCK);
 	m->fe_efds = calloc(m->cfg.frontends, sizeof(int));

@@ -240,6 +240,11 @@ int lw_txn_commit_timed(struct lw *w, int deferred)
 	int rc = deferred ? store_txn_commit_deferred(w->txn) : store_txn_commit(w->txn);
 	if (rc == SL_OK)
 		metrics_hist_observe(&w->shm->hdr->lw_metrics.commit, time_mono_ns() - t0);
+	if (rc == SL_OK && w->auth_changed) {
+		/* frontends reload what they cached of principals once it is visible */
+		w->auth_changed = 0;
+		shm_add(&w->shm->hdr->auth_gen, 1);
+	}
 	return rc;
 }
 
@@ -676,7 +681,7 @@ int lw_record_apply(struct lw *w, const struct lw_req *rq, struct lw_answers *ou
 		return do_publish_batch(w, rq, out);
 	int cons = type >= RM_CONSUMER_CREATE && type <= RM_CONSUMER_SEEK;
 	if (!cons && type != RM_CREATE_TOPIC && type != RM_DELETE_TOPIC && type != RM_COMMIT_OFFSET &&
-	    type != RM_CALLBACK)
+	    type != RM_CALLBACK && type != RM_AUTH)
 		return ack_note(w, rq, out, SL_EUNKNOWN_OP, 0, 0, 0);
 	/* admin requests act after every publish before them */
 	int rc = lw_parts_flush(w);
@@ -686,6 +691,8 @@ int lw_record_apply(struct lw *w, const struct lw_req *rq, struct lw_answers *ou
 		return lw_cons_apply(w, rq, out);
 	if (type == RM_CALLBACK)
 		return lw_callback_apply(w, rq, out);
+	if (type == RM_AUTH)
+		return lw_auth_apply(w, rq, out);
 	if (type == RM_CREATE_TOPIC)
 		return do_create(w, rq, out);
 	if (type == RM_DELETE_TOPIC)

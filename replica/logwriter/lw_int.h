@@ -122,6 +122,7 @@ struct lw {
 	struct lw_writes writes;   /* batches and dedup entries written, when writes.on */
 	struct lw_cluster *cl;     /* cluster mode; NULL on a single node */
 	struct lw_consumers *cons; /* durable consumers (lw_consumer.c) */
+	int auth_changed;          /* an RM_AUTH applied: bump shm auth_gen after the commit */
 	int exit_reseed;           /* cluster: exit with LOGWRITER_EXIT_RESEED (a snapshot arrived) */
 	const struct lw_io *io;    /* clock and peer links; NULL: the real ones (lw_io.h) */
 	void *io_arg;
@@ -168,6 +169,8 @@ const struct lw_topic *lw_topic_ensure(struct lw *w, const char *name, uint32_t 
 /* Store a complete RM_PUBLISH record now, at apply (no answer): what an
  * entry appends when it applies. rec is only read during the call. */
 int lw_append(struct lw *w, const uint8_t *rec, uint32_t len);
+/* lw_auth.c: apply an RM_AUTH (like lw_record_apply). */
+int lw_auth_apply(struct lw *w, const struct lw_req *rq, struct lw_answers *out);
 /* lw_callback.c: apply an RM_CALLBACK (like lw_record_apply). */
 int lw_callback_apply(struct lw *w, const struct lw_req *rq, struct lw_answers *out);
 

@@ -27,7 +27,7 @@
 #include "store_int.h"
 
 static const char *const store_db_names[DB_COUNT] = {
-    "batches", "partitions", "topics", "groups", "timeidx", "dedup", "meta", "raftlog", "consumers", "cstate", "webhooks",
+    "batches", "partitions", "topics", "groups", "timeidx", "dedup", "meta", "raftlog", "consumers", "cstate", "webhooks", "auth",
 };
 
 #define STORE_READERS_MAX 512

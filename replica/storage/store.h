@@ -17,6 +17,8 @@
  *   consumers name -> durable consumer definition (consumers.c)
  *   cstate   (consumer_id u32 BE, partition u32 BE) -> its state (replica/consumer/consumer.h)
  *   webhooks consumer name -> its webhook settings (JSON), for consumers that are webhooks
+ *   auth     string keys -> values of the security state (auth.c): principals, the key
+ *            index, the token signing key, the audit trail
  *
  * A record batch value is a header followed by records; the header holds base
  * offset, record count, first and max timestamp, the producer id and sequence
@@ -204,6 +206,36 @@ int store_cstate_get(struct store_txn *t, uint32_t consumer_id, uint32_t partiti
 /* A consumer's webhook settings (opaque JSON); get: SL_ENOTFOUND if it is not a webhook. */
 int store_webhook_put(struct store_txn *t, const char *name, size_t name_len, struct slice json);
 int store_webhook_get(struct store_txn *t, const char *name, size_t name_len, struct slice *json);
+
+/* --- auth (auth.c): principals, keys, the signing key, the audit trail --- */
+#define STORE_AUDIT_DETAIL_MAX 4096
+/* A principal's record (opaque JSON, checked by its readers), by name;
+ * put with an empty value deletes it. get: SL_ENOTFOUND if none. */
+int store_principal_put(struct store_txn *t, const char *name, struct slice json);
+int store_principal_get(struct store_txn *t, const char *name, struct slice *json);
+/* Every principal in name order: fn returns nonzero to stop. */
+int store_principal_foreach(struct store_txn *t, int (*fn)(void *arg, const char *name, struct slice json),
+			    void *arg);
+/* The principal a 32-byte public key belongs to (name: NUL-terminated, 65 bytes). */
+int store_auth_key_put(struct store_txn *t, const uint8_t pk[32], const char *name);
+int store_auth_key_del(struct store_txn *t, const uint8_t pk[32]);
+int store_auth_key_get(struct store_txn *t, const uint8_t pk[32], char name[65]);
+/* The token signing key (opaque JSON: public key, encrypted secret key). */
+int store_auth_signing_put(struct store_txn *t, struct slice json);
+int store_auth_signing_get(struct store_txn *t, struct slice *json);
+/* Append an audit entry (its sequence: the last one + 1, from 1). */
+int store_audit_append(struct store_txn *t, int64_t ts_ms, const char *principal, const char *action,
+		       struct slice detail, uint64_t *seq_out);
+struct store_audit {
+	uint64_t seq;
+	int64_t ts_ms;
+	char principal[65];
+	char action[33];
+	struct slice detail;       /* into the txn's pages */
+};
+/* Entries with seq > after, in order, at most max: fn returns nonzero to stop. */
+int store_audit_foreach(struct store_txn *t, uint64_t after, size_t max,
+			int (*fn)(void *arg, const struct store_audit *e), void *arg);
 
 /* --- idempotent producers --- */
 /* One dedup entry: `count` consecutive sequences base_seq, base_seq+1, ... of

@@ -30,6 +30,7 @@ enum store_db {
 	DB_CONSUMERS,
 	DB_CSTATE,
 	DB_WEBHOOKS,
+	DB_AUTH,
 	DB_COUNT
 };
 

@@ -68,6 +68,7 @@ struct wh_deliver {
 	struct event_base *base;
 	const struct config *cfg;
 	struct store *store;
+	const uint8_t *node_seed;
 	int (*active)(void *arg);
 	void *arg;
 	struct event *tick;
@@ -510,6 +511,8 @@ static int start(struct wh_deliver *d)
 	 * the node's certificate need not name the loopback address */
 	o.tls = d->cfg->tls_cert[0] != 0;
 	o.tls_skip_verify = o.tls;
+	if (d->cfg->auth_enabled)
+		o.key_seed = d->node_seed;
 	pc.allow_private = d->cfg->webhook_allow_private;
 	pc.ca_file = d->cfg->webhook_ca_file[0] ? d->cfg->webhook_ca_file : NULL;
 	pc.conns_per_host_max = d->cfg->webhook_conns_per_host;
@@ -542,7 +545,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 struct wh_deliver *wh_deliver_new(struct event_base *base, const struct config *cfg, struct store *store,
-                                  int (*active)(void *arg), void *arg)
+                                  const uint8_t *node_seed, int (*active)(void *arg), void *arg)
 {
 	struct wh_deliver *d = calloc(1, sizeof(*d));
 	struct timeval tv = {0, WH_TICK_MS * 1000};
@@ -551,6 +554,7 @@ struct wh_deliver *wh_deliver_new(struct event_base *base, const struct config *
 	d->base = base;
 	d->cfg = cfg;
 	d->store = store;
+	d->node_seed = node_seed;
 	d->active = active;
 	d->arg = arg;
 	TAILQ_INIT(&d->workers);

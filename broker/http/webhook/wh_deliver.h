@@ -24,9 +24,11 @@ struct config;
 struct store;
 struct wh_deliver;
 
-/* active(arg): 1 while this process should deliver. */
+/* active(arg): 1 while this process should deliver. node_seed: the node's
+ * own key (32 bytes, shm), which its listeners take as the principal node
+ * when [auth] is enabled; the deliverer pulls and acks as that. */
 struct wh_deliver *wh_deliver_new(struct event_base *base, const struct config *cfg, struct store *store,
-                                  int (*active)(void *arg), void *arg);
+                                  const uint8_t *node_seed, int (*active)(void *arg), void *arg);
 /* Stops everything (POSTs in flight are dropped: they come back after
  * their ack timeout). */
 void wh_deliver_free(struct wh_deliver *d);

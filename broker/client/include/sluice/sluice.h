@@ -88,6 +88,8 @@ enum sluice_err {
 	                             * publish of this producer must be retried first */
 	SLUICE_ENOCONSUMER = 16,    /* no durable consumer of that name */
 	SLUICE_ECONSUMER_EXISTS = 17,
+	SLUICE_EUNAUTHENTICATED = 18, /* no identity, or one that does not verify */
+	SLUICE_EPERMISSION = 19,    /* the principal lacks a permission (the message names it) */
 
 	SLUICE_ENOMEM = 100,
 	SLUICE_EIO = 101,
@@ -151,6 +153,13 @@ struct sluice_client_opts {
 	const char *tls_server_name;
 	int tls_skip_verify;        /* encrypt without checking the certificate: only for a connection
 	                             * that cannot leave the host (a node to its own listener) */
+	/* Authentication (servers with [auth] enabled, docs/security.md): a key file written by
+	 * `sluice key gen` (NULL: $SLUICE_KEY), or a token (NULL: $SLUICE_TOKEN). With one, each
+	 * connection proves it before any request; a refusal fails the requests with
+	 * SLUICE_EUNAUTHENTICATED (and the client does not retry it until asked again). */
+	const char *key_file;
+	const char *token;
+	const uint8_t *key_seed;    /* or a key given as its 32-byte Ed25519 seed */
 };
 
 struct sluice_header {
@@ -265,6 +274,8 @@ void sluice_client_flush(struct sluice_client *c);
 /* Change how long an outage may last before outstanding requests fail (e.g.
  * fail fast on the first connect, then ride out a broker restart). */
 void sluice_client_set_retry_max(struct sluice_client *c, uint32_t retry_max_ms);
+/* Why the server refused this client's key or token last (NULL: it did not). */
+const char *sluice_client_auth_error(const struct sluice_client *c);
 
 int sluice_topic_create(struct sluice_client *c, const char *name, uint32_t partitions, int64_t retention_ms,
 			int64_t retention_bytes, sluice_done_cb cb, void *arg);
@@ -349,6 +360,39 @@ typedef void (*sluice_pull_cb)(void *arg, int err, const char *errmsg, const str
 
 int sluice_consumer_create(struct sluice_client *c, const char *name, const struct sluice_consumer_cfg *cfg,
 			   sluice_done_cb cb, void *arg);
+
+/* Security (docs/security.md): principals, the token signing key, tokens, the audit trail.
+ * Each needs the cluster permission. */
+struct sluice_principal {
+	const char *name;
+	const char *const *public_keys;  /* "sluice-ed25519:..." */
+	size_t public_keys_n;
+	const char *const *permissions;  /* "publish:orders.*", ... */
+	size_t permissions_n;
+	int64_t created_ms;
+	const char *created_by;
+};
+struct sluice_audit_entry {
+	uint64_t seq;
+	int64_t timestamp_ms;
+	const char *principal, *action, *detail;
+};
+typedef void (*sluice_principals_cb)(void *arg, int err, const char *errmsg, const struct sluice_principal *p,
+				     size_t n);
+typedef void (*sluice_audit_cb)(void *arg, int err, const char *errmsg, const struct sluice_audit_entry *e, size_t n);
+typedef void (*sluice_token_cb)(void *arg, int err, const char *errmsg, const char *token, int64_t expires_ms);
+/* Add p's keys and permissions to the principal p->name (made if missing); remove: take them away. */
+int sluice_principal_put(struct sluice_client *c, const struct sluice_principal *p, int remove, sluice_done_cb cb,
+			 void *arg);
+int sluice_principal_remove(struct sluice_client *c, const char *name, sluice_done_cb cb, void *arg);
+int sluice_principal_list(struct sluice_client *c, sluice_principals_cb cb, void *arg);
+/* Make the cluster's token signing key (once). */
+int sluice_auth_init(struct sluice_client *c, sluice_done_cb cb, void *arg);
+/* A token for principal, valid ttl_s seconds; perms (n > 0) narrow what it allows. */
+int sluice_token_issue(struct sluice_client *c, const char *principal, uint32_t ttl_s, const char *const *perms,
+		       size_t n, sluice_token_cb cb, void *arg);
+/* Audit entries after sequence `after`, at most max (0: 100). */
+int sluice_audit_list(struct sluice_client *c, uint64_t after, uint32_t max, sluice_audit_cb cb, void *arg);
 int sluice_consumer_delete(struct sluice_client *c, const char *name, sluice_done_cb cb, void *arg);
 int sluice_consumer_list(struct sluice_client *c, sluice_consumer_cb cb, void *arg);
 int sluice_consumer_describe(struct sluice_client *c, const char *name, sluice_consumer_cb cb, void *arg);
