@@ -204,7 +204,7 @@ struct rm_consumer_pull {
 #define RM_CALLBACK_TOPIC "sluice.callbacks"
 #define RM_CALLBACK_URL_MAX 2048
 #define RM_CALLBACK_ID_MAX 255
-#define RM_CALLBACK_SECRET_MAX 128
+#define RM_CALLBACK_SECRET_MAX 256
 struct rm_callback {
 	uint64_t cookie;
 	uint64_t producer_id;

@@ -40,6 +40,7 @@
 #include "log.h"
 #include "shm.h"
 #include "store.h"
+#include "wh_seal.h"
 
 #define FE_AUTH_PERMS_MAX 64
 #define ANONYMOUS "anonymous"
@@ -376,31 +377,23 @@ void fe_auth_on_authenticate(struct fe_conn *c, uint64_t req, const Sluice__Auth
 
 /* ---------- sealing the token signing key ---------- */
 
-/* The nodes' sealing key ([auth] key_file: 32 bytes, raw or as 64 hex digits). */
-static int seal_key(const struct fe *fe, uint8_t key[crypto_secretbox_KEYBYTES], char *why, size_t cap)
+/* The nodes' sealing key ([auth] key_file), read once per process. */
+static int seal_key(struct fe *fe, uint8_t key[AUTH_SEALKEY_BYTES], char *why, size_t cap)
 {
-	char buf[130];
-	size_t n = 0, bin = 0;
-	const char *path = fe->cfg->auth_key_file;
-	FILE *f = path[0] ? fopen(path, "rb") : NULL;
-	if (!f) {
-		snprintf(why, cap, "%s", path[0] ? "auth.key_file cannot be read on this node"
-		                                 : "auth.key_file is not set on this node (it seals the signing key)");
-		return SL_ECONFIG;
+	if (!fe->seal_key_ok) {
+		int rc = auth_sealkey_read(fe->cfg->auth_key_file, fe->seal_key, why, cap);
+		if (rc)
+			return rc;
+		fe->seal_key_ok = 1;
 	}
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	if (n == crypto_secretbox_KEYBYTES) {
-		memcpy(key, buf, n);
-		return SL_OK;
-	}
-	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-		n--;
-	if (sodium_hex2bin(key, crypto_secretbox_KEYBYTES, buf, n, NULL, &bin, NULL) == 0 &&
-	    bin == crypto_secretbox_KEYBYTES)
-		return SL_OK;
-	snprintf(why, cap, "auth.key_file must hold 32 bytes (or 64 hex digits)");
-	return SL_ECONFIG;
+	memcpy(key, fe->seal_key, AUTH_SEALKEY_BYTES);
+	return SL_OK;
+}
+
+int fe_auth_seal_key(struct fe *fe, uint8_t key[AUTH_SEALKEY_BYTES])
+{
+	char why[160];
+	return fe->cfg->auth_key_file[0] ? seal_key(fe, key, why, sizeof(why)) : SL_ENOTFOUND;
 }
 
 int fe_auth_seal_new(struct fe *fe, char *pk_text, size_t pk_cap, char *sealed_b64, size_t sealed_cap, char *why,
@@ -458,4 +451,42 @@ int fe_auth_issue(struct fe *fe, const char *principal, uint32_t ttl_s, const ch
 	}
 	*expires_ms = (now + ttl_s) * 1000;
 	return SL_OK;
+}
+
+/* ---------- webhook secrets at rest ---------- */
+
+/* *field (a webhook settings JSON or patch, owned by the decoded frame)
+ * replaced by the same with its secrets sealed. */
+static int seal_field(const uint8_t *key, char **field)
+{
+	char *sealed = NULL;
+	if (!*field || !**field)
+		return SL_OK;
+	int rc = wh_seal_json(key, *field, strlen(*field), &sealed);
+	if (rc == SL_EINVAL)
+		return SL_OK; /* not an object: the request is refused on its own */
+	if (rc)
+		return rc;
+	free(*field); /* protobuf-c frees strings with the system allocator */
+	*field = sealed;
+	return SL_OK;
+}
+
+int fe_auth_seal_frame(struct fe *fe, Sluice__Frame *f)
+{
+	uint8_t key[AUTH_SEALKEY_BYTES];
+	char **field = NULL;
+	if (f->body_case == SLUICE__FRAME__BODY_CREATE_CONSUMER && f->create_consumer->config)
+		field = &f->create_consumer->config->webhook;
+	else if (f->body_case == SLUICE__FRAME__BODY_UPDATE_WEBHOOK)
+		field = &f->update_webhook->webhook;
+	if (!field || !*field || !**field)
+		return SL_OK;
+	int rc = fe_auth_seal_key(fe, key);
+	if (rc == SL_ENOTFOUND)
+		return SL_OK; /* no key_file: secrets stay in clear */
+	if (rc == SL_OK)
+		rc = seal_field(key, field);
+	sodium_memzero(key, sizeof(key));
+	return rc;
 }

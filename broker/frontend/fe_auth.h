@@ -40,6 +40,14 @@ int fe_auth_token(struct fe *fe, struct fe_conn *c, const char *token, size_t le
 void fe_auth_anonymous(struct fe_conn *c);
 void fe_auth_conn_free(struct fe_conn *c);
 
+/* The node's sealing key ([auth] key_file): SL_OK, SL_ENOTFOUND when no
+ * key_file is set (secrets then stay in clear), or SL_ECONFIG. */
+int fe_auth_seal_key(struct fe *fe, uint8_t key[32]);
+
+/* A CreateConsumer or UpdateWebhook frame (decoded, heap) with its
+ * webhook secrets sealed in place when [auth] key_file is set. */
+int fe_auth_seal_frame(struct fe *fe, Sluice__Frame *f);
+
 /* A new token signing key: its public key text and its secret key sealed
  * with [auth] key_file (base64url). SL_ECONFIG with why without a key file. */
 int fe_auth_seal_new(struct fe *fe, char *pk_text, size_t pk_cap, char *sealed_b64, size_t sealed_cap, char *why,

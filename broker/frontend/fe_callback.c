@@ -16,11 +16,15 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <sodium.h>
+
 #include "config.h"
 #include "err.h"
 #include "fe_int.h"
 #include "ringmsg.h"
 #include "sl_assert.h"
+#include "fe_auth.h"
+#include "wh_seal.h"
 #include "wh_sign.h"
 #include "wh_url.h"
 
@@ -42,7 +46,7 @@ static int literal_private(const struct wh_url *u)
 	return 1;
 }
 
-int fe_cb_size(const struct fe *fe, const Sluice__Callback *cb, const char *topic, uint64_t producer_id,
+int fe_cb_size(struct fe *fe, const Sluice__Callback *cb, const char *topic, uint64_t producer_id,
                struct fe_cb_rec *rec, const char **why)
 {
 	struct wh_url u;
@@ -71,6 +75,15 @@ int fe_cb_size(const struct fe *fe, const Sluice__Callback *cb, const char *topi
 		}
 	if (wh_secret_generate(rec->secret, sizeof(rec->secret)) != SL_OK)
 		rec->secret[0] = 0; /* none: then an operator makes that webhook */
+	uint8_t key[32];
+	if (rec->secret[0] && fe_auth_seal_key(fe, key) == SL_OK) {
+		char plain[sizeof(rec->secret)];
+		memcpy(plain, rec->secret, sizeof(plain));
+		if (wh_seal(key, plain, rec->secret, sizeof(rec->secret)) != SL_OK)
+			rec->secret[0] = 0;
+		sodium_memzero(plain, sizeof(plain));
+		sodium_memzero(key, sizeof(key));
+	}
 	rec->len = (uint32_t)(sizeof(struct rm_callback) + strlen(topic) + ul + il + strlen(rec->secret));
 	return SL_OK;
 }

@@ -197,6 +197,8 @@ struct fe {
 	struct evconnlistener *listener;
 	struct fe_http *http;            /* the HTTP server (broker/http) */
 	struct fe_ident *anon;           /* [auth]: the principal anonymous, as connections without one see it */
+	uint8_t seal_key[32];            /* [auth] key_file, once read (seal_key_ok) */
+	int seal_key_ok;
 	struct wh_deliver *webhooks;     /* frontend 0: webhook delivery (broker/http/webhook/wh_deliver.h) */
 	struct event *efd_ev, *tick_ev, *stall_ev, *run_ev, *reap_ev, *sigterm_ev, *sigint_ev, *sighup_ev;
 	struct ssl_ctx_st *tls_ctx;      /* [tls] on: new connections' context (fe_tls.h); NULL: plain TCP */
@@ -237,7 +239,7 @@ int fe_cons_req_size(const Sluice__Frame *f, uint16_t *type, uint32_t *len, cons
 /* fe_callback.c: a publish's commit callback as an RM_CALLBACK record. */
 struct fe_cb_rec {
 	uint32_t len;                         /* the record's bytes */
-	char secret[128];                     /* signs sluice.callbacks if this one makes it */
+	char secret[256];                     /* signs sluice.callbacks if this one makes it (sealed when [auth] key_file is set) */
 };
 struct fe_cb_op {
 	const char *topic;
@@ -246,7 +248,7 @@ struct fe_cb_op {
 };
 /* Check cb of a publish to topic by producer_id, and size its record
  * (a fresh secret in rec). SL_OK, or SL_EINVAL with why for the client. */
-int fe_cb_size(const struct fe *fe, const Sluice__Callback *cb, const char *topic, uint64_t producer_id,
+int fe_cb_size(struct fe *fe, const Sluice__Callback *cb, const char *topic, uint64_t producer_id,
                struct fe_cb_rec *rec, const char **why);
 /* Write the record sized by fe_cb_size at p (rec->len bytes). */
 void fe_cb_fill(uint8_t *p, const Sluice__Callback *cb, const struct fe_cb_op *op, const struct fe_cb_rec *rec);

@@ -1198,16 +1198,21 @@ static int conn_dispatch(struct fe_conn *c, Sluice__Frame *f)
 	case SLUICE__FRAME__BODY_LIST_AUDIT:
 		fe_on_list_audit(c, id, f->list_audit);
 		break;
+	case SLUICE__FRAME__BODY_CREATE_CONSUMER:
+	case SLUICE__FRAME__BODY_UPDATE_WEBHOOK:
+		if (fe_auth_seal_frame(c->fe, f) != SL_OK) {
+			fe_send_error(c, id, SL_EUNAVAILABLE, "webhook secrets cannot be sealed on this node ([auth] key_file)");
+			return 0;
+		}
+		return conn_submit(c, f);
 	case SLUICE__FRAME__BODY_PUBLISH:
 	case SLUICE__FRAME__BODY_PUBLISH_BATCH:
 	case SLUICE__FRAME__BODY_CREATE_TOPIC:
 	case SLUICE__FRAME__BODY_DELETE_TOPIC:
 	case SLUICE__FRAME__BODY_COMMIT_OFFSET:
-	case SLUICE__FRAME__BODY_CREATE_CONSUMER:
 	case SLUICE__FRAME__BODY_DELETE_CONSUMER:
 	case SLUICE__FRAME__BODY_ACK_MESSAGES:
 	case SLUICE__FRAME__BODY_PULL:
-	case SLUICE__FRAME__BODY_UPDATE_WEBHOOK:
 	case SLUICE__FRAME__BODY_SEEK_CONSUMER:
 		return conn_submit(c, f);
 	case SLUICE__FRAME__BODY_LIST_CONSUMERS:

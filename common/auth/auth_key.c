@@ -259,3 +259,31 @@ int auth_pubkey_read(const char *path, uint8_t pk[AUTH_PK_BYTES], char *why, siz
 		    AUTH_KEY_PREFIX_PUBLIC);
 	return rc;
 }
+
+int auth_sealkey_read(const char *path, uint8_t key[AUTH_SEALKEY_BYTES], char *why, size_t why_cap)
+{
+	char buf[130];
+	size_t n = 0, bin = 0;
+	FILE *f = path && path[0] ? fopen(path, "rb") : NULL;
+	if (!f) {
+		snprintf(why, why_cap, "%s", path && path[0] ? "auth.key_file cannot be read on this node"
+		                                            : "auth.key_file is not set on this node");
+		return SL_ECONFIG;
+	}
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	if (n == AUTH_SEALKEY_BYTES) {
+		memcpy(key, buf, n);
+		sodium_memzero(buf, sizeof(buf));
+		return SL_OK;
+	}
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	int rc = sodium_hex2bin(key, AUTH_SEALKEY_BYTES, buf, n, NULL, &bin, NULL) == 0 && bin == AUTH_SEALKEY_BYTES
+	             ? SL_OK
+	             : SL_ECONFIG;
+	sodium_memzero(buf, sizeof(buf));
+	if (rc)
+		snprintf(why, why_cap, "auth.key_file must hold 32 bytes (or 64 hex digits)");
+	return rc;
+}

@@ -44,6 +44,11 @@ struct auth_keypair {
 /* flags of auth_key_write and auth_pubkey_write */
 #define AUTH_KEY_EXCL 1 /* fail with SL_EIO (errno EEXIST in why) if the file exists */
 
+/* A node's sealing key ([auth] key_file): 32 bytes, raw or as 64 hex
+ * digits (with an optional newline). SL_ECONFIG with why otherwise. */
+#define AUTH_SEALKEY_BYTES 32
+int auth_sealkey_read(const char *path, uint8_t key[AUTH_SEALKEY_BYTES], char *why, size_t why_cap);
+
 /* A fresh key pair from libsodium's random generator. */
 int auth_key_generate(struct auth_keypair *kp);
 

@@ -7,7 +7,7 @@
 #   - a change to a principal applies to its next request; anonymous for a public feed
 #   - tokens: issued, expired, tampered, narrowed, of a removed principal, from another cluster
 #   - /metrics needs cluster; /healthz needs nothing; the audit trail names who did what
-#   - webhooks still deliver (the node's own principal)
+#   - webhooks still deliver (the node's own principal), signed with secrets sealed at rest
 # Usage: auth.sh PATH/TO/sluiced PATH/TO/sluice
 # Loopback only (free ports), stops what it starts by pid, bounds every wait.
 set -euo pipefail
@@ -168,18 +168,30 @@ TA=$(S --key admin.key token issue --principal admin --ttl 60)
 [ "$(status GET "$H/metrics" -H "Authorization: Bearer $TA")" = 200 ] || fail "metrics with cluster"
 
 echo "-- webhooks deliver with auth on (the node's own principal)"
+# the receiver marks each request with whether its signature verifies with the secret we chose
+secret=whsec_$(head -c 32 /dev/urandom | base64 -w0)
 python3 -c '
-import http.server, sys
+import base64, hashlib, hmac, http.server, sys
+key = base64.b64decode(sys.argv[3].removeprefix("whsec_"))
 class H(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
-        open(sys.argv[2], "ab").write(self.rfile.read(int(self.headers["content-length"])) + b"\n")
+        body = self.rfile.read(int(self.headers["content-length"]))
+        h = self.headers
+        mac = hmac.new(key, (h["webhook-id"] + "." + h["webhook-timestamp"] + ".").encode() + body, hashlib.sha256).digest()
+        ok = any(s == "v1," + base64.b64encode(mac).decode() for s in self.headers["webhook-signature"].split(" "))
+        open(sys.argv[2], "ab").write((b"valid " if ok else b"INVALID ") + body + b"\n")
         self.send_response(200); self.send_header("content-length", "0"); self.end_headers()
     def log_message(self, *a): pass
-http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()' "$rport" "$dir/hooks" &
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()' "$rport" "$dir/hooks" "$secret" &
 pids+=($!)
-S --key admin.key webhook create orders.eu "http://127.0.0.1:$rport/h" --from earliest --name hook >/dev/null
+S --key admin.key webhook create orders.eu "http://127.0.0.1:$rport/h" --from earliest --name hook --secret "$secret" >/dev/null
 for _ in $(seq 100); do grep -q '"data":"four"' "$dir/hooks" 2>/dev/null && break; sleep 0.2; done
-grep -q '"data":"four"' "$dir/hooks" || fail "webhook delivery with auth on: $(cat "$dir/hooks" 2>/dev/null)"
+grep -q '^valid .*"data":"four"' "$dir/hooks" || fail "webhook delivery with auth on, signed: $(cat "$dir/hooks" 2>/dev/null)"
+# secrets at rest: sealed with [auth] key_file, so the store never holds the secret itself
+S --key admin.key webhook rotate-secret hook --secret "$secret" >/dev/null   # a rotation is sealed too
+sleep 0.5
+! grep -qaF "${secret#whsec_}" "$dir/data/data.mdb" || fail "a webhook secret is stored in clear"
+grep -qa 'sealed:v1:' "$dir/data/data.mdb" || fail "no sealed secret in the store"
 
 echo "-- audit"
 S --key admin.key --json audit >"$dir/audit"

@@ -16,6 +16,7 @@
 #include "wh_body.h"
 #include "wh_config.h"
 #include "wh_retry.h"
+#include "wh_seal.h"
 #include "wh_sign.h"
 #include "wh_url.h"
 
@@ -555,4 +556,45 @@ Test(wh_config, filter_key_prefix_and_header)
 	cr_assert_eq(wh_config_match(&c, (const uint8_t *)"us-1", 4, one_header, eu_created), 0);
 	cr_assert_eq(wh_config_match(&c, (const uint8_t *)"eu", 2, one_header, eu_created), 0);
 	cr_assert_eq(wh_config_match(&c, (const uint8_t *)"eu-1", 4, one_header, eu_deleted), 0);
+}
+
+/* Secrets at rest: sealed text opens with its key only, settings and
+ * patches get their secrets sealed, and a parsed config signs like the
+ * clear one once opened. */
+Test(wh_seal, round_trip_tamper_and_settings)
+{
+	uint8_t key[WH_SEAL_KEY_BYTES], other[WH_SEAL_KEY_BYTES];
+	char sealed[WH_SECRET_TEXT_MAX + 1], plain[WH_SECRET_TEXT_MAX + 1], why[160];
+	memset(key, 7, sizeof(key));
+	memset(other, 8, sizeof(other));
+	cr_assert_eq(wh_seal(key, SECRET_A, sealed, sizeof(sealed)), SL_OK);
+	cr_assert(wh_is_sealed(sealed));
+	cr_assert_null(strstr(sealed, SECRET_A + 6), "the secret shows through: %s", sealed);
+	cr_assert_eq(wh_unseal(key, sealed, plain, sizeof(plain)), SL_OK);
+	cr_assert_str_eq(plain, SECRET_A);
+	cr_assert_eq(wh_unseal(other, sealed, plain, sizeof(plain)), SL_EINVAL, "another key");
+	size_t n = strlen(sealed);
+	sealed[n - 3] = sealed[n - 3] == 'A' ? 'B' : 'A';
+	cr_assert_eq(wh_unseal(key, sealed, plain, sizeof(plain)), SL_EINVAL, "tampered");
+	cr_assert_eq(wh_unseal(key, "sealed:v1:\xc3\xa9", plain, sizeof(plain)), SL_EINVAL, "outside the alphabet");
+	cr_assert_eq(wh_unseal(key, SECRET_A, plain, sizeof(plain)), SL_EINVAL, "not sealed");
+
+	char *out = NULL;
+	const char *cfg = "{\"url\":\"https://h/\",\"secrets\":[\"" SECRET_A "\"]}";
+	cr_assert_eq(wh_seal_json(key, cfg, strlen(cfg), &out), SL_OK);
+	cr_assert_null(strstr(out, SECRET_A), "%s", out);
+	static struct wh_config c, clear;
+	cr_assert_eq(parse(out, &c, why), SL_OK, "%s", why);
+	cr_assert(wh_config_sealed(&c));
+	cr_assert_eq(wh_config_unseal(&c, NULL, why, sizeof(why)), SL_EINVAL, "no key");
+	cr_assert_eq(wh_config_unseal(&c, other, why, sizeof(why)), SL_EINVAL, "another key");
+	cr_assert_eq(wh_config_unseal(&c, key, why, sizeof(why)), SL_OK, "%s", why);
+	cr_assert_not(wh_config_sealed(&c));
+	cr_assert_eq(parse(cfg, &clear, why), SL_OK);
+	cr_assert_eq(memcmp(&c.keys[0], &clear.keys[0], sizeof(c.keys[0])), 0, "the same key once opened");
+	free(out);
+	const char *patch = "{\"rotate_secret\":\"" SECRET_A "\",\"paused\":false}";
+	cr_assert_eq(wh_seal_json(key, patch, strlen(patch), &out), SL_OK);
+	cr_assert(strstr(out, "\"rotate_secret\":\"sealed:v1:") && strstr(out, "\"paused\":false"), "%s", out);
+	free(out);
 }

@@ -7,9 +7,11 @@
 #include <strings.h>
 
 #include <jansson.h>
+#include <sodium.h>
 
 #include "err.h"
 #include "wh_config.h"
+#include "wh_seal.h"
 
 static int fail(char *why, size_t cap, const char *msg)
 {
@@ -58,6 +60,11 @@ static int parse_secrets(json_t *a, struct wh_config *c, char *why, size_t cap)
 	json_array_foreach(a, i, v)
 	{
 		const char *s = json_string_value(v);
+		if (s && strlen(s) <= WH_SECRET_TEXT_MAX && wh_is_sealed(s)) {
+			c->sealed[i] = 1; /* opened by whoever signs (wh_config_unseal) */
+			snprintf(c->secrets[i], sizeof(c->secrets[i]), "%s", s);
+			continue;
+		}
 		if (!s || strlen(s) > WH_SECRET_TEXT_MAX || wh_key_parse(s, &c->keys[i]) != SL_OK)
 			return fail(why, cap, "a secret must be whsec_ and base64 of 24 to 64 bytes (or whsk_ for Ed25519)");
 		snprintf(c->secrets[i], sizeof(c->secrets[i]), "%s", s);
@@ -292,4 +299,30 @@ int wh_config_match(const struct wh_config *c, const uint8_t *key, size_t key_le
 			return 0;
 	}
 	return 1;
+}
+
+int wh_config_sealed(const struct wh_config *c)
+{
+	for (size_t i = 0; i < c->nsecrets; i++)
+		if (c->sealed[i])
+			return 1;
+	return 0;
+}
+
+int wh_config_unseal(struct wh_config *c, const uint8_t *key, char *why, size_t cap)
+{
+	char plain[WH_SECRET_TEXT_MAX + 1];
+	for (size_t i = 0; i < c->nsecrets; i++) {
+		if (!c->sealed[i])
+			continue;
+		if (!key)
+			return fail(why, cap, "its secrets are sealed and this node has no [auth] key_file");
+		int rc = wh_unseal(key, c->secrets[i], plain, sizeof(plain)) == SL_OK ? wh_key_parse(plain, &c->keys[i])
+		                                                                        : SL_EINVAL;
+		sodium_memzero(plain, sizeof(plain));
+		if (rc != SL_OK)
+			return fail(why, cap, "a sealed secret does not open with this node's [auth] key_file");
+		c->sealed[i] = 0;
+	}
+	return SL_OK;
 }

@@ -30,7 +30,7 @@
 #define WH_CFG_HEADERS_MAX 16
 #define WH_HEADER_NAME_MAX 64
 #define WH_HEADER_VALUE_MAX 1024
-#define WH_SECRET_TEXT_MAX 128
+#define WH_SECRET_TEXT_MAX 256 /* a secret, or one sealed (wh_seal.h) */
 #define WH_TIMEOUT_MS_DEFAULT_CFG 15000
 #define WH_TIMEOUT_MS_MAX 120000
 #define WH_FILTER_PREFIX_MAX 255
@@ -45,6 +45,7 @@ struct wh_config {
 	int callback;                         /* the URL is each message's sluice-callback-url */
 	char secrets[WH_SECRETS_MAX][WH_SECRET_TEXT_MAX + 1];
 	struct wh_key keys[WH_SECRETS_MAX];
+	int sealed[WH_SECRETS_MAX];           /* secrets[i] is sealed (wh_seal.h); keys[i] not parsed yet */
 	size_t nsecrets;
 	struct {
 		char name[WH_HEADER_NAME_MAX + 1];
@@ -77,6 +78,12 @@ int wh_config_patch(const char *stored, size_t stored_len, const char *patch, si
 /* c as JSON (malloc'd, NUL-terminated; NULL if out of memory). redact: the
  * secrets are left out ("secrets": their count), for answers to clients. */
 char *wh_config_json(const struct wh_config *c, int redact);
+
+/* 1 if some secret is still sealed (wh_seal.h): open them before signing. */
+int wh_config_sealed(const struct wh_config *c);
+/* Open the sealed secrets with key (NULL: none here) into keys[]. SL_OK,
+ * or SL_EINVAL with why (no key, another key, a damaged secret). */
+int wh_config_unseal(struct wh_config *c, const uint8_t *key, char *why, size_t cap);
 
 /* Whether a message passes the filter: its key starts with key_prefix, and
  * with a header filter, hget(arg, name) finds that header with exactly that

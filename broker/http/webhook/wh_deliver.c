@@ -23,6 +23,7 @@
 #include "log.h"
 #include "sluice/sluice.h"
 #include "store.h"
+#include "auth_key.h"
 #include "wh_body.h"
 #include "wh_client.h"
 #include "wh_config.h"
@@ -69,6 +70,8 @@ struct wh_deliver {
 	const struct config *cfg;
 	struct store *store;
 	const uint8_t *node_seed;
+	uint8_t seal[32];        /* [auth] key_file: opens sealed secrets (wh_seal.h) */
+	int seal_ok;
 	int (*active)(void *arg);
 	void *arg;
 	struct event *tick;
@@ -112,6 +115,8 @@ static void worker_free(struct wh_worker *w)
 	}
 	if (w->later)
 		event_free(w->later);
+	if (w->cfg)
+		sodium_memzero(w->cfg, sizeof(*w->cfg)); /* opened secrets */
 	free(w->cfg);
 	free(w->cfg_json);
 	free(w);
@@ -384,6 +389,19 @@ static struct wh_worker *worker_find(struct wh_deliver *d, const char *name)
 	return NULL;
 }
 
+/* The node's sealing key ([auth] key_file) for sealed secrets; NULL if none. */
+static const uint8_t *seal_key(struct wh_deliver *d)
+{
+	char why[160];
+	if (!d->seal_ok && d->cfg->auth_key_file[0]) {
+		if (auth_sealkey_read(d->cfg->auth_key_file, d->seal, why, sizeof(why)) == SL_OK)
+			d->seal_ok = 1;
+		else
+			log_error("webhooks: %s", why);
+	}
+	return d->seal_ok ? d->seal : NULL;
+}
+
 /* (Re)load a worker's settings; 0 if the webhook cannot be delivered. */
 static int worker_set(struct wh_worker *w, const struct store_consumer *sc, struct slice json)
 {
@@ -392,9 +410,12 @@ static int worker_set(struct wh_worker *w, const struct store_consumer *sc, stru
 		return 1;
 	struct wh_config *c = malloc(sizeof(*c));
 	char *copy = malloc(json.len + 1);
-	if (!c || !copy || wh_config_parse((const char *)json.base, json.len, c, why, sizeof(why)) != SL_OK) {
+	if (!c || !copy || wh_config_parse((const char *)json.base, json.len, c, why, sizeof(why)) != SL_OK ||
+	    (wh_config_sealed(c) && wh_config_unseal(c, seal_key(w->d), why, sizeof(why)) != SL_OK)) {
 		if (c && copy)
 			log_error("webhook %s: settings unreadable (%s)", sc->name, why);
+		if (c)
+			sodium_memzero(c, sizeof(*c));
 		free(c);
 		free(copy);
 		return 0;

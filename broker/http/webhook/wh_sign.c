@@ -32,6 +32,14 @@ static int b64_decode(const char *s, uint8_t *out, size_t cap, size_t *n)
 
 	if (len == 0 || len > 4 * ((cap + 2) / 3))
 		return SL_EINVAL;
+	/* the alphabet first: libsodium 1.0.18 takes bytes >= 0x80 as letters, so
+	 * one secret would have many spellings */
+	for (size_t i = 0; i < len; i++) {
+		char ch = s[i];
+		if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '+' ||
+		      ch == '/' || (ch == '=' && i + 2 >= len)))
+			return SL_EINVAL;
+	}
 	if (sodium_base642bin(out, cap, s, len, NULL, n, &end, sodium_base64_VARIANT_ORIGINAL) == 0 &&
 	    end == s + len)
 		return SL_OK;
