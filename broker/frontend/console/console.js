@@ -5,6 +5,11 @@
 // framework, no build step, no external resource: the frontend serves this
 // file from the binary. Data from the server is only ever placed with
 // textContent.
+//
+// A node with [auth] enabled (docs/security.md) wants a token: the page
+// keeps one in the cookie sluice_token (SameSite=Strict, Secure over
+// https), which fetch, EventSource and the WebSocket all send to this
+// origin; `/?access_token=T` sets it and takes it out of the address bar.
 import { connect } from '/v1/sluice.js';
 
 const POLL_MS = 2000;
@@ -252,16 +257,56 @@ function startTail(ev) {
   $('tail-stop').disabled = false;
 }
 
+// ---------- sign-in (a token in the sluice_token cookie) ----------
+
+function setToken(t) {
+  const attrs = `; path=/; SameSite=Strict${location.protocol === 'https:' ? '; Secure' : ''}`;
+  document.cookie = t ? `sluice_token=${t}${attrs}` : `sluice_token=${attrs}; max-age=0`;
+  if (client) { client.close(); client = null; } // the socket keeps its upgrade's identity
+  showAuth();
+}
+
+function showAuth() {
+  const has = /(?:^|;\s*)sluice_token=[^;]+/.test(document.cookie);
+  $('auth-state').textContent = has ? 'signed in with a token' : 'no token';
+  $('auth-out').hidden = !has;
+}
+
+function signIn(ev) {
+  ev.preventDefault();
+  const t = $('auth-token').value.trim();
+  if (!/^v4\.public\.[A-Za-z0-9_\-.]+$/.test(t)) {
+    $('auth-state').textContent = 'not a token (sluice token issue prints one)';
+    return;
+  }
+  $('auth-token').value = '';
+  setToken(t);
+  poll(true);
+}
+
+{
+  const q = new URLSearchParams(location.search);
+  const t = q.get('access_token');
+  if (t) {
+    setToken(t);
+    q.delete('access_token');
+    const rest = q.toString();
+    history.replaceState(null, '', location.pathname + (rest ? `?${rest}` : '') + location.hash);
+  }
+}
+
 // ---------- start ----------
 
-async function poll() {
+let pollTimer = null;
+async function poll(now) {
+  if (now && pollTimer) clearTimeout(pollTimer);
   try {
     await Promise.all([refreshCluster(), refreshTopics(), refreshConsumers()]);
     showError('');
   } catch (e) {
     showError(e.message);
   }
-  setTimeout(poll, POLL_MS);
+  pollTimer = setTimeout(poll, POLL_MS);
 }
 
 const guard = (fn) => (ev) => fn(ev).catch((e) => showError(e.message));
@@ -269,4 +314,7 @@ $('group-form').addEventListener('submit', guard(showGroup));
 $('pub-form').addEventListener('submit', guard(publish));
 $('tail-form').addEventListener('submit', startTail);
 $('tail-stop').addEventListener('click', stopTail);
+$('auth-form').addEventListener('submit', signIn);
+$('auth-out').addEventListener('click', () => { setToken(''); poll(true); });
+showAuth();
 poll();
