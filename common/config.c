@@ -27,6 +27,7 @@
 #include "err.h"
 #include "log.h"
 #include "shm.h"
+#include "tbucket.h"
 
 enum config_type {
 	CT_U32, CT_U64, CT_I64, CT_SIZE32, CT_SIZE64, CT_POW2, CT_BOOL, CT_STR, CT_HOSTPORT, CT_LEVEL, CT_PEERS, CT_CLIENTS
@@ -64,6 +65,14 @@ static const struct config_key config_keys[] = {
     {"limits", "output_pause_bytes", "output-pause-bytes", CT_SIZE64, CFG(output_pause_bytes), 4 * KIB, 64 * GIB},
     {"limits", "inflight_max", "inflight-max", CT_U32, CFG(inflight_max), 1, 1u << 24},
     {"limits", "hello_timeout_ms", "hello-timeout-ms", CT_U32, CFG(hello_timeout_ms), 10, 3600000},
+    {"limits", "connections_per_address_max", "connections-per-address-max", CT_U32,
+     CFG(connections_per_address_max), 0, 10000000},
+    {"limits", "principal_requests_per_s", "principal-requests-per-s", CT_U32, CFG(principal_requests_per_s), 0,
+     1000000000},
+    {"limits", "principal_bytes_per_s", "principal-bytes-per-s", CT_SIZE64, CFG(principal_bytes_per_s), 0,
+     TBUCKET_RATE_MAX},
+    {"limits", "topics_per_principal_max", "topics-per-principal-max", CT_U32, CFG(topics_per_principal_max), 0,
+     10000000},
     {"http", "header_bytes_max", "http-header-bytes-max", CT_SIZE32, CFG(http_header_bytes_max), 1 * KIB, MIB},
     {"http", "body_bytes_max", "http-body-bytes-max", CT_SIZE64, CFG(http_body_bytes_max), 1 * KIB, GIB},
     {"http", "connections_max", "http-connections-max", CT_U32, CFG(http_connections_max), 1, 10000000},

@@ -24,7 +24,9 @@ struct bufferevent;
 struct evconnlistener;
 struct evbuffer;
 struct fe_fanout;
+struct fe_limits;
 struct fe;
+struct sockaddr;
 
 /* Output watermarks: deliveries pause above HIGH and resume below LOW; a
  * connection stops being read while its output is above PAUSE. */
@@ -38,6 +40,7 @@ struct fe;
 #define FE_FENCE_MS 10000
 #define FE_FENCES_MAX 8
 #define FE_SHUTDOWN_WAIT_MS 5000
+#define FE_ADDR_BYTES 48 /* a source address as text (INET6_ADDRSTRLEN and a NUL) */
 
 struct fe_sub;
 
@@ -171,6 +174,8 @@ struct fe_conn {
 	uint32_t nparked;      /* fetches parked in fe->parked (at most cfg inflight_max) */
 	int deliver_shared;    /* native TCP: Deliveries are written from the pass's shared encoding (fe_fanout.c) */
 	struct fe_ident *ident; /* [auth]: who it is (fe_auth.c); NULL until needed */
+	char addr[FE_ADDR_BYTES]; /* source IP as text: connections per address, rate keys with auth off */
+	int addr_counted;          /* counted in fe->limits' per-address table (fe_limits.c) */
 	/* After a publish of producer P in sequence space S (topic and
 	 * partition space, as dedup numbers them) was answered UNAVAILABLE,
 	 * P's later publishes in S on this connection are refused (FENCED)
@@ -208,6 +213,7 @@ struct fe {
 	struct fe_fetch_list parked;
 	struct fe_subpart_list *waiters; /* per commit-table slot (cfg partitions_max) */
 	struct fe_fanout *fanout;        /* reads shared by one delivery pass (fe_fanout.c) */
+	struct fe_limits *limits;        /* connections per address, rate buckets (fe_limits.c) */
 	uint32_t nwaiters;               /* waiting subscription partitions, all slots */
 
 	/* pending ring requests: cookie -> entry */
@@ -274,6 +280,8 @@ void fe_on_describe_consumer(struct fe_conn *c, uint64_t id, const Sluice__Descr
 void fe_send(struct fe_conn *c, const Sluice__Frame *f);
 void fe_send_error(struct fe_conn *c, uint64_t id, int err, const char *msg);
 void fe_send_ok(struct fe_conn *c, uint64_t id);
+/* An Error carrying retry_after_ms (TOO_MANY of a rate limit; HTTP: Retry-After). */
+void fe_send_error_retry(struct fe_conn *c, uint64_t id, int err, const char *msg, uint32_t retry_after_ms);
 /* Map an sl_err to a wire ErrorCode (1:1 below 100, INTERNAL otherwise). */
 Sluice__ErrorCode fe_error_code(int err);
 /* A new connection on fd (native or, with http set later, HTTP), linked in
@@ -288,6 +296,21 @@ void fe_conn_finish(struct fe_conn *c);
 int fe_conn_dispatch(struct fe_conn *c, Sluice__Frame *f);
 /* Re-evaluate whether c may read (backpressure, limits, closing). */
 void fe_conn_update_read(struct fe_conn *c);
+
+/* fe_limits.c: limits against abuse (connections per address, requests
+ * and bytes per second per principal). */
+int fe_limits_init(struct fe *fe);
+void fe_limits_free(struct fe *fe);
+/* The source IP of sa as text ("unknown" if not IPv4 or IPv6). */
+void fe_limits_addr_text(const struct sockaddr *sa, char out[FE_ADDR_BYTES]);
+/* 1 if addr already has connections_per_address_max connections here. */
+int fe_limits_addr_full(struct fe *fe, const char *addr);
+/* A new connection c from addr (counted); its close undoes it (detach). */
+void fe_limits_conn_attach(struct fe_conn *c, const char *addr);
+void fe_limits_conn_detach(struct fe_conn *c);
+/* Charge request f to c's principal (its address with [auth] off): SL_OK,
+ * or SL_ETOOMANY with why and the ms until it would pass. Nothing is queued. */
+int fe_limits_request(struct fe_conn *c, const Sluice__Frame *f, char *why, size_t cap, uint32_t *retry_ms);
 
 /* fe_read.c */
 int fe_topic_get(struct fe *fe, struct store_txn *t, const char *name, struct store_topic *out);

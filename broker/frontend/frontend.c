@@ -110,11 +110,17 @@ void fe_send(struct fe_conn *c, const Sluice__Frame *f)
 
 void fe_send_error(struct fe_conn *c, uint64_t id, int err, const char *msg)
 {
+	fe_send_error_retry(c, id, err, msg, 0);
+}
+
+void fe_send_error_retry(struct fe_conn *c, uint64_t id, int err, const char *msg, uint32_t retry_after_ms)
+{
 	Sluice__Error e = SLUICE__ERROR__INIT;
 	Sluice__Frame f = SLUICE__FRAME__INIT;
 
 	e.code = fe_error_code(err);
 	e.message = (char *)(msg ? msg : sl_strerror(err));
+	e.retry_after_ms = retry_after_ms;
 	f.id = id;
 	f.body_case = SLUICE__FRAME__BODY_ERROR;
 	f.error = &e;
@@ -1118,6 +1124,7 @@ static void conn_close(struct fe_conn *c)
 	TAILQ_REMOVE(&fe->conns, c, link);
 	TAILQ_INSERT_TAIL(&fe->dead, c, link);
 	fe->nconns--;
+	fe_limits_conn_detach(c);
 	shm_stat_store(&shm_frontend(fe->shm, fe->index)->connections, fe->nconns);
 	fe_metrics_conn(fe, c->http ? METRICS_PROTO_HTTP : METRICS_PROTO_NATIVE, -1);
 	event_active(fe->reap_ev, EV_TIMEOUT, 0);
@@ -1154,6 +1161,18 @@ int fe_conn_dispatch(struct fe_conn *c, Sluice__Frame *f)
 	return conn_dispatch(c, f);
 }
 
+/* Over its principal's requests or bytes per second: refused at once (TOO_MANY). */
+static int conn_over_rate(struct fe_conn *c, const Sluice__Frame *f)
+{
+	char why[320];
+	uint32_t retry_ms;
+
+	if (fe_limits_request(c, f, why, sizeof(why), &retry_ms) == SL_OK)
+		return 0;
+	fe_send_error_retry(c, f->id, SL_ETOOMANY, why, retry_ms);
+	return 1;
+}
+
 static int conn_dispatch(struct fe_conn *c, Sluice__Frame *f)
 {
 	uint64_t id = f->id;
@@ -1181,6 +1200,8 @@ static int conn_dispatch(struct fe_conn *c, Sluice__Frame *f)
 			return 0;
 		}
 	}
+	if (conn_over_rate(c, f))
+		return 0;
 	switch (f->body_case) {
 	case SLUICE__FRAME__BODY_AUTHENTICATE:
 		fe_auth_on_authenticate(c, id, f->authenticate);
@@ -1376,8 +1397,9 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		conn_close(c);
 }
 
-/* Over connections_max: one best-effort Error TOO_MANY, then close. */
-static void fe_refuse(struct fe *fe, evutil_socket_t fd)
+/* Over connections_max or connections_per_address_max: one best-effort
+ * Error TOO_MANY, then close. */
+static void fe_refuse(struct fe *fe, evutil_socket_t fd, const char *why)
 {
 	Sluice__Error e = SLUICE__ERROR__INIT;
 	Sluice__Frame f = SLUICE__FRAME__INIT;
@@ -1389,7 +1411,7 @@ static void fe_refuse(struct fe *fe, evutil_socket_t fd)
 		return;
 	}
 	e.code = SLUICE__ERROR_CODE__TOO_MANY;
-	e.message = (char *)"too many connections";
+	e.message = (char *)why;
 	f.body_case = SLUICE__FRAME__BODY_ERROR;
 	f.error = &e;
 	if (codec_frame_size(&f) <= sizeof(buf)) {
@@ -1427,17 +1449,24 @@ static void fe_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct so
 {
 	struct fe *fe = arg;
 	struct fe_conn *c;
+	char addr[FE_ADDR_BYTES];
 
 	if (fe->stopping) {
 		evutil_closesocket(fd);
 		return;
 	}
 	if (fe->nconns >= fe->cfg->connections_max) {
-		fe_refuse(fe, fd);
+		fe_refuse(fe, fd, "too many connections");
+		return;
+	}
+	fe_limits_addr_text(sa, addr);
+	if (fe_limits_addr_full(fe, addr)) {
+		fe_refuse(fe, fd, "too many connections from this address");
 		return;
 	}
 	if (!(c = fe_conn_new(fe, fd)))
 		return;
+	fe_limits_conn_attach(c, addr);
 	fe_metrics_conn(fe, METRICS_PROTO_NATIVE, 1);
 	c->deliver_shared = 1; /* native TCP: Deliveries by reference (fe_fanout.c) */
 	/* stop reading once a whole maximal frame is buffered and unprocessed */
@@ -1552,6 +1581,7 @@ static void fe_teardown(struct fe *fe)
 		fe_reap_cb(-1, 0, fe);
 	fe_http_teardown(fe);
 	fe_fanout_teardown(fe);
+	fe_limits_free(fe);
 	for (i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (*evs[i])
 			event_free(*evs[i]);
@@ -1605,7 +1635,7 @@ int frontend_main(const struct frontend_args *a)
 	fl = fcntl(a->efd, F_GETFL);
 	if (fl >= 0)
 		fcntl(a->efd, F_SETFL, fl | O_NONBLOCK);
-	if (!fe.buckets || !fe.waiters || fe_open_store(&fe) != SL_OK)
+	if (!fe.buckets || !fe.waiters || fe_limits_init(&fe) != SL_OK || fe_open_store(&fe) != SL_OK)
 		goto out;
 	if (fe_tls_ctx_new(fe.cfg, &fe.tls_ctx, tls_err, sizeof(tls_err)) != SL_OK) {
 		log_error("TLS: %s", tls_err);

@@ -129,6 +129,7 @@ struct http_req {
 	size_t query_len;
 	/* answer */
 	enum http_kind kind;
+	uint32_t retry_after_s;           /* Retry-After of a 429/503 problem (0: 1 s), from Error.retry_after_ms */
 	struct evbuffer *out;             /* the whole response once answered */
 	struct evbuffer *rh;              /* extra response header lines being built */
 	int answered;

@@ -282,7 +282,7 @@ void http_problem(struct http_req *r, int status, int err, const char *detail)
 	if (j && r->path && utf8_valid((const uint8_t *)r->path, r->path_len))
 		json_object_set_new(j, "instance", json_stringn(r->path, r->path_len));
 	if (status == 503 || status == 429)
-		http_add_header(r, "Retry-After", "1");
+		http_add_header(r, "Retry-After", "%u", r->retry_after_s ? r->retry_after_s : 1);
 	if (status == 401)
 		http_add_header(r, "WWW-Authenticate", "Bearer realm=\"sluice\"");
 	s = j ? json_dumps(j, JSON_COMPACT) : NULL;

@@ -522,6 +522,8 @@ void fe_http_on_frame(struct fe_conn *c, const Sluice__Frame *f)
 	}
 	if (!r)
 		return; /* answered already (202, timeout), or a push we did not ask for */
+	if (f->body_case == SLUICE__FRAME__BODY_ERROR && f->error->retry_after_ms)
+		r->retry_after_s = (f->error->retry_after_ms + 999) / 1000; /* Retry-After is in whole seconds */
 	http_answer_frame(r, f);
 }
 
@@ -739,17 +741,26 @@ void http_pump_later(struct fe_conn *c, uint32_t ms)
 }
 
 /* Over http connections_max: a 503 with Retry-After, then close (with TLS
- * just close: a plain answer would be noise to a TLS client). */
-static void http_refuse_conn(const struct fe *fe, evutil_socket_t fd)
+ * just close: a plain answer would be noise to a TLS client). Over
+ * connections_per_address_max: the same with 429 (the client's doing). */
+static void http_refuse_conn(const struct fe *fe, evutil_socket_t fd, int per_address)
 {
 	static const char msg[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
 	                          "Retry-After: 1\r\nConnection: close\r\nContent-Length: 136\r\n\r\n"
 	                          "{\"type\":\"urn:sluice:problem:too-many\",\"title\":\"Service Unavailable\","
 	                          "\"status\":503,\"detail\":\"too many connections\",\"code\":\"TOO_MANY\"}";
+	static const char addr_msg[] = "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/problem+json\r\n"
+	                               "Retry-After: 1\r\nConnection: close\r\nContent-Length: 147\r\n\r\n"
+	                               "{\"type\":\"urn:sluice:problem:too-many\",\"title\":\"Too Many Requests\","
+	                               "\"status\":429,\"detail\":\"too many connections from this address\","
+	                               "\"code\":\"TOO_MANY\"}";
 	ssize_t n;
 
 	if (!fe->tls_ctx) {
-		n = send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (per_address)
+			n = send(fd, addr_msg, sizeof(addr_msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		else
+			n = send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 		(void)n;
 	}
 	evutil_closesocket(fd);
@@ -761,13 +772,19 @@ static void http_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct 
 	struct fe_http *fh = fe->http;
 	struct http_conn *h;
 	struct fe_conn *c;
+	char addr[FE_ADDR_BYTES];
 
 	if (fe->stopping) {
 		evutil_closesocket(fd);
 		return;
 	}
 	if (fh->nconns >= fe->cfg->http_connections_max) {
-		http_refuse_conn(fe, fd);
+		http_refuse_conn(fe, fd, 0);
+		return;
+	}
+	fe_limits_addr_text(sa, addr);
+	if (fe_limits_addr_full(fe, addr)) {
+		http_refuse_conn(fe, fd, 1);
 		return;
 	}
 	if (!(h = calloc(1, sizeof(*h)))) {
@@ -778,6 +795,7 @@ static void http_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct 
 		free(h);
 		return;
 	}
+	fe_limits_conn_attach(c, addr);
 	c->http = h;
 	c->handshaken = 1;
 	fe_metrics_conn(fe, METRICS_PROTO_HTTP, 1);
