@@ -497,27 +497,22 @@ Test(config, abuse_limits)
 	cr_assert_eq(c.connections_per_address_max, 0);
 	cr_assert_eq(c.principal_requests_per_s, 0);
 	cr_assert_eq(c.principal_bytes_per_s, 0);
-	cr_assert_eq(c.topics_per_principal_max, 0);
 	write_file("[limits]\nconnections_per_address_max = 64\nprincipal_requests_per_s = 500\n"
-	           "principal_bytes_per_s = 2m\ntopics_per_principal_max = 10\n");
+	           "principal_bytes_per_s = 2m\n");
 	char err[256] = "";
 	cr_assert_eq(config_load_file(&c, path, err, sizeof(err)), SL_OK, "%s", err);
 	unlink(path);
 	cr_assert_eq(c.connections_per_address_max, 64);
 	cr_assert_eq(c.principal_requests_per_s, 500);
 	cr_assert_eq(c.principal_bytes_per_s, 2ull << 20);
-	cr_assert_eq(c.topics_per_principal_max, 10);
 	set_ok(&c, NULL, "connections-per-address-max", "3");
 	set_ok(&c, NULL, "principal-requests-per-s", "0");
 	set_ok(&c, NULL, "principal-bytes-per-s", "16g");
-	set_ok(&c, NULL, "topics-per-principal-max", "1");
 	cr_assert_eq(c.connections_per_address_max, 3);
 	cr_assert_eq(c.principal_requests_per_s, 0);
 	cr_assert_eq(c.principal_bytes_per_s, 16ull << 30);
-	cr_assert_eq(c.topics_per_principal_max, 1);
 	set_bad(&c, "limits", "principal_bytes_per_s", "17g"); /* above the token bucket's range */
 	set_bad(&c, "limits", "principal_requests_per_s", "1000000001");
 	set_bad(&c, "limits", "connections_per_address_max", "10000001");
-	set_bad(&c, "limits", "topics_per_principal_max", "-1");
 	set_bad(&c, "limits", "principal_requests_per_s", "1k"); /* counts take no suffix */
 }
