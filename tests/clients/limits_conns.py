@@ -114,14 +114,26 @@ while not {"ack", "message"} <= seen:
 ws.close()
 print("subscriptions per connection: %d served, one more TOO_MANY" % SUBS)
 
-# -- connections per source address (the WebSocket above may still be closing)
-time.sleep(0.3)
-conns = []
-for i in range(PER_ADDR):
-    s = connect(HTTP)
-    st, _ = http_get(s, "/healthz")
-    assert st == 200, (i, st)
-    conns.append(s)
+
+
+def served_conn():
+    """A connection that is served, waiting (bounded) for closes still on their way to the server."""
+    deadline = time.monotonic() + 10
+    while True:
+        s = connect(HTTP)
+        try:
+            st, _ = http_get(s, "/healthz")
+        except (AssertionError, ValueError, IndexError, ConnectionResetError, BrokenPipeError):
+            st = 0
+        if st == 200:
+            return s
+        s.close()
+        assert time.monotonic() < deadline, ("no connection served", st)
+        time.sleep(0.05)
+
+
+# -- connections per source address (the WebSocket above and the CLI's may still be closing)
+conns = [served_conn() for _ in range(PER_ADDR)]
 over = connect(HTTP)
 answer = recv_all(over)
 assert answer.startswith(b"HTTP/1.1 429 "), answer
@@ -135,17 +147,6 @@ assert n == len(answer) - 4, answer
 st, _ = http_get(conns[0], "/healthz")
 assert st == 200, "an open connection stopped answering"
 conns.pop().close()
-deadline = time.monotonic() + 5
-while True:  # the close reaches the server asynchronously
-    s = connect(HTTP)
-    try:
-        st, _ = http_get(s, "/healthz")
-    except (AssertionError, ValueError, IndexError, ConnectionResetError, BrokenPipeError):
-        st = 0
-    if st == 200:
-        break
-    s.close()
-    assert time.monotonic() < deadline, "a freed slot was not given back"
-    time.sleep(0.05)
+conns.append(served_conn())
 print("connections per address: %d served, one more refused (HTTP 429, native TOO_MANY), slot reused" % PER_ADDR)
 print("ok")
