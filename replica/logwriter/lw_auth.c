@@ -308,6 +308,8 @@ int lw_auth_apply(struct lw *w, const struct lw_req *rq, struct lw_answers *out)
 		return answer(w, rq, out, SL_EMALFORMED);
 	json_t *cmd = json_loadb((const char *)rq->p + sizeof(m), m.json_len, JSON_REJECT_DUPLICATES, &e);
 	int rc = json_is_object(cmd) ? apply_cmd(w, cmd, &action) : SL_EMALFORMED;
+	if (rc == SL_ENOTFOUND)
+		rc = SL_EINVAL; /* no such principal: the client's error, not this node's (a non-wire code stops the logwriter) */
 	if (rc == SL_OK)
 		rc = audit(w, cmd, json_string_value(json_object_get(cmd, "by")), action);
 	if (rc == SL_OK) {
