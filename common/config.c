@@ -71,6 +71,8 @@ static const struct config_key config_keys[] = {
      1000000000},
     {"limits", "principal_bytes_per_s", "principal-bytes-per-s", CT_SIZE64, CFG(principal_bytes_per_s), 0,
      TBUCKET_RATE_MAX},
+    {"limits", "topics_per_principal_max", "topics-per-principal-max", CT_U32, CFG(topics_per_principal_max), 0,
+     1000000},
     {"http", "header_bytes_max", "http-header-bytes-max", CT_SIZE32, CFG(http_header_bytes_max), 1 * KIB, MIB},
     {"http", "body_bytes_max", "http-body-bytes-max", CT_SIZE64, CFG(http_body_bytes_max), 1 * KIB, GIB},
     {"http", "connections_max", "http-connections-max", CT_U32, CFG(http_connections_max), 1, 10000000},

@@ -38,6 +38,8 @@ struct config {
 	uint32_t connections_per_address_max; /* per frontend, native + HTTP, from one source IP; 0 = unlimited (default) */
 	uint32_t principal_requests_per_s;    /* token bucket per principal per frontend; 0 = unlimited (default) */
 	uint64_t principal_bytes_per_s;       /* request bytes, likewise; 0 = unlimited (default) */
+	uint32_t topics_per_principal_max;    /* live topics one principal created, whole cluster (the logwriter
+	                                       * checks it when the create applies); 0 = unlimited (default) */
 	/* [http] (HTTP/1.1 and Server-Sent Events, per frontend) */
 	uint32_t http_header_bytes_max;  /* header_bytes_max: request line + headers, default 16 KiB */
 	uint64_t http_body_bytes_max;    /* body_bytes_max: request body, default 1 MiB */

@@ -7,6 +7,12 @@
  *
  * Headers (message headers, not ring headers) are carried and stored as one
  * blob: repeated [u16 key_len][key][u32 value_len][value], key_len <= 255.
+ *
+ * Admin requests (topic create and delete, consumer create, delete, webhook
+ * settings and seek) name the principal who asked: by_len bytes after every
+ * other trailing byte (fe_auth_principal: "-" with [auth] off). The logwriter
+ * audits them with it and counts topics per creator. by_len = 0 (records
+ * written before it existed, or made by the logwriter itself): the system.
  */
 #ifndef SLUICE_RINGMSG_H
 #define SLUICE_RINGMSG_H
@@ -67,21 +73,25 @@ struct rm_publish_batch {
 	uint16_t epoch;         /* cluster: low 16 bits of the shm epoch the frontend had seen */
 };
 
-/* RM_CREATE_TOPIC: followed by the name. */
+/* Who asked for an admin request: at most this many bytes (AUTH_PRINCIPAL_BYTES_MAX). */
+#define RM_BY_MAX 64
+
+/* RM_CREATE_TOPIC: followed by the name, then the principal (by_len). */
 struct rm_create_topic {
 	uint64_t cookie;
 	int64_t retention_ms;
 	int64_t retention_bytes;
 	uint32_t partitions;
 	uint16_t name_len;
-	uint16_t pad;
+	uint16_t by_len;
 };
 
-/* RM_DELETE_TOPIC: followed by the name. */
+/* RM_DELETE_TOPIC: followed by the name, then the principal. */
 struct rm_delete_topic {
 	uint64_t cookie;
 	uint16_t name_len;
-	uint16_t pad[3];
+	uint16_t by_len;
+	uint16_t pad[2];
 };
 
 /* RM_COMMIT_OFFSET: followed by topic then group. */
@@ -105,8 +115,8 @@ enum rm_start { RM_START_EARLIEST = 0, RM_START_LATEST = 1, RM_START_OFFSET = 2,
 #define RM_WEBHOOK_BYTES_MAX 16384
 
 /* RM_CONSUMER_CREATE: followed by name, topic, dead-letter topic, webhook
- * JSON (webhook_len bytes, 0: not a webhook). Values come with the
- * defaults filled in by the frontend. */
+ * JSON (webhook_len bytes, 0: not a webhook), the principal (by_len).
+ * Values come with the defaults filled in by the frontend. */
 struct rm_consumer_create {
 	uint64_t cookie;
 	uint64_t start_offset;
@@ -121,35 +131,58 @@ struct rm_consumer_create {
 	uint16_t name_len;
 	uint16_t topic_len;
 	uint16_t dlq_len;
-	uint16_t pad;
+	uint16_t by_len;
 	uint32_t webhook_len;
 	uint32_t pad2;
 };
 
-/* RM_CONSUMER_WEBHOOK: followed by the name, then the webhook JSON. */
+/* RM_CONSUMER_WEBHOOK: followed by the name, the webhook JSON (a patch), the principal. */
 struct rm_consumer_webhook {
 	uint64_t cookie;
 	uint32_t webhook_len;
 	uint16_t name_len;
-	uint16_t pad;
+	uint16_t by_len;
 };
 
-/* RM_CONSUMER_SEEK: followed by the name. */
+/* RM_CONSUMER_SEEK: followed by the name, then the principal. */
 struct rm_consumer_seek {
 	uint64_t cookie;
 	uint64_t offset;
 	int64_t ts;
 	uint32_t start;         /* enum rm_start */
 	uint16_t name_len;
-	uint16_t pad;
+	uint16_t by_len;
 };
 
-/* RM_CONSUMER_DELETE: followed by the name. */
+/* RM_CONSUMER_DELETE: followed by the name, then the principal. */
 struct rm_consumer_delete {
 	uint64_t cookie;
 	uint16_t name_len;
-	uint16_t pad[3];
+	uint16_t by_len;
+	uint16_t pad[2];
 };
+
+/* Where the by_len field of a record of this type is, or 0: the type
+ * carries no principal. */
+static inline size_t rm_by_len_at(uint16_t type)
+{
+	switch (type) {
+	case RM_CREATE_TOPIC:
+		return offsetof(struct rm_create_topic, by_len);
+	case RM_DELETE_TOPIC:
+		return offsetof(struct rm_delete_topic, by_len);
+	case RM_CONSUMER_CREATE:
+		return offsetof(struct rm_consumer_create, by_len);
+	case RM_CONSUMER_DELETE:
+		return offsetof(struct rm_consumer_delete, by_len);
+	case RM_CONSUMER_WEBHOOK:
+		return offsetof(struct rm_consumer_webhook, by_len);
+	case RM_CONSUMER_SEEK:
+		return offsetof(struct rm_consumer_seek, by_len);
+	default:
+		return 0;
+	}
+}
 
 enum rm_cack_kind { RM_CACK_ACK = 0, RM_CACK_NACK = 1, RM_CACK_IN_PROGRESS = 2 };
 

@@ -143,6 +143,7 @@ struct fe_pending {
 	int64_t created_ms;
 	uint64_t submitted_ns;           /* time_mono_ns() at ring submit: publish->ack latency */
 	enum fe_pending_kind kind;
+	uint16_t rm_type;                /* the ring record's enum rm_type (0: none) */
 	uint64_t producer_id;            /* publishes: for the connection's fence */
 	uint64_t space;                  /* fe_fence_space(): the sequence space it was numbered in */
 	uint64_t sequence;

@@ -37,6 +37,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "auth_principal.h"
 #include "codec.h"
 #include "config.h"
 #include "err.h"
@@ -539,6 +540,26 @@ static void fill_record(uint8_t *p, const Sluice__Frame *f, uint64_t cookie, uin
 	}
 }
 
+/* Admin records end with who asked (common/ringmsg.h): the logwriter audits
+ * them and counts the topics each principal made. */
+static size_t by_bytes(struct fe_conn *c, uint16_t type)
+{
+	return rm_by_len_at(type) ? strlen(fe_auth_principal(c)) : 0;
+}
+
+static void fill_by(uint8_t *p, struct fe_conn *c, uint16_t type, uint32_t len)
+{
+	size_t at = rm_by_len_at(type);
+	const char *by = fe_auth_principal(c);
+	uint16_t n = (uint16_t)strlen(by);
+
+	if (!at)
+		return;
+	SL_ASSERT(n <= RM_BY_MAX && n <= len);
+	memcpy(p + at, &n, sizeof(n));
+	memcpy(p + len - n, by, n);
+}
+
 static void wake_logwriter(struct fe *fe)
 {
 	uint64_t one = 1;
@@ -687,6 +708,8 @@ static int ring_submit(struct fe *fe, struct fe_conn *c, const Sluice__Frame *f)
 		rc = fe_principal_req_size(c, f, &req.len, &auth_json, &why);
 	} else {
 		rc = req_size(fe, f, &req, &why);
+		if (rc == SL_OK)
+			req.len += (uint32_t)by_bytes(c, req.type);
 	}
 	if (rc == SL_OK && cb)
 		rc = fe_cb_size(fe, cb, op.topic, op.producer_id, &cbr, &why);
@@ -719,12 +742,15 @@ static int ring_submit(struct fe *fe, struct fe_conn *c, const Sluice__Frame *f)
 		return SL_EAGAIN;
 	}
 	cookie = next_cookie(fe);
-	if (auth_json)
+	if (auth_json) {
 		fe_principal_fill(p, cookie, auth_json);
-	else
+	} else {
 		fill_record(p, f, cookie, (uint16_t)fe->epoch_seen);
+		fill_by(p, c, req.type, req.len);
+	}
 	free(auth_json);
 	pending_add(fe, pend, c, cookie, f->id, req.kind, f);
+	pend->rm_type = req.type;
 	pend->pull = pull.pull;
 	ring_commit(r, &wake);
 	if (cb)
@@ -808,6 +834,24 @@ static int conn_submit(struct fe_conn *c, Sluice__Frame *f)
 
 /* ---------- acks ---------- */
 
+/* A CreateTopic refused TOO_MANY: the creator's topics_per_principal_max,
+ * or no commit-table slots left (partitions_max). */
+static void topic_too_many(struct fe_conn *c, uint64_t req_id)
+{
+	const char *by = fe_auth_principal(c);
+	uint32_t max = c->fe->cfg->topics_per_principal_max;
+	char why[200];
+
+	if (max && auth_principal_limited(by))
+		snprintf(why, sizeof(why),
+		         "principal %s has created topics_per_principal_max (%u) topics that still exist, or the node's "
+		         "partitions_max slots are all used; delete one first",
+		         by, max);
+	else
+		snprintf(why, sizeof(why), "no free partition slots: partitions_max is reached");
+	fe_send_error(c, req_id, SL_ETOOMANY, why);
+}
+
 static void on_ack(struct fe *fe, const struct rm_ack *a)
 {
 	struct fe_pending *p;
@@ -829,6 +873,8 @@ static void on_ack(struct fe *fe, const struct rm_ack *a)
 		fe_send_error(
 		    c, p->req_id, SL_EUNAVAILABLE,
 		    "the cluster could not take it now (leader changed, election under way, or this node is cut off from the majority); retry");
+	} else if (a->err == SL_ETOOMANY && p->rm_type == RM_CREATE_TOPIC) {
+		topic_too_many(c, p->req_id);
 	} else if (a->err != 0) {
 		fe_send_error(c, p->req_id, (int)a->err, sl_strerror((int)a->err));
 	} else if (p->kind == FE_PENDING_BATCH) {

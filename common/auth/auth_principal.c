@@ -1,6 +1,8 @@
 /*
  * auth_principal.c: the principal name check (see auth_principal.h).
  */
+#include <string.h>
+
 #include "auth_principal.h"
 
 int auth_principal_ok(const char *s, size_t n)
@@ -14,4 +16,9 @@ int auth_principal_ok(const char *s, size_t n)
 			return 0;
 	}
 	return 1;
+}
+
+int auth_principal_limited(const char *name)
+{
+	return name[0] && strcmp(name, "-") != 0 && strcmp(name, "admin") != 0 && strcmp(name, "node") != 0;
 }

@@ -15,4 +15,9 @@
 /* 1 if s[0..n) is a valid principal name, 0 if not (NULL included). */
 int auth_principal_ok(const char *s, size_t n);
 
+/* 1 if the topics name creates count against [limits]
+ * topics_per_principal_max; 0 for the built-in admin and node, "-" (what
+ * requests carry with [auth] off) and "" (made by the system). */
+int auth_principal_limited(const char *name);
+
 #endif

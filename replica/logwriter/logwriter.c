@@ -21,6 +21,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
+#include "auth_principal.h"
 #include "config.h"
 #include "err.h"
 #include "log.h"
@@ -554,15 +557,48 @@ static int answer(struct lw *w, const struct lw_req *rq, struct lw_answers *out,
 	return ack_note(w, rq, out, (uint32_t)rc, partition, offset, 0);
 }
 
+/* Live topics `by` created: what [limits] topics_per_principal_max bounds.
+ * The table holds at most partitions_max topics, and creates are rare. */
+static uint32_t topics_created_by(const struct lw *w, const char *by)
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < w->topic_buckets; i++)
+		if (w->topics[i].live && strcmp(w->topics[i].meta.creator, by) == 0)
+			n++;
+	return n;
+}
+
+/* SL_ETOOMANY if by may not create another topic. Every node checks it at
+ * the same point of the log, on the same table (the config must agree). */
+static int topic_limit(const struct lw *w, const char *by)
+{
+	uint32_t max = w->cfg->topics_per_principal_max;
+	if (!max || !auth_principal_limited(by))
+		return SL_OK;
+	return topics_created_by(w, by) >= max ? SL_ETOOMANY : SL_OK;
+}
+
+static int audit_topic(struct lw *w, const char *by, const char *action, const struct store_topic *t)
+{
+	json_t *d = strcmp(action, "topic.create") == 0
+			? json_pack("{s:s,s:I,s:I,s:I}", "name", t->name, "partitions", (json_int_t)t->partitions,
+				    "retention_ms", (json_int_t)t->retention_ms, "retention_bytes",
+				    (json_int_t)t->retention_bytes)
+			: json_pack("{s:s}", "name", t->name);
+	return lw_audit(w, by, action, d);
+}
+
 static int do_create(struct lw *w, const struct lw_req *rq, struct lw_answers *out)
 {
 	const uint8_t *p = rq->p;
 	uint32_t len = rq->len;
 	struct rm_create_topic m;
+	char by[RM_BY_MAX + 1];
 	if (len < sizeof(m))
 		return ack_note(w, rq, out, SL_EMALFORMED, 0, 0, 0);
 	memcpy(&m, p, sizeof(m));
-	if (sizeof(m) + m.name_len != len || m.name_len > RM_TOPIC_NAME_MAX)
+	if (sizeof(m) + m.name_len + (size_t)m.by_len != len || m.name_len > RM_TOPIC_NAME_MAX ||
+	    lw_by_get(rq, m.by_len, by) != SL_OK)
 		return ack_note(w, rq, out, SL_EINVAL, 0, 0, 0);
 	if (m.retention_ms < 0 || m.retention_bytes < 0)
 		return ack_note(w, rq, out, SL_EINVAL, 0, 0, 0);
@@ -572,7 +608,12 @@ static int do_create(struct lw *w, const struct lw_req *rq, struct lw_answers *o
 	in.retention_ms = m.retention_ms;
 	in.retention_bytes = m.retention_bytes;
 	in.created_ms = w->batch_ts;
-	int rc = store_topic_create(w->txn, &in, &made);
+	memcpy(in.creator, by, strlen(by));
+	int rc = topic_find(w, in.name, m.name_len) ? SL_ETOPIC_EXISTS : topic_limit(w, by);
+	if (rc == SL_OK)
+		rc = store_topic_create(w->txn, &in, &made);
+	if (rc == SL_OK)
+		rc = audit_topic(w, by, "topic.create", &made);
 	if (rc == SL_OK) {
 		topic_insert(w, &made);
 		for (uint32_t i = 0; i < made.partitions; i++) {
@@ -592,21 +633,27 @@ static int do_delete(struct lw *w, const struct lw_req *rq, struct lw_answers *o
 	const uint8_t *p = rq->p;
 	uint32_t len = rq->len;
 	struct rm_delete_topic m;
+	char by[RM_BY_MAX + 1];
 	if (len < sizeof(m))
 		return ack_note(w, rq, out, SL_EMALFORMED, 0, 0, 0);
 	memcpy(&m, p, sizeof(m));
-	if (sizeof(m) + m.name_len != len || m.name_len > RM_TOPIC_NAME_MAX)
+	if (sizeof(m) + m.name_len + (size_t)m.by_len != len || m.name_len > RM_TOPIC_NAME_MAX ||
+	    lw_by_get(rq, m.by_len, by) != SL_OK)
 		return ack_note(w, rq, out, SL_EINVAL, 0, 0, 0);
 	char name[RM_TOPIC_NAME_MAX + 1];
 	memcpy(name, p + sizeof(m), m.name_len);
 	name[m.name_len] = 0;
-	if (!topic_find(w, name, m.name_len))
+	const struct lw_topic *t = topic_find(w, name, m.name_len);
+	if (!t)
 		return ack_note(w, rq, out, SL_ENOTOPIC, 0, 0, 0);
+	struct store_topic gone = t->meta; /* the reload below moves the table */
 	int rc = store_topic_delete(w->txn, name);
 	if (rc == SL_OK) {
 		rc = lw_topics_reload(w);
 		w->slots_dirty = 1;
 	}
+	if (rc == SL_OK)
+		rc = audit_topic(w, by, "topic.delete", &gone);
 	return answer(w, rq, out, rc, 0, 0);
 }
 

@@ -29,6 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "consumer.h"
 #include "err.h"
 #include "log.h"
@@ -285,11 +287,13 @@ static int do_create(struct lw *w, const struct lw_req *rq, struct lw_answers *o
 {
 	struct rm_consumer_create m;
 	struct store_consumer in, made;
+	char by[RM_BY_MAX + 1];
 	if (rq->len < sizeof(m))
 		return note(w, rq, out, SL_EMALFORMED, 0, 0, 0, 0);
 	memcpy(&m, rq->p, sizeof(m));
 	const uint8_t *names = rq->p + sizeof(m);
-	if (sizeof(m) + m.name_len + m.topic_len + m.dlq_len + (size_t)m.webhook_len != rq->len || !m.name_len ||
+	if (sizeof(m) + m.name_len + m.topic_len + m.dlq_len + (size_t)m.webhook_len + m.by_len != rq->len ||
+	    lw_by_get(rq, m.by_len, by) != SL_OK || !m.name_len ||
 	    m.webhook_len > RM_WEBHOOK_BYTES_MAX ||
 	    m.name_len > RM_CONSUMER_NAME_MAX || !m.topic_len || m.topic_len > RM_TOPIC_NAME_MAX ||
 	    m.dlq_len > RM_TOPIC_NAME_MAX || m.nschedule > RM_SCHEDULE_MAX || m.start > RM_START_TIMESTAMP)
@@ -309,6 +313,11 @@ static int do_create(struct lw *w, const struct lw_req *rq, struct lw_answers *o
 				       slice_make(names + m.name_len + m.topic_len + m.dlq_len, m.webhook_len));
 	if (rc)
 		return note(w, rq, out, (uint32_t)rc, 0, 0, 0, 0);
+	rc = lw_audit(w, by, "consumer.create",
+		      json_pack("{s:s,s:s,s:s,s:b}", "name", made.name, "topic", made.topic, "dead_letter_topic",
+				made.dlq, "webhook", m.webhook_len != 0));
+	if (rc)
+		return rc; /* the audit entry fails the request's transaction: nothing happens unrecorded */
 	struct lw_cons *c = cons_add(w, &made);
 	if (!c)
 		return SL_ENOMEM;
@@ -324,10 +333,12 @@ static int do_create(struct lw *w, const struct lw_req *rq, struct lw_answers *o
 static int do_delete(struct lw *w, const struct lw_req *rq, struct lw_answers *out)
 {
 	struct rm_consumer_delete m;
+	char by[RM_BY_MAX + 1];
 	if (rq->len < sizeof(m))
 		return note(w, rq, out, SL_EMALFORMED, 0, 0, 0, 0);
 	memcpy(&m, rq->p, sizeof(m));
-	if (sizeof(m) + m.name_len != rq->len || !m.name_len || m.name_len > RM_CONSUMER_NAME_MAX)
+	if (sizeof(m) + m.name_len + (size_t)m.by_len != rq->len || !m.name_len || m.name_len > RM_CONSUMER_NAME_MAX ||
+	    lw_by_get(rq, m.by_len, by) != SL_OK)
 		return note(w, rq, out, SL_EINVAL, 0, 0, 0, 0);
 	const char *name = (const char *)rq->p + sizeof(m);
 	struct lw_cons *c = cons_find(w, name, m.name_len);
@@ -336,6 +347,9 @@ static int do_delete(struct lw *w, const struct lw_req *rq, struct lw_answers *o
 	int rc = store_consumer_delete(w->txn, name, m.name_len);
 	if (rc)
 		return note(w, rq, out, (uint32_t)rc, 0, 0, 0, 0);
+	rc = lw_audit(w, by, "consumer.delete", json_pack("{s:s,s:s}", "name", c->meta.name, "topic", c->meta.topic));
+	if (rc)
+		return rc;
 	struct lw_consumers *t = w->cons;
 	size_t i = (size_t)(c - t->v);
 	cons_release(c);
@@ -344,15 +358,25 @@ static int do_delete(struct lw *w, const struct lw_req *rq, struct lw_answers *o
 	return note(w, rq, out, SL_OK, 0, 0, 0, 0);
 }
 
+/* {"changes": what the patch set, secrets left out, "name": the webhook}. */
+static int audit_webhook(struct lw *w, const char *by, const char *name, size_t nl, const uint8_t *patch,
+			 size_t len)
+{
+	json_t *ch = lw_audit_webhook_changes((const char *)patch, len);
+	return lw_audit(w, by, "webhook.update", ch ? json_pack("{s:s%,s:o}", "name", name, nl, "changes", ch) : NULL);
+}
+
 /* A webhook's settings change: a patch merged into what is stored (wh_config.h). */
 static int do_webhook(struct lw *w, const struct lw_req *rq, struct lw_answers *out)
 {
 	struct rm_consumer_webhook m;
+	char by[RM_BY_MAX + 1];
 	if (rq->len < sizeof(m))
 		return note(w, rq, out, SL_EMALFORMED, 0, 0, 0, 0);
 	memcpy(&m, rq->p, sizeof(m));
-	if (sizeof(m) + m.name_len + (size_t)m.webhook_len != rq->len || !m.name_len ||
-	    m.name_len > RM_CONSUMER_NAME_MAX || m.webhook_len > RM_WEBHOOK_BYTES_MAX)
+	if (sizeof(m) + m.name_len + (size_t)m.webhook_len + m.by_len != rq->len || !m.name_len ||
+	    m.name_len > RM_CONSUMER_NAME_MAX || m.webhook_len > RM_WEBHOOK_BYTES_MAX ||
+	    lw_by_get(rq, m.by_len, by) != SL_OK)
 		return note(w, rq, out, SL_EINVAL, 0, 0, 0, 0);
 	const char *name = (const char *)rq->p + sizeof(m);
 	struct slice stored;
@@ -370,7 +394,21 @@ static int do_webhook(struct lw *w, const struct lw_req *rq, struct lw_answers *
 	else if (rc == SL_EINVAL)
 		log_info("webhook %.*s: settings change refused: %s", (int)m.name_len, name, why);
 	free(merged);
+	if (rc == SL_OK && (rc = audit_webhook(w, by, name, m.name_len, rq->p + sizeof(m) + m.name_len,
+					       m.webhook_len)) != SL_OK)
+		return rc;
 	return note(w, rq, out, (uint32_t)rc, 0, 0, 0, 0);
+}
+
+static int audit_seek(struct lw *w, const char *by, const char *name, const struct rm_consumer_seek *m)
+{
+	static const char *const starts[] = {"earliest", "latest", "offset", "timestamp"};
+	json_t *d = json_pack("{s:s,s:s}", "name", name, "start", starts[m->start]);
+	if (d && m->start == RM_START_OFFSET)
+		json_object_set_new(d, "offset", json_integer((json_int_t)m->offset));
+	if (d && m->start == RM_START_TIMESTAMP)
+		json_object_set_new(d, "timestamp_ms", json_integer((json_int_t)m->ts));
+	return lw_audit(w, by, "consumer.seek", d);
 }
 
 /* Every partition starts again at the position: what was in flight is
@@ -378,11 +416,12 @@ static int do_webhook(struct lw *w, const struct lw_req *rq, struct lw_answers *
 static int do_seek(struct lw *w, const struct lw_req *rq, struct lw_answers *out)
 {
 	struct rm_consumer_seek m;
+	char by[RM_BY_MAX + 1];
 	if (rq->len < sizeof(m))
 		return note(w, rq, out, SL_EMALFORMED, 0, 0, 0, 0);
 	memcpy(&m, rq->p, sizeof(m));
-	if (sizeof(m) + m.name_len != rq->len || !m.name_len || m.name_len > RM_CONSUMER_NAME_MAX ||
-	    m.start > RM_START_TIMESTAMP)
+	if (sizeof(m) + m.name_len + (size_t)m.by_len != rq->len || !m.name_len || m.name_len > RM_CONSUMER_NAME_MAX ||
+	    m.start > RM_START_TIMESTAMP || lw_by_get(rq, m.by_len, by) != SL_OK)
 		return note(w, rq, out, SL_EINVAL, 0, 0, 0, 0);
 	struct lw_cons *c = cons_find(w, (const char *)rq->p + sizeof(m), m.name_len);
 	if (!c)
@@ -401,6 +440,9 @@ static int do_seek(struct lw *w, const struct lw_req *rq, struct lw_answers *out
 		if (rc)
 			return rc;
 	}
+	int rc = audit_seek(w, by, c->meta.name, &m);
+	if (rc)
+		return rc;
 	log_info("consumer %s starts again (start %u)", c->meta.name, m.start);
 	return note(w, rq, out, SL_OK, 0, 0, 0, 0);
 }

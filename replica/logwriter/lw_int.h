@@ -169,6 +169,17 @@ const struct lw_topic *lw_topic_ensure(struct lw *w, const char *name, uint32_t 
 /* Store a complete RM_PUBLISH record now, at apply (no answer): what an
  * entry appends when it applies. rec is only read during the call. */
 int lw_append(struct lw *w, const uint8_t *rec, uint32_t len);
+/* lw_audit.c: the principal at the end of rq (by_len bytes, common/ringmsg.h)
+ * into by ("" when by_len is 0: the system); SL_EINVAL if it cannot be one. */
+int lw_by_get(const struct lw_req *rq, uint16_t by_len, char by[RM_BY_MAX + 1]);
+/* An audit entry of action by `by` in w->txn (none when by is ""); takes
+ * detail (a JSON object, NULL: out of memory) and releases it. */
+struct json_t;
+int lw_audit(struct lw *w, const char *by, const char *action, struct json_t *detail);
+/* The audit detail of a webhook settings patch: each key it sets, with the
+ * values of plain settings only ("(new secret)" for rotate_secret). New
+ * reference, NULL if the patch is not a JSON object or out of memory. */
+struct json_t *lw_audit_webhook_changes(const char *patch, size_t len);
 /* lw_auth.c: apply an RM_AUTH (like lw_record_apply). */
 int lw_auth_apply(struct lw *w, const struct lw_req *rq, struct lw_answers *out);
 /* lw_callback.c: apply an RM_CALLBACK (like lw_record_apply). */

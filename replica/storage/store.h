@@ -45,6 +45,8 @@ struct store_opts {
 	uint32_t slots_max;       /* commit-table slots available for partitions */
 };
 
+#define STORE_CREATOR_MAX 64 /* a principal name (AUTH_PRINCIPAL_BYTES_MAX) */
+
 struct store_topic {
 	char name[256];
 	uint32_t topic_id;        /* never reused */
@@ -53,6 +55,7 @@ struct store_topic {
 	int64_t retention_bytes;  /* 0: unlimited; per partition */
 	int64_t created_ms;
 	uint32_t slot_base;       /* commit-table slot of partition 0; partition p is slot_base + p */
+	char creator[STORE_CREATOR_MAX + 1]; /* the principal who asked; "": the system, or made before it was kept */
 };
 
 struct store_partition {

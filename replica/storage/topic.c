@@ -8,6 +8,10 @@
  * - Deleting a topic drops its metadata and leaves a "deltopic/<id>" meta
  *   entry; its batches, index entries, partitions and group offsets are
  *   removed later in bounded chunks by retention.c.
+ * - A topic's value is 40 bytes (version 1), or version 2: the same 40 bytes
+ *   then [u8 len][creator], the principal who made it. Topics without a
+ *   creator (made by the system) are still written as version 1, and values
+ *   written before version 2 read back with creator "".
  * - Slot allocation walks every topic (O(topics + slots_max)); topics are
  *   created rarely.
  */
@@ -26,6 +30,8 @@
 #define PART_VAL_BYTES 32
 #define TOPIC_VAL_BYTES 40
 #define TOPIC_VAL_VERSION 1u
+#define TOPIC_VAL_VERSION_CREATOR 2u
+#define TOPIC_VAL_BYTES_MAX (TOPIC_VAL_BYTES + 1 + STORE_CREATOR_MAX)
 
 /* ------------------------------------------------------------------------ */
 /* partitions                                                               */
@@ -86,14 +92,32 @@ int store_name_ok(const char *name, size_t n)
 	return 1;
 }
 
+/* The creator of a version 2 value (disk bytes: every length checked). */
+static int topic_decode_creator(const uint8_t *p, size_t n, struct store_topic *out)
+{
+	size_t cl;
+
+	if (n < TOPIC_VAL_BYTES + 1)
+		return SL_ECORRUPT;
+	cl = p[TOPIC_VAL_BYTES];
+	if (cl == 0 || cl > STORE_CREATOR_MAX || n != TOPIC_VAL_BYTES + 1 + cl)
+		return SL_ECORRUPT;
+	memcpy(out->creator, p + TOPIC_VAL_BYTES + 1, cl);
+	out->creator[cl] = 0;
+	return SL_OK;
+}
+
 static int topic_decode(const MDB_val *k, const MDB_val *v, struct store_topic *out)
 {
 	const uint8_t *p = v->mv_data;
 
-	if (v->mv_size != TOPIC_VAL_BYTES || p[0] != TOPIC_VAL_VERSION || k->mv_size == 0 ||
-	    k->mv_size > STORE_TOPIC_NAME_MAX)
+	if (v->mv_size < TOPIC_VAL_BYTES || k->mv_size == 0 || k->mv_size > STORE_TOPIC_NAME_MAX)
+		return SL_ECORRUPT;
+	if (!(p[0] == TOPIC_VAL_VERSION && v->mv_size == TOPIC_VAL_BYTES) && p[0] != TOPIC_VAL_VERSION_CREATOR)
 		return SL_ECORRUPT;
 	memset(out, 0, sizeof(*out));
+	if (p[0] == TOPIC_VAL_VERSION_CREATOR && topic_decode_creator(p, v->mv_size, out) != SL_OK)
+		return SL_ECORRUPT;
 	memcpy(out->name, k->mv_data, k->mv_size);
 	out->topic_id = be_get32(p + 4);
 	out->partitions = be_get32(p + 8);
@@ -104,16 +128,25 @@ static int topic_decode(const MDB_val *k, const MDB_val *v, struct store_topic *
 	return SL_OK;
 }
 
-static void topic_encode(const struct store_topic *tp, uint8_t *p)
+/* Returns the value's length: version 2 only when there is a creator. */
+static size_t topic_encode(const struct store_topic *tp, uint8_t *p)
 {
+	size_t cl = strnlen(tp->creator, sizeof(tp->creator));
+
+	SL_ASSERT(cl <= STORE_CREATOR_MAX);
 	memset(p, 0, TOPIC_VAL_BYTES);
-	p[0] = TOPIC_VAL_VERSION;
+	p[0] = cl ? TOPIC_VAL_VERSION_CREATOR : TOPIC_VAL_VERSION;
 	be_put32(p + 4, tp->topic_id);
 	be_put32(p + 8, tp->partitions);
 	be_put32(p + 12, tp->slot_base);
 	be_put64(p + 16, (uint64_t)tp->retention_ms);
 	be_put64(p + 24, (uint64_t)tp->retention_bytes);
 	be_put64(p + 32, (uint64_t)tp->created_ms);
+	if (!cl)
+		return TOPIC_VAL_BYTES;
+	p[TOPIC_VAL_BYTES] = (uint8_t)cl;
+	memcpy(p + TOPIC_VAL_BYTES + 1, tp->creator, cl);
+	return TOPIC_VAL_BYTES + 1 + cl;
 }
 
 int store_topic_get(struct store_txn *t, const char *name, size_t name_len, struct store_topic *out)
@@ -251,12 +284,14 @@ int store_topic_create(struct store_txn *t, const struct store_topic *in, struct
 	size_t n = strnlen(in->name, sizeof(in->name));
 	struct store_topic tp, old;
 	struct store_partition part = {0, 0, 0, 0};
-	uint8_t v[TOPIC_VAL_BYTES];
+	uint8_t v[TOPIC_VAL_BYTES_MAX];
+	size_t vl;
 	int err;
 
 	SL_ASSERT(t->write);
 	if (!store_name_ok(in->name, n) || in->partitions == 0 || in->partitions > t->s->slots_max ||
-	    in->retention_ms < 0 || in->retention_bytes < 0)
+	    in->retention_ms < 0 || in->retention_bytes < 0 ||
+	    strnlen(in->creator, sizeof(in->creator)) > STORE_CREATOR_MAX)
 		return SL_EINVAL;
 	err = store_topic_get(t, in->name, n, &old);
 	if (err == SL_OK)
@@ -269,12 +304,13 @@ int store_topic_create(struct store_txn *t, const struct store_topic *in, struct
 	tp.retention_ms = in->retention_ms;
 	tp.retention_bytes = in->retention_bytes;
 	tp.created_ms = in->created_ms != 0 ? in->created_ms : store_now_ms();
+	memcpy(tp.creator, in->creator, strnlen(in->creator, sizeof(in->creator)));
 	if ((err = topic_alloc_slots(t, tp.partitions, &tp.slot_base)) != SL_OK)
 		return err;
 	if ((err = store_meta_next_id(t, META_NEXT_TOPIC_ID, &tp.topic_id)) != SL_OK)
 		return err;
-	topic_encode(&tp, v);
-	err = store_db_put(t, DB_TOPICS, mval(tp.name, n), mval(v, sizeof(v)), MDB_NOOVERWRITE);
+	vl = topic_encode(&tp, v);
+	err = store_db_put(t, DB_TOPICS, mval(tp.name, n), mval(v, vl), MDB_NOOVERWRITE);
 	for (uint32_t p = 0; err == SL_OK && p < tp.partitions; p++)
 		err = store_part_put(t, tp.topic_id, p, &part);
 	if (err == SL_OK && out != NULL)

@@ -199,11 +199,14 @@ python3 - "$dir/audit" <<'PY' || fail "audit: $(cat "$dir/audit")"
 import json, sys
 e = json.load(open(sys.argv[1]))["entries"]
 acts = [(x["principal"], x["action"], json.loads(x["detail"]).get("name")) for x in e]
-assert acts[0] == ("admin", "principal.put", "alice"), acts
+assert acts[0] == ("admin", "topic.create", "orders.eu"), acts
+assert [a for a in acts if a[1].startswith("principal.")][0] == ("admin", "principal.put", "alice"), acts
+assert ("admin", "consumer.create", "billing") in acts and ("admin", "webhook.update", "hook") in acts, acts
 assert ("admin", "principal.revoke", "alice") in acts, acts
 assert ("admin", "auth.init", None) in acts, acts
 assert ("admin", "principal.remove", "carol") in acts, acts
 assert all("sealed" not in x["detail"] for x in e), "the sealed key is not in the audit"
+assert all("whsec_" not in x["detail"] for x in e), "no webhook secret in the audit"
 assert [x["seq"] for x in e] == list(range(1, len(e) + 1)), "sequences"
 PY
 S --key admin.key audit --after 2 --max 1 | grep -c . | grep -qx 1 || fail "audit --after --max"

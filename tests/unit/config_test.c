@@ -497,15 +497,21 @@ Test(config, abuse_limits)
 	cr_assert_eq(c.connections_per_address_max, 0);
 	cr_assert_eq(c.principal_requests_per_s, 0);
 	cr_assert_eq(c.principal_bytes_per_s, 0);
+	cr_assert_eq(c.topics_per_principal_max, 0);
 	write_file("[limits]\nconnections_per_address_max = 64\nprincipal_requests_per_s = 500\n"
-	           "principal_bytes_per_s = 2m\n");
+	           "principal_bytes_per_s = 2m\ntopics_per_principal_max = 20\n");
 	char err[256] = "";
 	cr_assert_eq(config_load_file(&c, path, err, sizeof(err)), SL_OK, "%s", err);
 	unlink(path);
 	cr_assert_eq(c.connections_per_address_max, 64);
 	cr_assert_eq(c.principal_requests_per_s, 500);
 	cr_assert_eq(c.principal_bytes_per_s, 2ull << 20);
+	cr_assert_eq(c.topics_per_principal_max, 20);
 	set_ok(&c, NULL, "connections-per-address-max", "3");
+	set_ok(&c, NULL, "topics-per-principal-max", "2");
+	cr_assert_eq(c.topics_per_principal_max, 2);
+	set_bad(&c, "limits", "topics_per_principal_max", "1000001");
+	set_bad(&c, "limits", "topics_per_principal_max", "-1");
 	set_ok(&c, NULL, "principal-requests-per-s", "0");
 	set_ok(&c, NULL, "principal-bytes-per-s", "16g");
 	cr_assert_eq(c.connections_per_address_max, 3);

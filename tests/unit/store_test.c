@@ -222,6 +222,104 @@ Test(store, topic_create_get_exists)
 	store_txn_abort(t);
 }
 
+/* Raw access to db "topics" with the store closed: what an older version
+ * wrote, and values broken on disk. put: NULL reads name's value into *got. */
+static void topics_raw(const char *name, const uint8_t *put, size_t len, uint8_t *got, size_t *got_len)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = {strlen(name), (void *)name}, v = {len, (void *)put};
+
+	store_close(st);
+	cr_assert_eq(mdb_env_create(&env), 0);
+	cr_assert_eq(mdb_env_set_maxdbs(env, 32), 0);
+	cr_assert_eq(mdb_env_set_mapsize(env, MAP_BYTES), 0);
+	cr_assert_eq(mdb_env_open(env, dir, 0, 0640), 0);
+	cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	cr_assert_eq(mdb_dbi_open(txn, "topics", 0, &dbi), 0);
+	if (put) {
+		cr_assert_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
+	} else {
+		cr_assert_eq(mdb_get(txn, dbi, &k, &v), 0);
+		memcpy(got, v.mv_data, v.mv_size);
+		*got_len = v.mv_size;
+	}
+	cr_assert_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	st = open_store(0);
+}
+
+/* A topic keeps its creator; values without one (version 1, 40 bytes:
+ * written before creators were kept, or by the system) still read, with "". */
+Test(store, topic_creator_encoding)
+{
+	struct store_topic in = {.partitions = 2}, a, b, got;
+	uint8_t v[128], old[40];
+	size_t vl = 0;
+	struct store_txn *t = wtxn();
+
+	strcpy(in.name, "mine");
+	strcpy(in.creator, "alice");
+	cr_assert_eq(store_topic_create(t, &in, &a), SL_OK);
+	cr_assert_str_eq(a.creator, "alice");
+	memset(&in, 0, sizeof(in));
+	in.partitions = 1;
+	in.retention_ms = 60000;
+	strcpy(in.name, "system");
+	cr_assert_eq(store_topic_create(t, &in, &b), SL_OK);
+	cr_assert_str_eq(b.creator, "");
+	cr_assert_eq(store_txn_commit(t), SL_OK);
+
+	topics_raw("mine", NULL, 0, v, &vl);
+	cr_assert_eq(vl, 40 + 1 + 5, "40 bytes, the creator's length and name");
+	cr_assert_eq(v[0], 2, "version 2");
+	cr_assert_eq(v[40], 5);
+	cr_assert_eq(memcmp(v + 41, "alice", 5), 0);
+	topics_raw("system", NULL, 0, old, &vl);
+	cr_assert_eq(vl, 40, "no creator: written as before");
+	cr_assert_eq(old[0], 1);
+
+	/* a version 1 value as an older sluice wrote it */
+	topics_raw("legacy", old, sizeof(old), NULL, NULL);
+	t = rtxn();
+	cr_assert_eq(store_topic_get(t, "mine", 4, &got), SL_OK);
+	cr_assert_str_eq(got.creator, "alice");
+	cr_assert_eq(got.partitions, 2);
+	cr_assert_eq(got.topic_id, a.topic_id);
+	cr_assert_eq(store_topic_get(t, "legacy", 6, &got), SL_OK);
+	cr_assert_str_eq(got.creator, "");
+	cr_assert_eq(got.retention_ms, 60000);
+	cr_assert_eq(got.topic_id, b.topic_id);
+	store_txn_abort(t);
+
+	/* broken on disk: refused, never trusted */
+	const struct {
+		size_t len;
+		uint8_t version, clen;
+	} bad[] = {{41, 2, 0}, {45, 2, 5}, {47, 2, 5}, {41 + 65, 2, 65}, {46, 1, 5}, {40, 3, 0}, {39, 1, 0}};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		uint8_t x[128];
+		memcpy(x, v, sizeof(x));
+		memset(x + 41, 'a', sizeof(x) - 41);
+		x[0] = bad[i].version;
+		x[40] = bad[i].clen;
+		topics_raw("broken", x, bad[i].len, NULL, NULL);
+		t = rtxn();
+		cr_assert_eq(store_topic_get(t, "broken", 6, &got), SL_ECORRUPT, "case %zu", i);
+		store_txn_abort(t);
+	}
+
+	/* a creator longer than a principal is refused */
+	memset(&in, 0, sizeof(in));
+	in.partitions = 1;
+	strcpy(in.name, "long");
+	memset(in.creator, 'x', sizeof(in.creator));
+	t = wtxn();
+	cr_assert_eq(store_topic_create(t, &in, &got), SL_EINVAL);
+	store_txn_abort(t);
+}
+
 Test(store, topic_invalid)
 {
 	struct store_topic in, out;
