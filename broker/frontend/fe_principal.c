@@ -156,8 +156,9 @@ static int principal_check(const Sluice__Principal *p, const char **why)
 		*why = "a principal's name is 1 to 64 of [A-Za-z0-9._-]";
 		return SL_EINVAL;
 	}
-	if (!strcmp(p->name, "admin") || !strcmp(p->name, "node")) {
-		*why = "admin ([auth] admin_key) and node (the node's own clients) are built in";
+	if (!strcmp(p->name, "admin") || !strcmp(p->name, "node") || !strcmp(p->name, "-")) {
+		*why = "admin ([auth] admin_key) and node (the node's own clients) are built in, and - names "
+		       "requests made with auth off";
 		return SL_EINVAL;
 	}
 	for (size_t i = 0; i < p->n_public_keys; i++)

@@ -65,6 +65,9 @@ S --key admin.key topic create orders.eu --partitions 1 >/dev/null
 S --key admin.key topic create orders.us >/dev/null
 S --key admin.key topic create public.feed >/dev/null
 expect 65 "built in" S --key admin.key principal add admin --allow 'sub:x'
+expect 65 "built in" S --key admin.key principal add - --allow 'sub:x'
+expect 65 "" S --key admin.key principal remove nobody      # refused, and the node goes on
+expect 65 "" S --key admin.key principal revoke nobody --allow 'sub:x'
 expect 64 "unknown verb" S --key admin.key principal add alice --allow 'read:x'
 S --key admin.key principal add alice --pubkey "$(cat alice.pub)" --allow 'pub:orders.*' --allow 'sub:orders.eu' >/dev/null
 expect 65 "" S --key admin.key principal add bob --pubkey "$(cat alice.pub)"   # one key, one principal
