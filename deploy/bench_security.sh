@@ -3,7 +3,9 @@
 # three single nodes side by side on this machine, plain, TLS, and TLS with
 # [auth] enabled (the client authenticates with a key), the same `sluice
 # bench` rows against each, interleaved run by run; medians of RUNS, and each
-# one's throughput as a ratio of plain's measured in the same run.
+# one's throughput as a ratio of plain's measured in the same run. The
+# HTTP row POSTs 100-byte messages with wrk (deploy/wrk/publish.lua) over
+# 16 keep-alive connections, with a bearer token on the auth node.
 # Usage: deploy/bench_security.sh [RUNS]     (default 3; builds into build/ if needed)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,6 +23,7 @@ openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localh
 printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >ext.cnf
 openssl x509 -req -in node.csr -CA ca.pem -CAkey ca.key -set_serial 1 -days 2 -extfile ext.cnf -out node.pem 2>/dev/null
 "$b/sluice" key gen admin.key >admin.pub
+head -c 32 /dev/urandom >seal.key && chmod 600 seal.key
 read -r p1 h1 p2 h2 p3 h3 < <(python3 -c 'import socket; s=[socket.socket() for _ in range(6)]; [x.bind(("127.0.0.1",0)) for x in s]; print(*[x.getsockname()[1] for x in s])')
 "$b/sluiced" --data-dir "$w/plain" --listen 127.0.0.1:$p1 --http 127.0.0.1:$h1 >plain.log 2>&1 &
 pids+=($!)
@@ -28,7 +31,7 @@ pids+=($!)
     >tls.log 2>&1 &
 pids+=($!)
 "$b/sluiced" --data-dir "$w/auth" --listen 127.0.0.1:$p3 --http 127.0.0.1:$h3 --tls-cert node.pem --tls-key node.key \
-    --auth true --auth-admin-key "$(cat admin.pub)" >auth.log 2>&1 &
+    --auth true --auth-admin-key "$(cat admin.pub)" --auth-key-file "$w/seal.key" >auth.log 2>&1 &
 pids+=($!)
 plain=(-s 127.0.0.1:$p1)
 tls=(-s 127.0.0.1:$p2 --tls-ca ca.pem)
@@ -38,6 +41,35 @@ for v in plain tls auth; do
     for _ in $(seq 100); do "$b/sluice" "${args[@]}" node status >/dev/null 2>&1 && break; sleep 0.1; done
 done
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+"$b/sluice" "${auth[@]}" auth init >/dev/null
+token=$("$b/sluice" "${auth[@]}" token issue --principal admin --ttl 1h)
+for v in plain tls auth; do
+    declare -n args=$v
+    "$b/sluice" "${args[@]}" topic create http-bench >/dev/null
+done
+declare -A url=([plain]="http://127.0.0.1:$h1" [tls]="https://127.0.0.1:$h2" [auth]="https://127.0.0.1:$h3")
+http_row() { # 100 B POSTs over 16 connections for 5 s
+    declare -A thr=() lat=() ratio=()
+    local v base t l out
+    for _ in $(seq "$runs"); do
+        base=0
+        for v in plain tls auth; do
+            out=$(SLUICE_SIZE=100 SLUICE_BATCH=1 SLUICE_TOKEN=$([ $v = auth ] && echo "$token") \
+                  wrk -t2 -c16 -d5s -s "$here/deploy/wrk/publish.lua" "${url[$v]}/v1/topics/http-bench/messages" | tail -1)
+            t=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert not d["errors"] and not d["non_2xx"], d; print(round(d["messages"]/d["seconds"]))' "$out")
+            l=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["p99_ms"])' "$out")
+            [ "$v" = plain ] && base=$t
+            thr[$v]+="$t "
+            lat[$v]+="$l "
+            ratio[$v]+="$(python3 -c "print(round($t / $base, 3))") "
+        done
+    done
+    for v in plain tls auth; do
+        printf '| HTTP POST 100 B, 16 connections | %s | %s msg/s | p99 %s ms | %s |\n' "$v" \
+            "$(tr ' ' '\n' <<<"${thr[$v]}" | grep . | median)" "$(tr ' ' '\n' <<<"${lat[$v]}" | grep . | median)" \
+            "$(tr ' ' '\n' <<<"${ratio[$v]}" | grep . | median)"
+    done
+}
 row() { # label, bench args
     local label=$1 v
     shift
@@ -67,3 +99,4 @@ echo "|---|---|---|---|---|"
 row "pub 100 B, 4 producers, batched" pub --size 100 --count 400000 --producers 4
 row "pub 100 B, 4 producers, unbatched" pub --size 100 --count 400000 --producers 4 --linger-ms 0
 row "e2e 100 B, batched" e2e --size 100 --count 200000
+http_row

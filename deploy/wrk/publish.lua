@@ -2,10 +2,15 @@
 -- connections. SLUICE_BATCH=1 sends one SLUICE_SIZE-byte message per request
 -- (application/octet-stream); SLUICE_BATCH=N > 1 sends N such messages per
 -- request as NDJSON lines (application/x-ndjson, one PublishBatch).
+-- SLUICE_TOKEN=T sends Authorization: Bearer T (a node with [auth] enabled).
 -- done() prints one JSON line: requests, messages, seconds, errors, latency.
 local size = tonumber(os.getenv("SLUICE_SIZE") or "100")
 local batch = tonumber(os.getenv("SLUICE_BATCH") or "1")
 wrk.method = "POST"
+local token = os.getenv("SLUICE_TOKEN")
+if token and token ~= "" then
+    wrk.headers["Authorization"] = "Bearer " .. token
+end
 if batch == 1 then
     wrk.body = string.rep("x", size)
     wrk.headers["Content-Type"] = "application/octet-stream"
