@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -16,21 +15,10 @@
 
 #include "auth_b64.h"
 #include "auth_key.h"
+#include "auth_why.h"
 #include "err.h"
 
 #define KEY_B64_CHARS AUTH_B64_CHARS(32)
-
-static void say(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void say(char *why, size_t cap, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!why || cap == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, cap, fmt, ap);
-	va_end(ap);
-}
 
 int auth_key_from_seed(const uint8_t seed[AUTH_SEED_BYTES], struct auth_keypair *kp)
 {
@@ -127,7 +115,7 @@ static int file_write(const char *path, const char *text, size_t n, mode_t mode,
 		return SL_OK;
 fail:
 	rc = errno ? sl_err_from_errno(errno) : SL_EIO;
-	say(why, why_cap, "%s: %s: %s", path, what, strerror(errno));
+	auth_why(why, why_cap, "%s: %s: %s", path, what, strerror(errno));
 	if (fd >= 0)
 		close(fd);
 	return rc == SL_OK ? SL_EIO : rc;
@@ -163,13 +151,13 @@ int auth_pubkey_write(const char *path, const uint8_t pk[AUTH_PK_BYTES], int fla
 static int secret_mode_ok(const char *path, const struct stat *st, char *why, size_t why_cap)
 {
 	if (st->st_mode & 077) {
-		say(why, why_cap,
+		auth_why(why, why_cap,
 		    "%s: permissions %04o are too open: a secret key must be accessible by its owner only (chmod 600)",
 		    path, (unsigned)(st->st_mode & 07777));
 		return SL_ECONFIG;
 	}
 	if (st->st_uid != geteuid() && st->st_uid != 0) {
-		say(why, why_cap, "%s: secret key owned by uid %u, neither us (%u) nor root", path,
+		auth_why(why, why_cap, "%s: secret key owned by uid %u, neither us (%u) nor root", path,
 		    (unsigned)st->st_uid, (unsigned)geteuid());
 		return SL_ECONFIG;
 	}
@@ -184,18 +172,18 @@ static int file_read(const char *path, int secret, char *buf, size_t cap, size_t
 	size_t off = 0;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		say(why, why_cap, "%s: %s", path, strerror(errno));
+		auth_why(why, why_cap, "%s: %s", path, strerror(errno));
 		return sl_err_from_errno(errno);
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		say(why, why_cap, "%s: not a regular file", path);
+		auth_why(why, why_cap, "%s: not a regular file", path);
 		rc = SL_ECONFIG;
 		goto out;
 	}
 	if (secret && (rc = secret_mode_ok(path, &st, why, why_cap)) != SL_OK)
 		goto out;
 	if (st.st_size < 0 || (size_t)st.st_size >= cap) {
-		say(why, why_cap, "%s: a key file is at most %zu bytes", path, cap - 1);
+		auth_why(why, why_cap, "%s: a key file is at most %zu bytes", path, cap - 1);
 		rc = SL_EMALFORMED;
 		goto out;
 	}
@@ -204,14 +192,14 @@ static int file_read(const char *path, int secret, char *buf, size_t cap, size_t
 		if (k < 0 && errno == EINTR)
 			k = 0;
 		else if (k < 0) {
-			say(why, why_cap, "%s: %s", path, strerror(errno));
+			auth_why(why, why_cap, "%s: %s", path, strerror(errno));
 			rc = sl_err_from_errno(errno);
 			goto out;
 		} else if (k == 0)
 			break;
 	}
 	if (off >= cap) { /* it grew since fstat */
-		say(why, why_cap, "%s: a key file is at most %zu bytes", path, cap - 1);
+		auth_why(why, why_cap, "%s: a key file is at most %zu bytes", path, cap - 1);
 		rc = SL_EMALFORMED;
 		goto out;
 	}
@@ -233,7 +221,7 @@ int auth_key_read(const char *path, struct auth_keypair *kp, char *why, size_t w
 	if ((rc = file_read(path, 1, buf, sizeof buf, &n, why, why_cap)) != SL_OK)
 		goto out;
 	if ((rc = key_text_parse(buf, n, AUTH_KEY_PREFIX_SECRET, seed)) != SL_OK) {
-		say(why, why_cap, "%s: not a sluice secret key (one line: %s<base64url of 32 bytes>)", path,
+		auth_why(why, why_cap, "%s: not a sluice secret key (one line: %s<base64url of 32 bytes>)", path,
 		    AUTH_KEY_PREFIX_SECRET);
 		goto out;
 	}
@@ -255,7 +243,7 @@ int auth_pubkey_read(const char *path, uint8_t pk[AUTH_PK_BYTES], char *why, siz
 	if ((rc = file_read(path, 0, buf, sizeof buf, &n, why, why_cap)) != SL_OK)
 		return rc;
 	if ((rc = auth_pubkey_parse(buf, n, pk)) != SL_OK)
-		say(why, why_cap, "%s: not a sluice public key (one line: %s<base64url of 32 bytes>)", path,
+		auth_why(why, why_cap, "%s: not a sluice public key (one line: %s<base64url of 32 bytes>)", path,
 		    AUTH_KEY_PREFIX_PUBLIC);
 	return rc;
 }

@@ -4,11 +4,11 @@
  * copying or allocating, so checking a request costs O(topic length) per
  * permission.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "auth_perm.h"
+#include "auth_why.h"
 #include "err.h"
 
 static const struct {
@@ -42,18 +42,6 @@ const char *auth_verb_name(int verb)
 	return "?";
 }
 
-static void say(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void say(char *why, size_t cap, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!why || cap == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, cap, fmt, ap);
-	va_end(ap);
-}
-
 static int literal_char(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
@@ -65,7 +53,7 @@ static int pattern_check(const char *p, size_t n, char *why, size_t why_cap)
 	size_t start = 0;
 
 	if (n == 0 || n > AUTH_PATTERN_BYTES_MAX) {
-		say(why, why_cap, "a topic pattern is 1 to %d bytes", AUTH_PATTERN_BYTES_MAX);
+		auth_why(why, why_cap, "a topic pattern is 1 to %d bytes", AUTH_PATTERN_BYTES_MAX);
 		return SL_EINVAL;
 	}
 	for (size_t i = 0; i <= n; i++) {
@@ -80,11 +68,11 @@ static int pattern_check(const char *p, size_t n, char *why, size_t why_cap)
 			if (literal_char(seg[k]))
 				continue;
 			if (seg[k] == '>')
-				say(why, why_cap, "'>' may only be the last segment of a pattern");
+				auth_why(why, why_cap, "'>' may only be the last segment of a pattern");
 			else if (seg[k] == '*')
-				say(why, why_cap, "'*' must be a whole segment");
+				auth_why(why, why_cap, "'*' must be a whole segment");
 			else
-				say(why, why_cap, "a topic pattern holds only A-Z a-z 0-9 . _ - * >");
+				auth_why(why, why_cap, "a topic pattern holds only A-Z a-z 0-9 . _ - * >");
 			return SL_EINVAL;
 		}
 	}
@@ -100,15 +88,15 @@ int auth_perm_parse(const char *s, size_t n, struct auth_perm *out, char *why, s
 	int verb, rc;
 
 	if (!s || !out) {
-		say(why, why_cap, "no permission given");
+		auth_why(why, why_cap, "no permission given");
 		return SL_EINVAL;
 	}
 	if (!(verb = auth_verb_parse(s, vlen))) {
-		say(why, why_cap, "unknown verb: use publish, subscribe, consume, admin or cluster");
+		auth_why(why, why_cap, "unknown verb: use publish, subscribe, consume, admin or cluster");
 		return SL_EINVAL;
 	}
 	if (!colon && verb != AUTH_VERB_ADMIN && verb != AUTH_VERB_CLUSTER) {
-		say(why, why_cap, "%s needs a topic pattern (%s:<pattern>)", auth_verb_name(verb),
+		auth_why(why, why_cap, "%s needs a topic pattern (%s:<pattern>)", auth_verb_name(verb),
 		    auth_verb_name(verb));
 		return SL_EINVAL;
 	}

@@ -5,7 +5,6 @@
  * payload we know the issuer wrote, then audience and time.
  */
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,21 +14,10 @@
 
 #include "auth_time.h"
 #include "auth_token.h"
+#include "auth_why.h"
 #include "err.h"
 
 #define JTI_RANDOM_BYTES 16
-
-static void say(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void say(char *why, size_t cap, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!why || cap == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, cap, fmt, ap);
-	va_end(ap);
-}
 
 int auth_audience_ok(const char *s, size_t n)
 {
@@ -117,7 +105,7 @@ static int claim_str(json_t *o, const char *key, char *dst, size_t cap, char *wh
 	if (!v)
 		return SL_ENOTFOUND;
 	if (!json_is_string(v) || (n = json_string_length(v)) >= cap) {
-		say(why, why_cap, "claim \"%s\" must be a string of at most %zu bytes", key, cap - 1);
+		auth_why(why, why_cap, "claim \"%s\" must be a string of at most %zu bytes", key, cap - 1);
 		return SL_EMALFORMED;
 	}
 	memcpy(dst, json_string_value(v), n);
@@ -134,7 +122,7 @@ static int claim_time(json_t *o, const char *key, int round_up, int64_t *t_s, ch
 	if ((rc = claim_str(o, key, buf, sizeof buf, why, why_cap)) != SL_OK)
 		return rc;
 	if (auth_time_parse(buf, strlen(buf), t_s, &frac) != SL_OK) {
-		say(why, why_cap, "claim \"%s\" is not an RFC 3339 date-time", key);
+		auth_why(why, why_cap, "claim \"%s\" is not an RFC 3339 date-time", key);
 		return SL_EMALFORMED;
 	}
 	*t_s += round_up && frac;
@@ -150,14 +138,14 @@ static int claims_perms(json_t *o, struct auth_claims *c, char *why, size_t why_
 	if (!a)
 		return SL_OK;
 	if (!json_is_array(a) || json_array_size(a) > AUTH_TOKEN_PERMS_MAX) {
-		say(why, why_cap, "claim \"perms\" must be an array of at most %d permissions", AUTH_TOKEN_PERMS_MAX);
+		auth_why(why, why_cap, "claim \"perms\" must be an array of at most %d permissions", AUTH_TOKEN_PERMS_MAX);
 		return SL_EMALFORMED;
 	}
 	json_array_foreach(a, i, v)
 	{
 		if (!json_is_string(v) || auth_perm_parse(json_string_value(v), json_string_length(v), &c->perms[i],
 		                                          pwhy, sizeof pwhy) != SL_OK) {
-			say(why, why_cap, "claim \"perms\"[%zu]: %s", i, json_is_string(v) ? pwhy : "not a string");
+			auth_why(why, why_cap, "claim \"perms\"[%zu]: %s", i, json_is_string(v) ? pwhy : "not a string");
 			return SL_EMALFORMED;
 		}
 	}
@@ -176,11 +164,11 @@ static int claims_read(json_t *o, struct auth_claims *c, char *why, size_t why_c
 	    (rc = claim_time(o, "iat", 0, &c->iat_s, why, why_cap)) != SL_OK ||
 	    (rc = claim_time(o, "exp", 0, &c->exp_s, why, why_cap)) != SL_OK) {
 		if (rc == SL_ENOTFOUND)
-			say(why, why_cap, "a token needs the claims sub, aud, iat and exp");
+			auth_why(why, why_cap, "a token needs the claims sub, aud, iat and exp");
 		return SL_EMALFORMED;
 	}
 	if (!auth_principal_ok(c->sub, strlen(c->sub))) {
-		say(why, why_cap, "claim \"sub\" is not a principal name (1-64 of A-Z a-z 0-9 . _ -)");
+		auth_why(why, why_cap, "claim \"sub\" is not a principal name (1-64 of A-Z a-z 0-9 . _ -)");
 		return SL_EMALFORMED;
 	}
 	rc = claim_time(o, "nbf", 1, &c->nbf_s, why, why_cap);
@@ -199,19 +187,19 @@ static int claims_valid(const struct auth_claims *c, const char *aud, int64_t no
 	char t[AUTH_TIME_CHARS];
 
 	if (strcmp(c->aud, aud) != 0) {
-		say(why, why_cap, "token is for audience \"%.64s\", not \"%.64s\"", c->aud, aud);
+		auth_why(why, why_cap, "token is for audience \"%.64s\", not \"%.64s\"", c->aud, aud);
 		return SL_EPERMISSION;
 	}
 	if (now_s >= c->exp_s) {
 		if (auth_time_format(c->exp_s, t) != SL_OK)
 			snprintf(t, sizeof t, "%s", "long ago");
-		say(why, why_cap, "token expired at %s", t);
+		auth_why(why, why_cap, "token expired at %s", t);
 		return SL_ETIMEOUT;
 	}
 	if (c->has_nbf && now_s < c->nbf_s) {
 		if (auth_time_format(c->nbf_s, t) != SL_OK)
 			snprintf(t, sizeof t, "%s", "far ahead");
-		say(why, why_cap, "token is not valid before %s", t);
+		auth_why(why, why_cap, "token is not valid before %s", t);
 		return SL_EAGAIN;
 	}
 	return SL_OK;
@@ -224,13 +212,13 @@ static int token_payload(const uint8_t *pk, const char *token, size_t len, uint8
 	int rc = auth_paseto_verify(pk, token, len, NULL, slice_make(NULL, 0), buf, cap, n);
 
 	if (rc == SL_ETOOLARGE)
-		say(why, why_cap, "token is longer than %d bytes", AUTH_TOKEN_BYTES_MAX);
+		auth_why(why, why_cap, "token is longer than %d bytes", AUTH_TOKEN_BYTES_MAX);
 	else if (rc == SL_EMALFORMED)
-		say(why, why_cap, "not a v4.public PASETO token");
+		auth_why(why, why_cap, "not a v4.public PASETO token");
 	else if (rc == SL_EUNAUTHENTICATED)
-		say(why, why_cap, "token signature does not verify (altered, or signed by another key)");
+		auth_why(why, why_cap, "token signature does not verify (altered, or signed by another key)");
 	else if (rc != SL_OK)
-		say(why, why_cap, "token check failed: %s", sl_strerror(rc));
+		auth_why(why, why_cap, "token check failed: %s", sl_strerror(rc));
 	return rc;
 }
 
@@ -247,7 +235,7 @@ int auth_token_check(const uint8_t pk[AUTH_PK_BYTES], const char *token, size_t 
 	if (why && why_cap)
 		why[0] = 0;
 	if (!pk || !out) {
-		say(why, why_cap, "no key or no place for the claims");
+		auth_why(why, why_cap, "no key or no place for the claims");
 		return SL_EINVAL;
 	}
 	memset(out, 0, sizeof(*out));
@@ -259,7 +247,7 @@ int auth_token_check(const uint8_t pk[AUTH_PK_BYTES], const char *token, size_t 
 		goto out;
 	root = json_loadb((const char *)payload, n, JSON_REJECT_DUPLICATES, &jerr);
 	if (!json_is_object(root)) {
-		say(why, why_cap, "token payload is not a JSON object");
+		auth_why(why, why_cap, "token payload is not a JSON object");
 		rc = SL_EMALFORMED;
 		goto out;
 	}
