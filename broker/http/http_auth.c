@@ -7,7 +7,9 @@
  * its upgrade request's). No token: the principal anonymous, if it exists.
  * The routes then refuse what the identity may not do: the native requests
  * they make are checked like a native client's (fe_auth_frame); the pages
- * that read the store themselves check here (http_auth_need).
+ * that read the store themselves check here (http_auth_need). Routes marked
+ * open in http_route.c (probes, the console's files) and CORS preflights
+ * need no identity and do not come here.
  *
  * Tokens are never logged: the access log holds no query strings.
  */
@@ -20,19 +22,6 @@
 #include "err.h"
 #include "fe_auth.h"
 #include "http_int.h"
-
-/* Routes anyone may use: probes, the console's static files, CORS preflights. */
-static int public_path(const struct http_req *r)
-{
-	static const char *const open[] = {"/healthz", "/readyz", "/", "/index.html", "/console.js", "/console.css",
-	                                   "/v1/sluice.js"};
-	if (r->method == HTTP_OPTIONS)
-		return 1;
-	for (size_t i = 0; i < sizeof(open) / sizeof(open[0]); i++)
-		if (r->path_len == strlen(open[i]) && memcmp(r->path, open[i], r->path_len) == 0)
-			return 1;
-	return 0;
-}
 
 /* The value of cookie name in the Cookie header, or NULL. */
 static const char *cookie_get(const struct http_req *r, const char *name, size_t *len)
@@ -74,7 +63,7 @@ int http_auth_request(struct http_req *r)
 	char why[256];
 	size_t len = 0;
 	struct fe_conn *c = r->conn;
-	if (!fe_auth_on(c->fe) || public_path(r))
+	if (!fe_auth_on(c->fe))
 		return 0;
 	const char *tok = token_of(r, buf, sizeof(buf), &len);
 	if (!tok) {

@@ -208,7 +208,8 @@ const char *http_code_name(int err);
 /* Parse a decimal u64 (whole string); 0 on success. */
 int http_parse_u64(const char *s, uint64_t *out);
 /* http_auth.c ([auth] enabled): the request's identity from its token,
- * before the route (0: go on; -1: answered 401). */
+ * before the route, for every route not marked open (0: go on; -1:
+ * answered 401). */
 int http_auth_request(struct http_req *r);
 /* For routes that read the store themselves: the identity may do verb
  * (enum auth_verb; 0: any identity) on topic (0), else answered 401/403 (-1). */

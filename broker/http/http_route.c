@@ -29,6 +29,7 @@ struct http_route_def {
 	unsigned method;
 	const char *pattern;
 	http_handler fn;
+	int open; /* served without an identity when [auth] is enabled (probes, the console's files) */
 };
 
 static void on_healthz(struct http_req *r);
@@ -46,47 +47,47 @@ static void on_asyncapi(struct http_req *r);
 static void on_console(struct http_req *r);
 
 static const struct http_route_def routes[] = {
-    {HTTP_GET, "/healthz", on_healthz},
-    {HTTP_GET, "/readyz", on_readyz},
-    {HTTP_GET, "/v1/topics", on_list_topics},
-    {HTTP_PUT, "/v1/topics/{topic}", on_create_topic},
-    {HTTP_GET, "/v1/topics/{topic}", on_describe_topic},
-    {HTTP_DELETE, "/v1/topics/{topic}", on_delete_topic},
-    {HTTP_POST, "/v1/topics/{topic}/messages", http_on_publish},
-    {HTTP_GET, "/v1/topics/{topic}/messages", on_fetch},
-    {HTTP_GET, "/v1/topics/{topic}/messages/{partition}/{offset}", on_fetch_one},
-    {HTTP_GET, "/v1/topics/{topic}/events", http_on_events},
-    {HTTP_GET, "/v1/groups/{group}", on_describe_group},
-    {HTTP_POST, "/v1/groups/{group}/offsets", http_on_commit},
-    {HTTP_GET, "/v1/operations/{id}", http_on_operation},
-    {HTTP_POST, "/v1/consumers", http_on_consumer_post},
-    {HTTP_GET, "/v1/consumers", http_on_consumer_list},
-    {HTTP_PUT, "/v1/consumers/{name}", http_on_consumer_put},
-    {HTTP_GET, "/v1/consumers/{name}", http_on_consumer_get},
-    {HTTP_DELETE, "/v1/consumers/{name}", http_on_consumer_delete},
-    {HTTP_GET, "/v1/consumers/{name}/messages", http_on_consumer_pull},
-    {HTTP_POST, "/v1/consumers/{name}/ack", http_on_consumer_ack},
-    {HTTP_POST, "/v1/consumers/{name}/nack", http_on_consumer_nack},
-    {HTTP_POST, "/v1/consumers/{name}/in_progress", http_on_consumer_in_progress},
-    {HTTP_POST, "/v1/webhooks", http_on_webhook_post},
-    {HTTP_GET, "/v1/webhooks", http_on_webhook_list},
-    {HTTP_GET, "/v1/webhooks/{name}", http_on_webhook_get},
-    {HTTP_DELETE, "/v1/webhooks/{name}", http_on_consumer_delete},
-    {HTTP_POST, "/v1/webhooks/{name}/pause", http_on_webhook_pause},
-    {HTTP_POST, "/v1/webhooks/{name}/resume", http_on_webhook_resume},
-    {HTTP_POST, "/v1/webhooks/{name}/rotate-secret", http_on_webhook_rotate},
-    {HTTP_POST, "/v1/webhooks/{name}/replay", http_on_webhook_replay},
-    {HTTP_GET, "/v1/cluster", on_cluster},
-    {HTTP_POST, "/v1/graphql", gql_http_post},
-    {HTTP_GET, "/v1/graphql", gql_http_sdl},
-    {HTTP_GET, "/metrics", on_metrics},
-    {HTTP_GET, "/v1/asyncapi.json", on_asyncapi},
-    {HTTP_GET, "/", on_console},
-    {HTTP_GET, "/index.html", on_console},
-    {HTTP_GET, "/console.js", on_console},
-    {HTTP_GET, "/console.css", on_console},
-    {HTTP_GET, "/v1/sluice.js", on_console},
-    {HTTP_GET, "/v1/ws", ws_on_upgrade}, /* without Upgrade: 426 */
+    {HTTP_GET, "/healthz", on_healthz, 1},
+    {HTTP_GET, "/readyz", on_readyz, 1},
+    {HTTP_GET, "/v1/topics", on_list_topics, 0},
+    {HTTP_PUT, "/v1/topics/{topic}", on_create_topic, 0},
+    {HTTP_GET, "/v1/topics/{topic}", on_describe_topic, 0},
+    {HTTP_DELETE, "/v1/topics/{topic}", on_delete_topic, 0},
+    {HTTP_POST, "/v1/topics/{topic}/messages", http_on_publish, 0},
+    {HTTP_GET, "/v1/topics/{topic}/messages", on_fetch, 0},
+    {HTTP_GET, "/v1/topics/{topic}/messages/{partition}/{offset}", on_fetch_one, 0},
+    {HTTP_GET, "/v1/topics/{topic}/events", http_on_events, 0},
+    {HTTP_GET, "/v1/groups/{group}", on_describe_group, 0},
+    {HTTP_POST, "/v1/groups/{group}/offsets", http_on_commit, 0},
+    {HTTP_GET, "/v1/operations/{id}", http_on_operation, 0},
+    {HTTP_POST, "/v1/consumers", http_on_consumer_post, 0},
+    {HTTP_GET, "/v1/consumers", http_on_consumer_list, 0},
+    {HTTP_PUT, "/v1/consumers/{name}", http_on_consumer_put, 0},
+    {HTTP_GET, "/v1/consumers/{name}", http_on_consumer_get, 0},
+    {HTTP_DELETE, "/v1/consumers/{name}", http_on_consumer_delete, 0},
+    {HTTP_GET, "/v1/consumers/{name}/messages", http_on_consumer_pull, 0},
+    {HTTP_POST, "/v1/consumers/{name}/ack", http_on_consumer_ack, 0},
+    {HTTP_POST, "/v1/consumers/{name}/nack", http_on_consumer_nack, 0},
+    {HTTP_POST, "/v1/consumers/{name}/in_progress", http_on_consumer_in_progress, 0},
+    {HTTP_POST, "/v1/webhooks", http_on_webhook_post, 0},
+    {HTTP_GET, "/v1/webhooks", http_on_webhook_list, 0},
+    {HTTP_GET, "/v1/webhooks/{name}", http_on_webhook_get, 0},
+    {HTTP_DELETE, "/v1/webhooks/{name}", http_on_consumer_delete, 0},
+    {HTTP_POST, "/v1/webhooks/{name}/pause", http_on_webhook_pause, 0},
+    {HTTP_POST, "/v1/webhooks/{name}/resume", http_on_webhook_resume, 0},
+    {HTTP_POST, "/v1/webhooks/{name}/rotate-secret", http_on_webhook_rotate, 0},
+    {HTTP_POST, "/v1/webhooks/{name}/replay", http_on_webhook_replay, 0},
+    {HTTP_GET, "/v1/cluster", on_cluster, 0},
+    {HTTP_POST, "/v1/graphql", gql_http_post, 0},
+    {HTTP_GET, "/v1/graphql", gql_http_sdl, 0},
+    {HTTP_GET, "/metrics", on_metrics, 0},
+    {HTTP_GET, "/v1/asyncapi.json", on_asyncapi, 0},
+    {HTTP_GET, "/", on_console, 1},
+    {HTTP_GET, "/index.html", on_console, 1},
+    {HTTP_GET, "/console.js", on_console, 1},
+    {HTTP_GET, "/console.css", on_console, 1},
+    {HTTP_GET, "/v1/sluice.js", on_console, 1},
+    {HTTP_GET, "/v1/ws", ws_on_upgrade, 0}, /* without Upgrade: 426 */
 };
 
 #define ROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -208,6 +209,15 @@ static int split_url(struct http_req *r)
 	return 0;
 }
 
+/* 1 if the path is one of the open routes' (whatever the method). */
+static int path_open(struct http_req *r)
+{
+	for (size_t i = 0; i < ROUTES; i++)
+		if (routes[i].open && route_match(r, routes[i].pattern, r->path, r->path_len, 0) == 1)
+			return 1;
+	return 0;
+}
+
 void http_route(struct http_req *r)
 {
 	int path_known = 0;
@@ -220,7 +230,7 @@ void http_route(struct http_req *r)
 		on_options(r);
 		return;
 	}
-	if (http_auth_request(r) < 0)
+	if (!path_open(r) && http_auth_request(r) < 0)
 		return;
 	if (ws_is_upgrade(r) && ((r->path_len == 6 && memcmp(r->path, "/v1/ws", 6) == 0) ||
 	                         (r->path_len == 11 && memcmp(r->path, "/v1/graphql", 11) == 0))) {
