@@ -48,39 +48,27 @@ for v in plain tls auth; do
     "$b/sluice" "${args[@]}" topic create http-bench >/dev/null
 done
 declare -A url=([plain]="http://127.0.0.1:$h1" [tls]="https://127.0.0.1:$h2" [auth]="https://127.0.0.1:$h3")
-http_row() { # 100 B POSTs over 16 connections for 5 s
+# One run of a workload on node v: "msgs_per_s p99_ms".
+measure_bench() { # v, sluice bench args
+    declare -n args=$1
+    shift
+    "$b/sluice" "${args[@]}" --json bench "$@" | tail -1 |
+        python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["msgs_per_s"]), d["latency_ms"]["p99"])'
+}
+measure_http() { # v: 100 B POSTs over 16 connections for 5 s, with the token on the auth node
+    SLUICE_SIZE=100 SLUICE_BATCH=1 SLUICE_TOKEN=$([ "$1" = auth ] && echo "$token") \
+        wrk -t2 -c16 -d5s -s "$here/deploy/wrk/publish.lua" "${url[$1]}/v1/topics/http-bench/messages" | tail -1 |
+        python3 -c 'import json,sys; d=json.load(sys.stdin); assert not d["errors"] and not d["non_2xx"], d; print(round(d["messages"]/d["seconds"]), d["p99_ms"])'
+}
+# The table rows of one workload: RUNS interleaved runs on each node, medians, ratios to plain per run.
+row() { # label, measure function, its args
+    local label=$1 measure=$2 v base t l
+    shift 2
     declare -A thr=() lat=() ratio=()
-    local v base t l out
     for _ in $(seq "$runs"); do
         base=0
         for v in plain tls auth; do
-            out=$(SLUICE_SIZE=100 SLUICE_BATCH=1 SLUICE_TOKEN=$([ $v = auth ] && echo "$token") \
-                  wrk -t2 -c16 -d5s -s "$here/deploy/wrk/publish.lua" "${url[$v]}/v1/topics/http-bench/messages" | tail -1)
-            t=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert not d["errors"] and not d["non_2xx"], d; print(round(d["messages"]/d["seconds"]))' "$out")
-            l=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["p99_ms"])' "$out")
-            [ "$v" = plain ] && base=$t
-            thr[$v]+="$t "
-            lat[$v]+="$l "
-            ratio[$v]+="$(python3 -c "print(round($t / $base, 3))") "
-        done
-    done
-    for v in plain tls auth; do
-        printf '| HTTP POST 100 B, 16 connections | %s | %s msg/s | p99 %s ms | %s |\n' "$v" \
-            "$(tr ' ' '\n' <<<"${thr[$v]}" | grep . | median)" "$(tr ' ' '\n' <<<"${lat[$v]}" | grep . | median)" \
-            "$(tr ' ' '\n' <<<"${ratio[$v]}" | grep . | median)"
-    done
-}
-row() { # label, bench args
-    local label=$1 v
-    shift
-    declare -A thr=() lat=() ratio=()
-    for _ in $(seq "$runs"); do
-        local base=0
-        for v in plain tls auth; do
-            declare -n args=$v
-            o=$("$b/sluice" "${args[@]}" --json bench "$@" | tail -1)
-            t=$(python3 -c 'import json,sys; print(round(json.loads(sys.argv[1])["msgs_per_s"]))' "$o")
-            l=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["latency_ms"]["p99"])' "$o")
+            read -r t l < <("$measure" "$v" "$@")
             [ "$v" = plain ] && base=$t
             thr[$v]+="$t "
             lat[$v]+="$l "
@@ -96,7 +84,7 @@ row() { # label, bench args
 echo "# $(nproc) cores, $(uname -r), $runs runs each, interleaved, sync before ack, TLS 1.3 (P-256), auth: an Ed25519 key"
 echo "| workload | node | throughput (median) | latency | throughput / plain (median of per-run ratios) |"
 echo "|---|---|---|---|---|"
-row "pub 100 B, 4 producers, batched" pub --size 100 --count 400000 --producers 4
-row "pub 100 B, 4 producers, unbatched" pub --size 100 --count 400000 --producers 4 --linger-ms 0
-row "e2e 100 B, batched" e2e --size 100 --count 200000
-http_row
+row "pub 100 B, 4 producers, batched" measure_bench pub --size 100 --count 400000 --producers 4
+row "pub 100 B, 4 producers, unbatched" measure_bench pub --size 100 --count 400000 --producers 4 --linger-ms 0
+row "e2e 100 B, batched" measure_bench e2e --size 100 --count 200000
+row "HTTP POST 100 B, 16 connections" measure_http
