@@ -93,6 +93,9 @@ static const struct config_key config_keys[] = {
     {"tls", "key", "tls-key", CT_STR, CFG(tls_key), 0, 0},
     {"tls", "ca", "tls-ca", CT_STR, CFG(tls_ca), 0, 0},
     {"tls", "ciphers", "tls-ciphers", CT_STR, CFG(tls_ciphers), 0, 0},
+    {"tls", "peer_cert", "tls-peer-cert", CT_STR, CFG(tls_peer_cert), 0, 0},
+    {"tls", "peer_key", "tls-peer-key", CT_STR, CFG(tls_peer_key), 0, 0},
+    {"tls", "peer_ca", "tls-peer-ca", CT_STR, CFG(tls_peer_ca), 0, 0},
     {"auth", "enabled", "auth", CT_BOOL, CFG(auth_enabled), 0, 1},
     {"auth", "key_file", "auth-key-file", CT_STR, CFG(auth_key_file), 0, 0},
     {"auth", "admin_key", "auth-admin-key", CT_STR, CFG(auth_admin_key), 0, 0},
@@ -451,6 +454,16 @@ static int validate_tls(const struct config *c, char *err, size_t errlen)
 	}
 	if (c->tls_ca[0] && !c->tls_cert[0]) {
 		snprintf(err, errlen, "tls.ca is set but tls.cert and tls.key are not");
+		return SL_ECONFIG;
+	}
+	if (!c->tls_peer_cert[0] != !c->tls_peer_key[0]) {
+		snprintf(err, errlen, "tls.%s is set but tls.%s is not: give both (or neither, to use tls.cert and tls.key)",
+			 c->tls_peer_cert[0] ? "peer_cert" : "peer_key", c->tls_peer_cert[0] ? "peer_key" : "peer_cert");
+		return SL_ECONFIG;
+	}
+	if ((c->tls_peer_cert[0] || c->tls_peer_ca[0]) && !c->tls_cert[0]) {
+		snprintf(err, errlen, "tls.peer_* is set but tls.cert is not: peer links speak TLS only when the "
+				      "client listeners do");
 		return SL_ECONFIG;
 	}
 	return SL_OK;

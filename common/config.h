@@ -63,6 +63,10 @@ struct config {
 	char tls_key[1024];              /* key: PEM private key of cert */
 	char tls_ca[1024];               /* ca: PEM CA(s) that issued cert: checked at start, intermediates sent */
 	char tls_ciphers[1024];          /* ciphers: OpenSSL cipher list for TLS 1.2 (1.3 keeps its defaults) */
+	/* peer links (mutual TLS, common/tls.h): "" = the client listeners' file */
+	char tls_peer_cert[1024];        /* peer_cert: the node's certificate naming URI:sluice:node:<id> */
+	char tls_peer_key[1024];         /* peer_key: its key */
+	char tls_peer_ca[1024];          /* peer_ca: the cluster CA that issued every node's peer certificate */
 	/* [auth] (docs/security.md) */
 	int auth_enabled;                /* enabled: every request needs a principal that may do it, false */
 	char auth_key_file[1024];        /* key_file: 32-byte key sealing the token signing key, outside the data dir */

@@ -12,7 +12,8 @@
 #
 # TLS: when $SLUICE_CLUSTER_DIR/tls holds ca.pem and nodeN.pem/nodeN.key (deploy/quickstart.sh
 # makes them) and there is no $SLUICE_CLUSTER_DIR/plain, every node's client listeners speak TLS
-# and this script's own sluice calls trust tls/ca.pem. Peer links stay plain TCP for now.
+# and this script's own sluice calls trust tls/ca.pem; the peer links speak mutual TLS with the
+# same certificates, which name their node (deploy/certs.sh).
 #
 # Environment:
 #   SLUICE_CLUSTER_DIR   where configs, data, logs and pids live (default /tmp/sluice-quickstart)

@@ -6,8 +6,9 @@
 #   deploy/quickstart.sh          start, with TLS on every client listener
 #   deploy/quickstart.sh --plain  start with plain TCP (local development; also SLUICE_QUICKSTART_PLAIN=1)
 #   deploy/quickstart.sh stop     stop the nodes it started
-# TLS: on first start it makes a local CA and a certificate per node (openssl, for 127.0.0.1 and
-# localhost) in <dir>/tls, keeps them for later starts, and prints how clients trust the CA.
+# TLS: on first start it makes a local CA and a certificate per node (deploy/certs.sh, for 127.0.0.1
+# and localhost) in <dir>/tls, keeps them for later starts, and prints how clients trust the CA.
+# The peer links between the nodes use the same certificates (mutual TLS).
 # deploy/cluster.sh (status, kill NODE, restart NODE) operates the same cluster.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,25 +26,17 @@ plain=${SLUICE_QUICKSTART_PLAIN:-0}
 tls=$run/tls
 ca=$tls/ca.pem
 
-# A local CA (10 years) and one certificate per node (about 2 years), made once.
+# A local CA (10 years) and one certificate per node (about 2 years), made once by
+# deploy/certs.sh. A certificate of an earlier quickstart that does not name its node
+# (URI:sluice:node:N, which the peer links check) is made again.
 make_certs() {
     local n
-    mkdir -p "$tls"
-    chmod 700 "$tls"
-    if [ ! -f "$ca" ]; then
-        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
-            -subj "/CN=sluice quickstart local CA" -keyout "$tls/ca.key" -out "$ca" 2>/dev/null
-    fi
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
-        >"$tls/ext.cnf"
     for n in 1 2 3; do
-        [ -f "$tls/node$n.pem" ] && [ -f "$tls/node$n.key" ] && continue
-        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=sluice node $n" \
-            -keyout "$tls/node$n.key" -out "$tls/node$n.csr" 2>/dev/null
-        openssl x509 -req -in "$tls/node$n.csr" -CA "$ca" -CAkey "$tls/ca.key" -CAcreateserial -days 825 \
-            -extfile "$tls/ext.cnf" -out "$tls/node$n.pem" 2>/dev/null
-        rm -f "$tls/node$n.csr"
+        [ -f "$tls/node$n.pem" ] || continue
+        openssl x509 -in "$tls/node$n.pem" -noout -ext subjectAltName 2>/dev/null | grep -q "sluice:node:$n\b" ||
+            rm -f "$tls/node$n.pem" "$tls/node$n.key"
     done
+    bash "$here/deploy/certs.sh" "$tls" 1 2 3
 }
 
 bash "$here/deploy/install-deps.sh"
@@ -83,8 +76,9 @@ else
     http=https ws=wss curl="curl --cacert $ca" ca_export="
   export SLUICE_TLS_CA=$ca    # trust the local CA (or: sluice --tls-ca FILE ...)"
     tls_msg="
-TLS: every client listener (native, HTTP, SSE, WebSocket) speaks TLS 1.2+ with a certificate of
-a local CA made for this cluster (for 127.0.0.1 and localhost): $ca
+TLS: every client listener (native, HTTP, SSE, WebSocket) and the peer links between the nodes
+(mutual TLS) speak TLS 1.2+ with a certificate of a local CA made for this cluster (for 127.0.0.1
+and localhost): $ca
   sluice:   export SLUICE_TLS_CA=$ca   or   sluice --tls-ca $ca ...
   curl:     curl --cacert $ca https://127.0.0.1:8401/healthz
   openssl:  openssl s_client -connect 127.0.0.1:7401 -CAfile $ca
@@ -92,8 +86,7 @@ a local CA made for this cluster (for 127.0.0.1 and localhost): $ca
   browsers: trust $ca as an authority (Chromium: Settings, Privacy and security, Security,
             Manage certificates, Authorities, Import; or certutil -d sql:\$HOME/.pki/nssdb -A -t C,, -n sluice -i $ca)
   A renewed certificate (same file names) is taken without dropping connections: $cl reload N
-  Plain TCP instead: $here/deploy/quickstart.sh stop; $here/deploy/quickstart.sh --plain
-  (The peer links between the nodes are still plain TCP.)"
+  Plain TCP instead: $here/deploy/quickstart.sh stop; $here/deploy/quickstart.sh --plain"
 fi
 cat <<MSG
 

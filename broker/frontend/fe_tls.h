@@ -6,7 +6,8 @@
  * frontend keeps plain socket bufferevents. The server SSL_CTX is built from
  * the files at start and again on SIGHUP: new connections take the new
  * context, connections already open keep theirs (each SSL holds a reference
- * to the context it was made from), so a reload drops nothing.
+ * to the context it was made from), so a reload drops nothing. The context
+ * is made by tls_server_ctx_new (common/tls.h).
  */
 #ifndef SLUICE_FE_TLS_H
 #define SLUICE_FE_TLS_H
@@ -17,13 +18,6 @@ struct bufferevent;
 struct config;
 struct event_base;
 struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
-
-/* A server context from cfg's [tls] files: TLS 1.2 at least, the TLS 1.2
- * cipher list of tls.ciphers, the certificate chain and key (which must
- * match), and with tls.ca the certificate checked against that CA.
- * *out is the caller's (fe_tls_ctx_free). SL_ECONFIG with a message naming
- * the file in err. With no tls.cert, *out is NULL and SL_OK. */
-int fe_tls_ctx_new(const struct config *cfg, struct ssl_ctx_st **out, char *err, size_t errlen);
 
 /* Release a context (NULL is fine); connections made from it keep it alive. */
 void fe_tls_ctx_free(struct ssl_ctx_st *ctx);

@@ -46,6 +46,7 @@
 #include "fe_int.h"
 #include "fe_pages.h"
 #include "fe_tls.h"
+#include "tls.h"
 #include "frontend.h"
 #include "log.h"
 #include "ring.h"
@@ -1088,7 +1089,7 @@ static void fe_sighup_cb(evutil_socket_t sig, short what, void *arg)
 		log_info("SIGHUP: TLS is off, nothing to reload");
 		return;
 	}
-	if (fe_tls_ctx_new(fe->cfg, &ctx, err, sizeof(err)) != SL_OK) {
+	if (tls_server_ctx_new(fe->cfg, &ctx, err, sizeof(err)) != SL_OK) {
 		log_error("TLS reload failed, new connections keep the previous certificate: %s", err);
 		return;
 	}
@@ -1683,7 +1684,7 @@ int frontend_main(const struct frontend_args *a)
 		fcntl(a->efd, F_SETFL, fl | O_NONBLOCK);
 	if (!fe.buckets || !fe.waiters || fe_limits_init(&fe) != SL_OK || fe_open_store(&fe) != SL_OK)
 		goto out;
-	if (fe_tls_ctx_new(fe.cfg, &fe.tls_ctx, tls_err, sizeof(tls_err)) != SL_OK) {
+	if (tls_server_ctx_new(fe.cfg, &fe.tls_ctx, tls_err, sizeof(tls_err)) != SL_OK) {
 		log_error("TLS: %s", tls_err);
 		goto out;
 	}

@@ -40,6 +40,7 @@
 #include "config.h"
 #include "err.h"
 #include "fe_tls.h"
+#include "tls.h"
 #include "frontend.h"
 #include "log.h"
 #include "logwriter.h"
@@ -408,20 +409,26 @@ static void forward_hup(struct master *m)
 	for (uint32_t i = 0; i < m->cfg.frontends; i++)
 		if (m->fe[i].pid)
 			kill(m->fe[i].pid, SIGHUP);
+	if (tls_peer_enabled(&m->cfg) && m->lw.pid)
+		kill(m->lw.pid, SIGHUP); /* and the logwriter the peer links' */
 }
 
 /* Refuse to start on TLS files that cannot be used (the frontends would
  * fail the same way, over and over). */
 static int check_tls(const struct config *cfg)
 {
-	struct ssl_ctx_st *ctx = NULL;
+	struct ssl_ctx_st *ctx = NULL, *peer_server = NULL, *peer_client = NULL;
 	char err[512];
 
-	if (fe_tls_ctx_new(cfg, &ctx, err, sizeof(err)) != SL_OK) {
+	if (tls_server_ctx_new(cfg, &ctx, err, sizeof(err)) != SL_OK ||
+	    tls_peer_ctx_new(cfg, &peer_server, &peer_client, err, sizeof(err)) != SL_OK) {
+		fe_tls_ctx_free(ctx);
 		fprintf(stderr, "sluiced: %s\n", err);
 		return 78;
 	}
 	fe_tls_ctx_free(ctx);
+	fe_tls_ctx_free(peer_server);
+	fe_tls_ctx_free(peer_client);
 	return 0;
 }
 

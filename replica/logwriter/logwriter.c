@@ -38,11 +38,18 @@
 #include "vec.h"
 
 volatile sig_atomic_t lw_stop;
+volatile sig_atomic_t lw_hup;
 
 static void lw_sigterm(int sig)
 {
 	(void)sig;
 	lw_stop = 1;
+}
+
+static void lw_sighup(int sig)
+{
+	(void)sig;
+	lw_hup = 1;
 }
 
 /* ---- small helpers ---- */
@@ -807,6 +814,8 @@ int logwriter_main(const struct logwriter_args *a)
 	sa.sa_handler = lw_sigterm;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = lw_sighup;
+	sigaction(SIGHUP, &sa, NULL);
 	struct lw *w = lw_new(a, &rc);
 	if (!w)
 		return 70;

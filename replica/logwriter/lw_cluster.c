@@ -34,7 +34,6 @@
  * the leader's clock but never go back.
  */
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -44,6 +43,9 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <event2/event.h>
+#include <openssl/ssl.h>
 
 #include "entry.h"
 #include "err.h"
@@ -55,6 +57,7 @@
 #include "raft.h"
 #include "sl_assert.h"
 #include "snapinst.h"
+#include "tls.h"
 #include "vec.h"
 
 _Static_assert(SHM_ROLE_LEADER == RAFT_LEADER, "shm.h names the leader role");
@@ -65,7 +68,6 @@ _Static_assert(SHM_ROLE_LEADER == RAFT_LEADER, "shm.h names the leader role");
 #define CL_TRIM_CHUNK 512
 #define CL_TRIM_MIN 64
 #define CL_TURN_ROOM_BYTES (256u << 10) /* map room a turn keeps beyond its batches */
-#define CL_POLLFDS_MAX 64
 #define CL_SNAP_CHUNK (1u << 20)     /* snapshot bytes per frame */
 
 struct cl_fwd {
@@ -76,6 +78,9 @@ struct cl_fwd {
 struct lw_cluster {
 	struct raft *raft;
 	struct peer_net *net;
+	/* the peer io's loop: the links, the frontends' eventfd and the wait */
+	struct event_base *base;
+	struct event *efd_ev, *wait_ev;
 	uint32_t self;
 	uint32_t tick_ms;
 	int64_t next_tick_ms;
@@ -1284,11 +1289,42 @@ static uint64_t pio_seed(void *arg)
 	return seed;
 }
 
+/* The frontends' eventfd: reading it is the whole wake-up. */
+static void efd_cb(evutil_socket_t fd, short what, void *arg)
+{
+	uint64_t v;
+	(void)what;
+	(void)arg;
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_warn("eventfd read: %s", strerror(errno));
+}
+
+static void wait_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+}
+
+/* The peer links' TLS contexts from [tls] (both NULL for plain TCP). */
+static int peer_tls(const struct config *cfg, SSL_CTX **server, SSL_CTX **client)
+{
+	char err[512];
+	int rc = tls_peer_ctx_new(cfg, server, client, err, sizeof(err));
+	if (rc)
+		log_error("peer links: %s", err);
+	return rc;
+}
+
 static int pio_open(void *arg)
 {
 	struct lw *w = arg;
+	struct lw_cluster *c = w->cl;
 	struct peer_addr addrs[CONFIG_NODES_MAX];
 	const struct config *cfg = w->cfg;
+	if (!(c->base = event_base_new()) || !(c->efd_ev = event_new(c->base, w->self_efd, EV_READ | EV_PERSIST, efd_cb, w)) ||
+	    !(c->wait_ev = evtimer_new(c->base, wait_cb, w)) || event_add(c->efd_ev, NULL) != 0)
+		return SL_ENOMEM;
 	if (solo(cfg))
 		return SL_OK; /* a group of one voter has no links */
 	for (uint32_t i = 0; i < cfg->cluster_n; i++) {
@@ -1303,15 +1339,32 @@ static int pio_open(void *arg)
 	o.nodes = addrs;
 	o.n_nodes = cfg->cluster_n;
 	o.cluster_id = cluster_id(cfg);
-	return peer_net_open(&w->cl->net, &o);
+	o.base = c->base;
+	o.on_frame = on_frame;
+	o.arg = w;
+	int rc = peer_tls(cfg, &o.tls_server, &o.tls_client);
+	if (rc == SL_OK)
+		rc = peer_net_open(&c->net, &o);
+	SSL_CTX_free(o.tls_server); /* the net holds its own references */
+	SSL_CTX_free(o.tls_client);
+	return rc;
 }
 
 static void pio_close(void *arg)
 {
 	struct lw *w = arg;
-	if (w->cl->net)
-		peer_net_close(w->cl->net);
-	w->cl->net = NULL;
+	struct lw_cluster *c = w->cl;
+	if (c->net)
+		peer_net_close(c->net);
+	c->net = NULL;
+	if (c->efd_ev)
+		event_free(c->efd_ev);
+	if (c->wait_ev)
+		event_free(c->wait_ev);
+	if (c->base)
+		event_base_free(c->base);
+	c->efd_ev = c->wait_ev = NULL;
+	c->base = NULL;
 }
 
 static int pio_send(void *arg, uint32_t to, const uint8_t *frame, size_t len)
@@ -1345,29 +1398,42 @@ static int64_t pio_last_rx_ms(void *arg, uint32_t id)
 	return w->cl->net ? peer_last_rx_ms(w->cl->net, id) : 0;
 }
 
-/* Poll the peer links (and, when sleeping, the frontends' eventfd). */
+/* SIGHUP: the peer links made from now on take the certificate as the
+ * files hold it now; links already up keep theirs. */
+static void pio_reload(struct lw *w)
+{
+	SSL_CTX *server = NULL, *client = NULL;
+	lw_hup = 0;
+	if (!w->cl->net || !tls_peer_enabled(w->cfg))
+		return;
+	if (peer_tls(w->cfg, &server, &client) == SL_OK && peer_net_set_tls(w->cl->net, server, client) == SL_OK)
+		log_info("SIGHUP: peer links reloaded their TLS certificate");
+	else
+		log_warn("SIGHUP: peer links keep the TLS certificate they had");
+	SSL_CTX_free(server);
+	SSL_CTX_free(client);
+}
+
+/* Run the loop once: the peer links and, when sleeping, the frontends'
+ * eventfd, for at most timeout_ms; then hand over the frames that arrived. */
 static void pio_poll(void *arg, int timeout_ms)
 {
 	struct lw *w = arg;
 	struct lw_cluster *c = w->cl;
-	struct pollfd pfds[CL_POLLFDS_MAX];
-	pfds[0] = (struct pollfd){w->self_efd, POLLIN, 0};
-	size_t n = 1;
-	if (c->net) {
-		n += peer_pollfds(c->net, pfds + 1, CL_POLLFDS_MAX - 1);
-		int t = peer_next_timeout_ms(c->net, time_now_ms());
-		if (t >= 0 && t < timeout_ms)
-			timeout_ms = t;
-	}
-	if (poll(pfds, n, timeout_ms) < 0 && errno != EINTR)
-		log_warn("poll: %s", strerror(errno));
-	if (pfds[0].revents & POLLIN) {
-		uint64_t v;
-		if (read(w->self_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-			log_warn("eventfd read: %s", strerror(errno));
+	if (lw_hup)
+		pio_reload(w);
+	if (c->net && peer_pending(c->net))
+		timeout_ms = 0;
+	if (timeout_ms > 0) {
+		struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+		evtimer_add(c->wait_ev, &tv);
+		event_base_loop(c->base, EVLOOP_ONCE);
+		evtimer_del(c->wait_ev);
+	} else {
+		event_base_loop(c->base, EVLOOP_NONBLOCK);
 	}
 	if (c->net)
-		peer_process(c->net, pfds + 1, n - 1, time_now_ms(), on_frame, w);
+		peer_deliver(c->net);
 }
 
 static const struct lw_io peer_io = {

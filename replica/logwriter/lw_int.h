@@ -130,6 +130,7 @@ struct lw {
 };
 
 extern volatile sig_atomic_t lw_stop;
+extern volatile sig_atomic_t lw_hup; /* SIGHUP: reload the peer links' TLS certificate */
 
 uint32_t lw_topic_buckets(const struct config *cfg);
 /* Append rq's answer to out: err, position, msgs (0 counts as 1), flags;

@@ -3,22 +3,28 @@
  *
  * A node keeps one outgoing link per peer (it dialled it, it only writes on
  * it, the first frame is PeerHello) and accepts incoming links (it only reads
- * them). Everything is non-blocking and driven by peer_pollfds/peer_process
- * from the logwriter's poll loop; the module reads no clock (now_ms comes in).
+ * them). Every link is a libevent bufferevent on the caller's event_base:
+ * an OpenSSL one with mutual TLS when the net has TLS contexts, a socket one
+ * otherwise. The caller runs the base; frames that arrive wait in their
+ * link's input until peer_deliver hands them over, so no frame is handed
+ * over from inside the loop (peer_flush runs it too).
  *
  * Caveats:
  * - Host names are resolved with a blocking getaddrinfo at peer_net_open;
  *   one that does not resolve then is retried at each dial (blocking the loop
  *   for as long as the resolver takes), so use addresses or /etc/hosts names.
  * - An incoming link may send nothing but a hello until it has said who it
- *   is; its frames are capped at PEER_HELLO_BYTES_MAX and it must do so within
- *   PEER_HELLO_TIMEOUT_MS, so unknown connections cannot make us allocate.
+ *   is; it may not make us hold more than PEER_HELLO_BYTES_MAX and it must
+ *   say so within PEER_HELLO_TIMEOUT_MS (the TLS handshake included), so
+ *   unknown connections cannot make us allocate.
+ * - With TLS, who a link is comes from its certificate: the CA check is
+ *   OpenSSL's (the contexts require a certificate from the cluster CA), the
+ *   node id is the certificate's URI:sluice:node:<id>. A dialled node must
+ *   present its own id; an accepted link's hello must name the id of its
+ *   certificate. Either refusal comes before any frame is handed over.
  * - Every other frame is walked against the PeerFrame descriptor without
  *   allocating (peer_wire_valid) before on_frame sees it; a frame that is
  *   not protobuf closes the link.
- * - revents are applied only to links that were handed to poll (polled), so
- *   an fd number reused by a link created inside peer_process is never taken
- *   for the old one.
  * - A silent peer (power loss, partition) is detected by TCP keepalive and
  *   TCP_USER_TIMEOUT on the outgoing link, within about PEER_USER_TIMEOUT_MS.
  */
@@ -31,14 +37,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "cluster.pb-c.h"
 #include "err.h"
 #include "log.h"
 #include "peer.h"
 #include "slice.h"
+#include "tls.h"
 
 #define PEER_PREFIX_BYTES 4
 #define PEER_VERSION 1
@@ -51,39 +66,36 @@
 #define PEER_CONNECT_TIMEOUT_MS 5000
 #define PEER_USER_TIMEOUT_MS 10000
 #define PEER_PENDING_MAX 16          /* incoming links that have not sent a hello yet */
-#define PEER_READ_BYTES_MAX (4u << 20) /* per link per peer_process */
-#define PEER_RBUF_BYTES_MIN (64u << 10)
-#define PEER_BUF_KEEP_BYTES (4u << 20) /* buffers larger than this are freed when empty */
-#define PEER_ACCEPT_MAX 16           /* accepts per peer_process */
+#define PEER_READ_BYTES_MAX (4u << 20) /* per read or write of a link */
 
-enum out_state { OUT_IDLE, OUT_CONNECTING, OUT_UP };
+enum out_state { OUT_IDLE, OUT_CONNECTING, OUT_HANDSHAKE, OUT_UP };
 
-struct peer_buf {
-	uint8_t *base;
-	size_t start, end, cap; /* bytes in [start, end) */
-};
+struct peer_net;
 
 /* An accepted link: receive only. node is 0 until its hello arrives. */
 struct peer_in {
-	int fd;
-	int polled;
+	struct peer_net *net;
+	struct bufferevent *bev;        /* NULL: a free slot */
+	struct event *timer;            /* the hello's deadline */
 	uint32_t node;
-	int64_t since_ms;
-	struct peer_buf rb;
+	int pending;                    /* input (or its end) not looked at yet */
+	int held;                       /* reading stopped until peer_deliver drains it */
+	const char *ended;              /* closed or failed: why, once its input is handed over */
 };
 
 struct peer_node {
+	struct peer_net *net;
 	struct peer_addr addr;
 	struct sockaddr_storage sa;
 	socklen_t sa_len;               /* 0: not resolved */
-	int fd;                         /* outgoing link, -1: none */
-	int polled;
 	enum out_state state;
-	int64_t dial_at_ms;             /* IDLE: next dial; CONNECTING: give up at */
+	int fd;                         /* CONNECTING: the socket; -1 otherwise */
+	struct event *conn;             /* CONNECTING: writable or timed out */
+	struct bufferevent *bev;        /* HANDSHAKE, UP: the outgoing link and its output queue */
+	struct event *timer;            /* IDLE: the next dial; HANDSHAKE: its deadline */
 	int64_t up_since_ms;
 	uint64_t link_gen;              /* times the outgoing link came up */
 	uint32_t backoff_ms;
-	struct peer_buf q;              /* output queue */
 	int64_t last_rx_ms;
 	int warned;                     /* oversized / malformed frames logged once */
 	int flapping;                   /* the last link dropped right after it came up */
@@ -93,14 +105,14 @@ struct peer_net {
 	struct peer_opts o;
 	uint8_t *hello;                 /* our encoded hello */
 	size_t hello_len;
-	int lfd;
-	int lpolled;
+	struct evconnlistener *lis;
+	SSL_CTX *tls_server, *tls_client; /* NULL: plain TCP */
 	struct peer_node *nodes;        /* every node but this one */
 	size_t n;
 	struct peer_in *in;             /* n + PEER_PENDING_MAX slots */
 	size_t n_in;
-	int64_t now_ms;
-	int64_t refused_log_ms;         /* refused hellos: one warning a minute */
+	int pending;                    /* some link has input to look at */
+	int64_t refused_log_ms;         /* refused links: one warning a minute */
 };
 
 /* ---- codec ---- */
@@ -367,49 +379,6 @@ int peer_wire_valid(const uint8_t *p, size_t len)
 	return wire_valid(&sluice__cluster__peer_frame__descriptor, p, len, 0);
 }
 
-/* ---- buffers ---- */
-
-static void buf_free(struct peer_buf *b)
-{
-	free(b->base);
-	memset(b, 0, sizeof(*b));
-}
-
-/* Room for `need` more bytes after end (moving data down first). */
-static int buf_reserve(struct peer_buf *b, size_t need, size_t floor)
-{
-	if (b->cap - b->end >= need)
-		return SL_OK;
-	if (b->start) {
-		memmove(b->base, b->base + b->start, b->end - b->start);
-		b->end -= b->start;
-		b->start = 0;
-		if (b->cap - b->end >= need)
-			return SL_OK;
-	}
-	size_t cap = b->cap ? b->cap : floor;
-	while (cap - b->end < need)
-		cap = cap * 2 > cap ? cap * 2 : b->end + need;
-	if (cap > b->end + need && cap > 2 * (b->end + need) && b->end + need > floor)
-		cap = b->end + need; /* a large frame: exactly what it needs */
-	uint8_t *p = realloc(b->base, cap);
-	if (!p)
-		return SL_ENOMEM;
-	b->base = p;
-	b->cap = cap;
-	return SL_OK;
-}
-
-/* Empty: rewind, and give back a large buffer. */
-static void buf_settle(struct peer_buf *b)
-{
-	if (b->start != b->end)
-		return;
-	b->start = b->end = 0;
-	if (b->cap > PEER_BUF_KEEP_BYTES)
-		buf_free(b);
-}
-
 /* ---- sockets ---- */
 
 static void sock_opts(int fd)
@@ -461,47 +430,209 @@ static int listen_open(const struct peer_addr *a, int *out)
 	return SL_OK;
 }
 
+/* A bufferevent over connected fd: TLS from ctx (in the given role) when
+ * ctx is set, else plain. It owns fd; on failure fd is closed too. */
+static struct bufferevent *link_bev(struct peer_net *n, int fd, SSL_CTX *ctx, int accepting)
+{
+	struct bufferevent *bev = NULL;
+	SSL *ssl;
+
+	if (!ctx) {
+		bev = bufferevent_socket_new(n->o.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	} else if ((ssl = SSL_new(ctx)) != NULL) {
+		bev = bufferevent_openssl_socket_new(n->o.base, fd, ssl,
+						     accepting ? BUFFEREVENT_SSL_ACCEPTING : BUFFEREVENT_SSL_CONNECTING,
+						     BEV_OPT_CLOSE_ON_FREE);
+		if (!bev)
+			SSL_free(ssl); /* libevent leaves it to us when it fails */
+	}
+	if (!bev) {
+		close(fd);
+		return NULL;
+	}
+	bufferevent_set_max_single_read(bev, PEER_READ_BYTES_MAX);
+	bufferevent_set_max_single_write(bev, PEER_READ_BYTES_MAX);
+	return bev;
+}
+
+/* The node id the other side's certificate names (TLS links), or why not:
+ * 0 and *why set. A plain link names nobody and needs not. */
+static uint32_t link_cert_node(struct bufferevent *bev, const char **why)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	X509 *cert = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+	uint32_t id = 0;
+	int rc;
+
+	*why = NULL;
+	if (!ssl)
+		return 0;
+	if (!cert) {
+		*why = "no certificate";
+		return 0;
+	}
+	rc = tls_cert_node_id(cert, &id);
+	if (rc == SL_OK)
+		return id;
+	*why = rc == SL_ENOTFOUND ? "its certificate names no node (URI:" TLS_NODE_URI_PREFIX "<id>)"
+				  : "its certificate names more than one node";
+	return 0;
+}
+
+/* The OpenSSL reason a TLS link failed (*tls = 1), or errno's, for the log. */
+static const char *link_error(struct bufferevent *bev, short what, int *tls)
+{
+	unsigned long e = bufferevent_get_openssl_error(bev);
+	*tls = e != 0;
+	if (e) {
+		const char *r = ERR_reason_error_string(e);
+		while (bufferevent_get_openssl_error(bev))
+			;
+		return r ? r : "TLS error";
+	}
+	if (what & BEV_EVENT_EOF)
+		return "closed by peer";
+	if (what & BEV_EVENT_TIMEOUT)
+		return "timed out";
+	return EVUTIL_SOCKET_ERROR() ? evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()) : "closed";
+}
+
+/* One warning a minute for links refused at their start (anyone can dial). */
+static int refusal_loud(struct peer_net *n)
+{
+	int64_t now = time_now_ms();
+	if (n->refused_log_ms && now - n->refused_log_ms < 60000)
+		return 0;
+	n->refused_log_ms = now;
+	return 1;
+}
+
 /* ---- outgoing links ---- */
+
+static void out_arm(struct peer_net *n, struct peer_node *pn, int64_t ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+	(void)n;
+	evtimer_add(pn->timer, &tv);
+}
 
 static void out_close(struct peer_net *n, struct peer_node *pn, const char *why)
 {
-	if (pn->fd >= 0) {
-		if (pn->state == OUT_UP)
-			log_msg(pn->flapping ? LOG_DEBUG : LOG_INFO, "peer %u: link to %s:%u down: %s", pn->addr.id,
-				pn->addr.host, pn->addr.port, why);
-		close(pn->fd);
+	int64_t now = time_now_ms();
+	if (pn->state == OUT_UP)
+		log_msg(pn->flapping ? LOG_DEBUG : LOG_INFO, "peer %u: link to %s:%u down: %s", pn->addr.id,
+			pn->addr.host, pn->addr.port, why);
+	else
+		log_debug("peer %u: dial %s:%u: %s", pn->addr.id, pn->addr.host, pn->addr.port, why);
+	if (pn->bev)
+		bufferevent_free(pn->bev); /* frames queued on it are gone: raft retransmits */
+	pn->bev = NULL;
+	if (pn->conn) {
+		event_free(pn->conn);
+		pn->conn = NULL;
 	}
+	if (pn->fd >= 0)
+		close(pn->fd);
+	pn->fd = -1;
 	if (pn->state == OUT_UP) {
 		/* A link that stayed up a while starts over at the shortest backoff;
-		 * one refused at once (bad hello) keeps backing off, quietly. */
-		int brief = n->now_ms - pn->up_since_ms < (int64_t)n->o.backoff_max_ms;
+		 * one refused at once (bad hello, bad certificate) keeps backing off, quietly. */
+		int brief = now - pn->up_since_ms < (int64_t)n->o.backoff_max_ms;
 		if (!brief)
 			pn->backoff_ms = n->o.backoff_min_ms;
 		pn->flapping = brief;
 	}
-	pn->fd = -1;
-	pn->polled = 0;
 	pn->state = OUT_IDLE;
-	pn->dial_at_ms = n->now_ms + pn->backoff_ms;
+	out_arm(n, pn, pn->backoff_ms);
 	pn->backoff_ms = pn->backoff_ms * 2 > n->o.backoff_max_ms ? n->o.backoff_max_ms : pn->backoff_ms * 2;
-	pn->q.start = pn->q.end = 0; /* raft retransmits */
-	buf_settle(&pn->q);
 }
 
 static void out_up(struct peer_net *n, struct peer_node *pn)
 {
+	evtimer_del(pn->timer);
 	pn->state = OUT_UP;
-	pn->up_since_ms = n->now_ms;
+	pn->up_since_ms = time_now_ms();
 	pn->link_gen++;
-	pn->q.start = pn->q.end = 0;
-	if (buf_reserve(&pn->q, n->hello_len, PEER_RBUF_BYTES_MIN)) {
+	if (bufferevent_write(pn->bev, n->hello, n->hello_len) != 0) {
 		out_close(n, pn, "out of memory");
 		return;
 	}
-	memcpy(pn->q.base, n->hello, n->hello_len);
-	pn->q.end = n->hello_len;
-	log_msg(pn->flapping ? LOG_DEBUG : LOG_INFO, "peer %u: link to %s:%u up", pn->addr.id, pn->addr.host,
-		pn->addr.port);
+	log_msg(pn->flapping ? LOG_DEBUG : LOG_INFO, "peer %u: link to %s:%u up%s", pn->addr.id, pn->addr.host,
+		pn->addr.port, n->tls_client ? " (TLS)" : "");
+}
+
+/* The peer never writes on a link we dialled: bytes mean a protocol violation. */
+static void out_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct peer_node *pn = arg;
+	(void)bev;
+	out_close(pn->net, pn, "unexpected bytes");
+}
+
+static void out_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct peer_node *pn = arg;
+	struct peer_net *n = pn->net;
+	const char *why;
+
+	if (!(what & BEV_EVENT_CONNECTED)) {
+		int tls;
+		const char *e = link_error(bev, what, &tls);
+		if (tls && pn->state == OUT_HANDSHAKE)
+			log_msg(refusal_loud(n) ? LOG_WARN : LOG_DEBUG, "peer %u: %s:%u refused: TLS: %s", pn->addr.id,
+				pn->addr.host, pn->addr.port, e);
+		out_close(n, pn, e);
+		return;
+	}
+	/* TLS: the handshake is done and the chain verified; is it the node we dialled? */
+	uint32_t id = link_cert_node(bev, &why);
+	if (id != pn->addr.id) {
+		char buf[96];
+		if (!why) {
+			snprintf(buf, sizeof(buf), "its certificate is node %u's", id);
+			why = buf;
+		}
+		log_msg(refusal_loud(n) ? LOG_WARN : LOG_DEBUG, "peer %u: %s:%u refused: %s", pn->addr.id, pn->addr.host,
+			pn->addr.port, why);
+		out_close(n, pn, "certificate refused");
+		return;
+	}
+	out_up(n, pn);
+}
+
+/* The TCP connect ended (or timed out): start TLS, or the link is up. */
+static void out_conn_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct peer_node *pn = arg;
+	struct peer_net *n = pn->net;
+	int e = 0;
+	socklen_t el = sizeof(e);
+
+	event_free(pn->conn);
+	pn->conn = NULL;
+	if (what & EV_TIMEOUT) {
+		out_close(n, pn, "connect timed out");
+		return;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0)
+		e = errno;
+	if (e) {
+		out_close(n, pn, strerror(e));
+		return;
+	}
+	pn->fd = -1; /* the bufferevent's now */
+	if (!(pn->bev = link_bev(n, fd, n->tls_client, 0))) {
+		out_close(n, pn, "out of memory");
+		return;
+	}
+	bufferevent_setcb(pn->bev, out_read_cb, NULL, out_event_cb, pn);
+	bufferevent_enable(pn->bev, EV_READ | EV_WRITE);
+	if (!n->tls_client) {
+		out_up(n, pn);
+		return;
+	}
+	pn->state = OUT_HANDSHAKE; /* out_event_cb takes it from here; the timer bounds it */
+	out_arm(n, pn, PEER_CONNECT_TIMEOUT_MS);
 }
 
 static void out_dial(struct peer_net *n, struct peer_node *pn)
@@ -517,57 +648,27 @@ static void out_dial(struct peer_net *n, struct peer_node *pn)
 	}
 	sock_opts(fd);
 	pn->fd = fd;
-	pn->polled = 0;
-	if (connect(fd, (struct sockaddr *)&pn->sa, pn->sa_len) == 0) {
-		out_up(n, pn);
-	} else if (errno == EINPROGRESS) {
-		pn->state = OUT_CONNECTING;
-		pn->dial_at_ms = n->now_ms + PEER_CONNECT_TIMEOUT_MS;
-	} else {
-		log_debug("peer %u: connect: %s", pn->addr.id, strerror(errno));
+	pn->state = OUT_CONNECTING;
+	if (connect(fd, (struct sockaddr *)&pn->sa, pn->sa_len) < 0 && errno != EINPROGRESS) {
 		out_close(n, pn, strerror(errno));
-	}
-}
-
-static void out_connected(struct peer_net *n, struct peer_node *pn)
-{
-	int e = 0;
-	socklen_t el = sizeof(e);
-	if (getsockopt(pn->fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0)
-		e = errno;
-	if (e) {
-		log_debug("peer %u: connect: %s", pn->addr.id, strerror(e));
-		out_close(n, pn, strerror(e));
 		return;
 	}
-	out_up(n, pn);
+	/* writable when connected (at once or later): out_conn_cb */
+	struct timeval tv = {PEER_CONNECT_TIMEOUT_MS / 1000, (PEER_CONNECT_TIMEOUT_MS % 1000) * 1000};
+	if (!(pn->conn = event_new(n->o.base, fd, EV_WRITE, out_conn_cb, pn)) || event_add(pn->conn, &tv) != 0)
+		out_close(n, pn, "out of memory");
 }
 
-static void out_write(struct peer_net *n, struct peer_node *pn)
+/* IDLE: dial now. CONNECTING is bounded by its own event; HANDSHAKE by this. */
+static void out_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-	while (pn->state == OUT_UP && pn->q.end > pn->q.start) {
-		ssize_t w = send(pn->fd, pn->q.base + pn->q.start, pn->q.end - pn->q.start, MSG_NOSIGNAL);
-		if (w > 0) {
-			pn->q.start += (size_t)w;
-			continue;
-		}
-		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-			return;
-		out_close(n, pn, w < 0 ? strerror(errno) : "write returned 0");
-		return;
-	}
-	buf_settle(&pn->q);
-}
-
-/* The peer never writes on a link we dialled: readable means closed (or a
- * protocol violation, handled the same way). */
-static void out_readable(struct peer_net *n, struct peer_node *pn)
-{
-	uint8_t scratch[256];
-	ssize_t r = recv(pn->fd, scratch, sizeof(scratch), 0);
-	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-		return;
-	out_close(n, pn, r == 0 ? "closed by peer" : r < 0 ? strerror(errno) : "unexpected bytes");
+	struct peer_node *pn = arg;
+	(void)fd;
+	(void)what;
+	if (pn->state == OUT_IDLE)
+		out_dial(pn->net, pn);
+	else if (pn->state == OUT_HANDSHAKE)
+		out_close(pn->net, pn, "TLS handshake timed out");
 }
 
 /* ---- incoming links ---- */
@@ -580,72 +681,115 @@ static struct peer_node *node_find(struct peer_net *n, uint32_t id)
 	return NULL;
 }
 
+/* What an identified link may hold before peer_deliver: a whole frame and a read. */
+static size_t in_hold_bytes(const struct peer_net *n)
+{
+	return (size_t)n->o.frame_bytes_max + PEER_PREFIX_BYTES + PEER_READ_BYTES_MAX;
+}
+
 static void in_close(struct peer_net *n, struct peer_in *l, const char *why)
 {
+	(void)n;
 	if (l->node)
 		log_info("peer %u: incoming link closed: %s", l->node, why);
 	else
 		log_debug("peer links: unidentified incoming link closed: %s", why);
-	close(l->fd);
-	buf_free(&l->rb);
-	*l = (struct peer_in){.fd = -1};
-	(void)n;
+	if (l->bev)
+		bufferevent_free(l->bev);
+	if (l->timer)
+		event_free(l->timer);
+	*l = (struct peer_in){.net = n};
 }
 
-/* The first frame: a valid hello names a known node; an older link from it goes. */
+/* The first frame: a valid hello names a known node (the one its certificate
+ * names, with TLS); an older link from it goes. */
 static int in_hello(struct peer_net *n, struct peer_in *l, const uint8_t *p, size_t len)
 {
 	Sluice__Cluster__PeerFrame *pf = sluice__cluster__peer_frame__unpack(NULL, len, p);
 	int ok = pf && pf->body_case == SLUICE__CLUSTER__PEER_FRAME__BODY_HELLO && pf->hello;
 	uint32_t id = ok ? pf->hello->node_id : 0;
 	struct peer_node *pn = ok ? node_find(n, id) : NULL;
-	if (!ok || pf->hello->version != PEER_VERSION || pf->hello->cluster_id != n->o.cluster_id || !pn) {
-		int loud = !n->refused_log_ms || n->now_ms - n->refused_log_ms >= 60000;
-		if (loud)
-			n->refused_log_ms = n->now_ms ? n->now_ms : 1;
-		log_msg(loud ? LOG_WARN : LOG_DEBUG, "peer links: incoming link refused: %s (node %u, version %u, cluster %llx)",
-			 !ok ? "no hello" : !pn ? "unknown node" : "version or cluster id mismatch", id,
-			 ok ? pf->hello->version : 0, ok ? (unsigned long long)pf->hello->cluster_id : 0ull);
+	const char *cert_why = NULL;
+	uint32_t cert_id = n->tls_server ? link_cert_node(l->bev, &cert_why) : id;
+	const char *why = !ok ? "no hello"
+			  : !pn ? "unknown node"
+			  : pf->hello->version != PEER_VERSION || pf->hello->cluster_id != n->o.cluster_id
+			      ? "version or cluster id mismatch"
+			  : cert_why ? cert_why
+			  : cert_id != id ? "its certificate is another node's"
+					  : NULL;
+	if (why) {
+		log_msg(refusal_loud(n) ? LOG_WARN : LOG_DEBUG,
+			"peer links: incoming link refused: %s (node %u, certificate of node %u, version %u, cluster %llx)",
+			why, id, cert_id, ok ? pf->hello->version : 0,
+			ok ? (unsigned long long)pf->hello->cluster_id : 0ull);
 		if (pf)
 			sluice__cluster__peer_frame__free_unpacked(pf, NULL);
 		return SL_EHANDSHAKE;
 	}
 	sluice__cluster__peer_frame__free_unpacked(pf, NULL);
 	for (size_t i = 0; i < n->n_in; i++)
-		if (&n->in[i] != l && n->in[i].fd >= 0 && n->in[i].node == id)
+		if (&n->in[i] != l && n->in[i].bev && n->in[i].node == id)
 			in_close(n, &n->in[i], "replaced by a newer link");
 	l->node = id;
-	pn->last_rx_ms = n->now_ms;
-	log_info("peer %u: incoming link up", id);
+	event_free(l->timer);
+	l->timer = NULL;
+	bufferevent_set_max_single_read(l->bev, PEER_READ_BYTES_MAX);
+	pn->last_rx_ms = time_now_ms();
+	log_info("peer %u: incoming link up%s", id, n->tls_server ? " (TLS, certificate checked)" : "");
 	return SL_OK;
 }
 
-/* Hand over every complete frame in the buffer. SL_OK, or why to close. */
-static int in_frames(struct peer_net *n, struct peer_in *l,
-		     void (*on_frame)(void *, uint32_t, const uint8_t *, size_t), void *arg)
+/* The first frame, read from inside the loop (it hands nothing over): a
+ * hello, or the link goes. SL_OK also while it is incomplete. */
+static int in_first(struct peer_net *n, struct peer_in *l)
 {
-	struct peer_buf *b = &l->rb;
-	while (b->end - b->start >= PEER_PREFIX_BYTES) {
-		uint32_t flen = be_get32(b->base + b->start);
-		uint32_t max = l->node ? n->o.frame_bytes_max : PEER_HELLO_BYTES_MAX;
-		struct peer_node *pn = l->node ? node_find(n, l->node) : NULL;
-		if (flen > max) {
-			if (pn && !pn->warned) {
+	struct evbuffer *in = bufferevent_get_input(l->bev);
+	uint8_t prefix[PEER_PREFIX_BYTES];
+
+	if (evbuffer_get_length(in) < PEER_PREFIX_BYTES)
+		return SL_OK;
+	evbuffer_copyout(in, prefix, sizeof(prefix));
+	uint32_t flen = be_get32(prefix);
+	if (flen > PEER_HELLO_BYTES_MAX)
+		return SL_ETOOLARGE;
+	size_t whole = PEER_PREFIX_BYTES + (size_t)flen;
+	if (evbuffer_get_length(in) < whole)
+		return SL_OK;
+	const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)whole);
+	if (!p)
+		return SL_ENOMEM;
+	int rc = in_hello(n, l, p + PEER_PREFIX_BYTES, flen);
+	evbuffer_drain(in, whole);
+	return rc;
+}
+
+/* Hand over every complete frame in an identified link's input. SL_OK, or
+ * why to close. */
+static int in_frames(struct peer_net *n, struct peer_in *l, size_t *delivered)
+{
+	struct evbuffer *in = bufferevent_get_input(l->bev);
+	struct peer_node *pn = node_find(n, l->node);
+	uint8_t prefix[PEER_PREFIX_BYTES];
+
+	while (l->bev && evbuffer_get_length(in) >= PEER_PREFIX_BYTES) {
+		evbuffer_copyout(in, prefix, sizeof(prefix));
+		uint32_t flen = be_get32(prefix);
+		if (flen > n->o.frame_bytes_max) {
+			if (!pn->warned) {
 				pn->warned = 1;
 				log_warn("peer %u: frame of %u bytes over frame_bytes_max %u: link closed", l->node, flen,
-					 max);
+					 n->o.frame_bytes_max);
 			}
 			return SL_ETOOLARGE;
 		}
-		if (b->end - b->start < PEER_PREFIX_BYTES + (size_t)flen)
-			return buf_reserve(b, PEER_PREFIX_BYTES + flen - (b->end - b->start), PEER_RBUF_BYTES_MIN);
-		const uint8_t *body = b->base + b->start + PEER_PREFIX_BYTES;
-		b->start += PEER_PREFIX_BYTES + (size_t)flen;
-		if (!pn) {
-			if (in_hello(n, l, body, flen))
-				return SL_EHANDSHAKE;
-			continue;
-		}
+		size_t whole = PEER_PREFIX_BYTES + (size_t)flen;
+		if (evbuffer_get_length(in) < whole)
+			return SL_OK;
+		const uint8_t *body = evbuffer_pullup(in, (ev_ssize_t)whole);
+		if (!body)
+			return SL_ENOMEM;
+		body += PEER_PREFIX_BYTES;
 		if (!peer_wire_valid(body, flen)) {
 			if (!pn->warned) {
 				pn->warned = 1;
@@ -653,75 +797,118 @@ static int in_frames(struct peer_net *n, struct peer_in *l,
 			}
 			return SL_EMALFORMED;
 		}
-		pn->last_rx_ms = n->now_ms;
-		on_frame(arg, l->node, body, flen);
+		pn->last_rx_ms = time_now_ms();
+		n->o.on_frame(n->o.arg, l->node, body, flen);
+		(*delivered)++;
+		evbuffer_drain(in, whole);
 	}
 	return SL_OK;
 }
 
-static void in_read(struct peer_net *n, struct peer_in *l,
-		    void (*on_frame)(void *, uint32_t, const uint8_t *, size_t), void *arg)
+/* Input to hand over at peer_deliver; a link holding as much as one frame
+ * can take and a read more stops reading until then. */
+static void in_read_cb(struct bufferevent *bev, void *arg)
 {
-	size_t got = 0;
-	while (got < PEER_READ_BYTES_MAX) {
-		if (buf_reserve(&l->rb, 1, l->node ? PEER_RBUF_BYTES_MIN : PEER_HELLO_BYTES_MAX + PEER_PREFIX_BYTES)) {
-			in_close(n, l, "out of memory");
-			return;
-		}
-		size_t room = l->rb.cap - l->rb.end;
-		if (room > PEER_READ_BYTES_MAX - got)
-			room = PEER_READ_BYTES_MAX - got;
-		ssize_t r = recv(l->fd, l->rb.base + l->rb.end, room, 0);
-		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-			break;
-		if (r <= 0) {
-			in_frames(n, l, on_frame, arg); /* what arrived before the close */
-			in_close(n, l, r == 0 ? "closed by peer" : strerror(errno));
-			return;
-		}
-		l->rb.end += (size_t)r;
-		got += (size_t)r;
-		int rc = in_frames(n, l, on_frame, arg);
-		if (rc) {
+	struct peer_in *l = arg;
+	struct peer_net *n = l->net;
+	if (!l->node) {
+		int rc = in_first(n, l);
+		if (rc)
 			in_close(n, l, sl_strerror(rc));
+		if (rc || !l->node)
 			return;
-		}
 	}
-	buf_settle(&l->rb);
+	if (evbuffer_get_length(bufferevent_get_input(bev)) >= in_hold_bytes(n)) {
+		bufferevent_disable(bev, EV_READ);
+		l->held = 1;
+	}
+	l->pending = 1;
+	n->pending = 1;
 }
 
-static void in_accept(struct peer_net *n)
+/* A closed or failed link still hands over what arrived before it ended. */
+static void in_event_cb(struct bufferevent *bev, short what, void *arg)
 {
-	for (int k = 0; k < PEER_ACCEPT_MAX; k++) {
-		int fd = accept4(n->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
-				log_warn("peer links: accept: %s", strerror(errno));
-			return;
-		}
-		size_t pending = 0, slot = n->n_in;
-		for (size_t i = 0; i < n->n_in; i++) {
-			if (n->in[i].fd < 0 && slot == n->n_in)
-				slot = i;
-			else if (n->in[i].fd >= 0 && !n->in[i].node)
-				pending++;
-		}
-		if (slot == n->n_in || pending >= PEER_PENDING_MAX) {
-			log_debug("peer links: too many unidentified incoming links; refused one");
-			close(fd);
-			continue;
-		}
-		sock_opts(fd);
-		n->in[slot] = (struct peer_in){.fd = fd, .since_ms = n->now_ms};
+	struct peer_in *l = arg;
+	if (what & BEV_EVENT_CONNECTED)
+		return; /* TLS handshake done: the hello says who it is */
+	int tls;
+	const char *e = link_error(bev, what, &tls);
+	if (!l->node) {
+		if (tls)
+			log_msg(refusal_loud(l->net) ? LOG_WARN : LOG_DEBUG, "peer links: incoming link refused: TLS: %s", e);
+		in_close(l->net, l, e);
+		return;
 	}
+	l->ended = e;
+	bufferevent_disable(bev, EV_READ | EV_WRITE);
+	l->pending = 1;
+	l->net->pending = 1;
+}
+
+static void in_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct peer_in *l = arg;
+	(void)fd;
+	(void)what;
+	if (!l->node)
+		in_close(l->net, l, "no hello in time");
+}
+
+static void in_accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+	struct peer_net *n = arg;
+	size_t pending = 0, slot = n->n_in;
+	(void)lis;
+	(void)sa;
+	(void)salen;
+	for (size_t i = 0; i < n->n_in; i++) {
+		if (!n->in[i].bev && slot == n->n_in)
+			slot = i;
+		else if (n->in[i].bev && !n->in[i].node)
+			pending++;
+	}
+	if (slot == n->n_in || pending >= PEER_PENDING_MAX) {
+		log_debug("peer links: too many unidentified incoming links; refused one");
+		close(fd);
+		return;
+	}
+	sock_opts(fd);
+	struct peer_in *l = &n->in[slot];
+	struct timeval tv = {PEER_HELLO_TIMEOUT_MS / 1000, (PEER_HELLO_TIMEOUT_MS % 1000) * 1000};
+	*l = (struct peer_in){.net = n};
+	l->bev = link_bev(n, fd, n->tls_server, 1);
+	l->timer = evtimer_new(n->o.base, in_timer_cb, l);
+	if (!l->bev || !l->timer || evtimer_add(l->timer, &tv) != 0) {
+		in_close(n, l, "out of memory");
+		return;
+	}
+	/* until it says who it is, a link may not make us hold more than a hello */
+	/* until it says who it is, a link may not make us read more than a hello */
+	bufferevent_set_max_single_read(l->bev, PEER_HELLO_BYTES_MAX + PEER_PREFIX_BYTES);
+	bufferevent_setcb(l->bev, in_read_cb, NULL, in_event_cb, l);
+	bufferevent_enable(l->bev, EV_READ);
 }
 
 /* ---- the net ---- */
 
+static void tls_set(struct peer_net *n, SSL_CTX *server, SSL_CTX *client)
+{
+	if (server)
+		SSL_CTX_up_ref(server);
+	if (client)
+		SSL_CTX_up_ref(client);
+	SSL_CTX_free(n->tls_server);
+	SSL_CTX_free(n->tls_client);
+	n->tls_server = server;
+	n->tls_client = client;
+}
+
 int peer_net_open(struct peer_net **out, const struct peer_opts *o)
 {
 	*out = NULL;
-	if (!o->self_id || !o->n_nodes || o->n_nodes > RAFT_NODES_MAX)
+	if (!o->self_id || !o->n_nodes || o->n_nodes > RAFT_NODES_MAX || !o->base || !o->on_frame ||
+	    !o->tls_server != !o->tls_client)
 		return SL_EINVAL;
 	struct peer_net *n = calloc(1, sizeof(*n));
 	if (!n)
@@ -738,15 +925,15 @@ int peer_net_open(struct peer_net **out, const struct peer_opts *o)
 		n->o.backoff_max_ms = PEER_BACKOFF_MAX_DEFAULT;
 	if (n->o.backoff_max_ms < n->o.backoff_min_ms)
 		n->o.backoff_max_ms = n->o.backoff_min_ms;
-	n->lfd = -1;
-	int rc = SL_ENOMEM;
+	tls_set(n, o->tls_server, o->tls_client);
+	int rc = SL_ENOMEM, lfd = -1;
 	n->nodes = calloc(o->n_nodes, sizeof(*n->nodes));
 	n->n_in = o->n_nodes + PEER_PENDING_MAX;
 	n->in = calloc(n->n_in, sizeof(*n->in));
 	if (!n->nodes || !n->in)
 		goto fail;
 	for (size_t i = 0; i < n->n_in; i++)
-		n->in[i].fd = -1;
+		n->in[i].net = n;
 	const struct peer_addr *self = NULL;
 	for (size_t i = 0; i < o->n_nodes; i++) {
 		if (o->nodes[i].id == o->self_id) {
@@ -754,10 +941,13 @@ int peer_net_open(struct peer_net **out, const struct peer_opts *o)
 			continue;
 		}
 		struct peer_node *pn = &n->nodes[n->n++];
+		pn->net = n;
 		pn->addr = o->nodes[i];
 		pn->addr.host[sizeof(pn->addr.host) - 1] = 0;
 		pn->fd = -1;
 		pn->backoff_ms = n->o.backoff_min_ms;
+		if (!(pn->timer = evtimer_new(n->o.base, out_timer_cb, pn)))
+			goto fail;
 		resolve(&pn->addr, 0, &pn->sa, &pn->sa_len); /* retried at dial if it fails */
 	}
 	rc = SL_EINVAL;
@@ -765,8 +955,16 @@ int peer_net_open(struct peer_net **out, const struct peer_opts *o)
 		goto fail;
 	if ((rc = peer_encode_hello(o->self_id, o->cluster_id, &n->hello, &n->hello_len)))
 		goto fail;
-	if ((rc = listen_open(self, &n->lfd)))
+	if ((rc = listen_open(self, &lfd)))
 		goto fail;
+	rc = SL_ENOMEM;
+	n->lis = evconnlistener_new(n->o.base, in_accept_cb, n, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, lfd);
+	if (!n->lis) {
+		close(lfd);
+		goto fail;
+	}
+	for (size_t i = 0; i < n->n; i++)
+		out_dial(n, &n->nodes[i]);
 	*out = n;
 	return SL_OK;
 fail:
@@ -778,22 +976,38 @@ void peer_net_close(struct peer_net *n)
 {
 	if (!n)
 		return;
-	if (n->lfd >= 0)
-		close(n->lfd);
+	if (n->lis)
+		evconnlistener_free(n->lis);
 	for (size_t i = 0; n->in && i < n->n_in; i++) {
-		if (n->in[i].fd >= 0)
-			close(n->in[i].fd);
-		buf_free(&n->in[i].rb);
+		if (n->in[i].bev)
+			bufferevent_free(n->in[i].bev);
+		if (n->in[i].timer)
+			event_free(n->in[i].timer);
 	}
 	for (size_t i = 0; i < n->n; i++) {
-		if (n->nodes[i].fd >= 0)
-			close(n->nodes[i].fd);
-		buf_free(&n->nodes[i].q);
+		struct peer_node *pn = &n->nodes[i];
+		if (pn->bev)
+			bufferevent_free(pn->bev);
+		if (pn->conn)
+			event_free(pn->conn);
+		if (pn->fd >= 0)
+			close(pn->fd);
+		if (pn->timer)
+			event_free(pn->timer);
 	}
+	tls_set(n, NULL, NULL);
 	free(n->in);
 	free(n->nodes);
 	free(n->hello);
 	free(n);
+}
+
+int peer_net_set_tls(struct peer_net *n, struct ssl_ctx_st *server, struct ssl_ctx_st *client)
+{
+	if (!server || !client || !n->tls_server)
+		return SL_EINVAL; /* plain stays plain, TLS stays TLS: a restart changes that */
+	tls_set(n, server, client);
+	return SL_OK;
 }
 
 int peer_send(struct peer_net *n, uint32_t to, const uint8_t *frame, size_t len)
@@ -803,27 +1017,62 @@ int peer_send(struct peer_net *n, uint32_t to, const uint8_t *frame, size_t len)
 		return SL_EINVAL;
 	if (len - PEER_PREFIX_BYTES > n->o.frame_bytes_max || len > n->o.send_bytes_max)
 		return SL_ETOOLARGE; /* could never be sent, or the peer would refuse it */
-	if (pn->state != OUT_UP || pn->q.end - pn->q.start + len > n->o.send_bytes_max)
+	if (pn->state != OUT_UP || evbuffer_get_length(bufferevent_get_output(pn->bev)) + len > n->o.send_bytes_max)
 		return SL_EAGAIN;
-	if (buf_reserve(&pn->q, len, PEER_RBUF_BYTES_MIN))
+	if (bufferevent_write(pn->bev, frame, len) != 0)
 		return SL_ENOMEM;
-	memcpy(pn->q.base + pn->q.end, frame, len);
-	pn->q.end += len;
 	return SL_OK;
 }
 
 void peer_flush(struct peer_net *n)
 {
-	for (size_t i = 0; i < n->n; i++)
-		if (n->nodes[i].state == OUT_UP && n->nodes[i].q.end > n->nodes[i].q.start)
-			out_write(n, &n->nodes[i]);
+	for (size_t i = 0; i < n->n; i++) {
+		struct peer_node *pn = &n->nodes[i];
+		if (pn->state == OUT_UP && evbuffer_get_length(bufferevent_get_output(pn->bev))) {
+			/* one non-blocking round of the loop writes it; frames read
+			 * meanwhile wait for peer_deliver */
+			event_base_loop(n->o.base, EVLOOP_NONBLOCK);
+			return;
+		}
+	}
+}
+
+size_t peer_deliver(struct peer_net *n)
+{
+	size_t delivered = 0;
+	while (n->pending) {
+		n->pending = 0;
+		for (size_t i = 0; i < n->n_in; i++) {
+			struct peer_in *l = &n->in[i];
+			if (!l->bev || !l->pending || !l->node)
+				continue;
+			l->pending = 0;
+			int rc = in_frames(n, l, &delivered);
+			if (!l->bev)
+				continue; /* replaced by a newer link while its hello was read */
+			if (rc)
+				in_close(n, l, sl_strerror(rc));
+			else if (l->ended)
+				in_close(n, l, l->ended);
+			else if (l->held) {
+				l->held = 0;
+				bufferevent_enable(l->bev, EV_READ);
+			}
+		}
+	}
+	return delivered;
+}
+
+int peer_pending(const struct peer_net *n)
+{
+	return n->pending;
 }
 
 size_t peer_queued(const struct peer_net *n, uint32_t to)
 {
 	for (size_t i = 0; i < n->n; i++)
 		if (n->nodes[i].addr.id == to)
-			return n->nodes[i].q.end - n->nodes[i].q.start;
+			return n->nodes[i].bev ? evbuffer_get_length(bufferevent_get_output(n->nodes[i].bev)) : 0;
 	return 0;
 }
 
@@ -849,92 +1098,4 @@ int64_t peer_last_rx_ms(const struct peer_net *n, uint32_t id)
 		if (n->nodes[i].addr.id == id)
 			return n->nodes[i].last_rx_ms;
 	return 0;
-}
-
-size_t peer_pollfds(struct peer_net *n, struct pollfd *pfds, size_t max)
-{
-	size_t k = 0;
-	n->lpolled = 0;
-	if (n->lfd >= 0 && k < max) {
-		pfds[k++] = (struct pollfd){.fd = n->lfd, .events = POLLIN};
-		n->lpolled = 1;
-	}
-	for (size_t i = 0; i < n->n_in; i++) {
-		struct peer_in *l = &n->in[i];
-		l->polled = l->fd >= 0 && k < max;
-		if (l->polled)
-			pfds[k++] = (struct pollfd){.fd = l->fd, .events = POLLIN};
-	}
-	for (size_t i = 0; i < n->n; i++) {
-		struct peer_node *pn = &n->nodes[i];
-		pn->polled = pn->fd >= 0 && k < max;
-		if (!pn->polled)
-			continue;
-		short ev = pn->state == OUT_CONNECTING ? POLLOUT : POLLIN;
-		if (pn->state == OUT_UP && pn->q.end > pn->q.start)
-			ev |= POLLOUT;
-		pfds[k++] = (struct pollfd){.fd = pn->fd, .events = ev};
-	}
-	return k;
-}
-
-int peer_next_timeout_ms(const struct peer_net *n, int64_t now_ms)
-{
-	int64_t due = -1;
-	for (size_t i = 0; i < n->n; i++) {
-		const struct peer_node *pn = &n->nodes[i];
-		if (pn->state == OUT_UP)
-			continue;
-		if (due < 0 || pn->dial_at_ms < due)
-			due = pn->dial_at_ms;
-	}
-	for (size_t i = 0; i < n->n_in; i++) {
-		const struct peer_in *l = &n->in[i];
-		if (l->fd >= 0 && !l->node && (due < 0 || l->since_ms + PEER_HELLO_TIMEOUT_MS < due))
-			due = l->since_ms + PEER_HELLO_TIMEOUT_MS;
-	}
-	if (due < 0)
-		return -1;
-	if (due <= now_ms)
-		return 0;
-	return due - now_ms > 60000 ? 60000 : (int)(due - now_ms);
-}
-
-static short revents_of(const struct pollfd *pfds, size_t nfds, int fd)
-{
-	for (size_t i = 0; i < nfds; i++)
-		if (pfds[i].fd == fd)
-			return pfds[i].revents;
-	return 0;
-}
-
-void peer_process(struct peer_net *n, const struct pollfd *pfds, size_t nfds, int64_t now_ms,
-		  void (*on_frame)(void *arg, uint32_t from, const uint8_t *p, size_t len), void *arg)
-{
-	n->now_ms = now_ms;
-	const short rd = POLLIN | POLLHUP | POLLERR, wr = POLLOUT | POLLHUP | POLLERR;
-	if (n->lpolled && (revents_of(pfds, nfds, n->lfd) & POLLIN))
-		in_accept(n);
-	for (size_t i = 0; i < n->n_in; i++) {
-		struct peer_in *l = &n->in[i];
-		if (l->fd >= 0 && l->polled && (revents_of(pfds, nfds, l->fd) & rd))
-			in_read(n, l, on_frame, arg);
-		if (l->fd >= 0 && !l->node && now_ms - l->since_ms >= PEER_HELLO_TIMEOUT_MS)
-			in_close(n, l, "no hello in time");
-	}
-	for (size_t i = 0; i < n->n; i++) {
-		struct peer_node *pn = &n->nodes[i];
-		short re = pn->fd >= 0 && pn->polled ? revents_of(pfds, nfds, pn->fd) : 0;
-		if (pn->state == OUT_CONNECTING && (re & wr))
-			out_connected(n, pn);
-		else if (pn->state == OUT_UP && (re & rd))
-			out_readable(n, pn);
-		if (pn->state == OUT_CONNECTING && now_ms >= pn->dial_at_ms)
-			out_close(n, pn, "connect timed out");
-		if (pn->state == OUT_IDLE && now_ms >= pn->dial_at_ms)
-			out_dial(n, pn);
-		/* Also frames queued during on_frame above: no extra poll round. */
-		if (pn->state == OUT_UP)
-			out_write(n, pn);
-	}
 }

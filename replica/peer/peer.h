@@ -10,11 +10,18 @@
  * an incoming link that names an unknown node, this node, or another cluster
  * id is closed.
  *
+ * With TLS contexts (common/tls.h, tls_peer_ctx_new) every link is mutual
+ * TLS: both sides present a certificate from the cluster CA, a dialled node
+ * must present a certificate naming its id (URI:sluice:node:<id>), and an
+ * accepted link's hello must name the id of its certificate. A link that
+ * fails either is closed before any frame is handed over.
+ *
  * Sending is bounded: each peer has an output window of send_bytes_max; a
  * frame that does not fit (or a peer with no link) is refused with SL_EAGAIN
  * and the caller drops it (raft retransmits) or retries later (forwards).
- * Everything is non-blocking and driven from the logwriter's poll loop; the
- * module never sleeps.
+ * Every link is a libevent bufferevent on the caller's event_base; the
+ * caller runs the base (the logwriter's loop) and then calls peer_deliver,
+ * which hands over the frames that arrived. The module never sleeps.
  *
  * Received frames are checked before anything is allocated: a length over
  * frame_bytes_max or a frame protobuf-c cannot decode closes that link.
@@ -22,13 +29,14 @@
 #ifndef SLUICE_PEER_H
 #define SLUICE_PEER_H
 
-#include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "raft.h"
 
+struct event_base;
 struct peer_net;
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 
 struct peer_addr {
 	uint32_t id;
@@ -45,11 +53,24 @@ struct peer_opts {
 	uint32_t frame_bytes_max;       /* largest frame accepted; 0: 64 MiB */
 	uint32_t backoff_min_ms;        /* 0: 50 */
 	uint32_t backoff_max_ms;        /* 0: 2000 */
+	struct event_base *base;        /* where the links live; the caller runs it */
+	/* each complete frame (without its length prefix), from peer_deliver;
+	 * the bytes are valid only during the call, which may peer_send */
+	void (*on_frame)(void *arg, uint32_t from, const uint8_t *p, size_t len);
+	void *arg;
+	/* mutual TLS (both, or neither for plain TCP): the net takes a reference */
+	struct ssl_ctx_st *tls_server, *tls_client;
 };
 
-/* Listens on this node's address at once (SL_EIO with a log line if it cannot). */
+/* Listens on this node's address and dials every peer at once (SL_EIO with
+ * a log line if it cannot listen). */
 int peer_net_open(struct peer_net **out, const struct peer_opts *o);
 void peer_net_close(struct peer_net *n);
+
+/* New TLS contexts (a reloaded certificate) for the links made from now on;
+ * links already up keep theirs. SL_EINVAL on a plain net (a restart turns
+ * TLS on or off). */
+int peer_net_set_tls(struct peer_net *n, struct ssl_ctx_st *server, struct ssl_ctx_st *client);
 
 /* Queue an encoded frame (length prefix included) for `to`. Copies it.
  * SL_EAGAIN: no link or window full (nothing queued); SL_ETOOLARGE: the frame
@@ -57,8 +78,18 @@ void peer_net_close(struct peer_net *n);
  * be called with on_frame's net closed (on_frame must not close the net). */
 int peer_send(struct peer_net *n, uint32_t to, const uint8_t *frame, size_t len);
 /* Write what the links' queues hold now, as far as the sockets take it
- * without blocking (peer_process writes the rest when they are writable). */
+ * without blocking (one non-blocking round of the base; the loop writes the
+ * rest when they are writable). Frames read meanwhile wait for peer_deliver.
+ * Not from inside the base's loop. */
 void peer_flush(struct peer_net *n);
+
+/* Hand every complete frame that arrived to on_frame, after a round of the
+ * base; closes the links that ended or broke the protocol. Returns how many
+ * frames it handed over. Not from inside the base's loop. */
+size_t peer_deliver(struct peer_net *n);
+
+/* 1 when frames may be waiting for peer_deliver: do not block the loop. */
+int peer_pending(const struct peer_net *n);
 
 /* Bytes queued for `to` and not yet written. */
 size_t peer_queued(const struct peer_net *n, uint32_t to);
@@ -70,24 +101,8 @@ int peer_connected(const struct peer_net *n, uint32_t id);
  * that dropped are lost, so a change means some sent frames may be gone. */
 uint64_t peer_link_gen(const struct peer_net *n, uint32_t id);
 
-/* Time (ms, from now_ms passed to peer_process) a frame last arrived from `id`; 0: never. */
+/* Time (time_now_ms) a frame last arrived from `id`; 0: never. */
 int64_t peer_last_rx_ms(const struct peer_net *n, uint32_t id);
-
-/* Poll integration: fill at most max pollfds (1 + 2 * n_nodes + 16 cover
- * every link); returns how many. */
-size_t peer_pollfds(struct peer_net *n, struct pollfd *pfds, size_t max);
-
-/* Milliseconds until the next dial retry is due (for the poll timeout); -1: none. */
-int peer_next_timeout_ms(const struct peer_net *n, int64_t now_ms);
-
-/*
- * After poll(): accept, dial, read and write. Each complete frame (without its
- * length prefix) is passed to on_frame, with the id of the peer it came from;
- * the bytes are valid only during the call. Caps the bytes read per link per
- * call so one busy peer cannot starve the loop.
- */
-void peer_process(struct peer_net *n, const struct pollfd *pfds, size_t nfds, int64_t now_ms,
-		  void (*on_frame)(void *arg, uint32_t from, const uint8_t *p, size_t len), void *arg);
 
 /* ---- codec (PeerFrame) ---- */
 
@@ -118,14 +133,14 @@ struct peer_frame {
 	void *pb;                       /* the unpacked protobuf */
 };
 
-/* Decode a frame body (no length prefix), as on_frame hands it over.
+/* Decode a frame body (no length prefix), as on_frame gets it.
  * SL_EMALFORMED if it is not a PeerFrame with a known body (a hello after
  * the first frame is malformed too). */
 int peer_decode(const uint8_t *p, size_t len, struct peer_frame *out);
 void peer_frame_free(struct peer_frame *f);
 
 /* 1 if a frame body (no length prefix) is structurally sound PeerFrame
- * protobuf, else 0; reads p only and allocates nothing. peer_process runs it
+ * protobuf, else 0; reads p only and allocates nothing. peer_deliver runs it
  * on every frame after the hello and closes a link whose frame fails it. It
  * is looser than peer_decode, never stricter: every body peer_decode accepts
  * passes, so a legitimate peer is never disconnected. */

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# A three-node cluster with TLS on every client listener and [auth] enabled
-# (docs/security.md), through a kill -9 of its leader: a principal allowed to
+# A three-node cluster with TLS on every client listener and on the peer
+# links (mutual TLS, node certificates from deploy/certs.sh) and [auth]
+# enabled (docs/security.md), through a kill -9 of its leader: a principal allowed to
 # publish and read one topic publishes over HTTPS with a bearer token, each
 # message with its own Idempotency-Key and retried until acknowledged (as a
 # client must after 503), through a follower, while the leader is killed;
@@ -8,29 +9,28 @@
 # from a survivor, over HTTPS with the token. The principals and the token
 # signing key, being log entries, are on the new leader too: the token still
 # verifies there, a key made before the kill still authenticates, and a
-# principal added after it works.
+# principal added after it works. Last, an impostor takes the dead node's id
+# and addresses with a certificate from another CA: the survivors refuse its
+# links (TLS), it never learns of a leader, and the cluster goes on.
 # Usage: secure_cluster.sh PATH/TO/sluiced PATH/TO/sluice
 # Loopback only (free ports), stops what it starts by pid, bounds every wait.
 set -euo pipefail
 sluiced=$1
 sluice=$2
+here=$(cd "$(dirname "$0")/../.." && pwd)
 dir=$(mktemp -d /tmp/sluice-seccluster-XXXXXX)
-pids=(0 0 0)
+pids=(0 0 0 0)
 cleanup() {
     for p in "${pids[@]}"; do [ "$p" = 0 ] || { kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; }; done
     rm -rf "$dir"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; for i in 1 2 3; do echo "--- node $i" >&2; tail -15 "$dir/node$i.log" >&2 || true; done; exit 1; }
+fail() { echo "FAIL: $*" >&2; for i in 1 2 3 4; do echo "--- node $i" >&2; tail -15 "$dir/node$i.log" >&2 || true; done; exit 1; }
 cd "$dir"
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=sluice test CA" \
-    -keyout ca.key -out ca.pem 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" -keyout node.key \
-    -out node.csr 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >ext.cnf
-openssl x509 -req -in node.csr -CA ca.pem -CAkey ca.key -set_serial 0x1001 -days 2 -extfile ext.cnf \
-    -out node.pem 2>/dev/null
+SLUICE_CERT_DAYS=2 bash "$here/deploy/certs.sh" tls 1 2 3
+SLUICE_CERT_DAYS=2 bash "$here/deploy/certs.sh" other 1 2 3 # another cluster's CA: the impostor's
+cp tls/ca.pem ca.pem
 "$sluice" key gen admin.key >admin.pub
 "$sluice" key gen writer.key >writer.pub
 head -c 32 /dev/urandom >seal.key && chmod 600 seal.key
@@ -39,14 +39,14 @@ read -r n1 n2 n3 h1 h2 h3 r1 r2 r3 < <(python3 -c 'import socket; s=[socket.sock
 nat=($n1 $n2 $n3)
 http=($h1 $h2 $h3)
 peers="1=127.0.0.1:$r1,2=127.0.0.1:$r2,3=127.0.0.1:$r3"
-start() { # index 0..2
-    local i=$1
-    "$sluiced" --node-id $((i + 1)) --data-dir "$dir/d$((i + 1))" --listen 127.0.0.1:${nat[$i]} \
+start() { # index 0..2 [CA dir [slot]]: node i+1 with its certificate from that CA (tls)
+    local i=$1 ca=${2:-tls} slot=${3:-$1}
+    "$sluiced" --node-id $((i + 1)) --data-dir "$dir/d$((slot + 1))" --listen 127.0.0.1:${nat[$i]} \
         --http 127.0.0.1:${http[$i]} --peers "$peers" --frontends 1 --election-timeout-ms 500 --heartbeat-ms 50 \
-        --tls-cert node.pem --tls-key node.key --tls-ca ca.pem \
+        --tls-cert $ca/node$((i + 1)).pem --tls-key $ca/node$((i + 1)).key --tls-ca $ca/ca.pem \
         --auth true --auth-admin-key "$(cat admin.pub)" --auth-key-file "$dir/seal.key" \
-        >>"$dir/node$((i + 1)).log" 2>&1 &
-    pids[$i]=$!
+        >>"$dir/node$((slot + 1)).log" 2>&1 &
+    pids[$slot]=$!
 }
 for i in 0 1 2; do start $i; done
 url() { echo "https://127.0.0.1:${http[$1]}"; }
@@ -134,4 +134,22 @@ late=$(A token issue --principal late --ttl 1m)
 code=$(curl -s -m 10 --cacert ca.pem -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $late" \
     -d nope "$(url $NL)/v1/topics/jobs/messages")
 [ "$code" = 403 ] || fail "a principal added after the kill may not publish: $code"
+
+# the peer links are TLS: a node was refused nothing so far
+grep -q "(TLS, certificate checked)" "$dir/node$((F + 1)).log" || fail "peer links without TLS"
+# an impostor with another CA's certificate for the dead node's id and addresses
+before=$(grep -c "refused: TLS" "$dir/node$((F + 1)).log" || true)
+start "$L" other 3
+end=$((SECONDS + 20))
+until [ "$(grep -c "refused: TLS" "$dir/node$((F + 1)).log" || true)" -gt "$before" ]; do
+    [ $SECONDS -lt $end ] || fail "the impostor's links were not refused"
+    sleep 0.2
+done
+sleep 2
+grep -q "incoming link up" "$dir/node4.log" && fail "a survivor's link reached the impostor"
+code=$(curl -s -m 5 --cacert other/ca.pem -o /dev/null -w '%{http_code}' "https://127.0.0.1:${http[$L]}/readyz" || true)
+[ "$code" = 503 ] || fail "the impostor knows a leader: /readyz $code"
+code=$(curl -s -m 10 --cacert ca.pem -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $token" \
+    -d "after the impostor" "$(url $F)/v1/topics/jobs/messages")
+[ "$code" = 201 ] || fail "publish beside the impostor: $code"
 echo "secure cluster: ok"

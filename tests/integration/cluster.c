@@ -6,6 +6,12 @@
  * publisher and proxy threads open connections while nodes are forked.
  * Everything the child needs is formatted before fork; the child only calls
  * prctl, open, dup2, close_range and execv.
+ *
+ * With SLUICE_CLUSTER_SECURE=1 in the environment the cluster runs secured:
+ * node certificates from deploy/certs.sh on every client listener and on the
+ * peer links (mutual TLS, through the same faultproxy), [auth] enabled with
+ * an admin key from `sluice key gen`; libsluice clients of the test trust the
+ * CA and use that key through SLUICE_TLS_CA and SLUICE_KEY.
  */
 #define _GNU_SOURCE
 #include "cluster.h"
@@ -29,7 +35,60 @@
 #define SLUICED_BIN "sluiced"
 #endif
 
-#define CLUSTER_ARGS_MAX 32
+#define CLUSTER_ARGS_MAX 48
+
+/* SLUICE_CLUSTER_SECURE: certificates and the admin key, made once per process. */
+static struct {
+	int on;
+	char dir[64];
+	char ca[96], admin_pub[128];
+	char cert[CLUSTER_N][96], key[CLUSTER_N][96];
+} secure;
+
+static void secure_remove(void)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", secure.dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cluster: cannot remove %s\n", secure.dir);
+}
+
+static int secure_init(void)
+{
+	const char *env = getenv("SLUICE_CLUSTER_SECURE");
+	char cmd[1024], path[128];
+	FILE *f;
+
+	if (secure.on || !env || strcmp(env, "1") != 0)
+		return 0;
+	snprintf(secure.dir, sizeof(secure.dir), "/tmp/sluice-cluster-secure.XXXXXX");
+	if (!mkdtemp(secure.dir))
+		return -1;
+	atexit(secure_remove);
+	snprintf(cmd, sizeof(cmd), "bash %s %s/tls 1 2 3 && %s key gen %s/admin.key >%s/admin.pub", CERTS_SH,
+		 secure.dir, SLUICE_BIN, secure.dir, secure.dir);
+	if (system(cmd) != 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/admin.pub", secure.dir);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	int ok = fgets(secure.admin_pub, sizeof(secure.admin_pub), f) != NULL;
+	fclose(f);
+	if (!ok)
+		return -1;
+	secure.admin_pub[strcspn(secure.admin_pub, "\n")] = 0;
+	snprintf(secure.ca, sizeof(secure.ca), "%s/tls/ca.pem", secure.dir);
+	for (int i = 0; i < CLUSTER_N; i++) {
+		snprintf(secure.cert[i], sizeof(secure.cert[i]), "%s/tls/node%d.pem", secure.dir, i + 1);
+		snprintf(secure.key[i], sizeof(secure.key[i]), "%s/tls/node%d.key", secure.dir, i + 1);
+	}
+	snprintf(path, sizeof(path), "%s/admin.key", secure.dir);
+	setenv("SLUICE_TLS_CA", secure.ca, 1);
+	setenv("SLUICE_KEY", path, 1);
+	secure.on = 1;
+	fprintf(stderr, "cluster: secured (TLS on every link, auth on) with %s\n", secure.dir);
+	return 0;
+}
 
 /* Bind 127.0.0.1:port (0: any) and keep it, so that nothing else on this
  * machine (our proxy included) is given that port meanwhile. */
@@ -59,6 +118,8 @@ int cluster_init(struct cluster *c, uint32_t frontends)
 	int rc = -1;
 
 	memset(c, 0, sizeof(*c));
+	if (secure_init() != 0)
+		return -1;
 	for (int i = 0; i < CLUSTER_N; i++) {
 		if (itest_node_init(&c->node[i]) != 0)
 			return -1;
@@ -141,6 +202,12 @@ static void spawn_args_fill(const struct cluster *c, int i, struct spawn_args *a
 		a->argv[k++] = fixed[f];
 	for (size_t e = 0; e < sizeof(n->extra) / sizeof(n->extra[0]) && n->extra[e] && k < CLUSTER_ARGS_MAX - 1; e++)
 		a->argv[k++] = n->extra[e];
+	if (secure.on) {
+		const char *sec[] = {"--tls-cert", secure.cert[i], "--tls-key", secure.key[i], "--tls-ca", secure.ca,
+				     "--auth", "true", "--auth-admin-key", secure.admin_pub};
+		for (size_t e = 0; e < sizeof(sec) / sizeof(sec[0]) && k < CLUSTER_ARGS_MAX - 1; e++)
+			a->argv[k++] = sec[e];
+	}
 	a->argv[k] = NULL;
 }
 

@@ -133,8 +133,38 @@ int itest_node_spawn(struct itest_node *n)
 	return 0;
 }
 
+static void ready_fn(void *arg, const struct sluice_cluster_status *st)
+{
+	(void)arg;
+	(void)st;
+}
+
+/* A node that speaks TLS and wants a key (SLUICE_TLS_CA and SLUICE_KEY in
+ * the environment, as cluster.c's secure mode sets) answers a status
+ * through libsluice, which takes both from there. */
+static int node_status_client(uint16_t port, int timeout_ms)
+{
+	struct sluice_client_opts o = {0};
+	struct sluice_sync *sy = NULL;
+	char addr[32], em[256];
+	int rc;
+
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
+	o.servers = addr;
+	o.client_name = "itest-ready";
+	o.connect_timeout_ms = o.request_timeout_ms = o.retry_max_ms = (uint32_t)timeout_ms;
+	if (sluice_sync_open(&o, &sy) != 0)
+		return -1;
+	rc = sluice_sync_cluster_status(sy, ready_fn, NULL, em, sizeof(em));
+	sluice_sync_close(sy);
+	return rc ? -1 : 0;
+}
+
 int itest_node_wait_ready(const struct itest_node *n, int timeout_ms)
 {
+	const char *ca = getenv("SLUICE_TLS_CA");
+	int tls = ca && ca[0];
+
 	long long deadline = itest_now_ms() + timeout_ms;
 
 	while (itest_now_ms() < deadline) {
@@ -143,7 +173,7 @@ int itest_node_wait_ready(const struct itest_node *n, int timeout_ms)
 			fprintf(stderr, "itest: sluiced exited early (status 0x%x)\n", status);
 			return -1;
 		}
-		if (itest_node_status_raw(n->port, 1000) == 0)
+		if ((tls ? node_status_client(n->port, 1000) : itest_node_status_raw(n->port, 1000)) == 0)
 			return 0;
 		itest_sleep_ms(50);
 	}

@@ -1,25 +1,33 @@
 /*
  * peer_test.c: peer links between several peer_nets in one process on free
- * loopback ports, driven by a bounded poll loop (delivery and order, a
- * multi-MiB entry, the send window, reconnect after a restart, hello checks,
- * oversized frames), and the PeerFrame codec.
+ * loopback ports, on one event_base run in bounded rounds (delivery and
+ * order, a multi-MiB entry, the send window, reconnect after a restart, hello
+ * checks, oversized frames), mutual TLS with certificates from
+ * deploy/certs.sh (frames flow; another CA's certificate, another node's
+ * certificate and a certificate naming no node are refused), and the
+ * PeerFrame codec.
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <signal.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
 #include "cluster.pb-c.h"
+#include "config.h"
 #include "err.h"
 #include "log.h"
 #include "peer.h"
 #include "slice.h"
+#include "tls.h"
 
 #define NETS_MAX 3
 #define CLUSTER_ID 0x5eed5eedull
@@ -39,6 +47,7 @@ struct tnet {
 
 static struct peer_addr addrs[NETS_MAX];
 static struct tnet nets[NETS_MAX];
+static struct event_base *base;
 
 static int64_t now_ms(void)
 {
@@ -74,7 +83,10 @@ static void on_frame(void *arg, uint32_t from, const uint8_t *p, size_t len)
 static void setup_addrs(size_t k)
 {
 	log_set_level(LOG_WARN);
+	signal(SIGPIPE, SIG_IGN); /* as in sluiced: a link closed under a write is an error, not a death */
 	memset(nets, 0, sizeof(nets));
+	if (!base)
+		cr_assert_not_null(base = event_base_new());
 	for (size_t i = 0; i < k; i++) {
 		addrs[i].id = (uint32_t)i + 1;
 		snprintf(addrs[i].host, sizeof(addrs[i].host), "127.0.0.1");
@@ -82,13 +94,20 @@ static void setup_addrs(size_t k)
 	}
 }
 
-static void net_open(size_t i, size_t k, uint64_t cluster_id, size_t send_max, uint32_t frame_max)
+static void net_open_tls(size_t i, size_t k, uint64_t cluster_id, size_t send_max, uint32_t frame_max,
+			 SSL_CTX *server, SSL_CTX *client)
 {
 	struct tnet *t = &nets[i];
 	t->o = (struct peer_opts){.self_id = (uint32_t)i + 1, .nodes = addrs, .n_nodes = k, .cluster_id = cluster_id,
 				  .send_bytes_max = send_max, .frame_bytes_max = frame_max,
-				  .backoff_min_ms = 20, .backoff_max_ms = 200};
+				  .backoff_min_ms = 20, .backoff_max_ms = 200, .base = base, .on_frame = on_frame,
+				  .arg = t, .tls_server = server, .tls_client = client};
 	cr_assert_eq(peer_net_open(&t->n, &t->o), SL_OK);
+}
+
+static void net_open(size_t i, size_t k, uint64_t cluster_id, size_t send_max, uint32_t frame_max)
+{
+	net_open_tls(i, k, cluster_id, send_max, frame_max, NULL, NULL);
 }
 
 static void net_close(size_t i)
@@ -106,35 +125,31 @@ static void teardown(void)
 		free(nets[i].got);
 	}
 	memset(nets, 0, sizeof(nets));
+	if (base)
+		event_base_free(base);
+	base = NULL;
 }
 
-/* One poll round over every open net. */
+static void wake(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+}
+
+/* One round of the loop (at most max_wait_ms), then every net hands over
+ * what arrived, as the logwriter does. */
 static void pump_once(int max_wait_ms)
 {
-	struct pollfd pfds[NETS_MAX][64];
-	struct pollfd all[NETS_MAX * 64];
-	size_t cnt[NETS_MAX] = {0}, total = 0;
-	int64_t now = now_ms();
-	int wait = max_wait_ms;
-	for (size_t i = 0; i < NETS_MAX; i++) {
-		if (!nets[i].n)
-			continue;
-		cnt[i] = peer_pollfds(nets[i].n, pfds[i], 64);
-		memcpy(all + total, pfds[i], cnt[i] * sizeof(struct pollfd));
-		total += cnt[i];
-		int t = peer_next_timeout_ms(nets[i].n, now);
-		if (t >= 0 && t < wait)
-			wait = t;
-	}
-	poll(all, total, wait);
-	now = now_ms();
-	total = 0;
-	for (size_t i = 0; i < NETS_MAX; i++) {
-		if (!nets[i].n)
-			continue;
-		peer_process(nets[i].n, all + total, cnt[i], now, on_frame, &nets[i]);
-		total += cnt[i];
-	}
+	struct timeval tv = {0, max_wait_ms * 1000};
+	struct event *t = evtimer_new(base, wake, NULL);
+	cr_assert_not_null(t);
+	evtimer_add(t, &tv);
+	event_base_loop(base, EVLOOP_ONCE);
+	event_free(t);
+	for (size_t i = 0; i < NETS_MAX; i++)
+		if (nets[i].n)
+			peer_deliver(nets[i].n);
 }
 
 /* Pump until cond() holds; fails the test after timeout_ms. */
@@ -483,6 +498,247 @@ Test(peer, newer_incoming_link_replaces_older)
 	pump_until(got_enough, 5000, "frame on the newer link");
 	close(old);
 	close(fresh);
+}
+
+/* ---- mutual TLS ---- */
+
+/* deploy/certs.sh's certificates: a cluster CA ("ca") with nodes 1..3,
+ * another CA ("other") with a node 3 of its own, and from the cluster CA a
+ * certificate naming no node and one for node 1 that may only serve. */
+static char cert_dir[64];
+
+static void make_certs(void)
+{
+	char cmd[2048];
+	snprintf(cert_dir, sizeof(cert_dir), "/tmp/peer_test.XXXXXX");
+	cr_assert_not_null(mkdtemp(cert_dir));
+	snprintf(cmd, sizeof(cmd),
+		 "set -e; cd %s; bash %s ca 1 2 3; bash %s other 3; "
+		 "printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' >nonode.ext; "
+		 "printf 'subjectAltName=URI:sluice:node:1\nextendedKeyUsage=serverAuth\n' >server.ext; "
+		 "for k in nonode server; do "
+		 "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=$k -keyout $k.key "
+		 "-out $k.csr 2>/dev/null; "
+		 "openssl x509 -req -in $k.csr -CA ca/ca.pem -CAkey ca/ca.key -set_serial 7 -days 2 -extfile $k.ext "
+		 "-out $k.pem 2>/dev/null; done",
+		 cert_dir, CERTS_SH, CERTS_SH);
+	cr_assert_eq(system(cmd), 0, "making certificates");
+}
+
+static void remove_certs(void)
+{
+	char cmd[128];
+	if (!cert_dir[0])
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", cert_dir);
+	cr_assert_eq(system(cmd), 0);
+	cert_dir[0] = 0;
+}
+
+/* A node's config naming its peer files. */
+static void tls_config(struct config *c, uint32_t node_id, const char *cert, const char *key, const char *ca)
+{
+	config_defaults(c);
+	c->node_id = node_id;
+	c->cluster_n = 3;
+	snprintf(c->tls_cert, sizeof(c->tls_cert), "%s/%s", cert_dir, cert);
+	snprintf(c->tls_key, sizeof(c->tls_key), "%s/%s", cert_dir, key);
+	if (ca)
+		snprintf(c->tls_ca, sizeof(c->tls_ca), "%s/%s", cert_dir, ca);
+}
+
+/* tls_peer_ctx_new for node_id with the certificate of node cert_id under CA dir sub. */
+static void node_ctx(const char *sub, uint32_t node_id, uint32_t cert_id, SSL_CTX **server, SSL_CTX **client)
+{
+	struct config c;
+	char cert[64], key[64], ca[64], err[512] = "";
+	snprintf(cert, sizeof(cert), "%s/node%u.pem", sub, cert_id);
+	snprintf(key, sizeof(key), "%s/node%u.key", sub, cert_id);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", sub);
+	tls_config(&c, node_id == cert_id ? node_id : cert_id, cert, key, ca);
+	cr_assert_eq(tls_peer_ctx_new(&c, server, client, err, sizeof(err)), SL_OK, "%s", err);
+}
+
+/* Mutual TLS contexts around any certificate (no node check of our own). */
+static void raw_ctx(const char *cert, const char *key, SSL_CTX **server, SSL_CTX **client)
+{
+	char c[128], k[128], ca[128];
+	snprintf(c, sizeof(c), "%s/%s", cert_dir, cert);
+	snprintf(k, sizeof(k), "%s/%s", cert_dir, key);
+	snprintf(ca, sizeof(ca), "%s/ca/ca.pem", cert_dir);
+	SSL_CTX *ctx[2] = {SSL_CTX_new(TLS_server_method()), SSL_CTX_new(TLS_client_method())};
+	for (int i = 0; i < 2; i++) {
+		cr_assert_not_null(ctx[i]);
+		cr_assert_eq(SSL_CTX_use_certificate_chain_file(ctx[i], c), 1);
+		cr_assert_eq(SSL_CTX_use_PrivateKey_file(ctx[i], k, SSL_FILETYPE_PEM), 1);
+		cr_assert_eq(SSL_CTX_load_verify_locations(ctx[i], ca, NULL), 1);
+		SSL_CTX_set_verify(ctx[i], SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	}
+	*server = ctx[0];
+	*client = ctx[1];
+}
+
+static void open_node(size_t i, SSL_CTX *server, SSL_CTX *client)
+{
+	net_open_tls(i, 3, CLUSTER_ID, 0, 0, server, client);
+	SSL_CTX_free(server); /* the net holds its own */
+	SSL_CTX_free(client);
+}
+
+static void tls_teardown(void)
+{
+	teardown();
+	remove_certs();
+}
+
+TestSuite(peer_tls, .fini = tls_teardown, .timeout = 60);
+
+Test(peer_tls, links_carry_frames_both_ways)
+{
+	SSL_CTX *sv, *cl;
+	k_nets = 3;
+	setup_addrs(3);
+	make_certs();
+	for (uint32_t i = 0; i < 3; i++) {
+		node_ctx("ca", i + 1, i + 1, &sv, &cl);
+		open_node(i, sv, cl);
+	}
+	pump_until(all_connected, 10000, "all TLS links up");
+	for (uint64_t i = 1; i <= 50; i++) {
+		send_raft(0, 2, i, i == 25 ? (2u << 20) : (size_t)(i * 53 % 5000));
+		send_raft(1, 3, 500 + i, (size_t)i);
+	}
+	want_net = 1;
+	want_got = 50;
+	pump_until(got_enough, 10000, "50 frames on 2");
+	want_net = 2;
+	pump_until(got_enough, 10000, "50 frames on 3");
+	for (uint64_t i = 1; i <= 50; i++) {
+		check_raft(&nets[1].got[i - 1], 1, i, i == 25 ? (2u << 20) : (size_t)(i * 53 % 5000));
+		check_raft(&nets[2].got[i - 1], 2, 500 + i, (size_t)i);
+	}
+	/* a reload takes new contexts for new links; a plain net refuses them */
+	node_ctx("ca", 1, 1, &sv, &cl);
+	cr_assert_eq(peer_net_set_tls(nets[0].n, sv, cl), SL_OK);
+	net_close(1);
+	net_open(1, 3, CLUSTER_ID, 0, 0);
+	cr_assert_eq(peer_net_set_tls(nets[1].n, sv, cl), SL_EINVAL);
+	SSL_CTX_free(sv);
+	SSL_CTX_free(cl);
+	/* the plain node 2 reaches no TLS node, nor they it */
+	size_t got0 = nets[0].n_got;
+	pump_for(600);
+	cr_assert_not(peer_connected(nets[0].n, 2));
+	cr_assert_not(peer_connected(nets[1].n, 1));
+	cr_assert_eq(nets[0].n_got, got0);
+}
+
+/* Node 3 is the impostor: it opens with (server, client), nodes 1 and 2 are
+ * genuine. For 1.5 s, frames from 3 are offered to both; none may arrive,
+ * no link to 3 may come up, while 1 and 2 talk. */
+static void impostor_refused(SSL_CTX *server, SSL_CTX *client)
+{
+	SSL_CTX *sv, *cl;
+	for (uint32_t i = 0; i < 2; i++) {
+		node_ctx("ca", i + 1, i + 1, &sv, &cl);
+		open_node(i, sv, cl);
+	}
+	open_node(2, server, client);
+	int64_t end = now_ms() + 1500;
+	while (now_ms() < end) {
+		uint8_t frame[] = {0, 0, 0, 4, 0x12, 0x02, 0x08, 0x07}; /* raft {type: 7} */
+		peer_send(nets[2].n, 1, frame, sizeof(frame));
+		peer_send(nets[2].n, 2, frame, sizeof(frame));
+		cr_assert_not(peer_connected(nets[0].n, 3), "node 1 took the impostor for node 3");
+		cr_assert_not(peer_connected(nets[1].n, 3), "node 2 took the impostor for node 3");
+		pump_once(10);
+	}
+	cr_assert_eq(nets[0].n_got + nets[1].n_got, 0, "a frame of the impostor arrived");
+	cr_assert_eq(peer_last_rx_ms(nets[0].n, 3), 0);
+	cr_assert_eq(peer_last_rx_ms(nets[1].n, 3), 0);
+	cr_assert(peer_connected(nets[0].n, 2) && peer_connected(nets[1].n, 1), "1 and 2 talk");
+}
+
+Test(peer_tls, certificate_from_another_ca_is_refused)
+{
+	SSL_CTX *sv, *cl;
+	k_nets = 3;
+	setup_addrs(3);
+	make_certs();
+	node_ctx("other", 3, 3, &sv, &cl);
+	impostor_refused(sv, cl);
+}
+
+Test(peer_tls, another_nodes_certificate_is_refused)
+{
+	SSL_CTX *sv, *cl;
+	k_nets = 3;
+	setup_addrs(3);
+	make_certs();
+	node_ctx("ca", 3, 2, &sv, &cl); /* node 3 presents node 2's certificate */
+	impostor_refused(sv, cl);
+}
+
+Test(peer_tls, certificate_naming_no_node_is_refused)
+{
+	SSL_CTX *sv, *cl;
+	k_nets = 3;
+	setup_addrs(3);
+	make_certs();
+	raw_ctx("nonode.pem", "nonode.key", &sv, &cl);
+	impostor_refused(sv, cl);
+}
+
+Test(peer_tls, plain_hello_to_a_tls_node_is_refused)
+{
+	SSL_CTX *sv, *cl;
+	k_nets = 3;
+	setup_addrs(3);
+	make_certs();
+	node_ctx("ca", 2, 2, &sv, &cl);
+	open_node(1, sv, cl);
+	raw_fd = raw_dial(addrs[1].port, 1, CLUSTER_ID);
+	uint8_t ok[] = {0, 0, 0, 4, 0x12, 0x02, 0x08, 0x07};
+	cr_assert_eq(write(raw_fd, ok, sizeof(ok)), (ssize_t)sizeof(ok));
+	pump_until(raw_closed, 5000, "close of a plain link");
+	close(raw_fd);
+	cr_assert_eq(nets[1].n_got, 0);
+}
+
+Test(peer_tls, unusable_node_certificates_are_config_errors)
+{
+	struct config c;
+	SSL_CTX *sv, *cl;
+	char err[512];
+	make_certs();
+	tls_config(&c, 1, "ca/node2.pem", "ca/node2.key", "ca/ca.pem");
+	cr_assert_eq(tls_peer_ctx_new(&c, &sv, &cl, err, sizeof(err)), SL_ECONFIG);
+	cr_assert(strstr(err, "must name this node: subjectAltName URI:sluice:node:1 (it names another node)"), "%s", err);
+	cr_assert_null(sv);
+	tls_config(&c, 1, "nonode.pem", "nonode.key", "ca/ca.pem");
+	cr_assert_eq(tls_peer_ctx_new(&c, &sv, &cl, err, sizeof(err)), SL_ECONFIG);
+	cr_assert(strstr(err, "(it names no node)"), "%s", err);
+	tls_config(&c, 1, "server.pem", "server.key", "ca/ca.pem");
+	cr_assert_eq(tls_peer_ctx_new(&c, &sv, &cl, err, sizeof(err)), SL_ECONFIG);
+	cr_assert(strstr(err, "extendedKeyUsage must allow both serverAuth and clientAuth"), "%s", err);
+	tls_config(&c, 1, "ca/node1.pem", "ca/node1.key", NULL);
+	cr_assert_eq(tls_peer_ctx_new(&c, &sv, &cl, err, sizeof(err)), SL_ECONFIG);
+	cr_assert(strstr(err, "set tls.ca (or tls.peer_ca)"), "%s", err);
+	tls_config(&c, 3, "other/node3.pem", "other/node3.key", "ca/ca.pem");
+	cr_assert_eq(tls_peer_ctx_new(&c, &sv, &cl, err, sizeof(err)), SL_ECONFIG);
+	cr_assert(strstr(err, "is not issued by a CA of tls.ca"), "%s", err);
+	/* peer_* files take the place of cert, key and ca */
+	tls_config(&c, 1, "server.pem", "server.key", "other/ca.pem");
+	snprintf(c.tls_peer_cert, sizeof(c.tls_peer_cert), "%s/ca/node1.pem", cert_dir);
+	snprintf(c.tls_peer_key, sizeof(c.tls_peer_key), "%s/ca/node1.key", cert_dir);
+	snprintf(c.tls_peer_ca, sizeof(c.tls_peer_ca), "%s/ca/ca.pem", cert_dir);
+	cr_assert_eq(tls_peer_ctx_new(&c, &sv, &cl, err, sizeof(err)), SL_OK, "%s", err);
+	SSL_CTX_free(sv);
+	SSL_CTX_free(cl);
+	/* a node alone has no peer links */
+	c.cluster_n = 0;
+	cr_assert_eq(tls_peer_ctx_new(&c, &sv, &cl, err, sizeof(err)), SL_OK);
+	cr_assert(!sv && !cl);
 }
 
 Test(peer, codec_round_trip)
