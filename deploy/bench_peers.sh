@@ -6,7 +6,10 @@
 # `sluice bench` rows against each: batched publishes through the leader and
 # through a follower (whose publishes cross a peer link twice more), and
 # window 1 through the leader (one replication round trip per message).
-# Medians of RUNS, and each TLS figure as a ratio of plain's in the same run.
+# Medians of RUNS, and each TLS figure as a ratio of plain's in the same run;
+# also the CPU time all nine processes of the cluster spent per message of
+# the first row (utime + stime from /proc), which a busy machine disturbs
+# less than throughput.
 # With SLUICE_BASE_BUILD=DIR (a build of another commit), its plain cluster
 # runs beside them too, so a change to the peer links is measured in one run.
 # Usage: deploy/bench_peers.sh [RUNS]     (default 3; builds into build/ if needed)
@@ -28,7 +31,15 @@ all="127.0.0.1:$((SLUICE_CLIENT_PORT + 1)),127.0.0.1:$((SLUICE_CLIENT_PORT + 2))
 variants=(plain tls)
 [ -n "$base" ] && variants=(base "${variants[@]}")
 declare -A res
-rows=("pub 100 B, 4 producers, via leader" "pub 100 B, 4 producers, via follower" "pub 100 B, window 1, via leader")
+rows=("pub 100 B, 4 producers, via leader" "pub 100 B, 4 producers, via follower" "pub 100 B, window 1, via leader"
+      "CPU us per message, via leader")
+cpu_ticks() { # every process of the running cluster, in clock ticks
+    local t=0 p
+    for p in $(pgrep -f -- "$SLUICE_CLUSTER_DIR/"); do
+        t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+    done
+    echo $t
+}
 start_cluster() { # variant
     local v=$1 bin=$build
     [ "$v" = base ] && bin=$base
@@ -57,7 +68,10 @@ one() { # variant, row index, port, sluice bench arguments
 for run in $(seq "$runs"); do
     for v in "${variants[@]}"; do
         start_cluster "$v"
+        t0=$(cpu_ticks)
         one "$v" 0 $((SLUICE_CLIENT_PORT + leader)) pub --size 100 --count 400000 --producers 4
+        t1=$(cpu_ticks)
+        res[$v,3]+="$(python3 -c "print(round(($t1 - $t0) * 1e6 / $(getconf CLK_TCK) / 400000, 2))") "
         one "$v" 1 $((SLUICE_CLIENT_PORT + follower)) pub --size 100 --count 400000 --producers 4
         one "$v" 2 $((SLUICE_CLIENT_PORT + leader)) pub --size 100 --count 3000 --window 1
         stop
@@ -67,11 +81,11 @@ done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "# $(nproc) cores, $(uname -r), $runs runs each, three nodes on this machine, sync before ack"
 printf '%-40s' "row (msg/s; window 1: p50 ms)"; for v in "${variants[@]}"; do printf ' %12s' "$v"; done; printf '   tls/plain per run\n'
-for r in 0 1 2; do
+for r in 0 1 2 3; do
     printf '%-40s' "${rows[$r]}"
     for v in "${variants[@]}"; do printf ' %12s' "$(echo "${res[$v,$r]}" | median)"; done
     read -ra p <<<"${res[plain,$r]}"; read -ra t <<<"${res[tls,$r]}"
     printf '  '; for i in "${!p[@]}"; do printf ' %.2f' "$(python3 -c "print(${t[$i]}/${p[$i]})")"; done
     echo
 done
-for v in "${variants[@]}"; do echo "# $v runs: $(for r in 0 1 2; do printf '[%s] ' "${res[$v,$r]% }"; done)"; done
+for v in "${variants[@]}"; do echo "# $v runs: $(for r in 0 1 2 3; do printf '[%s] ' "${res[$v,$r]% }"; done)"; done

@@ -14,6 +14,9 @@
 # makes them) and there is no $SLUICE_CLUSTER_DIR/plain, every node's client listeners speak TLS
 # and this script's own sluice calls trust tls/ca.pem; the peer links speak mutual TLS with the
 # same certificates, which name their node (deploy/certs.sh).
+# Auth: when $SLUICE_CLUSTER_DIR/auth holds admin.pub and seal.key (deploy/quickstart.sh makes
+# them) and there is no plain file, every node runs with [auth] enabled, admin_key the key of
+# auth/admin.key, and key_file auth/seal.key; this script's own sluice calls use auth/admin.key.
 #
 # Environment:
 #   SLUICE_CLUSTER_DIR   where configs, data, logs and pids live (default /tmp/sluice-quickstart)
@@ -35,9 +38,13 @@ ready_wait_s=15
 
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 tls_on() { [ -f "$dir/tls/ca.pem" ] && [ ! -f "$dir/plain" ]; }
-# sluice, trusting the cluster's CA when it runs with TLS
+auth_on() { [ -f "$dir/auth/admin.pub" ] && [ ! -f "$dir/plain" ]; }
+# sluice, trusting the cluster's CA when it runs with TLS, as the admin when auth is on
 sluice_cli() {
-    if tls_on; then "$bin/sluice" --tls-ca "$dir/tls/ca.pem" "$@"; else "$bin/sluice" "$@"; fi
+    local a=()
+    tls_on && a+=(--tls-ca "$dir/tls/ca.pem")
+    auth_on && a+=(--key "$dir/auth/admin.key")
+    "$bin/sluice" "${a[@]}" "$@"
 }
 
 list() { # list "prefix" base -> "1=127.0.0.1:base+1,2=..."
@@ -94,6 +101,15 @@ INI
 cert = $dir/tls/node$n.pem
 key = $dir/tls/node$n.key
 ca = $dir/tls/ca.pem
+INI
+    fi
+    if auth_on; then
+        cat >>"$dir/node$n.ini" <<INI
+
+[auth]
+enabled = true
+admin_key = $(cat "$dir/auth/admin.pub")
+key_file = $dir/auth/seal.key
 INI
     fi
 }

@@ -25,12 +25,15 @@
 const PROTOCOL = 'sluice.v1.json';
 const RETRY_CODES = new Set(['UNAVAILABLE', 'FENCED']);
 
-function wsUrl(server) {
+// A server address as a WebSocket URL of /v1/ws; a token (opts.token) goes in
+// access_token, since browsers cannot set headers on a WebSocket.
+function wsUrl(server, token) {
   let s = String(server);
   if (!/^[a-z]+:\/\//i.test(s)) s = `ws://${s}`;
   s = s.replace(/^http(s?):\/\//i, 'ws$1://');
   const u = new URL(s);
   if (u.pathname === '/' || u.pathname === '') u.pathname = '/v1/ws';
+  if (token) u.searchParams.set('access_token', token);
   return u.toString();
 }
 
@@ -152,7 +155,7 @@ class Subscription {
 
 export class Client {
   constructor(servers, opts = {}) {
-    this.servers = (servers && servers.length ? servers : defaultServers()).map(wsUrl);
+    this.servers = (servers && servers.length ? servers : defaultServers()).map((s) => wsUrl(s, opts.token));
     this.WebSocket = opts.WebSocket || globalThis.WebSocket;
     if (!this.WebSocket) throw new Error('sluice: no WebSocket implementation (pass opts.WebSocket)');
     this.reconnectMs = opts.reconnectMs || 100;
