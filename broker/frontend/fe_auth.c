@@ -13,8 +13,10 @@
  * Permissions: a principal's are read from the store (replicated by the
  * log, so every node enforces the same) when first needed and again after
  * shm auth_gen moves, so a change applies to open connections at their
- * next request. A token may narrow them further ("perms" claim). The
- * built-in principal admin (the key in [auth] admin_key) may do anything.
+ * next request (and ends their open streams: fe_auth_streams.c). A
+ * connection that proved a key stops being that principal once the key is
+ * revoked. A token may narrow them further ("perms" claim). The built-in
+ * principal admin (the key in [auth] admin_key) may do anything.
  *
  * Every refusal names what is missing: UNAUTHENTICATED when there is no
  * identity (or it does not verify), PERMISSION_DENIED "principal P lacks
@@ -50,7 +52,10 @@
 struct fe_ident {
 	char principal[AUTH_PRINCIPAL_BYTES_MAX + 1]; /* "" : none yet */
 	uint64_t gen;                 /* shm auth_gen when perms were loaded (+1: 0 means never) */
-	int found;                    /* the principal exists (perms loaded) */
+	int found;                    /* the principal exists (perms loaded) and still owns key */
+	int key_revoked;              /* not found: the key below no longer belongs to it */
+	int has_key;                  /* proved key with Authenticate (else a token or nothing) */
+	uint8_t key[AUTH_PK_BYTES];
 	struct auth_perm *perms;
 	size_t nperms;
 	struct auth_perm *narrow;     /* a token's "perms" (NULL: no narrowing) */
@@ -78,6 +83,13 @@ static void ident_clear(struct fe_ident *id)
 	free(id->perms);
 	free(id->narrow);
 	memset(id, 0, sizeof(*id) - sizeof(id->nonce));
+}
+
+/* 1 if key still belongs to name (the store's key index). */
+static int key_still_owned(struct store_txn *t, const uint8_t key[AUTH_PK_BYTES], const char *name)
+{
+	char owner[AUTH_PRINCIPAL_BYTES_MAX + 1];
+	return store_auth_key_get(t, key, owner) == SL_OK && strcmp(owner, name) == 0;
 }
 
 void fe_auth_conn_free(struct fe_conn *c)
@@ -117,6 +129,7 @@ static int perms_load(struct fe *fe, struct fe_ident *id)
 	id->perms = NULL;
 	id->nperms = 0;
 	id->found = 0;
+	id->key_revoked = 0;
 	id->gen = shm_load(&fe->shm->hdr->auth_gen) + 1;
 	if (strcmp(id->principal, ADMIN) == 0 || strcmp(id->principal, NODE) == 0) {
 		id->found = 1;
@@ -126,10 +139,14 @@ static int perms_load(struct fe *fe, struct fe_ident *id)
 	if (rc == SL_OK)
 		rc = store_principal_get(t, id->principal, &j);
 	json_t *p = rc == SL_OK ? json_loadb((const char *)j.base, j.len, 0, &e) : NULL;
+	int revoked = rc == SL_OK && id->has_key && !key_still_owned(t, id->key, id->principal);
 	if (t)
 		store_txn_abort(t);
-	if (rc == SL_ENOTFOUND)
+	if (rc == SL_ENOTFOUND || revoked) {
+		id->key_revoked = revoked;
+		json_decref(p);
 		return SL_OK;
+	}
 	json_t *a = json_object_get(p, "perms"), *v;
 	size_t i;
 	if (rc == SL_OK && (!json_is_array(a) || json_array_size(a) > FE_AUTH_PERMS_MAX))
@@ -170,12 +187,25 @@ static struct fe_ident *effective(struct fe *fe, struct fe_conn *c, const char *
 		return NULL;
 	}
 	if (!id->found) {
-		*why = id == fe->anon ? "authenticate first: a key (Authenticate, sluice --key) or a token "
-		                        "(Authorization: Bearer, access_token)"
-		                      : "the principal no longer exists";
+		*why = id == fe->anon      ? "authenticate first: a key (Authenticate, sluice --key) or a token "
+		                             "(Authorization: Bearer, access_token)"
+		       : id->key_revoked ? "the key this connection authenticated with was revoked"
+		                         : "the principal no longer exists";
 		return NULL;
 	}
 	return id;
+}
+
+/* A stream of id's may run until its token expires: the sweep's timer. */
+static void watch_expiry(struct fe *fe, const struct fe_ident *id)
+{
+	if (id->expires_s && (!fe->auth_expiry_next_s || id->expires_s < fe->auth_expiry_next_s))
+		fe->auth_expiry_next_s = id->expires_s;
+}
+
+int64_t fe_auth_expires_s(struct fe_conn *c)
+{
+	return c->ident && c->ident->principal[0] ? c->ident->expires_s : 0;
 }
 
 int fe_auth_allow(struct fe *fe, struct fe_conn *c, int verb, const char *topic, char *why, size_t cap)
@@ -192,8 +222,11 @@ int fe_auth_allow(struct fe *fe, struct fe_conn *c, int verb, const char *topic,
 		return SL_OK; /* an identity is enough */
 	size_t tl = strlen(topic);
 	if (auth_perm_allows(id->perms, id->nperms, verb, topic, tl) &&
-	    (!id->narrow || auth_perm_allows(id->narrow, id->nnarrow, verb, topic, tl)))
+	    (!id->narrow || auth_perm_allows(id->narrow, id->nnarrow, verb, topic, tl))) {
+		if (verb == AUTH_VERB_SUBSCRIBE)
+			watch_expiry(fe, id);
 		return SL_OK;
+	}
 	snprintf(why, cap, "principal %s lacks %s on %s%s", id->principal, auth_verb_name(verb), topic,
 	         id->narrow && auth_perm_allows(id->perms, id->nperms, verb, topic, tl) ? " (narrowed by its token)" : "");
 	return SL_EPERMISSION;
@@ -367,6 +400,8 @@ void fe_auth_on_authenticate(struct fe_conn *c, uint64_t req, const Sluice__Auth
 		}
 		ident_clear(id);
 		snprintf(id->principal, sizeof(id->principal), "%s", name);
+		memcpy(id->key, m->public_key.data, AUTH_PK_BYTES);
+		id->has_key = strcmp(name, ADMIN) != 0 && strcmp(name, NODE) != 0; /* those keys are not in the store */
 	}
 	if (!(id = effective(fe, c, &w))) {
 		fe_send_error(c, req, SL_EUNAUTHENTICATED, w);

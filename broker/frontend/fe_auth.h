@@ -26,6 +26,17 @@ int fe_auth_allow(struct fe *fe, struct fe_conn *c, int verb, const char *topic,
  * its body needs); SL_OK, or the refusal as fe_auth_allow. */
 int fe_auth_frame(struct fe *fe, struct fe_conn *c, const Sluice__Frame *f, char *why, size_t cap);
 
+/* The expiry (unix seconds) of the token c presented; 0: none (a key, anonymous). */
+int64_t fe_auth_expires_s(struct fe_conn *c);
+
+/* fe_auth_streams.c: open subscriptions (native, SSE, WebSocket, GraphQL)
+ * against the current permissions. Once shm auth_gen moved, or the
+ * earliest token expiry of an open stream passed, each one whose identity
+ * may no longer subscribe to its topic ends with its last Delivery
+ * (end_error UNAUTHENTICATED or PERMISSION_DENIED). Cheap when nothing
+ * moved; never from inside a delivery pass. */
+void fe_auth_streams_check(struct fe *fe);
+
 /* Who c is, for audit entries: its principal, "anonymous", or "-" with auth off. */
 const char *fe_auth_principal(struct fe_conn *c);
 

@@ -232,6 +232,8 @@ struct fe {
 	uint64_t commit_seq_seen;
 	uint32_t logwriter_gen_seen;
 	uint64_t epoch_seen;            /* shm cluster epoch last acted on */
+	uint64_t auth_gen_checked;      /* [auth]: shm auth_gen + 1 when open streams were last checked (fe_auth_streams.c) */
+	int64_t auth_expiry_next_s;     /* [auth]: earliest token expiry of an open stream (0: none) */
 	int stopping;
 	int64_t stop_deadline_ms;
 	uint64_t published;
@@ -334,6 +336,9 @@ struct fe_sub *fe_sub_find(struct fe_conn *c, uint64_t id);
 /* Before its first delivery: start partition p of s at `next` (may be past
  * the committed end: delivery then waits for it) and grant `credit`. */
 void fe_sub_seek(struct fe_sub *s, uint32_t partition, uint64_t next);
+/* End s now: its last Delivery{end_error = code (an sl_err), end_message =
+ * msg}, then s is freed. Not from inside a delivery pass. */
+void fe_sub_end(struct fe_sub *s, int code, const char *msg);
 void fe_on_credit(struct fe_conn *c, uint64_t id, const Sluice__Credit *m);
 void fe_on_unsubscribe(struct fe_conn *c, uint64_t id, const Sluice__Unsubscribe *m);
 void fe_on_fetch(struct fe_conn *c, uint64_t id, const Sluice__Fetch *m);

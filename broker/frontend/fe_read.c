@@ -22,6 +22,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "fe_auth.h"
 #include "fe_http.h"
 #include "fe_int.h"
 #include "fe_pages.h"
@@ -383,21 +384,28 @@ static int sub_next_part(struct fe *fe, struct fe_sub *s, const struct store_top
 	return -1;
 }
 
-/* The topic went away (deleted) or storage failed: end the subscription. */
-static void sub_end(struct fe_sub *s, int rc)
+void fe_sub_end(struct fe_sub *s, int code, const char *msg)
 {
 	Sluice__Delivery d = SLUICE__DELIVERY__INIT;
 	Sluice__Frame f = SLUICE__FRAME__INIT;
-	int code = rc == SL_EUNAVAILABLE ? SL_ENOTOPIC : rc;
-	if (rc != SL_EUNAVAILABLE)
-		log_error("subscription %llu ended: %s", (unsigned long long)s->id, sl_strerror(rc));
 	d.subscription_id = s->id;
 	d.end_error = (Sluice__ErrorCode)(sl_err_is_wire(code) ? code : SL_EINTERNAL);
-	d.end_message = (char *)(rc == SL_EUNAVAILABLE ? "topic was deleted; subscription ended" : sl_strerror(rc));
+	d.end_message = (char *)msg;
 	f.body_case = SLUICE__FRAME__BODY_DELIVERY;
 	f.delivery = &d;
 	fe_send(s->conn, &f);
 	sub_free(s);
+}
+
+/* The topic went away (deleted) or storage failed: end the subscription. */
+static void sub_end(struct fe_sub *s, int rc)
+{
+	if (rc != SL_EUNAVAILABLE)
+		log_error("subscription %llu ended: %s", (unsigned long long)s->id, sl_strerror(rc));
+	if (rc == SL_EUNAVAILABLE)
+		fe_sub_end(s, SL_ENOTOPIC, "topic was deleted; subscription ended");
+	else
+		fe_sub_end(s, rc, sl_strerror(rc));
 }
 
 static void sub_run(struct fe *fe, struct fe_sub *s)
@@ -458,6 +466,8 @@ void fe_run_cb(int fd, short what, void *arg)
 	struct fe_sub *s;
 
 	fe->run_pass++;
+	/* before any delivery: streams whose identity may no longer read end first */
+	fe_auth_streams_check(fe);
 	/* subs rescheduled during this pass run on the next turn */
 	TAILQ_INIT(&batch);
 	TAILQ_CONCAT(&batch, &fe->runq, runq);

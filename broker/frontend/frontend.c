@@ -1007,6 +1007,7 @@ static void fe_drain_acks(struct fe *fe)
 		ring_sleep_done(r);
 	}
 	fe_check_epoch(fe);
+	fe_auth_streams_check(fe); /* principals changed or a token expired: before new deliveries */
 	fe_check_commit(fe);
 }
 

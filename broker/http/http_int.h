@@ -230,6 +230,8 @@ void http_respond(struct http_req *r, int status, const char *ctype, const void 
 void http_respond_buf(struct http_req *r, int status, const char *ctype, struct evbuffer *buf);
 /* RFC 9457 problem+json for an sl_err (status from http_status_for_err unless status != 0). */
 void http_problem(struct http_req *r, int status, int err, const char *detail);
+/* The problem+json object of http_problem as compact text (malloc'd; NULL if out of memory). */
+char *http_problem_json(const struct http_req *r, int status, int err, const char *detail);
 /* HEAD of a streaming route: the headers GET would start the stream with
  * (no Content-Length), and no body; the connection stays usable. */
 void http_respond_stream_head(struct http_req *r, const char *ctype);

@@ -274,7 +274,7 @@ void http_respond_json(struct http_req *r, int status, json_t *j)
 	free(s);
 }
 
-void http_problem(struct http_req *r, int status, int err, const char *detail)
+char *http_problem_json(const struct http_req *r, int status, int err, const char *detail)
 {
 	char type[64];
 	const char *code = http_code_name(err);
@@ -282,8 +282,6 @@ void http_problem(struct http_req *r, int status, int err, const char *detail)
 	json_t *j;
 	char *s;
 
-	if (status == 0)
-		status = http_status_for_err(err);
 	snprintf(type, sizeof(type), "urn:sluice:problem:%s", code);
 	for (i = strlen("urn:sluice:problem:"); type[i]; i++)
 		type[i] = type[i] == '_' ? '-' : (char)(type[i] | 0x20);
@@ -291,13 +289,22 @@ void http_problem(struct http_req *r, int status, int err, const char *detail)
 	              "detail", detail ? detail : http_status_text(status), "code", code);
 	if (j && r->path && utf8_valid((const uint8_t *)r->path, r->path_len))
 		json_object_set_new(j, "instance", json_stringn(r->path, r->path_len));
+	s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	return s;
+}
+
+void http_problem(struct http_req *r, int status, int err, const char *detail)
+{
+	char *s;
+
+	if (status == 0)
+		status = http_status_for_err(err);
 	if (status == 503 || status == 429)
 		http_add_header(r, "Retry-After", "%u", r->retry_after_s ? r->retry_after_s : 1);
 	if (status == 401)
 		http_add_header(r, "WWW-Authenticate", "Bearer realm=\"sluice\"");
-	s = j ? json_dumps(j, JSON_COMPACT) : NULL;
-	json_decref(j);
-	if (!s) {
+	if (!(s = http_problem_json(r, status, err, detail))) {
 		http_respond(r, status, "text/plain", "error\n", 6);
 		return;
 	}

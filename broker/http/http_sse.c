@@ -18,6 +18,10 @@
  * shares the id lines too (its id is "PARTITION:NEXT"), one of several
  * writes its own id line before each shared event.
  *
+ * The end: when the server ends the subscription (permission revoked,
+ * token expired, topic deleted) the stream gets `event: error` with a
+ * problem+json data line, then closes (sse_end).
+ *
  * Failover: a stream that cannot start because this node is unavailable is
  * closed without an answer (EventSource then retries); a non-200 would stop
  * it for good.
@@ -290,6 +294,24 @@ static void sse_started(struct http_req *r, const Sluice__Subscribed *sd)
 	http_flush(c);
 }
 
+/* The server ended the stream (its identity may no longer read, the
+ * topic was deleted, a storage fault): an `event: error` whose data is the
+ * problem+json a new request would be refused with, then close. An
+ * EventSource that does not close() on it reconnects once, and that
+ * request is refused with the same status (401, 403, 404), which ends an
+ * EventSource for good: no loop with a dead token. */
+static void sse_end(struct http_req *r, const Sluice__Delivery *d)
+{
+	int err = (int)d->end_error;
+	char *p = http_problem_json(r, http_status_for_err(err), err, d->end_message);
+
+	if (p)
+		evbuffer_add_printf(r->out, "event: error\ndata: %s\n\n", p);
+	free(p);
+	http_flush(r->conn);
+	fe_conn_finish(r->conn);
+}
+
 void http_sse_frame(struct http_req *r, const Sluice__Frame *f)
 {
 	struct fe_conn *c = r->conn;
@@ -308,8 +330,7 @@ void http_sse_frame(struct http_req *r, const Sluice__Frame *f)
 	if (f->body_case != SLUICE__FRAME__BODY_DELIVERY || !r->streaming)
 		return;
 	if (f->delivery->end_error) {
-		/* topic deleted or a storage fault: end the stream; a reconnect gets the reason */
-		fe_conn_finish(c);
+		sse_end(r, f->delivery);
 		return;
 	}
 	for (size_t i = 0; i < f->delivery->n_messages; i++)
