@@ -384,6 +384,7 @@ static json_t *topic_json(const struct sluice_topic_info *t, int with_parts)
 			      (json_int_t)t->partitions, "retention_ms", (json_int_t)t->retention_ms,
 			      "retention_bytes", (json_int_t)t->retention_bytes, "created_ms",
 			      (json_int_t)t->created_ms);
+	json_object_set_new(o, "created_by", t->created_by && t->created_by[0] ? json_string(t->created_by) : json_null());
 	if (!with_parts) {
 		json_object_set_new(o, "partitions", json_integer(t->partitions));
 		return o;
@@ -436,6 +437,8 @@ static void topic_describe_cb(void *arg, int err, const char *errmsg, const stru
 	}
 	printf("topic %s: %u partition%s, retention_ms %" PRId64 ", retention_bytes %" PRId64 "\n", t->name,
 	       t->partitions, t->partitions == 1 ? "" : "s", t->retention_ms, t->retention_bytes);
+	if (t->created_by && t->created_by[0])
+		printf("created by %s\n", t->created_by);
 	printf("%9s %14s %14s %14s\n", "PARTITION", "FIRST_OFFSET", "END_OFFSET", "BYTES");
 	for (size_t i = 0; i < t->parts_n; i++)
 		printf("%9u %14" PRIu64 " %14" PRIu64 " %14" PRIu64 "\n", t->parts[i].partition,

@@ -735,6 +735,7 @@ static void topic_info_convert(const Sluice__TopicInfo *w, struct sluice_topic_i
 	ti->retention_ms = w->config ? w->config->retention_ms : 0;
 	ti->retention_bytes = w->config ? w->config->retention_bytes : 0;
 	ti->created_ms = w->created_ms;
+	ti->created_by = w->created_by ? w->created_by : "";
 	for (size_t i = 0; i < w->n_partitions; i++) {
 		parts[i].partition = w->partitions[i]->partition;
 		parts[i].first_offset = w->partitions[i]->first_offset;

@@ -94,6 +94,7 @@ static int topic_info_fill(struct fe *fe, struct store_txn *t, struct store_topi
 	x->ti.n_partitions = tp->partitions;
 	x->ti.partitions = x->ptrs;
 	x->ti.created_ms = tp->created_ms;
+	x->ti.created_by = tp->creator; /* tp outlives the answer, as tp->name */
 	return SL_OK;
 }
 

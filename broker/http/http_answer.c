@@ -96,9 +96,10 @@ static json_t *topic_json(const Sluice__TopicInfo *ti)
 		                                       "first_offset", (json_int_t)p->first_offset, "end_offset",
 		                                       (json_int_t)p->end_offset, "bytes", (json_int_t)p->bytes));
 	}
-	return json_pack("{s:s,s:i,s:I,s:I,s:I,s:o}", "name", ti->name, "partitions", c ? (int)c->partitions : 0,
+	return json_pack("{s:s,s:i,s:I,s:I,s:I,s:o,s:o}", "name", ti->name, "partitions", c ? (int)c->partitions : 0,
 	                 "retention_ms", (json_int_t)(c ? c->retention_ms : 0), "retention_bytes",
 	                 (json_int_t)(c ? c->retention_bytes : 0), "created_ms", (json_int_t)ti->created_ms,
+	                 "created_by", ti->created_by && ti->created_by[0] ? json_string(ti->created_by) : json_null(),
 	                 "partition_offsets", parts);
 }
 

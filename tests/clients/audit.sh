@@ -8,6 +8,7 @@
 #     webhook secret, sealed or clear
 #   - a principal's topics are bounded (TOO_MANY, exit 75) while they live;
 #     admin is not; with [auth] off the entries name "-"
+#   - topic describe (CLI, --json, GET /v1/topics/{t}) names the creator
 # Usage: audit.sh PATH/TO/sluiced PATH/TO/sluice
 # Loopback only (free ports), stops what it starts by pid, bounds every wait.
 set -euo pipefail
@@ -64,6 +65,11 @@ S --key admin.key topic create t3 >/dev/null   # admin: not limited
 S --key admin.key topic create alice.d >/dev/null   # made by admin: counts for admin, not alice
 expect 75 "topics_per_principal_max" S --key alice.key topic create alice.e
 
+echo "-- the creator in topic describe and the CLI's JSON"
+S --key alice.key topic describe alice.b | grep -qx "created by alice" || fail "describe alice.b: $(S --key alice.key topic describe alice.b)"
+creator() { python3 -c 'import json,sys; o=json.load(sys.stdin); print(o.get("created_by", "absent"))'; }
+[ "$(S --key alice.key --json topic describe alice.d | creator)" = admin ] || fail "alice.d made by admin"
+
 echo "-- consumers and webhooks"
 S --key alice.key consumer create alice.c1 --topic alice.b >/dev/null
 S --key alice.key consumer delete alice.c1 >/dev/null
@@ -117,6 +123,12 @@ for x in e:
 assert [x["seq"] for x in e] == list(range(1, len(e) + 1)), "sequences"
 PY
 
+echo "-- the creator in GET /v1/topics/{t}"
+S --key admin.key auth init >/dev/null
+T=$(S --key admin.key token issue --principal alice --ttl 1h | head -1)
+[ "$(curl -s -m 10 -H "Authorization: Bearer $T" "http://127.0.0.1:$http/v1/topics/alice.c" | creator)" = alice ] \
+    || fail "GET /v1/topics/alice.c: created_by"
+
 echo "-- [auth] off: the entries name -"
 "$sluiced" --data-dir "$dir/data2" --listen 127.0.0.1:$native2 --http 127.0.0.1:$http2 \
     --topics-per-principal-max 1 >>"$dir/log" 2>&1 &
@@ -125,6 +137,7 @@ wait_ready "$http2"
 S2() { timeout 30 "$sluice" -s 127.0.0.1:$native2 "$@"; }
 S2 topic create open.a >/dev/null
 S2 topic create open.b >/dev/null   # "-" is not limited
+[ "$(S2 --json topic describe open.a | creator)" = - ] || fail "open.a made with [auth] off: created_by -"
 S2 --json audit >"$dir/audit2"
 python3 - "$dir/audit2" <<'PY' || fail "audit without auth: $(cat "$dir/audit2")"
 import json, sys

@@ -199,6 +199,7 @@ struct sluice_topic_info {
 	int64_t retention_ms, retention_bytes, created_ms;
 	const struct sluice_partition_info *parts;
 	size_t parts_n;
+	const char *created_by; /* who created it: a principal, "-" ([auth] off then), "" (the system, or unknown) */
 };
 
 struct sluice_group_partition {
