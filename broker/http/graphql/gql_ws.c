@@ -325,7 +325,8 @@ static void on_delivery(struct gws *g, const Sluice__Delivery *d)
 		op->delivered = 0;
 	}
 	if (d->end_error) {
-		/* the topic was deleted, or a storage fault: the operation ends with an error */
+		/* the topic was deleted, a storage fault, or its identity may no longer read it
+		 * (fe_auth_streams.c): the operation ends with an error */
 		send_error(g->s, op->id, d->end_message && *d->end_message ? d->end_message : "the subscription ended",
 		           codec_error_name((int)d->end_error));
 		op_free(g, op);
