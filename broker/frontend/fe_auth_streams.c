@@ -15,11 +15,13 @@
  * its later requests are judged as usual. Each protocol turns that
  * Delivery into its own error (http_sse.c, ws_sluice.c, gql_ws.c).
  *
- * Ordering: the check runs on the frontend's wake-ups and ticks, and at
- * the start of every delivery pass, before any read. auth_gen moves before
- * the change is acknowledged, so a message published after the change was
- * acknowledged commits later, and the pass that could deliver it sees the
- * new generation first.
+ * Ordering: the check runs on the frontend's wake-ups and ticks (100 ms),
+ * and at the start of every delivery pass, before any read. auth_gen moves
+ * before the change is acknowledged, so what is published after the
+ * acknowledgement commits later, and every pass that starts after the
+ * change sees it first. The one window left: a pass already running when
+ * the change commits (one event-loop turn, bounded by the per-subscription
+ * work cap) may still read up to the newest commit.
  */
 #include <stdio.h>
 #include <time.h>
