@@ -11,8 +11,6 @@
  * the publish's dedup entry). Each record carries a fresh secret: it signs
  * the webhook sluice.callbacks if this callback is the one that makes it.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -28,24 +26,6 @@
 #include "wh_sign.h"
 #include "wh_url.h"
 
-/* 1 if u names an address literal that webhooks may not reach. */
-static int literal_private(const struct wh_url *u)
-{
-	struct sockaddr_in a4 = {0};
-	struct sockaddr_in6 a6 = {0};
-	if (!u->host_is_ip)
-		return 0;
-	if (inet_pton(AF_INET, u->host, &a4.sin_addr) == 1) {
-		a4.sin_family = AF_INET;
-		return wh_addr_is_private((const struct sockaddr *)&a4);
-	}
-	if (inet_pton(AF_INET6, u->host, &a6.sin6_addr) == 1) {
-		a6.sin6_family = AF_INET6;
-		return wh_addr_is_private((const struct sockaddr *)&a6);
-	}
-	return 1;
-}
-
 int fe_cb_size(struct fe *fe, const Sluice__Callback *cb, const char *topic, uint64_t producer_id,
                struct fe_cb_rec *rec, const char **why)
 {
@@ -60,7 +40,7 @@ int fe_cb_size(struct fe *fe, const Sluice__Callback *cb, const char *topic, uin
 		*why = "callback must be an http:// or https:// URL without user info, at most 2048 bytes";
 		return SL_EINVAL;
 	}
-	if (!fe->cfg->webhook_allow_private && literal_private(&u)) {
+	if (!fe->cfg->webhook_allow_private && wh_url_literal_private(&u)) {
 		*why = "callback: loopback, link-local and private addresses are refused ([webhooks] allow_private)";
 		return SL_EINVAL;
 	}

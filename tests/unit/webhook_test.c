@@ -390,6 +390,24 @@ Test(wh_url, private_addresses)
 	cr_assert_eq(wh_addr_is_private(&sa), 1);
 }
 
+Test(wh_url, literal_private)
+{
+	static const struct {
+		const char *url;
+		int private;
+	} cases[] = {
+	    {"http://127.0.0.1:9000/cb", 1}, {"https://[::1]/cb", 1}, {"http://10.1.2.3/", 1},
+	    {"http://[::ffff:192.168.0.1]/", 1}, {"https://8.8.8.8/cb", 0}, {"https://[2606:4700::1111]/", 0},
+	    {"https://hooks.example.com/cb", 0}, {"http://localhost/cb", 0} /* a name: judged when dialled */,
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct wh_url u;
+		cr_assert_eq(wh_url_parse(cases[i].url, strlen(cases[i].url), &u), SL_OK, "%s", cases[i].url);
+		int got = wh_url_literal_private(&u);
+		cr_assert_eq(got, cases[i].private, "%s: %d (host %s, ip %d)", cases[i].url, got, u.host, u.host_is_ip);
+	}
+}
+
 static int64_t retry(const char *s, int64_t now_ms)
 {
 	int64_t ms = -7;

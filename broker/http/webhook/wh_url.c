@@ -225,3 +225,16 @@ int wh_addr_is_private(const struct sockaddr *sa)
 	}
 	return 1;
 }
+
+int wh_url_literal_private(const struct wh_url *u)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (!u->host_is_ip)
+		return 0;
+	if (inet_pton(AF_INET, u->host, &a4) == 1)
+		return v4_private(ntohl(a4.s_addr));
+	if (inet_pton(AF_INET6, u->host, &a6) == 1)
+		return v6_private(a6.s6_addr);
+	return 1;
+}

@@ -58,4 +58,9 @@ int wh_url_authority(const struct wh_url *u, char *out, size_t cap);
  * family is 1. */
 int wh_addr_is_private(const struct sockaddr *sa);
 
+/* 1 if u's host is an address literal wh_addr_is_private refuses (a
+ * literal that does not parse as either family too); 0 for a name, which
+ * is judged by the addresses it resolves to when it is dialled. */
+int wh_url_literal_private(const struct wh_url *u);
+
 #endif
