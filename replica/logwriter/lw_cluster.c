@@ -114,6 +114,7 @@ struct lw_cluster {
 	int64_t no_leader_since_ms;
 	int64_t next_retention_ms;
 	int64_t next_usage_ms;
+	int64_t fwd_refused_log_ms;   /* forwards refused for a full queue: one warning a minute */
 	int adopted;                  /* the data dir came from another node */
 	struct cl_snap_out {
 		int want;             /* raft asked for a snapshot to this peer */
@@ -1177,6 +1178,25 @@ static int cl_start(struct lw *w)
 
 /* ---------- peers ---------- */
 
+/* Tell node `to` its forward was not taken, so it answers those requests at
+ * once (best effort: if this frame is lost too, its request timeout does). */
+static void forward_refuse(struct lw *w, uint32_t to, enum peer_refusal why)
+{
+	struct lw_cluster *c = w->cl;
+	uint8_t *buf;
+	size_t len;
+	int64_t now = cl_now(w);
+	if (why == PEER_REFUSED_QUEUE_FULL && (!c->fwd_refused_log_ms || now - c->fwd_refused_log_ms >= 60000)) {
+		c->fwd_refused_log_ms = now;
+		log_warn("forwards from node %u refused: the forward queue holds %zu bytes (forward_queue_bytes_max)", to,
+			 c->fwd_bytes);
+	}
+	if (peer_encode_forward_refused(why, &buf, &len) != SL_OK)
+		return;
+	io_send(w, to, buf, len);
+	free(buf);
+}
+
 void lw_cluster_frame_in(struct lw *w, uint32_t from, const uint8_t *p, size_t len)
 {
 	struct lw_cluster *c = w->cl;
@@ -1209,8 +1229,13 @@ void lw_cluster_frame_in(struct lw *w, uint32_t from, const uint8_t *p, size_t l
 		break;
 	case PEER_FRAME_FORWARD:
 		raft_status(c->raft, &st);
-		if (st.role != RAFT_LEADER || c->fwd_bytes + f.records_len > w->cfg->forward_queue_bytes_max)
-			break; /* the origin bumps its epoch when it sees the leader change */
+		/* an empty queue takes any forward: one larger than the limit
+		 * would otherwise be refused at every retry */
+		if (st.role != RAFT_LEADER ||
+		    (c->fwd_bytes && c->fwd_bytes + f.records_len > w->cfg->forward_queue_bytes_max)) {
+			forward_refuse(w, from, st.role != RAFT_LEADER ? PEER_REFUSED_NOT_LEADER : PEER_REFUSED_QUEUE_FULL);
+			break;
+		}
 		if (vec_grow((void **)&c->fwd, &c->fwd_cap, c->fwd_n + 1, sizeof(*c->fwd)))
 			break;
 		c->fwd[c->fwd_n].recs = malloc(f.records_len ? f.records_len : 1);
@@ -1220,6 +1245,12 @@ void lw_cluster_frame_in(struct lw *w, uint32_t from, const uint8_t *p, size_t l
 		c->fwd[c->fwd_n].len = f.records_len;
 		c->fwd_bytes += f.records_len;
 		c->fwd_n++;
+		break;
+	case PEER_FRAME_FORWARD_REFUSED:
+		/* requests forwarded since the last bump may be among the refused */
+		if (c->forwarded)
+			bump_epoch(w, f.refusal == PEER_REFUSED_QUEUE_FULL ? "the leader's forward queue is full"
+									 : "the node forwarded to leads no more");
 		break;
 	case PEER_FRAME_TRANSFER:
 		if (raft_transfer_leader(c->raft, f.transfer_to) == SL_OK)

@@ -207,6 +207,16 @@ int peer_encode_transfer(uint32_t to, uint8_t **out, size_t *out_len)
 	return peer_pack(&pf, out, out_len);
 }
 
+int peer_encode_forward_refused(enum peer_refusal reason, uint8_t **out, size_t *out_len)
+{
+	Sluice__Cluster__ForwardRefused fr = SLUICE__CLUSTER__FORWARD_REFUSED__INIT;
+	fr.reason = reason;
+	Sluice__Cluster__PeerFrame pf = SLUICE__CLUSTER__PEER_FRAME__INIT;
+	pf.body_case = SLUICE__CLUSTER__PEER_FRAME__BODY_FORWARD_REFUSED;
+	pf.forward_refused = &fr;
+	return peer_pack(&pf, out, out_len);
+}
+
 static int peer_encode_hello(uint32_t node_id, uint64_t cluster_id, uint8_t **out, size_t *out_len)
 {
 	Sluice__Cluster__PeerHello h = SLUICE__CLUSTER__PEER_HELLO__INIT;
@@ -292,6 +302,14 @@ int peer_decode(const uint8_t *p, size_t len, struct peer_frame *out)
 		}
 		out->kind = PEER_FRAME_TRANSFER;
 		out->transfer_to = pf->transfer->to;
+		break;
+	case SLUICE__CLUSTER__PEER_FRAME__BODY_FORWARD_REFUSED:
+		if (!pf->forward_refused) {
+			rc = SL_EMALFORMED;
+			break;
+		}
+		out->kind = PEER_FRAME_FORWARD_REFUSED;
+		out->refusal = pf->forward_refused->reason;
 		break;
 	default: /* not set, or a hello after the first frame */
 		rc = SL_EMALFORMED;

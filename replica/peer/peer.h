@@ -112,11 +112,13 @@ int peer_encode_raft(const struct raft_msg *m, const uint8_t *snap_chunk, size_t
 		     int snap_last, uint8_t **out, size_t *out_len);
 int peer_encode_forward(uint32_t origin_node, const uint8_t *records, size_t len, uint8_t **out, size_t *out_len);
 int peer_encode_transfer(uint32_t to, uint8_t **out, size_t *out_len);
+enum peer_refusal { PEER_REFUSED_NOT_LEADER = 1, PEER_REFUSED_QUEUE_FULL = 2 };
+int peer_encode_forward_refused(enum peer_refusal reason, uint8_t **out, size_t *out_len);
 
 /* A decoded frame. For PEER_FRAME_RAFT, raft.entries points into entries[]
  * (data pointing into the decoded buffer); everything is valid until
  * peer_frame_free(). */
-enum peer_frame_kind { PEER_FRAME_RAFT = 1, PEER_FRAME_FORWARD = 2, PEER_FRAME_TRANSFER = 3 };
+enum peer_frame_kind { PEER_FRAME_RAFT = 1, PEER_FRAME_FORWARD = 2, PEER_FRAME_TRANSFER = 3, PEER_FRAME_FORWARD_REFUSED = 4 };
 
 struct peer_frame {
 	enum peer_frame_kind kind;
@@ -130,6 +132,7 @@ struct peer_frame {
 	const uint8_t *records;         /* FORWARD */
 	size_t records_len;
 	uint32_t transfer_to;           /* TRANSFER */
+	uint32_t refusal;               /* FORWARD_REFUSED: enum peer_refusal (or a newer reason) */
 	void *pb;                       /* the unpacked protobuf */
 };
 

@@ -61,6 +61,9 @@ static void reencode(const struct peer_frame *f)
 	case PEER_FRAME_TRANSFER:
 		rc = peer_encode_transfer(f->transfer_to, &buf, &len);
 		break;
+	case PEER_FRAME_FORWARD_REFUSED:
+		rc = peer_encode_forward_refused((enum peer_refusal)f->refusal, &buf, &len);
+		break;
 	default:
 		abort();
 	}
@@ -78,6 +81,8 @@ static void reencode(const struct peer_frame *f)
 		  (f->records_len && memcmp(g.records, f->records, f->records_len))))
 		abort();
 	else if (f->kind == PEER_FRAME_TRANSFER && g.transfer_to != f->transfer_to)
+		abort();
+	else if (f->kind == PEER_FRAME_FORWARD_REFUSED && g.refusal != f->refusal)
 		abort();
 	peer_frame_free(&g);
 	free(buf);

@@ -26,6 +26,7 @@
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <event2/event.h>
+#include <jansson.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -1011,6 +1012,63 @@ Test(cluster, snapshot_for_lagging_follower)
 		installed |= strstr(line, "running on a snapshot") != NULL;
 	fclose(lf);
 	cr_assert(installed, "node %d caught up without a snapshot: the test did not trim far enough", f + 1);
+}
+
+/* A follower's forwards overflow the leader's queue (forward_queue_bytes_max
+ * 1 MiB): `sluice bench` publishes 64 KiB messages through a follower while
+ * the leader is stopped, a few times, for less than an election timeout, so
+ * what piled up arrives at once. The leader refuses what does not fit and
+ * tells the follower, whose frontends answer those requests UNAVAILABLE at
+ * once and whose client retries: every message is acknowledged, none failed,
+ * well within the 30 s a dropped forward's requests would otherwise wait. */
+Test(cluster, forward_queue_full)
+{
+	static const char *const extra[] = {"--forward-queue-bytes-max", "1m", NULL};
+	char cmd[512], out[8192] = "", line[1024];
+	size_t used = 0;
+	int l, f, refused = 0;
+
+	cr_assert_eq(cluster_init(&cl, 1), 0, "cluster init");
+	for (int i = 0; i < CLUSTER_N; i++)
+		for (size_t e = 0; extra[e]; e++)
+			cl.node[i].extra[e] = extra[e];
+	must(cluster_start_all(&cl) == 0, "three nodes did not start");
+	l = cluster_wait_leader(&cl, -1, 15000, NULL);
+	must(l >= 0, "no leader elected within 15 s");
+	f = (l + 1) % CLUSTER_N;
+	snprintf(cmd, sizeof(cmd),
+		 "%s -s %s --json bench pub --topic fwdq --size 65536 --count 1000 --producers 4 --window 32 "
+		 "--linger-ms 0 2>&1",
+		 SLUICE_BIN, cl.node[f].addr);
+	long long t0 = itest_now_ms();
+	FILE *p = popen(cmd, "r");
+	cr_assert(p, "cannot run sluice bench");
+	for (int round = 0; round < 4; round++) {
+		itest_sleep_ms(300);
+		must(cluster_pause(&cl, l) == 0, "SIGSTOP node %d", l + 1);
+		itest_sleep_ms(CLUSTER_ELECTION_MS / 2);
+		must(cluster_resume(&cl, l) == 0, "SIGCONT node %d", l + 1);
+	}
+	while (used + 1 < sizeof(out) && fgets(out + used, (int)(sizeof(out) - used), p))
+		used = strlen(out);
+	int status = pclose(p);
+	long long took = itest_now_ms() - t0;
+	cr_assert_eq(status, 0, "sluice bench failed: %s", out);
+	json_error_t je;
+	json_t *j = json_loads(strchr(out, '{') ? strchr(out, '{') : out, JSON_DISABLE_EOF_CHECK, &je);
+	cr_assert(j, "bench output is not JSON: %s", out);
+	cr_assert_eq(json_integer_value(json_object_get(j, "messages")), 1000, "%s", out);
+	cr_assert_eq(json_integer_value(json_object_get(j, "failed")), 0, "%s", out);
+	json_decref(j);
+	for (int i = 0; i < CLUSTER_N; i++) {
+		FILE *lf = fopen(cl.node[i].log_path, "r");
+		cr_assert(lf, "no log for node %d", i + 1);
+		while (fgets(line, sizeof(line), lf))
+			refused |= strstr(line, "refused: the forward queue holds") != NULL;
+		fclose(lf);
+	}
+	cr_assert(refused, "no forward was refused: the test did not fill the leader's queue");
+	cr_assert_lt(took, 25000, "publishing took %lld ms: refused forwards waited for their timeout", took);
 }
 
 Test(cluster, kill9_logwriter_and_frontend)

@@ -308,6 +308,13 @@ Test(peer, frames_arrive_intact_and_in_order)
 	cr_assert_eq(f.kind, PEER_FRAME_TRANSFER);
 	cr_assert_eq(f.transfer_to, 3);
 	peer_frame_free(&f);
+	/* and a refused forward names its reason */
+	cr_assert_eq(peer_encode_forward_refused(PEER_REFUSED_QUEUE_FULL, &buf, &len), SL_OK);
+	cr_assert_eq(peer_decode(buf + 4, len - 4, &f), SL_OK);
+	cr_assert_eq(f.kind, PEER_FRAME_FORWARD_REFUSED);
+	cr_assert_eq(f.refusal, PEER_REFUSED_QUEUE_FULL);
+	peer_frame_free(&f);
+	free(buf);
 }
 
 Test(peer, window_full_is_eagain)
