@@ -14,11 +14,14 @@
  *   store_reader_check clears those at open and on every retention step.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <lmdb.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "err.h"
 #include "log.h"
@@ -104,6 +107,41 @@ static int store_mkdirs(const char *dir)
 	return SL_OK;
 }
 
+static int store_fsync_path(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return sl_err_from_errno(errno);
+	int rc = fsync(fd) == 0 ? SL_OK : sl_err_from_errno(errno);
+	close(fd);
+	return rc;
+}
+
+/* LMDB syncs data.mdb but never the directory: the name of a new
+ * environment (and of a new data dir in its parent) would not survive a
+ * power loss, and with it every entry the node synced and acknowledged
+ * since. Sync both once, when the environment is created. */
+static int store_sync_created(const char *dir)
+{
+	char parent[4096];
+	size_t n = strlen(dir);
+
+	if (n >= sizeof(parent))
+		return SL_EINVAL;
+	memcpy(parent, dir, n + 1);
+	while (n > 1 && parent[n - 1] == '/')
+		parent[--n] = '\0';
+	char *slash = strrchr(parent, '/');
+	if (slash == parent)
+		slash[1] = '\0';
+	else if (slash)
+		*slash = '\0';
+	else
+		strcpy(parent, ".");
+	int err = store_fsync_path(dir);
+	return err == SL_OK ? store_fsync_path(parent) : err;
+}
+
 /* Opens every named db once; the handles live as long as the environment. */
 static int store_open_dbis(struct store *s)
 {
@@ -139,7 +177,9 @@ int store_open(struct store **out, const struct store_opts *o)
 {
 	struct store *s = NULL;
 	unsigned flags = MDB_NOTLS;
-	int err = SL_OK;
+	int err = SL_OK, created = 0;
+	char data[4200];
+	struct stat st;
 	int rc;
 
 	*out = NULL;
@@ -147,6 +187,8 @@ int store_open(struct store **out, const struct store_opts *o)
 		return SL_EINVAL;
 	if (!o->readonly && (err = store_mkdirs(o->dir)) != SL_OK)
 		return err;
+	snprintf(data, sizeof(data), "%s/data.mdb", o->dir);
+	created = !o->readonly && stat(data, &st) != 0 && errno == ENOENT;
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return SL_ENOMEM;
@@ -171,6 +213,8 @@ int store_open(struct store **out, const struct store_opts *o)
 		goto out;
 	}
 	err = store_open_dbis(s);
+	if (err == SL_OK && created && o->sync)
+		err = store_sync_created(o->dir);
 	if (err == SL_OK)
 		store_reader_check(s);
 out:

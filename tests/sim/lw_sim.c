@@ -42,6 +42,7 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -54,6 +55,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <lmdb.h>
+
 #include "config.h"
 #include "err.h"
 #include "log.h"
@@ -61,12 +64,14 @@
 #include "lw_int.h"
 #include "lw_io.h"
 #include "peer.h"
+#include "powerloss.h"
 #include "pubbatch.h"
 #include "ring.h"
 #include "ringmsg.h"
 #include "shm.h"
 #include "snapinst.h"
 #include "store.h"
+#include "store_int.h"
 
 #define NODES_MAX 3
 #define PRODUCERS 4
@@ -98,6 +103,13 @@ struct node {
 	uint64_t cend[SLOTS];  /* commit table seen during this incarnation */
 	uint32_t ctopic[SLOTS];
 	int64_t last_rx[NODES_MAX];
+	int pl;                /* its data dir in powerloss.h */
+	int cut;               /* power was lost during its turn or start: it dies after it */
+	uint32_t cut_arm;      /* lose power before its n-th durable write from now (0: no) */
+	int installing;        /* started with a snapshot install under way */
+	/* its raft log as synced at the end of its last clean turn: a restart
+	 * must find it (only a snapshot newer than the commit index replaces it) */
+	uint64_t rec_last, rec_term, rec_hs_term, rec_commit;
 };
 
 struct sent {
@@ -137,6 +149,9 @@ struct sim {
 	int n;
 	int snap_small, churn;
 	uint32_t drop_permille, dup_pct, crash_permille, midturn_permille, delay_ms;
+	uint64_t rng_power;    /* power faults draw from their own stream */
+	uint32_t power_permille, power_all_permille, power_snap_pct;
+	int acting;            /* index of the node in a turn or a start, -1 */
 	int64_t now, t0;
 	struct node nodes[NODES_MAX];
 	int link_up[NODES_MAX][NODES_MAX];
@@ -158,6 +173,7 @@ struct sim {
 	void *crash_frame;              /* the frame a mid-turn crash abandoned (its sender frees it after io_send) */
 	int stepping;          /* index of the node in a turn, -1 */
 	uint64_t stats_acks, stats_dups, stats_crashes, stats_midturn, stats_reseeds, stats_frames;
+	uint64_t stats_power, stats_power_mid, stats_power_snap, stats_power_all;
 	int failed;
 	char why[512];
 	char dir[256];
@@ -178,6 +194,17 @@ static uint64_t rnd(struct sim *s)
 static uint32_t rn(struct sim *s, uint32_t n)
 {
 	return (uint32_t)(rnd(s) % n);
+}
+
+/* The power faults' stream: a seed keeps its other faults as they were. */
+static uint32_t rn_power(struct sim *s, uint32_t n)
+{
+	uint64_t saved = s->rng;
+	s->rng = s->rng_power;
+	uint32_t r = rn(s, n);
+	s->rng_power = s->rng;
+	s->rng = saved;
+	return r;
 }
 
 static void trace(struct sim *s, const char *fmt, ...)
@@ -299,6 +326,8 @@ static int sio_send(void *arg, uint32_t to, const uint8_t *frame, size_t len)
 		return SL_EINVAL;
 	if (!link_ok(s, nd->idx, b))
 		return SL_EAGAIN;
+	if (nd->cut)
+		return SL_OK; /* the power is off: it never left */
 	if (s->chaos && s->stepping == nd->idx && rn(s, 1000) < s->midturn_permille) {
 		/* a crash while this turn's messages go out */
 		s->stats_midturn++;
@@ -417,20 +446,130 @@ static void shm_drop(struct node *nd)
 	close(nd->shm_fd);
 }
 
+/* The raft log as the store holds it: last index and its term (the
+ * trimmed point when no row is left), the hard state's term. */
+struct log_tail {
+	uint64_t last, last_term, trimmed, hs_term;
+};
+
+static int term_cb(void *arg, uint64_t index, uint64_t term, uint32_t type, struct slice data)
+{
+	uint64_t *want = arg; /* [index, term found] */
+	(void)type;
+	(void)data;
+	if (index == want[0])
+		want[1] = term;
+	return 1;
+}
+
+/* The term of entry idx in the store (0: not there). */
+static uint64_t store_term_at(struct store *st, uint64_t idx)
+{
+	struct store_txn *t;
+	uint64_t want[2] = {idx, 0};
+	if (store_txn_begin(st, 0, &t) != SL_OK)
+		return 0;
+	store_raft_foreach(t, idx, term_cb, want);
+	store_txn_abort(t);
+	return want[1];
+}
+
+static void log_tail_read(struct store *st, struct log_tail *lt)
+{
+	struct store_txn *t;
+	struct slice v;
+	uint64_t u[2];
+	memset(lt, 0, sizeof(*lt));
+	if (store_txn_begin(st, 0, &t) != SL_OK)
+		return;
+	if (store_meta_get(t, "raft/trimmed", &v) == SL_OK && v.len == sizeof(u)) {
+		memcpy(u, v.base, sizeof(u));
+		lt->trimmed = lt->last = u[0];
+		lt->last_term = u[1];
+	}
+	if (store_meta_get(t, "raft/hs", &v) == SL_OK && v.len == sizeof(u)) {
+		memcpy(u, v.base, sizeof(u));
+		lt->hs_term = u[0];
+	}
+	MDB_cursor *c;
+	MDB_val k, d;
+	if (store_cursor_open(t, DB_RAFTLOG, &c) == SL_OK) {
+		if (mdb_cursor_get(c, &k, &d, MDB_LAST) == MDB_SUCCESS && k.mv_size == 8 && d.mv_size >= 8 &&
+		    be_get64(k.mv_data) > lt->last) {
+			lt->last = be_get64(k.mv_data);
+			lt->last_term = be_get64(d.mv_data);
+		}
+		mdb_cursor_close(c);
+	}
+	store_txn_abort(t);
+}
+
+/* After a clean turn: what the node has synced. */
+static void log_record(struct node *nd)
+{
+	struct log_tail lt;
+	nd->rec_commit = shm_load(&nd->shm.hdr->cluster.commit_index);
+	log_tail_read(nd->w->store, &lt);
+	nd->rec_last = lt.last;
+	nd->rec_term = lt.last_term;
+	nd->rec_hs_term = lt.hs_term;
+}
+
+/* A restarted node holds every entry it synced before (it may have
+ * acknowledged them to a leader), unless it adopted a snapshot past its
+ * commit index, and no install leftover is in its data dir. */
+static void log_check_restart(struct sim *s, struct node *nd)
+{
+	struct log_tail lt;
+	log_tail_read(nd->w->store, &lt);
+	if (nd->rec_last) {
+		uint64_t t = lt.last >= nd->rec_last ? store_term_at(nd->w->store, nd->rec_last) : 0;
+		int kept = lt.last >= nd->rec_last && (t == nd->rec_term || (t == 0 && nd->rec_last <= lt.trimmed));
+		int adopted = nd->installing && lt.trimmed > nd->rec_commit;
+		if (!kept && !adopted)
+			fail(s, "node %u restarted with its raft log at %" PRIu64 " (term %" PRIu64 " at %" PRIu64
+			     "): it had synced up to %" PRIu64 " (term %" PRIu64 "), commit %" PRIu64, nd->id, lt.last,
+			     t, nd->rec_last, nd->rec_last, nd->rec_term, nd->rec_commit);
+		if (lt.hs_term < nd->rec_hs_term)
+			fail(s, "node %u restarted in term %" PRIu64 " after it had synced term %" PRIu64, nd->id,
+			     lt.hs_term, nd->rec_hs_term);
+	}
+	static const char *const leftovers[] = {"snapshot-in.mdb", "snapshot-in.meta", "snapshot-in.meta.tmp"};
+	for (size_t i = 0; i < sizeof(leftovers) / sizeof(*leftovers); i++) {
+		char path[4200];
+		struct stat st;
+		snapinst_path(path, sizeof(path), nd->cfg.data_dir, leftovers[i]);
+		if (stat(path, &st) == 0)
+			fail(s, "node %u started with %s left in its data dir", nd->id, leftovers[i]);
+	}
+	nd->rec_last = lt.last;
+	nd->rec_term = lt.last_term;
+	nd->rec_hs_term = lt.hs_term;
+}
+
+static void node_power_loss(struct sim *s, struct node *nd, int64_t down_ms);
+
+/* A start of the node as the master does it (its power may go meanwhile). */
 static void node_start(struct sim *s, struct node *nd)
 {
 	int installed = 0, rc;
+	char path[4200];
+	struct stat st;
+	int acting = s->acting;
+	s->acting = nd->idx;
+	snapinst_path(path, sizeof(path), nd->cfg.data_dir, "snapshot-in.meta");
+	nd->installing = stat(path, &st) == 0;
 	/* what the master does before it starts a logwriter */
 	rc = snapinst_recover(nd->cfg.data_dir, &installed);
 	if (rc) {
 		fail(s, "node %u: snapinst_recover: %s", nd->id, sl_strerror(rc));
-		return;
+		goto out;
 	}
 	struct logwriter_args a = {&nd->cfg, &nd->shm, nd->self_efd, &nd->fe_efd};
 	struct lw *w = lw_new(&a, &rc);
 	if (!w) {
 		fail(s, "node %u: lw_new: %s", nd->id, sl_strerror(rc));
-		return;
+		goto out;
 	}
 	w->io = &sim_io;
 	w->io_arg = nd;
@@ -442,10 +581,16 @@ static void node_start(struct sim *s, struct node *nd)
 		lw_cluster_close(w);
 		lw_free(w);
 		fail(s, "node %u: start: %s", nd->id, sl_strerror(rc));
-		return;
+		goto out;
 	}
 	nd->w = w;
 	trace(s, "node %u up (incarnation %" PRIu64 "%s)", nd->id, nd->incarnation, installed ? ", on a snapshot" : "");
+	if (!nd->cut)
+		log_check_restart(s, nd);
+out:
+	s->acting = acting;
+	if (nd->cut)
+		node_power_loss(s, nd, 20 + rn_power(s, 300));
 }
 
 /* Drop the node's logwriter as a kill -9 would: no shutdown path. */
@@ -476,6 +621,49 @@ static void node_kill(struct sim *s, struct node *nd, int whole, int64_t down_ms
 	}
 	trace(s, "node %u %s (down %" PRId64 " ms)", nd->id, whole ? "killed with its frontends" : "logwriter killed",
 	      down_ms);
+}
+
+/* The node loses power: the logwriter and the frontends die (a new
+ * segment), and its data dir becomes what was durable (powerloss.h). */
+static void node_power_loss(struct sim *s, struct node *nd, int64_t down_ms)
+{
+	pl_cut(nd->pl);
+	if (nd->w) {
+		node_kill(s, nd, 1, down_ms);
+	} else {
+		shm_drop(nd);
+		if (shm_make(nd))
+			fail(s, "node %u: shm_create", nd->id);
+	}
+	nd->cut = 0;
+	nd->cut_arm = 0;
+	s->stats_power++;
+	if (pl_restore(nd->pl) != 0)
+		fail(s, "node %u: cannot restore its data dir: %s", nd->id, strerror(errno));
+	trace(s, "node %u lost power (down %" PRId64 " ms)", nd->id, down_ms);
+}
+
+/* Before each write that would be durable on a node (powerloss.h): lose
+ * power there when the schedule says so. */
+static void power_hook(void *arg, int dir, enum pl_op op, const char *name)
+{
+	struct sim *s = arg;
+	if (!s->chaos || s->acting < 0 || s->nodes[s->acting].pl != dir)
+		return;
+	struct node *nd = &s->nodes[s->acting];
+	int snap = op == PL_SYNC_DIR || nd->installing || strncmp(name, "snapshot-in", 11) == 0;
+	int cut = nd->cut_arm && --nd->cut_arm == 0;
+	if (snap && s->power_snap_pct && rn_power(s, 100) < s->power_snap_pct) {
+		cut = 1;
+		s->stats_power_snap++;
+	}
+	if (!cut)
+		return;
+	s->stats_power_mid++;
+	trace(s, "node %u loses power before a %s of %s", nd->id,
+	      op == PL_SYNC_DIR ? "directory sync" : op == PL_SYNC_WRITE ? "synced write" : "sync", name);
+	pl_cut(dir);
+	nd->cut = 1;
 }
 
 /* ---------- frontends and clients ---------- */
@@ -877,16 +1065,28 @@ static void node_turn(struct sim *s, int i)
 	struct node *nd = &s->nodes[i];
 	int done = 0, rc;
 	s->stepping = i;
+	s->acting = i;
 	if (setjmp(s->crash_jb) != 0) {
 		s->stepping = -1;
+		s->acting = -1;
 		free(s->crash_frame);
 		s->crash_frame = NULL;
 		trace(s, "node %u crashed in the middle of a turn", nd->id);
+		if (nd->w->txn) {
+			store_txn_abort(nd->w->txn);
+			nd->w->txn = NULL;
+		}
+		log_record(nd); /* the turn may have committed before its messages went out */
 		node_kill(s, nd, 0, 20 + rn(s, 300));
 		return;
 	}
 	rc = lw_cluster_step(nd->w, &done);
 	s->stepping = -1;
+	s->acting = -1;
+	if (nd->cut) {
+		node_power_loss(s, nd, 20 + rn_power(s, 300));
+		return;
+	}
 	if (rc) {
 		fail(s, "node %u: turn failed: %s", nd->id, sl_strerror(rc));
 		return;
@@ -907,6 +1107,7 @@ static void node_turn(struct sim *s, int i)
 		return;
 	}
 	node_watch(s, nd);
+	log_record(nd);
 }
 
 static int leader_of(struct sim *s)
@@ -915,6 +1116,32 @@ static int leader_of(struct sim *s)
 		if (node_up(s, i) && shm_stat_load(&s->nodes[i].shm.hdr->cluster.role) == RAFT_LEADER)
 			return i;
 	return -1;
+}
+
+/* Power loss of one node, now (between turns) or before one of the
+ * durable writes of its next turns; or of every node at once. */
+static void power_faults(struct sim *s, int downs)
+{
+	if (s->power_all_permille && rn_power(s, 20000) < s->power_all_permille) {
+		trace(s, "every node loses power");
+		s->stats_power_all++;
+		for (int i = 0; i < s->n; i++)
+			pl_cut(s->nodes[i].pl);
+		for (int i = 0; i < s->n; i++)
+			node_power_loss(s, &s->nodes[i], 10 + rn_power(s, 400));
+		return;
+	}
+	if (!s->power_permille || rn_power(s, 1000) >= s->power_permille)
+		return;
+	int l = leader_of(s);
+	int k = l >= 0 && rn_power(s, 2) ? l : (int)rn_power(s, (uint32_t)s->n);
+	struct node *nd = &s->nodes[k];
+	if (node_up(s, k) && downs >= (s->n == 1 ? 1 : 2))
+		return;
+	if (node_up(s, k) && rn_power(s, 2))
+		nd->cut_arm = 1 + rn_power(s, 6);
+	else
+		node_power_loss(s, nd, 10 + rn_power(s, s->snap_small ? 1500 : 400));
 }
 
 static void faults(struct sim *s)
@@ -928,6 +1155,7 @@ static void faults(struct sim *s)
 		if (node_up(s, k))
 			node_kill(s, &s->nodes[k], rn(s, 4) == 0, 10 + rn(s, s->snap_small ? 1500 : 400));
 	}
+	power_faults(s, downs);
 	if (s->n > 1 && rn(s, 1000) < s->drop_permille) {
 		int a = (int)rn(s, (uint32_t)s->n), b = (int)rn(s, (uint32_t)s->n);
 		if (a != b) {
@@ -977,6 +1205,11 @@ static void sim_init(struct sim *s, uint64_t seed, int verbose)
 	s->crash_permille = 1 + rn(s, 3);
 	s->midturn_permille = rn(s, 3) == 0 ? 2 : 0;
 	s->delay_ms = 1 + rn(s, 8);
+	s->acting = -1;
+	s->rng_power = seed * 0xD1B54A32D192ED03ull + 7;
+	s->power_permille = rn_power(s, 3);
+	s->power_all_permille = rn_power(s, 2) * 5;
+	s->power_snap_pct = s->snap_small && rn_power(s, 3) ? 25 : 0;
 	s->t0 = s->now = 1700000000000ll + (int64_t)rn(s, 1000000);
 	snprintf(s->dir, sizeof(s->dir), "/dev/shm/sluice-sim-%d", (int)getpid());
 	for (int a = 0; a < NODES_MAX; a++)
@@ -999,6 +1232,8 @@ static void sim_init(struct sim *s, uint64_t seed, int verbose)
 	      "crashes %u/1000 ms, mid-turn crashes %u/1000 sends, delay <= %u ms", seed, s->n,
 	      s->snap_small ? "forced" : "rare", s->churn ? "on" : "off", s->drop_permille, s->dup_pct,
 	      s->crash_permille, s->midturn_permille, s->delay_ms);
+	trace(s, "power loss: %u/1000 ms of one node, %u/20000 ms of all, %u%% before each step of a snapshot install",
+	      s->power_permille, s->power_all_permille, s->power_snap_pct);
 }
 
 static void rm_tree(const char *dir)
@@ -1031,6 +1266,7 @@ static void sim_free(struct sim *s)
 		close(nd->fe_efd);
 		rm_tree(nd->cfg.data_dir);
 	}
+	pl_reset();
 	for (size_t i = 0; i < s->n_net; i++)
 		free(s->net[i].p);
 	free(s->net);
@@ -1146,11 +1382,15 @@ static int run_seed(uint64_t seed, int verbose, char *why, size_t why_len)
 		nd->id = (uint32_t)i + 1;
 		node_config(s, nd);
 		rm_tree(nd->cfg.data_dir);
+		/* the data dir exists before the node first starts, as an operator makes it */
+		if (mkdir(nd->cfg.data_dir, 0750) != 0 || (nd->pl = pl_dir_add(nd->cfg.data_dir)) < 0)
+			abort();
 		nd->self_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		nd->fe_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		if (shm_make(nd) || nd->self_efd < 0 || nd->fe_efd < 0)
 			abort();
 	}
+	pl_hook_set(power_hook, s);
 	for (int i = 0; i < s->n; i++)
 		node_start(s, &s->nodes[i]);
 	s->chaos = 1;
@@ -1169,6 +1409,8 @@ static int run_seed(uint64_t seed, int verbose, char *why, size_t why_len)
 	trace(s, "%" PRIu64 " acks (%" PRIu64 " duplicates), %" PRIu64 " crashes (%" PRIu64 " mid-turn), %" PRIu64
 	      " snapshot restarts, %" PRIu64 " frames", s->stats_acks, s->stats_dups, s->stats_crashes, s->stats_midturn,
 	      s->stats_reseeds, s->stats_frames);
+	trace(s, "%" PRIu64 " power losses (%" PRIu64 " before a durable write, %" PRIu64 " in a snapshot install, %" PRIu64
+	      " of every node)", s->stats_power, s->stats_power_mid, s->stats_power_snap, s->stats_power_all);
 	int failed = s->failed;
 	if (failed)
 		snprintf(why, why_len, "%s", s->why);
