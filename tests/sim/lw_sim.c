@@ -13,8 +13,20 @@
  *   drops the node's state without its shutdown path: a turn cut by a crash
  *   has its open write transaction aborted, then the environment is closed
  *   (LMDB forbids opening it twice in one process) and opened again, which
- *   leaves on disk what a kill -9 leaves. Power loss (losing writes that were
- *   not synced) is not simulated: tmpfs keeps every write.
+ *   leaves on disk what a kill -9 leaves.
+ * - Power loss (powerloss.c): the sim interposes the file calls LMDB and
+ *   the logwriter make, so each node's data dir has a durable state: a
+ *   file's content as of its last fsync/fdatasync (or O_DSYNC write, LMDB's
+ *   meta page), the directory's names as of its last fsync. A power loss
+ *   kills the node with its frontends and rewrites its data dir to that
+ *   state: every write not made durable is lost. It strikes one node
+ *   between turns, or before one of the durable writes of its next turn or
+ *   start (inside an LMDB commit: before its data sync or its meta page),
+ *   or every node at once; in snapshot seeds, before each step of a
+ *   snapshot install (the copy's fsync, the meta's, each directory sync in
+ *   snapinst.c and the master's rename, the adopting commit). After a cut
+ *   nothing the node does leaves it: its messages are dropped, its rings
+ *   go with its segment.
  * - Network: frames between the nodes go through one queue with random
  *   delays; each link is FIFO as TCP is, except raft messages, which are
  *   also reordered and duplicated; a link reset or a partition drops what a
@@ -35,8 +47,13 @@
  * (producer, sequence) is stored twice; two acks of one message (a retry)
  * name the same offset; committed records never change and every node has
  * the same ones; the commit table never goes back within a logwriter's life
- * and never passes the stored end. After the faults stop, every producer's
- * last publish commits on every node (liveness).
+ * and never passes the stored end. A restarted node (kill -9, power loss,
+ * snapshot) holds the raft log it had synced at the end of its last turn
+ * (it may have acknowledged those entries; only a snapshot past its commit
+ * index replaces them) and a term no lower, and no snapshot-in.mdb,
+ * snapshot-in.meta or snapshot-in.meta.tmp is left once it runs. After the
+ * faults stop, every producer's last publish commits on every node
+ * (liveness).
  *
  * Everything random comes from the seed: `lw_sim --seed N -v` replays one.
  */
@@ -1209,7 +1226,7 @@ static void sim_init(struct sim *s, uint64_t seed, int verbose)
 	s->rng_power = seed * 0xD1B54A32D192ED03ull + 7;
 	s->power_permille = rn_power(s, 3);
 	s->power_all_permille = rn_power(s, 2) * 5;
-	s->power_snap_pct = s->snap_small && rn_power(s, 3) ? 25 : 0;
+	s->power_snap_pct = s->snap_small && rn_power(s, 3) ? 40 : 0;
 	s->t0 = s->now = 1700000000000ll + (int64_t)rn(s, 1000000);
 	snprintf(s->dir, sizeof(s->dir), "/dev/shm/sluice-sim-%d", (int)getpid());
 	for (int a = 0; a < NODES_MAX; a++)
