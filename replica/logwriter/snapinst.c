@@ -14,6 +14,7 @@
 #include "log.h"
 #include "sl_assert.h"
 #include "snapinst.h"
+#include "store.h"
 
 #define SNAP_DATA "snapshot-in.mdb"
 #define SNAP_META "snapshot-in.meta"
@@ -23,16 +24,6 @@ void snapinst_path(char *buf, size_t size, const char *dir, const char *name)
 {
 	int n = snprintf(buf, size, "%s/%s", dir, name);
 	SL_ASSERT(n > 0 && (size_t)n < size);
-}
-
-static int dir_sync(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return sl_err_from_errno(errno);
-	int rc = fsync(fd) == 0 ? SL_OK : sl_err_from_errno(errno);
-	close(fd);
-	return rc;
 }
 
 static int exists(const char *path)
@@ -59,7 +50,7 @@ int snapinst_commit(const char *dir, uint64_t term, uint64_t vote)
 		unlink(tmp);
 		return sl_err_from_errno(e);
 	}
-	return dir_sync(dir);
+	return store_dir_sync(dir);
 }
 
 int snapinst_meta_read(const char *dir, struct snapinst_meta *out)
@@ -83,7 +74,7 @@ void snapinst_meta_remove(const char *dir)
 	snapinst_path(meta, sizeof(meta), dir, SNAP_META);
 	if (unlink(meta) != 0 && errno != ENOENT)
 		log_warn("cannot remove %s: %s", meta, strerror(errno));
-	dir_sync(dir);
+	store_dir_sync(dir);
 }
 
 int snapinst_recover(const char *dir, int *installed)
@@ -112,12 +103,12 @@ int snapinst_recover(const char *dir, int *installed)
 		log_warn("discarding an incomplete snapshot (%s): the leader sends a new one if it is needed", copy);
 		if (unlink(copy) != 0)
 			return sl_err_from_errno(errno);
-		return dir_sync(dir);
+		return store_dir_sync(dir);
 	}
 	if (rename(copy, data) != 0)
 		return sl_err_from_errno(errno);
 	unlink(lock); /* a fresh lock file for the new environment */
-	rc = dir_sync(dir);
+	rc = store_dir_sync(dir);
 	if (rc == SL_OK)
 		*installed = 1;
 	return rc;

@@ -107,7 +107,7 @@ static int store_mkdirs(const char *dir)
 	return SL_OK;
 }
 
-static int store_fsync_path(const char *path)
+int store_dir_sync(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
@@ -138,8 +138,8 @@ static int store_sync_created(const char *dir)
 		*slash = '\0';
 	else
 		strcpy(parent, ".");
-	int err = store_fsync_path(dir);
-	return err == SL_OK ? store_fsync_path(parent) : err;
+	int err = store_dir_sync(dir);
+	return err == SL_OK ? store_dir_sync(parent) : err;
 }
 
 /* Opens every named db once; the handles live as long as the environment. */

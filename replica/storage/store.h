@@ -78,6 +78,9 @@ struct store_record {
 
 int store_open(struct store **out, const struct store_opts *o);
 void store_close(struct store *s);
+/* fsync a directory, so the names created, renamed or removed in it
+ * survive a power loss (LMDB never does it). */
+int store_dir_sync(const char *path);
 
 /* Environment info: map size and bytes in use (for node status). */
 void store_usage(struct store *s, uint64_t *map_bytes, uint64_t *used_bytes);
