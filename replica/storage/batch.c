@@ -1,15 +1,17 @@
 /*
- * batch.c: the record-batch format and the log built from it: the 64-byte
- * header, the records, the CRC32C over both, store_batch_append, store_read,
- * the time index and store_offset_for_time (and the test-only
- * store_debug_corrupt).
+ * batch.c: the log built from record batches (the value format and its
+ * decoder are common/recbatch.h): store_batch_append, store_read,
+ * store_read_batches, the time index and store_offset_for_time (and the
+ * test-only store_debug_corrupt).
  *
  * Caveats:
  * - Disk bytes are input: every length in a batch is checked against the
  *   value size and the CRC32C is verified before a record is handed out. A
  *   mismatch is SL_ECORRUPT, never an assertion. There is one decoder,
- *   batch_parse (public as store_batch_parse, fuzzed by tests/fuzz/batch_fuzz.c);
- *   every read goes through it.
+ *   recbatch_open/recbatch_next (common/recbatch.c, also libsluice's for
+ *   delivered batches; fuzzed by tests/fuzz/batch_fuzz.c); every read goes
+ *   through it. store_read_batches checks a batch's header, sizes and CRC
+ *   and hands the value out whole: its reader walks the records.
  * - Records read back are slices into the LMDB map: valid until the txn ends.
  * - The time index keeps the earliest batch per timestamp; a lookup also scans
  *   the batch just before its answer, whose later records may be newer.
@@ -22,42 +24,15 @@
 #include "err.h"
 #include "sl_assert.h"
 #include "crc32c.h"
+#include "recbatch.h"
 #include "store.h"
 #include "store_int.h"
 
 #define STORE_BATCH_BYTES_MAX (256u << 20) /* one batch value */
 #define TIMEIDX_KEY_BYTES 16
 
-/* Batch value layout (big-endian). */
-#define BATCH_MAGIC 0x53u
-#define BATCH_VERSION 1u
-#define BATCH_HDR_BYTES 64u
-#define BOFF_MAGIC 0
-#define BOFF_VERSION 1
-#define BOFF_CRC 4
-#define BOFF_BASE 8
-#define BOFF_COUNT 16
-#define BOFF_FIRST_TS 20
-#define BOFF_MAX_TS 28
-#define BOFF_PID 36
-#define BOFF_BSEQ 44
-#define BOFF_TERM 52
-#define BOFF_RBYTES 60
-/* [u32 len][i64 ts][u64 pid][u64 seq][u32 klen][u32 hlen][u32 plen]; len counts what follows it. */
-#define REC_FIXED_BYTES 40u
-
-/* Bounds-checked reader over borrowed bytes; `bad` latches on underflow. */
-struct rd {
-	const uint8_t *p;
-	size_t n;
-	int bad;
-};
-
-struct rec_iter {
-	struct rd r;
-	uint32_t remaining;
-	uint64_t offset;
-};
+#define BATCH_HDR_BYTES RECBATCH_HDR_BYTES
+#define REC_FIXED_BYTES RECBATCH_REC_FIXED_BYTES
 
 /* Sign-flipped big-endian so negative timestamps sort before positive ones. */
 static void be_put_ts(uint8_t *p, int64_t ts)
@@ -79,48 +54,6 @@ int store_batch_key_in_partition(const MDB_val *k, uint32_t topic_id, uint32_t p
 	return k->mv_size == BATCH_KEY_BYTES && be_get32(p) == topic_id && be_get32(p + 4) == partition;
 }
 
-static uint32_t rd_u32(struct rd *r)
-{
-	uint32_t v;
-
-	if (r->bad || r->n < 4) {
-		r->bad = 1;
-		return 0;
-	}
-	v = be_get32(r->p);
-	r->p += 4;
-	r->n -= 4;
-	return v;
-}
-
-static uint64_t rd_u64(struct rd *r)
-{
-	uint64_t v;
-
-	if (r->bad || r->n < 8) {
-		r->bad = 1;
-		return 0;
-	}
-	v = be_get64(r->p);
-	r->p += 8;
-	r->n -= 8;
-	return v;
-}
-
-static struct slice rd_bytes(struct rd *r, size_t len)
-{
-	struct slice s = {NULL, 0};
-
-	if (r->bad || r->n < len) {
-		r->bad = 1;
-		return s;
-	}
-	s = slice_make(r->p, len);
-	r->p += len;
-	r->n -= len;
-	return s;
-}
-
 uint32_t store_crc32c(uint32_t crc, const void *p, size_t n)
 {
 	return crc32c(crc, p, n);
@@ -129,69 +62,9 @@ uint32_t store_crc32c(uint32_t crc, const void *p, size_t n)
 /* ------------------------------------------------------------------------ */
 /* record batches                                                           */
 
-/* Header fields and sizes of a batch value; no CRC check. */
-static int batch_hdr_decode(const uint8_t *p, size_t n, struct batch_hdr *h)
+int store_batch_parse_hdr(const MDB_val *v, struct recbatch_hdr *h)
 {
-	if (n < BATCH_HDR_BYTES + REC_FIXED_BYTES || p[BOFF_MAGIC] != BATCH_MAGIC || p[BOFF_VERSION] != BATCH_VERSION)
-		return SL_ECORRUPT;
-	h->base = be_get64(p + BOFF_BASE);
-	h->count = be_get32(p + BOFF_COUNT);
-	h->first_ts = (int64_t)be_get64(p + BOFF_FIRST_TS);
-	h->max_ts = (int64_t)be_get64(p + BOFF_MAX_TS);
-	h->producer_id = be_get64(p + BOFF_PID);
-	h->base_sequence = be_get64(p + BOFF_BSEQ);
-	h->term = be_get64(p + BOFF_TERM);
-	h->records_bytes = be_get32(p + BOFF_RBYTES);
-	h->records = p + BATCH_HDR_BYTES;
-	h->value_bytes = n;
-	if (h->records_bytes != n - BATCH_HDR_BYTES || h->count == 0 || h->count > h->records_bytes / REC_FIXED_BYTES ||
-	    h->base > UINT64_MAX - h->count)
-		return SL_ECORRUPT;
-	return SL_OK;
-}
-
-int store_batch_parse_hdr(const MDB_val *v, struct batch_hdr *h)
-{
-	return batch_hdr_decode(v->mv_data, v->mv_size, h);
-}
-
-static void rec_iter_init(struct rec_iter *it, const struct batch_hdr *h)
-{
-	it->r.p = h->records;
-	it->r.n = h->records_bytes;
-	it->r.bad = 0;
-	it->remaining = h->count;
-	it->offset = h->base;
-}
-
-/* Next record of a batch; *have = 0 at the end. Every length is checked. */
-static int rec_next(struct rec_iter *it, struct store_record *r, int *have)
-{
-	struct rd rec;
-	uint32_t len;
-
-	*have = 0;
-	if (it->remaining == 0)
-		return it->r.n == 0 ? SL_OK : SL_ECORRUPT;
-	len = rd_u32(&it->r);
-	rec.p = it->r.p;
-	rec.n = len;
-	rec.bad = 0;
-	rd_bytes(&it->r, len);
-	if (it->r.bad)
-		return SL_ECORRUPT;
-	r->timestamp_ms = (int64_t)rd_u64(&rec);
-	r->producer_id = rd_u64(&rec);
-	r->sequence = rd_u64(&rec);
-	r->key = rd_bytes(&rec, rd_u32(&rec));
-	r->headers = rd_bytes(&rec, rd_u32(&rec));
-	r->payload = rd_bytes(&rec, rd_u32(&rec));
-	if (rec.bad || rec.n != 0)
-		return SL_ECORRUPT;
-	r->offset = it->offset++;
-	it->remaining--;
-	*have = 1;
-	return SL_OK;
+	return recbatch_hdr_decode(v->mv_data, v->mv_size, h);
 }
 
 /*
@@ -199,23 +72,24 @@ static int rec_next(struct rec_iter *it, struct store_record *r, int *have)
  * when want_base is not NULL the base offset its key says; then fn per
  * record (NULL: only walk them) until fn returns non-zero. *h gets the header.
  */
-static int batch_parse(const uint8_t *p, size_t n, const uint64_t *want_base, struct batch_hdr *h,
+static int batch_parse(const uint8_t *p, size_t n, const uint64_t *want_base, struct recbatch_hdr *h,
                        int (*fn)(void *arg, const struct store_record *r), void *arg)
 {
-	struct rec_iter it;
+	struct recbatch_iter it;
+	struct recbatch_rec rr;
 	struct store_record r;
 	int have = 1;
-	int err = batch_hdr_decode(p, n, h);
+	int err = recbatch_open(p, n, h);
 
 	if (err != SL_OK)
 		return err;
-	if (be_get32(p + BOFF_CRC) != store_crc32c(0, p + 8, n - 8))
-		return SL_ECORRUPT;
 	if (want_base != NULL && *want_base != h->base)
 		return SL_ECORRUPT;
-	rec_iter_init(&it, h);
-	while ((err = rec_next(&it, &r, &have)) == SL_OK && have) {
-		SL_ASSERT(r.offset >= h->base && r.offset - h->base < h->count);
+	recbatch_iter_init(&it, h);
+	while ((err = recbatch_next(&it, &rr, &have)) == SL_OK && have) {
+		SL_ASSERT(rr.offset >= h->base && rr.offset - h->base < h->count);
+		r = (struct store_record){rr.offset, rr.timestamp_ms, rr.producer_id, rr.sequence,
+		                          rr.key,    rr.headers,      rr.payload};
 		if (fn != NULL && fn(arg, &r) != 0)
 			break;
 	}
@@ -224,7 +98,7 @@ static int batch_parse(const uint8_t *p, size_t n, const uint64_t *want_base, st
 
 int store_batch_parse(const uint8_t *v, size_t len, int (*fn)(void *arg, const struct store_record *r), void *arg)
 {
-	struct batch_hdr h;
+	struct recbatch_hdr h;
 
 	if (v == NULL)
 		return SL_ECORRUPT;
@@ -278,17 +152,14 @@ static void batch_fill(uint8_t *v, size_t size, uint64_t base, const struct stor
 
 	SL_ASSERT(n > 0 && n <= UINT32_MAX && size >= BATCH_HDR_BYTES + n * REC_FIXED_BYTES);
 	SL_ASSERT(size - BATCH_HDR_BYTES <= UINT32_MAX);
-	memset(v, 0, BATCH_HDR_BYTES);
-	v[BOFF_MAGIC] = BATCH_MAGIC;
-	v[BOFF_VERSION] = BATCH_VERSION;
-	be_put64(v + BOFF_BASE, base);
-	be_put32(v + BOFF_COUNT, (uint32_t)n);
-	be_put64(v + BOFF_FIRST_TS, (uint64_t)ts);
-	be_put64(v + BOFF_MAX_TS, (uint64_t)ts);
-	be_put64(v + BOFF_PID, recs[0].producer_id);
-	be_put64(v + BOFF_BSEQ, recs[0].sequence);
-	be_put64(v + BOFF_TERM, term);
-	be_put32(v + BOFF_RBYTES, (uint32_t)(size - BATCH_HDR_BYTES));
+	recbatch_hdr_put(v, &(struct recbatch_hdr){.base = base,
+	                                           .count = (uint32_t)n,
+	                                           .first_ts = ts,
+	                                           .max_ts = ts,
+	                                           .producer_id = recs[0].producer_id,
+	                                           .base_sequence = recs[0].sequence,
+	                                           .term = term,
+	                                           .records_bytes = size - BATCH_HDR_BYTES});
 	for (size_t i = 0; i < n; i++) {
 		be_put32(p, (uint32_t)(rec_bytes(&recs[i]) - 4));
 		be_put64(p + 4, (uint64_t)ts);
@@ -299,7 +170,7 @@ static void batch_fill(uint8_t *v, size_t size, uint64_t base, const struct stor
 		p = put_blob(p, recs[i].payload);
 	}
 	SL_ASSERT((size_t)(p - v) == size);
-	be_put32(v + BOFF_CRC, store_crc32c(0, v + 8, size - 8));
+	recbatch_seal(v, size);
 }
 
 static void store_timeidx_key(uint8_t *k, uint32_t topic_id, uint32_t partition, int64_t ts)
@@ -405,7 +276,7 @@ int store_batch_put(struct store_txn *t, uint32_t topic_id, uint32_t partition, 
                     struct slice value)
 {
 	struct store_partition part;
-	struct batch_hdr h;
+	struct recbatch_hdr h;
 	uint8_t k[BATCH_KEY_BYTES];
 	uint8_t *dst = NULL;
 	int err;
@@ -450,7 +321,7 @@ int store_batch_get(struct store_txn *t, uint32_t topic_id, uint32_t partition, 
 int store_batch_truncate(struct store_txn *t, uint32_t topic_id, uint32_t partition, uint64_t from)
 {
 	struct store_partition part;
-	struct batch_hdr h;
+	struct recbatch_hdr h;
 	uint8_t kb[BATCH_KEY_BYTES];
 	MDB_cursor *c = NULL;
 	MDB_val k, v;
@@ -477,7 +348,7 @@ int store_batch_truncate(struct store_txn *t, uint32_t topic_id, uint32_t partit
 			break;
 		}
 		memcpy(kb, k.mv_data, sizeof(kb));
-		if ((err = batch_hdr_decode(v.mv_data, v.mv_size, &h)) != SL_OK)
+		if ((err = recbatch_hdr_decode(v.mv_data, v.mv_size, &h)) != SL_OK)
 			break;
 		if ((err = store_timeidx_forget(t, topic_id, partition, &h)) != SL_OK)
 			break;
@@ -557,7 +428,7 @@ static int read_rec_cb(void *arg, const struct store_record *r)
 
 static int read_batches(MDB_cursor *c, uint32_t topic_id, uint32_t partition, struct read_state *st)
 {
-	struct batch_hdr h;
+	struct recbatch_hdr h;
 	MDB_val k, v;
 	uint64_t expect;
 	int err = batch_seek(c, topic_id, partition, st->from, &k, &v);
@@ -643,7 +514,7 @@ static int time_scan_batch(struct store_txn *t, uint32_t topic_id, uint32_t part
 	struct time_scan scan = {ts, floor, at, found};
 	MDB_cursor *c = NULL;
 	MDB_val k, v;
-	struct batch_hdr h;
+	struct recbatch_hdr h;
 	uint64_t base;
 	int err = store_cursor_open(t, DB_BATCHES, &c);
 
@@ -694,7 +565,7 @@ int store_offset_for_time(struct store_txn *t, uint32_t topic_id, uint32_t parti
 }
 
 /* Removes the time-index entry that points at a batch being deleted. */
-int store_timeidx_forget(struct store_txn *t, uint32_t topic_id, uint32_t partition, const struct batch_hdr *h)
+int store_timeidx_forget(struct store_txn *t, uint32_t topic_id, uint32_t partition, const struct recbatch_hdr *h)
 {
 	uint8_t k[TIMEIDX_KEY_BYTES];
 	MDB_val v;

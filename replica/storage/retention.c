@@ -204,7 +204,7 @@ static int ret_deleted_topics(struct ret_ctx *x)
 }
 
 /* Oldest batch of a partition and whether a newer one follows it. */
-static int oldest_batch(MDB_cursor *c, uint32_t topic_id, uint32_t partition, uint8_t *kb, struct batch_hdr *h,
+static int oldest_batch(MDB_cursor *c, uint32_t topic_id, uint32_t partition, uint8_t *kb, struct recbatch_hdr *h,
                         int *found, int *has_next)
 {
 	MDB_val k, v;
@@ -234,7 +234,7 @@ static int oldest_batch(MDB_cursor *c, uint32_t topic_id, uint32_t partition, ui
 static int ret_partition(struct ret_ctx *x, const struct store_topic *tp, uint32_t partition)
 {
 	struct store_partition part;
-	struct batch_hdr h;
+	struct recbatch_hdr h;
 	uint8_t kb[BATCH_KEY_BYTES];
 	MDB_cursor *c = NULL;
 	int found = 0, has_next = 0, changed = 0;

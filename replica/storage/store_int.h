@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "recbatch.h"
 #include "slice.h"
 #include "store.h"
 
@@ -61,20 +62,6 @@ struct store_txn {
 	int err; /* first fatal error of a write; commit reports it */
 };
 
-/* A batch header as parsed from disk (batch.c); records points into the value. */
-struct batch_hdr {
-	uint64_t base;
-	uint32_t count;
-	int64_t first_ts;
-	int64_t max_ts;
-	uint64_t producer_id;
-	uint64_t base_sequence;
-	uint64_t term;
-	const uint8_t *records;
-	size_t records_bytes;
-	size_t value_bytes;
-};
-
 static inline MDB_val mval(const void *p, size_t n)
 {
 	MDB_val v = {n, (void *)p};
@@ -112,11 +99,11 @@ int store_topic_is_deleted(struct store_txn *t, uint32_t topic_id);
 void store_batch_key(uint8_t *k, uint32_t topic_id, uint32_t partition, uint64_t base);
 int store_batch_key_in_partition(const MDB_val *k, uint32_t topic_id, uint32_t partition);
 /* Header fields and sizes only (no CRC check): SL_ECORRUPT if they disagree. */
-int store_batch_parse_hdr(const MDB_val *v, struct batch_hdr *h);
+int store_batch_parse_hdr(const MDB_val *v, struct recbatch_hdr *h);
 /* Time index: keeps the earliest batch for a timestamp (an existing entry wins). */
 int store_timeidx_add(struct store_txn *t, uint32_t topic_id, uint32_t partition, int64_t ts, uint64_t base);
 /* Removes the time-index entry that points at a batch being deleted. */
-int store_timeidx_forget(struct store_txn *t, uint32_t topic_id, uint32_t partition, const struct batch_hdr *h);
+int store_timeidx_forget(struct store_txn *t, uint32_t topic_id, uint32_t partition, const struct recbatch_hdr *h);
 
 /* --- dedup.c --- */
 /* Retention predicate over dedup entries; arg points at the int64_t cutoff (ms). */
