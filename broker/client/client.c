@@ -90,8 +90,10 @@
 #include "codec.h"
 #include "crc32c.h"
 #include "err.h"
+#include "sl_assert.h"
 #include "slice.h"
 #include "sluice/sluice.h"
+#include "unpack.h"
 #include "vec.h"
 
 /* The public error enum is the project's, value for value (common/err.h). */
@@ -151,7 +153,8 @@ _Static_assert((int)SLUICE_ETLS == (int)SL_ETLS, "SLUICE_ETLS");
  * (at most 70 bytes) plus the topic name. */
 #define CLIENT_BATCH_ENVELOPE_BYTES 96u
 #define CLIENT_BATCH_REC_HDR_BYTES 12u    /* [u32 key_len][u32 headers_len][u32 payload_len] */
-#define CLIENT_HDR_KEY_BYTES_MAX 255u     /* header keys in a batch record: a u16 length, at most 255 */
+#define CLIENT_HDR_KEY_BYTES_MAX 255u
+#define CLIENT_BATCH_FORMAT 1u            /* the RecordBatch format unpack.c reads (common/recbatch.h) */     /* header keys in a batch record: a u16 length, at most 255 */
 
 /* glibc's sys/queue.h lacks the _SAFE iterator. */
 #ifndef TAILQ_FOREACH_SAFE
@@ -313,6 +316,7 @@ struct sluice_client {
 	uint64_t auth_id;         /* the Authenticate in flight (0: none) */
 	char auth_error[256];     /* why the last one was refused */
 	uint32_t server_frame_bytes_max;
+	int messages_only;        /* opts.messages_only: no Hello.accept_batches */
 	uint64_t down_since_ns;   /* first failure of the current outage; 0: up */
 	uint32_t backoff_ms;
 	int gave_up;              /* the last outage exhausted retry_max_ms */
@@ -784,27 +788,88 @@ static void complete_topics(struct sluice_client *c, struct req *r, const Sluice
 	free(parts);
 }
 
+/* A FetchResult's messages gathered for its callback: header arrays are
+ * copied per message (with their keys), the rest points into the frame. */
+struct fetch_acc {
+	struct sluice_msg *ms;
+	void **blocks;            /* per message: its copied headers, or NULL */
+	size_t n, cap;
+	int err;
+};
+
+static int fetch_acc_cb(void *arg, const struct sluice_msg *m)
+{
+	struct fetch_acc *a = arg;
+	size_t keys = 0, i;
+	SL_ASSERT(a->n < a->cap); /* room for every record was made from the checked counts */
+	a->ms[a->n] = *m;
+	a->blocks[a->n] = NULL;
+	if (m->headers_n) {
+		for (i = 0; i < m->headers_n; i++)
+			keys += strlen(m->headers[i].key) + 1;
+		struct sluice_header *hs = malloc(m->headers_n * sizeof(*hs) + keys);
+		if (!hs) {
+			a->err = SL_ENOMEM;
+			return 1;
+		}
+		char *kp = (char *)(hs + m->headers_n);
+		for (i = 0; i < m->headers_n; i++) {
+			size_t kl = strlen(m->headers[i].key) + 1;
+			memcpy(kp, m->headers[i].key, kl);
+			hs[i] = (struct sluice_header){kp, m->headers[i].value};
+			kp += kl;
+		}
+		a->ms[a->n].headers = hs;
+		a->blocks[a->n] = hs;
+	}
+	a->n++;
+	return 0;
+}
+
+/* The messages of w, whether it carries Message or RecordBatch: SL_OK, or
+ * SL_ECORRUPT for a batch that fails its checks, or SL_ENOMEM. */
+static int fetch_gather(const Sluice__FetchResult *w, struct fetch_acc *a)
+{
+	size_t total = w->n_messages, n, i;
+	for (i = 0; i < w->n_batches; i++) {
+		if (unpack_check(w->batches[i], &n) != SL_OK)
+			return SL_ECORRUPT;
+		total += n; /* each batch holds at least 40 bytes a record: bounded by the frame */
+	}
+	a->cap = total + 1;
+	a->ms = calloc(a->cap, sizeof(*a->ms));
+	a->blocks = calloc(a->cap, sizeof(*a->blocks));
+	if (!a->ms || !a->blocks)
+		return SL_ENOMEM;
+	for (i = 0; i < w->n_messages && a->err == SL_OK; i++) {
+		struct sluice_header *hs = calloc(w->messages[i]->n_headers + 1, sizeof(*hs));
+		struct sluice_msg m;
+		if (!hs)
+			return SL_ENOMEM;
+		msg_from_wire(w->messages[i], &m, hs);
+		fetch_acc_cb(a, &m);
+		free(hs);
+	}
+	for (i = 0; i < w->n_batches && a->err == SL_OK; i++) {
+		int err = unpack_batch(w->batches[i], fetch_acc_cb, a);
+		if (err != SL_OK)
+			return err;
+	}
+	return a->err;
+}
+
 static void complete_fetch(struct sluice_client *c, struct req *r, const Sluice__FetchResult *w)
 {
-	size_t nh = 0;
-	for (size_t i = 0; i < w->n_messages; i++)
-		nh += w->messages[i]->n_headers;
-	struct sluice_msg *ms = calloc(w->n_messages + 1, sizeof(*ms));
-	struct sluice_header *hs = calloc(nh + 1, sizeof(*hs));
-	if (!ms || !hs) {
-		free(ms);
-		free(hs);
-		req_fail(c, r, SL_ENOMEM, NULL);
-		return;
-	}
-	size_t off = 0;
-	for (size_t i = 0; i < w->n_messages; i++) {
-		msg_from_wire(w->messages[i], &ms[i], hs + off);
-		off += w->messages[i]->n_headers;
-	}
-	r->cb.fetch(r->arg, SL_OK, NULL, ms, w->n_messages, w->first_offset, w->end_offset);
-	free(ms);
-	free(hs);
+	struct fetch_acc a = {0};
+	int err = fetch_gather(w, &a);
+	if (err == SL_OK)
+		r->cb.fetch(r->arg, SL_OK, NULL, a.ms, a.n, w->first_offset, w->end_offset);
+	else
+		req_fail(c, r, err, err == SL_ECORRUPT ? "a fetched batch failed its checks" : NULL);
+	for (size_t i = 0; a.blocks && i < a.n; i++)
+		free(a.blocks[i]);
+	free(a.ms);
+	free(a.blocks);
 }
 
 static void complete_group(struct sluice_client *c, struct req *r, const Sluice__GroupInfo *w)
@@ -1232,45 +1297,81 @@ static void sub_fail(struct sluice_client *c, struct sub *s, int err, const char
 	c->cb_depth--;
 }
 
+/* A Delivery being handed to its subscription, one message at a time. */
+struct deliver_ctx {
+	struct sluice_client *c;
+	struct sub *s;
+	uint64_t server_id;
+};
+
+/* One message of a Delivery: to the callback unless it was seen already,
+ * then counted for credit. 1 to go on, 0 when the subscription, the client
+ * or the connection is gone. */
+static int deliver_msg(struct deliver_ctx *d, const struct sluice_msg *m)
+{
+	struct sluice_client *c = d->c;
+	struct sub_part *p = sub_part_find(d->s, m->partition);
+	int dup = p && m->offset < p->next;
+	if (!dup && sub_part_set(d->s, m->partition, m->offset + 1) != SL_OK)
+		dup = 1;
+	if (!dup && d->s->cb) {
+		c->cb_depth++;
+		d->s->cb(d->s->arg, SL_OK, NULL, m);
+		c->cb_depth--;
+	}
+	if (d->s->closed || c->dead || c->state != CS_READY)
+		return 0;
+	/* The callback may have grown the legs array: find the leg again. */
+	struct sub_leg *leg = sub_leg_find(c, d->server_id, &d->s);
+	if (!leg)
+		return 0;
+	leg->consumed++;
+	credit_return(c, d->s, leg);
+	return 1;
+}
+
+static int deliver_unpacked_cb(void *arg, const struct sluice_msg *m)
+{
+	return !deliver_msg(arg, m);
+}
+
 static void on_delivery(struct sluice_client *c, const Sluice__Delivery *d)
 {
-	struct sub *s = NULL;
-	struct sub_leg *leg = sub_leg_find(c, d->subscription_id, &s);
-	if (!leg)
+	struct deliver_ctx dc = {c, NULL, d->subscription_id};
+	if (!sub_leg_find(c, d->subscription_id, &dc.s))
 		return;
-	uint64_t server_id = leg->server_id;
 	if (d->end_error != SLUICE__ERROR_CODE__OK) {
 		/* the server ended this subscription (its topic was deleted, ...) */
-		sub_fail(c, s, (int)d->end_error, d->end_message);
+		sub_fail(c, dc.s, (int)d->end_error, d->end_message);
 		return;
 	}
 	for (size_t i = 0; i < d->n_messages; i++) {
 		const Sluice__Message *w = d->messages[i];
-		struct sub_part *p = sub_part_find(s, w->partition);
-		int dup = p && w->offset < p->next;
-		if (!dup && sub_part_set(s, w->partition, w->offset + 1) != SL_OK)
-			dup = 1;
-		if (!dup && s->cb) {
-			struct sluice_header hs_stack[16];
-			struct sluice_header *hs = w->n_headers <= 16 ? hs_stack : calloc(w->n_headers, sizeof(*hs));
-			if (hs) {
-				struct sluice_msg m;
-				msg_from_wire(w, &m, hs);
-				c->cb_depth++;
-				s->cb(s->arg, SL_OK, NULL, &m);
-				c->cb_depth--;
-				if (hs != hs_stack)
-					free(hs);
-			}
+		struct sluice_header hs_stack[UNPACK_HEADERS_STACK];
+		struct sluice_header *hs =
+		    w->n_headers <= UNPACK_HEADERS_STACK ? hs_stack : calloc(w->n_headers, sizeof(*hs));
+		struct sluice_msg m;
+		int more;
+		if (!hs)
+			return;
+		msg_from_wire(w, &m, hs);
+		more = deliver_msg(&dc, &m);
+		if (hs != hs_stack)
+			free(hs);
+		if (!more)
+			return;
+	}
+	for (size_t i = 0; i < d->n_batches; i++) {
+		int err = unpack_batch(d->batches[i], deliver_unpacked_cb, &dc);
+		if (c->dead || c->state != CS_READY)
+			return;
+		if (err != SL_OK) {
+			/* bytes that fail their checks: as for a malformed frame */
+			conn_lost(c, SL_EMALFORMED);
+			return;
 		}
-		if (s->closed || c->dead || c->state != CS_READY)
+		if (dc.s->closed || !sub_leg_find(c, dc.server_id, &dc.s))
 			return;
-		/* The callback may have grown the legs array: find the leg again. */
-		leg = sub_leg_find(c, server_id, &s);
-		if (!leg)
-			return;
-		leg->consumed++;
-		credit_return(c, s, leg);
 	}
 }
 
@@ -1429,6 +1530,7 @@ static void send_hello(struct sluice_client *c)
 	h.min_version = CODEC_VERSION;
 	h.max_version = CODEC_VERSION;
 	h.client_name = c->client_name;
+	h.accept_batches = c->messages_only ? 0 : CLIENT_BATCH_FORMAT;
 	f.id = ++c->next_id;
 	f.body_case = SLUICE__FRAME__BODY_HELLO;
 	f.hello = &h;
@@ -2166,6 +2268,7 @@ int sluice_client_new(struct event_base *base, const struct sluice_client_opts *
 		goto fail;
 	err = SL_ENOMEM;
 	c->client_name = strdup(o.client_name ? o.client_name : "libsluice");
+	c->messages_only = o.messages_only;
 	c->pipeline_max = o.pipeline_max ? o.pipeline_max : CLIENT_PIPELINE_DEFAULT;
 	c->connect_timeout_ms = o.connect_timeout_ms ? o.connect_timeout_ms : CLIENT_CONNECT_TIMEOUT_MS;
 	c->request_timeout_ms = o.request_timeout_ms ? o.request_timeout_ms : CLIENT_REQUEST_TIMEOUT_MS;

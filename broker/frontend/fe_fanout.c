@@ -17,7 +17,11 @@
  *    costs the read that every subscription paid before.
  *  - Each output form is rendered once per entry, on first use, into a
  *    reference-counted fe_share: the native Delivery.messages field bytes
- *    (below) and the SSE events per format (http_sse.c). A connection gets
+ *    (below) and the SSE events per format (http_sse.c). Connections that
+ *    take stored batches (Hello.accept_batches) read entries of their own
+ *    (key.batches): whole batches (fe_batches.c), rendered once as the
+ *    Delivery.batches field bytes, values copied as stored, no record
+ *    decoded. A connection gets
  *    a few bytes of its own (frame header, SSE id line) and an
  *    evbuffer_add_reference to the share; the share is freed when the
  *    cache and every output buffer have let go of it, so a slow reader
@@ -30,6 +34,7 @@
  * fields of a message may come in any order, so
  *   [u32 len] [Frame.delivery tag, len] [Delivery.subscription_id]  <- per connection
  *   [Delivery.messages tag, len, Message] ...                        <- shared
+ *   (or [Delivery.batches tag, len, RecordBatch] ...)
  * decodes as Frame{delivery: Delivery{subscription_id, messages}}, byte for
  * byte what protobuf-c would encode. Only native TCP connections
  * (c->deliver_shared) take this path; every other kind still gets its
@@ -51,6 +56,7 @@
 #define FRAME_DELIVERY_TAG 0x112u        /* field 34, length-delimited: (34 << 3) | 2 */
 #define DELIVERY_SUB_TAG 0x08u           /* field 1, varint */
 #define DELIVERY_MSG_TAG 0x12u           /* field 2, length-delimited */
+#define DELIVERY_BATCH_TAG 0x2Au         /* field 5, length-delimited */
 
 struct fe_fanout {
 	struct store_txn *txn;
@@ -108,6 +114,7 @@ static void entry_clear(struct fe_fanout_entry *e)
 	if (!e->used)
 		return;
 	fe_msgs_free(&e->m);
+	fe_batches_free(&e->b);
 	fe_share_unref(e->native);
 	for (int f = 0; f < 2; f++) {
 		fe_share_unref(e->sse[f]);
@@ -122,6 +129,7 @@ static size_t key_slot(const struct fe_fanout_key *k)
 
 	h ^= (k->partition + 1) * 0xC2B2AE3D27D4EB4Full;
 	h ^= k->from * 0x165667B19E3779F9ull;
+	h ^= (uint64_t)k->batches << 61;
 	h ^= h >> 29;
 	return (size_t)(h % FANOUT_ENTRIES);
 }
@@ -132,7 +140,7 @@ static int key_eq(const struct fe_fanout_key *a, const struct fe_fanout_key *b)
 	 * later reader may see a newer commit): a read below an older end is a
 	 * correct prefix for it, and the next read continues from there */
 	return a->topic_id == b->topic_id && a->partition == b->partition && a->from == b->from && a->end <= b->end &&
-	       a->msgs_max == b->msgs_max;
+	       a->msgs_max == b->msgs_max && a->batches == b->batches;
 }
 
 static struct fe_fanout *fanout_of(struct fe *fe)
@@ -212,7 +220,7 @@ void fe_fanout_teardown(struct fe *fe)
 void fe_fanout_read_done(struct fe *fe, const struct fe_fanout_entry *e)
 {
 	if (fe->fanout)
-		fe->fanout->txn_bytes += e->m.data_bytes;
+		fe->fanout->txn_bytes += e->m.data_bytes + e->b.data_bytes;
 }
 
 /* ---------- native Delivery frames ---------- */
@@ -240,27 +248,38 @@ static size_t varint_put(uint8_t *p, uint64_t v)
 	return n;
 }
 
-/* e->native: each message as a Delivery.messages field, packed once. */
-static int native_render(struct fe_fanout_entry *e)
+/* Each of msgs (protobuf-c messages) as a length-delimited field `tag`,
+ * packed once into a share; NULL if out of memory. */
+static struct fe_share *fields_render(uint8_t tag, void *const *msgs, size_t n)
 {
 	size_t total = 0, k;
 	struct fe_share *sh;
 
-	for (k = 0; k < e->m.n; k++) {
-		size_t n = sluice__message__get_packed_size(e->m.ptrs[k]);
-		total += 1 + varint_size(n) + n;
+	for (k = 0; k < n; k++) {
+		size_t len = protobuf_c_message_get_packed_size(msgs[k]);
+		total += 1 + varint_size(len) + len;
 	}
 	if (!(sh = fe_share_new(total)))
-		return SL_ENOMEM;
-	for (k = 0; k < e->m.n; k++) {
-		size_t n = sluice__message__get_packed_size(e->m.ptrs[k]);
-		sh->data[sh->len++] = DELIVERY_MSG_TAG;
-		sh->len += varint_put(sh->data + sh->len, n);
-		sh->len += sluice__message__pack(e->m.ptrs[k], sh->data + sh->len);
+		return NULL;
+	for (k = 0; k < n; k++) {
+		size_t len = protobuf_c_message_get_packed_size(msgs[k]);
+		sh->data[sh->len++] = tag;
+		sh->len += varint_put(sh->data + sh->len, len);
+		sh->len += protobuf_c_message_pack(msgs[k], sh->data + sh->len);
 	}
 	SL_ASSERT(sh->len == total);
-	e->native = sh;
-	return SL_OK;
+	return sh;
+}
+
+/* e->native: its stored batches as Delivery.batches fields, or its
+ * messages as Delivery.messages fields. */
+static int native_render(struct fe_fanout_entry *e)
+{
+	if (e->b.n > 0)
+		e->native = fields_render(DELIVERY_BATCH_TAG, (void *const *)e->b.ptrs, e->b.n);
+	else
+		e->native = fields_render(DELIVERY_MSG_TAG, (void *const *)e->m.ptrs, e->m.n);
+	return e->native ? SL_OK : SL_ENOMEM;
 }
 
 void fe_fanout_native(struct fe_conn *c, uint64_t subscription_id, struct fe_fanout_entry *e)

@@ -31,6 +31,8 @@ struct sockaddr;
 /* Output watermarks: deliveries pause above HIGH and resume below LOW; a
  * connection stops being read while its output is above PAUSE. */
 #define FE_DELIVERY_MSGS_MAX 256
+#define FE_BATCH_FORMAT 1 /* the RecordBatch format served (HelloOk.batches): common/recbatch.h */
+#define FE_DELIVERY_BATCH_MSGS_MAX 65536 /* records per Delivery of whole batches (bytes cap it first) */
 #define FE_DELIVERY_BYTES_MAX (256u << 10)
 #define FE_SUB_TURN_BYTES_MAX (1u << 20)
 #define FE_FETCH_MSGS_DEFAULT 1000
@@ -88,6 +90,22 @@ struct fe_msgs {
 	uint64_t stop_at, next;
 };
 
+/* A read of whole stored batches for a connection that takes them
+ * (fe_batches.c): RecordBatch structs whose values point at the LMDB pages
+ * (valid until the txn ends). */
+struct fe_batches {
+	const char *topic;
+	uint32_t partition;
+	size_t msgs_max, bytes_max;
+	Sluice__RecordBatch *wire;
+	Sluice__RecordBatch **ptrs; /* n, filled once the read is done */
+	size_t n, cap;
+	size_t msgs;                /* records the batches deliver, over all of them */
+	uint64_t data_bytes;        /* stored value bytes (metrics) */
+	int too_big;                /* the first batch alone is over bytes_max: read messages instead */
+	int err;
+};
+
 /* Reference-counted bytes: one rendering shared by many output buffers
  * (evbuffer_add_reference; the last buffer to let go frees it). */
 struct fe_share {
@@ -103,6 +121,7 @@ struct fe_fanout_key {
 	uint32_t topic_id, partition;
 	uint64_t from, end;
 	size_t msgs_max;
+	int batches; /* whole stored batches (fe_batches.c), else messages */
 };
 
 struct fe_fanout_entry {
@@ -111,7 +130,8 @@ struct fe_fanout_entry {
 	char topic[256];          /* the messages' topic name (m.topic points here) */
 	int rc;                   /* of the read: SL_OK, else an sl_err */
 	uint64_t next;            /* where the next read starts */
-	struct fe_msgs m;
+	struct fe_msgs m;         /* the messages read, unless b holds batches */
+	struct fe_batches b;      /* key.batches: the stored batches read (none: too big, see m) */
 	struct fe_share *native;  /* Delivery.messages as encoded field bytes (fe_fanout_native) */
 	struct fe_share *sse[2];  /* SSE events, raw and json (http_sse.c) */
 	size_t *sse_at[2];        /* per message k: [2k] its id line, [2k+1] its event line; [2n] = len */
@@ -174,6 +194,7 @@ struct fe_conn {
 	uint32_t npending;     /* requests awaiting the log; reading pauses at cfg inflight_max */
 	uint32_t nparked;      /* fetches parked in fe->parked (at most cfg inflight_max) */
 	int deliver_shared;    /* native TCP: Deliveries are written from the pass's shared encoding (fe_fanout.c) */
+	int batches;           /* native TCP that said Hello.accept_batches: reads ship stored batches */
 	struct fe_ident *ident; /* [auth]: who it is (fe_auth.c); NULL until needed */
 	char addr[FE_ADDR_BYTES]; /* source IP as text: connections per address, rate keys with auth off */
 	int addr_counted;          /* counted in fe->limits' per-address table (fe_limits.c) */
@@ -353,6 +374,15 @@ int fe_msgs_init(struct fe_msgs *m, const char *topic, uint32_t partition, size_
 int fe_msgs_read(struct store_txn *t, const struct store_topic *tp, struct fe_msgs *m, uint64_t from, uint64_t limit,
                  uint64_t *next);
 void fe_msgs_free(struct fe_msgs *m);
+
+/* fe_batches.c: read the stored batches holding [from, limit) of partition
+ * b->partition into b (after fe_batches_init), at most msgs_max records and
+ * about bytes_max value bytes; *next is where the next read starts. With
+ * b->too_big set nothing was read: read messages instead. */
+void fe_batches_init(struct fe_batches *b, const char *topic, uint32_t partition, size_t msgs_max, size_t bytes_max);
+int fe_batches_read(struct store_txn *t, const struct store_topic *tp, struct fe_batches *b, uint64_t from,
+                    uint64_t limit, uint64_t *next);
+void fe_batches_free(struct fe_batches *b);
 
 /* fe_fanout.c: the read-once, render-once cache of one delivery pass. */
 void fe_fanout_teardown(struct fe *fe);

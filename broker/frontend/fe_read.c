@@ -302,9 +302,36 @@ static void sub_send(struct fe_sub *s, struct fe_fanout_entry *e)
 	d.subscription_id = s->id;
 	d.n_messages = e->m.n;
 	d.messages = e->m.ptrs;
+	d.n_batches = e->b.n;
+	d.batches = e->b.ptrs;
 	f.body_case = SLUICE__FRAME__BODY_DELIVERY;
 	f.delivery = &d;
 	fe_send(c, &f);
+}
+
+/* Read k->from below k->end of k->partition: whole stored batches into b
+ * when k->batches, unless the first is too big for bytes_max (then, as
+ * for any other connection, messages into m). Whatever m and b held
+ * before is dropped. *next is where the next read starts. */
+static int read_part(struct store_txn *t, const struct store_topic *tp, const char *topic,
+                     const struct fe_fanout_key *k, size_t bytes_max, struct fe_msgs *m, struct fe_batches *b,
+                     uint64_t *next)
+{
+	int rc;
+
+	fe_msgs_free(m);
+	fe_batches_free(b);
+	memset(m, 0, sizeof(*m));
+	if (k->batches) {
+		fe_batches_init(b, topic, k->partition, k->msgs_max, bytes_max);
+		rc = fe_batches_read(t, tp, b, k->from, k->end, next);
+		if (rc != SL_OK || !b->too_big)
+			return rc;
+	}
+	rc = fe_msgs_init(m, topic, k->partition, k->msgs_max, bytes_max);
+	if (rc == SL_OK)
+		rc = fe_msgs_read(t, tp, m, k->from, k->end, next);
+	return rc;
 }
 
 /* The pass's read of sp from its next offset below end: shared with every
@@ -313,8 +340,10 @@ static struct fe_fanout_entry *sub_read(struct fe_sub *s, struct store_txn *t, c
                                         struct fe_subpart *sp, uint64_t end)
 {
 	struct fe *fe = s->conn->fe;
-	size_t maxm = s->credit < FE_DELIVERY_MSGS_MAX ? (size_t)s->credit : FE_DELIVERY_MSGS_MAX;
-	struct fe_fanout_key key = {s->topic_id, sp->partition, sp->next, end, maxm};
+	int batches = s->conn->batches;
+	size_t cap = batches ? FE_DELIVERY_BATCH_MSGS_MAX : FE_DELIVERY_MSGS_MAX;
+	size_t maxm = s->credit < cap ? (size_t)s->credit : cap;
+	struct fe_fanout_key key = {s->topic_id, sp->partition, sp->next, end, maxm, batches};
 	struct fe_fanout_entry *e;
 	int hit;
 
@@ -322,9 +351,7 @@ static struct fe_fanout_entry *sub_read(struct fe_sub *s, struct store_txn *t, c
 		return e;
 	memcpy(e->topic, s->topic, sizeof(e->topic));
 	e->next = sp->next;
-	e->rc = fe_msgs_init(&e->m, e->topic, sp->partition, maxm, delivery_bytes_max(fe));
-	if (e->rc == SL_OK)
-		e->rc = fe_msgs_read(t, tp, &e->m, sp->next, end, &e->next);
+	e->rc = read_part(t, tp, e->topic, &key, delivery_bytes_max(fe), &e->m, &e->b, &e->next);
 	fe_fanout_read_done(fe, e);
 	return e;
 }
@@ -344,10 +371,10 @@ static int sub_deliver_part(struct fe_sub *s, struct store_txn *t, const struct 
 	if ((rc = e->rc) != SL_OK)
 		return rc;
 	next = e->next;
-	n = e->m.n;
+	n = e->b.n ? e->b.msgs : e->m.n;
 	if (n > 0) {
 		sub_send(s, e);
-		fe_metrics_delivered(fe, tp, sp->partition, n, e->m.data_bytes);
+		fe_metrics_delivered(fe, tp, sp->partition, n, e->b.n ? e->b.data_bytes : e->m.data_bytes);
 		s->credit -= n;
 	}
 	/* an empty read past retention still moves us to the first stored offset */
@@ -361,7 +388,7 @@ static int sub_deliver_part(struct fe_sub *s, struct store_txn *t, const struct 
 		rc = SL_EAGAIN;
 	}
 	sp->next = next;
-	*bytes += e->m.bytes + 1;
+	*bytes += (e->b.n ? e->b.data_bytes : e->m.bytes) + 1;
 	return rc;
 }
 
@@ -707,10 +734,12 @@ static int fetch_try(struct fe *fe, struct fe_fetch *q, int final)
 	struct store_topic tp;
 	struct store_partition sp;
 	struct fe_msgs m;
+	struct fe_batches b;
 	uint64_t end = 0, next;
 	int rc, answered = 1;
 
 	memset(&m, 0, sizeof(m));
+	memset(&b, 0, sizeof(b));
 	rc = store_txn_begin(fe->store, 0, &t);
 	if (rc == SL_OK)
 		rc = fe_topic_get(fe, t, q->topic, &tp);
@@ -731,31 +760,32 @@ static int fetch_try(struct fe *fe, struct fe_fetch *q, int final)
 		answered = 0;
 		goto out;
 	}
-	if (rc == SL_OK)
-		rc = fe_msgs_init(&m, tp.name, q->partition, q->max_messages, q->max_bytes);
+	struct fe_fanout_key k = {tp.topic_id, q->partition, q->offset, end, q->max_messages, q->conn->batches};
 	if (rc == SL_OK && q->offset < end)
-		rc = fe_msgs_read(t, &tp, &m, q->offset, end, &next);
-	if (rc == SL_OK && m.n == 0 && q->offset < end) {
+		rc = read_part(t, &tp, tp.name, &k, q->max_bytes, &m, &b, &next);
+	if (rc == SL_OK && m.n == 0 && b.n == 0 && q->offset < end) {
 		/* the end was read after t began: a commit in between is past its
 		 * snapshot, and a newer transaction sees it */
 		store_txn_abort(t);
 		t = NULL;
 		rc = store_txn_begin(fe->store, 0, &t);
 		if (rc == SL_OK)
-			rc = fe_msgs_read(t, &tp, &m, q->offset, end, &next);
+			rc = read_part(t, &tp, tp.name, &k, q->max_bytes, &m, &b, &next);
 	}
 	if (rc == SL_OK) {
 		Sluice__FetchResult fr = SLUICE__FETCH_RESULT__INIT;
 		Sluice__Frame f = SLUICE__FRAME__INIT;
 		fr.n_messages = m.n;
 		fr.messages = m.ptrs;
+		fr.n_batches = b.n;
+		fr.batches = b.ptrs;
 		fr.end_offset = end;
 		fr.first_offset = sp.first_offset < end ? sp.first_offset : end;
 		f.id = q->req_id;
 		f.body_case = SLUICE__FRAME__BODY_FETCH_RESULT;
 		f.fetch_result = &fr;
 		fe_send(q->conn, &f);
-		fe_metrics_delivered(fe, &tp, q->partition, m.n, m.data_bytes);
+		fe_metrics_delivered(fe, &tp, q->partition, b.n ? b.msgs : m.n, b.n ? b.data_bytes : m.data_bytes);
 	} else if (rc == SL_EINVAL) {
 		fe_send_error(q->conn, q->req_id, rc, "partition out of range");
 	} else if (rc == SL_ERANGE) {
@@ -765,6 +795,7 @@ static int fetch_try(struct fe *fe, struct fe_fetch *q, int final)
 	}
 out:
 	fe_msgs_free(&m);
+	fe_batches_free(&b);
 	if (t)
 		store_txn_abort(t);
 	return answered;

@@ -1194,6 +1194,9 @@ static void conn_on_hello(struct fe_conn *c, uint64_t id, const Sluice__Hello *h
 	ok.node_id = c->fe->shm->hdr->node_id;
 	ok.frame_bytes_max = c->fe->cfg->frame_bytes_max;
 	ok.server_version = (char *)SLUICE_VERSION;
+	/* stored batches travel only on native TCP, whose Deliveries are shared (fe_fanout.c) */
+	c->batches = h->accept_batches >= FE_BATCH_FORMAT && c->deliver_shared && !c->http;
+	ok.batches = c->batches ? FE_BATCH_FORMAT : 0;
 	fe_auth_hello(c, &ok);
 	f.id = id;
 	f.body_case = SLUICE__FRAME__BODY_HELLO_OK;

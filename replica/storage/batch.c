@@ -395,6 +395,7 @@ struct read_state {
 	size_t records;
 	size_t bytes;
 	int (*fn)(void *arg, const struct store_record *r);
+	int (*batch_fn)(void *arg, const struct store_batch_ref *b); /* store_read_batches */
 	void *arg;
 	int stop;
 };
@@ -426,24 +427,30 @@ static int read_rec_cb(void *arg, const struct store_record *r)
 	return st->stop;
 }
 
-static int read_batches(MDB_cursor *c, uint32_t topic_id, uint32_t partition, struct read_state *st)
+/* Called per batch of a walk with its value and the base its key says:
+ * fills *h (checked), sets *stop to end the walk after this batch. */
+typedef int (*batch_visit_fn)(void *arg, const MDB_val *v, uint64_t base, struct recbatch_hdr *h, int *stop);
+
+/* Every batch of (topic, partition) from the one holding `from` until one
+ * reaches `limit` or visit stops; a hole below limit is SL_ECORRUPT. */
+static int walk_batches(MDB_cursor *c, uint32_t topic_id, uint32_t partition, uint64_t from, uint64_t limit,
+                        batch_visit_fn visit, void *arg)
 {
 	struct recbatch_hdr h;
 	MDB_val k, v;
 	uint64_t expect;
-	int err = batch_seek(c, topic_id, partition, st->from, &k, &v);
-	int rc;
+	int err = batch_seek(c, topic_id, partition, from, &k, &v);
+	int rc, stop = 0;
 
 	if (err == SL_ENOTFOUND)
 		return SL_ECORRUPT; /* the partition record says [from, limit) is stored */
 	if (err != SL_OK)
 		return err;
 	for (;;) {
-		expect = batch_key_base(&k);
-		if ((err = batch_parse(v.mv_data, v.mv_size, &expect, &h, read_rec_cb, st)) != SL_OK || st->stop)
+		if ((err = visit(arg, &v, batch_key_base(&k), &h, &stop)) != SL_OK || stop)
 			return err;
 		expect = h.base + h.count;
-		if (expect >= st->limit)
+		if (expect >= limit)
 			return SL_OK;
 		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 		if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
@@ -454,39 +461,94 @@ static int read_batches(MDB_cursor *c, uint32_t topic_id, uint32_t partition, st
 	}
 }
 
+static int read_records_visit(void *arg, const MDB_val *v, uint64_t base, struct recbatch_hdr *h, int *stop)
+{
+	struct read_state *st = arg;
+	int err = batch_parse(v->mv_data, v->mv_size, &base, h, read_rec_cb, st);
+
+	*stop = st->stop;
+	return err;
+}
+
+/* store_read_batches: takes the batch's records in [from, limit) within the limits. */
+static int read_whole_visit(void *arg, const MDB_val *v, uint64_t base, struct recbatch_hdr *h, int *stop)
+{
+	struct read_state *st = arg;
+	struct store_batch_ref ref;
+	uint64_t first, end;
+	int err = recbatch_open(v->mv_data, v->mv_size, h);
+
+	if (err == SL_OK && h->base != base)
+		err = SL_ECORRUPT;
+	if (err != SL_OK)
+		return err;
+	first = st->next > h->base ? st->next : h->base;
+	end = h->base + h->count < st->limit ? h->base + h->count : st->limit;
+	if (first >= end)
+		return SL_OK; /* wholly before `from`: the walk finds the hole */
+	if (st->max_records != 0 && end - first > st->max_records - st->records)
+		end = first + (st->max_records - st->records);
+	if (st->max_bytes != 0 && st->records > 0 && st->bytes + v->mv_size > st->max_bytes) {
+		*stop = 1; /* not taken: the next read starts with it */
+		return SL_OK;
+	}
+	ref = (struct store_batch_ref){slice_make(v->mv_data, v->mv_size), h->base, h->count, first,
+	                               (uint32_t)(end - first)};
+	st->records += ref.n;
+	st->bytes += v->mv_size;
+	st->next = end;
+	SL_ASSERT(st->next <= st->limit && st->next > first);
+	*stop = st->batch_fn(st->arg, &ref) != 0 || read_full(st) || st->next >= st->limit;
+	return SL_OK;
+}
+
+/* The read of [from, limit) both store_read and store_read_batches make. */
+static int read_range(struct store_txn *t, uint32_t topic_id, uint32_t partition, struct read_state *st,
+                      uint64_t *next_out)
+{
+	struct store_partition part;
+	MDB_cursor *c = NULL;
+	int err;
+
+	*next_out = st->from;
+	if ((err = store_partition_get(t, topic_id, partition, &part)) != SL_OK)
+		return err;
+	if (st->from < part.first_offset)
+		st->from = part.first_offset;
+	if (st->limit > part.end_offset)
+		st->limit = part.end_offset;
+	st->next = st->from;
+	*next_out = st->from;
+	if (st->from >= st->limit)
+		return SL_OK;
+	if ((err = store_cursor_open(t, DB_BATCHES, &c)) != SL_OK)
+		return err;
+	err = walk_batches(c, topic_id, partition, st->from, st->limit,
+	                   st->batch_fn ? read_whole_visit : read_records_visit, st);
+	mdb_cursor_close(c);
+	*next_out = st->next;
+	return err;
+}
+
 int store_read(struct store_txn *t, uint32_t topic_id, uint32_t partition, uint64_t from, uint64_t limit,
                size_t max_records, size_t max_bytes, int (*fn)(void *arg, const struct store_record *r), void *arg,
                uint64_t *next_out)
 {
-	struct store_partition part;
-	struct read_state st;
-	MDB_cursor *c = NULL;
-	int err;
+	struct read_state st = {.from = from, .limit = limit, .max_records = max_records, .max_bytes = max_bytes,
+	                        .fn = fn, .arg = arg};
 
-	*next_out = from;
-	if ((err = store_partition_get(t, topic_id, partition, &part)) != SL_OK)
-		return err;
-	if (from < part.first_offset)
-		from = part.first_offset;
-	if (limit > part.end_offset)
-		limit = part.end_offset;
-	*next_out = from;
-	if (from >= limit)
-		return SL_OK;
-	memset(&st, 0, sizeof(st));
-	st.from = from;
-	st.limit = limit;
-	st.next = from;
-	st.max_records = max_records;
-	st.max_bytes = max_bytes;
-	st.fn = fn;
-	st.arg = arg;
-	if ((err = store_cursor_open(t, DB_BATCHES, &c)) != SL_OK)
-		return err;
-	err = read_batches(c, topic_id, partition, &st);
-	mdb_cursor_close(c);
-	*next_out = st.next;
-	return err;
+	return read_range(t, topic_id, partition, &st, next_out);
+}
+
+int store_read_batches(struct store_txn *t, uint32_t topic_id, uint32_t partition, uint64_t from, uint64_t limit,
+                       size_t max_records, size_t max_bytes, int (*fn)(void *arg, const struct store_batch_ref *b),
+                       void *arg, uint64_t *next_out)
+{
+	struct read_state st = {.from = from, .limit = limit, .max_records = max_records, .max_bytes = max_bytes,
+	                        .batch_fn = fn, .arg = arg};
+
+	SL_ASSERT(fn != NULL);
+	return read_range(t, topic_id, partition, &st, next_out);
 }
 
 struct time_scan {

@@ -157,6 +157,27 @@ int store_read(struct store_txn *t, uint32_t topic_id, uint32_t partition, uint6
 	       size_t max_records, size_t max_bytes,
 	       int (*fn)(void *arg, const struct store_record *r), void *arg, uint64_t *next_out);
 
+/* One stored batch of a store_read_batches, whole: value (valid until the
+ * txn ends) has had its header, sizes and CRC32C checked, not its records;
+ * the read wants its records [first, first + n), inside [base, base + count). */
+struct store_batch_ref {
+	struct slice value;
+	uint64_t base;
+	uint32_t count;
+	uint64_t first;
+	uint32_t n;
+};
+
+/*
+ * store_read a batch at a time, for readers that ship batches as stored:
+ * the batches holding [from, limit), at most max_records records (at least
+ * 1) and about max_bytes value bytes (at least one batch if any). fn is
+ * called per batch; returning non-zero stops after it. *next_out as store_read.
+ */
+int store_read_batches(struct store_txn *t, uint32_t topic_id, uint32_t partition, uint64_t from, uint64_t limit,
+		       size_t max_records, size_t max_bytes, int (*fn)(void *arg, const struct store_batch_ref *b),
+		       void *arg, uint64_t *next_out);
+
 /*
  * Decodes one stored batch value (v, len bytes; untrusted): checks the header,
  * every length and the CRC32C, then calls fn for each record in order (offset

@@ -160,6 +160,11 @@ struct sluice_client_opts {
 	const char *key_file;
 	const char *token;
 	const uint8_t *key_seed;    /* or a key given as its 32-byte Ed25519 seed */
+	/* Subscriptions and fetches receive the log's stored record batches, which the client
+	 * checks (lengths, CRC32C) and unpacks into the same sluice_msg callbacks: fewer bytes
+	 * decoded on the server. Set messages_only to ask for one message at a time instead
+	 * (what servers before batches send; the callbacks see the same messages). */
+	int messages_only;
 };
 
 struct sluice_header {
