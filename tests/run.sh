@@ -73,7 +73,7 @@ if [ "$quick" = 0 ]; then
 
     # Every fuzz target; one not built yet is skipped. Each runs from build-fuzz/corpus-NAME
     # (NAME without _fuzz), seeded from tests/fuzz/corpus-NAME when that exists.
-    fuzz_targets="frame_fuzz peer_fuzz entry_fuzz batch_fuzz http_fuzz gql_fuzz ws_fuzz consumer_fuzz wh_fuzz auth_fuzz"
+    fuzz_targets="frame_fuzz peer_fuzz entry_fuzz batch_fuzz unpack_fuzz http_fuzz gql_fuzz ws_fuzz consumer_fuzz wh_fuzz auth_fuzz"
     echo "== fuzz: ${fuzz_targets} for ${fuzz_seconds}s in all"
     cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DSLUICE_FUZZ=ON -DSLUICE_TESTS=OFF >/dev/null
     cmake --build build-fuzz -j"$jobs" --target fuzz

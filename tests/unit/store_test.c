@@ -164,6 +164,7 @@ static int do_read(uint32_t topic_id, uint32_t p, uint64_t from, uint64_t limit,
 }
 
 TestSuite(store, .init = setup, .fini = teardown);
+static void corrupt_at(uint32_t topic_id, uint64_t base, size_t idx);
 
 Test(store, crc32c_check_value)
 {
@@ -530,6 +531,122 @@ Test(store, read_from_middle_limits_and_end)
 	/* Unknown partition / topic. */
 	cr_assert_eq(do_read(tp.topic_id, 1, 0, UINT64_MAX, 0, 0, &c, &next), SL_ENOTOPIC);
 	cr_assert_eq(do_read(tp.topic_id + 100, 0, 0, UINT64_MAX, 0, 0, &c, &next), SL_ENOTOPIC);
+}
+
+/* ---------- store_read_batches: whole batches and the window of each ---------- */
+
+struct bcollect {
+	size_t n, stop_after;
+	struct store_batch_ref refs[16];
+	struct collect recs; /* the records each window delivers, checked against the model */
+};
+
+static int window_cb(void *arg, const struct store_record *r)
+{
+	struct bcollect *b = arg;
+	const struct store_batch_ref *ref = &b->refs[b->n];
+
+	if (r->offset >= ref->first && r->offset < ref->first + ref->n)
+		collect_cb(&b->recs, r);
+	return 0;
+}
+
+static int bcollect_cb(void *arg, const struct store_batch_ref *ref)
+{
+	struct bcollect *b = arg;
+
+	cr_assert_lt(b->n, 16);
+	cr_assert(ref->n > 0 && ref->first >= ref->base && ref->first + ref->n <= ref->base + ref->count);
+	b->refs[b->n] = *ref;
+	/* the value is the stored batch, whole: it parses, and its base and count agree */
+	cr_assert_eq(store_batch_parse(ref->value.base, ref->value.len, window_cb, b), SL_OK);
+	b->n++;
+	return b->stop_after != 0 && b->n >= b->stop_after;
+}
+
+static int do_read_batches(uint32_t topic_id, uint64_t from, uint64_t limit, size_t max_records, size_t max_bytes,
+                           struct bcollect *b, uint64_t *next)
+{
+	struct store_txn *t = rtxn();
+	int err;
+
+	memset(b, 0, sizeof(*b));
+	err = store_read_batches(t, topic_id, 0, from, limit, max_records, max_bytes, bcollect_cb, b, next);
+	store_txn_abort(t);
+	return err;
+}
+
+static void assert_window(const struct bcollect *b, size_t i, uint64_t base, uint32_t count, uint64_t first,
+                          uint32_t n)
+{
+	cr_assert_eq(b->refs[i].base, base, "batch %zu", i);
+	cr_assert_eq(b->refs[i].count, count, "batch %zu", i);
+	cr_assert_eq(b->refs[i].first, first, "batch %zu", i);
+	cr_assert_eq(b->refs[i].n, n, "batch %zu", i);
+}
+
+Test(store, read_batches_windows)
+{
+	struct store_topic tp = make_topic("whole", 1);
+	static struct bcollect b;
+	uint64_t next;
+	struct store_txn *t = wtxn();
+
+	append_n(t, tp.topic_id, 0, 0, 10, 5);
+	append_n(t, tp.topic_id, 0, 10, 10, 6);
+	append_n(t, tp.topic_id, 0, 20, 5, 7);
+	cr_assert_eq(store_txn_commit(t), SL_OK);
+
+	/* from inside the first batch to the end: three batches, the first cut at its start */
+	cr_assert_eq(do_read_batches(tp.topic_id, 4, UINT64_MAX, 0, 0, &b, &next), SL_OK);
+	cr_assert_eq(b.n, 3);
+	assert_window(&b, 0, 0, 10, 4, 6);
+	assert_window(&b, 1, 10, 10, 10, 10);
+	assert_window(&b, 2, 20, 5, 20, 5);
+	cr_assert_eq(next, 25);
+	cr_assert_eq(b.recs.n, 21);
+	cr_assert_eq(b.recs.offsets[0], 4);
+	cr_assert_eq(b.recs.bad, 0);
+
+	/* the committed end inside a batch: its window stops there */
+	cr_assert_eq(do_read_batches(tp.topic_id, 13, 17, 0, 0, &b, &next), SL_OK);
+	cr_assert_eq(b.n, 1);
+	assert_window(&b, 0, 10, 10, 13, 4);
+	cr_assert_eq(next, 17);
+
+	/* max_records cuts the window of the batch it ends in */
+	cr_assert_eq(do_read_batches(tp.topic_id, 8, UINT64_MAX, 5, 0, &b, &next), SL_OK);
+	cr_assert_eq(b.n, 2);
+	assert_window(&b, 0, 0, 10, 8, 2);
+	assert_window(&b, 1, 10, 10, 10, 3);
+	cr_assert_eq(next, 13);
+
+	/* max_bytes below one batch still gives that batch, and only it */
+	cr_assert_eq(do_read_batches(tp.topic_id, 3, UINT64_MAX, 0, 1, &b, &next), SL_OK);
+	cr_assert_eq(b.n, 1);
+	assert_window(&b, 0, 0, 10, 3, 7);
+	cr_assert_eq(next, 10);
+
+	/* the callback stops after a batch */
+	cr_assert_eq(do_read_batches(tp.topic_id, 0, UINT64_MAX, 0, 0, &b, &next), SL_OK);
+	cr_assert_eq(b.n, 3);
+	memset(&b, 0, sizeof(b));
+	b.stop_after = 1;
+	t = rtxn();
+	cr_assert_eq(store_read_batches(t, tp.topic_id, 0, 12, UINT64_MAX, 0, 0, bcollect_cb, &b, &next), SL_OK);
+	store_txn_abort(t);
+	cr_assert_eq(b.n, 1);
+	cr_assert_eq(next, 20);
+
+	/* at the end: nothing, next stays */
+	cr_assert_eq(do_read_batches(tp.topic_id, 25, UINT64_MAX, 0, 0, &b, &next), SL_OK);
+	cr_assert_eq(b.n, 0);
+	cr_assert_eq(next, 25);
+
+	/* a corrupt batch is not handed out */
+	corrupt_at(tp.topic_id, 10, 64 + 45);
+	cr_assert_eq(do_read_batches(tp.topic_id, 12, UINT64_MAX, 0, 0, &b, &next), SL_ECORRUPT);
+	cr_assert_eq(b.n, 0);
 }
 
 Test(store, append_invalid)
