@@ -456,3 +456,70 @@ Test(delivery_batches, fetch_mid_batch_same_as_messages)
 	fetch_all(1, 1, 1000, &b);
 	assert_same(&a, &b, 1, LAYOUT_RECS);
 }
+
+/* A stored batch larger than a Delivery may be (256 KiB) cannot travel
+ * whole: a connection with batches gets its records as messages instead,
+ * and libsluice hands out the same as without batches. */
+Test(delivery_batches, batch_over_the_frame_cap_comes_as_messages)
+{
+	enum { BIG_N = 300, BIG_BYTES = 1024 };
+	Sluice__Frame f = SLUICE__FRAME__INIT, *r = NULL;
+	Sluice__PublishBatch pb = SLUICE__PUBLISH_BATCH__INIT;
+	uint8_t *recs = malloc(BIG_N * (PUBBATCH_REC_HDR + BIG_BYTES)), *w = recs;
+	char pl[BIG_BYTES];
+	uint32_t on = 0;
+	int fd;
+	Sluice__Frame *d;
+
+	cr_assert(recs);
+	cr_assert_eq(itest_raw_create_topic(pubfd, next_req++, "big", 1), 0);
+	for (uint32_t i = 0; i < BIG_N; i++) {
+		memset(pl, 'a' + i % 26, sizeof(pl));
+		w += pubbatch_put(w, slice_make(NULL, 0), slice_make(NULL, 0), slice_make(pl, sizeof(pl)));
+	}
+	pb.topic = "big";
+	pb.count = BIG_N;
+	pb.has_partition = 1;
+	pb.records.data = recs;
+	pb.records.len = (size_t)(w - recs);
+	pb.crc32c = crc32c(0, recs, pb.records.len);
+	f.id = next_req++;
+	f.body_case = SLUICE__FRAME__BODY_PUBLISH_BATCH;
+	f.publish_batch = &pb;
+	cr_assert_eq(itest_send_frame(pubfd, &f), 0);
+	cr_assert_eq(itest_recv_response(pubfd, f.id, 10000, &r), 0);
+	cr_assert_eq(r->body_case, SLUICE__FRAME__BODY_PUBLISH_BATCH_ACK);
+	sluice__frame__free_unpacked(r, NULL);
+	free(recs);
+
+	fd = raw_conn(1, &on);
+	cr_assert_eq(on, 1);
+	{
+		Sluice__Subscribe s = SLUICE__SUBSCRIBE__INIT;
+		Sluice__Frame sf = SLUICE__FRAME__INIT;
+		s.topic = "big";
+		s.credit = 1000;
+		sf.id = 5;
+		sf.body_case = SLUICE__FRAME__BODY_SUBSCRIBE;
+		sf.subscribe = &s;
+		cr_assert_eq(itest_send_frame(fd, &sf), 0);
+		cr_assert_eq(itest_recv_frame(fd, 5000, &d), 0);
+		cr_assert_eq(d->body_case, SLUICE__FRAME__BODY_SUBSCRIBED);
+		sluice__frame__free_unpacked(d, NULL);
+	}
+	size_t got = 0;
+	while (got < BIG_N) {
+		cr_assert_eq(itest_recv_frame(fd, 5000, &d), 0);
+		cr_assert_eq(d->body_case, SLUICE__FRAME__BODY_DELIVERY);
+		cr_assert_eq(d->delivery->n_batches, 0);
+		cr_assert_gt(d->delivery->n_messages, 0);
+		for (size_t i = 0; i < d->delivery->n_messages; i++, got++) {
+			cr_assert_eq(d->delivery->messages[i]->offset, got);
+			cr_assert_eq(d->delivery->messages[i]->payload.len, BIG_BYTES);
+			cr_assert_eq(d->delivery->messages[i]->payload.data[0], 'a' + got % 26);
+		}
+		sluice__frame__free_unpacked(d, NULL);
+	}
+	cr_assert_eq(got, BIG_N);
+	close(fd);
+}
