@@ -7,8 +7,10 @@
  *      its open batch as soon as its window is full (nothing more could
  *      join it), and refills its window once per burst of acks, so a batch's
  *      acks make one new batch rather than many small ones.
- * sub: publishes --count messages first, then times one subscriber reading
- *      them from the earliest offset.
+ * sub: publishes --count messages first, then times --subscribers
+ *      subscribers (one connection each, default 1) reading them all from
+ *      the earliest offset. They take the stored batches (libsluice's
+ *      default) unless --messages-only asks for one message at a time.
  * (sse, the HTTP event-stream fan-out, is in bench_sse.c; consume and
  * webhook, durable consumers and webhooks, in bench_consume.c.)
  * e2e: a subscriber is attached to every partition at its end offset, then
@@ -37,6 +39,7 @@
 #define BENCH_WINDOW_DEFAULT 1000
 #define BENCH_SAMPLES_MAX (16u << 20)
 #define BENCH_PRODUCERS_MAX 256
+#define BENCH_SUBSCRIBERS_MAX 256
 #define BENCH_DRAIN_MS 30000
 
 enum bench_mode { BM_PUB, BM_SUB, BM_E2E };
@@ -68,7 +71,9 @@ struct bench {
 	double duration_s;
 	struct event_base *base;
 	struct bench_prod *prods;
-	struct sluice_client *sub_c;
+	struct sluice_client *sub_c[BENCH_SUBSCRIBERS_MAX]; /* e2e: one */
+	uint32_t subscribers;      /* sub: --subscribers */
+	int messages_only;         /* --messages-only: no stored batches (libsluice opts.messages_only) */
 	uint8_t *payload;
 	int measure_pub;           /* record publish->ack latencies */
 	int stop_publishing;
@@ -95,6 +100,8 @@ void bench_usage(FILE *f)
 		   "  --size %d, --count %d, --producers 1 (one connection each), --window %d in flight each.\n"
 		   "  --linger-ms %d (0: no batching), --batch-bytes %d: how publishes are batched.\n"
 		   "  --rate N: publish at most N messages/s over all producers (e2e latency at a set load; 0: no limit).\n"
+		   "  sub: --subscribers N (1) read everything, one connection each; --messages-only: without stored\n"
+		   "       batches (one message at a time, as clients before batches).\n"
 		   "       sluice bench sse ...: Server-Sent Events fan-out (sluice bench sse --help).\n"
 		   "       sluice bench consume|webhook ...: acked consumption and webhook deliveries beside a plain\n"
 		   "       subscription (sluice bench consume --help).\n",
@@ -382,19 +389,23 @@ static int bench_prepare_topic(struct bench *b, struct bench_desc *d)
 static int bench_subscribe(struct bench *b, const struct bench_desc *d)
 {
 	struct sluice_client_opts o = cli_client_opts(b->g, 0);
+	int err = SLUICE_OK;
 	o.retry_max_ms = 30000;
-	int err = sluice_client_new(b->base, &o, &b->sub_c);
-	if (err)
-		return err;
+	o.messages_only = b->messages_only;
 	if (b->mode == BM_SUB) {
 		struct sluice_sub_opts so = {.topic = b->topic, .start = SLUICE_EARLIEST, .credit = 10000};
-		return sluice_subscribe(b->sub_c, &so, bench_msg_cb, b, NULL);
+		for (uint32_t i = 0; i < b->subscribers && err == SLUICE_OK; i++)
+			if ((err = sluice_client_new(b->base, &o, &b->sub_c[i])) == SLUICE_OK)
+				err = sluice_subscribe(b->sub_c[i], &so, bench_msg_cb, b, NULL);
+		return err;
 	}
+	if ((err = sluice_client_new(b->base, &o, &b->sub_c[0])) != SLUICE_OK)
+		return err;
 	for (size_t i = 0; i < d->n && err == SLUICE_OK; i++) {
 		uint32_t part = (uint32_t)i;
 		struct sluice_sub_opts so = {.topic = b->topic, .partitions = &part, .partitions_n = 1,
 					     .start = SLUICE_OFFSET, .offset = d->ends[i], .credit = 10000};
-		err = sluice_subscribe(b->sub_c, &so, bench_msg_cb, b, NULL);
+		err = sluice_subscribe(b->sub_c[0], &so, bench_msg_cb, b, NULL);
 	}
 	return err;
 }
@@ -420,6 +431,10 @@ static void bench_report(struct bench *b)
 				      (json_int_t)b->batch_bytes, "messages", (json_int_t)msgs, "failed",
 				      (json_int_t)failed, "seconds", secs, "msgs_per_s", rate, "mb_per_s", mbs);
 		json_object_set_new(o, "rate", json_integer((json_int_t)b->rate));
+		if (b->mode == BM_SUB) {
+			json_object_set_new(o, "subscribers", json_integer((json_int_t)b->subscribers));
+			json_object_set_new(o, "batches", json_boolean(!b->messages_only));
+		}
 		if (b->lat_n)
 			json_object_set_new(o, "latency_ms",
 					    json_pack("{s:f, s:f, s:f, s:f, s:I}", "p50", lat_pct_ms(b, 50), "p99",
@@ -450,6 +465,7 @@ static int bench_parse(struct bench *b, int argc, char **argv)
 		{"duration", required_argument, 0, 'd'}, {"producers", required_argument, 0, 'p'},
 		{"window", required_argument, 0, 'w'},   {"linger-ms", required_argument, 0, 'L'},
 		{"batch-bytes", required_argument, 0, 'B'}, {"rate", required_argument, 0, 'r'},
+		{"subscribers", required_argument, 0, 'S'}, {"messages-only", no_argument, 0, 'M'},
 		{0, 0, 0, 0}};
 	int ch;
 	char *end;
@@ -458,6 +474,10 @@ static int bench_parse(struct bench *b, int argc, char **argv)
 		unsigned long long v = 0;
 		if (ch == '?')
 			return -1;
+		if (ch == 'M') {
+			b->messages_only = 1;
+			continue;
+		}
 		if (ch == 't') {
 			snprintf(b->topic, sizeof(b->topic), "%s", optarg);
 			continue;
@@ -489,8 +509,11 @@ static int bench_parse(struct bench *b, int argc, char **argv)
 			b->linger_ms = (uint32_t)v;
 		else if (ch == 'B')
 			b->batch_bytes = (uint32_t)v;
+		else if (ch == 'S')
+			b->subscribers = (uint32_t)v;
 	}
-	if (optind + 1 != argc || b->producers > BENCH_PRODUCERS_MAX || (b->count && b->duration_s > 0))
+	if (optind + 1 != argc || b->producers > BENCH_PRODUCERS_MAX || b->subscribers > BENCH_SUBSCRIBERS_MAX ||
+	    (b->count && b->duration_s > 0))
 		return -1;
 	const char *m = argv[optind];
 	b->mode = !strcmp(m, "pub") ? BM_PUB : !strcmp(m, "sub") ? BM_SUB : !strcmp(m, "e2e") ? BM_E2E : (enum bench_mode)-1;
@@ -528,6 +551,7 @@ static int bench_run(struct bench *b)
 		bench_prods_close(b);
 		evtimer_del(b->drain_ev);
 		b->t_start = bench_now_ns();
+		b->expect = b->count * b->subscribers;
 		if (bench_subscribe(b, &d) != SLUICE_OK)
 			return EX_SOFTWARE;
 		struct timeval tv = {BENCH_DRAIN_MS / 100, 0};
@@ -540,7 +564,7 @@ static int bench_run(struct bench *b)
 
 int bench_main(const struct cli_global *g, int argc, char **argv)
 {
-	struct bench b = {.g = g, .partitions = 1, .producers = 1, .window = BENCH_WINDOW_DEFAULT,
+	struct bench b = {.g = g, .partitions = 1, .producers = 1, .subscribers = 1, .window = BENCH_WINDOW_DEFAULT,
 			  .size = BENCH_SIZE_DEFAULT, .linger_ms = CLI_LINGER_MS_DEFAULT,
 			  .batch_bytes = CLI_BATCH_BYTES_DEFAULT};
 	/* `bench sse` and `bench ws` (bench_sse.c): the mode, not the value of an option */
@@ -571,7 +595,8 @@ int bench_main(const struct cli_global *g, int argc, char **argv)
 		return EX_SOFTWARE;
 	int rc = bench_run(&b);
 	bench_prods_close(&b);
-	sluice_client_free(b.sub_c);
+	for (uint32_t i = 0; i < BENCH_SUBSCRIBERS_MAX; i++)
+		sluice_client_free(b.sub_c[i]);
 	if (b.duration_ev)
 		event_free(b.duration_ev);
 	if (b.pace_ev)
