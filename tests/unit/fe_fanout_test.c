@@ -146,3 +146,65 @@ Test(fe_fanout, share_outlives_its_cache_entry)
 	cr_assert_str_eq(got, "ell");
 	evbuffer_free(b); /* the last reference: freed (ASan/LSan would say otherwise) */
 }
+
+/* Stored batches (fe_batches.c): the Delivery.batches field bytes too are
+ * what protobuf-c would encode, byte for byte, and the values are copied
+ * into the share (the LMDB pages they came from go away with the txn). */
+Test(fe_fanout, native_batches_are_the_protobuf_frame)
+{
+	struct evbuffer *out = bufferevent_get_output(bev);
+	struct fe_fanout_entry e;
+	Sluice__RecordBatch rb[2], *rp[2];
+	uint8_t v0[200], v1[70];
+	Sluice__Delivery d = SLUICE__DELIVERY__INIT;
+	Sluice__Frame f = SLUICE__FRAME__INIT, *got = NULL;
+	size_t n, flen = 0;
+	uint8_t *want, *have;
+
+	memset(&e, 0, sizeof(e));
+	snprintf(e.topic, sizeof(e.topic), "orders");
+	memset(v0, 0xab, sizeof(v0));
+	memset(v1, 0xcd, sizeof(v1));
+	for (int i = 0; i < 2; i++) {
+		sluice__record_batch__init(&rb[i]);
+		rb[i].topic = e.topic;
+		rb[i].partition = 1;
+		rp[i] = &rb[i];
+	}
+	rb[0].first_offset = 5, rb[0].count = 3, rb[0].value.data = v0, rb[0].value.len = sizeof(v0);
+	rb[1].first_offset = 8, rb[1].count = 1, rb[1].value.data = v1, rb[1].value.len = sizeof(v1);
+	e.b.n = 2;
+	e.b.ptrs = rp;
+	e.used = 1;
+	evbuffer_unfreeze(out, 1);
+	fe_fanout_native(&conn, 42, &e);
+	cr_assert(e.native);
+
+	d.subscription_id = 42;
+	d.n_batches = 2;
+	d.batches = rp;
+	f.body_case = SLUICE__FRAME__BODY_DELIVERY;
+	f.delivery = &d;
+	n = codec_frame_size(&f);
+	want = malloc(n);
+	have = malloc(n);
+	cr_assert(want && have);
+	cr_assert_eq(codec_frame_encode(&f, want), n);
+	memset(v0, 0, sizeof(v0)); /* the txn ended: the share has its own copy */
+	cr_assert_eq(codec_frame_peek(evbuffer_pullup(out, 4), evbuffer_get_length(out), 1u << 20, &flen), SL_OK);
+	cr_assert_eq(flen, n);
+	cr_assert_eq(evbuffer_remove(out, have, n), (int)n);
+	cr_assert_eq(memcmp(have, want, n), 0, "differs from protobuf-c's encoding");
+	cr_assert_eq(codec_frame_decode(have + 4, n - 4, &got), SL_OK);
+	cr_assert_eq(got->delivery->n_messages, 0);
+	cr_assert_eq(got->delivery->n_batches, 2);
+	cr_assert_eq(got->delivery->batches[0]->first_offset, 5);
+	cr_assert_eq(got->delivery->batches[0]->value.len, sizeof(v0));
+	cr_assert_eq(got->delivery->batches[0]->value.data[199], 0xab);
+	cr_assert_eq(got->delivery->batches[1]->count, 1);
+	codec_frame_free(got);
+	free(want);
+	free(have);
+	cr_assert_eq(e.native->refs, 1);
+	fe_share_unref(e.native);
+}
