@@ -71,8 +71,8 @@ struct bench {
 	double duration_s;
 	struct event_base *base;
 	struct bench_prod *prods;
-	struct sluice_client *sub_c[BENCH_SUBSCRIBERS_MAX]; /* e2e: one */
-	uint32_t subscribers;      /* sub: --subscribers */
+	struct sluice_client *sub_c[BENCH_SUBSCRIBERS_MAX]; /* sub: --subscribers of them; e2e: one */
+	uint32_t subscribers;
 	int messages_only;         /* --messages-only: no stored batches (libsluice opts.messages_only) */
 	uint8_t *payload;
 	int measure_pub;           /* record publish->ack latencies */

@@ -33,6 +33,7 @@ struct sockaddr;
 #define FE_DELIVERY_MSGS_MAX 256
 #define FE_BATCH_FORMAT 1 /* the RecordBatch format served (HelloOk.batches): common/recbatch.h */
 #define FE_DELIVERY_BATCH_MSGS_MAX 65536 /* records per Delivery of whole batches (bytes cap it first) */
+#define FE_DELIVERY_BATCH_BYTES_MAX (1u << 20)
 #define FE_DELIVERY_BYTES_MAX (256u << 10)
 #define FE_SUB_TURN_BYTES_MAX (1u << 20)
 #define FE_FETCH_MSGS_DEFAULT 1000

@@ -277,11 +277,15 @@ void fe_sub_schedule(struct fe_sub *s)
 		evtimer_add(fe->run_ev, &zero);
 }
 
-static size_t delivery_bytes_max(const struct fe *fe)
+/* Bytes of one Delivery: about 256 KiB of messages, or up to 1 MiB of
+ * stored batches (a group commit of 256 KiB of small records takes more
+ * room stored than published; a batch over the cap comes as messages). */
+static size_t delivery_bytes_max(const struct fe *fe, int batches)
 {
 	size_t fmax = fe->cfg->frame_bytes_max;
 	size_t cap = fmax > 8192 ? fmax - 4096 : fmax / 2;
-	return cap < FE_DELIVERY_BYTES_MAX ? cap : FE_DELIVERY_BYTES_MAX;
+	size_t want = batches ? FE_DELIVERY_BATCH_BYTES_MAX : FE_DELIVERY_BYTES_MAX;
+	return cap < want ? cap : want;
 }
 
 /* Send e's messages as one Delivery of s: native TCP connections and SSE
@@ -309,13 +313,19 @@ static void sub_send(struct fe_sub *s, struct fe_fanout_entry *e)
 	fe_send(c, &f);
 }
 
+/* How much one read may take: as whole batches, or as messages. */
+struct read_caps {
+	size_t batch_msgs, batch_bytes;
+	size_t msgs, bytes;
+};
+
 /* Read k->from below k->end of k->partition: whole stored batches into b
- * when k->batches, unless the first is too big for bytes_max (then, as
- * for any other connection, messages into m). Whatever m and b held
- * before is dropped. *next is where the next read starts. */
+ * when k->batches, unless the first is too big for the cap (then, as for
+ * any other connection, messages into m). Whatever m and b held before is
+ * dropped. *next is where the next read starts. */
 static int read_part(struct store_txn *t, const struct store_topic *tp, const char *topic,
-                     const struct fe_fanout_key *k, size_t bytes_max, struct fe_msgs *m, struct fe_batches *b,
-                     uint64_t *next)
+                     const struct fe_fanout_key *k, const struct read_caps *caps, struct fe_msgs *m,
+                     struct fe_batches *b, uint64_t *next)
 {
 	int rc;
 
@@ -323,12 +333,12 @@ static int read_part(struct store_txn *t, const struct store_topic *tp, const ch
 	fe_batches_free(b);
 	memset(m, 0, sizeof(*m));
 	if (k->batches) {
-		fe_batches_init(b, topic, k->partition, k->msgs_max, bytes_max);
+		fe_batches_init(b, topic, k->partition, caps->batch_msgs, caps->batch_bytes);
 		rc = fe_batches_read(t, tp, b, k->from, k->end, next);
 		if (rc != SL_OK || !b->too_big)
 			return rc;
 	}
-	rc = fe_msgs_init(m, topic, k->partition, k->msgs_max, bytes_max);
+	rc = fe_msgs_init(m, topic, k->partition, caps->msgs, caps->bytes);
 	if (rc == SL_OK)
 		rc = fe_msgs_read(t, tp, m, k->from, k->end, next);
 	return rc;
@@ -341,9 +351,10 @@ static struct fe_fanout_entry *sub_read(struct fe_sub *s, struct store_txn *t, c
 {
 	struct fe *fe = s->conn->fe;
 	int batches = s->conn->batches;
-	size_t cap = batches ? FE_DELIVERY_BATCH_MSGS_MAX : FE_DELIVERY_MSGS_MAX;
-	size_t maxm = s->credit < cap ? (size_t)s->credit : cap;
-	struct fe_fanout_key key = {s->topic_id, sp->partition, sp->next, end, maxm, batches};
+	size_t credit = s->credit < FE_DELIVERY_BATCH_MSGS_MAX ? (size_t)s->credit : FE_DELIVERY_BATCH_MSGS_MAX;
+	size_t msgs = credit < FE_DELIVERY_MSGS_MAX ? credit : FE_DELIVERY_MSGS_MAX;
+	struct read_caps caps = {credit, delivery_bytes_max(fe, 1), msgs, delivery_bytes_max(fe, 0)};
+	struct fe_fanout_key key = {s->topic_id, sp->partition, sp->next, end, batches ? credit : msgs, batches};
 	struct fe_fanout_entry *e;
 	int hit;
 
@@ -351,7 +362,7 @@ static struct fe_fanout_entry *sub_read(struct fe_sub *s, struct store_txn *t, c
 		return e;
 	memcpy(e->topic, s->topic, sizeof(e->topic));
 	e->next = sp->next;
-	e->rc = read_part(t, tp, e->topic, &key, delivery_bytes_max(fe), &e->m, &e->b, &e->next);
+	e->rc = read_part(t, tp, e->topic, &key, &caps, &e->m, &e->b, &e->next);
 	fe_fanout_read_done(fe, e);
 	return e;
 }
@@ -761,8 +772,9 @@ static int fetch_try(struct fe *fe, struct fe_fetch *q, int final)
 		goto out;
 	}
 	struct fe_fanout_key k = {tp.topic_id, q->partition, q->offset, end, q->max_messages, q->conn->batches};
+	struct read_caps caps = {q->max_messages, q->max_bytes, q->max_messages, q->max_bytes};
 	if (rc == SL_OK && q->offset < end)
-		rc = read_part(t, &tp, tp.name, &k, q->max_bytes, &m, &b, &next);
+		rc = read_part(t, &tp, tp.name, &k, &caps, &m, &b, &next);
 	if (rc == SL_OK && m.n == 0 && b.n == 0 && q->offset < end) {
 		/* the end was read after t began: a commit in between is past its
 		 * snapshot, and a newer transaction sees it */
@@ -770,7 +782,7 @@ static int fetch_try(struct fe *fe, struct fe_fetch *q, int final)
 		t = NULL;
 		rc = store_txn_begin(fe->store, 0, &t);
 		if (rc == SL_OK)
-			rc = read_part(t, &tp, tp.name, &k, q->max_bytes, &m, &b, &next);
+			rc = read_part(t, &tp, tp.name, &k, &caps, &m, &b, &next);
 	}
 	if (rc == SL_OK) {
 		Sluice__FetchResult fr = SLUICE__FETCH_RESULT__INIT;

@@ -149,6 +149,8 @@ static void publish_batch(uint32_t p, uint64_t off0, uint32_t count)
 static void setup(void)
 {
 	cr_assert_eq(itest_node_init(&node), 0);
+	node.extra[0] = "--frame-bytes-max"; /* Deliveries up to 252 KiB, messages or batches */
+	node.extra[1] = "256k";
 	cr_assert_eq(itest_node_start(&node), 0);
 	pubfd = itest_connect(node.port);
 	cr_assert(pubfd >= 0);
@@ -457,12 +459,14 @@ Test(delivery_batches, fetch_mid_batch_same_as_messages)
 	assert_same(&a, &b, 1, LAYOUT_RECS);
 }
 
-/* A stored batch larger than a Delivery may be (256 KiB) cannot travel
- * whole: a connection with batches gets its records as messages instead,
- * and libsluice hands out the same as without batches. */
+/* A stored batch larger than a Delivery may be (here 252 KiB, the node's
+ * frame_bytes_max less 4 KiB) cannot travel whole: a connection with
+ * batches gets its records as messages instead. A record takes 40 bytes
+ * more stored than its payload and 12 more published, so a PublishBatch of
+ * small records that fits a frame stores a batch that does not. */
 Test(delivery_batches, batch_over_the_frame_cap_comes_as_messages)
 {
-	enum { BIG_N = 300, BIG_BYTES = 1024 };
+	enum { BIG_N = 15000, BIG_BYTES = 4 };
 	Sluice__Frame f = SLUICE__FRAME__INIT, *r = NULL;
 	Sluice__PublishBatch pb = SLUICE__PUBLISH_BATCH__INIT;
 	uint8_t *recs = malloc(BIG_N * (PUBBATCH_REC_HDR + BIG_BYTES)), *w = recs;
@@ -474,7 +478,7 @@ Test(delivery_batches, batch_over_the_frame_cap_comes_as_messages)
 	cr_assert(recs);
 	cr_assert_eq(itest_raw_create_topic(pubfd, next_req++, "big", 1), 0);
 	for (uint32_t i = 0; i < BIG_N; i++) {
-		memset(pl, 'a' + i % 26, sizeof(pl));
+		memcpy(pl, &i, sizeof(pl));
 		w += pubbatch_put(w, slice_make(NULL, 0), slice_make(NULL, 0), slice_make(pl, sizeof(pl)));
 	}
 	pb.topic = "big";
@@ -498,7 +502,7 @@ Test(delivery_batches, batch_over_the_frame_cap_comes_as_messages)
 		Sluice__Subscribe s = SLUICE__SUBSCRIBE__INIT;
 		Sluice__Frame sf = SLUICE__FRAME__INIT;
 		s.topic = "big";
-		s.credit = 1000;
+		s.credit = BIG_N;
 		sf.id = 5;
 		sf.body_case = SLUICE__FRAME__BODY_SUBSCRIBE;
 		sf.subscribe = &s;
@@ -507,19 +511,23 @@ Test(delivery_batches, batch_over_the_frame_cap_comes_as_messages)
 		cr_assert_eq(d->body_case, SLUICE__FRAME__BODY_SUBSCRIBED);
 		sluice__frame__free_unpacked(d, NULL);
 	}
-	size_t got = 0;
+	size_t got = 0, deliveries = 0;
 	while (got < BIG_N) {
 		cr_assert_eq(itest_recv_frame(fd, 5000, &d), 0);
 		cr_assert_eq(d->body_case, SLUICE__FRAME__BODY_DELIVERY);
 		cr_assert_eq(d->delivery->n_batches, 0);
 		cr_assert_gt(d->delivery->n_messages, 0);
 		for (size_t i = 0; i < d->delivery->n_messages; i++, got++) {
+			uint32_t seq;
 			cr_assert_eq(d->delivery->messages[i]->offset, got);
 			cr_assert_eq(d->delivery->messages[i]->payload.len, BIG_BYTES);
-			cr_assert_eq(d->delivery->messages[i]->payload.data[0], 'a' + got % 26);
+			memcpy(&seq, d->delivery->messages[i]->payload.data, sizeof(seq));
+			cr_assert_eq(seq, got);
 		}
 		sluice__frame__free_unpacked(d, NULL);
+		deliveries++;
 	}
 	cr_assert_eq(got, BIG_N);
+	cr_assert_gt(deliveries, 1, "at most 256 messages a Delivery");
 	close(fd);
 }
