@@ -36,6 +36,21 @@ int hdrs_next(struct slice blob, size_t *pos, struct slice *k, struct slice *v)
 	return 1;
 }
 
+int hdrs_count(struct slice blob, size_t *n, size_t *key_bytes)
+{
+	struct slice k, v;
+	size_t pos = 0;
+	int rc;
+
+	*n = 0;
+	*key_bytes = 0;
+	while ((rc = hdrs_next(blob, &pos, &k, &v)) == 1) {
+		(*n)++;
+		*key_bytes += k.len + 1;
+	}
+	return rc;
+}
+
 size_t hdrs_put(uint8_t *p, struct slice k, struct slice v)
 {
 	uint16_t klen = (uint16_t)k.len;

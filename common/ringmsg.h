@@ -285,6 +285,10 @@ struct rm_ack {
  * the end, -1 if the blob is malformed. *pos starts at 0. */
 int hdrs_next(struct slice blob, size_t *pos, struct slice *k, struct slice *v);
 
+/* How many headers the blob holds (*n) and their keys' bytes with a NUL
+ * each (*key_bytes): 0, or -1 if the blob is malformed. */
+int hdrs_count(struct slice blob, size_t *n, size_t *key_bytes);
+
 /* Bytes one header takes in the blob. */
 static inline size_t hdrs_entry_bytes(size_t klen, size_t vlen)
 {

@@ -51,15 +51,10 @@ static int hdrs_fill(struct unpack_hdrs *u, struct slice blob, struct sluice_msg
 {
 	struct sluice_header *hs = u->hs;
 	char *kp = u->keys;
-	size_t pos = 0, n = 0, keys = 0, i;
+	size_t pos = 0, n, keys, i;
 	struct slice k, v;
-	int rc;
 
-	while ((rc = hdrs_next(blob, &pos, &k, &v)) == 1) {
-		n++;
-		keys += k.len + 1;
-	}
-	if (rc < 0)
+	if (hdrs_count(blob, &n, &keys) < 0)
 		return SL_ECORRUPT;
 	if (n > UNPACK_HEADERS_STACK || keys > sizeof(u->keys)) {
 		/* n <= blob.len / 6 and keys <= blob.len + n: bounded by the frame in hand */

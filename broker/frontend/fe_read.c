@@ -108,18 +108,13 @@ void fe_msgs_free(struct fe_msgs *m)
 /* Build msg->headers from a stored header blob. Keys are copied (NUL). */
 static int msg_headers(Sluice__Message *msg, struct slice blob, void **block_out)
 {
-	size_t pos = 0, n = 0, keys = 0, i = 0;
+	size_t pos = 0, n, keys, i = 0;
 	struct slice k, v;
 	Sluice__Header *hs;
 	Sluice__Header **ps;
 	char *kp;
-	int rc;
 
-	while ((rc = hdrs_next(blob, &pos, &k, &v)) == 1) {
-		n++;
-		keys += k.len + 1;
-	}
-	if (rc < 0)
+	if (hdrs_count(blob, &n, &keys) < 0)
 		return SL_ECORRUPT;
 	if (n == 0)
 		return SL_OK;
