@@ -21,7 +21,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "crc32c.h"
 #include "harness.h"
 #include "pubbatch.h"
 #include "ringmsg.h"
@@ -113,10 +112,8 @@ static void rec_assert_model(const struct rec *got)
 /* One PublishBatch of records [off0, off0 + count) of the model to p: one stored batch. */
 static void publish_batch(uint32_t p, uint64_t off0, uint32_t count)
 {
-	Sluice__Frame f = SLUICE__FRAME__INIT, *r = NULL;
-	Sluice__PublishBatch b = SLUICE__PUBLISH_BATCH__INIT;
 	uint8_t *recs = malloc(count * 256), *w = recs;
-	uint64_t id = next_req++;
+	uint64_t base = 0;
 
 	cr_assert(recs);
 	for (uint32_t i = 0; i < count; i++) {
@@ -128,21 +125,8 @@ static void publish_batch(uint32_t p, uint64_t off0, uint32_t count)
 			hl += hdrs_put(hb + hl, slice_make(m.hkey[h], strlen(m.hkey[h])), slice_make(m.hval[h], m.hval_len[h]));
 		w += pubbatch_put(w, slice_make(m.key, m.key_len), slice_make(hb, hl), slice_make(m.payload, m.payload_len));
 	}
-	b.topic = TOPIC;
-	b.has_partition = 1;
-	b.partition = p;
-	b.count = count;
-	b.records.data = recs;
-	b.records.len = (size_t)(w - recs);
-	b.crc32c = crc32c(0, recs, b.records.len);
-	f.id = id;
-	f.body_case = SLUICE__FRAME__BODY_PUBLISH_BATCH;
-	f.publish_batch = &b;
-	cr_assert_eq(itest_send_frame(pubfd, &f), 0);
-	cr_assert_eq(itest_recv_response(pubfd, id, 10000, &r), 0);
-	cr_assert_eq(r->body_case, SLUICE__FRAME__BODY_PUBLISH_BATCH_ACK);
-	cr_assert_eq(r->publish_batch_ack->base_offset, off0, "the layout is one stored batch per PublishBatch");
-	sluice__frame__free_unpacked(r, NULL);
+	cr_assert_eq(itest_raw_publish_batch(pubfd, next_req++, TOPIC, p, recs, (size_t)(w - recs), count, &base), 0);
+	cr_assert_eq(base, off0, "the layout is one stored batch per PublishBatch");
 	free(recs);
 }
 
@@ -199,14 +183,14 @@ static int raw_conn(uint32_t accept, uint32_t *batches)
 	return fd;
 }
 
-/* Subscribe to partition p at offset with credit; returns the first Delivery. */
-static Sluice__Frame *raw_subscribe(int fd, uint32_t p, uint64_t offset, uint32_t credit)
+/* Subscribe to partition p of topic at offset with credit; returns the first Delivery. */
+static Sluice__Frame *raw_subscribe(int fd, const char *topic, uint32_t p, uint64_t offset, uint32_t credit)
 {
 	Sluice__Frame f = SLUICE__FRAME__INIT, *r = NULL;
 	Sluice__Subscribe s = SLUICE__SUBSCRIBE__INIT;
 	uint32_t parts[1] = {p};
 
-	s.topic = TOPIC;
+	s.topic = (char *)topic;
 	s.partitions = parts;
 	s.n_partitions = 1;
 	s.start = SLUICE__START_AT__OFFSET;
@@ -260,8 +244,8 @@ Test(delivery_batches, hello_negotiates_and_old_connections_get_messages)
 	cr_assert_eq(on, 1);
 	cr_assert_eq(off, 0);
 	/* from inside the first batch, with credit for 3: records 2, 3, 4 */
-	db = raw_subscribe(fb, 1, 2, 3);
-	dm = raw_subscribe(fm, 1, 2, 3);
+	db = raw_subscribe(fb, TOPIC, 1, 2, 3);
+	dm = raw_subscribe(fm, TOPIC, 1, 2, 3);
 	cr_assert_eq(db->delivery->n_messages, 0);
 	cr_assert_eq(db->delivery->n_batches, 1);
 	assert_batch(db->delivery->batches[0], 1, 2, 3);
@@ -467,8 +451,6 @@ Test(delivery_batches, fetch_mid_batch_same_as_messages)
 Test(delivery_batches, batch_over_the_frame_cap_comes_as_messages)
 {
 	enum { BIG_N = 15000, BIG_BYTES = 4 };
-	Sluice__Frame f = SLUICE__FRAME__INIT, *r = NULL;
-	Sluice__PublishBatch pb = SLUICE__PUBLISH_BATCH__INIT;
 	uint8_t *recs = malloc(BIG_N * (PUBBATCH_REC_HDR + BIG_BYTES)), *w = recs;
 	char pl[BIG_BYTES];
 	uint32_t on = 0;
@@ -481,42 +463,17 @@ Test(delivery_batches, batch_over_the_frame_cap_comes_as_messages)
 		memcpy(pl, &i, sizeof(pl));
 		w += pubbatch_put(w, slice_make(NULL, 0), slice_make(NULL, 0), slice_make(pl, sizeof(pl)));
 	}
-	pb.topic = "big";
-	pb.count = BIG_N;
-	pb.has_partition = 1;
-	pb.records.data = recs;
-	pb.records.len = (size_t)(w - recs);
-	pb.crc32c = crc32c(0, recs, pb.records.len);
-	f.id = next_req++;
-	f.body_case = SLUICE__FRAME__BODY_PUBLISH_BATCH;
-	f.publish_batch = &pb;
-	cr_assert_eq(itest_send_frame(pubfd, &f), 0);
-	cr_assert_eq(itest_recv_response(pubfd, f.id, 10000, &r), 0);
-	cr_assert_eq(r->body_case, SLUICE__FRAME__BODY_PUBLISH_BATCH_ACK);
-	sluice__frame__free_unpacked(r, NULL);
+	cr_assert_eq(itest_raw_publish_batch(pubfd, next_req++, "big", 0, recs, (size_t)(w - recs), BIG_N, NULL), 0);
 	free(recs);
 
 	fd = raw_conn(1, &on);
 	cr_assert_eq(on, 1);
-	{
-		Sluice__Subscribe s = SLUICE__SUBSCRIBE__INIT;
-		Sluice__Frame sf = SLUICE__FRAME__INIT;
-		s.topic = "big";
-		s.credit = BIG_N;
-		sf.id = 5;
-		sf.body_case = SLUICE__FRAME__BODY_SUBSCRIBE;
-		sf.subscribe = &s;
-		cr_assert_eq(itest_send_frame(fd, &sf), 0);
-		cr_assert_eq(itest_recv_frame(fd, 5000, &d), 0);
-		cr_assert_eq(d->body_case, SLUICE__FRAME__BODY_SUBSCRIBED);
-		sluice__frame__free_unpacked(d, NULL);
-	}
+	d = raw_subscribe(fd, "big", 0, 0, BIG_N);
 	size_t got = 0, deliveries = 0;
-	while (got < BIG_N) {
-		cr_assert_eq(itest_recv_frame(fd, 5000, &d), 0);
+	for (;;) {
 		cr_assert_eq(d->body_case, SLUICE__FRAME__BODY_DELIVERY);
 		cr_assert_eq(d->delivery->n_batches, 0);
-		cr_assert_gt(d->delivery->n_messages, 0);
+		cr_assert(d->delivery->n_messages > 0 && d->delivery->n_messages <= 256);
 		for (size_t i = 0; i < d->delivery->n_messages; i++, got++) {
 			uint32_t seq;
 			cr_assert_eq(d->delivery->messages[i]->offset, got);
@@ -526,6 +483,9 @@ Test(delivery_batches, batch_over_the_frame_cap_comes_as_messages)
 		}
 		sluice__frame__free_unpacked(d, NULL);
 		deliveries++;
+		if (got >= BIG_N)
+			break;
+		cr_assert_eq(itest_recv_frame(fd, 5000, &d), 0);
 	}
 	cr_assert_eq(got, BIG_N);
 	cr_assert_gt(deliveries, 1, "at most 256 messages a Delivery");

@@ -28,6 +28,7 @@
 
 #include <event2/event.h>
 
+#include "crc32c.h"
 #include "err.h"
 
 #ifndef SLUICED_BIN
@@ -777,6 +778,37 @@ int itest_raw_send_publish(int fd, uint64_t id, const char *topic, int partition
 	f.body_case = SLUICE__FRAME__BODY_PUBLISH;
 	f.publish = &p;
 	return itest_send_frame(fd, &f);
+}
+
+int itest_raw_publish_batch(int fd, uint64_t id, const char *topic, uint32_t partition, const uint8_t *records,
+                            size_t len, uint32_t count, uint64_t *base_out)
+{
+	Sluice__Frame f = SLUICE__FRAME__INIT, *r = NULL;
+	Sluice__PublishBatch b = SLUICE__PUBLISH_BATCH__INIT;
+	int rc;
+
+	b.topic = (char *)topic;
+	b.has_partition = 1;
+	b.partition = partition;
+	b.count = count;
+	b.records.data = (uint8_t *)records;
+	b.records.len = len;
+	b.crc32c = crc32c(0, records, len);
+	f.id = id;
+	f.body_case = SLUICE__FRAME__BODY_PUBLISH_BATCH;
+	f.publish_batch = &b;
+	rc = itest_send_frame(fd, &f);
+	if (rc == 0)
+		rc = itest_recv_response(fd, id, 10000, &r);
+	if (rc == 0)
+		rc = response_code(r, SLUICE__FRAME__BODY_PUBLISH_BATCH_ACK);
+	if (rc == 0 && r->publish_batch_ack->count != count)
+		rc = SL_EINTERNAL;
+	if (rc == 0 && base_out)
+		*base_out = r->publish_batch_ack->base_offset;
+	if (r)
+		sluice__frame__free_unpacked(r, NULL);
+	return rc;
 }
 
 int itest_raw_wait_ack(int fd, uint64_t id, int timeout_ms, uint32_t *partition, uint64_t *offset, int *duplicate)

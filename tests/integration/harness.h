@@ -129,6 +129,11 @@ int itest_raw_create_topic(int fd, uint64_t id, const char *name, uint32_t parti
 /* Send a Publish; partition < 0 lets the server choose. */
 int itest_raw_send_publish(int fd, uint64_t id, const char *topic, int partition, const void *payload, size_t len,
                            uint64_t producer_id, uint64_t sequence);
+/* Send a PublishBatch of count records (the PublishBatch.records layout,
+ * common/pubbatch.h) to partition and wait for its ack: 0 with the base
+ * offset, or the Error code, or an sl_err. */
+int itest_raw_publish_batch(int fd, uint64_t id, const char *topic, uint32_t partition, const uint8_t *records,
+                            size_t len, uint32_t count, uint64_t *base_out);
 /* Wait for the response to id: 0 with the ack, or the Error code, or an sl_err. */
 int itest_raw_wait_ack(int fd, uint64_t id, int timeout_ms, uint32_t *partition, uint64_t *offset, int *duplicate);
 
