@@ -9,8 +9,9 @@
  *      acks make one new batch rather than many small ones.
  * sub: publishes --count messages first, then times --subscribers
  *      subscribers (one connection each, default 1) reading them all from
- *      the earliest offset. They take the stored batches (libsluice's
- *      default) unless --messages-only asks for one message at a time.
+ *      the earliest offset (0: none, the publishing alone). They take the
+ *      stored batches (libsluice's default) unless --messages-only asks for
+ *      one message at a time.
  * (sse, the HTTP event-stream fan-out, is in bench_sse.c; consume and
  * webhook, durable consumers and webhooks, in bench_consume.c.)
  * e2e: a subscriber is attached to every partition at its end offset, then
@@ -100,8 +101,8 @@ void bench_usage(FILE *f)
 		   "  --size %d, --count %d, --producers 1 (one connection each), --window %d in flight each.\n"
 		   "  --linger-ms %d (0: no batching), --batch-bytes %d: how publishes are batched.\n"
 		   "  --rate N: publish at most N messages/s over all producers (e2e latency at a set load; 0: no limit).\n"
-		   "  sub: --subscribers N (1) read everything, one connection each; --messages-only: without stored\n"
-		   "       batches (one message at a time, as clients before batches).\n"
+		   "  sub: --subscribers N (1) read everything, one connection each (0: publish only, a baseline for\n"
+		   "       measuring the server); --messages-only: without stored batches (one message at a time).\n"
 		   "       sluice bench sse ...: Server-Sent Events fan-out (sluice bench sse --help).\n"
 		   "       sluice bench consume|webhook ...: acked consumption and webhook deliveries beside a plain\n"
 		   "       subscription (sluice bench consume --help).\n",
@@ -489,7 +490,7 @@ static int bench_parse(struct bench *b, int argc, char **argv)
 			continue;
 		}
 		v = strtoull(optarg, &end, 10);
-		if (*end || optarg[0] == '-' || (v == 0 && ch != 'L' && ch != 'r') || v > UINT32_MAX)
+		if (*end || optarg[0] == '-' || (v == 0 && ch != 'L' && ch != 'r' && ch != 'S') || v > UINT32_MAX)
 			return -1;
 		if (ch == 'r') {
 			b->rate = v;
@@ -546,7 +547,7 @@ static int bench_run(struct bench *b)
 		return EX_SOFTWARE;
 	bench_publish_start(b);
 	event_base_dispatch(b->base);
-	if (b->mode == BM_SUB && !b->first_err) {
+	if (b->mode == BM_SUB && !b->first_err && b->subscribers > 0) {
 		/* Timed phase: read everything back from the earliest offset. */
 		bench_prods_close(b);
 		evtimer_del(b->drain_ev);
