@@ -220,7 +220,7 @@ void fe_fanout_teardown(struct fe *fe)
 void fe_fanout_read_done(struct fe *fe, const struct fe_fanout_entry *e)
 {
 	if (fe->fanout)
-		fe->fanout->txn_bytes += e->m.data_bytes + e->b.data_bytes;
+		fe->fanout->txn_bytes += e->m.data_bytes + e->b.value_bytes;
 }
 
 /* ---------- native Delivery frames ---------- */

@@ -102,7 +102,8 @@ struct fe_batches {
 	Sluice__RecordBatch **ptrs; /* n, filled once the read is done */
 	size_t n, cap;
 	size_t msgs;                /* records the batches deliver, over all of them */
-	uint64_t data_bytes;        /* stored value bytes (metrics) */
+	uint64_t value_bytes;       /* stored value bytes: what the Delivery carries */
+	uint64_t data_bytes;        /* key + headers + payload of the records delivered (metrics) */
 	int too_big;                /* the first batch alone is over bytes_max: read messages instead */
 	int err;
 };

@@ -394,7 +394,7 @@ static int sub_deliver_part(struct fe_sub *s, struct store_txn *t, const struct 
 		rc = SL_EAGAIN;
 	}
 	sp->next = next;
-	*bytes += (e->b.n ? e->b.data_bytes : e->m.bytes) + 1;
+	*bytes += (e->b.n ? e->b.value_bytes : e->m.bytes) + 1;
 	return rc;
 }
 

@@ -491,3 +491,46 @@ Test(delivery_batches, batch_over_the_frame_cap_comes_as_messages)
 	cr_assert_gt(deliveries, 1, "at most 256 messages a Delivery");
 	close(fd);
 }
+
+/* sluice_topic_delivered_bytes_total counts key, header and payload bytes of
+ * what was delivered, the same for a batch (whole or a window of it) as for
+ * messages. */
+static double delivered_bytes(void)
+{
+	struct itest_http_resp r;
+	const char *series = "sluice_topic_delivered_bytes_total{topic=\"" TOPIC "\"} ";
+	double v = -1;
+
+	cr_assert_eq(itest_http_simple(node.http_port, "GET", "/metrics", "", "", &r), 0);
+	for (const char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+		if (strncmp(p, series, strlen(series)) == 0)
+			v = strtod(p + strlen(series), NULL);
+	itest_http_resp_free(&r);
+	return v;
+}
+
+Test(delivery_batches, delivered_bytes_metric_counts_the_records)
+{
+	uint32_t on = 0, off = 9;
+	int fb = raw_conn(1, &on), fm = raw_conn(0, &off);
+	Sluice__Frame *d;
+	double want = 0, before = delivered_bytes();
+
+	for (uint64_t o = 2; o < LAYOUT_RECS; o++) {
+		struct rec m;
+		model(1, o, &m);
+		want += (double)(m.key_len + m.payload_len);
+		for (size_t h = 0; h < m.headers_n; h++)
+			want += (double)hdrs_entry_bytes(strlen(m.hkey[h]), m.hval_len[h]);
+	}
+	d = raw_subscribe(fb, TOPIC, 1, 2, 100); /* windows 2..6 of the first batch, then whole ones */
+	cr_assert_eq(d->delivery->n_batches, 3);
+	sluice__frame__free_unpacked(d, NULL);
+	cr_assert_eq(delivered_bytes() - (before < 0 ? 0 : before), want);
+	d = raw_subscribe(fm, TOPIC, 1, 2, 100);
+	cr_assert_eq(d->delivery->n_messages, LAYOUT_RECS - 2);
+	sluice__frame__free_unpacked(d, NULL);
+	cr_assert_eq(delivered_bytes() - (before < 0 ? 0 : before), 2 * want);
+	close(fb);
+	close(fm);
+}
