@@ -153,8 +153,8 @@ _Static_assert((int)SLUICE_ETLS == (int)SL_ETLS, "SLUICE_ETLS");
  * (at most 70 bytes) plus the topic name. */
 #define CLIENT_BATCH_ENVELOPE_BYTES 96u
 #define CLIENT_BATCH_REC_HDR_BYTES 12u    /* [u32 key_len][u32 headers_len][u32 payload_len] */
-#define CLIENT_HDR_KEY_BYTES_MAX 255u
-#define CLIENT_BATCH_FORMAT 1u            /* the RecordBatch format unpack.c reads (common/recbatch.h) */     /* header keys in a batch record: a u16 length, at most 255 */
+#define CLIENT_HDR_KEY_BYTES_MAX 255u     /* header keys in a batch record: a u16 length, at most 255 */
+#define CLIENT_BATCH_FORMAT 1u            /* the RecordBatch format unpack.c reads (common/recbatch.h) */
 
 /* glibc's sys/queue.h lacks the _SAFE iterator. */
 #ifndef TAILQ_FOREACH_SAFE
@@ -842,13 +842,16 @@ static int fetch_gather(const Sluice__FetchResult *w, struct fetch_acc *a)
 	if (!a->ms || !a->blocks)
 		return SL_ENOMEM;
 	for (i = 0; i < w->n_messages && a->err == SL_OK; i++) {
-		struct sluice_header *hs = calloc(w->messages[i]->n_headers + 1, sizeof(*hs));
+		struct sluice_header stack[UNPACK_HEADERS_STACK];
+		size_t nh = w->messages[i]->n_headers;
+		struct sluice_header *hs = nh <= UNPACK_HEADERS_STACK ? stack : calloc(nh, sizeof(*hs));
 		struct sluice_msg m;
 		if (!hs)
 			return SL_ENOMEM;
 		msg_from_wire(w->messages[i], &m, hs);
 		fetch_acc_cb(a, &m);
-		free(hs);
+		if (hs != stack)
+			free(hs);
 	}
 	for (i = 0; i < w->n_batches && a->err == SL_OK; i++) {
 		int err = unpack_batch(w->batches[i], fetch_acc_cb, a);
