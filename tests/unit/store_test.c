@@ -457,17 +457,24 @@ Test(store, append_and_read_back_many)
 	}
 }
 
-Test(store, read_from_middle_limits_and_end)
+/* A topic of one partition holding batches [0, 10), [10, 20) and [20, 25). */
+static struct store_topic topic_of_three_batches(const char *name)
 {
-	struct store_topic tp = make_topic("mid", 1);
-	static struct collect c;
-	uint64_t next;
+	struct store_topic tp = make_topic(name, 1);
 	struct store_txn *t = wtxn();
 
 	append_n(t, tp.topic_id, 0, 0, 10, 5);
 	append_n(t, tp.topic_id, 0, 10, 10, 6);
 	append_n(t, tp.topic_id, 0, 20, 5, 7);
 	cr_assert_eq(store_txn_commit(t), SL_OK);
+	return tp;
+}
+
+Test(store, read_from_middle_limits_and_end)
+{
+	struct store_topic tp = topic_of_three_batches("mid");
+	static struct collect c;
+	uint64_t next;
 
 	/* From the middle of the first batch, across the batch boundary. */
 	memset(&c, 0, sizeof(c));
@@ -587,15 +594,10 @@ static void assert_window(const struct bcollect *b, size_t i, uint64_t base, uin
 
 Test(store, read_batches_windows)
 {
-	struct store_topic tp = make_topic("whole", 1);
+	struct store_topic tp = topic_of_three_batches("whole");
 	static struct bcollect b;
 	uint64_t next;
-	struct store_txn *t = wtxn();
-
-	append_n(t, tp.topic_id, 0, 0, 10, 5);
-	append_n(t, tp.topic_id, 0, 10, 10, 6);
-	append_n(t, tp.topic_id, 0, 20, 5, 7);
-	cr_assert_eq(store_txn_commit(t), SL_OK);
+	struct store_txn *t;
 
 	/* from inside the first batch to the end: three batches, the first cut at its start */
 	cr_assert_eq(do_read_batches(tp.topic_id, 4, UINT64_MAX, 0, 0, &b, &next), SL_OK);
