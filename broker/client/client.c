@@ -68,6 +68,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2246,6 +2247,16 @@ const char *sluice_client_auth_error(const struct sluice_client *c)
 	return c && c->auth_error[0] ? c->auth_error : NULL;
 }
 
+/* A write to a connection the server closed raises SIGPIPE (libevent writes
+ * with writev, OpenSSL with write), which by default ends the process: a
+ * client library must not. Left alone when the program chose a disposition. */
+static void sigpipe_ignore(void)
+{
+	struct sigaction old;
+	if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL && !(old.sa_flags & SA_SIGINFO))
+		signal(SIGPIPE, SIG_IGN);
+}
+
 int sluice_client_new(struct event_base *base, const struct sluice_client_opts *opts, struct sluice_client **out)
 {
 	struct sluice_client_opts o = {0};
@@ -2254,6 +2265,7 @@ int sluice_client_new(struct event_base *base, const struct sluice_client_opts *
 		o = *opts;
 	if (sodium_init() < 0)
 		return SL_EINTERNAL;
+	sigpipe_ignore();
 	struct sluice_client *c = calloc(1, sizeof(*c));
 	if (!c)
 		return SL_ENOMEM;

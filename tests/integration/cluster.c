@@ -118,6 +118,7 @@ int cluster_init(struct cluster *c, uint32_t frontends)
 	int rc = -1;
 
 	memset(c, 0, sizeof(*c));
+	signal(SIGPIPE, SIG_IGN); /* the checker's sockets may outlive a killed node */
 	if (secure_init() != 0)
 		return -1;
 	for (int i = 0; i < CLUSTER_N; i++) {

@@ -264,7 +264,9 @@ typedef void (*sluice_group_cb)(void *arg, int err, const char *errmsg, const st
 typedef void (*sluice_status_cb)(void *arg, int err, const char *errmsg, const struct sluice_node_status *st);
 typedef void (*sluice_cluster_cb)(void *arg, int err, const char *errmsg, const struct sluice_cluster_status *st);
 
-/* Async API. */
+/* Async API. The first client sets SIGPIPE to be ignored when the process
+ * left it at its default (which would end the process on a write to a
+ * connection the server closed); a program with its own handler keeps it. */
 int sluice_client_new(struct event_base *base, const struct sluice_client_opts *opts, struct sluice_client **out);
 /* Cancels outstanding requests (their callbacks get SLUICE_ECLOSED), and
  * publishes still waiting in an open batch, which are not sent. To have
