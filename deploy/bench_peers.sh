@@ -21,8 +21,8 @@ base=${SLUICE_BASE_BUILD:-}
 cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(nproc)" --target sluiced sluice >/dev/null
 work=$(mktemp -d /tmp/sluice-bench-peers.XXXXXX)
-export SLUICE_CLIENT_PORT=$(( 20000 + RANDOM % 20000 )) SLUICE_PEER_PORT=$(( 40000 + RANDOM % 10000 ))
-export SLUICE_HTTP_PORT=$(( 50000 + RANDOM % 10000 ))
+export SLUICE_CLIENT_PORT=$(( 10000 + RANDOM % 6000 )) SLUICE_PEER_PORT=$(( 17000 + RANDOM % 6000 )) # below the ephemeral range
+export SLUICE_HTTP_PORT=$(( 24000 + RANDOM % 6000 ))
 stop() { bash "$here/deploy/cluster.sh" stop >/dev/null 2>&1 || true; }
 trap 'stop; rm -rf "$work"' EXIT
 bash "$here/deploy/certs.sh" "$work/certs" 1 2 3

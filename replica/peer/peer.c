@@ -3,11 +3,16 @@
  *
  * A node keeps one outgoing link per peer (it dialled it, it only writes on
  * it, the first frame is PeerHello) and accepts incoming links (it only reads
- * them). Every link is a libevent bufferevent on the caller's event_base:
- * an OpenSSL one with mutual TLS when the net has TLS contexts, a socket one
- * otherwise. The caller runs the base; frames that arrive wait in their
- * link's input until peer_deliver hands them over, so no frame is handed
- * over from inside the loop (peer_flush runs it too).
+ * them). Every link lives on the caller's event_base: an outgoing link is a
+ * bufferevent (OpenSSL with mutual TLS when the net has TLS contexts, a
+ * socket one otherwise); an accepted link is an OpenSSL bufferevent with TLS,
+ * and without it an event and one contiguous buffer that recv fills, so that
+ * frames (appends of up to several MiB) are handed over where they were read,
+ * without evbuffer chains to pull up: that kept a follower's CPU per
+ * replicated message where the poll loop had it. The caller runs the base;
+ * frames that arrive wait in their link's input until peer_deliver hands
+ * them over, so no frame is handed over from inside the loop (peer_flush
+ * runs it too).
  *
  * Caveats:
  * - Host names are resolved with a blocking getaddrinfo at peer_net_open;
@@ -67,15 +72,27 @@
 #define PEER_USER_TIMEOUT_MS 10000
 #define PEER_PENDING_MAX 16          /* incoming links that have not sent a hello yet */
 #define PEER_READ_BYTES_MAX (4u << 20) /* per read or write of a link */
+#define PEER_RBUF_BYTES_MIN (64u << 10)
+#define PEER_BUF_KEEP_BYTES (4u << 20) /* buffers larger than this are freed when empty */
 
 enum out_state { OUT_IDLE, OUT_CONNECTING, OUT_HANDSHAKE, OUT_UP };
 
 struct peer_net;
 
-/* An accepted link: receive only. node is 0 until its hello arrives. */
+struct peer_buf {
+	uint8_t *base;
+	size_t start, end, cap; /* bytes in [start, end) */
+};
+
+/* An accepted link: receive only. node is 0 until its hello arrives. A TLS
+ * link reads through an OpenSSL bufferevent; a plain one reads with recv
+ * into one contiguous buffer (frames are handed over in place, no copy). */
 struct peer_in {
 	struct peer_net *net;
-	struct bufferevent *bev;        /* NULL: a free slot */
+	struct bufferevent *bev;        /* TLS */
+	int fd;                         /* plain: the socket, -1 otherwise */
+	struct event *rev;              /* plain: readable */
+	struct peer_buf rb;             /* plain: what was read and not handed over */
 	struct event *timer;            /* the hello's deadline */
 	uint32_t node;
 	int pending;                    /* input (or its end) not looked at yet */
@@ -397,6 +414,49 @@ int peer_wire_valid(const uint8_t *p, size_t len)
 	return wire_valid(&sluice__cluster__peer_frame__descriptor, p, len, 0);
 }
 
+/* ---- buffers ---- */
+
+static void buf_free(struct peer_buf *b)
+{
+	free(b->base);
+	memset(b, 0, sizeof(*b));
+}
+
+/* Room for `need` more bytes after end (moving data down first). */
+static int buf_reserve(struct peer_buf *b, size_t need, size_t floor)
+{
+	if (b->cap - b->end >= need)
+		return SL_OK;
+	if (b->start) {
+		memmove(b->base, b->base + b->start, b->end - b->start);
+		b->end -= b->start;
+		b->start = 0;
+		if (b->cap - b->end >= need)
+			return SL_OK;
+	}
+	size_t cap = b->cap ? b->cap : floor;
+	while (cap - b->end < need)
+		cap = cap * 2 > cap ? cap * 2 : b->end + need;
+	if (cap > b->end + need && cap > 2 * (b->end + need) && b->end + need > floor)
+		cap = b->end + need; /* a large frame: exactly what it needs */
+	uint8_t *p = realloc(b->base, cap);
+	if (!p)
+		return SL_ENOMEM;
+	b->base = p;
+	b->cap = cap;
+	return SL_OK;
+}
+
+/* Empty: rewind, and give back a large buffer. */
+static void buf_settle(struct peer_buf *b)
+{
+	if (b->start != b->end)
+		return;
+	b->start = b->end = 0;
+	if (b->cap > PEER_BUF_KEEP_BYTES)
+		buf_free(b);
+}
+
 /* ---- sockets ---- */
 
 static void sock_opts(int fd)
@@ -699,24 +759,73 @@ static struct peer_node *node_find(struct peer_net *n, uint32_t id)
 	return NULL;
 }
 
+static int in_used(const struct peer_in *l)
+{
+	return l->bev || l->rev;
+}
+
+/* The link's input, whichever way it reads. */
+static size_t in_len(const struct peer_in *l)
+{
+	return l->bev ? evbuffer_get_length(bufferevent_get_input(l->bev)) : l->rb.end - l->rb.start;
+}
+
+/* The first n bytes of the input, contiguous (n <= in_len); NULL: no memory. */
+static const uint8_t *in_bytes(struct peer_in *l, size_t n)
+{
+	if (l->bev)
+		return evbuffer_pullup(bufferevent_get_input(l->bev), (ev_ssize_t)n);
+	return l->rb.base + l->rb.start;
+}
+
+static void in_drain(struct peer_in *l, size_t n)
+{
+	if (l->bev) {
+		evbuffer_drain(bufferevent_get_input(l->bev), n);
+		return;
+	}
+	l->rb.start += n;
+	buf_settle(&l->rb);
+}
+
+/* Stop reading (held, ended) or read again. */
+static void in_reading(struct peer_in *l, int on)
+{
+	if (l->bev)
+		(on ? bufferevent_enable : bufferevent_disable)(l->bev, EV_READ);
+	else if (on)
+		event_add(l->rev, NULL);
+	else
+		event_del(l->rev);
+}
+
 /* What an identified link may hold before peer_deliver: a whole frame and a read. */
 static size_t in_hold_bytes(const struct peer_net *n)
 {
 	return (size_t)n->o.frame_bytes_max + PEER_PREFIX_BYTES + PEER_READ_BYTES_MAX;
 }
 
+static void in_free(struct peer_net *n, struct peer_in *l)
+{
+	if (l->bev)
+		bufferevent_free(l->bev);
+	if (l->rev)
+		event_free(l->rev);
+	if (l->fd >= 0)
+		close(l->fd);
+	buf_free(&l->rb);
+	if (l->timer)
+		event_free(l->timer);
+	*l = (struct peer_in){.net = n, .fd = -1};
+}
+
 static void in_close(struct peer_net *n, struct peer_in *l, const char *why)
 {
-	(void)n;
 	if (l->node)
 		log_info("peer %u: incoming link closed: %s", l->node, why);
 	else
 		log_debug("peer links: unidentified incoming link closed: %s", why);
-	if (l->bev)
-		bufferevent_free(l->bev);
-	if (l->timer)
-		event_free(l->timer);
-	*l = (struct peer_in){.net = n};
+	in_free(n, l);
 }
 
 /* The first frame: a valid hello names a known node (the one its certificate
@@ -747,12 +856,13 @@ static int in_hello(struct peer_net *n, struct peer_in *l, const uint8_t *p, siz
 	}
 	sluice__cluster__peer_frame__free_unpacked(pf, NULL);
 	for (size_t i = 0; i < n->n_in; i++)
-		if (&n->in[i] != l && n->in[i].bev && n->in[i].node == id)
+		if (&n->in[i] != l && in_used(&n->in[i]) && n->in[i].node == id)
 			in_close(n, &n->in[i], "replaced by a newer link");
 	l->node = id;
 	event_free(l->timer);
 	l->timer = NULL;
-	bufferevent_set_max_single_read(l->bev, PEER_READ_BYTES_MAX);
+	if (l->bev)
+		bufferevent_set_max_single_read(l->bev, PEER_READ_BYTES_MAX);
 	pn->last_rx_ms = time_now_ms();
 	log_info("peer %u: incoming link up%s", id, n->tls_server ? " (TLS, certificate checked)" : "");
 	return SL_OK;
@@ -762,23 +872,22 @@ static int in_hello(struct peer_net *n, struct peer_in *l, const uint8_t *p, siz
  * hello, or the link goes. SL_OK also while it is incomplete. */
 static int in_first(struct peer_net *n, struct peer_in *l)
 {
-	struct evbuffer *in = bufferevent_get_input(l->bev);
-	uint8_t prefix[PEER_PREFIX_BYTES];
+	const uint8_t *p;
 
-	if (evbuffer_get_length(in) < PEER_PREFIX_BYTES)
+	if (in_len(l) < PEER_PREFIX_BYTES)
 		return SL_OK;
-	evbuffer_copyout(in, prefix, sizeof(prefix));
-	uint32_t flen = be_get32(prefix);
+	if (!(p = in_bytes(l, PEER_PREFIX_BYTES)))
+		return SL_ENOMEM;
+	uint32_t flen = be_get32(p);
 	if (flen > PEER_HELLO_BYTES_MAX)
 		return SL_ETOOLARGE;
 	size_t whole = PEER_PREFIX_BYTES + (size_t)flen;
-	if (evbuffer_get_length(in) < whole)
+	if (in_len(l) < whole)
 		return SL_OK;
-	const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)whole);
-	if (!p)
+	if (!(p = in_bytes(l, whole)))
 		return SL_ENOMEM;
 	int rc = in_hello(n, l, p + PEER_PREFIX_BYTES, flen);
-	evbuffer_drain(in, whole);
+	in_drain(l, whole);
 	return rc;
 }
 
@@ -786,13 +895,13 @@ static int in_first(struct peer_net *n, struct peer_in *l)
  * why to close. */
 static int in_frames(struct peer_net *n, struct peer_in *l, size_t *delivered)
 {
-	struct evbuffer *in = bufferevent_get_input(l->bev);
 	struct peer_node *pn = node_find(n, l->node);
-	uint8_t prefix[PEER_PREFIX_BYTES];
+	const uint8_t *body;
 
-	while (l->bev && evbuffer_get_length(in) >= PEER_PREFIX_BYTES) {
-		evbuffer_copyout(in, prefix, sizeof(prefix));
-		uint32_t flen = be_get32(prefix);
+	while (in_used(l) && in_len(l) >= PEER_PREFIX_BYTES) {
+		if (!(body = in_bytes(l, PEER_PREFIX_BYTES)))
+			return SL_ENOMEM;
+		uint32_t flen = be_get32(body);
 		if (flen > n->o.frame_bytes_max) {
 			if (!pn->warned) {
 				pn->warned = 1;
@@ -802,10 +911,13 @@ static int in_frames(struct peer_net *n, struct peer_in *l, size_t *delivered)
 			return SL_ETOOLARGE;
 		}
 		size_t whole = PEER_PREFIX_BYTES + (size_t)flen;
-		if (evbuffer_get_length(in) < whole)
+		if (in_len(l) < whole) {
+			/* plain: room for the rest of this frame at once */
+			if (!l->bev && buf_reserve(&l->rb, whole - in_len(l), PEER_RBUF_BYTES_MIN))
+				return SL_ENOMEM;
 			return SL_OK;
-		const uint8_t *body = evbuffer_pullup(in, (ev_ssize_t)whole);
-		if (!body)
+		}
+		if (!(body = in_bytes(l, whole)))
 			return SL_ENOMEM;
 		body += PEER_PREFIX_BYTES;
 		if (!peer_wire_valid(body, flen)) {
@@ -818,30 +930,68 @@ static int in_frames(struct peer_net *n, struct peer_in *l, size_t *delivered)
 		pn->last_rx_ms = time_now_ms();
 		n->o.on_frame(n->o.arg, l->node, body, flen);
 		(*delivered)++;
-		evbuffer_drain(in, whole);
+		in_drain(l, whole);
 	}
 	return SL_OK;
 }
 
 /* Input to hand over at peer_deliver; a link holding as much as one frame
  * can take and a read more stops reading until then. */
-static void in_read_cb(struct bufferevent *bev, void *arg)
+static void in_input(struct peer_in *l)
 {
-	struct peer_in *l = arg;
 	struct peer_net *n = l->net;
 	if (!l->node) {
 		int rc = in_first(n, l);
 		if (rc)
 			in_close(n, l, sl_strerror(rc));
+		else if (!l->node && l->ended)
+			in_close(n, l, l->ended);
 		if (rc || !l->node)
 			return;
 	}
-	if (evbuffer_get_length(bufferevent_get_input(bev)) >= in_hold_bytes(n)) {
-		bufferevent_disable(bev, EV_READ);
+	if (in_len(l) >= in_hold_bytes(n)) {
+		in_reading(l, 0);
 		l->held = 1;
 	}
 	l->pending = 1;
 	n->pending = 1;
+}
+
+static void in_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	in_input(arg);
+}
+
+/* A plain link is readable: recv into its buffer, at most a read's worth
+ * (a hello's before it said who it is), then as in_read_cb. */
+static void in_sock_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct peer_in *l = arg;
+	size_t got = 0, cap = l->node ? PEER_READ_BYTES_MAX : PEER_HELLO_BYTES_MAX + PEER_PREFIX_BYTES;
+	(void)what;
+	while (got < cap && !(!l->node && in_len(l) >= cap)) {
+		if (buf_reserve(&l->rb, 1, l->node ? PEER_RBUF_BYTES_MIN : cap)) {
+			in_close(l->net, l, "out of memory");
+			return;
+		}
+		size_t room = l->rb.cap - l->rb.end;
+		if (room > cap - got)
+			room = cap - got;
+		if (!l->node && room > cap - in_len(l))
+			room = cap - in_len(l);
+		ssize_t r = recv(fd, l->rb.base + l->rb.end, room, 0);
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			break;
+		if (r <= 0) {
+			l->ended = r == 0 ? "closed by peer" : strerror(errno);
+			in_reading(l, 0);
+			break;
+		}
+		l->rb.end += (size_t)r;
+		got += (size_t)r;
+	}
+	in_input(l);
 }
 
 /* A closed or failed link still hands over what arrived before it ended. */
@@ -881,9 +1031,9 @@ static void in_accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct 
 	(void)sa;
 	(void)salen;
 	for (size_t i = 0; i < n->n_in; i++) {
-		if (!n->in[i].bev && slot == n->n_in)
+		if (!in_used(&n->in[i]) && slot == n->n_in)
 			slot = i;
-		else if (n->in[i].bev && !n->in[i].node)
+		else if (in_used(&n->in[i]) && !n->in[i].node)
 			pending++;
 	}
 	if (slot == n->n_in || pending >= PEER_PENDING_MAX) {
@@ -894,14 +1044,24 @@ static void in_accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct 
 	sock_opts(fd);
 	struct peer_in *l = &n->in[slot];
 	struct timeval tv = {PEER_HELLO_TIMEOUT_MS / 1000, (PEER_HELLO_TIMEOUT_MS % 1000) * 1000};
-	*l = (struct peer_in){.net = n};
-	l->bev = link_bev(n, fd, n->tls_server, 1);
+	*l = (struct peer_in){.net = n, .fd = -1};
 	l->timer = evtimer_new(n->o.base, in_timer_cb, l);
-	if (!l->bev || !l->timer || evtimer_add(l->timer, &tv) != 0) {
+	if (!l->timer || evtimer_add(l->timer, &tv) != 0) {
+		close(fd);
 		in_close(n, l, "out of memory");
 		return;
 	}
-	/* until it says who it is, a link may not make us hold more than a hello */
+	if (!n->tls_server) {
+		l->fd = fd;
+		if (!(l->rev = event_new(n->o.base, fd, EV_READ | EV_PERSIST, in_sock_cb, l)) ||
+		    event_add(l->rev, NULL) != 0)
+			in_close(n, l, "out of memory");
+		return;
+	}
+	if (!(l->bev = link_bev(n, fd, n->tls_server, 1))) {
+		in_close(n, l, "out of memory");
+		return;
+	}
 	/* until it says who it is, a link may not make us read more than a hello */
 	bufferevent_set_max_single_read(l->bev, PEER_HELLO_BYTES_MAX + PEER_PREFIX_BYTES);
 	bufferevent_setcb(l->bev, in_read_cb, NULL, in_event_cb, l);
@@ -948,10 +1108,10 @@ int peer_net_open(struct peer_net **out, const struct peer_opts *o)
 	n->nodes = calloc(o->n_nodes, sizeof(*n->nodes));
 	n->n_in = o->n_nodes + PEER_PENDING_MAX;
 	n->in = calloc(n->n_in, sizeof(*n->in));
+	for (size_t i = 0; n->in && i < n->n_in; i++)
+		n->in[i] = (struct peer_in){.net = n, .fd = -1};
 	if (!n->nodes || !n->in)
 		goto fail;
-	for (size_t i = 0; i < n->n_in; i++)
-		n->in[i].net = n;
 	const struct peer_addr *self = NULL;
 	for (size_t i = 0; i < o->n_nodes; i++) {
 		if (o->nodes[i].id == o->self_id) {
@@ -996,12 +1156,8 @@ void peer_net_close(struct peer_net *n)
 		return;
 	if (n->lis)
 		evconnlistener_free(n->lis);
-	for (size_t i = 0; n->in && i < n->n_in; i++) {
-		if (n->in[i].bev)
-			bufferevent_free(n->in[i].bev);
-		if (n->in[i].timer)
-			event_free(n->in[i].timer);
-	}
+	for (size_t i = 0; n->in && i < n->n_in; i++)
+		in_free(n, &n->in[i]);
 	for (size_t i = 0; i < n->n; i++) {
 		struct peer_node *pn = &n->nodes[i];
 		if (pn->bev)
@@ -1062,11 +1218,11 @@ size_t peer_deliver(struct peer_net *n)
 		n->pending = 0;
 		for (size_t i = 0; i < n->n_in; i++) {
 			struct peer_in *l = &n->in[i];
-			if (!l->bev || !l->pending || !l->node)
+			if (!in_used(l) || !l->pending || !l->node)
 				continue;
 			l->pending = 0;
 			int rc = in_frames(n, l, &delivered);
-			if (!l->bev)
+			if (!in_used(l))
 				continue; /* replaced by a newer link while its hello was read */
 			if (rc)
 				in_close(n, l, sl_strerror(rc));
@@ -1074,7 +1230,7 @@ size_t peer_deliver(struct peer_net *n)
 				in_close(n, l, l->ended);
 			else if (l->held) {
 				l->held = 0;
-				bufferevent_enable(l->bev, EV_READ);
+				in_reading(l, 1);
 			}
 		}
 	}
