@@ -137,6 +137,13 @@ code=$(curl -s -m 10 --cacert ca.pem -o /dev/null -w '%{http_code}' -X POST -H "
 
 # the peer links are TLS: a node was refused nothing so far
 grep -q "(TLS, certificate checked)" "$dir/node$((F + 1)).log" || fail "peer links without TLS"
+# SIGHUP: the survivor's logwriter takes the certificate files again for new peer links
+kill -HUP "${pids[$F]}"
+end=$((SECONDS + 10))
+until grep -q "SIGHUP: peer links reloaded their TLS certificate" "$dir/node$((F + 1)).log"; do
+    [ $SECONDS -lt $end ] || fail "no peer-link reload after SIGHUP"
+    sleep 0.2
+done
 # an impostor with another CA's certificate for the dead node's id and addresses
 before=$(grep -c "refused: TLS" "$dir/node$((F + 1)).log" || true)
 start "$L" other 3
