@@ -98,12 +98,13 @@ static int check_ca(SSL_CTX *ctx, const struct tls_files *f, char *err, size_t e
 	return SL_OK;
 }
 
-/* A context of either role with what both roles share: TLS 1.2 at least,
- * the cipher list, no renegotiation or compression, and the certificate. */
-static int ctx_base(const struct config *cfg, int server, const struct tls_files *f, SSL_CTX **out, char *err,
-		    size_t errlen)
+/* A context of method's roles with what every context shares: TLS 1.2 at
+ * least, the cipher list, no renegotiation or compression, and the
+ * certificate. */
+static int ctx_base(const struct config *cfg, const SSL_METHOD *method, const struct tls_files *f, SSL_CTX **out,
+		    char *err, size_t errlen)
 {
-	SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+	SSL_CTX *ctx = SSL_CTX_new(method);
 
 	*out = NULL;
 	if (!ctx) {
@@ -140,7 +141,7 @@ int tls_server_ctx_new(const struct config *cfg, SSL_CTX **out, char *err, size_
 	*out = NULL;
 	if (!cfg->tls_cert[0])
 		return SL_OK;
-	if ((rc = ctx_base(cfg, 1, &f, out, err, errlen)) != SL_OK)
+	if ((rc = ctx_base(cfg, TLS_server_method(), &f, out, err, errlen)) != SL_OK)
 		return rc;
 	/* idle connections (event streams, WebSockets) give their buffers back */
 	SSL_CTX_set_mode(*out, SSL_MODE_RELEASE_BUFFERS);
@@ -224,34 +225,12 @@ static int check_node_cert(SSL_CTX *ctx, const struct config *cfg, const struct 
 	return SL_OK;
 }
 
-static int peer_ctx(const struct config *cfg, int server, const struct tls_files *f, SSL_CTX **out, char *err,
-		    size_t errlen)
-{
-	int rc = ctx_base(cfg, server, f, out, err, errlen);
-
-	if (rc == SL_OK)
-		rc = check_node_cert(*out, cfg, f, err, errlen);
-	if (rc != SL_OK) {
-		SSL_CTX_free(*out);
-		*out = NULL;
-		return rc;
-	}
-	/* the other side must present a certificate from the cluster CA */
-	SSL_CTX_set_verify(*out, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-	if (server) {
-		SSL_CTX_set_options(*out, SSL_OP_NO_TICKET);
-		SSL_CTX_set_num_tickets(*out, 0);
-		SSL_CTX_set_session_cache_mode(*out, SSL_SESS_CACHE_OFF);
-	}
-	return SL_OK;
-}
-
-int tls_peer_ctx_new(const struct config *cfg, SSL_CTX **server, SSL_CTX **client, char *err, size_t errlen)
+int tls_peer_ctx_new(const struct config *cfg, SSL_CTX **out, char *err, size_t errlen)
 {
 	const struct tls_files f = peer_files(cfg);
 	int rc;
 
-	*server = *client = NULL;
+	*out = NULL;
 	if (!tls_peer_enabled(cfg))
 		return SL_OK;
 	if (!f.ca[0]) {
@@ -260,11 +239,18 @@ int tls_peer_ctx_new(const struct config *cfg, SSL_CTX **server, SSL_CTX **clien
 			 "set tls.ca (or tls.peer_ca)", f.cert_name);
 		return SL_ECONFIG;
 	}
-	if ((rc = peer_ctx(cfg, 1, &f, server, err, errlen)) != SL_OK)
+	/* one context for both ends: links accepted and links dialled */
+	if ((rc = ctx_base(cfg, TLS_method(), &f, out, err, errlen)) == SL_OK)
+		rc = check_node_cert(*out, cfg, &f, err, errlen);
+	if (rc != SL_OK) {
+		SSL_CTX_free(*out);
+		*out = NULL;
 		return rc;
-	if ((rc = peer_ctx(cfg, 0, &f, client, err, errlen)) != SL_OK) {
-		SSL_CTX_free(*server);
-		*server = NULL;
 	}
-	return rc;
+	/* the other side must present a certificate from the cluster CA */
+	SSL_CTX_set_verify(*out, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	SSL_CTX_set_options(*out, SSL_OP_NO_TICKET);
+	SSL_CTX_set_num_tickets(*out, 0);
+	SSL_CTX_set_session_cache_mode(*out, SSL_SESS_CACHE_OFF);
+	return SL_OK;
 }

@@ -3,7 +3,7 @@
  *
  * Client listeners (the frontends) take a server context: the node's
  * certificate and key, TLS 1.2 at least, no client certificate asked for.
- * Peer links (the logwriter) take a pair of contexts for mutual TLS: each
+ * Peer links (the logwriter) take one context for mutual TLS: each
  * side presents its node certificate and requires one from the other side,
  * issued by the cluster CA, that names the other node's id in a
  * subjectAltName URI "sluice:node:<id>" (tls_cert_node_id). The peer files
@@ -38,15 +38,14 @@ int tls_server_ctx_new(const struct config *cfg, struct ssl_ctx_st **out, char *
  * certificate (tls.peer_cert, or tls.cert). */
 int tls_peer_enabled(const struct config *cfg);
 
-/* The two contexts of mutual TLS on peer links: `server` for the links this
- * node accepts, `client` for the ones it dials. Both present the node's peer
- * certificate and require the other side's, verified against the peer CA.
+/* The context of mutual TLS on peer links, for both the links this node
+ * accepts and the ones it dials (TLS_method): it presents the node's peer
+ * certificate and requires the other side's, verified against the peer CA.
  * Refused (SL_ECONFIG, err says why): no peer CA, a certificate that does not
  * chain to it, that does not name this node (cfg->node_id), or that may not
- * act as TLS server and client. With tls_peer_enabled false both are NULL
+ * act as TLS server and client. With tls_peer_enabled false *out is NULL
  * and SL_OK. */
-int tls_peer_ctx_new(const struct config *cfg, struct ssl_ctx_st **server, struct ssl_ctx_st **client, char *err,
-		     size_t errlen);
+int tls_peer_ctx_new(const struct config *cfg, struct ssl_ctx_st **out, char *err, size_t errlen);
 
 /* The node id a certificate names in its subjectAltName URI
  * "sluice:node:<id>": SL_OK with *id; SL_ENOTFOUND when it names none;

@@ -417,18 +417,17 @@ static void forward_hup(struct master *m)
  * fail the same way, over and over). */
 static int check_tls(const struct config *cfg)
 {
-	struct ssl_ctx_st *ctx = NULL, *peer_server = NULL, *peer_client = NULL;
+	struct ssl_ctx_st *ctx = NULL, *peer = NULL;
 	char err[512];
 
 	if (tls_server_ctx_new(cfg, &ctx, err, sizeof(err)) != SL_OK ||
-	    tls_peer_ctx_new(cfg, &peer_server, &peer_client, err, sizeof(err)) != SL_OK) {
+	    tls_peer_ctx_new(cfg, &peer, err, sizeof(err)) != SL_OK) {
 		fe_tls_ctx_free(ctx);
 		fprintf(stderr, "sluiced: %s\n", err);
 		return 78;
 	}
 	fe_tls_ctx_free(ctx);
-	fe_tls_ctx_free(peer_server);
-	fe_tls_ctx_free(peer_client);
+	fe_tls_ctx_free(peer);
 	return 0;
 }
 

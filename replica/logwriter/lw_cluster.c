@@ -1337,11 +1337,11 @@ static void wait_cb(evutil_socket_t fd, short what, void *arg)
 	(void)arg;
 }
 
-/* The peer links' TLS contexts from [tls] (both NULL for plain TCP). */
-static int peer_tls(const struct config *cfg, SSL_CTX **server, SSL_CTX **client)
+/* The peer links' TLS context from [tls] (NULL for plain TCP). */
+static int peer_tls(const struct config *cfg, SSL_CTX **tls)
 {
 	char err[512];
-	int rc = tls_peer_ctx_new(cfg, server, client, err, sizeof(err));
+	int rc = tls_peer_ctx_new(cfg, tls, err, sizeof(err));
 	if (rc)
 		log_error("peer links: %s", err);
 	return rc;
@@ -1373,11 +1373,10 @@ static int pio_open(void *arg)
 	o.base = c->base;
 	o.on_frame = on_frame;
 	o.arg = w;
-	int rc = peer_tls(cfg, &o.tls_server, &o.tls_client);
+	int rc = peer_tls(cfg, &o.tls);
 	if (rc == SL_OK)
 		rc = peer_net_open(&c->net, &o);
-	SSL_CTX_free(o.tls_server); /* the net holds its own references */
-	SSL_CTX_free(o.tls_client);
+	SSL_CTX_free(o.tls); /* the net holds its own reference */
 	return rc;
 }
 
@@ -1433,16 +1432,15 @@ static int64_t pio_last_rx_ms(void *arg, uint32_t id)
  * files hold it now; links already up keep theirs. */
 static void pio_reload(struct lw *w)
 {
-	SSL_CTX *server = NULL, *client = NULL;
+	SSL_CTX *tls = NULL;
 	lw_hup = 0;
 	if (!w->cl->net || !tls_peer_enabled(w->cfg))
 		return;
-	if (peer_tls(w->cfg, &server, &client) == SL_OK && peer_net_set_tls(w->cl->net, server, client) == SL_OK)
+	if (peer_tls(w->cfg, &tls) == SL_OK && peer_net_set_tls(w->cl->net, tls) == SL_OK)
 		log_info("SIGHUP: peer links reloaded their TLS certificate");
 	else
 		log_warn("SIGHUP: peer links keep the TLS certificate they had");
-	SSL_CTX_free(server);
-	SSL_CTX_free(client);
+	SSL_CTX_free(tls);
 }
 
 /* Run the loop once: the peer links and, when sleeping, the frontends'

@@ -4,7 +4,7 @@
  * A node keeps one outgoing link per peer (it dialled it, it only writes on
  * it, the first frame is PeerHello) and accepts incoming links (it only reads
  * them). Every link lives on the caller's event_base: an outgoing link is a
- * bufferevent (OpenSSL with mutual TLS when the net has TLS contexts, a
+ * bufferevent (OpenSSL with mutual TLS when the net has a TLS context, a
  * socket one otherwise); an accepted link is an OpenSSL bufferevent with TLS,
  * and without it an event and one contiguous buffer that recv fills, so that
  * frames (appends of up to several MiB) are handed over where they were read,
@@ -123,7 +123,7 @@ struct peer_net {
 	uint8_t *hello;                 /* our encoded hello */
 	size_t hello_len;
 	struct evconnlistener *lis;
-	SSL_CTX *tls_server, *tls_client; /* NULL: plain TCP */
+	SSL_CTX *tls;                   /* both ends of every link; NULL: plain TCP */
 	struct peer_node *nodes;        /* every node but this one */
 	size_t n;
 	struct peer_in *in;             /* n + PEER_PENDING_MAX slots */
@@ -636,7 +636,7 @@ static void out_up(struct peer_net *n, struct peer_node *pn)
 		return;
 	}
 	log_msg(pn->flapping ? LOG_DEBUG : LOG_INFO, "peer %u: link to %s:%u up%s", pn->addr.id, pn->addr.host,
-		pn->addr.port, n->tls_client ? " (TLS)" : "");
+		pn->addr.port, n->tls ? " (TLS)" : "");
 }
 
 /* The peer never writes on a link we dialled: bytes mean a protocol violation. */
@@ -699,13 +699,13 @@ static void out_conn_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	pn->fd = -1; /* the bufferevent's now */
-	if (!(pn->bev = link_bev(n, fd, n->tls_client, 0))) {
+	if (!(pn->bev = link_bev(n, fd, n->tls, 0))) {
 		out_close(n, pn, "out of memory");
 		return;
 	}
 	bufferevent_setcb(pn->bev, out_read_cb, NULL, out_event_cb, pn);
 	bufferevent_enable(pn->bev, EV_READ | EV_WRITE);
-	if (!n->tls_client) {
+	if (!n->tls) {
 		out_up(n, pn);
 		return;
 	}
@@ -837,7 +837,7 @@ static int in_hello(struct peer_net *n, struct peer_in *l, const uint8_t *p, siz
 	uint32_t id = ok ? pf->hello->node_id : 0;
 	struct peer_node *pn = ok ? node_find(n, id) : NULL;
 	const char *cert_why = NULL;
-	uint32_t cert_id = n->tls_server ? link_cert_node(l->bev, &cert_why) : id;
+	uint32_t cert_id = n->tls ? link_cert_node(l->bev, &cert_why) : id;
 	const char *why = !ok ? "no hello"
 			  : !pn ? "unknown node"
 			  : pf->hello->version != PEER_VERSION || pf->hello->cluster_id != n->o.cluster_id
@@ -864,7 +864,7 @@ static int in_hello(struct peer_net *n, struct peer_in *l, const uint8_t *p, siz
 	if (l->bev)
 		bufferevent_set_max_single_read(l->bev, PEER_READ_BYTES_MAX);
 	pn->last_rx_ms = time_now_ms();
-	log_info("peer %u: incoming link up%s", id, n->tls_server ? " (TLS, certificate checked)" : "");
+	log_info("peer %u: incoming link up%s", id, n->tls ? " (TLS, certificate checked)" : "");
 	return SL_OK;
 }
 
@@ -1051,14 +1051,14 @@ static void in_accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct 
 		in_close(n, l, "out of memory");
 		return;
 	}
-	if (!n->tls_server) {
+	if (!n->tls) {
 		l->fd = fd;
 		if (!(l->rev = event_new(n->o.base, fd, EV_READ | EV_PERSIST, in_sock_cb, l)) ||
 		    event_add(l->rev, NULL) != 0)
 			in_close(n, l, "out of memory");
 		return;
 	}
-	if (!(l->bev = link_bev(n, fd, n->tls_server, 1))) {
+	if (!(l->bev = link_bev(n, fd, n->tls, 1))) {
 		in_close(n, l, "out of memory");
 		return;
 	}
@@ -1070,23 +1070,18 @@ static void in_accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct 
 
 /* ---- the net ---- */
 
-static void tls_set(struct peer_net *n, SSL_CTX *server, SSL_CTX *client)
+static void tls_set(struct peer_net *n, SSL_CTX *tls)
 {
-	if (server)
-		SSL_CTX_up_ref(server);
-	if (client)
-		SSL_CTX_up_ref(client);
-	SSL_CTX_free(n->tls_server);
-	SSL_CTX_free(n->tls_client);
-	n->tls_server = server;
-	n->tls_client = client;
+	if (tls)
+		SSL_CTX_up_ref(tls);
+	SSL_CTX_free(n->tls);
+	n->tls = tls;
 }
 
 int peer_net_open(struct peer_net **out, const struct peer_opts *o)
 {
 	*out = NULL;
-	if (!o->self_id || !o->n_nodes || o->n_nodes > RAFT_NODES_MAX || !o->base || !o->on_frame ||
-	    !o->tls_server != !o->tls_client)
+	if (!o->self_id || !o->n_nodes || o->n_nodes > RAFT_NODES_MAX || !o->base || !o->on_frame)
 		return SL_EINVAL;
 	struct peer_net *n = calloc(1, sizeof(*n));
 	if (!n)
@@ -1103,7 +1098,7 @@ int peer_net_open(struct peer_net **out, const struct peer_opts *o)
 		n->o.backoff_max_ms = PEER_BACKOFF_MAX_DEFAULT;
 	if (n->o.backoff_max_ms < n->o.backoff_min_ms)
 		n->o.backoff_max_ms = n->o.backoff_min_ms;
-	tls_set(n, o->tls_server, o->tls_client);
+	tls_set(n, o->tls);
 	int rc = SL_ENOMEM, lfd = -1;
 	n->nodes = calloc(o->n_nodes, sizeof(*n->nodes));
 	n->n_in = o->n_nodes + PEER_PENDING_MAX;
@@ -1169,18 +1164,18 @@ void peer_net_close(struct peer_net *n)
 		if (pn->timer)
 			event_free(pn->timer);
 	}
-	tls_set(n, NULL, NULL);
+	tls_set(n, NULL);
 	free(n->in);
 	free(n->nodes);
 	free(n->hello);
 	free(n);
 }
 
-int peer_net_set_tls(struct peer_net *n, struct ssl_ctx_st *server, struct ssl_ctx_st *client)
+int peer_net_set_tls(struct peer_net *n, struct ssl_ctx_st *tls)
 {
-	if (!server || !client || !n->tls_server)
+	if (!tls || !n->tls)
 		return SL_EINVAL; /* plain stays plain, TLS stays TLS: a restart changes that */
-	tls_set(n, server, client);
+	tls_set(n, tls);
 	return SL_OK;
 }
 

@@ -10,7 +10,7 @@
  * an incoming link that names an unknown node, this node, or another cluster
  * id is closed.
  *
- * With TLS contexts (common/tls.h, tls_peer_ctx_new) every link is mutual
+ * With a TLS context (common/tls.h, tls_peer_ctx_new) every link is mutual
  * TLS: both sides present a certificate from the cluster CA, a dialled node
  * must present a certificate naming its id (URI:sluice:node:<id>), and an
  * accepted link's hello must name the id of its certificate. A link that
@@ -58,8 +58,9 @@ struct peer_opts {
 	 * the bytes are valid only during the call, which may peer_send */
 	void (*on_frame)(void *arg, uint32_t from, const uint8_t *p, size_t len);
 	void *arg;
-	/* mutual TLS (both, or neither for plain TCP): the net takes a reference */
-	struct ssl_ctx_st *tls_server, *tls_client;
+	/* mutual TLS for links accepted and dialled (NULL: plain TCP); the net
+	 * takes a reference */
+	struct ssl_ctx_st *tls;
 };
 
 /* Listens on this node's address and dials every peer at once (SL_EIO with
@@ -67,10 +68,10 @@ struct peer_opts {
 int peer_net_open(struct peer_net **out, const struct peer_opts *o);
 void peer_net_close(struct peer_net *n);
 
-/* New TLS contexts (a reloaded certificate) for the links made from now on;
+/* A new TLS context (a reloaded certificate) for the links made from now on;
  * links already up keep theirs. SL_EINVAL on a plain net (a restart turns
  * TLS on or off). */
-int peer_net_set_tls(struct peer_net *n, struct ssl_ctx_st *server, struct ssl_ctx_st *client);
+int peer_net_set_tls(struct peer_net *n, struct ssl_ctx_st *tls);
 
 /* Queue an encoded frame (length prefix included) for `to`. Copies it.
  * SL_EAGAIN: no link or window full (nothing queued); SL_ETOOLARGE: the frame

@@ -95,19 +95,19 @@ static void setup_addrs(size_t k)
 }
 
 static void net_open_tls(size_t i, size_t k, uint64_t cluster_id, size_t send_max, uint32_t frame_max,
-			 SSL_CTX *server, SSL_CTX *client)
+			 SSL_CTX *tls)
 {
 	struct tnet *t = &nets[i];
 	t->o = (struct peer_opts){.self_id = (uint32_t)i + 1, .nodes = addrs, .n_nodes = k, .cluster_id = cluster_id,
 				  .send_bytes_max = send_max, .frame_bytes_max = frame_max,
 				  .backoff_min_ms = 20, .backoff_max_ms = 200, .base = base, .on_frame = on_frame,
-				  .arg = t, .tls_server = server, .tls_client = client};
+				  .arg = t, .tls = tls};
 	cr_assert_eq(peer_net_open(&t->n, &t->o), SL_OK);
 }
 
 static void net_open(size_t i, size_t k, uint64_t cluster_id, size_t send_max, uint32_t frame_max)
 {
-	net_open_tls(i, k, cluster_id, send_max, frame_max, NULL, NULL);
+	net_open_tls(i, k, cluster_id, send_max, frame_max, NULL);
 }
 
 static void net_close(size_t i)
@@ -435,6 +435,17 @@ static int raw_closed(void)
 	return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
 }
 
+/* A raw link to port says hello as node id of cluster_id and sends a raft
+ * frame; the net must close it (what = why, for the failure message). */
+static void raw_refused(uint16_t port, uint32_t id, uint64_t cluster_id, const char *what)
+{
+	uint8_t frame[] = {0, 0, 0, 4, 0x12, 0x02, 0x08, 0x07}; /* raft {type: 7} */
+	raw_fd = raw_dial(port, id, cluster_id);
+	cr_assert_eq(write(raw_fd, frame, sizeof(frame)), (ssize_t)sizeof(frame));
+	pump_until(raw_closed, 5000, what);
+	close(raw_fd);
+}
+
 Test(peer, oversized_length_closes_the_link)
 {
 	k_nets = 2;
@@ -477,13 +488,8 @@ Test(peer, bad_hellos_are_refused)
 	net_open(1, 2, CLUSTER_ID, 0, 0);
 	uint32_t ids[] = {2, 7, 1};
 	uint64_t cids[] = {CLUSTER_ID, CLUSTER_ID, CLUSTER_ID ^ 1};
-	for (size_t i = 0; i < 3; i++) {
-		raw_fd = raw_dial(addrs[1].port, ids[i], cids[i]);
-		uint8_t ok[] = {0, 0, 0, 4, 0x12, 0x02, 0x08, 0x07};
-		cr_assert_eq(write(raw_fd, ok, sizeof(ok)), (ssize_t)sizeof(ok));
-		pump_until(raw_closed, 5000, "close after a bad hello");
-		close(raw_fd);
-	}
+	for (size_t i = 0; i < 3; i++)
+		raw_refused(addrs[1].port, ids[i], cids[i], "close after a bad hello");
 	cr_assert_eq(nets[1].n_got, 0);
 }
 
@@ -555,7 +561,7 @@ static void tls_config(struct config *c, uint32_t node_id, const char *cert, con
 }
 
 /* tls_peer_ctx_new for node_id with the certificate of node cert_id under CA dir sub. */
-static void node_ctx(const char *sub, uint32_t node_id, uint32_t cert_id, SSL_CTX **server, SSL_CTX **client)
+static SSL_CTX *node_ctx(const char *sub, uint32_t node_id, uint32_t cert_id)
 {
 	struct config c;
 	char cert[64], key[64], ca[64], err[512] = "";
@@ -563,33 +569,31 @@ static void node_ctx(const char *sub, uint32_t node_id, uint32_t cert_id, SSL_CT
 	snprintf(key, sizeof(key), "%s/node%u.key", sub, cert_id);
 	snprintf(ca, sizeof(ca), "%s/ca.pem", sub);
 	tls_config(&c, node_id == cert_id ? node_id : cert_id, cert, key, ca);
-	cr_assert_eq(tls_peer_ctx_new(&c, server, client, err, sizeof(err)), SL_OK, "%s", err);
+	SSL_CTX *tls;
+	cr_assert_eq(tls_peer_ctx_new(&c, &tls, err, sizeof(err)), SL_OK, "%s", err);
+	return tls;
 }
 
-/* Mutual TLS contexts around any certificate (no node check of our own). */
-static void raw_ctx(const char *cert, const char *key, SSL_CTX **server, SSL_CTX **client)
+/* A mutual TLS context around any certificate (no node check of our own). */
+static SSL_CTX *raw_ctx(const char *cert, const char *key)
 {
 	char c[128], k[128], ca[128];
 	snprintf(c, sizeof(c), "%s/%s", cert_dir, cert);
 	snprintf(k, sizeof(k), "%s/%s", cert_dir, key);
 	snprintf(ca, sizeof(ca), "%s/ca/ca.pem", cert_dir);
-	SSL_CTX *ctx[2] = {SSL_CTX_new(TLS_server_method()), SSL_CTX_new(TLS_client_method())};
-	for (int i = 0; i < 2; i++) {
-		cr_assert_not_null(ctx[i]);
-		cr_assert_eq(SSL_CTX_use_certificate_chain_file(ctx[i], c), 1);
-		cr_assert_eq(SSL_CTX_use_PrivateKey_file(ctx[i], k, SSL_FILETYPE_PEM), 1);
-		cr_assert_eq(SSL_CTX_load_verify_locations(ctx[i], ca, NULL), 1);
-		SSL_CTX_set_verify(ctx[i], SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-	}
-	*server = ctx[0];
-	*client = ctx[1];
+	SSL_CTX *ctx = SSL_CTX_new(TLS_method());
+	cr_assert_not_null(ctx);
+	cr_assert_eq(SSL_CTX_use_certificate_chain_file(ctx, c), 1);
+	cr_assert_eq(SSL_CTX_use_PrivateKey_file(ctx, k, SSL_FILETYPE_PEM), 1);
+	cr_assert_eq(SSL_CTX_load_verify_locations(ctx, ca, NULL), 1);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	return ctx;
 }
 
-static void open_node(size_t i, SSL_CTX *server, SSL_CTX *client)
+static void open_node(size_t i, SSL_CTX *tls)
 {
-	net_open_tls(i, 3, CLUSTER_ID, 0, 0, server, client);
-	SSL_CTX_free(server); /* the net holds its own */
-	SSL_CTX_free(client);
+	net_open_tls(i, 3, CLUSTER_ID, 0, 0, tls);
+	SSL_CTX_free(tls); /* the net holds its own */
 }
 
 static void tls_teardown(void)
@@ -602,14 +606,12 @@ TestSuite(peer_tls, .fini = tls_teardown, .timeout = 60);
 
 Test(peer_tls, links_carry_frames_both_ways)
 {
-	SSL_CTX *sv, *cl;
+	SSL_CTX *tls;
 	k_nets = 3;
 	setup_addrs(3);
 	make_certs();
-	for (uint32_t i = 0; i < 3; i++) {
-		node_ctx("ca", i + 1, i + 1, &sv, &cl);
-		open_node(i, sv, cl);
-	}
+	for (uint32_t i = 0; i < 3; i++)
+		open_node(i, node_ctx("ca", i + 1, i + 1));
 	pump_until(all_connected, 10000, "all TLS links up");
 	for (uint64_t i = 1; i <= 50; i++) {
 		send_raft(0, 2, i, i == 25 ? (2u << 20) : (size_t)(i * 53 % 5000));
@@ -625,13 +627,12 @@ Test(peer_tls, links_carry_frames_both_ways)
 		check_raft(&nets[2].got[i - 1], 2, 500 + i, (size_t)i);
 	}
 	/* a reload takes new contexts for new links; a plain net refuses them */
-	node_ctx("ca", 1, 1, &sv, &cl);
-	cr_assert_eq(peer_net_set_tls(nets[0].n, sv, cl), SL_OK);
+	tls = node_ctx("ca", 1, 1);
+	cr_assert_eq(peer_net_set_tls(nets[0].n, tls), SL_OK);
 	net_close(1);
 	net_open(1, 3, CLUSTER_ID, 0, 0);
-	cr_assert_eq(peer_net_set_tls(nets[1].n, sv, cl), SL_EINVAL);
-	SSL_CTX_free(sv);
-	SSL_CTX_free(cl);
+	cr_assert_eq(peer_net_set_tls(nets[1].n, tls), SL_EINVAL);
+	SSL_CTX_free(tls);
 	/* the plain node 2 reaches no TLS node, nor they it */
 	size_t got0 = nets[0].n_got;
 	pump_for(600);
@@ -640,17 +641,14 @@ Test(peer_tls, links_carry_frames_both_ways)
 	cr_assert_eq(nets[0].n_got, got0);
 }
 
-/* Node 3 is the impostor: it opens with (server, client), nodes 1 and 2 are
+/* Node 3 is the impostor: it opens with its context, nodes 1 and 2 are
  * genuine. For 1.5 s, frames from 3 are offered to both; none may arrive,
  * no link to 3 may come up, while 1 and 2 talk. */
-static void impostor_refused(SSL_CTX *server, SSL_CTX *client)
+static void impostor_refused(SSL_CTX *impostor)
 {
-	SSL_CTX *sv, *cl;
-	for (uint32_t i = 0; i < 2; i++) {
-		node_ctx("ca", i + 1, i + 1, &sv, &cl);
-		open_node(i, sv, cl);
-	}
-	open_node(2, server, client);
+	for (uint32_t i = 0; i < 2; i++)
+		open_node(i, node_ctx("ca", i + 1, i + 1));
+	open_node(2, impostor);
 	int64_t end = now_ms() + 1500;
 	while (now_ms() < end) {
 		uint8_t frame[] = {0, 0, 0, 4, 0x12, 0x02, 0x08, 0x07}; /* raft {type: 7} */
@@ -668,84 +666,71 @@ static void impostor_refused(SSL_CTX *server, SSL_CTX *client)
 
 Test(peer_tls, certificate_from_another_ca_is_refused)
 {
-	SSL_CTX *sv, *cl;
 	k_nets = 3;
 	setup_addrs(3);
 	make_certs();
-	node_ctx("other", 3, 3, &sv, &cl);
-	impostor_refused(sv, cl);
+	impostor_refused(node_ctx("other", 3, 3));
 }
 
 Test(peer_tls, another_nodes_certificate_is_refused)
 {
-	SSL_CTX *sv, *cl;
 	k_nets = 3;
 	setup_addrs(3);
 	make_certs();
-	node_ctx("ca", 3, 2, &sv, &cl); /* node 3 presents node 2's certificate */
-	impostor_refused(sv, cl);
+	impostor_refused(node_ctx("ca", 3, 2)); /* node 3 presents node 2's certificate */
 }
 
 Test(peer_tls, certificate_naming_no_node_is_refused)
 {
-	SSL_CTX *sv, *cl;
 	k_nets = 3;
 	setup_addrs(3);
 	make_certs();
-	raw_ctx("nonode.pem", "nonode.key", &sv, &cl);
-	impostor_refused(sv, cl);
+	impostor_refused(raw_ctx("nonode.pem", "nonode.key"));
 }
 
 Test(peer_tls, plain_hello_to_a_tls_node_is_refused)
 {
-	SSL_CTX *sv, *cl;
 	k_nets = 3;
 	setup_addrs(3);
 	make_certs();
-	node_ctx("ca", 2, 2, &sv, &cl);
-	open_node(1, sv, cl);
-	raw_fd = raw_dial(addrs[1].port, 1, CLUSTER_ID);
-	uint8_t ok[] = {0, 0, 0, 4, 0x12, 0x02, 0x08, 0x07};
-	cr_assert_eq(write(raw_fd, ok, sizeof(ok)), (ssize_t)sizeof(ok));
-	pump_until(raw_closed, 5000, "close of a plain link");
-	close(raw_fd);
+	open_node(1, node_ctx("ca", 2, 2));
+	raw_refused(addrs[1].port, 1, CLUSTER_ID, "close of a plain link");
 	cr_assert_eq(nets[1].n_got, 0);
 }
 
 Test(peer_tls, unusable_node_certificates_are_config_errors)
 {
 	struct config c;
-	SSL_CTX *sv, *cl;
+	SSL_CTX *tls;
 	char err[512];
 	make_certs();
 	tls_config(&c, 1, "ca/node2.pem", "ca/node2.key", "ca/ca.pem");
-	cr_assert_eq(tls_peer_ctx_new(&c, &sv, &cl, err, sizeof(err)), SL_ECONFIG);
+	cr_assert_eq(tls_peer_ctx_new(&c, &tls, err, sizeof(err)), SL_ECONFIG);
 	cr_assert(strstr(err, "must name this node: subjectAltName URI:sluice:node:1 (it names another node)"), "%s", err);
-	cr_assert_null(sv);
+	cr_assert_null(tls);
 	tls_config(&c, 1, "nonode.pem", "nonode.key", "ca/ca.pem");
-	cr_assert_eq(tls_peer_ctx_new(&c, &sv, &cl, err, sizeof(err)), SL_ECONFIG);
+	cr_assert_eq(tls_peer_ctx_new(&c, &tls, err, sizeof(err)), SL_ECONFIG);
 	cr_assert(strstr(err, "(it names no node)"), "%s", err);
 	tls_config(&c, 1, "server.pem", "server.key", "ca/ca.pem");
-	cr_assert_eq(tls_peer_ctx_new(&c, &sv, &cl, err, sizeof(err)), SL_ECONFIG);
+	cr_assert_eq(tls_peer_ctx_new(&c, &tls, err, sizeof(err)), SL_ECONFIG);
 	cr_assert(strstr(err, "extendedKeyUsage must allow both serverAuth and clientAuth"), "%s", err);
 	tls_config(&c, 1, "ca/node1.pem", "ca/node1.key", NULL);
-	cr_assert_eq(tls_peer_ctx_new(&c, &sv, &cl, err, sizeof(err)), SL_ECONFIG);
+	cr_assert_eq(tls_peer_ctx_new(&c, &tls, err, sizeof(err)), SL_ECONFIG);
 	cr_assert(strstr(err, "set tls.ca (or tls.peer_ca)"), "%s", err);
 	tls_config(&c, 3, "other/node3.pem", "other/node3.key", "ca/ca.pem");
-	cr_assert_eq(tls_peer_ctx_new(&c, &sv, &cl, err, sizeof(err)), SL_ECONFIG);
+	cr_assert_eq(tls_peer_ctx_new(&c, &tls, err, sizeof(err)), SL_ECONFIG);
 	cr_assert(strstr(err, "is not issued by a CA of tls.ca"), "%s", err);
 	/* peer_* files take the place of cert, key and ca */
 	tls_config(&c, 1, "server.pem", "server.key", "other/ca.pem");
 	snprintf(c.tls_peer_cert, sizeof(c.tls_peer_cert), "%s/ca/node1.pem", cert_dir);
 	snprintf(c.tls_peer_key, sizeof(c.tls_peer_key), "%s/ca/node1.key", cert_dir);
 	snprintf(c.tls_peer_ca, sizeof(c.tls_peer_ca), "%s/ca/ca.pem", cert_dir);
-	cr_assert_eq(tls_peer_ctx_new(&c, &sv, &cl, err, sizeof(err)), SL_OK, "%s", err);
-	SSL_CTX_free(sv);
-	SSL_CTX_free(cl);
+	cr_assert_eq(tls_peer_ctx_new(&c, &tls, err, sizeof(err)), SL_OK, "%s", err);
+	SSL_CTX_free(tls);
 	/* a node alone has no peer links */
 	c.cluster_n = 0;
-	cr_assert_eq(tls_peer_ctx_new(&c, &sv, &cl, err, sizeof(err)), SL_OK);
-	cr_assert(!sv && !cl);
+	cr_assert_eq(tls_peer_ctx_new(&c, &tls, err, sizeof(err)), SL_OK);
+	cr_assert_null(tls);
 }
 
 Test(peer, codec_round_trip)
