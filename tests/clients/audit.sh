@@ -14,16 +14,8 @@
 set -euo pipefail
 sluiced=$1
 sluice=$2
-dir=$(mktemp -d /tmp/sluice-audit-XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; tail -20 "$dir/log" >&2 || true; exit 1; }
-free_ports() { python3 -c 'import socket; s=[socket.socket() for _ in range(4)]; [x.bind(("127.0.0.1",0)) for x in s]; print(*[x.getsockname()[1] for x in s])'; }
-read -r native http native2 http2 < <(free_ports)
+. "$(dirname "$0")/lib.sh" audit
+read -r native http native2 http2 < <(free_ports 4)
 
 cd "$dir"
 "$sluice" key gen admin.key >admin.pub
